@@ -1,0 +1,222 @@
+//! The conformance suite every `MetadataStore` implementation must pass.
+//!
+//! Call [`conformance`] with a fresh, empty store (or one under a unique key prefix). It
+//! asserts the semantics the broker relies on: versions, compare-and-set, atomic multi-op
+//! transactions, independent `txn_many`, prefix listing, leases and watches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::{MetadataError, MetadataStore, Txn, WatchEvent};
+
+/// How long a conformance check waits for an asynchronous effect (lease expiry, watch event).
+const EFFECT_DEADLINE: Duration = Duration::from_secs(10);
+
+pub async fn conformance(store: Arc<dyn MetadataStore>) {
+    versions_and_compare_and_set(store.as_ref()).await;
+    transactions_are_atomic(store.as_ref()).await;
+    txn_many_is_independent(store.as_ref()).await;
+    list_by_prefix(store.as_ref()).await;
+    racing_writers_one_wins(store.clone()).await;
+    leases(store.as_ref()).await;
+    watches(store.as_ref()).await;
+}
+
+async fn versions_and_compare_and_set(store: &dyn MetadataStore) {
+    assert_eq!(store.get("cas/a").await.unwrap(), None);
+    // Create only if absent.
+    let v1 = store
+        .txn(Txn::new().when_version("cas/a", 0).put("cas/a", "1"))
+        .await
+        .unwrap();
+    let got = store.get("cas/a").await.unwrap().unwrap();
+    assert_eq!(got.value, Bytes::from_static(b"1"));
+    assert_eq!(got.version, v1);
+    // A second create fails with the current version.
+    match store
+        .txn(Txn::new().when_version("cas/a", 0).put("cas/a", "x"))
+        .await
+    {
+        Err(MetadataError::Conflict {
+            key,
+            current_version,
+        }) => {
+            assert_eq!(key, "cas/a");
+            assert_eq!(current_version, v1);
+        }
+        other => panic!("expected conflict, got {other:?}"),
+    }
+    // Update at the right version succeeds and increases the version.
+    let v2 = store
+        .txn(Txn::new().when_version("cas/a", v1).put("cas/a", "2"))
+        .await
+        .unwrap();
+    assert!(v2 > v1);
+    // Stale version fails and changes nothing.
+    assert!(matches!(
+        store
+            .txn(Txn::new().when_version("cas/a", v1).put("cas/a", "stale"))
+            .await,
+        Err(MetadataError::Conflict { .. })
+    ));
+    assert_eq!(
+        store.get("cas/a").await.unwrap().unwrap().value,
+        Bytes::from_static(b"2")
+    );
+    // Delete.
+    store.txn(Txn::new().delete("cas/a")).await.unwrap();
+    assert_eq!(store.get("cas/a").await.unwrap(), None);
+}
+
+async fn transactions_are_atomic(store: &dyn MetadataStore) {
+    store.txn(Txn::new().put("atomic/guard", "g")).await.unwrap();
+    let failed = store
+        .txn(
+            Txn::new()
+                .when_version("atomic/guard", 0)
+                .put("atomic/x", "1")
+                .put("atomic/y", "1"),
+        )
+        .await;
+    assert!(matches!(failed, Err(MetadataError::Conflict { .. })));
+    assert_eq!(store.get("atomic/x").await.unwrap(), None);
+    assert_eq!(store.get("atomic/y").await.unwrap(), None);
+
+    let guard = store.get("atomic/guard").await.unwrap().unwrap().version;
+    let version = store
+        .txn(
+            Txn::new()
+                .when_version("atomic/guard", guard)
+                .put("atomic/x", "1")
+                .put("atomic/y", "1")
+                .delete("atomic/guard"),
+        )
+        .await
+        .unwrap();
+    // All writes of one transaction share its version.
+    assert_eq!(store.get("atomic/x").await.unwrap().unwrap().version, version);
+    assert_eq!(store.get("atomic/y").await.unwrap().unwrap().version, version);
+    assert_eq!(store.get("atomic/guard").await.unwrap(), None);
+
+    let too_big = (0..129).fold(Txn::new(), |t, i| t.put(format!("atomic/big/{i}"), "x"));
+    assert!(store.txn(too_big).await.is_err(), "129 ops must be refused");
+}
+
+async fn txn_many_is_independent(store: &dyn MetadataStore) {
+    let results = store
+        .txn_many(vec![
+            Txn::new().when_version("many/a", 0).put("many/a", "1"),
+            Txn::new().when_version("many/b", 12345).put("many/b", "1"),
+            Txn::new().when_version("many/c", 0).put("many/c", "1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(MetadataError::Conflict { .. })));
+    assert!(results[2].is_ok());
+    assert!(store.get("many/a").await.unwrap().is_some());
+    assert!(store.get("many/b").await.unwrap().is_none());
+    assert!(store.get("many/c").await.unwrap().is_some());
+}
+
+async fn list_by_prefix(store: &dyn MetadataStore) {
+    let mut txn = Txn::new();
+    for i in [3, 1, 2] {
+        txn = txn.put(format!("list/p/{i:03}"), format!("{i}"));
+    }
+    txn = txn.put("list/q/001", "other").put("list/p", "not-under-prefix/");
+    store.txn(txn).await.unwrap();
+    let all = store.list("list/p/", 100).await.unwrap();
+    let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["list/p/001", "list/p/002", "list/p/003"]);
+    let limited = store.list("list/p/", 2).await.unwrap();
+    assert_eq!(limited.len(), 2);
+    assert!(store.list("list/none/", 10).await.unwrap().is_empty());
+}
+
+async fn racing_writers_one_wins(store: Arc<dyn MetadataStore>) {
+    store.txn(Txn::new().put("race/state", "0")).await.unwrap();
+    let version = store.get("race/state").await.unwrap().unwrap().version;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .txn(
+                    Txn::new()
+                        .when_version("race/state", version)
+                        .put("race/state", format!("{i}")),
+                )
+                .await
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => winners += 1,
+            Err(MetadataError::Conflict { .. }) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(winners, 1, "exactly one racing writer wins");
+}
+
+async fn leases(store: &dyn MetadataStore) {
+    let lease = store.grant_lease(Duration::from_secs(30)).await.unwrap();
+    store
+        .txn(Txn::new().put_with_lease("lease/revoked", "x", lease))
+        .await
+        .unwrap();
+    store.keep_alive(lease).await.unwrap();
+    store.revoke_lease(lease).await.unwrap();
+    assert_eq!(store.get("lease/revoked").await.unwrap(), None);
+    assert!(store.keep_alive(lease).await.is_err());
+    assert!(
+        store
+            .txn(Txn::new().put_with_lease("lease/x", "x", lease))
+            .await
+            .is_err(),
+        "a revoked lease cannot bind keys"
+    );
+
+    // Expiry: a short lease that is not kept alive disappears with its keys.
+    let short = store.grant_lease(Duration::from_secs(1)).await.unwrap();
+    store
+        .txn(Txn::new().put_with_lease("lease/expiring", "x", short))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + EFFECT_DEADLINE;
+    while store.get("lease/expiring").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "leased key still present after expiry"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn watches(store: &dyn MetadataStore) {
+    let mut rx = store.watch("watch/").await.unwrap();
+    store.txn(Txn::new().put("other/x", "no")).await.unwrap();
+    store.txn(Txn::new().put("watch/a", "1")).await.unwrap();
+    store.txn(Txn::new().delete("watch/a")).await.unwrap();
+    let first = tokio::time::timeout(EFFECT_DEADLINE, rx.recv())
+        .await
+        .expect("watch event in time")
+        .expect("watch open");
+    match first {
+        WatchEvent::Put { key, value, .. } => {
+            assert_eq!(key, "watch/a");
+            assert_eq!(value, Bytes::from_static(b"1"));
+        }
+        other => panic!("expected put, got {other:?}"),
+    }
+    let second = tokio::time::timeout(EFFECT_DEADLINE, rx.recv())
+        .await
+        .expect("watch event in time")
+        .expect("watch open");
+    assert!(matches!(second, WatchEvent::Delete { key, .. } if key == "watch/a"));
+}
