@@ -1,1 +1,75 @@
-fn main() {}
+//! The `strato` binary: parses the command line, sets up logging and runs a subcommand.
+
+use anyhow::Context;
+use strato::config::{Cli, Command, LogFormat, SegmentCommand};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse_all()?;
+    init_tracing(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start tokio runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => {
+                let config = args.validate()?;
+                let shutdown = CancellationToken::new();
+                tokio::spawn(signal_shutdown(shutdown.clone()));
+                strato::server::run(config, shutdown).await
+            }
+            Command::Segment(SegmentCommand::Dump(args)) => segment_dump(args).await,
+        }
+    })
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("STRATO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn signal_shutdown(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("failed to install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}
+
+async fn segment_dump(args: strato::config::SegmentDumpArgs) -> anyhow::Result<()> {
+    let path = std::path::Path::new(&args.object);
+    let bytes = if path.is_file() {
+        std::fs::read(path).with_context(|| format!("read {}", path.display()))?
+    } else {
+        let url = args.object_store.clone().unwrap_or_else(|| {
+            let dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
+            format!("file://{}", dir.join("objects").display())
+        });
+        let store = strato_tiering::store::object_store_from_url(&url)?;
+        let tier = strato_tiering::Tier::new(store, 0, Default::default());
+        tier.read_object(&args.object)
+            .await
+            .with_context(|| format!("read object {}", args.object))?
+            .to_vec()
+    };
+    let dump = strato_tiering::segment::dump_segment(&bytes).context("decode segment")?;
+    print!("{dump}");
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! The one place where internal errors become Kafka error codes.
+
+use kafka_protocol::ResponseError;
+use strato_metadata::MetadataError;
+
+use crate::log::flush::FlushFailure;
+use crate::log::topics::TopicError;
+
+pub fn code(err: ResponseError) -> i16 {
+    err.code()
+}
+
+pub const NONE: i16 = 0;
+
+pub fn from_flush(failure: FlushFailure) -> i16 {
+    match failure {
+        // The client retries all of these; with idempotence the retry is deduplicated.
+        FlushFailure::Upload | FlushFailure::Commit => ResponseError::KafkaStorageError.code(),
+        FlushFailure::Fenced | FlushFailure::ShuttingDown => {
+            ResponseError::NotLeaderOrFollower.code()
+        }
+        FlushFailure::Rewound => ResponseError::NotLeaderOrFollower.code(),
+    }
+}
+
+pub fn from_metadata(err: &MetadataError) -> i16 {
+    match err {
+        MetadataError::Timeout { .. } => ResponseError::RequestTimedOut.code(),
+        MetadataError::Conflict { .. } => ResponseError::NotLeaderOrFollower.code(),
+        _ => ResponseError::KafkaStorageError.code(),
+    }
+}
+
+pub fn from_topic(err: &TopicError) -> i16 {
+    match err {
+        TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
+        TopicError::InvalidName(_) => ResponseError::InvalidTopicException.code(),
+        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+        TopicError::Metadata(err) => from_metadata(err),
+    }
+}

@@ -1,0 +1,245 @@
+//! Fetch: whole record batches from the batch holding the fetch offset up to the high
+//! watermark, within `max_bytes` and `partition_max_bytes` (at least one batch for the
+//! first non-empty partition, KIP-74). Long poll: when fewer than `min_bytes` are ready the
+//! request parks until a flush commits (woken through the log's commit channel) or
+//! `max_wait_ms` passes. Sessions are declined (`session_id` 0, KIP-227 allows it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind, TopicName};
+use strato_tiering::batch;
+
+use super::error::{self, NONE};
+use super::{BrokerCtx, Reply};
+use crate::log::partition::Partition;
+
+/// Longest long poll, whatever the client asks for.
+const MAX_WAIT_LIMIT: Duration = Duration::from_secs(60);
+/// Index entries looked at per partition and pass.
+const CHUNKS_PER_PARTITION_PASS: usize = 64;
+
+struct Wanted {
+    index: i32,
+    partition: Result<Arc<Partition>, i16>,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+    current_leader_epoch: i32,
+}
+
+struct WantedTopic {
+    name: TopicName,
+    topic_id: uuid::Uuid,
+    partitions: Vec<Wanted>,
+}
+
+pub(super) fn handle(ctx: &Arc<BrokerCtx>, req: FetchRequest, version: i16) -> Reply {
+    let ctx = ctx.clone();
+    Reply::Later(async move { Some(ResponseKind::Fetch(fetch(&ctx, req, version).await)) }.boxed())
+}
+
+fn resolve(ctx: &BrokerCtx, req: &FetchRequest, version: i16) -> Vec<WantedTopic> {
+    req.topics
+        .iter()
+        .map(|t| {
+            let topic = if version >= 13 {
+                ctx.topics.get_by_id(t.topic_id)
+            } else {
+                ctx.topics.get(t.topic.as_str())
+            };
+            let unknown = if version >= 13 {
+                error::code(ResponseError::UnknownTopicId)
+            } else {
+                error::code(ResponseError::UnknownTopicOrPartition)
+            };
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| Wanted {
+                    index: p.partition,
+                    partition: match &topic {
+                        None => Err(unknown),
+                        Some(topic) => usize::try_from(p.partition)
+                            .ok()
+                            .and_then(|i| topic.partitions.get(i))
+                            .cloned()
+                            .ok_or(error::code(ResponseError::UnknownTopicOrPartition)),
+                    },
+                    fetch_offset: p.fetch_offset,
+                    partition_max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                    current_leader_epoch: p.current_leader_epoch,
+                })
+                .collect();
+            WantedTopic {
+                name: t.topic.clone(),
+                topic_id: t.topic_id,
+                partitions,
+            }
+        })
+        .collect()
+}
+
+async fn fetch(ctx: &Arc<BrokerCtx>, req: FetchRequest, version: i16) -> FetchResponse {
+    let wanted = resolve(ctx, &req, version);
+    let max_wait =
+        Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_LIMIT);
+    let deadline = tokio::time::Instant::now() + max_wait;
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    let max_bytes = usize::try_from(req.max_bytes)
+        .ok()
+        .filter(|b| *b > 0)
+        .unwrap_or(usize::MAX)
+        .min(ctx.config.max_fetch_bytes as usize);
+    let mut commits = ctx.log.subscribe_commits();
+    loop {
+        commits.borrow_and_update();
+        let (topics, total, errors) = read_once(ctx, &wanted, max_bytes, version).await;
+        if total >= min_bytes.max(1) || errors || tokio::time::Instant::now() >= deadline {
+            return FetchResponse::default()
+                .with_error_code(NONE)
+                .with_session_id(0)
+                .with_responses(topics);
+        }
+        tokio::select! {
+            changed = commits.changed() => {
+                if changed.is_err() {
+                    return FetchResponse::default().with_responses(topics);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return FetchResponse::default().with_session_id(0).with_responses(topics);
+            }
+        }
+    }
+}
+
+/// One pass over all wanted partitions: (responses, bytes returned, whether any partition
+/// has an error that the client must see now).
+async fn read_once(
+    ctx: &Arc<BrokerCtx>,
+    wanted: &[WantedTopic],
+    max_bytes: usize,
+    version: i16,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut total = 0usize;
+    let mut errors = false;
+    let mut topics = Vec::with_capacity(wanted.len());
+    for topic in wanted {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for w in &topic.partitions {
+            let data = read_partition(ctx, w, max_bytes, &mut total).await;
+            errors |= data.error_code != NONE;
+            partitions.push(data);
+        }
+        let response = FetchableTopicResponse::default().with_partitions(partitions);
+        topics.push(if version >= 13 {
+            response.with_topic_id(topic.topic_id)
+        } else {
+            response.with_topic(topic.name.clone())
+        });
+    }
+    (topics, total, errors)
+}
+
+async fn read_partition(
+    ctx: &Arc<BrokerCtx>,
+    w: &Wanted,
+    max_bytes: usize,
+    total: &mut usize,
+) -> PartitionData {
+    let base = PartitionData::default()
+        .with_partition_index(w.index)
+        .with_preferred_read_replica(BrokerId(-1))
+        .with_records(Some(Bytes::new()));
+    let partition = match &w.partition {
+        Ok(p) => p,
+        Err(code) => {
+            return base
+                .with_error_code(*code)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1);
+        }
+    };
+    let view = partition.read_view(w.fetch_offset, CHUNKS_PER_PARTITION_PASS);
+    let base = base
+        .with_high_watermark(view.high_watermark)
+        .with_last_stable_offset(view.high_watermark)
+        .with_log_start_offset(view.log_start_offset);
+    if w.current_leader_epoch >= 0 && w.current_leader_epoch != view.leader_epoch {
+        let code = if w.current_leader_epoch < view.leader_epoch {
+            ResponseError::FencedLeaderEpoch
+        } else {
+            ResponseError::UnknownLeaderEpoch
+        };
+        return base.with_error_code(error::code(code));
+    }
+    if w.fetch_offset < view.log_start_offset || w.fetch_offset > view.high_watermark {
+        return base.with_error_code(error::code(ResponseError::OffsetOutOfRange));
+    }
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut partition_bytes = 0usize;
+    'chunks: for entry in &view.entries {
+        let data = match ctx.tier.read_chunk(entry).await {
+            Ok(data) => data,
+            Err(err) => {
+                tracing::error!(
+                    topic = %partition.topic,
+                    partition = w.index,
+                    object = %entry.object,
+                    "failed to read chunk: {err:#}"
+                );
+                if pieces.is_empty() {
+                    return base.with_error_code(error::code(ResponseError::KafkaStorageError));
+                }
+                break;
+            }
+        };
+        let mut run: Option<std::ops::Range<usize>> = None;
+        for item in batch::iter_batches(&data) {
+            let Ok((header, range)) = item else {
+                // Chunks are verified when decoded; a bad one here is a bug.
+                panic!("verified chunk of {} has a bad batch", entry.object);
+            };
+            if header.last_offset() < w.fetch_offset {
+                continue;
+            }
+            if header.base_offset >= view.high_watermark {
+                break 'chunks;
+            }
+            let len = range.len();
+            let fits = partition_bytes + len <= w.partition_max_bytes && *total + len <= max_bytes;
+            if !fits && *total > 0 {
+                if let Some(run) = run.take() {
+                    pieces.push(data.slice(run));
+                }
+                break 'chunks;
+            }
+            partition_bytes += len;
+            *total += len;
+            run = Some(match run {
+                Some(r) => r.start..range.end,
+                None => range,
+            });
+        }
+        if let Some(run) = run {
+            pieces.push(data.slice(run));
+        }
+    }
+    let records = match pieces.len() {
+        0 => Bytes::new(),
+        1 => pieces.pop().expect("one piece"),
+        _ => {
+            let mut out = BytesMut::with_capacity(partition_bytes);
+            for piece in pieces {
+                out.extend_from_slice(&piece);
+            }
+            out.freeze()
+        }
+    };
+    base.with_error_code(NONE).with_records(Some(records))
+}

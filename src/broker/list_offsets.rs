@@ -1,0 +1,122 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4),
+//! earliest pending upload (-5) and by timestamp, through the index entries' max timestamps.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use strato_tiering::batch;
+
+use super::BrokerCtx;
+use super::error::{self, NONE};
+use crate::log::partition::Partition;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const EARLIEST_PENDING_UPLOAD: i64 = -5;
+
+pub(super) async fn handle(
+    ctx: &Arc<BrokerCtx>,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    // `leader_epoch` exists from v4 on; older versions must leave it at its default.
+    let epoch_field = |epoch: i32| if version >= 4 { epoch } else { -1 };
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let topic = ctx.topics.get(t.name.as_str());
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let base = ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1)
+                .with_leader_epoch(-1);
+            let partition = topic.as_ref().and_then(|topic| {
+                usize::try_from(p.partition_index)
+                    .ok()
+                    .and_then(|i| topic.partitions.get(i))
+                    .cloned()
+            });
+            let Some(partition) = partition else {
+                partitions.push(
+                    base.with_error_code(error::code(ResponseError::UnknownTopicOrPartition)),
+                );
+                continue;
+            };
+            let epoch = partition.leader_epoch();
+            if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
+                let code = if p.current_leader_epoch < epoch {
+                    ResponseError::FencedLeaderEpoch
+                } else {
+                    ResponseError::UnknownLeaderEpoch
+                };
+                partitions.push(base.with_error_code(error::code(code)));
+                continue;
+            }
+            let result = match p.timestamp {
+                LATEST => Ok((partition.high_watermark(), -1)),
+                EARLIEST | EARLIEST_LOCAL => Ok((partition.lock().log_start_offset, -1)),
+                // Everything committed is already in object storage.
+                EARLIEST_PENDING_UPLOAD => Ok((-1, -1)),
+                MAX_TIMESTAMP => Ok(max_timestamp(&partition)),
+                ts if ts >= 0 => by_timestamp(ctx, &partition, ts).await,
+                _ => Err(error::code(ResponseError::InvalidRequest)),
+            };
+            partitions.push(match result {
+                Ok((offset, timestamp)) => base
+                    .with_error_code(NONE)
+                    .with_offset(offset)
+                    .with_timestamp(timestamp)
+                    .with_leader_epoch(epoch_field(epoch)),
+                Err(code) => base.with_error_code(code),
+            });
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The chunk with the largest max timestamp; the offset is that chunk's last offset (a
+/// batch-level answer: records are not decompressed).
+fn max_timestamp(partition: &Partition) -> (i64, i64) {
+    let (_, entries) = partition.index_snapshot();
+    entries
+        .iter()
+        .max_by_key(|e| (e.max_timestamp, std::cmp::Reverse(e.base_offset)))
+        .map_or((-1, -1), |e| (e.last_offset, e.max_timestamp))
+}
+
+/// First batch whose max timestamp is at least `ts`: its base offset and max timestamp;
+/// (-1, -1) when no record is that recent.
+async fn by_timestamp(
+    ctx: &Arc<BrokerCtx>,
+    partition: &Partition,
+    ts: i64,
+) -> Result<(i64, i64), i16> {
+    let (_, entries) = partition.index_snapshot();
+    let Some(entry) = entries.iter().find(|e| e.max_timestamp >= ts) else {
+        return Ok((-1, -1));
+    };
+    let data = ctx.tier.read_chunk(entry).await.map_err(|err| {
+        tracing::error!(object = %entry.object, "failed to read chunk: {err:#}");
+        error::code(ResponseError::KafkaStorageError)
+    })?;
+    for item in batch::iter_batches(&data) {
+        let Ok((header, _)) = item else { break };
+        if header.max_timestamp >= ts {
+            return Ok((header.base_offset, header.max_timestamp));
+        }
+    }
+    // The entry's max timestamp says a batch qualifies; fall back to the chunk's start.
+    Ok((entry.base_offset, entry.max_timestamp))
+}

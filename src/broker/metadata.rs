@@ -1,0 +1,139 @@
+//! Metadata: brokers, cluster id, topics with their partitions and leaders. Creates unknown
+//! topics when the client allows it and `--auto-create-topics` is on.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::BrokerCtx;
+use super::error;
+use crate::log::topics::{Topic, TopicError};
+
+/// `topic_authorized_operations` when the client did not ask for them (Kafka's INT32_MIN).
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+pub(super) async fn handle(
+    ctx: &Arc<BrokerCtx>,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let all_topics = match &req.topics {
+        None => true,
+        Some(list) => list.is_empty() && version == 0,
+    };
+    // v0-3 always allow auto-creation; v4+ ask for it.
+    let allow_create =
+        ctx.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let mut topics = Vec::new();
+    if all_topics {
+        for topic in ctx.topics.all() {
+            topics.push(topic_metadata(ctx, &topic));
+        }
+    } else {
+        for requested in req.topics.unwrap_or_default() {
+            topics.push(resolve(ctx, requested.name, requested.topic_id, allow_create).await);
+        }
+    }
+    let (host, port) = &ctx.advertised;
+    MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(ctx.broker_id))
+                .with_host(StrBytes::from_string(host.clone()))
+                .with_port(i32::from(*port)),
+        ])
+        .with_cluster_id(Some(StrBytes::from_string(ctx.cluster_id.clone())))
+        .with_controller_id(BrokerId(ctx.broker_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+async fn resolve(
+    ctx: &Arc<BrokerCtx>,
+    name: Option<TopicName>,
+    topic_id: Uuid,
+    allow_create: bool,
+) -> MetadataResponseTopic {
+    let Some(name) = name else {
+        // By id (v10+).
+        return match ctx.topics.get_by_id(topic_id) {
+            Some(topic) => topic_metadata(ctx, &topic),
+            None => MetadataResponseTopic::default()
+                .with_topic_id(topic_id)
+                .with_error_code(error::code(ResponseError::UnknownTopicId))
+                .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+        };
+    };
+    let failed = |code: i16| {
+        MetadataResponseTopic::default()
+            .with_name(Some(name.clone()))
+            .with_error_code(code)
+            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+    };
+    match ctx.topics.lookup(name.as_str()).await {
+        Ok(Some(topic)) => return topic_metadata(ctx, &topic),
+        Ok(None) => {}
+        Err(err) => {
+            tracing::warn!(topic = %name.as_str(), "failed to look up topic: {err:#}");
+            return failed(error::from_metadata(&err));
+        }
+    }
+    if !crate::log::topics::valid_topic_name(name.as_str()) {
+        return failed(error::code(ResponseError::InvalidTopicException));
+    }
+    if !allow_create {
+        return failed(error::code(ResponseError::UnknownTopicOrPartition));
+    }
+    match ctx
+        .topics
+        .create(
+            name.as_str(),
+            ctx.config.default_partitions,
+            BTreeMap::new(),
+            false,
+        )
+        .await
+    {
+        Ok(topic) => topic_metadata(ctx, &topic),
+        // Someone else created it meanwhile: the registry has it now.
+        Err(TopicError::AlreadyExists(_)) => match ctx.topics.lookup(name.as_str()).await {
+            Ok(Some(topic)) => topic_metadata(ctx, &topic),
+            _ => failed(error::code(ResponseError::LeaderNotAvailable)),
+        },
+        Err(err) => {
+            tracing::warn!(topic = %name.as_str(), "failed to auto-create topic: {err:#}");
+            failed(error::from_topic(&err))
+        }
+    }
+}
+
+fn topic_metadata(ctx: &BrokerCtx, topic: &Topic) -> MetadataResponseTopic {
+    let me = BrokerId(ctx.broker_id);
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p.tp.partition)
+                .with_leader_id(me)
+                .with_leader_epoch(p.leader_epoch())
+                .with_replica_nodes(vec![me])
+                .with_isr_nodes(vec![me])
+                .with_offline_replicas(vec![])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic.topic_id)
+        .with_is_internal(false)
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}

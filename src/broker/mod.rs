@@ -1,0 +1,85 @@
+//! Request handlers: one file per Kafka API. A handler receives a decoded request and the
+//! `BrokerCtx` and returns a response; writing to the socket is `connection.rs`'s job.
+//!
+//! Handlers are split in two phases so a connection can pipeline: the admission phase
+//! (awaited in request order: offsets are assigned here) returns a [`Reply`] whose future
+//! completes later (a produce waiting for its flush, a fetch in a long poll). Responses are
+//! still written in request order.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+use strato_metadata::MetadataStore;
+use strato_tiering::Tier;
+
+use crate::config::Config;
+use crate::log::flush::LogWriter;
+use crate::log::topics::TopicRegistry;
+use crate::producer_ids::ProducerIdAllocator;
+use crate::protocol::{self, Request};
+
+mod create_topics;
+mod describe_configs;
+pub mod error;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+pub mod topic_config;
+
+/// Everything a handler may use.
+pub struct BrokerCtx {
+    pub config: Config,
+    pub broker_id: i32,
+    pub cluster_id: String,
+    /// Host and port given to clients in Metadata responses.
+    pub advertised: (String, u16),
+    pub meta: Arc<dyn MetadataStore>,
+    pub tier: Arc<Tier>,
+    pub topics: TopicRegistry,
+    pub log: Arc<LogWriter>,
+    pub producer_ids: ProducerIdAllocator,
+}
+
+/// The outcome of a request's admission phase.
+pub enum Reply {
+    Now(Option<Box<ResponseKind>>),
+    Later(BoxFuture<'static, Option<ResponseKind>>),
+}
+
+/// Why a request could not be handled at all: the connection is closed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    #[error("{0:?} is decoded but has no handler")]
+    Unhandled(kafka_protocol::messages::ApiKey),
+}
+
+pub async fn handle(ctx: &Arc<BrokerCtx>, request: Request) -> Result<Reply, HandleError> {
+    let version = request.header.request_api_version;
+    let reply = match request.body {
+        RequestKind::ApiVersions(_) => Reply::Now(Some(Box::new(ResponseKind::ApiVersions(
+            protocol::api_versions_response(),
+        )))),
+        RequestKind::Metadata(req) => Reply::Now(Some(Box::new(ResponseKind::Metadata(
+            metadata::handle(ctx, req, version).await,
+        )))),
+        RequestKind::CreateTopics(req) => Reply::Now(Some(Box::new(ResponseKind::CreateTopics(
+            create_topics::handle(ctx, req, version).await,
+        )))),
+        RequestKind::DescribeConfigs(req) => Reply::Now(Some(Box::new(
+            ResponseKind::DescribeConfigs(describe_configs::handle(ctx, req)),
+        ))),
+        RequestKind::InitProducerId(req) => Reply::Now(Some(Box::new(
+            ResponseKind::InitProducerId(init_producer_id::handle(ctx, req).await),
+        ))),
+        RequestKind::ListOffsets(req) => Reply::Now(Some(Box::new(ResponseKind::ListOffsets(
+            list_offsets::handle(ctx, req, version).await,
+        )))),
+        RequestKind::Produce(req) => produce::handle(ctx, req, version).await,
+        RequestKind::Fetch(req) => fetch::handle(ctx, req, version),
+        _ => return Err(HandleError::Unhandled(request.api_key)),
+    };
+    Ok(reply)
+}

@@ -1,0 +1,418 @@
+//! Command line, environment and config-file handling: the only code that reads them.
+//!
+//! Precedence for `strato serve`: command-line flag, then `STRATO_<NAME>` environment
+//! variable, then the TOML file given with `--config`, then the built-in default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+const MIB: u64 = 1024 * 1024;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "strato",
+    version,
+    about = "Strato: a Kafka-compatible broker whose log lives in object storage",
+    long_about = "Strato speaks the Kafka protocol to ordinary Kafka clients and keeps its log in \
+                  object storage (zstd-compressed segments) and its metadata in an embedded store \
+                  or etcd.\n\nQuick start: `strato serve` runs a single node on 127.0.0.1:9092 with \
+                  everything under ./strato-data."
+)]
+pub struct Cli {
+    /// Log output format.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "STRATO_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a broker.
+    ///
+    /// Example: `strato serve --data-dir /var/lib/strato --listen 0.0.0.0:9092
+    /// --advertised-address broker1.example.com:9092`
+    Serve(Box<ServeArgs>),
+    /// Inspect segment objects.
+    #[command(subcommand)]
+    Segment(SegmentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SegmentCommand {
+    /// Print the footer and every record batch header of a segment object.
+    ///
+    /// Example: `strato segment dump --data-dir ./strato-data segments/3f/01J....seg`
+    /// or `strato segment dump ./strato-data/objects/segments/3f/01J....seg`.
+    Dump(SegmentDumpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SegmentDumpArgs {
+    /// Object key inside the object store, or a path to a segment file on disk.
+    pub object: String,
+    /// Object store URL to read the key from (default: file://<data-dir>/objects).
+    #[arg(long, env = "STRATO_OBJECT_STORE")]
+    pub object_store: Option<String>,
+    /// Data directory whose object store is used when --object-store is not given.
+    #[arg(long, env = "STRATO_DATA_DIR", default_value = "./strato-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the options below (keys as the flag names, with `-` or `_`).
+    /// Flags and environment variables win over the file.
+    #[arg(long, env = "STRATO_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Local state: embedded metadata (meta/), local objects (objects/).
+    #[arg(long, env = "STRATO_DATA_DIR", default_value = "./strato-data")]
+    pub data_dir: PathBuf,
+
+    /// Kafka listener bind address. Port 0 picks a free port (logged at start-up).
+    #[arg(long, env = "STRATO_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+
+    /// host:port that Metadata responses give to clients (default: the bound listen address).
+    #[arg(long, env = "STRATO_ADVERTISED_ADDRESS")]
+    pub advertised_address: Option<String>,
+
+    /// Metadata store: `local` (embedded, in the data dir).
+    #[arg(long, env = "STRATO_METADATA", default_value = "local")]
+    pub metadata: String,
+
+    /// Object store URL: `file:///path`, `memory://` (default: file://<data-dir>/objects).
+    #[arg(long, env = "STRATO_OBJECT_STORE")]
+    pub object_store: Option<String>,
+
+    /// Stable id of this node (default: the lowest id not registered by a live broker).
+    #[arg(long, env = "STRATO_BROKER_ID")]
+    pub broker_id: Option<i32>,
+
+    /// Longest time a produced batch waits before its segment is uploaded
+    /// (default: 5 for file:// and memory://, 100 for s3://).
+    #[arg(long, env = "STRATO_FLUSH_INTERVAL_MS")]
+    pub flush_interval_ms: Option<u64>,
+
+    /// Open-segment size that triggers an upload before the interval ends.
+    #[arg(long, env = "STRATO_FLUSH_BYTES", default_value_t = 8 * MIB)]
+    pub flush_bytes: u64,
+
+    /// Create unknown topics on Metadata and Produce requests.
+    #[arg(long, env = "STRATO_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Partitions of an auto-created topic (and of CreateTopics with num_partitions = -1).
+    #[arg(long, env = "STRATO_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: i32,
+
+    /// Largest request frame accepted; a larger frame closes the connection.
+    #[arg(long, env = "STRATO_MAX_REQUEST_BYTES", default_value_t = 100 * MIB)]
+    pub max_request_bytes: u64,
+
+    /// Produced bytes accepted but not yet durable; above it produce requests wait.
+    #[arg(long, env = "STRATO_MAX_UNFLUSHED_BYTES", default_value_t = 64 * MIB)]
+    pub max_unflushed_bytes: u64,
+
+    /// Memory for decompressed chunks served to consumers.
+    #[arg(long, env = "STRATO_CACHE_MEMORY_BYTES", default_value_t = 256 * MIB)]
+    pub cache_memory_bytes: u64,
+
+    /// Most client connections served at once; more wait in the accept queue.
+    #[arg(long, env = "STRATO_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Requests of one connection processed ahead of their in-order responses.
+    #[arg(long, env = "STRATO_MAX_INFLIGHT_REQUESTS", default_value_t = 32)]
+    pub max_inflight_requests: usize,
+
+    /// Largest Fetch response, whatever the client asks for.
+    #[arg(long, env = "STRATO_MAX_FETCH_BYTES", default_value_t = 64 * MIB)]
+    pub max_fetch_bytes: u64,
+}
+
+/// The validated broker configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub advertised_address: Option<(String, u16)>,
+    pub metadata: MetadataUrl,
+    pub object_store_url: String,
+    pub broker_id: Option<i32>,
+    pub flush_interval: Duration,
+    pub flush_bytes: u64,
+    pub auto_create_topics: bool,
+    pub default_partitions: i32,
+    pub max_request_bytes: u64,
+    pub max_unflushed_bytes: u64,
+    pub cache_memory_bytes: u64,
+    pub max_connections: usize,
+    pub max_inflight_requests: usize,
+    pub max_fetch_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataUrl {
+    Local,
+}
+
+impl Cli {
+    /// Parses the process arguments, folding a `serve --config` file into the values that the
+    /// command line and environment left at their defaults.
+    pub fn parse_all() -> anyhow::Result<Self> {
+        let matches = Self::command().get_matches();
+        let mut cli = Self::from_arg_matches(&matches)?;
+        if let Command::Serve(args) = &mut cli.command {
+            let serve_matches = matches
+                .subcommand_matches("serve")
+                .expect("serve subcommand matched");
+            if let Some(path) = args.config.clone() {
+                apply_config_file(args, serve_matches, &path)?;
+            }
+        }
+        Ok(cli)
+    }
+}
+
+/// Reads `path` and overrides every argument whose value came from clap's default.
+fn apply_config_file(
+    args: &mut ServeArgs,
+    matches: &ArgMatches,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read config file {}", path.display()))?;
+    let table: BTreeMap<String, toml::Value> =
+        toml::from_str(&text).with_context(|| format!("parse config file {}", path.display()))?;
+    let mut argv = vec!["serve".to_string()];
+    for (key, value) in table {
+        let id = key.replace('-', "_");
+        if id == "config"
+            || !ServeArgs::augment_args(clap::Command::new("x"))
+                .get_arguments()
+                .any(|a| a.get_id() == id.as_str())
+        {
+            bail!("unknown option {key:?} in config file {}", path.display());
+        }
+        let from_default = matches!(
+            matches.value_source(&id),
+            None | Some(ValueSource::DefaultValue)
+        );
+        if !from_default {
+            continue;
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => bail!(
+                "option {key:?} in {} has unsupported type {other}",
+                path.display()
+            ),
+        };
+        argv.push(format!("--{}", id.replace('_', "-")));
+        argv.push(value);
+    }
+    // Re-parse the file's values through clap so they get the same validation as flags.
+    let file_matches = ServeArgs::augment_args(clap::Command::new("serve").no_binary_name(false))
+        .try_get_matches_from(&argv)
+        .with_context(|| format!("invalid value in config file {}", path.display()))?;
+    let from_file = ServeArgs::from_arg_matches(&file_matches)?;
+    let overridden = |id: &str| file_matches.value_source(id) == Some(ValueSource::CommandLine);
+    macro_rules! take {
+        ($($field:ident),*) => {$(
+            if overridden(stringify!($field)) {
+                args.$field = from_file.$field.clone();
+            }
+        )*};
+    }
+    take!(
+        data_dir,
+        listen,
+        advertised_address,
+        metadata,
+        object_store,
+        broker_id,
+        flush_interval_ms,
+        flush_bytes,
+        auto_create_topics,
+        default_partitions,
+        max_request_bytes,
+        max_unflushed_bytes,
+        cache_memory_bytes,
+        max_connections,
+        max_inflight_requests,
+        max_fetch_bytes
+    );
+    Ok(())
+}
+
+impl ServeArgs {
+    /// Checks every value once; a bad value stops the process with a clear message.
+    pub fn validate(&self) -> anyhow::Result<Config> {
+        let data_dir = if self.data_dir.is_absolute() {
+            self.data_dir.clone()
+        } else {
+            std::env::current_dir()
+                .context("read current directory")?
+                .join(&self.data_dir)
+        };
+        let metadata = match self.metadata.as_str() {
+            "local" => MetadataUrl::Local,
+            other if other.starts_with("etcd://") => {
+                bail!("--metadata {other}: etcd support is not built yet (issue 3); use `local`")
+            }
+            other => bail!("--metadata {other:?}: expected `local` or `etcd://host:port`"),
+        };
+        let object_store_url = match &self.object_store {
+            Some(url) => url.clone(),
+            None => format!("file://{}", data_dir.join("objects").display()),
+        };
+        let default_interval_ms = if object_store_url.starts_with("s3://") {
+            100
+        } else {
+            5
+        };
+        let flush_interval_ms = self.flush_interval_ms.unwrap_or(default_interval_ms);
+        if flush_interval_ms == 0 || flush_interval_ms > 60_000 {
+            bail!("--flush-interval-ms must be between 1 and 60000, got {flush_interval_ms}");
+        }
+        if self.flush_bytes < 1024 {
+            bail!("--flush-bytes must be at least 1024");
+        }
+        if !(1..=10_000).contains(&self.default_partitions) {
+            bail!("--default-partitions must be between 1 and 10000");
+        }
+        if self.max_request_bytes < 1024 || self.max_request_bytes > i32::MAX as u64 {
+            bail!("--max-request-bytes must be between 1024 and {}", i32::MAX);
+        }
+        if self.max_unflushed_bytes < self.flush_bytes {
+            bail!("--max-unflushed-bytes must be at least --flush-bytes");
+        }
+        if self.max_unflushed_bytes > u32::MAX as u64 {
+            bail!("--max-unflushed-bytes must be at most {}", u32::MAX);
+        }
+        if self.max_connections == 0 || self.max_inflight_requests == 0 {
+            bail!("--max-connections and --max-inflight-requests must be positive");
+        }
+        let advertised_address = match &self.advertised_address {
+            None => None,
+            Some(addr) => Some(parse_host_port(addr)?),
+        };
+        Ok(Config {
+            data_dir,
+            listen: self.listen,
+            advertised_address,
+            metadata,
+            object_store_url,
+            broker_id: self.broker_id,
+            flush_interval: Duration::from_millis(flush_interval_ms),
+            flush_bytes: self.flush_bytes,
+            auto_create_topics: self.auto_create_topics,
+            default_partitions: self.default_partitions,
+            max_request_bytes: self.max_request_bytes,
+            max_unflushed_bytes: self.max_unflushed_bytes,
+            cache_memory_bytes: self.cache_memory_bytes,
+            max_connections: self.max_connections,
+            max_inflight_requests: self.max_inflight_requests,
+            max_fetch_bytes: self.max_fetch_bytes.clamp(1024, i32::MAX as u64),
+        })
+    }
+}
+
+fn parse_host_port(addr: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .with_context(|| format!("address {addr:?} is not host:port"))?;
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("address {addr:?} has a bad port"))?;
+    if host.is_empty() || port == 0 {
+        bail!("address {addr:?} needs a host and a non-zero port");
+    }
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> (ServeArgs, ArgMatches) {
+        let mut argv = vec!["strato", "serve"];
+        argv.extend_from_slice(args);
+        let matches = Cli::command().try_get_matches_from(argv).unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve")
+        };
+        let sub = matches.subcommand_matches("serve").unwrap().clone();
+        (*serve, sub)
+    }
+
+    #[test]
+    fn defaults_follow_design() {
+        let (args, _) = serve(&[]);
+        let config = args.validate().unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(config.flush_interval, Duration::from_millis(5));
+        assert_eq!(config.flush_bytes, 8 * MIB);
+        assert!(config.auto_create_topics);
+        assert!(config.object_store_url.starts_with("file:///"));
+        assert!(config.object_store_url.ends_with("strato-data/objects"));
+    }
+
+    #[test]
+    fn config_file_fills_defaults_but_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strato.toml");
+        std::fs::write(
+            &path,
+            "flush-interval-ms = 50\ndefault_partitions = 4\nauto-create-topics = false\nlisten = \"127.0.0.1:1234\"\n",
+        )
+        .unwrap();
+        let path_str = path.to_str().unwrap();
+        let (mut args, matches) = serve(&["--config", path_str, "--listen", "127.0.0.1:999"]);
+        apply_config_file(&mut args, &matches, &path).unwrap();
+        let config = args.validate().unwrap();
+        assert_eq!(config.flush_interval, Duration::from_millis(50));
+        assert_eq!(config.default_partitions, 4);
+        assert!(!config.auto_create_topics);
+        assert_eq!(config.listen.to_string(), "127.0.0.1:999", "flag wins");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let (args, _) = serve(&["--flush-interval-ms", "0"]);
+        assert!(args.validate().is_err());
+        let (args, _) = serve(&["--metadata", "zookeeper://x"]);
+        assert!(args.validate().is_err());
+        let (args, _) = serve(&["--advertised-address", "nohost"]);
+        assert!(args.validate().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strato.toml");
+        std::fs::write(&path, "no-such-option = 1\n").unwrap();
+        let (mut args, matches) = serve(&[]);
+        assert!(apply_config_file(&mut args, &matches, &path).is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! One client connection: length-prefixed frames in, responses out in request order.
+//!
+//! A reader task cuts frames (rejecting any over `max_request_bytes` by closing the
+//! connection) and hands them over a bounded channel; the connection task admits requests in
+//! order and keeps at most `max_inflight_requests` responses pending, so a parked fetch does
+//! not stop later produce requests from being admitted, while responses still leave in
+//! order (Kafka clients require it).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use kafka_protocol::messages::ResponseKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::broker::{self, BrokerCtx, Reply};
+use crate::protocol::{self, Decoded};
+
+/// Bytes read per read call while a frame arrives; a frame's buffer grows as its bytes
+/// arrive, so a client announcing a large frame cannot make us allocate it up front.
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+enum FrameError {
+    #[error("frame of {0} bytes exceeds max_request_bytes")]
+    TooLarge(i64),
+    #[error("negative frame length {0}")]
+    Negative(i32),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream.
+async fn read_frame(reader: &mut OwnedReadHalf, max: u64) -> Result<Option<Bytes>, FrameError> {
+    let mut len_buf = [0u8; 4];
+    match reader.read_exact(&mut len_buf).await {
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) => return Err(err.into()),
+    }
+    let len = i32::from_be_bytes(len_buf);
+    if len < 0 {
+        return Err(FrameError::Negative(len));
+    }
+    if len as u64 > max {
+        return Err(FrameError::TooLarge(i64::from(len)));
+    }
+    let len = len as usize;
+    let mut frame = BytesMut::with_capacity(len.min(READ_CHUNK));
+    while frame.len() < len {
+        let want = (len - frame.len()).min(READ_CHUNK);
+        frame.reserve(want);
+        let mut limited = (&mut *reader).take(want as u64);
+        let n = limited.read_buf(&mut frame).await?;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
+    Ok(Some(frame.freeze()))
+}
+
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<BrokerCtx>,
+    shutdown: CancellationToken,
+) {
+    let span = tracing::info_span!("connection", %peer);
+    run(stream, ctx, shutdown).instrument(span).await;
+}
+
+async fn run(stream: TcpStream, ctx: Arc<BrokerCtx>, shutdown: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let inflight_max = ctx.config.max_inflight_requests;
+    let max_request_bytes = ctx.config.max_request_bytes;
+    let (frames_tx, mut frames_rx) = mpsc::channel::<Bytes>(inflight_max);
+    let reader_task = tokio::spawn(
+        async move {
+            loop {
+                match read_frame(&mut reader, max_request_bytes).await {
+                    Ok(Some(frame)) => {
+                        if frames_tx.send(frame).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(FrameError::Io(err)) => {
+                        tracing::debug!("connection read ended: {err}");
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!("closing connection: {err}");
+                        return;
+                    }
+                }
+            }
+        }
+        .in_current_span(),
+    );
+
+    type Pending = futures::future::BoxFuture<'static, Result<Option<BytesMut>, ()>>;
+    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            biased;
+            Some(response) = pending.next(), if !pending.is_empty() => {
+                let Ok(response) = response else { break };
+                if let Some(bytes) = response
+                    && let Err(err) = writer.write_all(&bytes).await {
+                        tracing::debug!("connection write failed: {err}");
+                        break;
+                    }
+            }
+            frame = frames_rx.recv(), if reading && pending.len() < inflight_max => {
+                let Some(frame) = frame else {
+                    reading = false;
+                    if pending.is_empty() { break; }
+                    continue;
+                };
+                match admit(&ctx, frame).await {
+                    Ok(reply) => pending.push_back(reply),
+                    Err(reason) => {
+                        tracing::warn!("closing connection: {reason}");
+                        break;
+                    }
+                }
+            }
+            _ = shutdown.cancelled() => break,
+            else => break,
+        }
+        if !reading && pending.is_empty() {
+            break;
+        }
+    }
+    reader_task.abort();
+    let _ = writer.shutdown().await;
+}
+
+/// Decodes and admits one request; the returned future yields its framed response.
+async fn admit(
+    ctx: &Arc<BrokerCtx>,
+    frame: Bytes,
+) -> Result<futures::future::BoxFuture<'static, Result<Option<BytesMut>, ()>>, String> {
+    use futures::FutureExt;
+    let request = match protocol::decode_request(frame) {
+        Ok(Decoded::Request(request)) => *request,
+        Ok(Decoded::UnsupportedApiVersions(response)) => {
+            return Ok(futures::future::ready(Ok(Some(response))).boxed());
+        }
+        Err(err) => return Err(err.to_string()),
+    };
+    let correlation_id = request.header.correlation_id;
+    let api_key = request.api_key;
+    let version = request.header.request_api_version;
+    tracing::trace!(?api_key, version, correlation_id, "request");
+    let reply = broker::handle(ctx, request)
+        .await
+        .map_err(|err| err.to_string())?;
+    let frame_response = move |body: Option<ResponseKind>| -> Result<Option<BytesMut>, ()> {
+        let Some(body) = body else { return Ok(None) };
+        match protocol::encode_response(correlation_id, api_key, version, &body) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(err) => {
+                // Our own response failed to encode: a bug, but one connection's problem.
+                // The client would wait for this correlation id forever, so close instead.
+                tracing::error!(?api_key, version, "failed to encode response: {err:#}");
+                Err(())
+            }
+        }
+    };
+    Ok(match reply {
+        Reply::Now(body) => futures::future::ready(frame_response(body.map(|b| *b))).boxed(),
+        Reply::Later(future) => future.map(frame_response).boxed(),
+    })
+}

@@ -1,0 +1,13 @@
+//! Strato: a Kafka-compatible broker whose log lives in object storage.
+//!
+//! Request flow: `connection` (frames) -> `protocol` (decode) -> `broker` (one handler per
+//! API) -> `log` (offsets, open segment, flush) -> `strato_tiering` (segments, object store)
+//! and `strato_metadata` (commits). `server` wires it together; `main.rs` parses the CLI.
+
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod log;
+pub mod producer_ids;
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,380 @@
+//! The node's single open segment, shared by all partitions it leads, and the flusher that
+//! uploads it as one object and commits each partition's part to the metadata store.
+//!
+//! Group commit: a flush happens when the oldest batch has waited `flush_interval` or the
+//! segment reached `flush_bytes`. One PUT per flush whatever the number of partitions, then
+//! one fenced transaction per partition (sent together with `txn_many`). Only after the
+//! commit do high watermarks move, producers get their acks and parked fetches wake.
+//! Flushes run one after another, so commits happen in flush order and the high watermark
+//! of a partition only ever advances contiguously.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strato_metadata::model::{IndexEntry, Offset, TopicPartition};
+use strato_metadata::{MetadataError, MetadataStore, Txn, keys};
+use strato_tiering::Tier;
+use strato_tiering::segment::SegmentBuilder;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::partition::Partition;
+use super::producer::IncomingBatch;
+
+/// zstd level of segment chunks: level 1 keeps a flush cheap on a 2-core node while still
+/// shrinking uncompressed client batches several times.
+const ZSTD_LEVEL: i32 = 1;
+
+/// Why a batch was not made durable. Every variant is retriable for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FlushFailure {
+    #[error("object store upload failed")]
+    Upload,
+    #[error("metadata commit failed")]
+    Commit,
+    #[error("leadership lost")]
+    Fenced,
+    #[error("an earlier batch of the partition failed")]
+    Rewound,
+    #[error("broker shutting down")]
+    ShuttingDown,
+}
+
+/// A batch accepted for a partition, offsets assigned, waiting in the open segment.
+pub struct PendingBatch {
+    pub partition: Arc<Partition>,
+    pub bytes: Bytes,
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    pub producer: Option<IncomingBatch>,
+    pub done: Option<oneshot::Sender<Result<(), FlushFailure>>>,
+    pub permit: OwnedSemaphorePermit,
+}
+
+impl PendingBatch {
+    fn finish(mut self, result: Result<(), FlushFailure>) {
+        if let Some(done) = self.done.take() {
+            // The producer may have timed out and gone: nothing to tell then.
+            let _ = done.send(result);
+        }
+    }
+}
+
+#[derive(Default)]
+struct OpenSegment {
+    batches: Vec<PendingBatch>,
+    bytes: u64,
+    opened_at: Option<Instant>,
+}
+
+pub struct LogWriter {
+    open: Mutex<OpenSegment>,
+    wake: Notify,
+    unflushed: Arc<Semaphore>,
+    unflushed_max: u32,
+    tier: Arc<Tier>,
+    meta: Arc<dyn MetadataStore>,
+    flush_interval: Duration,
+    flush_bytes: u64,
+    commits: watch::Sender<u64>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl LogWriter {
+    pub fn new(
+        tier: Arc<Tier>,
+        meta: Arc<dyn MetadataStore>,
+        flush_interval: Duration,
+        flush_bytes: u64,
+        unflushed_max: u32,
+    ) -> Arc<Self> {
+        let (commits, _) = watch::channel(0);
+        Arc::new(Self {
+            open: Mutex::new(OpenSegment::default()),
+            wake: Notify::new(),
+            unflushed: Arc::new(Semaphore::new(unflushed_max as usize)),
+            unflushed_max,
+            tier,
+            meta,
+            flush_interval,
+            flush_bytes,
+            commits,
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// A receiver that changes after every flush commit (wakes long-poll fetches).
+    pub fn subscribe_commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
+    /// Waits until `bytes` more unflushed bytes fit under the limit (backpressure).
+    pub async fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, FlushFailure> {
+        let wanted = u32::try_from(bytes)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.unflushed_max);
+        self.unflushed
+            .clone()
+            .acquire_many_owned(wanted)
+            .await
+            .map_err(|_| FlushFailure::ShuttingDown)
+    }
+
+    /// Adds a batch to the open segment. The caller holds the partition's lock, so batches
+    /// of one partition enter the segment in offset order.
+    pub fn append_locked(&self, batch: PendingBatch) -> Result<(), PendingBatch> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(batch);
+        }
+        let mut open = self.open.lock().expect("open segment lock");
+        let was_empty = open.batches.is_empty();
+        open.bytes += batch.bytes.len() as u64;
+        open.batches.push(batch);
+        if was_empty {
+            open.opened_at = Some(Instant::now());
+        }
+        let full = open.bytes >= self.flush_bytes;
+        drop(open);
+        if was_empty || full {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Runs the flusher until `shutdown`; then flushes what is open and returns.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let due = {
+                let open = self.open.lock().expect("open segment lock");
+                match open.opened_at {
+                    None => None,
+                    Some(_) if open.bytes >= self.flush_bytes => Some(Instant::now()),
+                    Some(at) => Some(at + self.flush_interval),
+                }
+            };
+            match due {
+                None => {
+                    tokio::select! {
+                        _ = self.wake.notified() => continue,
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+                Some(due) if due > Instant::now() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(due.into()) => {}
+                        _ = self.wake.notified() => continue,
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+                Some(_) => {}
+            }
+            let batches = self.take_open();
+            if !batches.is_empty() {
+                self.flush(batches).await;
+            }
+        }
+        // Drain: no new batches, then make the accepted ones durable.
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        let batches = self.take_open();
+        if !batches.is_empty() {
+            self.flush(batches).await;
+        }
+        self.unflushed.close();
+    }
+
+    fn take_open(&self) -> Vec<PendingBatch> {
+        let mut open = self.open.lock().expect("open segment lock");
+        std::mem::take(&mut *open).batches
+    }
+
+    async fn flush(&self, batches: Vec<PendingBatch>) {
+        let started = Instant::now();
+        // Group by partition, keeping each partition's batches in offset order.
+        let mut groups: Vec<(Arc<Partition>, Vec<PendingBatch>)> = Vec::new();
+        for batch in batches {
+            match groups
+                .iter_mut()
+                .find(|(p, _)| Arc::ptr_eq(p, &batch.partition))
+            {
+                Some((_, list)) => list.push(batch),
+                None => groups.push((batch.partition.clone(), vec![batch])),
+            }
+        }
+        let inputs: Vec<(TopicPartition, Vec<Bytes>)> = groups
+            .iter()
+            .map(|(p, list)| (p.tp, list.iter().map(|b| b.bytes.clone()).collect()))
+            .collect();
+        let built = tokio::task::spawn_blocking(move || {
+            let mut builder = SegmentBuilder::new(ZSTD_LEVEL);
+            for (tp, batches) in &inputs {
+                builder.add_chunk(*tp, batches);
+            }
+            builder.finish()
+        })
+        .await
+        .expect("segment build does not panic");
+        let built = match built {
+            Ok(built) => built,
+            Err(err) => {
+                // Batches were validated on the way in, so this is a bug.
+                panic!("failed to build a segment from validated batches: {err:#}");
+            }
+        };
+        let key = strato_tiering::keys::new_segment_key();
+        let object_bytes = built.bytes.len();
+        if let Err(err) = self.tier.upload(&key, built.bytes.clone()).await {
+            tracing::error!(segment = %key, "failed to upload segment: {err:#}");
+            for (partition, list) in groups {
+                self.rewind(&partition, list, FlushFailure::Upload);
+            }
+            self.notify_commit();
+            return;
+        }
+
+        // One fenced transaction per partition.
+        let chunk_data = built.chunk_data();
+        assert_eq!(chunk_data.len(), groups.len(), "one chunk per partition");
+        let mut txns = Vec::with_capacity(groups.len());
+        let mut staged = Vec::with_capacity(groups.len());
+        for ((partition, list), (meta, _)) in groups.iter().zip(&chunk_data) {
+            let entry: IndexEntry = meta.to_index_entry(&key);
+            let state = partition.lock();
+            let first = list.first().expect("group has batches");
+            let last = list.last().expect("group has batches");
+            assert_eq!(
+                first.base_offset, state.high_watermark,
+                "flush of {:?} must continue at the high watermark",
+                partition.tp
+            );
+            assert_eq!(entry.base_offset, first.base_offset);
+            assert_eq!(entry.last_offset, last.last_offset);
+            let mut producers = state.committed_producers.clone();
+            let now_ms = now_ms();
+            for batch in list {
+                if let Some(p) = &batch.producer {
+                    producers.record(p, batch.base_offset, batch.last_offset, now_ms);
+                }
+            }
+            let new_hw = last.last_offset + 1;
+            let record = state.state_record(new_hw, &producers);
+            let tp = partition.tp;
+            txns.push(
+                Txn::new()
+                    .when_version(
+                        keys::partition_leader(tp.topic_id, tp.partition),
+                        state.leader_version,
+                    )
+                    .when_version(
+                        keys::partition_state(tp.topic_id, tp.partition),
+                        state.state_version,
+                    )
+                    .put(
+                        keys::partition_index(tp.topic_id, tp.partition, entry.base_offset),
+                        entry.encode(),
+                    )
+                    .put(
+                        keys::partition_state(tp.topic_id, tp.partition),
+                        record.encode(),
+                    ),
+            );
+            staged.push((entry, new_hw, producers));
+        }
+        let results = match self.meta.txn_many(txns).await {
+            Ok(results) => results,
+            Err(err) => {
+                tracing::error!(segment = %key, "failed to commit flush: {err:#}");
+                for (partition, list) in groups {
+                    self.rewind(&partition, list, FlushFailure::Commit);
+                }
+                self.notify_commit();
+                return;
+            }
+        };
+        // Chunks go to the cache before the HW moves, so the first fetch finds them there.
+        self.tier.cache_chunks(&key, &chunk_data);
+        let mut committed_batches = 0usize;
+        for (((partition, list), (entry, new_hw, producers)), result) in
+            groups.into_iter().zip(staged).zip(results)
+        {
+            match result {
+                Ok(version) => {
+                    {
+                        let mut state = partition.lock();
+                        state.high_watermark = new_hw;
+                        state.state_version = version;
+                        state.index.insert(entry.base_offset, entry);
+                        state.committed_producers = producers;
+                    }
+                    committed_batches += list.len();
+                    for batch in list {
+                        batch.finish(Ok(()));
+                    }
+                }
+                Err(err) => {
+                    let failure = match err {
+                        MetadataError::Conflict { .. } => FlushFailure::Fenced,
+                        _ => FlushFailure::Commit,
+                    };
+                    tracing::error!(
+                        topic = %partition.topic,
+                        partition = partition.tp.partition,
+                        "failed to commit partition: {err:#}"
+                    );
+                    if failure == FlushFailure::Fenced {
+                        partition.lock().fenced = true;
+                    }
+                    self.rewind(&partition, list, failure);
+                }
+            }
+        }
+        self.notify_commit();
+        tracing::debug!(
+            segment = %key,
+            bytes = object_bytes,
+            batches = committed_batches,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "segment flushed"
+        );
+    }
+
+    /// Fails `failed` and every later batch of the partition still in the open segment, and
+    /// rewinds the partition to its committed state: nothing above the HW was visible or
+    /// acked, so those offsets are simply assigned again.
+    fn rewind(&self, partition: &Arc<Partition>, failed: Vec<PendingBatch>, why: FlushFailure) {
+        let later: Vec<PendingBatch> = {
+            let mut state = partition.lock();
+            let mut open = self.open.lock().expect("open segment lock");
+            let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut open.batches)
+                .into_iter()
+                .partition(|b| Arc::ptr_eq(&b.partition, partition));
+            open.batches = others;
+            open.bytes = open.batches.iter().map(|b| b.bytes.len() as u64).sum();
+            if open.batches.is_empty() {
+                open.opened_at = None;
+            }
+            state.next_offset = state.high_watermark;
+            state.producers = state.committed_producers.clone();
+            state.rewinds += 1;
+            mine
+        };
+        for batch in failed {
+            batch.finish(Err(why));
+        }
+        for batch in later {
+            batch.finish(Err(FlushFailure::Rewound));
+        }
+    }
+
+    fn notify_commit(&self) {
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,148 @@
+//! One partition led by this broker: its offsets, chunk index and producer states.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use strato_metadata::Version;
+use strato_metadata::model::{IndexEntry, Offset, PartitionStateRecord, TopicPartition};
+
+use super::producer::ProducerStates;
+
+/// A partition this broker leads. The state lock is a plain mutex: it is never held across
+/// an `.await`.
+#[derive(Debug)]
+pub struct Partition {
+    pub tp: TopicPartition,
+    pub topic: String,
+    state: Mutex<PartitionState>,
+}
+
+#[derive(Debug)]
+pub struct PartitionState {
+    pub leader_epoch: i32,
+    /// Version of our leader key: a commit requires it unchanged (leadership fencing).
+    pub leader_version: Version,
+    /// Version of the state key at our last commit: a commit requires it unchanged.
+    pub state_version: Version,
+    /// Next offset to assign, counting batches accepted but not yet committed.
+    pub next_offset: Offset,
+    /// Everything below is durable and visible to consumers.
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+    /// Committed chunks by base offset; contiguous from `log_start_offset` to the HW.
+    pub index: BTreeMap<Offset, IndexEntry>,
+    /// Producer states including batches not yet committed (used for checks).
+    pub producers: ProducerStates,
+    /// Producer states as of the last commit (persisted; restored on a failed flush).
+    pub committed_producers: ProducerStates,
+    /// Bumped whenever uncommitted batches are discarded, so waiters can tell.
+    pub rewinds: u64,
+    /// A commit found our leader or state key changed: another broker leads now.
+    pub fenced: bool,
+}
+
+/// A point-in-time view for readers.
+#[derive(Debug, Clone)]
+pub struct ReadView {
+    pub leader_epoch: i32,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+    /// Index entries from the one holding the requested offset onward, at most the asked count.
+    pub entries: Vec<IndexEntry>,
+}
+
+impl Partition {
+    pub fn new(
+        tp: TopicPartition,
+        topic: String,
+        leader_epoch: i32,
+        leader_version: Version,
+        state_version: Version,
+        state: &PartitionStateRecord,
+        index: BTreeMap<Offset, IndexEntry>,
+    ) -> Self {
+        let producers = ProducerStates::from_records(&state.producers);
+        if let Some((_, last)) = index.iter().next_back() {
+            assert_eq!(
+                last.last_offset + 1,
+                state.high_watermark,
+                "index of {tp:?} must end at the committed high watermark"
+            );
+        }
+        Self {
+            tp,
+            topic,
+            state: Mutex::new(PartitionState {
+                leader_epoch,
+                leader_version,
+                state_version,
+                next_offset: state.high_watermark,
+                high_watermark: state.high_watermark,
+                log_start_offset: state.log_start_offset,
+                index,
+                producers: producers.clone(),
+                committed_producers: producers,
+                rewinds: 0,
+                fenced: false,
+            }),
+        }
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, PartitionState> {
+        self.state.lock().expect("partition lock is never poisoned")
+    }
+
+    pub fn high_watermark(&self) -> Offset {
+        self.lock().high_watermark
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.lock().leader_epoch
+    }
+
+    /// Index entries needed to read from `offset`, at most `max_entries`.
+    pub fn read_view(&self, offset: Offset, max_entries: usize) -> ReadView {
+        let state = self.lock();
+        let start = state
+            .index
+            .range(..=offset)
+            .next_back()
+            .map(|(base, _)| *base)
+            .unwrap_or(offset);
+        let entries = state
+            .index
+            .range(start..)
+            .filter(|(_, e)| e.last_offset >= offset)
+            .take(max_entries)
+            .map(|(_, e)| e.clone())
+            .collect();
+        ReadView {
+            leader_epoch: state.leader_epoch,
+            high_watermark: state.high_watermark,
+            log_start_offset: state.log_start_offset,
+            entries,
+        }
+    }
+
+    /// All committed index entries (for timestamp lookups).
+    pub fn index_snapshot(&self) -> (Offset, Vec<IndexEntry>) {
+        let state = self.lock();
+        (
+            state.high_watermark,
+            state.index.values().cloned().collect(),
+        )
+    }
+}
+
+impl PartitionState {
+    /// State record to commit after appending `new_hw` and the given producer states.
+    pub fn state_record(&self, new_hw: Offset, producers: &ProducerStates) -> PartitionStateRecord {
+        PartitionStateRecord {
+            v: strato_metadata::model::RECORD_FORMAT_V1,
+            high_watermark: new_hw,
+            log_start_offset: self.log_start_offset,
+            leader_epoch: self.leader_epoch,
+            producers: producers.to_records(),
+        }
+    }
+}

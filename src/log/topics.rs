@@ -1,0 +1,290 @@
+//! Topics known to this broker and the partitions it leads: creation, loading and
+//! leadership acquisition through the metadata store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use strato_metadata::model::{
+    IndexEntry, LeaderRecord, PartitionStateRecord, RECORD_FORMAT_V1, TopicPartition, TopicRecord,
+};
+use strato_metadata::{LeaseId, MetadataError, MetadataStore, Txn, keys};
+use uuid::Uuid;
+
+use super::flush::now_ms;
+use super::partition::Partition;
+
+/// Index entries loaded per list call when a partition is loaded.
+const INDEX_LIST_LIMIT: usize = 1_000_000;
+/// Longest topic name, as in Kafka (`Topic.MAX_NAME_LENGTH`).
+pub const TOPIC_NAME_MAX_LEN: usize = 249;
+/// Most partitions of one topic.
+pub const TOPIC_PARTITIONS_MAX: i32 = 10_000;
+
+#[derive(Debug)]
+pub struct Topic {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub config: BTreeMap<String, String>,
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("topic {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("invalid topic name {0:?}")]
+    InvalidName(String),
+    #[error("invalid partition count {0}")]
+    InvalidPartitions(i32),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+}
+
+/// Kafka's rule: 1..=249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= TOPIC_NAME_MAX_LEN
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+pub struct TopicRegistry {
+    meta: Arc<dyn MetadataStore>,
+    broker_id: i32,
+    lease: LeaseId,
+    by_name: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Serializes loads and creations so one topic is never loaded twice.
+    load_lock: tokio::sync::Mutex<()>,
+}
+
+impl TopicRegistry {
+    pub fn new(meta: Arc<dyn MetadataStore>, broker_id: i32, lease: LeaseId) -> Self {
+        Self {
+            meta,
+            broker_id,
+            lease,
+            by_name: RwLock::new(HashMap::new()),
+            load_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.by_name.read().expect("topics lock").get(name).cloned()
+    }
+
+    pub fn get_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.by_name
+            .read()
+            .expect("topics lock")
+            .values()
+            .find(|t| t.topic_id == id)
+            .cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Topic>> {
+        let mut topics: Vec<Arc<Topic>> = self
+            .by_name
+            .read()
+            .expect("topics lock")
+            .values()
+            .cloned()
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    /// Loads every topic in the metadata store and takes leadership of its partitions.
+    pub async fn load_all(&self) -> Result<usize, MetadataError> {
+        let records = self.meta.list(keys::TOPICS_PREFIX, usize::MAX).await?;
+        let mut loaded = 0;
+        for (key, value) in records {
+            let record = TopicRecord::decode(&key, &value.value)?;
+            let _guard = self.load_lock.lock().await;
+            if self.get(&record.name).is_none() {
+                self.load(record).await?;
+                loaded += 1;
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Returns the topic, loading it from the metadata store if another path created it.
+    pub async fn lookup(&self, name: &str) -> Result<Option<Arc<Topic>>, MetadataError> {
+        if let Some(topic) = self.get(name) {
+            return Ok(Some(topic));
+        }
+        if !valid_topic_name(name) {
+            return Ok(None);
+        }
+        let _guard = self.load_lock.lock().await;
+        if let Some(topic) = self.get(name) {
+            return Ok(Some(topic));
+        }
+        match self.meta.get(&keys::topic(name)).await? {
+            None => Ok(None),
+            Some(value) => {
+                let record = TopicRecord::decode(&keys::topic(name), &value.value)?;
+                Ok(Some(self.load(record).await?))
+            }
+        }
+    }
+
+    /// Creates a topic (or, with `validate_only`, checks that it could be created).
+    pub async fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
+        if !valid_topic_name(name) {
+            return Err(TopicError::InvalidName(name.to_string()));
+        }
+        if !(1..=TOPIC_PARTITIONS_MAX).contains(&partitions) {
+            return Err(TopicError::InvalidPartitions(partitions));
+        }
+        let _guard = self.load_lock.lock().await;
+        if self.get(name).is_some() {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        let record = TopicRecord {
+            v: RECORD_FORMAT_V1,
+            name: name.to_string(),
+            topic_id: Uuid::new_v4(),
+            partitions,
+            config,
+            created_at_ms: now_ms(),
+        };
+        let key = keys::topic(name);
+        if validate_only {
+            if self.meta.get(&key).await?.is_some() {
+                return Err(TopicError::AlreadyExists(name.to_string()));
+            }
+            return Ok(Arc::new(Topic {
+                name: record.name,
+                topic_id: record.topic_id,
+                config: record.config,
+                partitions: Vec::new(),
+            }));
+        }
+        match self
+            .meta
+            .txn(Txn::new().when_version(&key, 0).put(&key, record.encode()))
+            .await
+        {
+            Ok(_) => {}
+            Err(MetadataError::Conflict { .. }) => {
+                return Err(TopicError::AlreadyExists(name.to_string()));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(topic = name, partitions, topic_id = %record.topic_id, "topic created");
+        Ok(self.load(record).await?)
+    }
+
+    /// Takes leadership of every partition of `record` and registers the topic.
+    async fn load(&self, record: TopicRecord) -> Result<Arc<Topic>, MetadataError> {
+        let mut partitions = Vec::with_capacity(record.partitions as usize);
+        for p in 0..record.partitions {
+            let tp = TopicPartition {
+                topic_id: record.topic_id,
+                partition: p,
+            };
+            partitions.push(Arc::new(self.acquire(tp, &record.name).await?));
+        }
+        let topic = Arc::new(Topic {
+            name: record.name.clone(),
+            topic_id: record.topic_id,
+            config: record.config,
+            partitions,
+        });
+        self.by_name
+            .write()
+            .expect("topics lock")
+            .insert(record.name, topic.clone());
+        Ok(topic)
+    }
+
+    /// Becomes leader of `tp`: bumps the leader epoch under our lease, then loads the
+    /// committed state and index.
+    async fn acquire(&self, tp: TopicPartition, topic: &str) -> Result<Partition, MetadataError> {
+        let leader_key = keys::partition_leader(tp.topic_id, tp.partition);
+        let state_key = keys::partition_state(tp.topic_id, tp.partition);
+        let (leader_version, leader_epoch) = loop {
+            let current = self.meta.get(&leader_key).await?;
+            let (version, previous_epoch) = match &current {
+                Some(v) => (
+                    v.version,
+                    LeaderRecord::decode(&leader_key, &v.value)?.leader_epoch,
+                ),
+                None => (0, -1),
+            };
+            // The state remembers the epoch of its last writer, so epochs grow even after
+            // the leader key vanished with an old lease.
+            let state_epoch = match self.meta.get(&state_key).await? {
+                Some(v) => PartitionStateRecord::decode(&state_key, &v.value)?.leader_epoch,
+                None => -1,
+            };
+            let epoch = previous_epoch.max(state_epoch) + 1;
+            let record = LeaderRecord {
+                v: RECORD_FORMAT_V1,
+                broker_id: self.broker_id,
+                leader_epoch: epoch,
+            };
+            match self
+                .meta
+                .txn(
+                    Txn::new()
+                        .when_version(&leader_key, version)
+                        .put_with_lease(&leader_key, record.encode(), self.lease),
+                )
+                .await
+            {
+                Ok(new_version) => break (new_version, epoch),
+                Err(MetadataError::Conflict { .. }) => continue,
+                Err(err) => return Err(err),
+            }
+        };
+        let (state_version, state) = match self.meta.get(&state_key).await? {
+            Some(v) => (
+                v.version,
+                PartitionStateRecord::decode(&state_key, &v.value)?,
+            ),
+            None => (0, PartitionStateRecord::empty()),
+        };
+        let mut index = BTreeMap::new();
+        for (key, value) in self
+            .meta
+            .list(
+                &keys::partition_index_prefix(tp.topic_id, tp.partition),
+                INDEX_LIST_LIMIT,
+            )
+            .await?
+        {
+            let entry = IndexEntry::decode(&key, &value.value)?;
+            index.insert(entry.base_offset, entry);
+        }
+        tracing::info!(
+            topic,
+            partition = tp.partition,
+            leader_epoch,
+            high_watermark = state.high_watermark,
+            chunks = index.len(),
+            "partition leadership acquired"
+        );
+        let mut state = state;
+        state.leader_epoch = leader_epoch;
+        Ok(Partition::new(
+            tp,
+            topic.to_string(),
+            leader_epoch,
+            leader_version,
+            state_version,
+            &state,
+            index,
+        ))
+    }
+}

@@ -1,0 +1,246 @@
+//! Kafka wire protocol: the versions Strato implements, request decoding and response
+//! framing. Pure functions over bytes: no IO, no storage.
+
+use anyhow::Context;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+/// Error code UNSUPPORTED_VERSION (Kafka protocol).
+pub const UNSUPPORTED_VERSION: i16 = 35;
+
+/// Every API Strato answers, with the versions it implements. Advertised in ApiVersions
+/// exactly as listed: clients call what is advertised, so nothing unimplemented goes here.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::DescribeConfigs, 1, 4),
+];
+
+pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(key, _, _)| *key == api_key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// The first fields of every request header, readable whatever the API version.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderPrefix {
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+}
+
+pub fn peek_header(frame: &[u8]) -> Option<HeaderPrefix> {
+    let mut buf = frame.get(..8)?;
+    Some(HeaderPrefix {
+        api_key: buf.get_i16(),
+        api_version: buf.get_i16(),
+        correlation_id: buf.get_i32(),
+    })
+}
+
+/// A decoded request.
+#[derive(Debug)]
+pub struct Request {
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+    pub body: RequestKind,
+}
+
+/// What a frame turned out to be.
+#[derive(Debug)]
+pub enum Decoded {
+    Request(Box<Request>),
+    /// ApiVersions at a version we do not know: answer per KIP-511 with this response.
+    UnsupportedApiVersions(BytesMut),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("frame of {0} bytes is too short for a request header")]
+    Truncated(usize),
+    #[error("unknown api key {0}")]
+    UnknownApiKey(i16),
+    #[error("unsupported version {version} of {api_key:?}")]
+    UnsupportedVersion { api_key: ApiKey, version: i16 },
+    #[error("malformed {api_key:?} v{version} request: {reason}")]
+    Malformed {
+        api_key: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+/// Decodes one request frame (without its length prefix).
+pub fn decode_request(mut frame: Bytes) -> Result<Decoded, DecodeError> {
+    let prefix = peek_header(&frame).ok_or(DecodeError::Truncated(frame.len()))?;
+    let api_key =
+        ApiKey::try_from(prefix.api_key).map_err(|_| DecodeError::UnknownApiKey(prefix.api_key))?;
+    let Some((min, max)) = supported_range(api_key) else {
+        return Err(DecodeError::UnsupportedVersion {
+            api_key,
+            version: prefix.api_version,
+        });
+    };
+    if !(min..=max).contains(&prefix.api_version) {
+        if api_key == ApiKey::ApiVersions {
+            return Ok(Decoded::UnsupportedApiVersions(
+                unsupported_api_versions_response(prefix.correlation_id),
+            ));
+        }
+        return Err(DecodeError::UnsupportedVersion {
+            api_key,
+            version: prefix.api_version,
+        });
+    }
+    let malformed = |err: anyhow::Error| DecodeError::Malformed {
+        api_key,
+        version: prefix.api_version,
+        reason: format!("{err:#}"),
+    };
+    let header_version = api_key.request_header_version(prefix.api_version);
+    let header = RequestHeader::decode(&mut frame, header_version).map_err(malformed)?;
+    let body = RequestKind::decode(api_key, &mut frame, prefix.api_version).map_err(malformed)?;
+    Ok(Decoded::Request(Box::new(Request {
+        header,
+        api_key,
+        body,
+    })))
+}
+
+/// The ApiVersions response listing everything in [`SUPPORTED_APIS`].
+pub fn api_versions_response() -> ApiVersionsResponse {
+    ApiVersionsResponse::default().with_api_keys(
+        SUPPORTED_APIS
+            .iter()
+            .map(|(key, min, max)| {
+                ApiVersion::default()
+                    .with_api_key(*key as i16)
+                    .with_min_version(*min)
+                    .with_max_version(*max)
+            })
+            .collect(),
+    )
+}
+
+/// KIP-511: a v0 body with UNSUPPORTED_VERSION and our ApiVersions range, so the client
+/// retries with a version we know.
+fn unsupported_api_versions_response(correlation_id: i32) -> BytesMut {
+    let (min, max) = supported_range(ApiKey::ApiVersions).expect("ApiVersions is supported");
+    let body = ApiVersionsResponse::default()
+        .with_error_code(UNSUPPORTED_VERSION)
+        .with_api_keys(vec![
+            ApiVersion::default()
+                .with_api_key(ApiKey::ApiVersions as i16)
+                .with_min_version(min)
+                .with_max_version(max),
+        ]);
+    encode_response(
+        correlation_id,
+        ApiKey::ApiVersions,
+        0,
+        &ResponseKind::ApiVersions(body),
+    )
+    .expect("ApiVersions v0 always encodes")
+}
+
+/// Frames a response: length prefix, response header, body.
+pub fn encode_response(
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+    body: &ResponseKind,
+) -> anyhow::Result<BytesMut> {
+    let mut out = BytesMut::with_capacity(64);
+    out.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut out, api_key.response_header_version(version))
+        .context("encode response header")?;
+    body.encode(&mut out, version)
+        .with_context(|| format!("encode {api_key:?} v{version} response"))?;
+    let len = i32::try_from(out.len() - 4).context("response larger than 2 GiB")?;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
+
+    fn frame_of(key: ApiKey, version: i16, body: &impl Encodable) -> Bytes {
+        let mut out = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(7)
+            .encode(&mut out, key.request_header_version(version))
+            .unwrap();
+        body.encode(&mut out, version).unwrap();
+        out.freeze()
+    }
+
+    #[test]
+    fn advertised_ranges_are_within_the_codec() {
+        for (key, min, max) in SUPPORTED_APIS {
+            let codec = key.valid_versions();
+            assert!(codec.min <= *min && *max <= codec.max, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn decodes_flexible_and_old_requests() {
+        for version in [0, 4, 9, 12] {
+            let frame = frame_of(ApiKey::Metadata, version, &MetadataRequest::default());
+            let Decoded::Request(req) = decode_request(frame).unwrap() else {
+                panic!("request")
+            };
+            assert_eq!(req.header.correlation_id, 7);
+            assert!(matches!(req.body, RequestKind::Metadata(_)));
+        }
+    }
+
+    #[test]
+    fn unknown_api_versions_version_gets_kip_511_answer() {
+        let mut frame = BytesMut::new();
+        frame.put_i16(ApiKey::ApiVersions as i16);
+        frame.put_i16(99);
+        frame.put_i32(42);
+        frame.put_i16(-1);
+        let Decoded::UnsupportedApiVersions(mut out) = decode_request(frame.freeze()).unwrap()
+        else {
+            panic!("expected fallback")
+        };
+        let _len = out.get_i32();
+        assert_eq!(out.get_i32(), 42, "correlation id, response header v0");
+        let body = ApiVersionsResponse::decode(&mut out.freeze(), 0).unwrap();
+        assert_eq!(body.error_code, UNSUPPORTED_VERSION);
+        assert_eq!(body.api_keys[0].max_version, 4);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode_request(Bytes::from_static(b"\x00")).is_err());
+        assert!(decode_request(Bytes::from_static(b"\x7f\x7f\x00\x00\x00\x00\x00\x01")).is_err());
+        // Known key, supported version, truncated body.
+        let mut frame = frame_of(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).to_vec();
+        frame.truncate(frame.len() - 2);
+        assert!(decode_request(Bytes::from(frame)).is_err());
+        // Every prefix of a valid request decodes or errors, never panics.
+        let full = frame_of(ApiKey::Metadata, 12, &MetadataRequest::default());
+        for cut in 0..full.len() {
+            let _ = decode_request(full.slice(..cut));
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Broker start-up and the accept loop: builds the stores, registers the broker, loads the
+//! partitions it leads, serves connections under a connection limit, and drains on
+//! shutdown (stop accepting, flush what producers sent, then exit).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use strato_metadata::embedded::EmbeddedStore;
+use strato_metadata::model::{BrokerRecord, ClusterRecord, RECORD_FORMAT_V1};
+use strato_metadata::{LeaseId, MetadataError, MetadataStore, Txn, keys};
+use strato_tiering::{Tier, TierConfig};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::BrokerCtx;
+use crate::config::{Config, MetadataUrl};
+use crate::log::flush::LogWriter;
+use crate::log::topics::TopicRegistry;
+use crate::producer_ids::ProducerIdAllocator;
+
+/// TTL of the broker's lease (DESIGN.md: 10 s); kept alive every third of it.
+const LEASE_TTL: Duration = Duration::from_secs(10);
+/// Most broker ids tried when allocating one.
+const BROKER_ID_MAX: i32 = 100_000;
+
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let meta: Arc<dyn MetadataStore> = match config.metadata {
+        MetadataUrl::Local => Arc::new(
+            EmbeddedStore::open(&config.data_dir.join("meta"))
+                .await
+                .context("open embedded metadata store")?,
+        ),
+    };
+    let store = strato_tiering::store::object_store_from_url(&config.object_store_url)
+        .with_context(|| format!("open object store {}", config.object_store_url))?;
+    let tier = Arc::new(Tier::new(
+        store,
+        config.cache_memory_bytes,
+        TierConfig::default(),
+    ));
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("bind Kafka listener {}", config.listen))?;
+    let bound = listener.local_addr().context("read bound address")?;
+    let advertised = config
+        .advertised_address
+        .clone()
+        .unwrap_or_else(|| (bound.ip().to_string(), bound.port()));
+
+    let lease = meta
+        .grant_lease(LEASE_TTL)
+        .await
+        .context("grant broker lease")?;
+    let broker_id = register_broker(meta.as_ref(), config.broker_id, lease, &advertised).await?;
+    let keep_alive = spawn_keep_alive(meta.clone(), lease, shutdown.clone());
+    let cluster_id = cluster_id(meta.as_ref()).await?;
+
+    let log = LogWriter::new(
+        tier.clone(),
+        meta.clone(),
+        config.flush_interval,
+        config.flush_bytes,
+        u32::try_from(config.max_unflushed_bytes).unwrap_or(u32::MAX),
+    );
+    let flush_shutdown = CancellationToken::new();
+    let flusher = tokio::spawn(log.clone().run(flush_shutdown.clone()));
+    let topics = TopicRegistry::new(meta.clone(), broker_id, lease);
+    let loaded = topics.load_all().await.context("load topics")?;
+
+    let ctx = Arc::new(BrokerCtx {
+        broker_id,
+        cluster_id,
+        advertised: advertised.clone(),
+        meta: meta.clone(),
+        tier,
+        topics,
+        log,
+        producer_ids: ProducerIdAllocator::new(),
+        config: config.clone(),
+    });
+    tracing::info!(
+        broker_id,
+        topics = loaded,
+        object_store = %config.object_store_url,
+        advertised = %format!("{}:{}", advertised.0, advertised.1),
+        "broker ready"
+    );
+    // Tests and scripts read this line to learn the port when --listen uses port 0.
+    tracing::info!(addr = %bound, "kafka listener bound");
+
+    accept_loop(listener, ctx.clone(), shutdown.clone()).await;
+
+    tracing::info!("draining: flushing accepted batches");
+    flush_shutdown.cancel();
+    if let Err(err) = flusher.await {
+        tracing::error!("flusher task failed: {err}");
+    }
+    keep_alive.abort();
+    if let Err(err) = meta.revoke_lease(lease).await {
+        tracing::warn!("failed to revoke broker lease: {err:#}");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<BrokerCtx>, shutdown: CancellationToken) {
+    let connections = Arc::new(Semaphore::new(ctx.config.max_connections));
+    let conn_shutdown = CancellationToken::new();
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("semaphore never closed"),
+            _ = shutdown.cancelled() => break,
+        };
+        let (stream, peer): (_, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and similar: back off briefly, keep serving.
+                    tracing::warn!("failed to accept connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let ctx = ctx.clone();
+        let token = conn_shutdown.clone();
+        tokio::spawn(async move {
+            crate::connection::serve(stream, peer, ctx, token).await;
+            drop(permit);
+        });
+    }
+    // Connections end now; produce requests already admitted are flushed by the drain.
+    conn_shutdown.cancel();
+}
+
+/// Registers this broker under its lease: the configured id, or the lowest free one.
+async fn register_broker(
+    meta: &dyn MetadataStore,
+    wanted: Option<i32>,
+    lease: LeaseId,
+    advertised: &(String, u16),
+) -> anyhow::Result<i32> {
+    let candidates: Box<dyn Iterator<Item = i32>> = match wanted {
+        Some(id) => Box::new(std::iter::once(id)),
+        None => Box::new(0..BROKER_ID_MAX),
+    };
+    for id in candidates {
+        let record = BrokerRecord {
+            v: RECORD_FORMAT_V1,
+            broker_id: id,
+            host: advertised.0.clone(),
+            port: advertised.1,
+            rack: None,
+        };
+        let key = keys::broker(id);
+        match meta
+            .txn(
+                Txn::new()
+                    .when_version(&key, 0)
+                    .put_with_lease(&key, record.encode(), lease),
+            )
+            .await
+        {
+            Ok(_) => return Ok(id),
+            Err(MetadataError::Conflict { .. }) if wanted.is_none() => continue,
+            Err(MetadataError::Conflict { .. }) => {
+                anyhow::bail!("broker id {id} is registered by another live broker")
+            }
+            Err(err) => return Err(err).context("register broker"),
+        }
+    }
+    anyhow::bail!("no free broker id below {BROKER_ID_MAX}")
+}
+
+async fn cluster_id(meta: &dyn MetadataStore) -> anyhow::Result<String> {
+    loop {
+        if let Some(v) = meta
+            .get(keys::CLUSTER_ID)
+            .await
+            .context("read cluster id")?
+        {
+            return Ok(ClusterRecord::decode(keys::CLUSTER_ID, &v.value)?.cluster_id);
+        }
+        let record = ClusterRecord {
+            v: RECORD_FORMAT_V1,
+            cluster_id: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        match meta
+            .txn(
+                Txn::new()
+                    .when_version(keys::CLUSTER_ID, 0)
+                    .put(keys::CLUSTER_ID, record.encode()),
+            )
+            .await
+        {
+            Ok(_) => return Ok(record.cluster_id),
+            Err(MetadataError::Conflict { .. }) => continue,
+            Err(err) => return Err(err).context("create cluster id"),
+        }
+    }
+}
+
+fn spawn_keep_alive(
+    meta: Arc<dyn MetadataStore>,
+    lease: LeaseId,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(LEASE_TTL / 3);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            if let Err(err) = meta.keep_alive(lease).await {
+                // Losing the lease means losing leadership; a later issue (cluster mode)
+                // stops leading at once. On the embedded store this cannot happen while the
+                // process lives.
+                tracing::error!("failed to keep the broker lease alive: {err:#}");
+            }
+        }
+    })
+}

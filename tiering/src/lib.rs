@@ -1,0 +1,18 @@
+//! `strato-tiering`: the log tier of Strato. It owns the segment object format, object keys,
+//! the choice of object store from a URL, the chunk cache and [`Tier`], the only code
+//! that talks to `object_store`.
+//!
+//! It knows nothing of the Kafka protocol beyond the record batch v2 header (`batch`), and
+//! exposes no `object_store` error types: callers get [`TieringError`].
+
+pub mod batch;
+pub mod cache;
+mod error;
+pub mod keys;
+pub mod segment;
+pub mod store;
+mod tier;
+
+// `error` and `tier` are private files of one public facade: each item has this one path.
+pub use error::{StoreError, TieringError};
+pub use tier::{OBJECT_READ_BYTES_MAX, Tier, TierConfig, TierStats};

@@ -1,0 +1,43 @@
+//! The segment object format: one object per flush holding one zstd chunk per partition and
+//! a footer that makes the object self-describing.
+//!
+//! `format` owns the byte layout, `writer` builds objects, `reader` parses footers and
+//! decodes chunks, `dump` renders an object for `strato segment dump`. All of it is pure CPU
+//! work over byte slices: callers on the async runtime run it inside `spawn_blocking`.
+
+mod dump;
+mod format;
+mod reader;
+mod writer;
+
+// The files split the work; callers see one path per item, `strato_tiering::segment::X`.
+pub use dump::{ChunkDump, SegmentDump, dump_segment};
+pub use format::{
+    CHUNK_UNCOMPRESSED_MAX, ChunkMeta, ExpectedChunk, FOOTER_VERSION, SEGMENT_MAGIC, TRAILER_LEN,
+};
+pub use reader::{decode_chunk, parse_segment_footer};
+pub use writer::{BuiltSegment, SegmentBuilder};
+
+/// Why a segment could not be built or read.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// The bytes are not a valid segment, or a chunk disagrees with what its index says.
+    #[error("corrupt segment: {reason}")]
+    Corrupt { reason: String },
+    /// A chunk is larger than [`CHUNK_UNCOMPRESSED_MAX`], so readers would refuse it.
+    #[error("chunk of {uncompressed_length} bytes is over the limit of {max} bytes")]
+    ChunkTooLarge { uncompressed_length: u64, max: u64 },
+    #[error("failed to compress chunk")]
+    Compress {
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SegmentError {
+    pub(crate) fn corrupt(reason: impl Into<String>) -> Self {
+        Self::Corrupt {
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Builds segment objects: collects each partition's batches, then compresses and lays them
+//! out with a footer in [`SegmentBuilder::finish`].
+//!
+//! `add_chunk` is cheap (it only reads batch headers and keeps `Bytes` handles), so it can run
+//! on the async runtime. `finish` compresses everything: callers run it inside
+//! `tokio::task::spawn_blocking`.
+
+use bytes::Bytes;
+use strato_metadata::model::{Offset, TopicPartition};
+use zstd::zstd_safe::CParameter;
+
+use super::SegmentError;
+use super::format::{
+    CHUNK_UNCOMPRESSED_MAX, ChunkMeta, SEGMENT_MAGIC, encode_footer, encode_trailer,
+};
+use crate::batch::{iter_batches, validate_batches};
+
+/// One partition's batches waiting for `finish`.
+#[derive(Debug)]
+struct PendingChunk {
+    topic_partition: TopicPartition,
+    batches: Vec<Bytes>,
+    base_offset: Offset,
+    last_offset: Offset,
+    max_timestamp: i64,
+    uncompressed_length: u64,
+    record_count: u64,
+}
+
+/// Collects chunks for one segment object.
+#[derive(Debug)]
+pub struct SegmentBuilder {
+    zstd_level: i32,
+    chunks: Vec<PendingChunk>,
+    uncompressed_length: u64,
+}
+
+/// A finished segment: the object bytes and what its footer says.
+#[derive(Debug, Clone)]
+pub struct BuiltSegment {
+    /// The whole object, ready to PUT.
+    pub bytes: Bytes,
+    /// Footer entries, in object order.
+    pub chunks: Vec<ChunkMeta>,
+    /// Uncompressed batches of each chunk, same order as `chunks`: what a read of the chunk
+    /// returns, kept so a flush can fill the cache without decompressing.
+    pub uncompressed: Vec<Bytes>,
+}
+
+impl BuiltSegment {
+    /// `(footer entry, uncompressed batches)` pairs, the shape `Tier::cache_chunks` takes.
+    pub fn chunk_data(&self) -> Vec<(ChunkMeta, Bytes)> {
+        self.chunks
+            .iter()
+            .copied()
+            .zip(self.uncompressed.iter().cloned())
+            .collect()
+    }
+}
+
+impl SegmentBuilder {
+    /// A builder compressing chunks at `zstd_level` (1..=19; 3 is zstd's default).
+    pub fn new(zstd_level: i32) -> Self {
+        Self {
+            zstd_level,
+            chunks: Vec::new(),
+            uncompressed_length: 0,
+        }
+    }
+
+    /// Number of chunks added so far.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Total uncompressed bytes added so far.
+    pub fn uncompressed_length(&self) -> u64 {
+        self.uncompressed_length
+    }
+
+    /// Adds one partition's chunk. Each element of `batches` holds one or more whole record
+    /// batches that already carry their assigned base offsets; together they must be
+    /// non-empty and have contiguous ascending offsets.
+    ///
+    /// # Panics
+    /// If `batches` is empty, is not made of whole batch headers, or its offsets are not
+    /// contiguous: the broker validated and numbered these batches, so any of those is a bug.
+    pub fn add_chunk(&mut self, topic_partition: TopicPartition, batches: &[Bytes]) {
+        let mut range: Option<(Offset, Offset)> = None;
+        let mut max_timestamp = i64::MIN;
+        let mut uncompressed_length = 0u64;
+        let mut record_count = 0u64;
+        for buffer in batches {
+            for item in iter_batches(buffer) {
+                let (header, _) = item.unwrap_or_else(|err| {
+                    panic!("add_chunk got bytes that are not whole batches (validated on produce): {err}")
+                });
+                assert!(
+                    header.records_count > 0,
+                    "add_chunk got a batch without records"
+                );
+                range = match range {
+                    None => Some((header.base_offset, header.last_offset())),
+                    Some((base_offset, last_offset)) => {
+                        assert_eq!(
+                            header.base_offset,
+                            last_offset + 1,
+                            "offsets of {topic_partition:?} are not contiguous in a chunk"
+                        );
+                        Some((base_offset, header.last_offset()))
+                    }
+                };
+                max_timestamp = max_timestamp.max(header.max_timestamp);
+                record_count += u64::try_from(header.records_count).expect("checked positive");
+            }
+            uncompressed_length += buffer.len() as u64;
+        }
+        let (base_offset, last_offset) = range.expect("add_chunk needs at least one batch");
+        self.uncompressed_length += uncompressed_length;
+        self.chunks.push(PendingChunk {
+            topic_partition,
+            batches: batches.to_vec(),
+            base_offset,
+            last_offset,
+            max_timestamp,
+            uncompressed_length,
+            record_count,
+        });
+    }
+
+    /// Compresses the chunks and lays out the object. CPU-bound: run it in `spawn_blocking`.
+    pub fn finish(self) -> Result<BuiltSegment, SegmentError> {
+        for chunk in &self.chunks {
+            if chunk.uncompressed_length > CHUNK_UNCOMPRESSED_MAX {
+                return Err(SegmentError::ChunkTooLarge {
+                    uncompressed_length: chunk.uncompressed_length,
+                    max: CHUNK_UNCOMPRESSED_MAX,
+                });
+            }
+        }
+        let compress_error = |source| SegmentError::Compress { source };
+        let mut compressor =
+            zstd::bulk::Compressor::new(self.zstd_level).map_err(compress_error)?;
+        // The content checksum lets the reader detect a corrupt chunk before parsing it; the
+        // content size lets it be sure the frame is complete.
+        compressor
+            .set_parameter(CParameter::ChecksumFlag(true))
+            .map_err(compress_error)?;
+        compressor
+            .set_parameter(CParameter::ContentSizeFlag(true))
+            .map_err(compress_error)?;
+
+        // Assume zstd halves the data; the Vec grows if it does worse.
+        let mut object =
+            Vec::with_capacity(usize::try_from(self.uncompressed_length / 2).unwrap_or(0) + 4096);
+        object.extend_from_slice(SEGMENT_MAGIC);
+        let mut chunks = Vec::with_capacity(self.chunks.len());
+        let mut uncompressed = Vec::with_capacity(self.chunks.len());
+        for pending in self.chunks {
+            let mut data = Vec::with_capacity(
+                usize::try_from(pending.uncompressed_length).expect("checked against the limit"),
+            );
+            for buffer in &pending.batches {
+                data.extend_from_slice(buffer);
+            }
+            // The first of the two checks of a segment (the other is on read): the bytes we
+            // upload are whole batches with valid CRCs and the offsets the footer claims.
+            // Failing means the broker corrupted data in memory, which is a bug.
+            let headers = validate_batches(&data, usize::MAX).unwrap_or_else(|err| {
+                panic!(
+                    "chunk of {:?} is invalid before upload: {err}",
+                    pending.topic_partition
+                )
+            });
+            assert_eq!(
+                headers.first().map(|h| h.base_offset),
+                Some(pending.base_offset)
+            );
+            assert_eq!(
+                headers.last().map(|h| h.last_offset()),
+                Some(pending.last_offset)
+            );
+
+            let compressed = compressor.compress(&data).map_err(compress_error)?;
+            let byte_offset = object.len() as u64;
+            object.extend_from_slice(&compressed);
+            chunks.push(ChunkMeta {
+                topic_partition: pending.topic_partition,
+                base_offset: pending.base_offset,
+                last_offset: pending.last_offset,
+                max_timestamp: pending.max_timestamp,
+                byte_offset,
+                byte_length: compressed.len() as u64,
+                uncompressed_length: pending.uncompressed_length,
+                record_count: pending.record_count,
+            });
+            uncompressed.push(Bytes::from(data));
+        }
+        let footer = encode_footer(&chunks);
+        object.extend_from_slice(&footer);
+        object.extend_from_slice(&encode_trailer(&footer));
+        Ok(BuiltSegment {
+            bytes: Bytes::from(object),
+            chunks,
+            uncompressed,
+        })
+    }
+}

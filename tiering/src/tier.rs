@@ -1,0 +1,367 @@
+//! `Tier`: the broker's handle on object storage. It uploads segment objects, reads chunks
+//! back through the chunk cache, and owns the timeout and retry policy of every object store
+//! call.
+//!
+//! Every remote call has a per-attempt timeout and a bounded number of retries with capped,
+//! jittered exponential backoff. Dropping a returned future cancels the call; for an upload
+//! that may leave the object written or not, which is harmless because keys are never reused.
+
+use std::future::Future;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use strato_metadata::model::IndexEntry;
+use tracing::warn;
+
+use crate::cache::ChunkCache;
+use crate::error::TieringError;
+use crate::segment::{ChunkMeta, ExpectedChunk, decode_chunk};
+
+/// Largest whole object [`Tier::read_object`] reads into memory. Segments are at most a few
+/// hundred MiB (compaction's target is 64–256 MiB), so anything larger is not a segment.
+pub const OBJECT_READ_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+
+/// Timeouts and retry policy of object store calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierConfig {
+    /// Longest a single PUT attempt may take.
+    pub put_timeout: Duration,
+    /// Longest a single GET attempt may take.
+    pub get_timeout: Duration,
+    /// Retries after a failed PUT attempt (so at most `put_retries_max + 1` attempts).
+    pub put_retries_max: u32,
+    /// Retries after a failed GET attempt.
+    pub get_retries_max: u32,
+    /// Backoff before the first retry; it doubles with each retry.
+    pub retry_backoff_base: Duration,
+    /// Cap of the backoff.
+    pub retry_backoff_max: Duration,
+}
+
+impl Default for TierConfig {
+    fn default() -> Self {
+        Self {
+            put_timeout: Duration::from_secs(30),
+            get_timeout: Duration::from_secs(30),
+            put_retries_max: 5,
+            get_retries_max: 3,
+            retry_backoff_base: Duration::from_millis(50),
+            retry_backoff_max: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Counters since the `Tier` was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TierStats {
+    /// GET requests sent (each attempt counts).
+    pub gets: u64,
+    /// PUT requests sent (each attempt counts).
+    pub puts: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Bytes of decompressed chunks in the cache now.
+    pub cache_bytes: u64,
+}
+
+/// Object storage as the broker sees it. Shared as `Arc<Tier>`.
+#[derive(Debug)]
+pub struct Tier {
+    store: Arc<dyn ObjectStore>,
+    cache: ChunkCache,
+    config: TierConfig,
+    gets: AtomicU64,
+    puts: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    /// Advances with every backoff so that concurrent retries draw different jitter.
+    jitter_state: AtomicU64,
+}
+
+impl Tier {
+    pub fn new(store: Arc<dyn ObjectStore>, cache_capacity_bytes: u64, config: TierConfig) -> Self {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+        Self {
+            store,
+            cache: ChunkCache::new(cache_capacity_bytes),
+            config,
+            gets: AtomicU64::new(0),
+            puts: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            jitter_state: AtomicU64::new(seed),
+        }
+    }
+
+    pub fn config(&self) -> &TierConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> TierStats {
+        TierStats {
+            gets: self.gets.load(Ordering::Relaxed),
+            puts: self.puts.load(Ordering::Relaxed),
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            cache_misses: self.cache_misses.load(Ordering::Relaxed),
+            cache_bytes: self.cache.len_bytes(),
+        }
+    }
+
+    /// Writes `bytes` as object `key`, retrying failed attempts (same key, so a retry that
+    /// races an attempt which did land just writes the same bytes again).
+    pub async fn upload(&self, key: &str, bytes: Bytes) -> Result<(), TieringError> {
+        let path = parse_key(key)?;
+        let payload = PutPayload::from(bytes);
+        let store = &self.store;
+        self.retry(
+            "put object",
+            key,
+            self.config.put_timeout,
+            self.config.put_retries_max,
+            &self.puts,
+            || {
+                let payload = payload.clone();
+                let path = &path;
+                async move {
+                    store
+                        .put(path, payload)
+                        .await
+                        .map(|_| ())
+                        .map_err(|err| store_error("put object", key, err))
+                }
+            },
+        )
+        .await
+    }
+
+    /// Puts freshly flushed chunks of object `key` in the cache (write-through), so fetches
+    /// of recent data need no GET. `chunks` pairs footer entries with uncompressed batches.
+    pub fn cache_chunks(&self, key: &str, chunks: &[(ChunkMeta, Bytes)]) {
+        for (meta, data) in chunks {
+            assert_eq!(
+                data.len() as u64,
+                meta.uncompressed_length,
+                "cache_chunks got data that is not the chunk it names"
+            );
+            self.cache.insert(key, meta.byte_offset, data.clone());
+        }
+    }
+
+    /// The uncompressed record batches of the chunk `loc` points at: from the cache, or by a
+    /// ranged GET, decompressed and checked against `loc` (off the async runtime).
+    pub async fn read_chunk(&self, loc: &IndexEntry) -> Result<Bytes, TieringError> {
+        if let Some(data) = self.cache.get(&loc.object, loc.byte_offset) {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(data);
+        }
+        self.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let corrupt = |reason: String| TieringError::Corrupt {
+            key: loc.object.clone(),
+            reason,
+        };
+        let path = parse_key(&loc.object)?;
+        let range = chunk_range(loc).map_err(corrupt)?;
+        let compressed = self.get_range(&loc.object, &path, range).await?;
+        if compressed.len() as u64 != loc.byte_length {
+            return Err(corrupt(format!(
+                "ranged read returned {} bytes, expected {}",
+                compressed.len(),
+                loc.byte_length
+            )));
+        }
+        let expected = ExpectedChunk::from(loc);
+        let decoded = tokio::task::spawn_blocking(move || decode_chunk(&compressed, &expected))
+            .await
+            .map_err(|err| join_error("decode chunk", err))?;
+        let data = decoded.map_err(|err| corrupt(err.to_string()))?;
+        self.cache
+            .insert(&loc.object, loc.byte_offset, data.clone());
+        Ok(data)
+    }
+
+    /// The whole object `key` (for tools such as `strato segment dump`), at most
+    /// [`OBJECT_READ_BYTES_MAX`] bytes. Bypasses the cache.
+    pub async fn read_object(&self, key: &str) -> Result<Bytes, TieringError> {
+        let path = parse_key(key)?;
+        let store = &self.store;
+        self.retry(
+            "get object",
+            key,
+            self.config.get_timeout,
+            self.config.get_retries_max,
+            &self.gets,
+            || async {
+                let result = store
+                    .get(&path)
+                    .await
+                    .map_err(|err| store_error("get object", key, err))?;
+                if result.meta.size > OBJECT_READ_BYTES_MAX {
+                    return Err(TieringError::Corrupt {
+                        key: key.to_string(),
+                        reason: format!(
+                            "object of {} bytes is larger than any segment ({OBJECT_READ_BYTES_MAX} bytes)",
+                            result.meta.size
+                        ),
+                    });
+                }
+                result
+                    .bytes()
+                    .await
+                    .map_err(|err| store_error("get object", key, err))
+            },
+        )
+        .await
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        path: &Path,
+        range: Range<u64>,
+    ) -> Result<Bytes, TieringError> {
+        let store = &self.store;
+        self.retry(
+            "get chunk",
+            key,
+            self.config.get_timeout,
+            self.config.get_retries_max,
+            &self.gets,
+            || {
+                let range = range.clone();
+                async move {
+                    store
+                        .get_range(path, range)
+                        .await
+                        .map_err(|err| store_error("get chunk", key, err))
+                }
+            },
+        )
+        .await
+    }
+
+    /// Runs `attempt` until it succeeds, fails with a non-retryable error, or has been
+    /// retried `retries_max` times. Each attempt gets `timeout` and bumps `requests`.
+    async fn retry<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        timeout: Duration,
+        retries_max: u32,
+        requests: &AtomicU64,
+        mut attempt: F,
+    ) -> Result<T, TieringError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, TieringError>>,
+    {
+        let mut retries = 0u32;
+        loop {
+            requests.fetch_add(1, Ordering::Relaxed);
+            let result = tokio::time::timeout(timeout, attempt())
+                .await
+                .unwrap_or(Err(TieringError::Timeout { operation }));
+            let err = match result {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            if !err.is_retryable() {
+                return Err(err);
+            }
+            let will_retry = retries < retries_max;
+            warn!(
+                operation,
+                key,
+                attempt = retries + 1,
+                will_retry,
+                "object store call failed: {}",
+                error_chain(&err)
+            );
+            if !will_retry {
+                return Err(err);
+            }
+            tokio::time::sleep(self.backoff(retries)).await;
+            retries += 1;
+        }
+    }
+
+    /// Backoff before retry number `retry` (0-based): exponential from the base, capped, with
+    /// "equal jitter" (half fixed, half random) so that retries of many callers spread out.
+    fn backoff(&self, retry: u32) -> Duration {
+        let cap = self
+            .config
+            .retry_backoff_base
+            .saturating_mul(1u32 << retry.min(20))
+            .min(self.config.retry_backoff_max);
+        let cap_nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
+        let half = cap_nanos / 2;
+        let random = splitmix64(
+            self.jitter_state
+                .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed),
+        );
+        Duration::from_nanos(half + random % (cap_nanos - half + 1))
+    }
+}
+
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn parse_key(key: &str) -> Result<Path, TieringError> {
+    Path::parse(key).map_err(|err| TieringError::Corrupt {
+        key: key.to_string(),
+        reason: format!("invalid object key: {err}"),
+    })
+}
+
+fn chunk_range(loc: &IndexEntry) -> Result<Range<u64>, String> {
+    if loc.byte_length == 0 {
+        return Err("index entry has an empty byte range".to_string());
+    }
+    let end = loc
+        .byte_offset
+        .checked_add(loc.byte_length)
+        .ok_or_else(|| "index entry byte range overflows".to_string())?;
+    Ok(loc.byte_offset..end)
+}
+
+fn store_error(operation: &'static str, key: &str, err: object_store::Error) -> TieringError {
+    match err {
+        object_store::Error::NotFound { .. } => TieringError::NotFound {
+            key: key.to_string(),
+        },
+        err => TieringError::from_store(operation, err),
+    }
+}
+
+fn join_error(operation: &'static str, err: tokio::task::JoinError) -> TieringError {
+    match err.try_into_panic() {
+        // A panic in the blocking task is a bug in our code: let it crash this task too.
+        Ok(payload) => std::panic::resume_unwind(payload),
+        Err(_) => TieringError::Cancelled { operation },
+    }
+}
+
+/// `err: cause: cause` on one line, as `{err:#}` prints it with anyhow.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

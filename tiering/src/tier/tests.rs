@@ -1,0 +1,298 @@
+//! Tests of `Tier` against real `ObjectStore` implementations and a fault-injecting wrapper.
+
+use std::fmt;
+use std::sync::atomic::AtomicU32;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use object_store::memory::InMemory;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+    PutMultipartOptions, PutOptions, PutResult,
+};
+use strato_metadata::model::TopicPartition;
+use uuid::Uuid;
+
+use super::*;
+use crate::batch::test_support::simple_batch;
+use crate::keys::new_segment_key;
+use crate::segment::{BuiltSegment, SegmentBuilder};
+use crate::store::object_store_from_url;
+
+fn two_partition_segment() -> BuiltSegment {
+    let mut builder = SegmentBuilder::new(3);
+    let tp = |partition| TopicPartition {
+        topic_id: Uuid::from_u128(0x1234),
+        partition,
+    };
+    builder.add_chunk(
+        tp(0),
+        &[
+            Bytes::from(simple_batch(0, 5)),
+            Bytes::from(simple_batch(5, 2)),
+        ],
+    );
+    builder.add_chunk(tp(1), &[Bytes::from(simple_batch(40, 3))]);
+    builder.finish().unwrap()
+}
+
+/// Goal: what is uploaded reads back byte-identical, chunk by chunk, and the second read of
+/// a chunk comes from the cache. Method: upload a two-chunk segment, read each chunk through
+/// the index entry built from its footer entry, twice, and watch the counters.
+async fn round_trip(store: Arc<dyn ObjectStore>) {
+    let tier = Tier::new(store, 1 << 20, TierConfig::default());
+    let built = two_partition_segment();
+    let key = new_segment_key();
+    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    assert_eq!(tier.stats().puts, 1);
+
+    for (meta, data) in built.chunk_data() {
+        let entry = meta.to_index_entry(&key);
+        assert_eq!(tier.read_chunk(&entry).await.unwrap(), data);
+    }
+    let stats = tier.stats();
+    assert_eq!(
+        (stats.gets, stats.cache_misses, stats.cache_hits),
+        (2, 2, 0)
+    );
+
+    for (meta, data) in built.chunk_data() {
+        let entry = meta.to_index_entry(&key);
+        assert_eq!(tier.read_chunk(&entry).await.unwrap(), data);
+    }
+    let stats = tier.stats();
+    assert_eq!(
+        (stats.gets, stats.cache_misses, stats.cache_hits),
+        (2, 2, 2)
+    );
+    let cached: u64 = built.chunks.iter().map(|c| c.uncompressed_length).sum();
+    assert_eq!(stats.cache_bytes, cached);
+
+    assert_eq!(tier.read_object(&key).await.unwrap(), built.bytes);
+}
+
+#[tokio::test]
+async fn round_trip_in_memory() {
+    round_trip(Arc::new(InMemory::new())).await;
+}
+
+#[tokio::test]
+async fn round_trip_on_local_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url::Url::from_file_path(dir.path().join("objects")).unwrap();
+    round_trip(object_store_from_url(url.as_str()).unwrap()).await;
+}
+
+#[tokio::test]
+async fn cached_chunks_are_served_without_a_get() {
+    let tier = Tier::new(Arc::new(InMemory::new()), 1 << 20, TierConfig::default());
+    let built = two_partition_segment();
+    let key = new_segment_key();
+    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.cache_chunks(&key, &built.chunk_data());
+    for (meta, data) in built.chunk_data() {
+        assert_eq!(
+            tier.read_chunk(&meta.to_index_entry(&key)).await.unwrap(),
+            data
+        );
+    }
+    let stats = tier.stats();
+    assert_eq!((stats.gets, stats.cache_hits), (0, 2));
+}
+
+#[tokio::test]
+async fn missing_objects_are_not_found_without_retries() {
+    let tier = Tier::new(Arc::new(InMemory::new()), 1 << 20, TierConfig::default());
+    let built = two_partition_segment();
+    let entry = built.chunks[0].to_index_entry("segments/00/missing.seg");
+    let err = tier.read_chunk(&entry).await.unwrap_err();
+    assert!(matches!(err, TieringError::NotFound { .. }), "{err}");
+    assert!(!err.is_retryable());
+    let err = tier
+        .read_object("segments/00/missing.seg")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TieringError::NotFound { .. }), "{err}");
+    assert_eq!(tier.stats().gets, 2);
+}
+
+#[tokio::test]
+async fn index_entries_that_disagree_with_the_data_are_corrupt_and_not_cached() {
+    let tier = Tier::new(Arc::new(InMemory::new()), 1 << 20, TierConfig::default());
+    let built = two_partition_segment();
+    let key = new_segment_key();
+    tier.upload(&key, built.bytes.clone()).await.unwrap();
+
+    let mut wrong_offsets = built.chunks[0].to_index_entry(&key);
+    wrong_offsets.base_offset += 1;
+    let mut wrong_range = built.chunks[0].to_index_entry(&key);
+    wrong_range.byte_offset += 1;
+    let mut empty_range = built.chunks[0].to_index_entry(&key);
+    empty_range.byte_length = 0;
+    let mut bad_key = built.chunks[0].to_index_entry(&key);
+    bad_key.object = "segments//x.seg".to_string();
+    for entry in [wrong_offsets, wrong_range, empty_range, bad_key] {
+        let err = tier.read_chunk(&entry).await.unwrap_err();
+        assert!(matches!(err, TieringError::Corrupt { .. }), "{err}");
+        assert!(!err.is_retryable());
+    }
+    assert_eq!(tier.stats().cache_bytes, 0);
+}
+
+/// An `InMemory` store that fails the next `put_failures` PUTs and hangs the next
+/// `get_hangs` GETs.
+#[derive(Debug, Default)]
+struct FlakyStore {
+    inner: InMemory,
+    put_failures: AtomicU32,
+    get_hangs: AtomicU32,
+}
+
+impl fmt::Display for FlakyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FlakyStore({})", self.inner)
+    }
+}
+
+fn take_one(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+#[async_trait]
+impl ObjectStore for FlakyStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        if take_one(&self.put_failures) {
+            return Err(object_store::Error::Generic {
+                store: "flaky",
+                source: "injected 503 Slow Down".into(),
+            });
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        if take_one(&self.get_hangs) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+fn flaky_tier(put_failures: u32, get_hangs: u32) -> Tier {
+    let store = FlakyStore {
+        put_failures: AtomicU32::new(put_failures),
+        get_hangs: AtomicU32::new(get_hangs),
+        ..FlakyStore::default()
+    };
+    let config = TierConfig {
+        put_retries_max: 3,
+        get_retries_max: 2,
+        ..TierConfig::default()
+    };
+    Tier::new(Arc::new(store), 1 << 20, config)
+}
+
+/// Goal: transient PUT failures are retried up to the limit, then reported as retryable.
+/// Method: inject failures; paused time makes the backoff sleeps instant.
+#[tokio::test(start_paused = true)]
+async fn failed_puts_are_retried_up_to_the_limit() {
+    let tier = flaky_tier(3, 0);
+    tier.upload("segments/00/a.seg", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    assert_eq!(tier.stats().puts, 4);
+
+    let tier = flaky_tier(4, 0);
+    let err = tier
+        .upload("segments/00/a.seg", Bytes::from_static(b"x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TieringError::Unavailable { .. }), "{err}");
+    assert!(err.is_retryable());
+    assert!(error_chain(&err).contains("injected 503"), "{err}");
+    assert_eq!(tier.stats().puts, 4);
+}
+
+/// Goal: a GET that hangs is cut off by the timeout and retried. Method: hang the first
+/// GETs; paused time auto-advances to the timeout.
+#[tokio::test(start_paused = true)]
+async fn hanging_gets_time_out_and_are_retried() {
+    let built = two_partition_segment();
+    let key = "segments/00/b.seg";
+    let entry = built.chunks[1].to_index_entry(key);
+
+    let tier = flaky_tier(0, 2);
+    tier.upload(key, built.bytes.clone()).await.unwrap();
+    assert_eq!(
+        tier.read_chunk(&entry).await.unwrap(),
+        built.uncompressed[1]
+    );
+    assert_eq!(tier.stats().gets, 3);
+
+    let tier = flaky_tier(0, 3);
+    tier.upload(key, built.bytes.clone()).await.unwrap();
+    let err = tier.read_chunk(&entry).await.unwrap_err();
+    assert!(matches!(err, TieringError::Timeout { .. }), "{err}");
+    assert!(err.is_retryable());
+    assert_eq!(tier.stats().gets, 3);
+}
+
+#[test]
+fn backoff_grows_is_capped_and_jittered() {
+    let config = TierConfig {
+        retry_backoff_base: Duration::from_millis(100),
+        retry_backoff_max: Duration::from_millis(1000),
+        ..TierConfig::default()
+    };
+    let tier = Tier::new(Arc::new(InMemory::new()), 0, config);
+    for retry in 0..40 {
+        let cap = Duration::from_millis(100 * (1u64 << retry.min(10))).min(Duration::from_secs(1));
+        let delay = tier.backoff(retry);
+        assert!(delay >= cap / 2 && delay <= cap, "retry {retry}: {delay:?}");
+    }
+    let delays: std::collections::HashSet<Duration> = (0..20).map(|_| tier.backoff(5)).collect();
+    assert!(delays.len() > 1, "no jitter");
+}
