@@ -1,0 +1,245 @@
+//! Shared setup for integration tests: a real `strato` broker as a subprocess on a free
+//! loopback port, with its own data directory, stopped by the test (by pid) even on failure.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a broker may take to start.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a broker may take to stop after SIGTERM.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct Broker {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    extra_args: Vec<String>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Broker {
+    /// Starts a broker on a fresh data directory inside `dir`.
+    pub fn start(dir: &Path, extra_args: &[&str]) -> Broker {
+        let data_dir = dir.join("data");
+        Self::start_in(data_dir, extra_args.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn start_in(data_dir: PathBuf, extra_args: Vec<String>) -> Broker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(&extra_args)
+            .env("STRATO_LOG", "info,strato=debug")
+            .env_remove("STRATO_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strato broker");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<SocketAddr>();
+        let log_writer = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("kafka listener bound addr=").nth(1) {
+                    if let Ok(addr) = rest.trim().parse() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                log_writer.lock().unwrap().push(line);
+            }
+        });
+        let mut broker = Broker {
+            child: Some(child),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            data_dir,
+            extra_args,
+            log,
+        };
+        match rx.recv_timeout(START_DEADLINE) {
+            Ok(addr) => broker.addr = addr,
+            Err(_) => panic!(
+                "broker did not start within {START_DEADLINE:?}; log:\n{}",
+                broker.log_text()
+            ),
+        }
+        broker
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait broker") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < end,
+                "broker did not exit in time; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, wait for a clean exit, start again on the same data directory.
+    pub fn restart_graceful(mut self) -> Broker {
+        self.signal("TERM");
+        let status = self.wait_exit(STOP_DEADLINE);
+        assert!(status.success(), "graceful stop failed: {status}; log:\n{}", self.log_text());
+        Self::start_in(self.data_dir.clone(), self.extra_args.clone())
+    }
+
+    /// kill -9, then start again on the same data directory.
+    pub fn restart_killed(mut self) -> Broker {
+        self.signal("KILL");
+        self.wait_exit(STOP_DEADLINE);
+        Self::start_in(self.data_dir.clone(), self.extra_args.clone())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => child.try_wait().expect("wait broker").is_none(),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `cond` until it holds or `deadline` passes (for effects outside the test process).
+pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The Python interpreter with the client libraries, set up by scripts/test.sh.
+pub fn python() -> PathBuf {
+    match std::env::var_os("STRATO_TEST_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "STRATO_TEST_PYTHON is not set: run the tests through ./scripts/test.sh, which \
+             creates a venv with kafka-python and confluent-kafka"
+        ),
+    }
+}
+
+/// The kcat binary, installed by scripts/test.sh.
+pub fn kcat() -> PathBuf {
+    if let Some(p) = std::env::var_os("STRATO_TEST_KCAT") {
+        return PathBuf::from(p);
+    }
+    let default = PathBuf::from("/usr/bin/kcat");
+    assert!(
+        default.exists(),
+        "kcat not found: run ./scripts/test.sh (it installs the Debian package kcat)"
+    );
+    default
+}
+
+/// Runs a client script from tests/clients with a hard timeout; returns its JSON line.
+pub fn run_client_script(script: &str, args: &[&str]) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let output = run_with_timeout(
+        Command::new(python()).arg(&path).args(args),
+        Duration::from_secs(180),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("{script} printed no JSON:\n{stdout}\n{stderr}"));
+    serde_json::from_str(line).expect("client script JSON")
+}
+
+/// Runs a command, killing it (by pid) if it outlives `timeout`.
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut BufReader::new(stdout), &mut buf).ok();
+        buf
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut BufReader::new(stderr), &mut buf).ok();
+        buf
+    });
+    let end = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait client") {
+            break status;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("client command timed out after {timeout:?}: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out_thread.join().unwrap(),
+        stderr: err_thread.join().unwrap(),
+    }
+}
