@@ -1,0 +1,432 @@
+//! The Kafka listener under bad and unusual input, over raw TCP: oversized, negative and
+//! garbage frames close only their own connection; corrupt record batches get
+//! CORRUPT_MESSAGE and store nothing; unknown versions get the answers the protocol
+//! prescribes; pipelined requests are answered in order.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use common::Broker;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn connect(broker: &Broker) -> TcpStream {
+    let stream = TcpStream::connect(broker.addr).expect("connect");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream
+}
+
+fn send<T: Encodable>(
+    stream: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &T,
+) {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("robustness-test")))
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    stream.write_all(&buf).expect("write request");
+}
+
+/// Reads one response frame; `None` when the broker closed the connection.
+fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            return None;
+        }
+        Err(err) => panic!("read response: {err}"),
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).expect("read response body");
+    Some(Bytes::from(body))
+}
+
+fn response<T: Decodable>(
+    stream: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+) -> T {
+    let mut frame = read_frame(stream).expect("a response, not a closed connection");
+    let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
+    assert_eq!(
+        header.correlation_id, correlation_id,
+        "responses in request order"
+    );
+    T::decode(&mut frame, version).expect("decode response")
+}
+
+fn assert_closed(stream: &mut TcpStream, what: &str) {
+    assert!(
+        read_frame(stream).is_none(),
+        "{what}: connection must be closed"
+    );
+}
+
+fn batch(values: &[&str]) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+fn produce(stream: &mut TcpStream, correlation_id: i32, topic: &str, records: Bytes) -> (i16, i64) {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records)),
+                ]),
+        ]);
+    send(stream, ApiKey::Produce, 9, correlation_id, &request);
+    let response: ProduceResponse = response(stream, ApiKey::Produce, 9, correlation_id);
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn latest_offset(stream: &mut TcpStream, correlation_id: i32, topic: &str) -> i64 {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(-1),
+                ]),
+        ]);
+    send(stream, ApiKey::ListOffsets, 7, correlation_id, &request);
+    let response: ListOffsetsResponse = response(stream, ApiKey::ListOffsets, 7, correlation_id);
+    let p = &response.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    p.offset
+}
+
+fn metadata_ok(stream: &mut TcpStream, correlation_id: i32) {
+    send(
+        stream,
+        ApiKey::Metadata,
+        12,
+        correlation_id,
+        &MetadataRequest::default().with_topics(None),
+    );
+    let response: MetadataResponse = response(stream, ApiKey::Metadata, 12, correlation_id);
+    assert_eq!(response.brokers.len(), 1);
+}
+
+/// Goal: a frame above max_request_bytes, a negative length, an unknown API key, an
+/// unsupported version and a malformed body each close only their own connection; a
+/// connection opened before them keeps working and the broker keeps running.
+#[test]
+fn bad_frames_close_only_their_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path(), &["--max-request-bytes", "1048576"]);
+    let mut healthy = connect(&broker);
+    metadata_ok(&mut healthy, 1);
+
+    let mut oversized = connect(&broker);
+    oversized
+        .write_all(&(200 * 1024 * 1024i32).to_be_bytes())
+        .unwrap();
+    assert_closed(&mut oversized, "200 MiB frame");
+
+    let mut just_over = connect(&broker);
+    just_over
+        .write_all(&(1024 * 1024 + 1i32).to_be_bytes())
+        .unwrap();
+    assert_closed(&mut just_over, "frame one byte over the limit");
+
+    let mut negative = connect(&broker);
+    negative.write_all(&(-5i32).to_be_bytes()).unwrap();
+    assert_closed(&mut negative, "negative length");
+
+    let mut unknown_key = connect(&broker);
+    let mut frame = BytesMut::new();
+    frame.put_i32(10);
+    frame.put_i16(999);
+    frame.put_i16(0);
+    frame.put_i32(1);
+    frame.put_i16(-1);
+    unknown_key.write_all(&frame).unwrap();
+    assert_closed(&mut unknown_key, "unknown api key");
+
+    let mut unsupported = connect(&broker);
+    send(
+        &mut unsupported,
+        ApiKey::Metadata,
+        0,
+        1,
+        &MetadataRequest::default(),
+    );
+    let mut raw = BytesMut::new();
+    raw.put_i32(10);
+    raw.put_i16(ApiKey::Metadata as i16);
+    raw.put_i16(99);
+    raw.put_i32(2);
+    raw.put_i16(-1);
+    unsupported.write_all(&raw).unwrap();
+    let _: MetadataResponse = response(&mut unsupported, ApiKey::Metadata, 0, 1);
+    assert_closed(&mut unsupported, "unsupported Metadata version");
+
+    let mut malformed = connect(&broker);
+    let mut frame = BytesMut::new();
+    frame.put_i32(8 + 2 + 7);
+    frame.put_i16(ApiKey::Produce as i16);
+    frame.put_i16(9);
+    frame.put_i32(3);
+    frame.put_i16(-1);
+    frame.put_slice(b"garbage");
+    malformed.write_all(&frame).unwrap();
+    assert_closed(&mut malformed, "malformed produce body");
+
+    // Deterministic pseudo-random frames with real API keys and supported versions.
+    let mut seed: u64 = 0x5eed_1234_abcd_0001;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let keys: [(i16, i16); 6] = [(0, 9), (1, 12), (2, 7), (3, 12), (19, 5), (32, 4)];
+    for round in 0..200 {
+        let (key, version) = keys[(next() % keys.len() as u64) as usize];
+        let body_len = (next() % 512) as usize;
+        let mut frame = BytesMut::new();
+        frame.put_i32((8 + 2 + body_len) as i32);
+        frame.put_i16(key);
+        frame.put_i16(version);
+        frame.put_i32(round);
+        frame.put_i16(-1);
+        for _ in 0..body_len {
+            frame.put_u8(next() as u8);
+        }
+        let mut conn = connect(&broker);
+        conn.write_all(&frame).unwrap();
+        // Either an answer or a closed connection; never a hang.
+        let _ = read_frame(&mut conn);
+    }
+
+    metadata_ok(&mut healthy, 2);
+    assert!(
+        broker.is_running(),
+        "broker survived; log:\n{}",
+        broker.log_text()
+    );
+}
+
+/// Goal: a batch with a bad CRC, a wrong magic, or cut short gets CORRUPT_MESSAGE and
+/// nothing of it is stored; a valid batch around them gets consecutive offsets.
+#[test]
+fn corrupt_batches_are_refused_and_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let mut conn = connect(&broker);
+    let (code, base) = produce(&mut conn, 1, "corrupt", batch(&["a", "b"]));
+    assert_eq!((code, base), (0, 0));
+
+    let good = batch(&["c"]);
+    let mut bad_crc = good.to_vec();
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0xff;
+    let mut bad_magic = good.to_vec();
+    bad_magic[16] = 1;
+    let truncated = good.slice(..good.len() - 3);
+    for (i, bad) in [Bytes::from(bad_crc), Bytes::from(bad_magic), truncated]
+        .into_iter()
+        .enumerate()
+    {
+        let (code, _) = produce(&mut conn, 10 + i as i32, "corrupt", bad);
+        assert_eq!(code, 2, "CORRUPT_MESSAGE for bad batch {i}");
+    }
+    assert_eq!(latest_offset(&mut conn, 20, "corrupt"), 2, "nothing stored");
+    let (code, base) = produce(&mut conn, 21, "corrupt", good);
+    assert_eq!((code, base), (0, 2), "next valid batch continues at 2");
+}
+
+/// Goal: ApiVersions at an unknown version gets the KIP-511 answer (v0 body,
+/// UNSUPPORTED_VERSION, our ApiVersions range); every known version lists exactly the
+/// implemented APIs.
+#[test]
+fn api_versions_negotiation() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let mut conn = connect(&broker);
+    let mut raw = BytesMut::new();
+    raw.put_i32(10);
+    raw.put_i16(ApiKey::ApiVersions as i16);
+    raw.put_i16(77);
+    raw.put_i32(5);
+    raw.put_i16(-1);
+    conn.write_all(&raw).unwrap();
+    let mut frame = read_frame(&mut conn).expect("answer");
+    assert_eq!(frame.get_i32(), 5, "response header v0");
+    let body = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
+    assert_eq!(body.error_code, 35);
+    assert_eq!(body.api_keys.len(), 1);
+    assert_eq!(
+        (body.api_keys[0].api_key, body.api_keys[0].max_version),
+        (18, 4)
+    );
+
+    for version in 0..=4 {
+        let request = ApiVersionsRequest::default();
+        let request = if version >= 3 {
+            request
+                .with_client_software_name(StrBytes::from_static_str("test"))
+                .with_client_software_version(StrBytes::from_static_str("1"))
+        } else {
+            request
+        };
+        send(
+            &mut conn,
+            ApiKey::ApiVersions,
+            version,
+            100 + version as i32,
+            &request,
+        );
+        let response: ApiVersionsResponse = response(
+            &mut conn,
+            ApiKey::ApiVersions,
+            version,
+            100 + version as i32,
+        );
+        assert_eq!(response.error_code, 0);
+        let mut keys: Vec<i16> = response.api_keys.iter().map(|k| k.api_key).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![0, 1, 2, 3, 18, 19, 22, 32],
+            "exactly what is implemented"
+        );
+    }
+}
+
+/// Goal: requests sent back to back on one connection are answered in order, even when the
+/// first one is a fetch parked in a long poll.
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let mut conn = connect(&broker);
+    let (code, _) = produce(&mut conn, 1, "pipeline", batch(&["x"]));
+    assert_eq!(code, 0);
+    let topic_id = {
+        send(
+            &mut conn,
+            ApiKey::Metadata,
+            12,
+            2,
+            &MetadataRequest::default().with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("pipeline")))),
+            ])),
+        );
+        let m: MetadataResponse = response(&mut conn, ApiKey::Metadata, 12, 2);
+        m.topics[0].topic_id
+    };
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(1_000)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic_id(topic_id)
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(1)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    send(&mut conn, ApiKey::Fetch, 13, 10, &fetch);
+    send(
+        &mut conn,
+        ApiKey::ApiVersions,
+        3,
+        11,
+        &ApiVersionsRequest::default(),
+    );
+    send(
+        &mut conn,
+        ApiKey::Metadata,
+        12,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    let fetched: FetchResponse = response(&mut conn, ApiKey::Fetch, 13, 10);
+    let p = &fetched.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.high_watermark, 1);
+    assert!(
+        p.records.as_ref().is_some_and(|r| r.is_empty()),
+        "empty, not null"
+    );
+    let _: ApiVersionsResponse = response(&mut conn, ApiKey::ApiVersions, 3, 11);
+    let _: MetadataResponse = response(&mut conn, ApiKey::Metadata, 12, 12);
+}
