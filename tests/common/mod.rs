@@ -120,7 +120,11 @@ impl Broker {
     pub fn restart_graceful(mut self) -> Broker {
         self.signal("TERM");
         let status = self.wait_exit(STOP_DEADLINE);
-        assert!(status.success(), "graceful stop failed: {status}; log:\n{}", self.log_text());
+        assert!(
+            status.success(),
+            "graceful stop failed: {status}; log:\n{}",
+            self.log_text()
+        );
         Self::start_in(self.data_dir.clone(), self.extra_args.clone())
     }
 
@@ -207,12 +211,31 @@ pub fn run_client_script(script: &str, args: &[&str]) -> serde_json::Value {
 
 /// Runs a command, killing it (by pid) if it outlives `timeout`.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> std::process::Output {
+    run_with_input(cmd, None, timeout)
+}
+
+/// Runs a command with `input` on its stdin, killing it (by pid) if it outlives `timeout`.
+pub fn run_with_input(
+    cmd: &mut Command,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> std::process::Output {
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn client");
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        // Dropping stdin after writing closes it, which ends the client's input.
+        std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    }
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
     let out_thread = std::thread::spawn(move || {
