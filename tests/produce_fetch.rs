@@ -228,11 +228,17 @@ async fn hundred_thousand_records_every_codec_survive_restarts() {
         landed.extend(produce_all(&producer, "codecs", &records).await);
     }
     assert_eq!(landed.len(), 100_000);
-    let partitions_used = landed.keys().map(|(p, _)| *p).collect::<std::collections::BTreeSet<_>>();
+    let partitions_used = landed
+        .keys()
+        .map(|(p, _)| *p)
+        .collect::<std::collections::BTreeSet<_>>();
     assert_eq!(partitions_used.len(), 3, "keys spread over all partitions");
 
     let consumed = consume_all(&bootstrap, "codecs", 3, landed.len());
-    assert_eq!(consumed, landed, "consumed records equal the acknowledged ones");
+    assert_eq!(
+        consumed, landed,
+        "consumed records equal the acknowledged ones"
+    );
 
     let broker = broker.restart_graceful();
     let consumed = consume_all(&broker.bootstrap(), "codecs", 3, landed.len());
@@ -326,7 +332,9 @@ async fn auto_create_can_be_turned_off() {
     let (err, _) = result.expect_err("unknown topic must fail");
     let text = format!("{err}");
     assert!(
-        text.contains("Unknown topic") || text.contains("UnknownTopic") || text.contains("timed out"),
+        text.contains("Unknown topic")
+            || text.contains("UnknownTopic")
+            || text.contains("timed out"),
         "unexpected error {text}"
     );
 

@@ -20,9 +20,6 @@ use kafka_protocol::messages::{
     ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -97,37 +94,50 @@ fn assert_closed(stream: &mut TcpStream, what: &str) {
     );
 }
 
+/// One uncompressed v2 record batch holding `values` (built by hand, so that it is exactly
+/// one batch whatever an encoder library would do).
 fn batch(values: &[&str]) -> Bytes {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    fn varint(out: &mut BytesMut, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.put_u8((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.put_u8(z as u8);
+    }
+    let mut records = BytesMut::new();
+    for (i, v) in values.iter().enumerate() {
+        let mut body = BytesMut::new();
+        body.put_i8(0); // attributes
+        varint(&mut body, i as i64); // timestamp delta
+        varint(&mut body, i as i64); // offset delta
+        varint(&mut body, -1); // null key
+        varint(&mut body, v.len() as i64);
+        body.put_slice(v.as_bytes());
+        varint(&mut body, 0); // no headers
+        varint(&mut records, body.len() as i64);
+        records.put_slice(&body);
+    }
+    let n = values.len() as i32;
+    let base_ts = 1_700_000_000_000i64;
+    let mut after_crc = BytesMut::new();
+    after_crc.put_i16(0); // attributes: no compression, CreateTime
+    after_crc.put_i32(n - 1); // lastOffsetDelta
+    after_crc.put_i64(base_ts);
+    after_crc.put_i64(base_ts + i64::from(n) - 1);
+    after_crc.put_i64(-1); // producer id
+    after_crc.put_i16(-1); // producer epoch
+    after_crc.put_i32(-1); // base sequence
+    after_crc.put_i32(n);
+    after_crc.put_slice(&records);
+    let mut out = BytesMut::new();
+    out.put_i64(0);
+    out.put_i32((4 + 1 + 4 + after_crc.len()) as i32);
+    out.put_i32(-1);
+    out.put_i8(2);
+    out.put_u32(crc32c::crc32c(&after_crc));
+    out.put_slice(&after_crc);
+    out.freeze()
 }
 
 fn produce(stream: &mut TcpStream, correlation_id: i32, topic: &str, records: Bytes) -> (i16, i64) {
@@ -429,4 +439,84 @@ fn pipelined_requests_are_answered_in_order() {
     );
     let _: ApiVersionsResponse = response(&mut conn, ApiKey::ApiVersions, 3, 11);
     let _: MetadataResponse = response(&mut conn, ApiKey::Metadata, 12, 12);
+}
+
+fn fetch(
+    stream: &mut TcpStream,
+    correlation_id: i32,
+    topic: &str,
+    offset: i64,
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> kafka_protocol::messages::fetch_response::PartitionData {
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(partition_max_bytes),
+                ]),
+        ]);
+    send(stream, ApiKey::Fetch, 11, correlation_id, &request);
+    let response: FetchResponse = response(stream, ApiKey::Fetch, 11, correlation_id);
+    response.responses[0].partitions[0].clone()
+}
+
+/// Goal: stored batches come back byte-identical except the two fields the broker assigns
+/// (base offset, partition leader epoch); a fetch from inside a batch returns that whole
+/// batch; byte limits return whole batches only, but at least one (KIP-74); offsets beyond
+/// the high watermark get OFFSET_OUT_OF_RANGE.
+#[test]
+fn fetch_returns_whole_identical_batches_within_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let mut conn = connect(&broker);
+    let first = batch(&["one", "two", "three"]);
+    let second = batch(&["four"]);
+    assert_eq!(produce(&mut conn, 1, "fetchy", first.clone()), (0, 0));
+    assert_eq!(produce(&mut conn, 2, "fetchy", second.clone()), (0, 3));
+
+    let p = fetch(&mut conn, 3, "fetchy", 1, 1 << 20, 1 << 20);
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.high_watermark, 4);
+    let records = p.records.unwrap();
+    assert_eq!(
+        records.len(),
+        first.len() + second.len(),
+        "both batches, the first whole"
+    );
+    // Batch 1: everything but baseOffset (0..8) and leader epoch (12..16) is as sent.
+    assert_eq!(&records[..8], &0i64.to_be_bytes());
+    assert_eq!(&records[16..first.len()], &first[16..]);
+    assert_eq!(&records[8..12], &first[8..12]);
+    let rest = &records[first.len()..];
+    assert_eq!(&rest[..8], &3i64.to_be_bytes());
+    assert_eq!(&rest[16..], &second[16..]);
+
+    // A limit smaller than the first batch still returns that one batch, whole.
+    let p = fetch(&mut conn, 4, "fetchy", 0, 10, 10);
+    assert_eq!(p.records.unwrap().len(), first.len());
+    // A limit that fits the first batch but not both returns only the first.
+    let p = fetch(&mut conn, 5, "fetchy", 0, 1 << 20, (first.len() + 5) as i32);
+    assert_eq!(p.records.unwrap().len(), first.len());
+
+    let p = fetch(&mut conn, 6, "fetchy", 4, 1 << 20, 1 << 20);
+    assert_eq!(
+        p.error_code, 0,
+        "the high watermark itself is a valid position"
+    );
+    assert!(p.records.unwrap().is_empty());
+    let p = fetch(&mut conn, 7, "fetchy", 5, 1 << 20, 1 << 20);
+    assert_eq!(
+        p.error_code, 1,
+        "OFFSET_OUT_OF_RANGE above the high watermark"
+    );
+    let p = fetch(&mut conn, 8, "fetchy", -1, 1 << 20, 1 << 20);
+    assert_eq!(p.error_code, 1, "OFFSET_OUT_OF_RANGE below the log start");
 }
