@@ -97,6 +97,11 @@ fn assert_closed(stream: &mut TcpStream, what: &str) {
 /// One uncompressed v2 record batch holding `values` (built by hand, so that it is exactly
 /// one batch whatever an encoder library would do).
 fn batch(values: &[&str]) -> Bytes {
+    idempotent_batch(values, -1, -1, -1)
+}
+
+/// Like [`batch`], from an idempotent producer (`producer_id`, `epoch`, first `sequence`).
+fn idempotent_batch(values: &[&str], producer_id: i64, epoch: i16, sequence: i32) -> Bytes {
     fn varint(out: &mut BytesMut, v: i64) {
         let mut z = ((v << 1) ^ (v >> 63)) as u64;
         while z >= 0x80 {
@@ -125,9 +130,9 @@ fn batch(values: &[&str]) -> Bytes {
     after_crc.put_i32(n - 1); // lastOffsetDelta
     after_crc.put_i64(base_ts);
     after_crc.put_i64(base_ts + i64::from(n) - 1);
-    after_crc.put_i64(-1); // producer id
-    after_crc.put_i16(-1); // producer epoch
-    after_crc.put_i32(-1); // base sequence
+    after_crc.put_i64(producer_id);
+    after_crc.put_i16(epoch);
+    after_crc.put_i32(sequence);
     after_crc.put_i32(n);
     after_crc.put_slice(&records);
     let mut out = BytesMut::new();
@@ -519,4 +524,68 @@ fn fetch_returns_whole_identical_batches_within_limits() {
     );
     let p = fetch(&mut conn, 8, "fetchy", -1, 1 << 20, 1 << 20);
     assert_eq!(p.error_code, 1, "OFFSET_OUT_OF_RANGE below the log start");
+}
+
+fn init_producer_id(stream: &mut TcpStream, correlation_id: i32) -> (i64, i16) {
+    let request = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    send(stream, ApiKey::InitProducerId, 4, correlation_id, &request);
+    let response: kafka_protocol::messages::InitProducerIdResponse =
+        response(stream, ApiKey::InitProducerId, 4, correlation_id);
+    assert_eq!(response.error_code, 0);
+    (response.producer_id.0, response.producer_epoch)
+}
+
+/// Goal: idempotent producer rules on the wire: a retried batch is acknowledged with its
+/// original offset and written once (also after a restart, since producer state is
+/// committed with the partition); a sequence gap gets OUT_OF_ORDER_SEQUENCE_NUMBER; an
+/// older epoch gets INVALID_PRODUCER_EPOCH; producer ids are not reused after a restart.
+#[test]
+fn idempotent_producer_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let mut conn = connect(&broker);
+    let (pid, epoch) = init_producer_id(&mut conn, 1);
+    assert_eq!(epoch, 0);
+    let first = idempotent_batch(&["a", "b"], pid, 0, 0);
+    assert_eq!(produce(&mut conn, 2, "idem", first.clone()), (0, 0));
+    assert_eq!(
+        produce(&mut conn, 3, "idem", first.clone()),
+        (0, 0),
+        "duplicate: original offset"
+    );
+    assert_eq!(latest_offset(&mut conn, 4, "idem"), 2, "written once");
+    let gap = idempotent_batch(&["x"], pid, 0, 5);
+    assert_eq!(
+        produce(&mut conn, 5, "idem", gap).0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    let next = idempotent_batch(&["c"], pid, 0, 2);
+    assert_eq!(produce(&mut conn, 6, "idem", next.clone()), (0, 2));
+    // A newer epoch starts again at sequence 0; the old epoch is then fenced.
+    assert_eq!(
+        produce(&mut conn, 7, "idem", idempotent_batch(&["d"], pid, 1, 0)),
+        (0, 3)
+    );
+    let stale = idempotent_batch(&["e"], pid, 0, 3);
+    assert_eq!(
+        produce(&mut conn, 8, "idem", stale).0,
+        47,
+        "INVALID_PRODUCER_EPOCH"
+    );
+    drop(conn);
+
+    let broker = broker.restart_killed();
+    let mut conn = connect(&broker);
+    let retried = idempotent_batch(&["d"], pid, 1, 0);
+    assert_eq!(
+        produce(&mut conn, 1, "idem", retried),
+        (0, 3),
+        "deduplicated after restart"
+    );
+    assert_eq!(latest_offset(&mut conn, 2, "idem"), 4);
+    let (new_pid, _) = init_producer_id(&mut conn, 3);
+    assert_ne!(new_pid, pid, "producer ids are not reused");
 }
