@@ -28,7 +28,7 @@ struct Rec {
 }
 
 fn record(codec: &str, i: usize) -> Rec {
-    let value = if i % 97 == 0 {
+    let value = if i.is_multiple_of(97) {
         None
     } else {
         // Varied sizes and some repetition so every codec has something to compress.

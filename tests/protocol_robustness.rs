@@ -20,6 +20,7 @@ use kafka_protocol::messages::{
     ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use strato_tiering::batch::test_support::{BatchSpec, build_batch};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -94,55 +95,21 @@ fn assert_closed(stream: &mut TcpStream, what: &str) {
     );
 }
 
-/// One uncompressed v2 record batch holding `values` (built by hand, so that it is exactly
-/// one batch whatever an encoder library would do).
+/// One uncompressed v2 record batch with one record per entry of `values`.
 fn batch(values: &[&str]) -> Bytes {
     idempotent_batch(values, -1, -1, -1)
 }
 
 /// Like [`batch`], from an idempotent producer (`producer_id`, `epoch`, first `sequence`).
 fn idempotent_batch(values: &[&str], producer_id: i64, epoch: i16, sequence: i32) -> Bytes {
-    fn varint(out: &mut BytesMut, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.put_u8((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.put_u8(z as u8);
-    }
-    let mut records = BytesMut::new();
-    for (i, v) in values.iter().enumerate() {
-        let mut body = BytesMut::new();
-        body.put_i8(0); // attributes
-        varint(&mut body, i as i64); // timestamp delta
-        varint(&mut body, i as i64); // offset delta
-        varint(&mut body, -1); // null key
-        varint(&mut body, v.len() as i64);
-        body.put_slice(v.as_bytes());
-        varint(&mut body, 0); // no headers
-        varint(&mut records, body.len() as i64);
-        records.put_slice(&body);
-    }
-    let n = values.len() as i32;
-    let base_ts = 1_700_000_000_000i64;
-    let mut after_crc = BytesMut::new();
-    after_crc.put_i16(0); // attributes: no compression, CreateTime
-    after_crc.put_i32(n - 1); // lastOffsetDelta
-    after_crc.put_i64(base_ts);
-    after_crc.put_i64(base_ts + i64::from(n) - 1);
-    after_crc.put_i64(producer_id);
-    after_crc.put_i16(epoch);
-    after_crc.put_i32(sequence);
-    after_crc.put_i32(n);
-    after_crc.put_slice(&records);
-    let mut out = BytesMut::new();
-    out.put_i64(0);
-    out.put_i32((4 + 1 + 4 + after_crc.len()) as i32);
-    out.put_i32(-1);
-    out.put_i8(2);
-    out.put_u32(crc32c::crc32c(&after_crc));
-    out.put_slice(&after_crc);
-    out.freeze()
+    Bytes::from(build_batch(&BatchSpec {
+        records: values.len(),
+        producer_id,
+        producer_epoch: epoch,
+        base_sequence: sequence,
+        value_len: values.iter().map(|v| v.len()).max().unwrap_or(0),
+        ..BatchSpec::default()
+    }))
 }
 
 fn produce(stream: &mut TcpStream, correlation_id: i32, topic: &str, records: Bytes) -> (i16, i64) {

@@ -378,3 +378,185 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use object_store::memory::InMemory;
+    use strato_metadata::embedded::EmbeddedStore;
+    use strato_metadata::model::{LeaderRecord, PartitionStateRecord, RECORD_FORMAT_V1};
+    use strato_tiering::TierConfig;
+    use strato_tiering::batch::test_support::simple_batch;
+    use strato_tiering::faulty::FaultyObjectStore;
+
+    use super::*;
+    use crate::log::topics::{Topic, TopicRegistry};
+
+    struct Setup {
+        log: Arc<LogWriter>,
+        meta: Arc<dyn MetadataStore>,
+        store: Arc<FaultyObjectStore>,
+        topic: Arc<Topic>,
+        shutdown: CancellationToken,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn setup(partitions: i32, flush_interval: Duration, flush_bytes: u64) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let meta: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
+        let lease = meta.grant_lease(Duration::from_secs(60)).await.unwrap();
+        let registry = TopicRegistry::new(meta.clone(), 0, lease);
+        let topic = registry
+            .create("t", partitions, BTreeMap::new(), false)
+            .await
+            .unwrap();
+        let store = Arc::new(FaultyObjectStore::new(Arc::new(InMemory::new())));
+        let config = TierConfig {
+            put_retries_max: 2,
+            retry_backoff_base: Duration::from_millis(1),
+            retry_backoff_max: Duration::from_millis(2),
+            ..TierConfig::default()
+        };
+        let tier = Arc::new(Tier::new(store.clone(), 1 << 20, config));
+        let log = LogWriter::new(tier, meta.clone(), flush_interval, flush_bytes, 1 << 24);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(log.clone().run(shutdown.clone()));
+        Setup {
+            log,
+            meta,
+            store,
+            topic,
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    /// What the produce handler does for one batch: assign offsets under the partition lock
+    /// and append to the open segment.
+    async fn append(
+        log: &LogWriter,
+        partition: &Arc<Partition>,
+        records: usize,
+    ) -> (Offset, oneshot::Receiver<Result<(), FlushFailure>>) {
+        let mut bytes = simple_batch(0, records);
+        let permit = log.reserve(bytes.len()).await.unwrap();
+        let mut state = partition.lock();
+        let base = state.next_offset;
+        strato_tiering::batch::set_base_offset(&mut bytes, base);
+        let (tx, rx) = oneshot::channel();
+        let pending = PendingBatch {
+            partition: partition.clone(),
+            bytes: Bytes::from(bytes),
+            base_offset: base,
+            last_offset: base + records as i64 - 1,
+            producer: None,
+            done: Some(tx),
+            permit,
+        };
+        assert!(log.append_locked(pending).is_ok());
+        state.next_offset = base + records as i64;
+        (base, rx)
+    }
+
+    async fn committed_state(
+        meta: &dyn MetadataStore,
+        partition: &Partition,
+    ) -> PartitionStateRecord {
+        let key = keys::partition_state(partition.tp.topic_id, partition.tp.partition);
+        let value = meta.get(&key).await.unwrap().expect("state committed");
+        PartitionStateRecord::decode(&key, &value.value).unwrap()
+    }
+
+    /// Goal: when the upload fails after its retries, no batch of that flush (nor a later
+    /// pending batch of the partition) is acknowledged, the partition rewinds to its high
+    /// watermark, and the next produce reuses the offsets once the store recovers.
+    #[tokio::test]
+    async fn failed_upload_acks_nothing_and_rewinds() {
+        let s = setup(1, Duration::from_millis(5), 8 << 20).await;
+        let partition = s.topic.partitions[0].clone();
+        s.store.fail_next_puts(1000);
+        let (base_a, a) = append(&s.log, &partition, 2).await;
+        let (base_b, b) = append(&s.log, &partition, 3).await;
+        assert_eq!((base_a, base_b), (0, 2));
+        assert_eq!(a.await.unwrap(), Err(FlushFailure::Upload));
+        assert!(b.await.unwrap().is_err());
+        {
+            let state = partition.lock();
+            assert_eq!(state.high_watermark, 0);
+            assert_eq!(state.next_offset, 0, "rewound to the high watermark");
+            assert!(state.index.is_empty());
+        }
+        s.store.fail_next_puts(0);
+        let (base_c, c) = append(&s.log, &partition, 4).await;
+        assert_eq!(base_c, 0, "offsets of the failed batches are reused");
+        assert_eq!(c.await.unwrap(), Ok(()));
+        assert_eq!(partition.high_watermark(), 4);
+        assert_eq!(
+            committed_state(s.meta.as_ref(), &partition)
+                .await
+                .high_watermark,
+            4
+        );
+        s.shutdown.cancel();
+    }
+
+    /// Goal: one flush is one PUT whatever the number of partitions in it, and each
+    /// partition's commit moves its own high watermark.
+    #[tokio::test]
+    async fn one_put_per_flush_for_many_partitions() {
+        let batch_len = simple_batch(0, 10).len() as u64;
+        // A long interval and a size trigger equal to the four batches: exactly one flush.
+        let s = setup(4, Duration::from_secs(3600), 4 * batch_len).await;
+        let mut waiters = Vec::new();
+        for partition in &s.topic.partitions {
+            waiters.push(append(&s.log, partition, 10).await.1);
+        }
+        for waiter in waiters {
+            assert_eq!(waiter.await.unwrap(), Ok(()));
+        }
+        assert_eq!(s.store.puts_seen(), 1);
+        for partition in &s.topic.partitions {
+            assert_eq!(partition.high_watermark(), 10);
+            assert_eq!(
+                committed_state(s.meta.as_ref(), partition)
+                    .await
+                    .high_watermark,
+                10
+            );
+        }
+        s.shutdown.cancel();
+    }
+
+    /// Goal: a broker whose leadership was taken over cannot commit (epoch fencing): its
+    /// batch fails, the partition is marked fenced, and the committed state is untouched.
+    #[tokio::test]
+    async fn commit_after_losing_leadership_is_fenced() {
+        let s = setup(1, Duration::from_millis(5), 8 << 20).await;
+        let partition = s.topic.partitions[0].clone();
+        let (_, first) = append(&s.log, &partition, 1).await;
+        assert_eq!(first.await.unwrap(), Ok(()));
+        // Another broker takes the leader key (bumping the epoch).
+        let leader_key = keys::partition_leader(partition.tp.topic_id, partition.tp.partition);
+        let usurper = LeaderRecord {
+            v: RECORD_FORMAT_V1,
+            broker_id: 7,
+            leader_epoch: partition.leader_epoch() + 1,
+        };
+        s.meta
+            .txn(Txn::new().put(&leader_key, usurper.encode()))
+            .await
+            .unwrap();
+        let (_, second) = append(&s.log, &partition, 1).await;
+        assert_eq!(second.await.unwrap(), Err(FlushFailure::Fenced));
+        assert!(partition.lock().fenced);
+        assert_eq!(partition.high_watermark(), 1);
+        assert_eq!(
+            committed_state(s.meta.as_ref(), &partition)
+                .await
+                .high_watermark,
+            1
+        );
+        s.shutdown.cancel();
+    }
+}

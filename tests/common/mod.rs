@@ -53,10 +53,10 @@ impl Broker {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split("kafka listener bound addr=").nth(1) {
-                    if let Ok(addr) = rest.trim().parse() {
-                        let _ = tx.send(addr);
-                    }
+                if let Some(rest) = line.split("kafka listener bound addr=").nth(1)
+                    && let Ok(addr) = rest.trim().parse()
+                {
+                    let _ = tx.send(addr);
                 }
                 log_writer.lock().unwrap().push(line);
             }

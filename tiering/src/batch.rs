@@ -330,22 +330,23 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
         .copy_from_slice(&epoch.to_be_bytes());
 }
 
-/// Builders of valid batches for tests in this crate.
-#[cfg(test)]
-pub(crate) mod test_support {
+/// Builders of valid batches for tests (this crate's, and other crates' with the `testing`
+/// feature).
+#[cfg(any(test, feature = "testing"))]
+pub mod test_support {
     use super::*;
 
     /// What a test batch looks like; `Default` is a plain batch of one record.
     #[derive(Debug, Clone)]
-    pub(crate) struct BatchSpec {
-        pub(crate) base_offset: i64,
-        pub(crate) records: usize,
-        pub(crate) base_timestamp: i64,
-        pub(crate) attributes: i16,
-        pub(crate) producer_id: i64,
-        pub(crate) producer_epoch: i16,
-        pub(crate) base_sequence: i32,
-        pub(crate) value_len: usize,
+    pub struct BatchSpec {
+        pub base_offset: i64,
+        pub records: usize,
+        pub base_timestamp: i64,
+        pub attributes: i16,
+        pub producer_id: i64,
+        pub producer_epoch: i16,
+        pub base_sequence: i32,
+        pub value_len: usize,
     }
 
     impl Default for BatchSpec {
@@ -378,7 +379,7 @@ pub(crate) mod test_support {
 
     /// An uncompressed v2 batch with `spec.records` records (key null, value of
     /// `value_len` bytes, no headers), timestamps one ms apart and a correct CRC.
-    pub(crate) fn build_batch(spec: &BatchSpec) -> Vec<u8> {
+    pub fn build_batch(spec: &BatchSpec) -> Vec<u8> {
         let mut records = Vec::new();
         for index in 0..spec.records {
             let mut record = Vec::new();
@@ -416,13 +417,13 @@ pub(crate) mod test_support {
     }
 
     /// Recomputes the CRC after a test edited a covered field.
-    pub(crate) fn fix_crc(batch: &mut [u8]) {
+    pub fn fix_crc(batch: &mut [u8]) {
         let crc = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
         batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     }
 
     /// A plain batch of `records` records starting at `base_offset`.
-    pub(crate) fn simple_batch(base_offset: i64, records: usize) -> Vec<u8> {
+    pub fn simple_batch(base_offset: i64, records: usize) -> Vec<u8> {
         build_batch(&BatchSpec {
             base_offset,
             records,
@@ -431,10 +432,10 @@ pub(crate) mod test_support {
     }
 
     /// A deterministic xorshift64 generator, so fuzz-style tests need no extra crate.
-    pub(crate) struct XorShift(pub(crate) u64);
+    pub struct XorShift(pub u64);
 
     impl XorShift {
-        pub(crate) fn next_u64(&mut self) -> u64 {
+        pub fn next_u64(&mut self) -> u64 {
             let mut x = self.0;
             x ^= x << 13;
             x ^= x >> 7;
@@ -443,7 +444,7 @@ pub(crate) mod test_support {
             x
         }
 
-        pub(crate) fn below(&mut self, bound: usize) -> usize {
+        pub fn below(&mut self, bound: usize) -> usize {
             (self.next_u64() % bound as u64) as usize
         }
     }

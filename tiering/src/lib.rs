@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod cache;
 mod error;
+pub mod faulty;
 pub mod keys;
 pub mod segment;
 pub mod store;

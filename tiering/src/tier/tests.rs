@@ -1,20 +1,12 @@
 //! Tests of `Tier` against real `ObjectStore` implementations and a fault-injecting wrapper.
 
-use std::fmt;
-use std::sync::atomic::AtomicU32;
-
-use async_trait::async_trait;
-use futures::stream::BoxStream;
 use object_store::memory::InMemory;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
-    PutMultipartOptions, PutOptions, PutResult,
-};
 use strato_metadata::model::TopicPartition;
 use uuid::Uuid;
 
 use super::*;
 use crate::batch::test_support::simple_batch;
+use crate::faulty::FaultyObjectStore;
 use crate::keys::new_segment_key;
 use crate::segment::{BuiltSegment, SegmentBuilder};
 use crate::store::object_store_from_url;
@@ -139,94 +131,10 @@ async fn index_entries_that_disagree_with_the_data_are_corrupt_and_not_cached() 
     assert_eq!(tier.stats().cache_bytes, 0);
 }
 
-/// An `InMemory` store that fails the next `put_failures` PUTs and hangs the next
-/// `get_hangs` GETs.
-#[derive(Debug, Default)]
-struct FlakyStore {
-    inner: InMemory,
-    put_failures: AtomicU32,
-    get_hangs: AtomicU32,
-}
-
-impl fmt::Display for FlakyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FlakyStore({})", self.inner)
-    }
-}
-
-fn take_one(counter: &AtomicU32) -> bool {
-    counter
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-        .is_ok()
-}
-
-#[async_trait]
-impl ObjectStore for FlakyStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        if take_one(&self.put_failures) {
-            return Err(object_store::Error::Generic {
-                store: "flaky",
-                source: "injected 503 Slow Down".into(),
-            });
-        }
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        if take_one(&self.get_hangs) {
-            std::future::pending::<()>().await;
-        }
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
 fn flaky_tier(put_failures: u32, get_hangs: u32) -> Tier {
-    let store = FlakyStore {
-        put_failures: AtomicU32::new(put_failures),
-        get_hangs: AtomicU32::new(get_hangs),
-        ..FlakyStore::default()
-    };
+    let store = FaultyObjectStore::new(Arc::new(InMemory::new()));
+    store.fail_next_puts(put_failures);
+    store.hang_next_gets(get_hangs);
     let config = TierConfig {
         put_retries_max: 3,
         get_retries_max: 2,

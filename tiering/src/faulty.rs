@@ -1,0 +1,125 @@
+//! `FaultyObjectStore`: wraps a real `ObjectStore` and injects failures on demand, so tests
+//! can show what the broker does when the object store misbehaves (DESIGN.md: a failed PUT
+//! is never acked). Counters are armed at run time: `fail_next_puts(n)` fails the next `n`
+//! PUTs with a retryable-looking error, `hang_next_gets(n)` makes the next `n` GETs never
+//! answer (callers' timeouts must cut them off).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+
+#[derive(Debug)]
+pub struct FaultyObjectStore {
+    inner: Arc<dyn ObjectStore>,
+    put_failures: AtomicU32,
+    get_hangs: AtomicU32,
+    puts_seen: AtomicU64,
+}
+
+impl FaultyObjectStore {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            inner,
+            put_failures: AtomicU32::new(0),
+            get_hangs: AtomicU32::new(0),
+            puts_seen: AtomicU64::new(0),
+        }
+    }
+
+    /// The next `n` PUTs fail (as an S3 503 would).
+    pub fn fail_next_puts(&self, n: u32) {
+        self.put_failures.store(n, Ordering::Relaxed);
+    }
+
+    /// The next `n` GETs never complete.
+    pub fn hang_next_gets(&self, n: u32) {
+        self.get_hangs.store(n, Ordering::Relaxed);
+    }
+
+    /// PUT attempts seen so far, failed ones included.
+    pub fn puts_seen(&self) -> u64 {
+        self.puts_seen.load(Ordering::Relaxed)
+    }
+}
+
+impl fmt::Display for FaultyObjectStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyObjectStore({})", self.inner)
+    }
+}
+
+fn take_one(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+#[async_trait]
+impl ObjectStore for FaultyObjectStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.puts_seen.fetch_add(1, Ordering::Relaxed);
+        if take_one(&self.put_failures) {
+            return Err(object_store::Error::Generic {
+                store: "faulty",
+                source: "injected 503 Slow Down".into(),
+            });
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        if take_one(&self.get_hangs) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
