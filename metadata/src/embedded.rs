@@ -77,7 +77,11 @@ fn decode_value(key: &str, raw: &[u8]) -> Result<(Version, i64, Bytes), Metadata
     }
     let version = u64::from_le_bytes(raw[0..8].try_into().expect("8 bytes"));
     let lease = i64::from_le_bytes(raw[8..16].try_into().expect("8 bytes"));
-    Ok((version, lease, Bytes::copy_from_slice(&raw[VALUE_HEADER_LEN..])))
+    Ok((
+        version,
+        lease,
+        Bytes::copy_from_slice(&raw[VALUE_HEADER_LEN..]),
+    ))
 }
 
 impl EmbeddedStore {
@@ -152,7 +156,10 @@ impl EmbeddedStore {
     async fn delete_lease_keys(&self, lease: i64) -> Result<(), MetadataError> {
         let events = self
             .blocking(move |inner| {
-                let tx = inner.db.begin_write().map_err(|e| backend("begin")(e.into()))?;
+                let tx = inner
+                    .db
+                    .begin_write()
+                    .map_err(|e| backend("begin")(e.into()))?;
                 let mut events = Vec::new();
                 {
                     let mut kv = tx.open_table(KV).map_err(|e| backend("open")(e.into()))?;
@@ -289,7 +296,10 @@ impl MetadataStore for EmbeddedStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, MetadataError> {
         let key = key.to_string();
         self.blocking(move |inner| {
-            let tx = inner.db.begin_read().map_err(|e| backend("begin")(e.into()))?;
+            let tx = inner
+                .db
+                .begin_read()
+                .map_err(|e| backend("begin")(e.into()))?;
             let kv = match tx.open_table(KV) {
                 Ok(t) => t,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -311,7 +321,10 @@ impl MetadataStore for EmbeddedStore {
     ) -> Result<Vec<(String, Versioned)>, MetadataError> {
         let prefix = prefix.to_string();
         self.blocking(move |inner| {
-            let tx = inner.db.begin_read().map_err(|e| backend("begin")(e.into()))?;
+            let tx = inner
+                .db
+                .begin_read()
+                .map_err(|e| backend("begin")(e.into()))?;
             let kv = match tx.open_table(KV) {
                 Ok(t) => t,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -356,7 +369,10 @@ impl MetadataStore for EmbeddedStore {
         }
         let (results, events) = self
             .blocking(move |inner| {
-                let tx = inner.db.begin_write().map_err(|e| backend("begin")(e.into()))?;
+                let tx = inner
+                    .db
+                    .begin_write()
+                    .map_err(|e| backend("begin")(e.into()))?;
                 let mut results = Vec::with_capacity(txns.len());
                 let mut events = Vec::new();
                 {

@@ -71,7 +71,10 @@ async fn versions_and_compare_and_set(store: &dyn MetadataStore) {
 }
 
 async fn transactions_are_atomic(store: &dyn MetadataStore) {
-    store.txn(Txn::new().put("atomic/guard", "g")).await.unwrap();
+    store
+        .txn(Txn::new().put("atomic/guard", "g"))
+        .await
+        .unwrap();
     let failed = store
         .txn(
             Txn::new()
@@ -96,8 +99,14 @@ async fn transactions_are_atomic(store: &dyn MetadataStore) {
         .await
         .unwrap();
     // All writes of one transaction share its version.
-    assert_eq!(store.get("atomic/x").await.unwrap().unwrap().version, version);
-    assert_eq!(store.get("atomic/y").await.unwrap().unwrap().version, version);
+    assert_eq!(
+        store.get("atomic/x").await.unwrap().unwrap().version,
+        version
+    );
+    assert_eq!(
+        store.get("atomic/y").await.unwrap().unwrap().version,
+        version
+    );
     assert_eq!(store.get("atomic/guard").await.unwrap(), None);
 
     let too_big = (0..129).fold(Txn::new(), |t, i| t.put(format!("atomic/big/{i}"), "x"));
@@ -127,7 +136,9 @@ async fn list_by_prefix(store: &dyn MetadataStore) {
     for i in [3, 1, 2] {
         txn = txn.put(format!("list/p/{i:03}"), format!("{i}"));
     }
-    txn = txn.put("list/q/001", "other").put("list/p", "not-under-prefix/");
+    txn = txn
+        .put("list/q/001", "other")
+        .put("list/p", "not-under-prefix/");
     store.txn(txn).await.unwrap();
     let all = store.list("list/p/", 100).await.unwrap();
     let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
