@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# Strato's one test command (the README's and CI's, via .ci/run).
+#
+# 1. Installs what the tests need on a Debian 12 machine that has only Rust: system packages
+#    through apt (skipped when everything is present) and the Python Kafka clients in a cached
+#    venv (skipped when the pinned versions are already there).
+# 2. Runs `cargo fmt --check`, `cargo clippy -D warnings` and every test with cargo-nextest
+#    (plain `cargo test` when nextest is missing). All three run even if one fails; the exit
+#    status is non-zero if any failed.
+#
+# Environment (all optional):
+#   STRATO_CACHE_DIR   where the client venv and logs live   (default ~/.cache/strato)
+#   CARGO_TARGET_DIR   cargo build dir                       (default ~/.cache/strato-target)
+#   STRATO_PYTHON      interpreter used to create the venv   (default python3)
+# Exported for the tests:
+#   STRATO_TEST_PYTHON  venv python with kafka-python and confluent-kafka (tests/clients/*.py)
+#   STRATO_TEST_KCAT    path of kcat
+#   CARGO_TARGET_DIR    as above
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/test.sh [--quick] [--setup-only] [--env] [-- TEST-ARGS...]
+
+  (no flag)     install prerequisites, then cargo fmt --check, clippy -D warnings, all tests
+  --quick       skip fmt and clippy, run only the tests
+  --setup-only  only install prerequisites
+  --env         install prerequisites, then print `export` lines for the test environment:
+                  eval "$(scripts/test.sh --env)" && cargo nextest run
+  -- ARGS       passed on to `cargo nextest run` (or `cargo test`), e.g.
+                  scripts/test.sh --quick -- -E 'binary(other_clients)'
+                  scripts/test.sh --quick -- kafka_python   (test names containing it)
+EOF
+}
+
+mode=full
+test_args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) mode=quick ;;
+        --setup-only) mode=setup ;;
+        --env) mode=env ;;
+        -h | --help) usage; exit 0 ;;
+        --) shift; test_args=("$@"); break ;;
+        *) echo "error: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+cache_dir="${STRATO_CACHE_DIR:-$HOME/.cache/strato}"
+venv_dir="$cache_dir/venv-clients"
+requirements="$repo_root/tests/clients/requirements.txt"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strato-target}"
+mkdir -p "$cache_dir"
+
+# Progress goes to stderr so that `--env` can print only shell code on stdout.
+step() { printf '==> %s\n' "$*" >&2; }
+note() { printf '    %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# System packages
+# ---------------------------------------------------------------------------------------------
+
+# Each check names the Debian package that provides what it looks for. Only missing packages
+# are installed, so a prepared machine never runs apt.
+missing_packages=()
+need_command() { # need_command COMMAND PACKAGE (an executable on PATH; shell builtins don't count)
+    type -P "$1" >/dev/null 2>&1 || missing_packages+=("$2")
+}
+need_package() { # need_package PACKAGE (for files that are not commands, e.g. headers)
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' ||
+        missing_packages+=("$1")
+}
+
+find_missing_packages() {
+    # Kafka CLI client for the tests.
+    need_command kcat kcat
+    # `etcd-client` (crate) compiles protobuf definitions at build time.
+    need_command protoc protobuf-compiler
+    # etcd for the EtcdStore tests (started per test by the tests themselves).
+    need_command etcd etcd-server
+    need_command etcdctl etcd-client
+    # Tests signal the broker they started with /bin/kill (bash's builtin is not an
+    # executable); minimal Debian images lack procps.
+    need_command kill procps
+    # The `rdkafka` dev-dependency builds its bundled librdkafka: rdkafka-sys runs librdkafka's
+    # mklove ./configure (needs a C and a C++ compiler, it fails without c++) and `make libs`;
+    # zlib and zstd come from the libz-sys/zstd-sys crates, which build them with cc when the
+    # system has no headers. pkg-config, python3 and perl are optional there.
+    need_command cc gcc
+    need_command c++ g++
+    need_command make make
+    need_package libc6-dev
+    # The client venv. Debian's python3 has no ensurepip (so no `-m venv`) without python3-venv.
+    local python="${STRATO_PYTHON:-python3}"
+    if ! command -v "$python" >/dev/null 2>&1; then
+        [ "$python" = python3 ] || die "STRATO_PYTHON=$python not found"
+        missing_packages+=(python3 python3-venv)
+    elif ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        case "$("$python" -c 'import sys; print(sys.base_prefix)')" in
+            /usr) missing_packages+=(python3-venv) ;;
+            *) die "$python cannot create venvs (no venv/ensurepip module); use another STRATO_PYTHON" ;;
+        esac
+    fi
+}
+
+install_packages() {
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 ||
+            die "not root and no sudo; install these packages first: ${missing_packages[*]}"
+        sudo=(sudo)
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        die "no apt-get (this script targets Debian 12); install the equivalents of: ${missing_packages[*]}"
+    local log="$cache_dir/apt.log"
+    local start=$SECONDS
+    step "apt-get install ${missing_packages[*]} (log: $log)"
+    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1 ||
+        ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "${missing_packages[@]}" >>"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        die "apt-get failed (full log: $log)"
+    fi
+    note "installed in $((SECONDS - start)) s"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Python client venv
+# ---------------------------------------------------------------------------------------------
+
+# Exits 0 when the venv python has every `name==version` pin of requirements.txt.
+venv_has_pins() {
+    "$venv_dir/bin/python" - "$requirements" <<'EOF' >/dev/null 2>&1
+import sys
+from importlib import metadata
+
+for line in open(sys.argv[1]):
+    line = line.split("#", 1)[0].strip()
+    if not line:
+        continue
+    name, _, version = line.partition("==")
+    if metadata.version(name.strip()) != version.strip():
+        sys.exit(1)
+EOF
+}
+
+setup_venv() {
+    step "python client venv: $venv_dir"
+    if [ -e "$venv_dir" ] && ! "$venv_dir/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        # The interpreter it was made from is gone (e.g. a removed pyenv version).
+        note "venv is broken, recreating it"
+        rm -rf "$venv_dir"
+    fi
+    if [ -e "$venv_dir" ] && venv_has_pins; then
+        note "pinned clients already installed"
+        return
+    fi
+    local start=$SECONDS
+    if [ ! -e "$venv_dir" ] && ! "${STRATO_PYTHON:-python3}" -m venv "$venv_dir"; then
+        rm -rf "$venv_dir"
+        die "could not create the venv $venv_dir with ${STRATO_PYTHON:-python3}"
+    fi
+    # Wheels only: confluent-kafka's wheel bundles librdkafka, while its sdist would need
+    # librdkafka-dev and fail in a confusing way.
+    "$venv_dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+        --only-binary=:all: -r "$requirements"
+    venv_has_pins || die "venv at $venv_dir does not have the pins of $requirements after pip install"
+    note "installed $(grep -v '^#' "$requirements" | xargs) in $((SECONDS - start)) s"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Setup
+# ---------------------------------------------------------------------------------------------
+
+setup() {
+    # Two runs at once (e.g. two worktrees) would race on the venv; serialize the setup.
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>"$cache_dir/setup.lock"
+        flock 9
+    fi
+    step "checking system packages"
+    find_missing_packages
+    if [ ${#missing_packages[@]} -gt 0 ]; then
+        install_packages
+    else
+        note "all present"
+    fi
+    setup_venv
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>&-
+    fi
+
+    STRATO_TEST_PYTHON="$venv_dir/bin/python"
+    STRATO_TEST_KCAT="$(type -P kcat)"
+    export STRATO_TEST_PYTHON STRATO_TEST_KCAT
+    # The client scripts import tests/clients/_harness.py; keep __pycache__ out of the tree.
+    export PYTHONDONTWRITEBYTECODE=1
+}
+
+setup_start=$SECONDS
+setup
+step "setup done in $((SECONDS - setup_start)) s"
+
+if [ "$mode" = env ]; then
+    printf 'export STRATO_TEST_PYTHON=%q\n' "$STRATO_TEST_PYTHON"
+    printf 'export STRATO_TEST_KCAT=%q\n' "$STRATO_TEST_KCAT"
+    printf 'export CARGO_TARGET_DIR=%q\n' "$CARGO_TARGET_DIR"
+    printf 'export PYTHONDONTWRITEBYTECODE=1\n'
+    exit 0
+fi
+if [ "$mode" = setup ]; then
+    exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Cargo
+# ---------------------------------------------------------------------------------------------
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck source=/dev/null
+    . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust from https://rustup.rs"
+
+failed_steps=()
+run_step() { # run_step NAME COMMAND...
+    local name="$1" start=$SECONDS
+    shift
+    step "$name: $*"
+    if "$@"; then
+        note "$name passed in $((SECONDS - start)) s"
+    else
+        note "$name FAILED in $((SECONDS - start)) s"
+        failed_steps+=("$name")
+    fi
+}
+
+ensure_component() { # ensure_component CARGO-SUBCOMMAND RUSTUP-COMPONENT
+    cargo "$1" --version >/dev/null 2>&1 && return
+    command -v rustup >/dev/null 2>&1 || die "cargo $1 missing and no rustup to add component $2"
+    step "rustup component add $2"
+    rustup component add "$2"
+}
+
+if [ "$mode" = full ]; then
+    ensure_component fmt rustfmt
+    ensure_component clippy clippy
+    run_step fmt cargo fmt --all -- --check
+    run_step clippy cargo clippy --workspace --all-targets -- -D warnings
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+    run_step tests cargo nextest run --workspace --no-fail-fast "${test_args[@]}"
+else
+    # Plain cargo test ignores .config/nextest.toml: no per-test timeout, no leak check.
+    note "cargo-nextest not found (cargo install cargo-nextest --locked); using cargo test"
+    run_step tests cargo test --workspace --no-fail-fast "${test_args[@]}"
+fi
+
+if [ ${#failed_steps[@]} -gt 0 ]; then
+    die "failed: ${failed_steps[*]}"
+fi
+step "all passed"
