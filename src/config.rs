@@ -130,6 +130,11 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_MAX_REQUEST_BYTES", default_value_t = 100 * MIB)]
     pub max_request_bytes: u64,
 
+    /// Request bytes read from all connections but not yet processed; above it the broker
+    /// stops reading requests until earlier ones are processed.
+    #[arg(long, env = "STRATO_MAX_QUEUED_REQUEST_BYTES", default_value_t = 512 * MIB)]
+    pub max_queued_request_bytes: u64,
+
     /// Produced bytes accepted but not yet durable; above it produce requests wait.
     #[arg(long, env = "STRATO_MAX_UNFLUSHED_BYTES", default_value_t = 64 * MIB)]
     pub max_unflushed_bytes: u64,
@@ -165,6 +170,7 @@ pub struct Config {
     pub auto_create_topics: bool,
     pub default_partitions: i32,
     pub max_request_bytes: u64,
+    pub max_queued_request_bytes: u64,
     pub max_unflushed_bytes: u64,
     pub cache_memory_bytes: u64,
     pub max_connections: usize,
@@ -259,6 +265,7 @@ fn apply_config_file(
         auto_create_topics,
         default_partitions,
         max_request_bytes,
+        max_queued_request_bytes,
         max_unflushed_bytes,
         cache_memory_bytes,
         max_connections,
@@ -307,6 +314,14 @@ impl ServeArgs {
         if self.max_request_bytes < 1024 || self.max_request_bytes > i32::MAX as u64 {
             bail!("--max-request-bytes must be between 1024 and {}", i32::MAX);
         }
+        if self.max_queued_request_bytes < self.max_request_bytes
+            || self.max_queued_request_bytes > u32::MAX as u64
+        {
+            bail!(
+                "--max-queued-request-bytes must be between --max-request-bytes and {}",
+                u32::MAX
+            );
+        }
         if self.max_unflushed_bytes < self.flush_bytes {
             bail!("--max-unflushed-bytes must be at least --flush-bytes");
         }
@@ -332,6 +347,7 @@ impl ServeArgs {
             auto_create_topics: self.auto_create_topics,
             default_partitions: self.default_partitions,
             max_request_bytes: self.max_request_bytes,
+            max_queued_request_bytes: self.max_queued_request_bytes,
             max_unflushed_bytes: self.max_unflushed_bytes,
             cache_memory_bytes: self.cache_memory_bytes,
             max_connections: self.max_connections,

@@ -16,7 +16,7 @@ use kafka_protocol::messages::ResponseKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -37,8 +37,14 @@ enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads one frame; `Ok(None)` at a clean end of stream.
-async fn read_frame(reader: &mut OwnedReadHalf, max: u64) -> Result<Option<Bytes>, FrameError> {
+/// Reads one frame; `Ok(None)` at a clean end of stream. The frame's bytes are reserved
+/// from the broker-wide `budget` before they are read, so all connections together never
+/// hold more than `max_queued_request_bytes` of requests waiting for admission.
+async fn read_frame(
+    reader: &mut OwnedReadHalf,
+    max: u64,
+    budget: &Arc<Semaphore>,
+) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
     let mut len_buf = [0u8; 4];
     match reader.read_exact(&mut len_buf).await {
         Ok(_) => {}
@@ -53,6 +59,12 @@ async fn read_frame(reader: &mut OwnedReadHalf, max: u64) -> Result<Option<Bytes
         return Err(FrameError::TooLarge(i64::from(len)));
     }
     let len = len as usize;
+    // Validation guarantees max_request_bytes <= max_queued_request_bytes <= u32::MAX.
+    let permit = budget
+        .clone()
+        .acquire_many_owned(u32::try_from(len).unwrap_or(u32::MAX).max(1))
+        .await
+        .map_err(|_| std::io::Error::other("broker shutting down"))?;
     let mut frame = BytesMut::with_capacity(len.min(READ_CHUNK));
     while frame.len() < len {
         let want = (len - frame.len()).min(READ_CHUNK);
@@ -63,7 +75,7 @@ async fn read_frame(reader: &mut OwnedReadHalf, max: u64) -> Result<Option<Bytes
             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
         }
     }
-    Ok(Some(frame.freeze()))
+    Ok(Some((frame.freeze(), permit)))
 }
 
 pub async fn serve(
@@ -81,11 +93,12 @@ async fn run(stream: TcpStream, ctx: Arc<BrokerCtx>, shutdown: CancellationToken
     let (mut reader, mut writer) = stream.into_split();
     let inflight_max = ctx.config.max_inflight_requests;
     let max_request_bytes = ctx.config.max_request_bytes;
-    let (frames_tx, mut frames_rx) = mpsc::channel::<Bytes>(inflight_max);
+    let budget = ctx.request_memory.clone();
+    let (frames_tx, mut frames_rx) = mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(inflight_max);
     let reader_task = tokio::spawn(
         async move {
             loop {
-                match read_frame(&mut reader, max_request_bytes).await {
+                match read_frame(&mut reader, max_request_bytes, &budget).await {
                     Ok(Some(frame)) => {
                         if frames_tx.send(frame).await.is_err() {
                             return;
@@ -121,12 +134,16 @@ async fn run(stream: TcpStream, ctx: Arc<BrokerCtx>, shutdown: CancellationToken
                     }
             }
             frame = frames_rx.recv(), if reading && pending.len() < inflight_max => {
-                let Some(frame) = frame else {
+                let Some((frame, permit)) = frame else {
                     reading = false;
                     if pending.is_empty() { break; }
                     continue;
                 };
-                match admit(&ctx, frame).await {
+                let admitted = admit(&ctx, frame).await;
+                // Admission copied what must outlive it (produce batches are accounted by
+                // the log's unflushed-bytes limit from here on).
+                drop(permit);
+                match admitted {
                     Ok(reply) => pending.push_back(reply),
                     Err(reason) => {
                         tracing::warn!("closing connection: {reason}");

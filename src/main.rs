@@ -5,7 +5,18 @@ use strato::config::{Cli, Command, LogFormat, SegmentCommand};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // Fatal start-up or command errors: one readable line, no backtrace.
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse_all()?;
     init_tracing(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()

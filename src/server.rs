@@ -80,6 +80,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         topics,
         log,
         producer_ids: ProducerIdAllocator::new(),
+        request_memory: Arc::new(Semaphore::new(config.max_queued_request_bytes as usize)),
         config: config.clone(),
     });
     tracing::info!(

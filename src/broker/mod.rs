@@ -41,6 +41,8 @@ pub struct BrokerCtx {
     pub topics: TopicRegistry,
     pub log: Arc<LogWriter>,
     pub producer_ids: ProducerIdAllocator,
+    /// Bytes of request frames read but not yet admitted, across all connections.
+    pub request_memory: Arc<tokio::sync::Semaphore>,
 }
 
 /// The outcome of a request's admission phase.

@@ -559,4 +559,29 @@ mod tests {
         );
         s.shutdown.cancel();
     }
+
+    /// Goal: accepted-but-unflushed bytes are bounded: once the limit is reserved, the next
+    /// produce waits (backpressure) instead of growing memory, and proceeds when a flush
+    /// makes room.
+    #[tokio::test]
+    async fn unflushed_bytes_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
+        let tier = Arc::new(Tier::new(
+            Arc::new(InMemory::new()),
+            1 << 20,
+            TierConfig::default(),
+        ));
+        let log = LogWriter::new(tier, meta, Duration::from_secs(3600), 1 << 20, 4096);
+        let held = log.reserve(4096).await.unwrap();
+        let mut waiting = Box::pin(log.reserve(100));
+        assert!(
+            futures::poll!(waiting.as_mut()).is_pending(),
+            "a reservation over the limit must wait"
+        );
+        drop(held); // what a completed flush does with its batches' permits
+        assert!(waiting.await.is_ok());
+        // A batch larger than the whole limit still gets through alone (clamped).
+        drop(log.reserve(1 << 30).await.unwrap());
+    }
 }
