@@ -328,8 +328,8 @@ impl ServeArgs {
         if self.max_unflushed_bytes > u32::MAX as u64 {
             bail!("--max-unflushed-bytes must be at most {}", u32::MAX);
         }
-        if self.max_connections == 0 || self.max_inflight_requests == 0 {
-            bail!("--max-connections and --max-inflight-requests must be positive");
+        if !(1..=1_000_000).contains(&self.max_connections) || self.max_inflight_requests == 0 {
+            bail!("--max-connections must be 1..=1000000 and --max-inflight-requests positive");
         }
         let advertised_address = match &self.advertised_address {
             None => None,

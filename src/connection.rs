@@ -23,6 +23,16 @@ use tracing::Instrument;
 use crate::broker::{self, BrokerCtx, Reply};
 use crate::protocol::{self, Decoded};
 
+/// Longest time a closing connection keeps answering requests it already admitted.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn sleep_until_deadline(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Bytes read per read call while a frame arrives; a frame's buffer grows as its bytes
 /// arrive, so a client announcing a large frame cannot make us allocate it up front.
 const READ_CHUNK: usize = 64 * 1024;
@@ -122,7 +132,13 @@ async fn run(stream: TcpStream, ctx: Arc<BrokerCtx>, shutdown: CancellationToken
     type Pending = futures::future::BoxFuture<'static, Result<Option<BytesMut>, ()>>;
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut reading = true;
+    // On shutdown the connection stops taking requests but answers the ones it admitted
+    // (produce acks come with the final flush) for at most DRAIN_TIMEOUT.
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
     loop {
+        if !reading && pending.is_empty() {
+            break;
+        }
         tokio::select! {
             biased;
             Some(response) = pending.next(), if !pending.is_empty() => {
@@ -136,7 +152,6 @@ async fn run(stream: TcpStream, ctx: Arc<BrokerCtx>, shutdown: CancellationToken
             frame = frames_rx.recv(), if reading && pending.len() < inflight_max => {
                 let Some((frame, permit)) = frame else {
                     reading = false;
-                    if pending.is_empty() { break; }
                     continue;
                 };
                 let admitted = admit(&ctx, frame).await;
@@ -151,11 +166,11 @@ async fn run(stream: TcpStream, ctx: Arc<BrokerCtx>, shutdown: CancellationToken
                     }
                 }
             }
-            _ = shutdown.cancelled() => break,
-            else => break,
-        }
-        if !reading && pending.is_empty() {
-            break;
+            _ = shutdown.cancelled(), if reading => {
+                reading = false;
+                drain_deadline = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT);
+            }
+            _ = sleep_until_deadline(drain_deadline), if drain_deadline.is_some() => break,
         }
     }
     reader_task.abort();
@@ -178,7 +193,7 @@ async fn admit(
     let correlation_id = request.header.correlation_id;
     let api_key = request.api_key;
     let version = request.header.request_api_version;
-    tracing::trace!(?api_key, version, correlation_id, "request");
+    tracing::debug!(?api_key, version, correlation_id, "request");
     let reply = broker::handle(ctx, request)
         .await
         .map_err(|err| err.to_string())?;

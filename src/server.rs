@@ -135,8 +135,19 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<BrokerCtx>, shutdown: Cance
             drop(permit);
         });
     }
-    // Connections end now; produce requests already admitted are flushed by the drain.
+    // Connections stop taking requests and answer those they admitted; their produce
+    // batches are made durable by the flusher, which keeps running until they are done.
     conn_shutdown.cancel();
+    ctx.log.start_draining();
+    let all = u32::try_from(ctx.config.max_connections).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(
+        crate::connection::DRAIN_TIMEOUT + Duration::from_secs(1),
+        connections.acquire_many(all),
+    )
+    .await;
+    if drained.is_err() {
+        tracing::warn!("connections still open after the drain timeout");
+    }
 }
 
 /// Registers this broker under its lease: the configured id, or the lowest free one.

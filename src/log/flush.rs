@@ -79,6 +79,9 @@ pub struct LogWriter {
     flush_bytes: u64,
     commits: watch::Sender<u64>,
     closed: std::sync::atomic::AtomicBool,
+    /// Set when the broker drains: flush whatever is open at once, without waiting for the
+    /// interval, so connections can answer their admitted produce requests.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl LogWriter {
@@ -101,6 +104,7 @@ impl LogWriter {
             flush_bytes,
             commits,
             closed: std::sync::atomic::AtomicBool::new(false),
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -142,14 +146,22 @@ impl LogWriter {
         Ok(())
     }
 
+    /// From now on, flush as soon as anything is open (used while the broker drains).
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.wake.notify_one();
+    }
+
     /// Runs the flusher until `shutdown`; then flushes what is open and returns.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             let due = {
                 let open = self.open.lock().expect("open segment lock");
+                let draining = self.draining.load(std::sync::atomic::Ordering::Acquire);
                 match open.opened_at {
                     None => None,
-                    Some(_) if open.bytes >= self.flush_bytes => Some(Instant::now()),
+                    Some(_) if draining || open.bytes >= self.flush_bytes => Some(Instant::now()),
                     Some(at) => Some(at + self.flush_interval),
                 }
             };

@@ -128,6 +128,22 @@ impl Broker {
         Self::start_in(self.data_dir.clone(), self.extra_args.clone())
     }
 
+    /// Sends SIGTERM without waiting (see [`Broker::restart_after_exit`]).
+    pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Waits for a clean exit (after [`Broker::terminate`]) and starts again.
+    pub fn restart_after_exit(mut self) -> Broker {
+        let status = self.wait_exit(STOP_DEADLINE);
+        assert!(
+            status.success(),
+            "graceful stop failed: {status}; log:\n{}",
+            self.log_text()
+        );
+        Self::start_in(self.data_dir.clone(), self.extra_args.clone())
+    }
+
     /// kill -9, then start again on the same data directory.
     pub fn restart_killed(mut self) -> Broker {
         self.signal("KILL");
@@ -185,15 +201,62 @@ pub fn kcat() -> PathBuf {
     default
 }
 
-/// Runs a client script from tests/clients with a hard timeout; returns its JSON line.
+/// The node binary, found by scripts/test.sh.
+pub fn node() -> PathBuf {
+    match std::env::var_os("STRATO_TEST_NODE") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "STRATO_TEST_NODE is not set: run the tests through ./scripts/test.sh, which \
+             installs Node.js and kafkajs"
+        ),
+    }
+}
+
+/// The node_modules directory with kafkajs, installed by scripts/test.sh.
+pub fn node_path() -> PathBuf {
+    match std::env::var_os("STRATO_TEST_NODE_PATH") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "STRATO_TEST_NODE_PATH is not set: run the tests through ./scripts/test.sh, which \
+             installs kafkajs into a cached node_modules"
+        ),
+    }
+}
+
+/// How long a client script may run before it is killed (each script also has its own,
+/// shorter --timeout-s watchdog that reports what it was doing).
+const CLIENT_SCRIPT_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Runs a Python client script from tests/clients with a hard timeout; returns its JSON line.
 pub fn run_client_script(script: &str, args: &[&str]) -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients")
-        .join(script);
     let output = run_with_timeout(
-        Command::new(python()).arg(&path).args(args),
-        Duration::from_secs(180),
+        Command::new(python()).arg(client_script(script)).args(args),
+        CLIENT_SCRIPT_DEADLINE,
     );
+    script_json(script, &output)
+}
+
+/// Runs a Node.js client script from tests/clients with kafkajs on NODE_PATH and a hard
+/// timeout; returns its JSON line.
+pub fn run_node_script(script: &str, args: &[&str]) -> serde_json::Value {
+    let output = run_with_timeout(
+        Command::new(node())
+            .arg(client_script(script))
+            .args(args)
+            .env("NODE_PATH", node_path()),
+        CLIENT_SCRIPT_DEADLINE,
+    );
+    script_json(script, &output)
+}
+
+fn client_script(script: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script)
+}
+
+/// The JSON line a client script printed, after checking that it exited 0.
+fn script_json(script: &str, output: &std::process::Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
