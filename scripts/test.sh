@@ -2,20 +2,23 @@
 # Strato's one test command (the README's and CI's, via .ci/run).
 #
 # 1. Installs what the tests need on a Debian 12 machine that has only Rust: system packages
-#    through apt (skipped when everything is present) and the Python Kafka clients in a cached
-#    venv (skipped when the pinned versions are already there).
+#    through apt (skipped when everything is present), the Python Kafka clients in a cached
+#    venv and the Node.js client (kafkajs) in a cached node_modules (both skipped when the
+#    pinned versions are already there, so a second run makes no network calls).
 # 2. Runs `cargo fmt --check`, `cargo clippy -D warnings` and every test with cargo-nextest
 #    (plain `cargo test` when nextest is missing). All three run even if one fails; the exit
 #    status is non-zero if any failed.
 #
 # Environment (all optional):
-#   STRATO_CACHE_DIR   where the client venv and logs live   (default ~/.cache/strato)
+#   STRATO_CACHE_DIR   where the client venv, node_modules and logs live (default ~/.cache/strato)
 #   CARGO_TARGET_DIR   cargo build dir                       (default ~/.cache/strato-target)
 #   STRATO_PYTHON      interpreter used to create the venv   (default python3)
 # Exported for the tests:
-#   STRATO_TEST_PYTHON  venv python with kafka-python and confluent-kafka (tests/clients/*.py)
-#   STRATO_TEST_KCAT    path of kcat
-#   CARGO_TARGET_DIR    as above
+#   STRATO_TEST_PYTHON     venv python with kafka-python and confluent-kafka (tests/clients/*.py)
+#   STRATO_TEST_KCAT       path of kcat
+#   STRATO_TEST_NODE       path of node (tests/clients/*.mjs)
+#   STRATO_TEST_NODE_PATH  node_modules with kafkajs, passed to node as NODE_PATH
+#   CARGO_TARGET_DIR       as above
 set -euo pipefail
 
 usage() {
@@ -53,6 +56,10 @@ cd "$repo_root"
 cache_dir="${STRATO_CACHE_DIR:-$HOME/.cache/strato}"
 venv_dir="$cache_dir/venv-clients"
 requirements="$repo_root/tests/clients/requirements.txt"
+node_dir="$cache_dir/node-clients"
+# The Node.js Kafka clients, exact versions: kafkajs never sends flexible protocol versions, so
+# it covers the old encodings. Bump a pin here and the next run reinstalls.
+node_pins=(kafkajs@2.2.4)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strato-target}"
 mkdir -p "$cache_dir"
 
@@ -95,6 +102,12 @@ find_missing_packages() {
     need_command c++ g++
     need_command make make
     need_package libc6-dev
+    # The Node.js client (kafkajs). Debian's nodejs has no npm, which is a package of its own;
+    # NodeSource's nodejs bundles npm and conflicts with Debian's npm, so npm is only asked
+    # for together with node.
+    if ! type -P node >/dev/null 2>&1; then
+        missing_packages+=(nodejs npm)
+    fi
     # The client venv. Debian's python3 has no ensurepip (so no `-m venv`) without python3-venv.
     local python="${STRATO_PYTHON:-python3}"
     if ! command -v "$python" >/dev/null 2>&1; then
@@ -174,6 +187,41 @@ setup_venv() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Node.js clients
+# ---------------------------------------------------------------------------------------------
+
+# Exits 0 when $node_dir/node_modules has every `name@version` of node_pins.
+node_has_pins() {
+    local pin name version
+    for pin in "${node_pins[@]}"; do
+        name="${pin%@*}"
+        version="${pin##*@}"
+        [ "$(node -e 'process.stdout.write(String(require(process.argv[1]).version))' \
+            "$node_dir/node_modules/$name/package.json" 2>/dev/null)" = "$version" ] || return 1
+    done
+}
+
+setup_node_clients() {
+    step "node clients: $node_dir"
+    if node_has_pins; then
+        note "pinned clients already installed"
+        return
+    fi
+    command -v npm >/dev/null 2>&1 ||
+        die "node is installed but npm is not; install npm for $(type -P node) (e.g. from the same source as node)"
+    local log="$cache_dir/npm.log"
+    local start=$SECONDS
+    mkdir -p "$node_dir"
+    # npm prints progress on stdout, which `--env` keeps for shell code: everything goes to the log.
+    if ! npm install --prefix "$node_dir" --no-audit --no-fund "${node_pins[@]}" >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        die "npm install failed (full log: $log)"
+    fi
+    node_has_pins || die "$node_dir does not have ${node_pins[*]} after npm install (log: $log)"
+    note "installed ${node_pins[*]} in $((SECONDS - start)) s"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Setup
 # ---------------------------------------------------------------------------------------------
 
@@ -191,13 +239,16 @@ setup() {
         note "all present"
     fi
     setup_venv
+    setup_node_clients
     if command -v flock >/dev/null 2>&1; then
         exec 9>&-
     fi
 
     STRATO_TEST_PYTHON="$venv_dir/bin/python"
     STRATO_TEST_KCAT="$(type -P kcat)"
-    export STRATO_TEST_PYTHON STRATO_TEST_KCAT
+    STRATO_TEST_NODE="$(type -P node)"
+    STRATO_TEST_NODE_PATH="$node_dir/node_modules"
+    export STRATO_TEST_PYTHON STRATO_TEST_KCAT STRATO_TEST_NODE STRATO_TEST_NODE_PATH
     # The client scripts import tests/clients/_harness.py; keep __pycache__ out of the tree.
     export PYTHONDONTWRITEBYTECODE=1
 }
@@ -209,6 +260,8 @@ step "setup done in $((SECONDS - setup_start)) s"
 if [ "$mode" = env ]; then
     printf 'export STRATO_TEST_PYTHON=%q\n' "$STRATO_TEST_PYTHON"
     printf 'export STRATO_TEST_KCAT=%q\n' "$STRATO_TEST_KCAT"
+    printf 'export STRATO_TEST_NODE=%q\n' "$STRATO_TEST_NODE"
+    printf 'export STRATO_TEST_NODE_PATH=%q\n' "$STRATO_TEST_NODE_PATH"
     printf 'export CARGO_TARGET_DIR=%q\n' "$CARGO_TARGET_DIR"
     printf 'export PYTHONDONTWRITEBYTECODE=1\n'
     exit 0

@@ -1,13 +1,14 @@
 //! Clients other than the Rust one, driven as subprocesses: kafka-python 3.x (idempotence
 //! on by default), confluent-kafka (librdkafka 2.x) with every codec, kafka-python's admin
-//! client, and kcat. The Python venv and kcat come from scripts/test.sh.
+//! client, kafkajs (only pre-flexible protocol versions) and kcat. The Python venv, kafkajs
+//! and kcat come from scripts/test.sh.
 
 mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Broker, kcat, run_client_script, run_with_input};
+use common::{Broker, kcat, run_client_script, run_node_script, run_with_input};
 
 /// Goal: kafka-python 3 with its defaults (idempotent producer, acks=all) produces to an
 /// auto-created topic and a group-less consumer reads every record back unchanged.
@@ -78,6 +79,42 @@ fn kafka_python_admin() {
     assert_eq!(result["already_exists_error"], true, "{result}");
     assert_eq!(result["configs"]["retention.ms"], "604800000", "{result}");
     assert_eq!(result["configs"]["cleanup.policy"], "delete", "{result}");
+}
+
+/// Goal: kafkajs 2.2.4, which never sends flexible versions (CreateTopics v3, Metadata v6,
+/// InitProducerId v1, Produce v7, ListOffsets v3), creates a topic, gets "already exists" the
+/// second time, produces with its idempotent producer and reads back the offsets. Method: the
+/// script checks every send's base offsets, then ListOffsets (earliest, latest, by timestamp)
+/// against what was acknowledged; here we check its totals. kafkajs consumers always join a
+/// group, which the broker does not support yet, so nothing is consumed.
+#[test]
+fn kafkajs_produce_and_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let result = run_node_script(
+        "kafkajs_roundtrip.mjs",
+        &[
+            "--bootstrap",
+            &broker.bootstrap(),
+            "--topic",
+            "kjs",
+            "--count",
+            "3000",
+        ],
+    );
+    assert_eq!(result["created"], true, "{result}");
+    assert_eq!(result["already_exists"], true, "{result}");
+    assert_eq!(result["produced"], 3000, "{result}");
+    assert_eq!(result["partitions"], 3, "{result}");
+    let high_watermarks = result["high_watermarks"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no high_watermarks: {result}"));
+    assert_eq!(high_watermarks.len(), 3, "{result}");
+    let total: u64 = high_watermarks
+        .values()
+        .map(|v| v.as_u64().expect("high watermark is a number"))
+        .sum();
+    assert_eq!(total, 3000, "{result}");
 }
 
 fn kcat_run(args: &[&str], stdin: Option<&str>) -> String {
