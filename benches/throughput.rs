@@ -1,0 +1,204 @@
+//! Produce and consume throughput and end-to-end latency of a real broker (release build)
+//! with librdkafka, on the embedded default (local filesystem + embedded metadata).
+//!
+//! Run: `cargo bench --bench throughput` (env: `STRATO_BENCH_RECORDS`, default 1,000,000;
+//! `STRATO_BENCH_VALUE_BYTES`, default 100; `STRATO_BENCH_CODEC`, default none).
+//! Prints a Markdown table row; results go to docs/BENCHMARKS.md. This is a benchmark, not a
+//! test: nothing here asserts a speed.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct BrokerProcess(std::process::Child);
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_broker(data_dir: &std::path::Path) -> (BrokerProcess, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--default-partitions",
+            "3",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("STRATO_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn broker");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("kafka listener bound addr=").nth(1) {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("broker started");
+    (BrokerProcess(child), addr)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let records = env_or("STRATO_BENCH_RECORDS", 1_000_000);
+    let value_bytes = env_or("STRATO_BENCH_VALUE_BYTES", 100);
+    let codec = std::env::var("STRATO_BENCH_CODEC").unwrap_or_else(|_| "none".into());
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = start_broker(dir.path());
+    let payload: Vec<u8> = (0..value_bytes).map(|i| b'a' + (i % 26) as u8).collect();
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("compression.codec", &codec)
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    let started = Instant::now();
+    let mut futures = Vec::with_capacity(100_000);
+    for i in 0..records {
+        let key = (i % 1024).to_string();
+        loop {
+            match producer.send_result(FutureRecord::to("bench").key(&key).payload(&payload)) {
+                Ok(f) => {
+                    futures.push(f);
+                    break;
+                }
+                Err((_, _)) => {
+                    // Local queue full: wait for some deliveries.
+                    for f in futures.drain(..) {
+                        f.await.unwrap().map_err(|(e, _)| e).unwrap();
+                    }
+                }
+            }
+        }
+        if futures.len() >= 100_000 {
+            for f in futures.drain(..) {
+                f.await.unwrap().map_err(|(e, _)| e).unwrap();
+            }
+        }
+    }
+    for f in futures.drain(..) {
+        f.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let produce_secs = started.elapsed().as_secs_f64();
+    let mb = (records * value_bytes) as f64 / 1e6;
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "bench")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset("bench", p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let started = Instant::now();
+    let mut consumed = 0;
+    while consumed < records {
+        if let Some(msg) = consumer.poll(Duration::from_secs(10)) {
+            msg.unwrap();
+            consumed += 1;
+        } else {
+            panic!("consumer stalled at {consumed}");
+        }
+    }
+    let consume_secs = started.elapsed().as_secs_f64();
+
+    // End-to-end latency: one record at a time, produce -> consumer (parked in a long poll).
+    let latency_producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    let tail: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "bench-tail")
+        .set("fetch.wait.max.ms", "10000")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("latency", 0, Offset::End).unwrap();
+    tail.assign(&tpl).unwrap();
+    // Warm up until the consumer has received a record: then it is positioned at the end
+    // and every later record measures produce -> fetch wake-up -> delivery.
+    let mut positioned = false;
+    for _ in 0..30 {
+        latency_producer
+            .send(
+                FutureRecord::<(), _>::to("latency").partition(0).payload("warmup"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        if tail.poll(Duration::from_secs(1)).is_some() {
+            positioned = true;
+            break;
+        }
+    }
+    assert!(positioned, "latency consumer never received a warm-up record");
+    while tail.poll(Duration::from_millis(200)).is_some() {}
+    let mut latencies = Vec::new();
+    for _ in 0..200 {
+        let sent = Instant::now();
+        latency_producer
+            .send(
+                FutureRecord::<(), _>::to("latency").partition(0).payload("x"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        let msg = tail
+            .poll(Duration::from_secs(10))
+            .expect("the record arrives within 10 s");
+        assert!(msg.unwrap().payload().is_some());
+        latencies.push(sent.elapsed());
+    }
+    latencies.sort();
+
+    println!(
+        "| {records} x {value_bytes} B, codec {codec} | produce {:.1} MB/s ({:.0} rec/s) | consume {:.1} MB/s ({:.0} rec/s) | e2e p50 {:.1} ms p99 {:.1} ms |",
+        mb / produce_secs,
+        records as f64 / produce_secs,
+        mb / consume_secs,
+        records as f64 / consume_secs,
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+}
