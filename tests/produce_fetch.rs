@@ -343,3 +343,38 @@ async fn auto_create_can_be_turned_off() {
     let landed = produce_all(&retry, "not-there", &[record("x", 1), record("x", 2)]).await;
     assert_eq!(landed.len(), 2);
 }
+
+/// Goal: acks=0 produce requests get no response (librdkafka does not wait for one) and
+/// their records are still stored; a later acks=1 request on the same connection is
+/// answered normally (no stray response shifted the correlation ids).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_zero_is_stored_without_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "fire", 1).await;
+    let fire = producer(&bootstrap, &[("acks", "0"), ("linger.ms", "0")]);
+    let records: Vec<Rec> = (0..1_000).map(|i| record("fire", i)).collect();
+    for rec in &records {
+        let fr: FutureRecord<'_, Vec<u8>, Vec<u8>> = FutureRecord::to("fire")
+            .key(rec.key.as_ref().unwrap())
+            .headers(rec.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: v.as_deref(),
+                })
+            }));
+        let fr = match &rec.value {
+            Some(v) => fr.payload(v),
+            None => fr,
+        };
+        let fr = fr.timestamp(rec.timestamp.unwrap());
+        let delivery = fire.send(fr, Duration::from_secs(10)).await;
+        let delivery = delivery.map_err(|(e, _)| e).expect("acks=0 send");
+        // The client never sees a response with acks=0, so it reports no offset.
+        assert!(delivery.offset < 0, "no offset without a response");
+    }
+    let consumed = consume_all(&bootstrap, "fire", 1, 1_000);
+    let values: Vec<_> = consumed.values().cloned().collect();
+    assert_eq!(values, records, "every acks=0 record stored, in order");
+}
