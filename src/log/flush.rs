@@ -205,14 +205,15 @@ impl LogWriter {
         let started = Instant::now();
         // Group by partition, keeping each partition's batches in offset order.
         let mut groups: Vec<(Arc<Partition>, Vec<PendingBatch>)> = Vec::new();
+        let mut group_of: std::collections::HashMap<TopicPartition, usize> =
+            std::collections::HashMap::new();
         for batch in batches {
-            match groups
-                .iter_mut()
-                .find(|(p, _)| Arc::ptr_eq(p, &batch.partition))
-            {
-                Some((_, list)) => list.push(batch),
-                None => groups.push((batch.partition.clone(), vec![batch])),
+            let next = groups.len();
+            let index = *group_of.entry(batch.partition.tp).or_insert(next);
+            if index == next {
+                groups.push((batch.partition.clone(), Vec::new()));
             }
+            groups[index].1.push(batch);
         }
         let inputs: Vec<(TopicPartition, Vec<Bytes>)> = groups
             .iter()

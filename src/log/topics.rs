@@ -56,6 +56,7 @@ pub struct TopicRegistry {
     broker_id: i32,
     lease: LeaseId,
     by_name: RwLock<HashMap<String, Arc<Topic>>>,
+    by_id: RwLock<HashMap<Uuid, Arc<Topic>>>,
     /// Serializes loads and creations so one topic is never loaded twice.
     load_lock: tokio::sync::Mutex<()>,
 }
@@ -67,6 +68,7 @@ impl TopicRegistry {
             broker_id,
             lease,
             by_name: RwLock::new(HashMap::new()),
+            by_id: RwLock::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -76,12 +78,7 @@ impl TopicRegistry {
     }
 
     pub fn get_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.by_name
-            .read()
-            .expect("topics lock")
-            .values()
-            .find(|t| t.topic_id == id)
-            .cloned()
+        self.by_id.read().expect("topics lock").get(&id).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<Topic>> {
@@ -201,6 +198,10 @@ impl TopicRegistry {
             config: record.config,
             partitions,
         });
+        self.by_id
+            .write()
+            .expect("topics lock")
+            .insert(record.topic_id, topic.clone());
         self.by_name
             .write()
             .expect("topics lock")

@@ -117,15 +117,9 @@ impl Broker {
     }
 
     /// SIGTERM, wait for a clean exit, start again on the same data directory.
-    pub fn restart_graceful(mut self) -> Broker {
-        self.signal("TERM");
-        let status = self.wait_exit(STOP_DEADLINE);
-        assert!(
-            status.success(),
-            "graceful stop failed: {status}; log:\n{}",
-            self.log_text()
-        );
-        Self::start_in(self.data_dir.clone(), self.extra_args.clone())
+    pub fn restart_graceful(self) -> Broker {
+        self.terminate();
+        self.restart_after_exit()
     }
 
     /// Sends SIGTERM without waiting (see [`Broker::restart_after_exit`]).
