@@ -88,6 +88,8 @@ find_missing_packages() {
     need_command kcat kcat
     # `etcd-client` (crate) compiles protobuf definitions at build time.
     need_command protoc protobuf-compiler
+    # ...and the well-known types (google/protobuf/descriptor.proto) that etcd's protos import.
+    need_package libprotobuf-dev
     # etcd for the EtcdStore tests (started per test by the tests themselves).
     need_command etcd etcd-server
     need_command etcdctl etcd-client

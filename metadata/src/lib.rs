@@ -11,6 +11,7 @@
 //! returns [`MetadataError::Conflict`].
 
 pub mod embedded;
+pub mod etcd;
 pub mod keys;
 pub mod model;
 pub mod store;

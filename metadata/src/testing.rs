@@ -231,3 +231,200 @@ async fn watches(store: &dyn MetadataStore) {
         .expect("watch open");
     assert!(matches!(second, WatchEvent::Delete { key, .. } if key == "watch/a"));
 }
+
+/// A real etcd for tests: one member or a cluster on free loopback ports, each member a
+/// child process with its data in a temp dir, killed (by pid) when dropped.
+#[cfg(any(test, feature = "testing"))]
+pub mod etcd_server {
+    use std::net::TcpListener;
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// How long a member may take to become healthy.
+    const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+    struct Member {
+        name: String,
+        client_port: u16,
+        peer_port: u16,
+        data_dir: PathBuf,
+        log: PathBuf,
+        child: Option<Child>,
+    }
+
+    pub struct EtcdServer {
+        members: Vec<Member>,
+        initial_cluster: String,
+        _dir: tempfile::TempDir,
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind a free port")
+            .port()
+    }
+
+    impl EtcdServer {
+        /// One member.
+        pub fn start() -> Self {
+            Self::start_cluster(1)
+        }
+
+        /// `n` members forming one cluster.
+        pub fn start_cluster(n: usize) -> Self {
+            let dir = tempfile::tempdir().expect("temp dir for etcd");
+            let members: Vec<Member> = (0..n)
+                .map(|i| Member {
+                    name: format!("m{i}"),
+                    client_port: free_port(),
+                    peer_port: free_port(),
+                    data_dir: dir.path().join(format!("m{i}")),
+                    log: dir.path().join(format!("m{i}.log")),
+                    child: None,
+                })
+                .collect();
+            let initial_cluster = members
+                .iter()
+                .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut server = Self {
+                members,
+                initial_cluster,
+                _dir: dir,
+            };
+            for i in 0..n {
+                server.spawn(i, "new");
+            }
+            for i in 0..n {
+                server.wait_healthy(i);
+            }
+            server
+        }
+
+        fn spawn(&mut self, i: usize, state: &str) {
+            let m = &self.members[i];
+            let log = std::fs::File::create(&m.log).expect("etcd log file");
+            let child = Command::new("etcd")
+                .args(["--name", &m.name])
+                .arg("--data-dir")
+                .arg(&m.data_dir)
+                .arg(format!(
+                    "--listen-client-urls=http://127.0.0.1:{}",
+                    m.client_port
+                ))
+                .arg(format!(
+                    "--advertise-client-urls=http://127.0.0.1:{}",
+                    m.client_port
+                ))
+                .arg(format!(
+                    "--listen-peer-urls=http://127.0.0.1:{}",
+                    m.peer_port
+                ))
+                .arg(format!(
+                    "--initial-advertise-peer-urls=http://127.0.0.1:{}",
+                    m.peer_port
+                ))
+                .arg(format!("--initial-cluster={}", self.initial_cluster))
+                .arg(format!("--initial-cluster-state={state}"))
+                .arg("--initial-cluster-token=strato-test")
+                .arg("--auto-compaction-mode=periodic")
+                .arg("--auto-compaction-retention=1h")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log handle"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|err| {
+                    panic!(
+                        "cannot start etcd ({err}): install it with `apt-get install -y \
+                         etcd-server etcd-client` (./scripts/test.sh does)"
+                    )
+                });
+            self.members[i].child = Some(child);
+        }
+
+        fn wait_healthy(&mut self, i: usize) {
+            let end = Instant::now() + READY_DEADLINE;
+            loop {
+                let m = &mut self.members[i];
+                if let Some(child) = &mut m.child
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    panic!(
+                        "etcd member {} exited ({status}); log:\n{}",
+                        m.name,
+                        std::fs::read_to_string(&m.log).unwrap_or_default()
+                    );
+                }
+                let healthy = Command::new("etcdctl")
+                    .env("ETCDCTL_API", "3")
+                    .arg(format!("--endpoints=http://127.0.0.1:{}", m.client_port))
+                    .args([
+                        "--dial-timeout=1s",
+                        "--command-timeout=2s",
+                        "endpoint",
+                        "health",
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                if healthy {
+                    return;
+                }
+                assert!(
+                    Instant::now() < end,
+                    "etcd member {} not healthy in time; log:\n{}",
+                    m.name,
+                    std::fs::read_to_string(&m.log).unwrap_or_default()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+
+        /// Client endpoints (`http://127.0.0.1:port`) of the members.
+        pub fn endpoints(&self) -> Vec<String> {
+            self.members
+                .iter()
+                .map(|m| format!("http://127.0.0.1:{}", m.client_port))
+                .collect()
+        }
+
+        /// `etcd://` URL of the cluster with `prefix` (e.g. `/strato/test-1`).
+        pub fn url(&self, prefix: &str) -> String {
+            let hosts: Vec<String> = self
+                .members
+                .iter()
+                .map(|m| format!("127.0.0.1:{}", m.client_port))
+                .collect();
+            format!("etcd://{}{prefix}", hosts.join(","))
+        }
+
+        /// kill -9 one member.
+        pub fn kill(&mut self, i: usize) {
+            if let Some(mut child) = self.members[i].child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+
+        /// Starts a killed member again on its data directory and waits until it is
+        /// healthy.
+        pub fn restart(&mut self, i: usize) {
+            assert!(self.members[i].child.is_none(), "member {i} is running");
+            self.spawn(i, "existing");
+            self.wait_healthy(i);
+        }
+    }
+
+    impl Drop for EtcdServer {
+        fn drop(&mut self) {
+            for i in 0..self.members.len() {
+                self.kill(i);
+            }
+        }
+    }
+}
