@@ -162,7 +162,9 @@ async fn main() {
     for _ in 0..30 {
         latency_producer
             .send(
-                FutureRecord::<(), _>::to("latency").partition(0).payload("warmup"),
+                FutureRecord::<(), _>::to("latency")
+                    .partition(0)
+                    .payload("warmup"),
                 Duration::from_secs(5),
             )
             .await
@@ -172,14 +174,19 @@ async fn main() {
             break;
         }
     }
-    assert!(positioned, "latency consumer never received a warm-up record");
+    assert!(
+        positioned,
+        "latency consumer never received a warm-up record"
+    );
     while tail.poll(Duration::from_millis(200)).is_some() {}
     let mut latencies = Vec::new();
     for _ in 0..200 {
         let sent = Instant::now();
         latency_producer
             .send(
-                FutureRecord::<(), _>::to("latency").partition(0).payload("x"),
+                FutureRecord::<(), _>::to("latency")
+                    .partition(0)
+                    .payload("x"),
                 Duration::from_secs(5),
             )
             .await
