@@ -97,7 +97,8 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_ADVERTISED_ADDRESS")]
     pub advertised_address: Option<String>,
 
-    /// Metadata store: `local` (embedded, in the data dir).
+    /// Metadata store: `local` (embedded, in the data dir) or
+    /// `etcd://host:port[,host:port...][/prefix]` (default prefix `/strato/default`).
     #[arg(long, env = "STRATO_METADATA", default_value = "local")]
     pub metadata: String,
 
@@ -181,6 +182,7 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataUrl {
     Local,
+    Etcd(strato_metadata::etcd::EtcdConfig),
 }
 
 impl Cli {
@@ -287,9 +289,10 @@ impl ServeArgs {
         };
         let metadata = match self.metadata.as_str() {
             "local" => MetadataUrl::Local,
-            other if other.starts_with("etcd://") => {
-                bail!("--metadata {other}: etcd support is not built yet (issue 3); use `local`")
-            }
+            other if other.starts_with("etcd://") => MetadataUrl::Etcd(
+                strato_metadata::etcd::EtcdConfig::from_url(other)
+                    .with_context(|| format!("--metadata {other}"))?,
+            ),
             other => bail!("--metadata {other:?}: expected `local` or `etcd://host:port`"),
         };
         let object_store_url = match &self.object_store {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use strato_metadata::embedded::EmbeddedStore;
+use strato_metadata::etcd::EtcdStore;
 use strato_metadata::model::{BrokerRecord, ClusterRecord, RECORD_FORMAT_V1};
 use strato_metadata::{LeaseId, MetadataError, MetadataStore, Txn, keys};
 use strato_tiering::{Tier, TierConfig};
@@ -27,11 +28,16 @@ const LEASE_TTL: Duration = Duration::from_secs(10);
 const BROKER_ID_MAX: i32 = 100_000;
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let meta: Arc<dyn MetadataStore> = match config.metadata {
+    let meta: Arc<dyn MetadataStore> = match &config.metadata {
         MetadataUrl::Local => Arc::new(
             EmbeddedStore::open(&config.data_dir.join("meta"))
                 .await
                 .context("open embedded metadata store")?,
+        ),
+        MetadataUrl::Etcd(etcd) => Arc::new(
+            EtcdStore::connect(etcd.clone())
+                .await
+                .with_context(|| format!("connect to etcd at {:?}", etcd.endpoints))?,
         ),
     };
     let store = strato_tiering::store::object_store_from_url(&config.object_store_url)
@@ -56,7 +62,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .context("grant broker lease")?;
     let broker_id = register_broker(meta.as_ref(), config.broker_id, lease, &advertised).await?;
-    let keep_alive = spawn_keep_alive(meta.clone(), lease, shutdown.clone());
     let cluster_id = cluster_id(meta.as_ref()).await?;
 
     let log = LogWriter::new(
@@ -83,6 +88,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         request_memory: Arc::new(Semaphore::new(config.max_queued_request_bytes as usize)),
         config: config.clone(),
     });
+    // The lease outlives the drain: it is revoked only after the final flush.
+    let keep_alive_stop = CancellationToken::new();
+    let keep_alive = spawn_keep_alive(ctx.clone(), lease, keep_alive_stop.clone());
     tracing::info!(
         broker_id,
         topics = loaded,
@@ -100,7 +108,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     if let Err(err) = flusher.await {
         tracing::error!("flusher task failed: {err}");
     }
-    keep_alive.abort();
+    keep_alive_stop.cancel();
+    let lease = keep_alive.await.unwrap_or(lease);
     if let Err(err) = meta.revoke_lease(lease).await {
         tracing::warn!("failed to revoke broker lease: {err:#}");
     }
@@ -157,7 +166,7 @@ async fn register_broker(
     lease: LeaseId,
     advertised: &(String, u16),
 ) -> anyhow::Result<i32> {
-    let candidates: Box<dyn Iterator<Item = i32>> = match wanted {
+    let candidates: Box<dyn Iterator<Item = i32> + Send> = match wanted {
         Some(id) => Box::new(std::iter::once(id)),
         None => Box::new(0..BROKER_ID_MAX),
     };
@@ -217,24 +226,72 @@ async fn cluster_id(meta: &dyn MetadataStore) -> anyhow::Result<String> {
     }
 }
 
+/// Keeps the broker lease alive. If it may have expired (no successful keep-alive for a
+/// whole TTL) the broker stops leading at once; once etcd says the lease is gone, it takes a
+/// new lease, registers again and re-takes its partitions with new epochs.
 fn spawn_keep_alive(
-    meta: Arc<dyn MetadataStore>,
-    lease: LeaseId,
+    ctx: Arc<BrokerCtx>,
+    mut lease: LeaseId,
     shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<LeaseId> {
     tokio::spawn(async move {
+        let meta = ctx.meta.clone();
         let mut tick = tokio::time::interval(LEASE_TTL / 3);
+        let mut last_ok = tokio::time::Instant::now();
+        let mut fenced = false;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return lease,
             }
-            if let Err(err) = meta.keep_alive(lease).await {
-                // Losing the lease means losing leadership; a later issue (cluster mode)
-                // stops leading at once. On the embedded store this cannot happen while the
-                // process lives.
-                tracing::error!("failed to keep the broker lease alive: {err:#}");
+            match meta.keep_alive(lease).await {
+                Ok(()) => last_ok = tokio::time::Instant::now(),
+                Err(MetadataError::LeaseNotFound(_)) => {
+                    tracing::error!("broker lease lost: stopping leadership of all partitions");
+                    ctx.topics.fence_all();
+                    match regain_leadership(&ctx).await {
+                        Ok(new_lease) => {
+                            lease = new_lease;
+                            last_ok = tokio::time::Instant::now();
+                            fenced = false;
+                            tracing::info!("broker lease renewed; partitions re-acquired");
+                        }
+                        Err(err) => {
+                            fenced = true;
+                            tracing::warn!("failed to regain leadership, will retry: {err:#}");
+                        }
+                    }
+                    continue;
+                }
+                Err(err) => tracing::warn!("failed to keep the broker lease alive: {err:#}"),
+            }
+            if !fenced && last_ok.elapsed() >= LEASE_TTL {
+                // The lease may have expired while we could not reach the store: another
+                // broker may lead now, so stop admitting produce requests.
+                tracing::error!("broker lease not renewed for a whole TTL: stopping leadership");
+                ctx.topics.fence_all();
+                fenced = true;
             }
         }
     })
+}
+
+async fn regain_leadership(ctx: &BrokerCtx) -> anyhow::Result<LeaseId> {
+    let lease = ctx
+        .meta
+        .grant_lease(LEASE_TTL)
+        .await
+        .context("grant broker lease")?;
+    register_broker(
+        ctx.meta.as_ref(),
+        Some(ctx.broker_id),
+        lease,
+        &ctx.advertised,
+    )
+    .await?;
+    ctx.topics
+        .reacquire_all(lease)
+        .await
+        .context("re-acquire partitions")?;
+    Ok(lease)
 }

@@ -428,3 +428,120 @@ pub mod etcd_server {
         }
     }
 }
+
+/// `FaultyMetadataStore`: wraps a real store and makes transactions fail on demand, to test
+/// what callers do when a commit fails or its answer is lost.
+#[cfg(any(test, feature = "testing"))]
+pub mod faulty {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use tokio::sync::mpsc;
+
+    use crate::{LeaseId, MetadataError, MetadataStore, Txn, Version, Versioned, WatchEvent};
+
+    pub struct FaultyMetadataStore {
+        inner: Arc<dyn MetadataStore>,
+        fail_txns: AtomicU32,
+        lose_txn_answers: AtomicU32,
+    }
+
+    fn take_one(counter: &AtomicU32) -> bool {
+        counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    impl FaultyMetadataStore {
+        pub fn new(inner: Arc<dyn MetadataStore>) -> Self {
+            Self {
+                inner,
+                fail_txns: AtomicU32::new(0),
+                lose_txn_answers: AtomicU32::new(0),
+            }
+        }
+
+        /// The next `n` transaction calls are not applied and time out.
+        pub fn fail_next_txns(&self, n: u32) {
+            self.fail_txns.store(n, Ordering::Relaxed);
+        }
+
+        /// The next `n` transaction calls are applied, but the caller gets a timeout (the
+        /// answer was lost on the way back).
+        pub fn lose_next_txn_answers(&self, n: u32) {
+            self.lose_txn_answers.store(n, Ordering::Relaxed);
+        }
+
+        fn injected(&self) -> Option<bool> {
+            if take_one(&self.fail_txns) {
+                Some(false)
+            } else if take_one(&self.lose_txn_answers) {
+                Some(true)
+            } else {
+                None
+            }
+        }
+    }
+
+    const TIMEOUT: MetadataError = MetadataError::Timeout {
+        operation: "injected fault",
+    };
+
+    #[async_trait]
+    impl MetadataStore for FaultyMetadataStore {
+        async fn get(&self, key: &str) -> Result<Option<Versioned>, MetadataError> {
+            self.inner.get(key).await
+        }
+
+        async fn list(
+            &self,
+            prefix: &str,
+            limit: usize,
+        ) -> Result<Vec<(String, Versioned)>, MetadataError> {
+            self.inner.list(prefix, limit).await
+        }
+
+        async fn txn(&self, txn: Txn) -> Result<Version, MetadataError> {
+            match self.injected() {
+                None => self.inner.txn(txn).await,
+                Some(false) => Err(TIMEOUT),
+                Some(true) => {
+                    self.inner.txn(txn).await?;
+                    Err(TIMEOUT)
+                }
+            }
+        }
+
+        async fn txn_many(
+            &self,
+            txns: Vec<Txn>,
+        ) -> Result<Vec<Result<Version, MetadataError>>, MetadataError> {
+            match self.injected() {
+                None => self.inner.txn_many(txns).await,
+                Some(false) => Err(TIMEOUT),
+                Some(true) => {
+                    self.inner.txn_many(txns).await?;
+                    Err(TIMEOUT)
+                }
+            }
+        }
+
+        async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId, MetadataError> {
+            self.inner.grant_lease(ttl).await
+        }
+
+        async fn keep_alive(&self, lease: LeaseId) -> Result<(), MetadataError> {
+            self.inner.keep_alive(lease).await
+        }
+
+        async fn revoke_lease(&self, lease: LeaseId) -> Result<(), MetadataError> {
+            self.inner.revoke_lease(lease).await
+        }
+
+        async fn watch(&self, prefix: &str) -> Result<mpsc::Receiver<WatchEvent>, MetadataError> {
+            self.inner.watch(prefix).await
+        }
+    }
+}

@@ -241,7 +241,7 @@ async fn admit(
     let log_append_time = topic_config::log_append_time(&topic.config);
 
     let mut state = partition.lock();
-    if state.fenced {
+    if state.fenced || state.needs_reload {
         return Outcome::Done(error::code(ResponseError::NotLeaderOrFollower), -1, None);
     }
     let producer = headers

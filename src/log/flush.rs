@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strato_metadata::model::{IndexEntry, Offset, TopicPartition};
+use strato_metadata::model::{IndexEntry, Offset, PartitionStateRecord, TopicPartition};
 use strato_metadata::{MetadataError, MetadataStore, Txn, keys};
 use strato_tiering::Tier;
 use strato_tiering::segment::SegmentBuilder;
@@ -299,7 +299,9 @@ impl LogWriter {
             Err(err) => {
                 tracing::error!(segment = %key, "failed to commit flush: {err:#}");
                 for (partition, list) in groups {
+                    // The outcome is unknown: the commit may have applied.
                     self.rewind(&partition, list, FlushFailure::Commit);
+                    self.spawn_reload(partition);
                 }
                 self.notify_commit();
                 return;
@@ -339,6 +341,10 @@ impl LogWriter {
                         partition.lock().fenced = true;
                     }
                     self.rewind(&partition, list, failure);
+                    if failure == FlushFailure::Commit {
+                        // A timeout or lost connection: the commit may have applied.
+                        self.spawn_reload(partition);
+                    }
                 }
             }
         }
@@ -370,6 +376,10 @@ impl LogWriter {
             state.next_offset = state.high_watermark;
             state.producers = state.committed_producers.clone();
             state.rewinds += 1;
+            if why == FlushFailure::Commit {
+                // The commit's outcome is unknown; `spawn_reload` finds it out.
+                state.needs_reload = true;
+            }
             mine
         };
         for batch in failed {
@@ -380,9 +390,119 @@ impl LogWriter {
         }
     }
 
+    /// After a commit whose outcome is unknown, the partition takes no produce until its
+    /// committed state is read back from the metadata store (retried with backoff while the
+    /// store is unreachable). If the commit did apply, the high watermark, index and producer
+    /// states catch up, so a producer retrying those batches is deduplicated.
+    fn spawn_reload(&self, partition: Arc<Partition>) {
+        // `rewind` set `needs_reload` under the partition lock, so no produce slipped in
+        // between; admission stays closed until this task clears it.
+        debug_assert!(partition.lock().needs_reload);
+        let meta = self.meta.clone();
+        let commits = self.commits.clone();
+        tokio::spawn(async move {
+            let mut backoff = RELOAD_BACKOFF_MIN;
+            for attempt in 1..=RELOAD_ATTEMPTS_MAX {
+                match reload_partition(meta.as_ref(), &partition).await {
+                    Ok(()) => {
+                        commits.send_modify(|n| *n = n.wrapping_add(1));
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(
+                            topic = %partition.topic,
+                            partition = partition.tp.partition,
+                            attempt,
+                            "failed to reload partition state: {err:#}"
+                        );
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(RELOAD_BACKOFF_MAX);
+                    }
+                }
+            }
+            tracing::error!(
+                topic = %partition.topic,
+                partition = partition.tp.partition,
+                "giving up reloading partition state; it stays unavailable until the broker \
+                 regains its lease or restarts"
+            );
+        });
+    }
+
     fn notify_commit(&self) {
         self.commits.send_modify(|n| *n = n.wrapping_add(1));
     }
+}
+
+/// Backoff and bound of the reload after an uncertain commit (about 30 minutes in all).
+const RELOAD_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const RELOAD_BACKOFF_MAX: Duration = Duration::from_secs(2);
+const RELOAD_ATTEMPTS_MAX: u32 = 1000;
+
+/// Reads a partition's committed state back after an uncertain commit.
+async fn reload_partition(
+    meta: &dyn MetadataStore,
+    partition: &Partition,
+) -> Result<(), MetadataError> {
+    let tp = partition.tp;
+    let leader_key = keys::partition_leader(tp.topic_id, tp.partition);
+    let state_key = keys::partition_state(tp.topic_id, tp.partition);
+    let leader_version = meta.get(&leader_key).await?.map_or(0, |v| v.version);
+    let (state_version, record) = match meta.get(&state_key).await? {
+        Some(v) => (
+            v.version,
+            PartitionStateRecord::decode(&state_key, &v.value)?,
+        ),
+        None => (0, PartitionStateRecord::empty()),
+    };
+    let old_hw = partition.high_watermark();
+    let mut new_entries = Vec::new();
+    if record.high_watermark > old_hw {
+        for (key, value) in meta
+            .list(
+                &keys::partition_index_prefix(tp.topic_id, tp.partition),
+                usize::MAX,
+            )
+            .await?
+        {
+            let entry = IndexEntry::decode(&key, &value.value)?;
+            if entry.base_offset >= old_hw {
+                new_entries.push(entry);
+            }
+        }
+    }
+    let mut state = partition.lock();
+    if leader_version != state.leader_version {
+        tracing::error!(topic = %partition.topic, partition = tp.partition, "leadership lost");
+        state.fenced = true;
+        state.needs_reload = false;
+        return Ok(());
+    }
+    if state_version != state.state_version {
+        tracing::warn!(
+            topic = %partition.topic,
+            partition = tp.partition,
+            from = state.high_watermark,
+            to = record.high_watermark,
+            "an unacknowledged commit had applied; catching up"
+        );
+        assert!(
+            record.high_watermark >= state.high_watermark,
+            "committed HW never goes back"
+        );
+        for entry in new_entries {
+            state.index.insert(entry.base_offset, entry);
+        }
+        state.high_watermark = record.high_watermark;
+        state.next_offset = record.high_watermark;
+        state.state_version = state_version;
+        let producers = super::producer::ProducerStates::from_records(&record.producers);
+        state.producers = producers.clone();
+        state.committed_producers = producers;
+        state.rewinds += 1;
+    }
+    state.needs_reload = false;
+    Ok(())
 }
 
 pub fn now_ms() -> i64 {
@@ -399,6 +519,7 @@ mod tests {
     use object_store::memory::InMemory;
     use strato_metadata::embedded::EmbeddedStore;
     use strato_metadata::model::{LeaderRecord, PartitionStateRecord, RECORD_FORMAT_V1};
+    use strato_metadata::testing::faulty::FaultyMetadataStore;
     use strato_tiering::TierConfig;
     use strato_tiering::batch::test_support::simple_batch;
     use strato_tiering::faulty::FaultyObjectStore;
@@ -409,6 +530,7 @@ mod tests {
     struct Setup {
         log: Arc<LogWriter>,
         meta: Arc<dyn MetadataStore>,
+        faulty_meta: Arc<FaultyMetadataStore>,
         store: Arc<FaultyObjectStore>,
         topic: Arc<Topic>,
         shutdown: CancellationToken,
@@ -417,7 +539,10 @@ mod tests {
 
     async fn setup(partitions: i32, flush_interval: Duration, flush_bytes: u64) -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let meta: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
+        let embedded: Arc<dyn MetadataStore> =
+            Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
+        let faulty_meta = Arc::new(FaultyMetadataStore::new(embedded));
+        let meta: Arc<dyn MetadataStore> = faulty_meta.clone();
         let lease = meta.grant_lease(Duration::from_secs(60)).await.unwrap();
         let registry = TopicRegistry::new(meta.clone(), 0, lease);
         let topic = registry
@@ -438,6 +563,7 @@ mod tests {
         Setup {
             log,
             meta,
+            faulty_meta,
             store,
             topic,
             shutdown,
@@ -596,5 +722,71 @@ mod tests {
         assert!(waiting.await.is_ok());
         // A batch larger than the whole limit still gets through alone (clamped).
         drop(log.reserve(1 << 30).await.unwrap());
+    }
+
+    /// Waits (bounded) until the partition has read its state back after a failed commit.
+    async fn wait_reloaded(partition: &Partition) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while partition.lock().needs_reload {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "reload did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Goal: a commit that applied but whose answer was lost is not acknowledged, the
+    /// partition refuses produce until it has read its state back, and then it continues
+    /// after the batch that did commit (nothing lost, no offset reused).
+    #[tokio::test]
+    async fn lost_commit_answer_is_recovered_by_reload() {
+        let s = setup(1, Duration::from_millis(5), 8 << 20).await;
+        let partition = s.topic.partitions[0].clone();
+        s.faulty_meta.lose_next_txn_answers(1);
+        let (_, a) = append(&s.log, &partition, 3).await;
+        assert_eq!(
+            a.await.unwrap(),
+            Err(FlushFailure::Commit),
+            "not acknowledged"
+        );
+        wait_reloaded(&partition).await;
+        {
+            let state = partition.lock();
+            assert_eq!(
+                state.high_watermark, 3,
+                "the applied commit is visible after reload"
+            );
+            assert_eq!(state.next_offset, 3);
+            assert_eq!(state.index.len(), 1);
+            assert!(!state.fenced);
+        }
+        let (base, b) = append(&s.log, &partition, 2).await;
+        assert_eq!(base, 3);
+        assert_eq!(b.await.unwrap(), Ok(()));
+        assert_eq!(
+            committed_state(s.meta.as_ref(), &partition)
+                .await
+                .high_watermark,
+            5
+        );
+        s.shutdown.cancel();
+    }
+
+    /// Goal: a commit that did not apply (store unreachable) is not acknowledged; after the
+    /// reload the partition reuses the offsets.
+    #[tokio::test]
+    async fn failed_commit_is_rewound_after_reload() {
+        let s = setup(1, Duration::from_millis(5), 8 << 20).await;
+        let partition = s.topic.partitions[0].clone();
+        s.faulty_meta.fail_next_txns(1);
+        let (_, a) = append(&s.log, &partition, 3).await;
+        assert_eq!(a.await.unwrap(), Err(FlushFailure::Commit));
+        wait_reloaded(&partition).await;
+        assert_eq!(partition.high_watermark(), 0);
+        let (base, b) = append(&s.log, &partition, 2).await;
+        assert_eq!(base, 0, "offsets of the failed commit are reused");
+        assert_eq!(b.await.unwrap(), Ok(()));
+        s.shutdown.cancel();
     }
 }

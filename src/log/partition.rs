@@ -39,6 +39,9 @@ pub struct PartitionState {
     pub rewinds: u64,
     /// A commit found our leader or state key changed: another broker leads now.
     pub fenced: bool,
+    /// A commit's outcome is unknown (metadata store timeout): no produce is admitted until
+    /// the committed state has been read back.
+    pub needs_reload: bool,
 }
 
 /// A point-in-time view for readers.
@@ -84,6 +87,7 @@ impl Partition {
                 committed_producers: producers,
                 rewinds: 0,
                 fenced: false,
+                needs_reload: false,
             }),
         }
     }

@@ -54,7 +54,8 @@ pub fn valid_topic_name(name: &str) -> bool {
 pub struct TopicRegistry {
     meta: Arc<dyn MetadataStore>,
     broker_id: i32,
-    lease: LeaseId,
+    /// The broker lease that leader keys are bound to (replaced after a lease loss).
+    lease: std::sync::Mutex<LeaseId>,
     by_name: RwLock<HashMap<String, Arc<Topic>>>,
     by_id: RwLock<HashMap<Uuid, Arc<Topic>>>,
     /// Serializes loads and creations so one topic is never loaded twice.
@@ -66,11 +67,52 @@ impl TopicRegistry {
         Self {
             meta,
             broker_id,
-            lease,
+            lease: std::sync::Mutex::new(lease),
             by_name: RwLock::new(HashMap::new()),
             by_id: RwLock::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn lease(&self) -> LeaseId {
+        *self.lease.lock().expect("lease lock")
+    }
+
+    /// Stops leading every partition at once (the broker lease is lost or may be): no
+    /// produce is admitted, and pending commits fail their fence.
+    pub fn fence_all(&self) {
+        for topic in self.all() {
+            for partition in &topic.partitions {
+                partition.lock().fenced = true;
+            }
+        }
+    }
+
+    /// After a lease loss: binds leadership to `lease` and takes every partition again
+    /// (new epochs, state reloaded from the metadata store).
+    pub async fn reacquire_all(&self, lease: LeaseId) -> Result<(), MetadataError> {
+        *self.lease.lock().expect("lease lock") = lease;
+        let _guard = self.load_lock.lock().await;
+        for topic in self.all() {
+            let key = keys::topic(&topic.name);
+            match self.meta.get(&key).await? {
+                Some(value) => {
+                    self.load(TopicRecord::decode(&key, &value.value)?).await?;
+                }
+                None => {
+                    // Deleted meanwhile (a later issue adds deletion): forget it.
+                    self.by_name
+                        .write()
+                        .expect("topics lock")
+                        .remove(&topic.name);
+                    self.by_id
+                        .write()
+                        .expect("topics lock")
+                        .remove(&topic.topic_id);
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
@@ -240,7 +282,7 @@ impl TopicRegistry {
                 .txn(
                     Txn::new()
                         .when_version(&leader_key, version)
-                        .put_with_lease(&leader_key, record.encode(), self.lease),
+                        .put_with_lease(&leader_key, record.encode(), self.lease()),
                 )
                 .await
             {
