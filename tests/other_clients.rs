@@ -1,14 +1,15 @@
 //! Clients other than the Rust one, driven as subprocesses: kafka-python 3.x (idempotence
 //! on by default), confluent-kafka (librdkafka 2.x) with every codec, kafka-python's admin
-//! client, kafkajs (only pre-flexible protocol versions) and kcat. The Python venv, kafkajs
-//! and kcat come from scripts/test.sh.
+//! client, kafkajs (only pre-flexible protocol versions), the official Java client
+//! (kafka-clients 4.x) and kcat. The Python venv, kafkajs, the Java client program and kcat
+//! come from scripts/test.sh.
 
 mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Broker, kcat, run_client_script, run_node_script, run_with_input};
+use common::{Broker, kcat, run_client_script, run_java_client, run_node_script, run_with_input};
 
 /// Goal: kafka-python 3 with its defaults (idempotent producer, acks=all) produces to an
 /// auto-created topic and a group-less consumer reads every record back unchanged.
@@ -113,6 +114,43 @@ fn kafkajs_produce_and_offsets() {
     let total: u64 = high_watermarks
         .values()
         .map(|v| v.as_u64().expect("high watermark is a number"))
+        .sum();
+    assert_eq!(total, 3000, "{result}");
+}
+
+/// Goal: the official Java client (kafka-clients 4.3.0) with its defaults works end to end:
+/// Admin creates a topic (3 partitions) and gets TopicExistsException the second time, reads
+/// the topic's configs; the producer (idempotent, acks=all by default) sends 3000 records; a
+/// consumer without group.id (the broker has no groups yet) assigns every partition, seeks to
+/// the beginning and reads every record back. Method: the program (tests/clients/java) checks
+/// offsets dense from 0 per partition, beginning/end offsets, and key, value and header of
+/// every record at the (partition, offset) its RecordMetadata gave; here we check its totals.
+#[test]
+fn java_client_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let result = run_java_client(&[
+        "--bootstrap",
+        &broker.bootstrap(),
+        "--topic",
+        "java",
+        "--count",
+        "3000",
+    ]);
+    assert_eq!(result["created"], true, "{result}");
+    assert_eq!(result["already_exists"], true, "{result}");
+    assert_eq!(result["configs"]["retention.ms"], "604800000", "{result}");
+    assert_eq!(result["configs"]["cleanup.policy"], "delete", "{result}");
+    assert_eq!(result["partitions"], 3, "{result}");
+    assert_eq!(result["produced"], 3000, "{result}");
+    assert_eq!(result["consumed"], 3000, "{result}");
+    let end_offsets = result["end_offsets"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no end_offsets: {result}"));
+    assert_eq!(end_offsets.len(), 3, "{result}");
+    let total: u64 = end_offsets
+        .values()
+        .map(|v| v.as_u64().expect("end offset is a number"))
         .sum();
     assert_eq!(total, 3000, "{result}");
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod kafka;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -217,6 +219,28 @@ pub fn node_path() -> PathBuf {
     }
 }
 
+/// The java binary, found by scripts/test.sh.
+pub fn java() -> PathBuf {
+    match std::env::var_os("STRATO_TEST_JAVA") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "STRATO_TEST_JAVA is not set: run the tests through ./scripts/test.sh, which \
+             installs a JDK and builds the Java client program"
+        ),
+    }
+}
+
+/// The Java client program (tests/clients/java), built by scripts/test.sh.
+pub fn java_client_jar() -> PathBuf {
+    match std::env::var_os("STRATO_TEST_JAVA_JAR") {
+        Some(p) => PathBuf::from(p),
+        None => panic!(
+            "STRATO_TEST_JAVA_JAR is not set: run the tests through ./scripts/test.sh, which \
+             builds tests/clients/java against the pinned kafka-clients jars"
+        ),
+    }
+}
+
 /// How long a client script may run before it is killed (each script also has its own,
 /// shorter --timeout-s watchdog that reports what it was doing).
 const CLIENT_SCRIPT_DEADLINE: Duration = Duration::from_secs(180);
@@ -241,6 +265,22 @@ pub fn run_node_script(script: &str, args: &[&str]) -> serde_json::Value {
         CLIENT_SCRIPT_DEADLINE,
     );
     script_json(script, &output)
+}
+
+/// Runs the Java client program (`java -jar`, kafka-clients) with a hard timeout; returns its
+/// JSON line.
+pub fn run_java_client(args: &[&str]) -> serde_json::Value {
+    let jar = java_client_jar();
+    assert!(
+        jar.is_file(),
+        "{} does not exist: run ./scripts/test.sh, which builds it",
+        jar.display()
+    );
+    let output = run_with_timeout(
+        Command::new(java()).arg("-jar").arg(&jar).args(args),
+        CLIENT_SCRIPT_DEADLINE,
+    );
+    script_json("tests/clients/java (JavaRoundTrip)", &output)
 }
 
 fn client_script(script: &str) -> PathBuf {
