@@ -317,9 +317,11 @@ impl MetadataStore for EmbeddedStore {
     async fn list(
         &self,
         prefix: &str,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Versioned)>, MetadataError> {
         let prefix = prefix.to_string();
+        let after = after.map(str::to_string);
         self.blocking(move |inner| {
             let tx = inner
                 .db
@@ -331,12 +333,16 @@ impl MetadataStore for EmbeddedStore {
                 Err(e) => return Err(backend("open")(e.into())),
             };
             let mut out = Vec::new();
-            for item in kv
-                .range(prefix.as_str()..)
-                .map_err(|e| backend("list")(e.into()))?
-            {
+            let start = match &after {
+                Some(after) if after.as_str() >= prefix.as_str() => after.as_str(),
+                _ => prefix.as_str(),
+            };
+            for item in kv.range(start..).map_err(|e| backend("list")(e.into()))? {
                 let (k, v) = item.map_err(|e| backend("list")(e.into()))?;
                 let key = k.value();
+                if after.as_deref() == Some(key) {
+                    continue;
+                }
                 if !key.starts_with(prefix.as_str()) || out.len() >= limit {
                     break;
                 }

@@ -88,6 +88,18 @@ impl EtcdConfig {
     }
 }
 
+/// The smallest key greater than every key starting with `prefix` (etcd's range end).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0] // all keys
+}
+
 #[derive(Clone)]
 pub struct EtcdStore {
     client: Client,
@@ -232,16 +244,25 @@ impl MetadataStore for EtcdStore {
     async fn list(
         &self,
         prefix: &str,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Versioned)>, MetadataError> {
         let mut kv = self.client.kv_client();
-        let mut options = GetOptions::new().with_prefix();
+        let full_prefix = self.full_key(prefix);
+        // [start, end of prefix): start just after `after` when given.
+        let start = match after {
+            Some(after) if after >= prefix => {
+                let mut start = self.full_key(after).into_bytes();
+                start.push(0);
+                start
+            }
+            _ => full_prefix.clone().into_bytes(),
+        };
+        let mut options = GetOptions::new().with_range(prefix_end(full_prefix.as_bytes()));
         if limit < i64::MAX as usize {
             options = options.with_limit(limit as i64);
         }
-        let response = self
-            .timed("list", kv.get(self.full_key(prefix), Some(options)))
-            .await?;
+        let response = self.timed("list", kv.get(start, Some(options))).await?;
         response
             .kvs()
             .iter()
@@ -462,8 +483,8 @@ mod etcd_tests {
             .unwrap();
         a.txn(Txn::new().put("topics/x", "a")).await.unwrap();
         assert!(b.get("topics/x").await.unwrap().is_none());
-        assert!(b.list("topics/", 10).await.unwrap().is_empty());
-        assert_eq!(a.list("topics/", 10).await.unwrap().len(), 1);
+        assert!(b.list("topics/", None, 10).await.unwrap().is_empty());
+        assert_eq!(a.list("topics/", None, 10).await.unwrap().len(), 1);
     }
 
     /// Goal: with etcd gone, calls fail within the timeout with a retryable error; after

@@ -18,5 +18,6 @@ pub mod store;
 pub mod testing;
 
 pub use store::{
-    Compare, LeaseId, MetadataError, MetadataStore, Op, Txn, Version, Versioned, WatchEvent,
+    Compare, LIST_PAGE, LeaseId, MetadataError, MetadataStore, Op, Txn, Version, Versioned,
+    WatchEvent,
 };

@@ -6,6 +6,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+/// Keys per page of [`MetadataStore::list_all`]: small enough that a page of index entries
+/// stays far below etcd's default 1.5 MiB request and gRPC's 4 MiB message limits.
+pub const LIST_PAGE: usize = 1000;
+
 /// Modification version of a key (etcd `mod_revision`). `0` means "the key does not exist".
 pub type Version = u64;
 
@@ -157,12 +161,29 @@ impl MetadataError {
 pub trait MetadataStore: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, MetadataError>;
 
-    /// Every key starting with `prefix`, in ascending key order, at most `limit` of them.
+    /// Keys starting with `prefix` and (if given) greater than `after`, in ascending key
+    /// order, at most `limit` of them. Callers page through large prefixes with
+    /// [`MetadataStore::list_all`], so no single response is unbounded.
     async fn list(
         &self,
         prefix: &str,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Versioned)>, MetadataError>;
+
+    /// Every key under `prefix`, read in pages of [`LIST_PAGE`] keys.
+    async fn list_all(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, MetadataError> {
+        let mut all: Vec<(String, Versioned)> = Vec::new();
+        loop {
+            let after = all.last().map(|(k, _)| k.clone());
+            let page = self.list(prefix, after.as_deref(), LIST_PAGE).await?;
+            let done = page.len() < LIST_PAGE;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
 
     /// Applies `txn` atomically if all its compares hold and returns the new store version;
     /// otherwise returns [`MetadataError::Conflict`] and changes nothing.

@@ -140,12 +140,33 @@ async fn list_by_prefix(store: &dyn MetadataStore) {
         .put("list/q/001", "other")
         .put("list/p", "not-under-prefix/");
     store.txn(txn).await.unwrap();
-    let all = store.list("list/p/", 100).await.unwrap();
+    let all = store.list("list/p/", None, 100).await.unwrap();
     let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["list/p/001", "list/p/002", "list/p/003"]);
-    let limited = store.list("list/p/", 2).await.unwrap();
+    let limited = store.list("list/p/", None, 2).await.unwrap();
     assert_eq!(limited.len(), 2);
-    assert!(store.list("list/none/", 10).await.unwrap().is_empty());
+    let rest = store
+        .list("list/p/", Some("list/p/002"), 100)
+        .await
+        .unwrap();
+    let keys: Vec<&str> = rest.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["list/p/003"], "strictly after `after`");
+    assert!(store.list("list/none/", None, 10).await.unwrap().is_empty());
+
+    // Paging: more keys than one page, in several transactions of at most 128 ops.
+    let total = crate::store::LIST_PAGE * 2 + 7;
+    for chunk in (0..total).collect::<Vec<_>>().chunks(100) {
+        let txn = chunk
+            .iter()
+            .fold(Txn::new(), |t, i| t.put(format!("list/many/{i:06}"), "x"));
+        store.txn(txn).await.unwrap();
+    }
+    let many = store.list_all("list/many/").await.unwrap();
+    assert_eq!(many.len(), total);
+    assert!(
+        many.windows(2).all(|w| w[0].0 < w[1].0),
+        "ascending, no duplicates"
+    );
 }
 
 async fn racing_writers_one_wins(store: Arc<dyn MetadataStore>) {
@@ -498,9 +519,10 @@ pub mod faulty {
         async fn list(
             &self,
             prefix: &str,
+            after: Option<&str>,
             limit: usize,
         ) -> Result<Vec<(String, Versioned)>, MetadataError> {
-            self.inner.list(prefix, limit).await
+            self.inner.list(prefix, after, limit).await
         }
 
         async fn txn(&self, txn: Txn) -> Result<Version, MetadataError> {

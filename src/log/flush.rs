@@ -458,17 +458,25 @@ async fn reload_partition(
     let old_hw = partition.high_watermark();
     let mut new_entries = Vec::new();
     if record.high_watermark > old_hw {
-        for (key, value) in meta
-            .list(
-                &keys::partition_index_prefix(tp.topic_id, tp.partition),
-                usize::MAX,
-            )
-            .await?
-        {
-            let entry = IndexEntry::decode(&key, &value.value)?;
-            if entry.base_offset >= old_hw {
-                new_entries.push(entry);
+        // Only the entries at or above the old HW, page by page (keys sort by offset).
+        let prefix = keys::partition_index_prefix(tp.topic_id, tp.partition);
+        let mut after =
+            (old_hw > 0).then(|| keys::partition_index(tp.topic_id, tp.partition, old_hw - 1));
+        loop {
+            let page = meta
+                .list(&prefix, after.as_deref(), strato_metadata::LIST_PAGE)
+                .await?;
+            let done = page.len() < strato_metadata::LIST_PAGE;
+            for (key, value) in &page {
+                let entry = IndexEntry::decode(key, &value.value)?;
+                if entry.base_offset >= old_hw {
+                    new_entries.push(entry);
+                }
             }
+            if done {
+                break;
+            }
+            after = page.last().map(|(k, _)| k.clone());
         }
     }
     let mut state = partition.lock();

@@ -12,8 +12,11 @@ use strato_metadata::model::{ProducerBatchRecord, ProducerRecord};
 /// idempotence (`max.in.flight.requests.per.connection` <= 5), as Kafka's
 /// `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`.
 pub const PRODUCER_BATCHES_RETAINED: usize = 5;
-/// Producers remembered per partition; the least recently written is forgotten first.
-pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
+/// Producers remembered per partition; the least recently written is forgotten first. The
+/// states are committed with the partition state in one metadata value, so this bounds that
+/// value (~250 bytes a producer: ~250 KiB, well under etcd's 1.5 MiB request limit).
+// TODO(issue 8): expiry of idle producers and a layout that scales past this.
+pub const PRODUCERS_PER_PARTITION_MAX: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IncomingBatch {

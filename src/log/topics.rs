@@ -13,8 +13,6 @@ use uuid::Uuid;
 use super::flush::now_ms;
 use super::partition::Partition;
 
-/// Index entries loaded per list call when a partition is loaded.
-const INDEX_LIST_LIMIT: usize = 1_000_000;
 /// Longest topic name, as in Kafka (`Topic.MAX_NAME_LENGTH`).
 pub const TOPIC_NAME_MAX_LEN: usize = 249;
 /// Most partitions of one topic.
@@ -137,7 +135,7 @@ impl TopicRegistry {
 
     /// Loads every topic in the metadata store and takes leadership of its partitions.
     pub async fn load_all(&self) -> Result<usize, MetadataError> {
-        let records = self.meta.list(keys::TOPICS_PREFIX, usize::MAX).await?;
+        let records = self.meta.list_all(keys::TOPICS_PREFIX).await?;
         let mut loaded = 0;
         for (key, value) in records {
             let record = TopicRecord::decode(&key, &value.value)?;
@@ -301,10 +299,7 @@ impl TopicRegistry {
         let mut index = BTreeMap::new();
         for (key, value) in self
             .meta
-            .list(
-                &keys::partition_index_prefix(tp.topic_id, tp.partition),
-                INDEX_LIST_LIMIT,
-            )
+            .list_all(&keys::partition_index_prefix(tp.topic_id, tp.partition))
             .await?
         {
             let entry = IndexEntry::decode(&key, &value.value)?;
