@@ -134,3 +134,55 @@ async fn three_member_etcd_loses_a_member() {
     landed.extend(produce_all(&p, "ha", &second).await);
     assert_eq!(consume_all(&bootstrap, "ha", 1, landed.len()), landed);
 }
+
+/// Goal: when the broker's lease is lost (here revoked behind its back, as after a long GC
+/// pause or a network partition), it stops leading at once, takes a new lease, re-takes its
+/// partitions with new epochs, and an idempotent producer carries on: every acknowledged
+/// record is present exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_lease_is_noticed_and_leadership_regained() {
+    let etcd = EtcdServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = etcd_args(&etcd, "/strato/lease-loss");
+    let broker = Broker::start(dir.path(), &args(&extra));
+    let bootstrap = broker.bootstrap();
+    let p = producer(&bootstrap, &[("enable.idempotence", "true")]);
+    let first: Vec<Rec> = (0..500).map(|i| record("lease", i)).collect();
+    let mut landed = produce_all(&p, "leased", &first).await;
+
+    let etcdctl = |args: &[&str]| {
+        let out = common::run_with_timeout(
+            std::process::Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints={}", etcd.endpoints().join(",")))
+                .args(args),
+            Duration::from_secs(20),
+        );
+        assert!(out.status.success(), "etcdctl {args:?} failed");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let leases: Vec<String> = etcdctl(&["lease", "list"])
+        .lines()
+        .skip(1) // "found N leases"
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(!leases.is_empty(), "the broker holds a lease");
+    for lease in &leases {
+        etcdctl(&["lease", "revoke", lease]);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !broker.log_text().contains("partitions re-acquired") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker did not regain its lease; log:\n{}",
+            broker.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(broker.log_text().contains("broker lease lost"));
+
+    let second: Vec<Rec> = (500..1_000).map(|i| record("lease", i)).collect();
+    landed.extend(produce_all(&p, "leased", &second).await);
+    assert_eq!(consume_all(&bootstrap, "leased", 1, landed.len()), landed);
+}

@@ -106,6 +106,22 @@ pub struct EtcdStore {
     config: EtcdConfig,
 }
 
+/// gRPC status NOT_FOUND: etcd's answer for a lease that does not exist (any more).
+const GRPC_NOT_FOUND: i32 = 5;
+
+/// The text etcd-client puts in `LeaseKeepAliveError` when etcd answers a keep-alive with
+/// TTL <= 0, i.e. the lease is gone (etcd-client 0.21 `LeaseClient::keep_alive`). The crate
+/// has no structured variant for it.
+const KEEP_ALIVE_LEASE_GONE: &str = "lease not found";
+
+fn is_not_found(err: &etcd_client::Error) -> bool {
+    match err {
+        etcd_client::Error::GRpcStatus(status) => i32::from(status.code()) == GRPC_NOT_FOUND,
+        etcd_client::Error::LeaseKeepAliveError(message) => message == KEEP_ALIVE_LEASE_GONE,
+        _ => false,
+    }
+}
+
 fn unavailable(operation: &'static str) -> impl FnOnce(etcd_client::Error) -> MetadataError {
     move |err| MetadataError::Unavailable {
         operation,
@@ -306,11 +322,24 @@ impl MetadataStore for EtcdStore {
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<(), MetadataError> {
         let mut client = self.client.lease_client();
-        let (mut keeper, mut responses) = self
-            .timed("keep lease alive", client.keep_alive(lease.0))
-            .await?;
-        self.timed("keep lease alive", keeper.keep_alive()).await?;
-        match self.timed("keep lease alive", responses.message()).await? {
+        let lost = |err: etcd_client::Error| {
+            if is_not_found(&err) {
+                MetadataError::LeaseNotFound(lease)
+            } else {
+                unavailable("keep lease alive")(err)
+            }
+        };
+        let attempt = async {
+            let (mut keeper, mut responses) = client.keep_alive(lease.0).await.map_err(lost)?;
+            keeper.keep_alive().await.map_err(lost)?;
+            responses.message().await.map_err(lost)
+        };
+        let response = tokio::time::timeout(self.config.request_timeout, attempt)
+            .await
+            .map_err(|_| MetadataError::Timeout {
+                operation: "keep lease alive",
+            })??;
+        match response {
             // etcd answers TTL 0 for a lease that no longer exists.
             Some(response) if response.ttl() > 0 => Ok(()),
             _ => Err(MetadataError::LeaseNotFound(lease)),
@@ -319,14 +348,14 @@ impl MetadataStore for EtcdStore {
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<(), MetadataError> {
         let mut client = self.client.lease_client();
-        match self.timed("revoke lease", client.revoke(lease.0)).await {
-            Ok(_) => Ok(()),
-            Err(MetadataError::Unavailable { source, .. })
-                if source.to_string().contains("requested lease not found") =>
-            {
-                Err(MetadataError::LeaseNotFound(lease))
-            }
-            Err(err) => Err(err),
+        let attempt = client.revoke(lease.0);
+        match tokio::time::timeout(self.config.request_timeout, attempt).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) if is_not_found(&err) => Err(MetadataError::LeaseNotFound(lease)),
+            Ok(Err(err)) => Err(unavailable("revoke lease")(err)),
+            Err(_) => Err(MetadataError::Timeout {
+                operation: "revoke lease",
+            }),
         }
     }
 

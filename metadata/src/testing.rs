@@ -205,7 +205,17 @@ async fn leases(store: &dyn MetadataStore) {
     store.keep_alive(lease).await.unwrap();
     store.revoke_lease(lease).await.unwrap();
     assert_eq!(store.get("lease/revoked").await.unwrap(), None);
-    assert!(store.keep_alive(lease).await.is_err());
+    assert!(
+        matches!(
+            store.keep_alive(lease).await,
+            Err(MetadataError::LeaseNotFound(_))
+        ),
+        "a revoked lease is reported as not found (the broker then stops leading)"
+    );
+    assert!(matches!(
+        store.revoke_lease(lease).await,
+        Err(MetadataError::LeaseNotFound(_))
+    ));
     assert!(
         store
             .txn(Txn::new().put_with_lease("lease/x", "x", lease))
