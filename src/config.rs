@@ -73,6 +73,9 @@ pub struct SegmentDumpArgs {
     /// Object store URL to read the key from (default: file://<data-dir>/objects).
     #[arg(long, env = "STRATO_OBJECT_STORE")]
     pub object_store: Option<String>,
+    /// S3 endpoint (LocalStack, MinIO); overrides AWS_ENDPOINT_URL.
+    #[arg(long, env = "STRATO_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
     /// Data directory whose object store is used when --object-store is not given.
     #[arg(long, env = "STRATO_DATA_DIR", default_value = "./strato-data")]
     pub data_dir: PathBuf,
@@ -102,9 +105,16 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_METADATA", default_value = "local")]
     pub metadata: String,
 
-    /// Object store URL: `file:///path`, `memory://` (default: file://<data-dir>/objects).
+    /// Object store URL: `file:///path`, `memory://` or `s3://bucket[/prefix]`
+    /// (default: file://<data-dir>/objects). S3 credentials, region and endpoint come from
+    /// the usual AWS environment (AWS_ACCESS_KEY_ID, AWS_REGION, AWS_ENDPOINT_URL, ...).
     #[arg(long, env = "STRATO_OBJECT_STORE")]
     pub object_store: Option<String>,
+
+    /// S3 endpoint for S3-compatible stores (LocalStack, MinIO), e.g. http://127.0.0.1:4566;
+    /// overrides AWS_ENDPOINT_URL. Requests are path-style.
+    #[arg(long, env = "STRATO_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
 
     /// Stable id of this node (default: the lowest id not registered by a live broker).
     #[arg(long, env = "STRATO_BROKER_ID")]
@@ -165,6 +175,7 @@ pub struct Config {
     pub advertised_address: Option<(String, u16)>,
     pub metadata: MetadataUrl,
     pub object_store_url: String,
+    pub s3_endpoint: Option<String>,
     pub broker_id: Option<i32>,
     pub flush_interval: Duration,
     pub flush_bytes: u64,
@@ -261,6 +272,7 @@ fn apply_config_file(
         advertised_address,
         metadata,
         object_store,
+        s3_endpoint,
         broker_id,
         flush_interval_ms,
         flush_bytes,
@@ -344,6 +356,7 @@ impl ServeArgs {
             advertised_address,
             metadata,
             object_store_url,
+            s3_endpoint: self.s3_endpoint.clone(),
             broker_id: self.broker_id,
             flush_interval: Duration::from_millis(flush_interval_ms),
             flush_bytes: self.flush_bytes,

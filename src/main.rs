@@ -73,7 +73,10 @@ async fn segment_dump(args: strato::config::SegmentDumpArgs) -> anyhow::Result<(
             let dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
             format!("file://{}", dir.join("objects").display())
         });
-        let store = strato_tiering::store::object_store_from_url(&url)?;
+        let options = strato_tiering::store::StoreOptions {
+            s3_endpoint: args.s3_endpoint.clone(),
+        };
+        let store = strato_tiering::store::open_object_store(&url, &options)?;
         let tier = strato_tiering::Tier::new(store, 0, Default::default());
         tier.read_object(&args.object)
             .await

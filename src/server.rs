@@ -40,7 +40,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 .with_context(|| format!("connect to etcd at {:?}", etcd.endpoints))?,
         ),
     };
-    let store = strato_tiering::store::object_store_from_url(&config.object_store_url)
+    let store_options = strato_tiering::store::StoreOptions {
+        s3_endpoint: config.s3_endpoint.clone(),
+    };
+    let store = strato_tiering::store::open_object_store(&config.object_store_url, &store_options)
         .with_context(|| format!("open object store {}", config.object_store_url))?;
     let tier = Arc::new(Tier::new(
         store,

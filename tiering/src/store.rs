@@ -1,13 +1,16 @@
-//! Builds the object store a URL names: `file:///abs/path`, `memory://` (and, later, `s3://`).
+//! Builds the object store a URL names: `file:///abs/path`, `memory://`, `s3://bucket[/prefix]`.
 //!
 //! This is the only place that picks an `ObjectStore` implementation; the rest of the tier
 //! runs the same code on all of them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use object_store::ObjectStore;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use url::Url;
 
 use crate::error::{StoreError, TieringError};
@@ -17,10 +20,38 @@ use crate::error::{StoreError, TieringError};
 /// - `file:///abs/path`: objects are files under that directory, created if missing. Only
 ///   absolute paths: `file://relative/path` would name a host, so it is rejected.
 /// - `memory://`: a fresh in-memory store, lost with the process (tests, demos).
-/// - `s3://bucket[/prefix]`: not supported yet.
+/// - `s3://bucket[/prefix]`: see [`open_object_store`].
 ///
 /// Creating the directory is blocking IO; this runs once at startup.
 pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>, TieringError> {
+    open_object_store(url, &StoreOptions::default())
+}
+
+/// Settings that are not part of the URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// S3 endpoint (LocalStack, MinIO, ...); overrides `AWS_ENDPOINT_URL`.
+    pub s3_endpoint: Option<String>,
+}
+
+/// Per-request timeout of S3 calls made by `object_store` (the tier adds its own timeouts
+/// and retries around whole operations).
+const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retries inside `object_store` for one call (throttling, 5xx); the tier retries the whole
+/// upload or read on top, so this stays small.
+const S3_CLIENT_RETRIES: usize = 2;
+
+/// Opens the object store named by `url`. For `s3://bucket[/prefix]` the configuration
+/// comes from the usual AWS environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`, container and
+/// instance credentials), like every AWS tool; requests are path-style unless
+/// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`, and plain HTTP is allowed when the endpoint is
+/// `http://` (LocalStack, MinIO on a private network).
+pub fn open_object_store(
+    url: &str,
+    options: &StoreOptions,
+) -> Result<Arc<dyn ObjectStore>, TieringError> {
     let unsupported = |reason: &str| TieringError::UnsupportedUrl {
         url: url.to_string(),
         reason: reason.to_string(),
@@ -55,7 +86,42 @@ pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>, TieringE
             }
             Ok(Arc::new(InMemory::new()))
         }
-        "s3" => Err(unsupported("S3 object stores are not supported yet")),
+        "s3" => {
+            let bucket = parsed
+                .host_str()
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| unsupported("S3 URLs name a bucket: s3://bucket[/prefix]"))?;
+            let prefix = parsed.path().trim_matches('/').to_string();
+            let mut builder = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(RetryConfig {
+                    backoff: BackoffConfig::default(),
+                    max_retries: S3_CLIENT_RETRIES,
+                    retry_timeout: S3_REQUEST_TIMEOUT,
+                })
+                .with_client_options(
+                    ClientOptions::new()
+                        .with_timeout(S3_REQUEST_TIMEOUT)
+                        .with_connect_timeout(S3_CONNECT_TIMEOUT),
+                );
+            if let Some(endpoint) = &options.s3_endpoint {
+                builder = builder.with_endpoint(endpoint);
+            }
+            if builder
+                .get_config_value(&AmazonS3ConfigKey::Endpoint)
+                .is_some_and(|e| e.starts_with("http://"))
+            {
+                builder = builder.with_allow_http(true);
+            }
+            let store = builder
+                .build()
+                .map_err(|err| TieringError::from_store("configure S3 object store", err))?;
+            if prefix.is_empty() {
+                Ok(Arc::new(store))
+            } else {
+                Ok(Arc::new(PrefixStore::new(store, prefix.as_str())))
+            }
+        }
         other => Err(unsupported(&format!(
             "unknown scheme {other:?}, expected file, memory or s3"
         ))),
@@ -105,7 +171,7 @@ mod tests {
     fn other_urls_are_rejected_clearly() {
         for url in [
             "file://relative/path",
-            "s3://bucket/prefix",
+            "s3:///no-bucket",
             "gs://bucket",
             "/abs/path/without/scheme",
             "memory://somewhere/else",
@@ -118,5 +184,14 @@ mod tests {
             );
             assert!(!err.is_retryable());
         }
+    }
+
+    #[test]
+    fn s3_urls_build_a_store_without_contacting_s3() {
+        let options = StoreOptions {
+            s3_endpoint: Some("http://127.0.0.1:1".to_string()),
+        };
+        assert!(open_object_store("s3://bucket", &options).is_ok());
+        assert!(open_object_store("s3://bucket/some/prefix", &options).is_ok());
     }
 }

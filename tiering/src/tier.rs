@@ -41,7 +41,16 @@ pub struct TierConfig {
     pub retry_backoff_base: Duration,
     /// Cap of the backoff.
     pub retry_backoff_max: Duration,
+    /// Object store requests in flight at once (all kinds); more wait for a slot.
+    pub concurrent_requests_max: usize,
+    /// Objects larger than this are uploaded in parts (S3 multipart upload).
+    pub multipart_threshold_bytes: usize,
+    /// Size of each part of a multipart upload (S3 needs at least 5 MiB but the last).
+    pub multipart_part_bytes: usize,
 }
+
+/// S3's smallest part of a multipart upload (except the last one).
+const S3_MULTIPART_PART_MIN: usize = 5 * 1024 * 1024;
 
 impl Default for TierConfig {
     fn default() -> Self {
@@ -52,6 +61,9 @@ impl Default for TierConfig {
             get_retries_max: 3,
             retry_backoff_base: Duration::from_millis(50),
             retry_backoff_max: Duration::from_secs(2),
+            concurrent_requests_max: 64,
+            multipart_threshold_bytes: 64 * 1024 * 1024,
+            multipart_part_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -61,8 +73,12 @@ impl Default for TierConfig {
 pub struct TierStats {
     /// GET requests sent (each attempt counts).
     pub gets: u64,
-    /// PUT requests sent (each attempt counts).
+    /// PUT requests sent (each attempt counts; a multipart upload counts once).
     pub puts: u64,
+    /// Bytes of objects uploaded successfully.
+    pub put_bytes: u64,
+    /// Bytes received by successful GETs.
+    pub get_bytes: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
     /// Bytes of decompressed chunks in the cache now.
@@ -77,6 +93,10 @@ pub struct Tier {
     config: TierConfig,
     gets: AtomicU64,
     puts: AtomicU64,
+    put_bytes: AtomicU64,
+    get_bytes: AtomicU64,
+    /// Bounds object store requests in flight (`concurrent_requests_max`).
+    in_flight: tokio::sync::Semaphore,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     /// Advances with every backoff so that concurrent retries draw different jitter.
@@ -88,12 +108,19 @@ impl Tier {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+        assert!(
+            config.multipart_part_bytes >= S3_MULTIPART_PART_MIN,
+            "multipart parts must be at least 5 MiB (S3)"
+        );
         Self {
             store,
             cache: ChunkCache::new(cache_capacity_bytes),
+            in_flight: tokio::sync::Semaphore::new(config.concurrent_requests_max.max(1)),
             config,
             gets: AtomicU64::new(0),
             puts: AtomicU64::new(0),
+            put_bytes: AtomicU64::new(0),
+            get_bytes: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             jitter_state: AtomicU64::new(seed),
@@ -108,6 +135,8 @@ impl Tier {
         TierStats {
             gets: self.gets.load(Ordering::Relaxed),
             puts: self.puts.load(Ordering::Relaxed),
+            put_bytes: self.put_bytes.load(Ordering::Relaxed),
+            get_bytes: self.get_bytes.load(Ordering::Relaxed),
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
             cache_misses: self.cache_misses.load(Ordering::Relaxed),
             cache_bytes: self.cache.len_bytes(),
@@ -118,8 +147,11 @@ impl Tier {
     /// races an attempt which did land just writes the same bytes again).
     pub async fn upload(&self, key: &str, bytes: Bytes) -> Result<(), TieringError> {
         let path = parse_key(key)?;
-        let payload = PutPayload::from(bytes);
+        let size = bytes.len() as u64;
         let store = &self.store;
+        let multipart = bytes.len() > self.config.multipart_threshold_bytes;
+        let part_bytes = self.config.multipart_part_bytes;
+        let payload = PutPayload::from(bytes.clone());
         self.retry(
             "put object",
             key,
@@ -128,8 +160,14 @@ impl Tier {
             &self.puts,
             || {
                 let payload = payload.clone();
+                let bytes = bytes.clone();
                 let path = &path;
                 async move {
+                    if multipart {
+                        return put_multipart(store.as_ref(), path, bytes, part_bytes)
+                            .await
+                            .map_err(|err| store_error("put object", key, err));
+                    }
                     store
                         .put(path, payload)
                         .await
@@ -138,7 +176,9 @@ impl Tier {
                 }
             },
         )
-        .await
+        .await?;
+        self.put_bytes.fetch_add(size, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Puts freshly flushed chunks of object `key` in the cache (write-through), so fetches
@@ -169,6 +209,8 @@ impl Tier {
         let path = parse_key(&loc.object)?;
         let range = chunk_range(loc).map_err(corrupt)?;
         let compressed = self.get_range(&loc.object, &path, range).await?;
+        self.get_bytes
+            .fetch_add(compressed.len() as u64, Ordering::Relaxed);
         if compressed.len() as u64 != loc.byte_length {
             return Err(corrupt(format!(
                 "ranged read returned {} bytes, expected {}",
@@ -263,10 +305,17 @@ impl Tier {
     {
         let mut retries = 0u32;
         loop {
-            requests.fetch_add(1, Ordering::Relaxed);
-            let result = tokio::time::timeout(timeout, attempt())
-                .await
-                .unwrap_or(Err(TieringError::Timeout { operation }));
+            let result = {
+                let _slot = self
+                    .in_flight
+                    .acquire()
+                    .await
+                    .expect("the request semaphore is never closed");
+                requests.fetch_add(1, Ordering::Relaxed);
+                tokio::time::timeout(timeout, attempt())
+                    .await
+                    .unwrap_or(Err(TieringError::Timeout { operation }))
+            };
             let err = match result {
                 Ok(value) => return Ok(value),
                 Err(err) => err,
@@ -307,6 +356,22 @@ impl Tier {
         );
         Duration::from_nanos(half + random % (cap_nanos - half + 1))
     }
+}
+
+/// Uploads `bytes` in parts of `part_bytes` (S3 multipart upload). A failed upload is
+/// aborted; parts left by a crash are for the bucket's lifecycle rule on incomplete
+/// multipart uploads.
+async fn put_multipart(
+    store: &dyn ObjectStore,
+    path: &Path,
+    bytes: Bytes,
+    part_bytes: usize,
+) -> object_store::Result<()> {
+    let upload = store.put_multipart(path).await?;
+    let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, part_bytes);
+    writer.put(bytes);
+    // `finish` aborts the upload itself when a part or the completion fails.
+    writer.finish().await.map(|_| ())
 }
 
 fn splitmix64(seed: u64) -> u64 {
