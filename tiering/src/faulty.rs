@@ -1,8 +1,9 @@
 //! `FaultyObjectStore`: wraps a real `ObjectStore` and injects failures on demand, so tests
 //! can show what the broker does when the object store misbehaves (DESIGN.md: a failed PUT
-//! is never acked). Counters are armed at run time: `fail_next_puts(n)` fails the next `n`
-//! PUTs with a retryable-looking error, `hang_next_gets(n)` makes the next `n` GETs never
-//! answer (callers' timeouts must cut them off).
+//! is never acked). Faults are armed at run time: `fail_next_puts(n)` fails the next `n`
+//! PUTs with a retryable-looking error, `fail_puts_after(n)` lets `n` more PUTs through and
+//! fails all later ones (until re-armed), `hang_next_gets(n)` makes the next `n` GETs never
+//! answer (callers' timeouts must cut them off), `set_latency(d)` delays every request.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,8 +21,11 @@ use object_store::{
 pub struct FaultyObjectStore {
     inner: Arc<dyn ObjectStore>,
     put_failures: AtomicU32,
+    /// PUTs still allowed before every PUT fails; `u64::MAX` = no such limit.
+    puts_before_failing: AtomicU64,
     get_hangs: AtomicU32,
     puts_seen: AtomicU64,
+    latency_micros: AtomicU64,
 }
 
 impl FaultyObjectStore {
@@ -29,9 +33,42 @@ impl FaultyObjectStore {
         Self {
             inner,
             put_failures: AtomicU32::new(0),
+            puts_before_failing: AtomicU64::new(u64::MAX),
             get_hangs: AtomicU32::new(0),
             puts_seen: AtomicU64::new(0),
+            latency_micros: AtomicU64::new(0),
         }
+    }
+
+    /// Lets `n` more PUTs succeed, then fails every PUT; `None` lifts the limit.
+    pub fn fail_puts_after(&self, n: Option<u64>) {
+        self.puts_before_failing
+            .store(n.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Delays every request by `latency` (e.g. 30 ms, like a far S3 region).
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.latency_micros.store(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    async fn delay(&self) {
+        let micros = self.latency_micros.load(Ordering::Relaxed);
+        if micros > 0 {
+            tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+        }
+    }
+
+    fn put_allowed(&self) -> bool {
+        self.puts_before_failing
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| match n {
+                u64::MAX => Some(u64::MAX),
+                0 => None,
+                n => Some(n - 1),
+            })
+            .is_ok()
     }
 
     /// The next `n` PUTs fail (as an S3 503 would).
@@ -71,7 +108,8 @@ impl ObjectStore for FaultyObjectStore {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         self.puts_seen.fetch_add(1, Ordering::Relaxed);
-        if take_one(&self.put_failures) {
+        self.delay().await;
+        if take_one(&self.put_failures) || !self.put_allowed() {
             return Err(object_store::Error::Generic {
                 store: "faulty",
                 source: "injected 503 Slow Down".into(),
@@ -93,6 +131,7 @@ impl ObjectStore for FaultyObjectStore {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
+        self.delay().await;
         if take_one(&self.get_hangs) {
             std::future::pending::<()>().await;
         }
@@ -121,5 +160,49 @@ impl ObjectStore for FaultyObjectStore {
         options: CopyOptions,
     ) -> object_store::Result<()> {
         self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn faults_are_injected_as_armed() {
+        let store = FaultyObjectStore::new(Arc::new(InMemory::new()));
+        let path = Path::from("k");
+        store.fail_puts_after(Some(2));
+        for _ in 0..2 {
+            store
+                .put(&path, PutPayload::from_static(b"v"))
+                .await
+                .unwrap();
+        }
+        assert!(
+            store
+                .put(&path, PutPayload::from_static(b"v"))
+                .await
+                .is_err()
+        );
+        store.fail_puts_after(None);
+        store.fail_next_puts(1);
+        assert!(
+            store
+                .put(&path, PutPayload::from_static(b"v"))
+                .await
+                .is_err()
+        );
+        store
+            .put(&path, PutPayload::from_static(b"v"))
+            .await
+            .unwrap();
+        assert_eq!(store.puts_seen(), 5);
+        store.set_latency(std::time::Duration::from_millis(20));
+        let started = tokio::time::Instant::now();
+        store.get(&path).await.unwrap();
+        assert!(started.elapsed() >= std::time::Duration::from_millis(20));
     }
 }
