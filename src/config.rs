@@ -96,6 +96,10 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_LISTEN", default_value = "127.0.0.1:9092")]
     pub listen: SocketAddr,
 
+    /// HTTP listener for /metrics, /health and /ready. Port 0 picks a free port.
+    #[arg(long, env = "STRATO_HTTP_LISTEN", default_value = "127.0.0.1:9644")]
+    pub http_listen: SocketAddr,
+
     /// host:port that Metadata responses give to clients (default: the bound listen address).
     #[arg(long, env = "STRATO_ADVERTISED_ADDRESS")]
     pub advertised_address: Option<String>,
@@ -172,6 +176,7 @@ pub struct ServeArgs {
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    pub http_listen: SocketAddr,
     pub advertised_address: Option<(String, u16)>,
     pub metadata: MetadataUrl,
     pub object_store_url: String,
@@ -269,6 +274,7 @@ fn apply_config_file(
     take!(
         data_dir,
         listen,
+        http_listen,
         advertised_address,
         metadata,
         object_store,
@@ -353,6 +359,7 @@ impl ServeArgs {
         Ok(Config {
             data_dir,
             listen: self.listen,
+            http_listen: self.http_listen,
             advertised_address,
             metadata,
             object_store_url,

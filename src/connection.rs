@@ -95,7 +95,11 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let span = tracing::info_span!("connection", %peer);
-    run(stream, ctx, shutdown).instrument(span).await;
+    ctx.open_connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    run(stream, ctx.clone(), shutdown).instrument(span).await;
+    ctx.open_connections
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 async fn run(stream: TcpStream, ctx: Arc<BrokerCtx>, shutdown: CancellationToken) {

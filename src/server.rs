@@ -89,6 +89,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         log,
         producer_ids: ProducerIdAllocator::new(),
         request_memory: Arc::new(Semaphore::new(config.max_queued_request_bytes as usize)),
+        open_connections: std::sync::atomic::AtomicU64::new(0),
         config: config.clone(),
     });
     // The lease outlives the drain: it is revoked only after the final flush.
@@ -101,6 +102,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         advertised = %format!("{}:{}", advertised.0, advertised.1),
         "broker ready"
     );
+    let http_listener = TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("bind HTTP listener {}", config.http_listen))?;
+    let http_bound = http_listener
+        .local_addr()
+        .context("read bound HTTP address")?;
+    let http_shutdown = CancellationToken::new();
+    let http = tokio::spawn(crate::http::serve(
+        http_listener,
+        ctx.clone(),
+        http_shutdown.clone(),
+    ));
+    tracing::info!(addr = %http_bound, "http listener bound");
     // Tests and scripts read this line to learn the port when --listen uses port 0.
     tracing::info!(addr = %bound, "kafka listener bound");
 
@@ -112,6 +126,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tracing::error!("flusher task failed: {err}");
     }
     keep_alive_stop.cancel();
+    http_shutdown.cancel();
+    let _ = http.await;
     let lease = keep_alive.await.unwrap_or(lease);
     if let Err(err) = meta.revoke_lease(lease).await {
         tracing::warn!("failed to revoke broker lease: {err:#}");

@@ -145,3 +145,48 @@ fn segment_dump_decodes_what_the_broker_wrote() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
 }
+
+/// Goal: the HTTP endpoint answers /health and /ready, and /metrics is valid Prometheus
+/// text whose counters follow what the broker did (a produce means a PUT and a flush).
+#[test]
+fn http_health_ready_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    assert_eq!(broker.http_get("/health"), (200, "ok\n".to_string()));
+    assert_eq!(broker.http_get("/ready").0, 200);
+    assert_eq!(broker.http_get("/nope").0, 404);
+
+    let out = common::run_with_input(
+        Command::new(common::kcat()).args(["-b", &broker.bootstrap(), "-P", "-t", "metered"]),
+        Some(b"one\ntwo\n"),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success());
+
+    let (status, text) = broker.http_get("/metrics");
+    assert_eq!(status, 200);
+    let mut samples = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            assert!(
+                line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                "bad comment line {line:?}"
+            );
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("`series value`");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad metric name in {line:?}"
+        );
+        samples.insert(series.to_string(), value);
+    }
+    assert!(samples["strato_object_store_requests_total{operation=\"put\"}"] >= 1.0);
+    assert!(samples["strato_flushes_total{result=\"committed\"}"] >= 1.0);
+    assert_eq!(samples["strato_partitions{state=\"led\"}"], 1.0);
+    assert_eq!(samples["strato_topics"], 1.0);
+}

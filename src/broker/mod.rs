@@ -43,6 +43,8 @@ pub struct BrokerCtx {
     pub producer_ids: ProducerIdAllocator,
     /// Bytes of request frames read but not yet admitted, across all connections.
     pub request_memory: Arc<tokio::sync::Semaphore>,
+    /// Open Kafka client connections (for metrics).
+    pub open_connections: std::sync::atomic::AtomicU64,
 }
 
 /// The outcome of a request's admission phase.

@@ -82,6 +82,19 @@ pub struct LogWriter {
     /// Set when the broker drains: flush whatever is open at once, without waiting for the
     /// interval, so connections can answer their admitted produce requests.
     draining: std::sync::atomic::AtomicBool,
+    flushes: std::sync::atomic::AtomicU64,
+    failed_flushes: std::sync::atomic::AtomicU64,
+    flushed_bytes: std::sync::atomic::AtomicU64,
+}
+
+/// Counters of the flusher since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Flushes whose upload succeeded (their partitions' commits counted separately below).
+    pub flushes: u64,
+    /// Flushes whose upload or commit failed as a whole.
+    pub failed_flushes: u64,
+    pub flushed_bytes: u64,
 }
 
 impl LogWriter {
@@ -105,7 +118,19 @@ impl LogWriter {
             commits,
             closed: std::sync::atomic::AtomicBool::new(false),
             draining: std::sync::atomic::AtomicBool::new(false),
+            flushes: std::sync::atomic::AtomicU64::new(0),
+            failed_flushes: std::sync::atomic::AtomicU64::new(0),
+            flushed_bytes: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    pub fn stats(&self) -> LogStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        LogStats {
+            flushes: self.flushes.load(Relaxed),
+            failed_flushes: self.failed_flushes.load(Relaxed),
+            flushed_bytes: self.flushed_bytes.load(Relaxed),
+        }
     }
 
     /// A receiver that changes after every flush commit (wakes long-poll fetches).
@@ -238,6 +263,8 @@ impl LogWriter {
         let key = strato_tiering::keys::new_segment_key();
         let object_bytes = built.bytes.len();
         if let Err(err) = self.tier.upload(&key, built.bytes.clone()).await {
+            self.failed_flushes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::error!(segment = %key, "failed to upload segment: {err:#}");
             for (partition, list) in groups {
                 self.rewind(&partition, list, FlushFailure::Upload);
@@ -297,6 +324,8 @@ impl LogWriter {
         let results = match self.meta.txn_many(txns).await {
             Ok(results) => results,
             Err(err) => {
+                self.failed_flushes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!(segment = %key, "failed to commit flush: {err:#}");
                 for (partition, list) in groups {
                     // The outcome is unknown: the commit may have applied.
@@ -307,6 +336,10 @@ impl LogWriter {
                 return;
             }
         };
+        self.flushes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.flushed_bytes
+            .fetch_add(object_bytes as u64, std::sync::atomic::Ordering::Relaxed);
         // Chunks go to the cache before the HW moves, so the first fetch finds them there.
         self.tier.cache_chunks(&key, &chunk_data);
         let mut committed_batches = 0usize;

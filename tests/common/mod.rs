@@ -4,6 +4,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod kafka;
+pub mod proxy;
+pub mod s3;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -21,6 +23,8 @@ const STOP_DEADLINE: Duration = Duration::from_secs(30);
 pub struct Broker {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The /metrics, /health, /ready listener.
+    pub http_addr: SocketAddr,
     pub data_dir: PathBuf,
     extra_args: Vec<String>,
     log: Arc<Mutex<Vec<String>>>,
@@ -40,6 +44,8 @@ impl Broker {
             .arg(&data_dir)
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .arg("--http-listen")
+            .arg("127.0.0.1:0")
             .args(&extra_args)
             .env("STRATO_LOG", "info,strato=debug")
             .env_remove("STRATO_CONFIG")
@@ -51,6 +57,7 @@ impl Broker {
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel::<SocketAddr>();
+        let (http_tx, http_rx) = mpsc::channel::<SocketAddr>();
         let log_writer = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
@@ -60,16 +67,30 @@ impl Broker {
                 {
                     let _ = tx.send(addr);
                 }
+                if let Some(rest) = line.split("http listener bound addr=").nth(1)
+                    && let Ok(addr) = rest.trim().parse()
+                {
+                    let _ = http_tx.send(addr);
+                }
                 log_writer.lock().unwrap().push(line);
             }
         });
         let mut broker = Broker {
             child: Some(child),
             addr: "127.0.0.1:0".parse().unwrap(),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
             data_dir,
             extra_args,
             log,
         };
+        // The HTTP line is logged before the Kafka line.
+        match http_rx.recv_timeout(START_DEADLINE) {
+            Ok(addr) => broker.http_addr = addr,
+            Err(_) => panic!(
+                "broker did not start within {START_DEADLINE:?}; log:\n{}",
+                broker.log_text()
+            ),
+        }
         match rx.recv_timeout(START_DEADLINE) {
             Ok(addr) => broker.addr = addr,
             Err(_) => panic!(
@@ -78,6 +99,35 @@ impl Broker {
             ),
         }
         broker
+    }
+
+    /// GET `path` on the broker's HTTP listener: (status code, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.http_addr).expect("connect HTTP");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.http_addr
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read HTTP response");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
     }
 
     pub fn bootstrap(&self) -> String {

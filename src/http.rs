@@ -1,0 +1,202 @@
+//! The HTTP endpoint for operators (`--http-listen`, default 127.0.0.1:9644):
+//! `/metrics` in Prometheus text format, `/health` (the process is up) and `/ready` (the
+//! metadata store answers). Served with hyper; one small task per connection.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::BrokerCtx;
+
+/// How long `/ready` waits for the metadata store.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// HTTP connections served at once; more wait in the accept queue.
+const HTTP_CONNECTIONS_MAX: usize = 64;
+
+pub async fn serve(listener: TcpListener, ctx: Arc<BrokerCtx>, shutdown: CancellationToken) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(HTTP_CONNECTIONS_MAX));
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
+            _ = shutdown.cancelled() => return,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    tracing::warn!("failed to accept HTTP connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| respond(ctx.clone(), req));
+            let result = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(err) = result {
+                tracing::debug!("HTTP connection ended: {err}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn respond(
+    ctx: Arc<BrokerCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (status, content_type, body) = match req.uri().path() {
+        "/metrics" => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            render_metrics(&ctx),
+        ),
+        "/health" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+        "/ready" => match tokio::time::timeout(READY_TIMEOUT, ctx.meta.get("cluster/id")).await {
+            Ok(Ok(_)) => (StatusCode::OK, "text/plain", "ready\n".to_string()),
+            Ok(Err(err)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("metadata store: {err}\n"),
+            ),
+            Err(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "metadata store: timed out\n".to_string(),
+            ),
+        },
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_string(),
+        ),
+    };
+    let response = Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid");
+    Ok(response)
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// The Prometheus text exposition of the broker's counters and gauges.
+pub fn render_metrics(ctx: &BrokerCtx) -> String {
+    let tier = ctx.tier.stats();
+    let log = ctx.log.stats();
+    let topics = ctx.topics.all();
+    let (mut led, mut fenced) = (0u64, 0u64);
+    for topic in &topics {
+        for partition in &topic.partitions {
+            let state = partition.lock();
+            if state.fenced || state.needs_reload {
+                fenced += 1;
+            } else {
+                led += 1;
+            }
+        }
+    }
+    let mut out = String::new();
+    metric(
+        &mut out,
+        "strato_object_store_requests_total",
+        "counter",
+        "Object store requests sent, retries included.",
+        &[
+            ("operation=\"put\"", tier.puts),
+            ("operation=\"get\"", tier.gets),
+        ],
+    );
+    metric(
+        &mut out,
+        "strato_object_store_bytes_total",
+        "counter",
+        "Bytes uploaded to and downloaded from the object store.",
+        &[
+            ("direction=\"put\"", tier.put_bytes),
+            ("direction=\"get\"", tier.get_bytes),
+        ],
+    );
+    metric(
+        &mut out,
+        "strato_chunk_cache_requests_total",
+        "counter",
+        "Chunk reads answered by the in-memory cache (hit) or the object store (miss).",
+        &[
+            ("result=\"hit\"", tier.cache_hits),
+            ("result=\"miss\"", tier.cache_misses),
+        ],
+    );
+    metric(
+        &mut out,
+        "strato_chunk_cache_bytes",
+        "gauge",
+        "Bytes of decompressed chunks in the cache.",
+        &[("", tier.cache_bytes)],
+    );
+    metric(
+        &mut out,
+        "strato_flushes_total",
+        "counter",
+        "Segment flushes by outcome.",
+        &[
+            ("result=\"committed\"", log.flushes),
+            ("result=\"failed\"", log.failed_flushes),
+        ],
+    );
+    metric(
+        &mut out,
+        "strato_flushed_bytes_total",
+        "counter",
+        "Bytes of segment objects written by flushes.",
+        &[("", log.flushed_bytes)],
+    );
+    metric(
+        &mut out,
+        "strato_partitions",
+        "gauge",
+        "Partitions this broker leads (led) or has stopped leading (fenced).",
+        &[("state=\"led\"", led), ("state=\"fenced\"", fenced)],
+    );
+    metric(
+        &mut out,
+        "strato_topics",
+        "gauge",
+        "Topics known to this broker.",
+        &[("", topics.len() as u64)],
+    );
+    metric(
+        &mut out,
+        "strato_connections",
+        "gauge",
+        "Open Kafka client connections.",
+        &[("", ctx.open_connections.load(Ordering::Relaxed))],
+    );
+    out
+}
