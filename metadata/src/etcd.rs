@@ -29,6 +29,9 @@ use crate::{LeaseId, MetadataError, MetadataStore, Op, Txn, Version, Versioned, 
 const WATCH_CHANNEL_CAPACITY: usize = 1024;
 /// Transactions of one `txn_many` sent to etcd at the same time.
 const TXN_MANY_CONCURRENCY: usize = 16;
+/// Attempts of a read whose endpoint was unreachable, and the pause between them.
+const READ_ATTEMPTS: u32 = 3;
+const READ_RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// Backoff between watch reconnection attempts.
 const WATCH_RETRY_MIN: Duration = Duration::from_millis(100);
 const WATCH_RETRY_MAX: Duration = Duration::from_secs(2);
@@ -177,6 +180,31 @@ impl EtcdStore {
         }
     }
 
+    /// Runs a read, retried a few times when the endpoint it went to was unreachable (the
+    /// client balances over all members, and a dead member is only noticed after a failed
+    /// call). Reads are idempotent; transactions are never retried here (their outcome
+    /// would be unknown).
+    async fn read<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        mut call: F,
+    ) -> Result<T, MetadataError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match self.timed(operation, call()).await {
+                Err(MetadataError::Unavailable { .. }) if attempt < READ_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(READ_RETRY_BACKOFF).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
     async fn txn_one(&self, txn: Txn) -> Result<Version, MetadataError> {
         if txn.ops.len() > TXN_OPS_MAX || txn.compares.len() > TXN_OPS_MAX {
             return Err(MetadataError::Invalid {
@@ -249,8 +277,14 @@ impl EtcdStore {
 #[async_trait]
 impl MetadataStore for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, MetadataError> {
-        let mut kv = self.client.kv_client();
-        let response = self.timed("get", kv.get(self.full_key(key), None)).await?;
+        let full_key = self.full_key(key);
+        let response = self
+            .read("get", || {
+                let mut kv = self.client.kv_client();
+                let key = full_key.clone();
+                async move { kv.get(key, None).await }
+            })
+            .await?;
         Ok(response.kvs().first().map(|kv| Versioned {
             value: Bytes::copy_from_slice(kv.value()),
             version: kv.mod_revision() as Version,
@@ -263,7 +297,7 @@ impl MetadataStore for EtcdStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Versioned)>, MetadataError> {
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let full_prefix = self.full_key(prefix);
         // [start, end of prefix): start just after `after` when given.
         let start = match after {
@@ -278,7 +312,13 @@ impl MetadataStore for EtcdStore {
         if limit < i64::MAX as usize {
             options = options.with_limit(limit as i64);
         }
-        let response = self.timed("list", kv.get(start, Some(options))).await?;
+        let response = self
+            .read("list", || {
+                let mut kv = kv.clone();
+                let (start, options) = (start.clone(), options.clone());
+                async move { kv.get(start, Some(options)).await }
+            })
+            .await?;
         response
             .kvs()
             .iter()
