@@ -4,17 +4,21 @@
 # 1. Installs what the tests need on a Debian 12 machine that has only Rust: system packages
 #    through apt (skipped when everything is present), the Python Kafka clients in a cached
 #    venv, the Node.js client (kafkajs) in a cached node_modules and the Java client program
-#    (tests/clients/java) built against pinned kafka-clients jars (all skipped when the pinned
-#    versions are already there, so a second run makes no network calls).
+#    (tests/clients/java) built against pinned kafka-clients jars, and LocalStack (S3) in a
+#    cached Python 3.13 venv (all skipped when the pinned versions are already there, so a
+#    second run makes no network calls).
 # 2. Runs `cargo fmt --check`, `cargo clippy -D warnings` and every test with cargo-nextest
 #    (plain `cargo test` when nextest is missing). All three run even if one fails; the exit
-#    status is non-zero if any failed.
+#    status is non-zero if any failed. One LocalStack (S3 only, on a free loopback port) runs
+#    during the tests and is stopped by pid when the script exits, however it exits.
 #
 # Environment (all optional):
 #   STRATO_CACHE_DIR   where the client venv, node_modules, Java jars and logs live
 #                      (default ~/.cache/strato)
 #   CARGO_TARGET_DIR   cargo build dir                       (default ~/.cache/strato-target)
 #   STRATO_PYTHON      interpreter used to create the venv   (default python3)
+#   STRATO_LOCALSTACK_PYTHON  Python 3.13 for LocalStack's venv
+#                      (default $(pyenv root)/versions/3.13.0/bin/python3)
 # Exported for the tests:
 #   STRATO_TEST_PYTHON     venv python with kafka-python and confluent-kafka (tests/clients/*.py)
 #   STRATO_TEST_KCAT       path of kcat
@@ -23,6 +27,9 @@
 #   STRATO_TEST_JAVA       path of java
 #   STRATO_TEST_JAVA_JAR   the Java client program (java -jar), built from tests/clients/java
 #   CARGO_TARGET_DIR       as above
+# and, to the test command only (not with --env, which starts nothing):
+#   STRATO_TEST_S3_ENDPOINT  http://127.0.0.1:PORT of the LocalStack started for this run
+#   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1  (LocalStack's)
 set -euo pipefail
 
 usage() {
@@ -30,10 +37,13 @@ usage() {
 Usage: scripts/test.sh [--quick] [--setup-only] [--env] [-- TEST-ARGS...]
 
   (no flag)     install prerequisites, then cargo fmt --check, clippy -D warnings, all tests
-  --quick       skip fmt and clippy, run only the tests
+                (with a LocalStack started for the tests and stopped at the end)
+  --quick       skip fmt and clippy, run only the tests (LocalStack started as above)
   --setup-only  only install prerequisites
   --env         install prerequisites, then print `export` lines for the test environment:
                   eval "$(scripts/test.sh --env)" && cargo nextest run
+                It starts no LocalStack: the S3 tests need STRATO_TEST_S3_ENDPOINT and the AWS
+                variables of a running one (the printed comments say how to start it).
   -- ARGS       passed on to `cargo nextest run` (or `cargo test`), e.g.
                   scripts/test.sh --quick -- -E 'binary(other_clients)'
                   scripts/test.sh --quick -- kafka_python   (test names containing it)
@@ -69,6 +79,18 @@ node_pins=(kafkajs@2.2.4)
 java_src="$repo_root/tests/clients/java"
 java_dir="$cache_dir/java-clients"
 java_jar="$java_dir/strato-java-clients.jar"
+# LocalStack (S3) runs on the host from a venv, only under Python 3.13 (../shared/SERVICES.md).
+# The three extra pins are needed: cbor2 6 and pyOpenSSL >= 24.3 break its start-up. Bump the
+# version here and the next run reinstalls.
+localstack_version=2026.3.0
+localstack_pins=("localstack-core[base-runtime]==$localstack_version" "cbor2<6" "cryptography<44" "pyopenssl<24.3")
+localstack_venv="$cache_dir/venv-localstack"
+# The pid of the LocalStack a run of this script started, while it runs.
+localstack_pid_file="$cache_dir/localstack.pid"
+localstack_log="$cache_dir/localstack.log"
+# LocalStack keeps S3 object data in this fixed directory, whatever FILESYSTEM_ROOT says: only
+# one LocalStack may run at a time, and the directory is removed before start and after stop.
+localstack_s3_storage=/tmp/localstack-s3-storage
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strato-target}"
 mkdir -p "$cache_dir"
 
@@ -375,6 +397,199 @@ setup_java_client() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# LocalStack (S3)
+# ---------------------------------------------------------------------------------------------
+
+# The Python 3.13 that LocalStack's venv is made from: its code uses 3.13-only syntax, whatever
+# its package metadata says. The machine image has it through pyenv.
+localstack_python() {
+    if [ -n "${STRATO_LOCALSTACK_PYTHON:-}" ]; then
+        printf '%s\n' "$STRATO_LOCALSTACK_PYTHON"
+        return
+    fi
+    local root
+    root="$(pyenv root 2>/dev/null)" || root="${PYENV_ROOT:-$HOME/.pyenv}"
+    printf '%s\n' "$root/versions/3.13.0/bin/python3"
+}
+
+# Exits 0 when the LocalStack venv has localstack-core at $localstack_version and the three
+# constrained dependencies below their limits.
+localstack_has_pins() {
+    "$localstack_venv/bin/python" - "$localstack_version" <<'PY' >/dev/null 2>&1
+import re
+import sys
+from importlib import metadata
+
+
+def release(dist):
+    return tuple(int(n) for n in re.findall(r"\d+", metadata.version(dist).split("+")[0])[:3])
+
+
+if metadata.version("localstack-core") != sys.argv[1]:
+    sys.exit(1)
+if release("cbor2") >= (6,) or release("cryptography") >= (44,) or release("pyOpenSSL") >= (24, 3):
+    sys.exit(1)
+PY
+}
+
+setup_localstack() {
+    step "localstack venv: $localstack_venv"
+    if [ -e "$localstack_venv" ] && ! "$localstack_venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        # The interpreter it was made from is gone (e.g. a removed pyenv version).
+        note "venv is broken, recreating it"
+        rm -rf "$localstack_venv"
+    fi
+    if [ -e "$localstack_venv" ] && localstack_has_pins; then
+        note "localstack-core $localstack_version already installed"
+        return
+    fi
+    local python
+    python="$(localstack_python)"
+    if ! [ -x "$python" ] ||
+        ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1; then
+        die "LocalStack needs Python 3.13 (its code uses 3.13-only syntax) and $python is not one;" \
+            "install it (pyenv install 3.13.0) or point STRATO_LOCALSTACK_PYTHON at a python3.13"
+    fi
+    local log="$cache_dir/localstack-pip.log"
+    local start=$SECONDS
+    if [ ! -e "$localstack_venv" ] && ! "$python" -m venv "$localstack_venv" >"$log" 2>&1; then
+        rm -rf "$localstack_venv"
+        tail -n 30 "$log" >&2
+        die "could not create the venv $localstack_venv with $python (log: $log)"
+    fi
+    if ! "$localstack_venv/bin/python" -m pip install --disable-pip-version-check --no-input \
+        "${localstack_pins[@]}" >>"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        die "pip install ${localstack_pins[*]} failed (full log: $log)"
+    fi
+    localstack_has_pins ||
+        die "venv at $localstack_venv does not have ${localstack_pins[*]} after pip install (log: $log)"
+    note "installed localstack-core $localstack_version in $((SECONDS - start)) s (log: $log)"
+}
+
+# Exits 0 when PID is a live (not zombie) LocalStack process.
+is_localstack_process() {
+    local pid="$1" state
+    [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'localstack\.runtime\.main' || return 1
+    state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null)"
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# A free loopback port: bind port 0 and read back what the kernel chose.
+free_port() {
+    "$localstack_venv/bin/python" -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+# Exits 0 when LocalStack's health endpoint says S3 is available or running.
+localstack_s3_ready() {
+    local url="http://127.0.0.1:$localstack_port/_localstack/health" health
+    if command -v curl >/dev/null 2>&1; then
+        health="$(curl -sf --max-time 2 "$url" 2>/dev/null)" || return 1
+    else
+        health="$("$localstack_venv/bin/python" -c '
+import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' "$url" 2>/dev/null)" || return 1
+    fi
+    printf '%s' "$health" | grep -Eq '"s3": *"(available|running)"'
+}
+
+localstack_pid=""
+localstack_port=""
+localstack_dir=""
+
+# Starts one LocalStack with only S3 on a free loopback port and waits until S3 is ready.
+# The EXIT trap (stop_localstack) is set as soon as the process exists.
+start_localstack() {
+    step "starting LocalStack $localstack_version (S3 only; log: $localstack_log)"
+    local start=$SECONDS
+    # Two runs at once must not share $localstack_s3_storage: refuse instead. The lock makes
+    # the check and the pid file one step; the LocalStack process does not inherit it (9>&-).
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>"$cache_dir/localstack.lock"
+        flock 9
+    fi
+    local other
+    other="$(cat "$localstack_pid_file" 2>/dev/null || true)"
+    if [ -n "$other" ] && is_localstack_process "$other"; then
+        die "another LocalStack started by scripts/test.sh is running (pid $other, pid file" \
+            "$localstack_pid_file); LocalStack keeps S3 data in the fixed dir $localstack_s3_storage," \
+            "so only one can run at a time: wait for that run to end (or stop it: kill $other)"
+    fi
+    rm -f "$localstack_pid_file"
+    if command -v pgrep >/dev/null 2>&1 && other="$(pgrep -f 'python[0-9.]* -m localstack\.runtime\.main')"; then
+        die "another LocalStack is running (pid ${other//$'\n'/ }: started by hand or by a run with" \
+            "another STRATO_CACHE_DIR); it would share $localstack_s3_storage with this run's: stop it first"
+    fi
+    rm -rf "$localstack_s3_storage"
+    localstack_dir="$(mktemp -d "${TMPDIR:-/tmp}/strato-localstack.XXXXXX")"
+    localstack_port="$(free_port)"
+    # Why each setting (../shared/SERVICES.md): OVERRIDE_IN_DOCKER=0, or it believes it runs in
+    # a container and writes under /var/lib, /etc and /usr/lib; GATEWAY_SERVER=hypercorn, as
+    # the default server ignores the host and binds 0.0.0.0; DNS_ADDRESS=0: no DNS server;
+    # DISABLE_EVENTS=1: no analytics calls; EAGER_SERVICE_LOADING=1, or the first S3 call is
+    # slow. setsid + nohup: a plain background job can die with the command that started it,
+    # and Ctrl-C in the terminal must not reach it before the trap stops it.
+    setsid nohup env SERVICES=s3 GATEWAY_LISTEN="127.0.0.1:$localstack_port" GATEWAY_SERVER=hypercorn \
+        OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$localstack_dir" LOCALSTACK_VOLUME_DIR="$localstack_dir/volume" \
+        DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 EAGER_SERVICE_LOADING=1 \
+        "$localstack_venv/bin/python" -m localstack.runtime.main \
+        >"$localstack_log" 2>&1 </dev/null 9>&- &
+    localstack_pid=$!
+    trap stop_localstack EXIT
+    printf '%s\n' "$localstack_pid" >"$localstack_pid_file"
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>&-
+    fi
+    local deadline=$((SECONDS + 60))
+    until localstack_s3_ready; do
+        if ! is_localstack_process "$localstack_pid"; then
+            tail -n 40 "$localstack_log" >&2
+            die "LocalStack exited during start-up (full log: $localstack_log)"
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 40 "$localstack_log" >&2
+            die "LocalStack's S3 was not ready within 60 s (full log: $localstack_log)"
+        fi
+        sleep 0.2
+    done
+    note "ready in $((SECONDS - start)) s: pid $localstack_pid, STRATO_TEST_S3_ENDPOINT=http://127.0.0.1:$localstack_port"
+}
+
+# The EXIT trap: SIGTERM to the LocalStack this run started, SIGKILL to that pid after 10 s,
+# then remove its directories. Keeps the script's exit status.
+stop_localstack() {
+    local rc=$?
+    if [ -n "$localstack_pid" ]; then
+        local start=$SECONDS
+        kill -TERM "$localstack_pid" 2>/dev/null || true
+        local deadline=$((SECONDS + 10))
+        while is_localstack_process "$localstack_pid" && [ "$SECONDS" -lt "$deadline" ]; do
+            sleep 0.1
+        done
+        if is_localstack_process "$localstack_pid"; then
+            note "LocalStack (pid $localstack_pid) ignored SIGTERM for 10 s, sending SIGKILL"
+            kill -KILL "$localstack_pid" 2>/dev/null || true
+        fi
+        wait "$localstack_pid" 2>/dev/null || true
+        step "LocalStack stopped in $((SECONDS - start)) s"
+        rm -f "$localstack_pid_file"
+        rm -rf "$localstack_s3_storage"
+        localstack_pid=""
+    fi
+    if [ -n "$localstack_dir" ]; then
+        rm -rf "$localstack_dir"
+        localstack_dir=""
+    fi
+    exit "$rc"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Setup
 # ---------------------------------------------------------------------------------------------
 
@@ -394,6 +609,7 @@ setup() {
     setup_venv
     setup_node_clients
     setup_java_client
+    setup_localstack
     if command -v flock >/dev/null 2>&1; then
         exec 9>&-
     fi
@@ -423,6 +639,17 @@ if [ "$mode" = env ]; then
     printf 'export STRATO_TEST_JAVA_JAR=%q\n' "$STRATO_TEST_JAVA_JAR"
     printf 'export CARGO_TARGET_DIR=%q\n' "$CARGO_TARGET_DIR"
     printf 'export PYTHONDONTWRITEBYTECODE=1\n'
+    # --env leaves no process behind, so it starts no LocalStack; the S3 tests fail without one.
+    cat <<EOF
+# The S3 tests (tests/s3_storage.rs) also need a running LocalStack: start one on a free port
+# P (only one at a time: it keeps its data in $localstack_s3_storage, remove that after stopping it):
+#   SERVICES=s3 GATEWAY_LISTEN=127.0.0.1:P GATEWAY_SERVER=hypercorn OVERRIDE_IN_DOCKER=0 \\
+#   FILESYSTEM_ROOT=DIR LOCALSTACK_VOLUME_DIR=DIR/volume DNS_ADDRESS=0 DISABLE_EVENTS=1 \\
+#   SKIP_SSL_CERT_DOWNLOAD=1 EAGER_SERVICE_LOADING=1 $localstack_venv/bin/python -m localstack.runtime.main
+# then: export STRATO_TEST_S3_ENDPOINT=http://127.0.0.1:P AWS_ACCESS_KEY_ID=test \\
+#   AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+# (scripts/test.sh --quick does all of this and stops it afterwards.)
+EOF
     exit 0
 fi
 if [ "$mode" = setup ]; then
@@ -465,6 +692,17 @@ if [ "$mode" = full ]; then
     run_step fmt cargo fmt --all -- --check
     run_step clippy cargo clippy --workspace --all-targets -- -D warnings
 fi
+
+# One LocalStack for the whole test run (each S3 test makes a bucket of its own), started only
+# now so that it does not sit through fmt and clippy, and stopped by the EXIT trap. Its
+# variables are exported after it started and only the test step follows: nothing else sees them.
+# INT and TERM become exits so that the EXIT trap also runs on Ctrl-C and kill.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+start_localstack
+export STRATO_TEST_S3_ENDPOINT="http://127.0.0.1:$localstack_port"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+note "exported for the tests: STRATO_TEST_S3_ENDPOINT=$STRATO_TEST_S3_ENDPOINT AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
 
 if cargo nextest --version >/dev/null 2>&1; then
     run_step tests cargo nextest run --workspace --no-fail-fast "${test_args[@]}"
