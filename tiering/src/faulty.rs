@@ -3,18 +3,20 @@
 //! is never acked). Faults are armed at run time: `fail_next_puts(n)` fails the next `n`
 //! PUTs with a retryable-looking error, `fail_puts_after(n)` lets `n` more PUTs through and
 //! fails all later ones (until re-armed), `hang_next_gets(n)` makes the next `n` GETs never
-//! answer (callers' timeouts must cut them off), `set_latency(d)` delays every request.
+//! answer (callers' timeouts must cut them off), `set_latency(d)` delays every request and
+//! `set_slow_body(d)` delays every chunk of a GET's body (streamed bodies, as S3's are).
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
 #[derive(Debug)]
@@ -26,6 +28,7 @@ pub struct FaultyObjectStore {
     get_hangs: AtomicU32,
     puts_seen: AtomicU64,
     latency_micros: AtomicU64,
+    body_chunk_delay_micros: AtomicU64,
 }
 
 impl FaultyObjectStore {
@@ -37,7 +40,16 @@ impl FaultyObjectStore {
             get_hangs: AtomicU32::new(0),
             puts_seen: AtomicU64::new(0),
             latency_micros: AtomicU64::new(0),
+            body_chunk_delay_micros: AtomicU64::new(0),
         }
+    }
+
+    /// Delays each chunk of every streamed GET body by `delay` (a slow or congested link).
+    pub fn set_slow_body(&self, delay: std::time::Duration) {
+        self.body_chunk_delay_micros.store(
+            u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Lets `n` more PUTs succeed, then fails every PUT; `None` lifts the limit.
@@ -135,7 +147,22 @@ impl ObjectStore for FaultyObjectStore {
         if take_one(&self.get_hangs) {
             std::future::pending::<()>().await;
         }
-        self.inner.get_opts(location, options).await
+        let mut result = self.inner.get_opts(location, options).await?;
+        let micros = self.body_chunk_delay_micros.load(Ordering::Relaxed);
+        if micros > 0
+            && let GetResultPayload::Stream(stream) = std::mem::replace(
+                &mut result.payload,
+                GetResultPayload::Stream(Box::pin(futures::stream::empty())),
+            )
+        {
+            let delay = std::time::Duration::from_micros(micros);
+            result.payload =
+                GetResultPayload::Stream(Box::pin(stream.then(move |chunk| async move {
+                    tokio::time::sleep(delay).await;
+                    chunk
+                })));
+        }
+        Ok(result)
     }
 
     fn delete_stream(
@@ -203,6 +230,12 @@ mod tests {
         store.set_latency(std::time::Duration::from_millis(20));
         let started = tokio::time::Instant::now();
         store.get(&path).await.unwrap();
+        assert!(started.elapsed() >= std::time::Duration::from_millis(20));
+        store.set_latency(std::time::Duration::ZERO);
+        store.set_slow_body(std::time::Duration::from_millis(20));
+        let started = tokio::time::Instant::now();
+        let body = store.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(&body[..], b"v");
         assert!(started.elapsed() >= std::time::Duration::from_millis(20));
     }
 }
