@@ -5,6 +5,7 @@
 //! It knows nothing of the Kafka protocol beyond the record batch v2 header (`batch`), and
 //! exposes no `object_store` error types: callers get [`TieringError`].
 
+mod aws_profile;
 pub mod batch;
 pub mod cache;
 mod error;

@@ -45,7 +45,8 @@ const S3_CLIENT_RETRIES: usize = 2;
 /// Opens the object store named by `url`. For `s3://bucket[/prefix]` the configuration
 /// comes from the usual AWS environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 /// `AWS_SESSION_TOKEN`, `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`, container and
-/// instance credentials), like every AWS tool; requests are path-style unless
+/// instance credentials, then the `AWS_PROFILE` of `~/.aws/credentials` and `~/.aws/config`),
+/// like every AWS tool; requests are path-style unless
 /// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`, and plain HTTP is allowed when the endpoint is
 /// `http://` (LocalStack, MinIO on a private network).
 pub fn open_object_store(
@@ -104,6 +105,38 @@ pub fn open_object_store(
                         .with_timeout(S3_REQUEST_TIMEOUT)
                         .with_connect_timeout(S3_CONNECT_TIMEOUT),
                 );
+            // Shared config files, for what the environment did not set (the AWS tools'
+            // precedence: environment first, then the profile).
+            let profile = crate::aws_profile::load_from_environment();
+            if !profile.unsupported.is_empty() {
+                tracing::warn!(
+                    keys = ?profile.unsupported,
+                    "the AWS profile uses settings Strato does not support (role assumption, \
+                     SSO); use environment credentials or an instance role instead"
+                );
+            }
+            let unset = |b: &AmazonS3Builder, key| b.get_config_value(&key).is_none();
+            if unset(&builder, AmazonS3ConfigKey::AccessKeyId)
+                && let (Some(id), Some(secret)) =
+                    (&profile.access_key_id, &profile.secret_access_key)
+            {
+                builder = builder
+                    .with_access_key_id(id)
+                    .with_secret_access_key(secret);
+                if let Some(token) = &profile.session_token {
+                    builder = builder.with_token(token);
+                }
+            }
+            if unset(&builder, AmazonS3ConfigKey::Region)
+                && let Some(region) = &profile.region
+            {
+                builder = builder.with_region(region);
+            }
+            if unset(&builder, AmazonS3ConfigKey::Endpoint)
+                && let Some(endpoint) = &profile.endpoint_url
+            {
+                builder = builder.with_endpoint(endpoint);
+            }
             if let Some(endpoint) = &options.s3_endpoint {
                 builder = builder.with_endpoint(endpoint);
             }
