@@ -155,6 +155,16 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
     );
     metric(
         &mut out,
+        "strato_chunk_reads_total",
+        "counter",
+        "Chunk reads that waited for another reader's GET (singleflight) or were started by read-ahead.",
+        &[
+            ("kind=\"singleflight_wait\"", tier.singleflight_waits),
+            ("kind=\"read_ahead\"", tier.prefetches),
+        ],
+    );
+    metric(
+        &mut out,
         "strato_chunk_cache_bytes",
         "gauge",
         "Bytes of decompressed chunks in the cache.",

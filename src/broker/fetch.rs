@@ -22,6 +22,8 @@ use crate::log::partition::Partition;
 const MAX_WAIT_LIMIT: Duration = Duration::from_secs(60);
 /// Index entries looked at per partition and pass.
 const CHUNKS_PER_PARTITION_PASS: usize = 64;
+/// Chunks after the last one returned that are read ahead for a sequential reader.
+const READ_AHEAD_CHUNKS: usize = 4;
 
 struct Wanted {
     index: i32,
@@ -183,7 +185,9 @@ async fn read_partition(
     }
     let mut pieces: Vec<Bytes> = Vec::new();
     let mut partition_bytes = 0usize;
+    let mut chunks_read = 0usize;
     'chunks: for entry in &view.entries {
+        chunks_read += 1;
         let data = match ctx.tier.read_chunk(entry).await {
             Ok(data) => data,
             Err(err) => {
@@ -229,6 +233,13 @@ async fn read_partition(
         if let Some(run) = run {
             pieces.push(data.slice(run));
         }
+    }
+    // Read-ahead: a reader that stopped at a byte limit comes back for the next chunks, so
+    // start fetching them now (a no-op for chunks already cached, e.g. at the tail).
+    let next = view.entries.get(chunks_read..).unwrap_or_default();
+    if !next.is_empty() {
+        ctx.tier
+            .prefetch(&next[..next.len().min(READ_AHEAD_CHUNKS)]);
     }
     let records = match pieces.len() {
         0 => Bytes::new(),

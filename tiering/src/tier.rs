@@ -43,6 +43,8 @@ pub struct TierConfig {
     pub retry_backoff_max: Duration,
     /// Object store requests in flight at once (all kinds); more wait for a slot.
     pub concurrent_requests_max: usize,
+    /// Chunks read ahead (in the background) at once for sequential readers.
+    pub read_ahead_concurrency_max: usize,
     /// Objects larger than this are uploaded in parts (S3 multipart upload).
     pub multipart_threshold_bytes: usize,
     /// Size of each part of a multipart upload (S3 needs at least 5 MiB but the last).
@@ -62,6 +64,7 @@ impl Default for TierConfig {
             retry_backoff_base: Duration::from_millis(50),
             retry_backoff_max: Duration::from_secs(2),
             concurrent_requests_max: 64,
+            read_ahead_concurrency_max: 8,
             multipart_threshold_bytes: 64 * 1024 * 1024,
             multipart_part_bytes: 16 * 1024 * 1024,
         }
@@ -81,6 +84,10 @@ pub struct TierStats {
     pub get_bytes: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Readers that waited for another reader's GET of the same chunk (singleflight).
+    pub singleflight_waits: u64,
+    /// Background chunk reads started by read-ahead.
+    pub prefetches: u64,
     /// Bytes of decompressed chunks in the cache now.
     pub cache_bytes: u64,
 }
@@ -99,6 +106,12 @@ pub struct Tier {
     in_flight: tokio::sync::Semaphore,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+    singleflight_waits: AtomicU64,
+    prefetches: AtomicU64,
+    /// Chunk GETs in progress, by (object, byte offset): their readers wait on the Notify.
+    inflight: std::sync::Mutex<std::collections::HashMap<(String, u64), Arc<tokio::sync::Notify>>>,
+    /// Bounds read-ahead (`read_ahead_concurrency_max`).
+    read_ahead: Arc<tokio::sync::Semaphore>,
     /// Advances with every backoff so that concurrent retries draw different jitter.
     jitter_state: AtomicU64,
 }
@@ -116,6 +129,9 @@ impl Tier {
             store,
             cache: ChunkCache::new(cache_capacity_bytes),
             in_flight: tokio::sync::Semaphore::new(config.concurrent_requests_max.max(1)),
+            read_ahead: Arc::new(tokio::sync::Semaphore::new(
+                config.read_ahead_concurrency_max.max(1),
+            )),
             config,
             gets: AtomicU64::new(0),
             puts: AtomicU64::new(0),
@@ -123,6 +139,9 @@ impl Tier {
             get_bytes: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
+            singleflight_waits: AtomicU64::new(0),
+            prefetches: AtomicU64::new(0),
+            inflight: std::sync::Mutex::new(std::collections::HashMap::new()),
             jitter_state: AtomicU64::new(seed),
         }
     }
@@ -139,6 +158,8 @@ impl Tier {
             get_bytes: self.get_bytes.load(Ordering::Relaxed),
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
             cache_misses: self.cache_misses.load(Ordering::Relaxed),
+            singleflight_waits: self.singleflight_waits.load(Ordering::Relaxed),
+            prefetches: self.prefetches.load(Ordering::Relaxed),
             cache_bytes: self.cache.len_bytes(),
         }
     }
@@ -196,11 +217,78 @@ impl Tier {
 
     /// The uncompressed record batches of the chunk `loc` points at: from the cache, or by a
     /// ranged GET, decompressed and checked against `loc` (off the async runtime).
+    ///
+    /// Singleflight: concurrent readers of the same chunk share one GET; the others wait for
+    /// it and take the result from the cache (if it failed, one of them tries again).
     pub async fn read_chunk(&self, loc: &IndexEntry) -> Result<Bytes, TieringError> {
-        if let Some(data) = self.cache.get(&loc.object, loc.byte_offset) {
-            self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(data);
+        let key = (loc.object.clone(), loc.byte_offset);
+        loop {
+            if let Some(data) = self.cache.get(&loc.object, loc.byte_offset) {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(data);
+            }
+            let (leader, notify) = {
+                let mut inflight = self.inflight.lock().expect("inflight lock");
+                match inflight.get(&key) {
+                    Some(notify) => (false, notify.clone()),
+                    None => {
+                        let notify = Arc::new(tokio::sync::Notify::new());
+                        inflight.insert(key.clone(), notify.clone());
+                        (true, notify)
+                    }
+                }
+            };
+            if leader {
+                let result = self.fetch_chunk(loc).await;
+                self.inflight.lock().expect("inflight lock").remove(&key);
+                notify.notify_waiters();
+                return result;
+            }
+            // Registered before the cache is checked again, so the wake-up cannot be missed.
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(data) = self.cache.get(&loc.object, loc.byte_offset) {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(data);
+            }
+            if !self
+                .inflight
+                .lock()
+                .expect("inflight lock")
+                .contains_key(&key)
+            {
+                continue; // the leader finished between our two looks
+            }
+            self.singleflight_waits.fetch_add(1, Ordering::Relaxed);
+            notified.await;
         }
+    }
+
+    /// Starts background reads of `entries` not yet cached (read-ahead for sequential
+    /// readers), at most `read_ahead_concurrency_max` at a time; entries beyond that are
+    /// skipped rather than queued, so read-ahead never piles up.
+    pub fn prefetch(self: &Arc<Self>, entries: &[IndexEntry]) {
+        for entry in entries {
+            if self.cache.get(&entry.object, entry.byte_offset).is_some() {
+                continue;
+            }
+            let Ok(permit) = self.read_ahead.clone().try_acquire_owned() else {
+                return;
+            };
+            self.prefetches.fetch_add(1, Ordering::Relaxed);
+            let tier = self.clone();
+            let entry = entry.clone();
+            tokio::spawn(async move {
+                if let Err(err) = tier.read_chunk(&entry).await {
+                    tracing::debug!(object = %entry.object, "read-ahead failed: {err}");
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    async fn fetch_chunk(&self, loc: &IndexEntry) -> Result<Bytes, TieringError> {
         self.cache_misses.fetch_add(1, Ordering::Relaxed);
         let corrupt = |reason: String| TieringError::Corrupt {
             key: loc.object.clone(),

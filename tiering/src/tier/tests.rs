@@ -224,3 +224,66 @@ async fn large_objects_use_multipart_upload() {
     assert!(back[..] == big[..]);
     assert_eq!(tier.stats().put_bytes, big.len() as u64);
 }
+
+/// Goal: concurrent readers of one uncached chunk cause a single GET (singleflight).
+/// Method: a store with latency keeps the first GET in flight while 8 readers arrive.
+#[tokio::test]
+async fn concurrent_readers_share_one_get() {
+    let store = FaultyObjectStore::new(Arc::new(InMemory::new()));
+    store.set_latency(Duration::from_millis(50));
+    let tier = Arc::new(Tier::new(Arc::new(store), 1 << 20, TierConfig::default()));
+    let built = two_partition_segment();
+    let key = new_segment_key();
+    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    let entry = built.chunks[0].to_index_entry(&key);
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let tier = tier.clone();
+            let entry = entry.clone();
+            tokio::spawn(async move { tier.read_chunk(&entry).await.unwrap() })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for reader in readers {
+        results.push(reader.await.unwrap());
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]));
+    let stats = tier.stats();
+    assert_eq!(stats.gets, 1, "one GET for eight readers");
+    assert_eq!(stats.cache_misses, 1);
+}
+
+/// Goal: read-ahead fetches the next chunks in the background, so the reader then finds
+/// them in the cache without a GET of its own.
+#[tokio::test]
+async fn read_ahead_fills_the_cache() {
+    let tier = Arc::new(Tier::new(
+        Arc::new(InMemory::new()),
+        1 << 20,
+        TierConfig::default(),
+    ));
+    let built = two_partition_segment();
+    let key = new_segment_key();
+    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    let entries: Vec<_> = built
+        .chunks
+        .iter()
+        .map(|c| c.to_index_entry(&key))
+        .collect();
+    tier.prefetch(&entries);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tier.stats().cache_misses < 2 || tier.stats().cache_bytes == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "read-ahead did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Both chunks are now cached: reading them costs no GET.
+    let gets = tier.stats().gets;
+    for entry in &entries {
+        tier.read_chunk(entry).await.unwrap();
+    }
+    assert_eq!(tier.stats().gets, gets);
+    assert_eq!(tier.stats().prefetches, 2);
+}
