@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use strato_tiering::cache::{DISK_BLOCK_BYTES_DEFAULT, DISK_BLOCKS_MIN};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -154,9 +155,14 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_MAX_UNFLUSHED_BYTES", default_value_t = 64 * MIB)]
     pub max_unflushed_bytes: u64,
 
-    /// Memory for decompressed chunks served to consumers.
+    /// Memory for decompressed chunks served to consumers (0 disables the chunk cache).
     #[arg(long, env = "STRATO_CACHE_MEMORY_BYTES", default_value_t = 256 * MIB)]
     pub cache_memory_bytes: u64,
+
+    /// Local disk for decompressed chunks evicted from memory, under <data-dir>/cache
+    /// (0: memory only). Emptied at start-up: it is a cache, not state.
+    #[arg(long, env = "STRATO_CACHE_DISK_BYTES", default_value_t = 1024 * MIB)]
+    pub cache_disk_bytes: u64,
 
     /// Most client connections served at once; more wait in the accept queue.
     #[arg(long, env = "STRATO_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -190,6 +196,9 @@ pub struct Config {
     pub max_queued_request_bytes: u64,
     pub max_unflushed_bytes: u64,
     pub cache_memory_bytes: u64,
+    pub cache_disk_bytes: u64,
+    /// Directory of the chunk cache's disk tier: `<data-dir>/cache`.
+    pub cache_dir: PathBuf,
     pub max_connections: usize,
     pub max_inflight_requests: usize,
     pub max_fetch_bytes: u64,
@@ -352,10 +361,22 @@ impl ServeArgs {
         if !(1..=1_000_000).contains(&self.max_connections) || self.max_inflight_requests == 0 {
             bail!("--max-connections must be 1..=1000000 and --max-inflight-requests positive");
         }
+        let disk_bytes_min = DISK_BLOCKS_MIN * DISK_BLOCK_BYTES_DEFAULT;
+        if self.cache_disk_bytes != 0 && self.cache_disk_bytes < disk_bytes_min {
+            bail!(
+                "--cache-disk-bytes must be 0 (no disk tier) or at least {disk_bytes_min} ({DISK_BLOCKS_MIN} blocks of {DISK_BLOCK_BYTES_DEFAULT} bytes)"
+            );
+        }
+        if self.cache_disk_bytes != 0 && self.cache_memory_bytes == 0 {
+            bail!(
+                "--cache-disk-bytes needs --cache-memory-bytes: the disk tier holds chunks evicted from memory"
+            );
+        }
         let advertised_address = match &self.advertised_address {
             None => None,
             Some(addr) => Some(parse_host_port(addr)?),
         };
+        let cache_dir = data_dir.join("cache");
         Ok(Config {
             data_dir,
             listen: self.listen,
@@ -373,6 +394,8 @@ impl ServeArgs {
             max_queued_request_bytes: self.max_queued_request_bytes,
             max_unflushed_bytes: self.max_unflushed_bytes,
             cache_memory_bytes: self.cache_memory_bytes,
+            cache_disk_bytes: self.cache_disk_bytes,
+            cache_dir,
             max_connections: self.max_connections,
             max_inflight_requests: self.max_inflight_requests,
             max_fetch_bytes: self.max_fetch_bytes.clamp(1024, i32::MAX as u64),
@@ -419,6 +442,9 @@ mod tests {
         assert!(config.auto_create_topics);
         assert!(config.object_store_url.starts_with("file:///"));
         assert!(config.object_store_url.ends_with("strato-data/objects"));
+        assert_eq!(config.cache_memory_bytes, 256 * MIB);
+        assert_eq!(config.cache_disk_bytes, 1024 * MIB);
+        assert!(config.cache_dir.ends_with("strato-data/cache"));
     }
 
     #[test]
@@ -448,6 +474,18 @@ mod tests {
         assert!(args.validate().is_err());
         let (args, _) = serve(&["--advertised-address", "nohost"]);
         assert!(args.validate().is_err());
+        let (args, _) = serve(&["--cache-disk-bytes", "1048576"]);
+        assert!(
+            args.validate().is_err(),
+            "a disk tier of less than 4 blocks"
+        );
+        let (args, _) = serve(&["--cache-memory-bytes", "0"]);
+        assert!(
+            args.validate().is_err(),
+            "a disk tier without a memory tier"
+        );
+        let (args, _) = serve(&["--cache-memory-bytes", "0", "--cache-disk-bytes", "0"]);
+        assert!(args.validate().is_ok(), "no chunk cache at all");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("strato.toml");
         std::fs::write(&path, "no-such-option = 1\n").unwrap();

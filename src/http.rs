@@ -147,9 +147,10 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
         &mut out,
         "strato_chunk_cache_requests_total",
         "counter",
-        "Chunk reads answered by the in-memory cache (hit) or the object store (miss).",
+        "Chunk reads answered by the chunk cache's memory or disk tier (hit) or the object store (miss).",
         &[
-            ("result=\"hit\"", tier.cache_hits),
+            ("result=\"hit\",tier=\"memory\"", tier.cache_memory_hits),
+            ("result=\"hit\",tier=\"disk\"", tier.cache_disk_hits),
             ("result=\"miss\"", tier.cache_misses),
         ],
     );
@@ -167,7 +168,7 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
         &mut out,
         "strato_chunk_cache_bytes",
         "gauge",
-        "Bytes of decompressed chunks in the cache.",
+        "Bytes of decompressed chunks in the memory tier of the chunk cache.",
         &[("", tier.cache_bytes)],
     );
     metric(

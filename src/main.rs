@@ -77,7 +77,11 @@ async fn segment_dump(args: strato::config::SegmentDumpArgs) -> anyhow::Result<(
             s3_endpoint: args.s3_endpoint.clone(),
         };
         let store = strato_tiering::store::open_object_store(&url, &options)?;
-        let tier = strato_tiering::Tier::new(store, 0, Default::default());
+        let tier = strato_tiering::Tier::new(
+            store,
+            strato_tiering::cache::ChunkCache::disabled(),
+            Default::default(),
+        );
         tier.read_object(&args.object)
             .await
             .with_context(|| format!("read object {}", args.object))?

@@ -11,6 +11,7 @@ use strato_metadata::embedded::EmbeddedStore;
 use strato_metadata::etcd::EtcdStore;
 use strato_metadata::model::{BrokerRecord, ClusterRecord, RECORD_FORMAT_V1};
 use strato_metadata::{LeaseId, MetadataError, MetadataStore, Txn, keys};
+use strato_tiering::cache::{ChunkCache, ChunkCacheConfig, DiskCacheConfig};
 use strato_tiering::{Tier, TierConfig};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -45,11 +46,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     };
     let store = strato_tiering::store::open_object_store(&config.object_store_url, &store_options)
         .with_context(|| format!("open object store {}", config.object_store_url))?;
-    let tier = Arc::new(Tier::new(
-        store,
-        config.cache_memory_bytes,
-        TierConfig::default(),
-    ));
+    let cache_config = ChunkCacheConfig {
+        memory_bytes: config.cache_memory_bytes,
+        disk: (config.cache_disk_bytes > 0)
+            .then(|| DiskCacheConfig::new(config.cache_dir.clone(), config.cache_disk_bytes)),
+    };
+    let cache = ChunkCache::open(cache_config)
+        .await
+        .with_context(|| format!("open chunk cache in {}", config.cache_dir.display()))?;
+    let tier = Arc::new(Tier::new(store, cache, TierConfig::default()));
 
     let listener = TcpListener::bind(config.listen)
         .await

@@ -563,6 +563,7 @@ mod tests {
     use strato_metadata::testing::faulty::FaultyMetadataStore;
     use strato_tiering::TierConfig;
     use strato_tiering::batch::test_support::simple_batch;
+    use strato_tiering::cache::{ChunkCache, ChunkCacheConfig};
     use strato_tiering::faulty::FaultyObjectStore;
 
     use super::*;
@@ -597,7 +598,10 @@ mod tests {
             retry_backoff_max: Duration::from_millis(2),
             ..TierConfig::default()
         };
-        let tier = Arc::new(Tier::new(store.clone(), 1 << 20, config));
+        let cache = ChunkCache::open(ChunkCacheConfig::memory(1 << 20))
+            .await
+            .unwrap();
+        let tier = Arc::new(Tier::new(store.clone(), cache, config));
         let log = LogWriter::new(tier, meta.clone(), flush_interval, flush_bytes, 1 << 24);
         let shutdown = CancellationToken::new();
         tokio::spawn(log.clone().run(shutdown.clone()));
@@ -747,9 +751,12 @@ mod tests {
     async fn unflushed_bytes_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let meta: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
+        let cache = ChunkCache::open(ChunkCacheConfig::memory(1 << 20))
+            .await
+            .unwrap();
         let tier = Arc::new(Tier::new(
             Arc::new(InMemory::new()),
-            1 << 20,
+            cache,
             TierConfig::default(),
         ));
         let log = LogWriter::new(tier, meta, Duration::from_secs(3600), 1 << 20, 4096);

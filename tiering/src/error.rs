@@ -63,7 +63,8 @@ impl TieringError {
     }
 }
 
-/// An object store backend error, kept opaque so backend types do not leak to callers.
+/// A storage backend error (object store, chunk cache disk tier), kept opaque so backend types
+/// do not leak to callers.
 #[derive(Debug)]
 pub struct StoreError {
     retryable: bool,
@@ -83,6 +84,14 @@ impl StdError for StoreError {
 }
 
 impl StoreError {
+    /// A failure of a local backend (e.g. the chunk cache's disk tier); not retryable.
+    pub(crate) fn other(err: impl StdError + Send + Sync + 'static) -> Self {
+        Self {
+            retryable: false,
+            inner: Box::new(err),
+        }
+    }
+
     pub(crate) fn io(err: std::io::Error) -> Self {
         Self {
             retryable: false,

@@ -18,7 +18,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use strato_metadata::model::IndexEntry;
 use tracing::warn;
 
-use crate::cache::ChunkCache;
+use crate::cache::{CacheHit, CacheTier, ChunkCache};
 use crate::error::TieringError;
 use crate::segment::{ChunkMeta, ExpectedChunk, decode_chunk};
 
@@ -82,14 +82,25 @@ pub struct TierStats {
     pub put_bytes: u64,
     /// Bytes received by successful GETs.
     pub get_bytes: u64,
-    pub cache_hits: u64,
+    /// Chunk reads answered by the memory tier of the cache.
+    pub cache_memory_hits: u64,
+    /// Chunk reads answered by the disk tier of the cache.
+    pub cache_disk_hits: u64,
+    /// Chunk reads that found the chunk in neither tier and fetched it (one per GET leader).
     pub cache_misses: u64,
     /// Readers that waited for another reader's GET of the same chunk (singleflight).
     pub singleflight_waits: u64,
     /// Background chunk reads started by read-ahead.
     pub prefetches: u64,
-    /// Bytes of decompressed chunks in the cache now.
+    /// Bytes of decompressed chunks in the memory tier of the cache now.
     pub cache_bytes: u64,
+}
+
+impl TierStats {
+    /// Chunk reads answered by the cache, either tier.
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_memory_hits + self.cache_disk_hits
+    }
 }
 
 /// Object storage as the broker sees it. Shared as `Arc<Tier>`.
@@ -104,7 +115,8 @@ pub struct Tier {
     get_bytes: AtomicU64,
     /// Bounds object store requests in flight (`concurrent_requests_max`).
     in_flight: tokio::sync::Semaphore,
-    cache_hits: AtomicU64,
+    cache_memory_hits: AtomicU64,
+    cache_disk_hits: AtomicU64,
     cache_misses: AtomicU64,
     singleflight_waits: AtomicU64,
     prefetches: AtomicU64,
@@ -117,7 +129,8 @@ pub struct Tier {
 }
 
 impl Tier {
-    pub fn new(store: Arc<dyn ObjectStore>, cache_capacity_bytes: u64, config: TierConfig) -> Self {
+    /// A tier over `store` reading through `cache` (see [`ChunkCache::open`]).
+    pub fn new(store: Arc<dyn ObjectStore>, cache: ChunkCache, config: TierConfig) -> Self {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos() as u64);
@@ -127,7 +140,7 @@ impl Tier {
         );
         Self {
             store,
-            cache: ChunkCache::new(cache_capacity_bytes),
+            cache,
             in_flight: tokio::sync::Semaphore::new(config.concurrent_requests_max.max(1)),
             read_ahead: Arc::new(tokio::sync::Semaphore::new(
                 config.read_ahead_concurrency_max.max(1),
@@ -137,7 +150,8 @@ impl Tier {
             puts: AtomicU64::new(0),
             put_bytes: AtomicU64::new(0),
             get_bytes: AtomicU64::new(0),
-            cache_hits: AtomicU64::new(0),
+            cache_memory_hits: AtomicU64::new(0),
+            cache_disk_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             singleflight_waits: AtomicU64::new(0),
             prefetches: AtomicU64::new(0),
@@ -156,11 +170,12 @@ impl Tier {
             puts: self.puts.load(Ordering::Relaxed),
             put_bytes: self.put_bytes.load(Ordering::Relaxed),
             get_bytes: self.get_bytes.load(Ordering::Relaxed),
-            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            cache_memory_hits: self.cache_memory_hits.load(Ordering::Relaxed),
+            cache_disk_hits: self.cache_disk_hits.load(Ordering::Relaxed),
             cache_misses: self.cache_misses.load(Ordering::Relaxed),
             singleflight_waits: self.singleflight_waits.load(Ordering::Relaxed),
             prefetches: self.prefetches.load(Ordering::Relaxed),
-            cache_bytes: self.cache.len_bytes(),
+            cache_bytes: self.cache.memory_bytes(),
         }
     }
 
@@ -223,9 +238,8 @@ impl Tier {
     pub async fn read_chunk(&self, loc: &IndexEntry) -> Result<Bytes, TieringError> {
         let key = (loc.object.clone(), loc.byte_offset);
         loop {
-            if let Some(data) = self.cache.get(&loc.object, loc.byte_offset) {
-                self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(data);
+            if let Some(hit) = self.cache.get(&loc.object, loc.byte_offset).await {
+                return Ok(self.count_hit(hit));
             }
             let (leader, notify) = {
                 let mut inflight = self.inflight.lock().expect("inflight lock");
@@ -248,9 +262,8 @@ impl Tier {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(data) = self.cache.get(&loc.object, loc.byte_offset) {
-                self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(data);
+            if let Some(hit) = self.cache.get(&loc.object, loc.byte_offset).await {
+                return Ok(self.count_hit(hit));
             }
             if !self
                 .inflight
@@ -270,7 +283,7 @@ impl Tier {
     /// skipped rather than queued, so read-ahead never piles up.
     pub fn prefetch(self: &Arc<Self>, entries: &[IndexEntry]) {
         for entry in entries {
-            if self.cache.get(&entry.object, entry.byte_offset).is_some() {
+            if self.cache.contains(&entry.object, entry.byte_offset) {
                 continue;
             }
             let Ok(permit) = self.read_ahead.clone().try_acquire_owned() else {
@@ -286,6 +299,15 @@ impl Tier {
                 drop(permit);
             });
         }
+    }
+
+    fn count_hit(&self, hit: CacheHit) -> Bytes {
+        let counter = match hit.tier {
+            CacheTier::Memory => &self.cache_memory_hits,
+            CacheTier::Disk => &self.cache_disk_hits,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        hit.data
     }
 
     async fn fetch_chunk(&self, loc: &IndexEntry) -> Result<Bytes, TieringError> {

@@ -11,6 +11,13 @@ use crate::keys::new_segment_key;
 use crate::segment::{BuiltSegment, SegmentBuilder};
 use crate::store::object_store_from_url;
 
+/// A memory-only cache of 1 MiB.
+async fn memory_cache() -> ChunkCache {
+    ChunkCache::open(crate::cache::ChunkCacheConfig::memory(1 << 20))
+        .await
+        .unwrap()
+}
+
 fn two_partition_segment() -> BuiltSegment {
     let mut builder = SegmentBuilder::new(3);
     let tp = |partition| TopicPartition {
@@ -32,7 +39,7 @@ fn two_partition_segment() -> BuiltSegment {
 /// a chunk comes from the cache. Method: upload a two-chunk segment, read each chunk through
 /// the index entry built from its footer entry, twice, and watch the counters.
 async fn round_trip(store: Arc<dyn ObjectStore>) {
-    let tier = Tier::new(store, 1 << 20, TierConfig::default());
+    let tier = Tier::new(store, memory_cache().await, TierConfig::default());
     let built = two_partition_segment();
     let key = new_segment_key();
     tier.upload(&key, built.bytes.clone()).await.unwrap();
@@ -44,7 +51,7 @@ async fn round_trip(store: Arc<dyn ObjectStore>) {
     }
     let stats = tier.stats();
     assert_eq!(
-        (stats.gets, stats.cache_misses, stats.cache_hits),
+        (stats.gets, stats.cache_misses, stats.cache_hits()),
         (2, 2, 0)
     );
 
@@ -54,7 +61,7 @@ async fn round_trip(store: Arc<dyn ObjectStore>) {
     }
     let stats = tier.stats();
     assert_eq!(
-        (stats.gets, stats.cache_misses, stats.cache_hits),
+        (stats.gets, stats.cache_misses, stats.cache_hits()),
         (2, 2, 2)
     );
     let cached: u64 = built.chunks.iter().map(|c| c.uncompressed_length).sum();
@@ -77,7 +84,11 @@ async fn round_trip_on_local_file_system() {
 
 #[tokio::test]
 async fn cached_chunks_are_served_without_a_get() {
-    let tier = Tier::new(Arc::new(InMemory::new()), 1 << 20, TierConfig::default());
+    let tier = Tier::new(
+        Arc::new(InMemory::new()),
+        memory_cache().await,
+        TierConfig::default(),
+    );
     let built = two_partition_segment();
     let key = new_segment_key();
     tier.upload(&key, built.bytes.clone()).await.unwrap();
@@ -89,12 +100,95 @@ async fn cached_chunks_are_served_without_a_get() {
         );
     }
     let stats = tier.stats();
-    assert_eq!((stats.gets, stats.cache_hits), (0, 2));
+    assert_eq!((stats.gets, stats.cache_hits()), (0, 2));
+}
+
+/// Goal: a flushed chunk that memory evicted is served from the disk tier without a GET,
+/// and each tier's hits are counted. Method: a memory tier smaller than the segment's two
+/// chunks together over a disk tier in a tempdir; cache both chunks (write-through), so the
+/// first is evicted to disk, then read the second (memory) and the first (disk). The order
+/// matters: promoting the first back into memory evicts the second, which may then be read
+/// from disk or from foyer's queue of pending disk writes (counted as memory).
+#[tokio::test]
+async fn chunks_evicted_from_memory_are_served_from_disk_without_a_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = two_partition_segment();
+    let chunk_bytes: Vec<u64> = built.chunks.iter().map(|c| c.uncompressed_length).collect();
+    let largest = *chunk_bytes.iter().max().unwrap();
+    // Room for either chunk alone, not for both.
+    let memory_bytes = largest;
+    assert!(memory_bytes < chunk_bytes.iter().sum::<u64>());
+    let cache = ChunkCache::open(crate::cache::ChunkCacheConfig {
+        memory_bytes,
+        disk: Some(crate::cache::DiskCacheConfig {
+            dir: dir.path().join("cache"),
+            capacity_bytes: 1 << 20,
+            block_bytes: 64 * 1024,
+        }),
+    })
+    .await
+    .unwrap();
+    let tier = Tier::new(Arc::new(InMemory::new()), cache, TierConfig::default());
+    let key = new_segment_key();
+    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.cache_chunks(&key, &built.chunk_data());
+    tier.cache.wait_for_disk_writes().await;
+
+    for (meta, data) in built.chunk_data().into_iter().rev() {
+        assert_eq!(
+            tier.read_chunk(&meta.to_index_entry(&key)).await.unwrap(),
+            data
+        );
+    }
+    let stats = tier.stats();
+    assert_eq!(
+        stats.gets, 0,
+        "no GET: one chunk from memory, one from disk"
+    );
+    assert_eq!(
+        (
+            stats.cache_memory_hits,
+            stats.cache_disk_hits,
+            stats.cache_misses
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(stats.cache_hits(), 2);
+}
+
+/// Goal: a chunk in neither tier counts as a miss and costs one GET.
+#[tokio::test]
+async fn misses_are_counted_apart_from_hits() {
+    let tier = Tier::new(
+        Arc::new(InMemory::new()),
+        memory_cache().await,
+        TierConfig::default(),
+    );
+    let built = two_partition_segment();
+    let key = new_segment_key();
+    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    let entry = built.chunks[0].to_index_entry(&key);
+    tier.read_chunk(&entry).await.unwrap();
+    tier.read_chunk(&entry).await.unwrap();
+    let stats = tier.stats();
+    assert_eq!(
+        (
+            stats.gets,
+            stats.cache_misses,
+            stats.cache_memory_hits,
+            stats.cache_disk_hits
+        ),
+        (1, 1, 1, 0)
+    );
 }
 
 #[tokio::test]
 async fn missing_objects_are_not_found_without_retries() {
-    let tier = Tier::new(Arc::new(InMemory::new()), 1 << 20, TierConfig::default());
+    let tier = Tier::new(
+        Arc::new(InMemory::new()),
+        memory_cache().await,
+        TierConfig::default(),
+    );
     let built = two_partition_segment();
     let entry = built.chunks[0].to_index_entry("segments/00/missing.seg");
     let err = tier.read_chunk(&entry).await.unwrap_err();
@@ -110,7 +204,11 @@ async fn missing_objects_are_not_found_without_retries() {
 
 #[tokio::test]
 async fn index_entries_that_disagree_with_the_data_are_corrupt_and_not_cached() {
-    let tier = Tier::new(Arc::new(InMemory::new()), 1 << 20, TierConfig::default());
+    let tier = Tier::new(
+        Arc::new(InMemory::new()),
+        memory_cache().await,
+        TierConfig::default(),
+    );
     let built = two_partition_segment();
     let key = new_segment_key();
     tier.upload(&key, built.bytes.clone()).await.unwrap();
@@ -131,7 +229,7 @@ async fn index_entries_that_disagree_with_the_data_are_corrupt_and_not_cached() 
     assert_eq!(tier.stats().cache_bytes, 0);
 }
 
-fn flaky_tier(put_failures: u32, get_hangs: u32) -> Tier {
+async fn flaky_tier(put_failures: u32, get_hangs: u32) -> Tier {
     let store = FaultyObjectStore::new(Arc::new(InMemory::new()));
     store.fail_next_puts(put_failures);
     store.hang_next_gets(get_hangs);
@@ -140,20 +238,20 @@ fn flaky_tier(put_failures: u32, get_hangs: u32) -> Tier {
         get_retries_max: 2,
         ..TierConfig::default()
     };
-    Tier::new(Arc::new(store), 1 << 20, config)
+    Tier::new(Arc::new(store), memory_cache().await, config)
 }
 
 /// Goal: transient PUT failures are retried up to the limit, then reported as retryable.
 /// Method: inject failures; paused time makes the backoff sleeps instant.
 #[tokio::test(start_paused = true)]
 async fn failed_puts_are_retried_up_to_the_limit() {
-    let tier = flaky_tier(3, 0);
+    let tier = flaky_tier(3, 0).await;
     tier.upload("segments/00/a.seg", Bytes::from_static(b"x"))
         .await
         .unwrap();
     assert_eq!(tier.stats().puts, 4);
 
-    let tier = flaky_tier(4, 0);
+    let tier = flaky_tier(4, 0).await;
     let err = tier
         .upload("segments/00/a.seg", Bytes::from_static(b"x"))
         .await
@@ -172,7 +270,7 @@ async fn hanging_gets_time_out_and_are_retried() {
     let key = "segments/00/b.seg";
     let entry = built.chunks[1].to_index_entry(key);
 
-    let tier = flaky_tier(0, 2);
+    let tier = flaky_tier(0, 2).await;
     tier.upload(key, built.bytes.clone()).await.unwrap();
     assert_eq!(
         tier.read_chunk(&entry).await.unwrap(),
@@ -180,7 +278,7 @@ async fn hanging_gets_time_out_and_are_retried() {
     );
     assert_eq!(tier.stats().gets, 3);
 
-    let tier = flaky_tier(0, 3);
+    let tier = flaky_tier(0, 3).await;
     tier.upload(key, built.bytes.clone()).await.unwrap();
     let err = tier.read_chunk(&entry).await.unwrap_err();
     assert!(matches!(err, TieringError::Timeout { .. }), "{err}");
@@ -195,7 +293,7 @@ fn backoff_grows_is_capped_and_jittered() {
         retry_backoff_max: Duration::from_millis(1000),
         ..TierConfig::default()
     };
-    let tier = Tier::new(Arc::new(InMemory::new()), 0, config);
+    let tier = Tier::new(Arc::new(InMemory::new()), ChunkCache::disabled(), config);
     for retry in 0..40 {
         let cap = Duration::from_millis(100 * (1u64 << retry.min(10))).min(Duration::from_secs(1));
         let delay = tier.backoff(retry);
@@ -214,7 +312,7 @@ async fn large_objects_use_multipart_upload() {
         multipart_part_bytes: 5 * 1024 * 1024,
         ..TierConfig::default()
     };
-    let tier = Tier::new(Arc::new(InMemory::new()), 1 << 20, config);
+    let tier = Tier::new(Arc::new(InMemory::new()), memory_cache().await, config);
     let big: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     tier.upload("segments/00/big.seg", Bytes::from(big.clone()))
         .await
@@ -231,7 +329,11 @@ async fn large_objects_use_multipart_upload() {
 async fn concurrent_readers_share_one_get() {
     let store = FaultyObjectStore::new(Arc::new(InMemory::new()));
     store.set_latency(Duration::from_millis(50));
-    let tier = Arc::new(Tier::new(Arc::new(store), 1 << 20, TierConfig::default()));
+    let tier = Arc::new(Tier::new(
+        Arc::new(store),
+        memory_cache().await,
+        TierConfig::default(),
+    ));
     let built = two_partition_segment();
     let key = new_segment_key();
     tier.upload(&key, built.bytes.clone()).await.unwrap();
@@ -259,7 +361,7 @@ async fn concurrent_readers_share_one_get() {
 async fn read_ahead_fills_the_cache() {
     let tier = Arc::new(Tier::new(
         Arc::new(InMemory::new()),
-        1 << 20,
+        memory_cache().await,
         TierConfig::default(),
     ));
     let built = two_partition_segment();
