@@ -186,7 +186,86 @@ fn http_health_ready_and_metrics() {
         samples.insert(series.to_string(), value);
     }
     assert!(samples["strato_object_store_requests_total{operation=\"put\"}"] >= 1.0);
+    // Tail reads are served from the write-through cache: consuming what was just written
+    // costs no GET.
+    let out = common::run_with_timeout(
+        Command::new(common::kcat()).args([
+            "-b",
+            &broker.bootstrap(),
+            "-C",
+            "-t",
+            "metered",
+            "-e",
+            "-q",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\n");
+    let (_, text) = broker.http_get("/metrics");
+    let gets = text
+        .lines()
+        .find(|l| l.starts_with("strato_object_store_requests_total{operation=\"get\"}"))
+        .and_then(|l| l.rsplit_once(' '))
+        .map(|(_, v)| v.to_string());
+    assert_eq!(gets.as_deref(), Some("0"), "tail reads need no GET");
     assert!(samples["strato_flushes_total{result=\"committed\"}"] >= 1.0);
     assert_eq!(samples["strato_partitions{state=\"led\"}"], 1.0);
     assert_eq!(samples["strato_topics"], 1.0);
+}
+
+fn metric_value(broker: &Broker, series: &str) -> f64 {
+    let (_, text) = broker.http_get("/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {series} in metrics:\n{text}"))
+}
+
+/// Goal: after a restart the cache is cold: the first read of old data costs GETs, a second
+/// read of the same data is served from the cache without another GET.
+#[test]
+fn cold_reads_fill_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let input: String = (0..200).map(|i| format!("cold-{i}\n")).collect();
+    let out = common::run_with_input(
+        Command::new(common::kcat()).args(["-b", &broker.bootstrap(), "-P", "-t", "cold"]),
+        Some(input.as_bytes()),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success());
+    let broker = broker.restart_graceful();
+    let consume = || {
+        let out = common::run_with_timeout(
+            Command::new(common::kcat()).args([
+                "-b",
+                &broker.bootstrap(),
+                "-C",
+                "-t",
+                "cold",
+                "-e",
+                "-q",
+            ]),
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), input);
+    };
+    let get = "strato_object_store_requests_total{operation=\"get\"}";
+    assert_eq!(metric_value(&broker, get), 0.0);
+    consume();
+    let cold_gets = metric_value(&broker, get);
+    assert!(cold_gets >= 1.0, "a cold read goes to the object store");
+    consume();
+    assert_eq!(
+        metric_value(&broker, get),
+        cold_gets,
+        "the second read is cached"
+    );
+    assert!(
+        metric_value(
+            &broker,
+            "strato_chunk_cache_requests_total{result=\"hit\",tier=\"memory\"}"
+        ) >= 1.0
+    );
 }
