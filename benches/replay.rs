@@ -10,9 +10,10 @@
 //!
 //! Prints one Markdown table row. A benchmark, not a test: nothing is asserted about speed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -21,71 +22,10 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use common::start_broker;
+
 const PARTITIONS: i32 = 3;
 const VALUE_BYTES: usize = 1000;
-
-struct Broker {
-    child: Child,
-    bootstrap: String,
-    http: String,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_broker(data_dir: &std::path::Path, extra: &[String]) -> Broker {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--default-partitions", &PARTITIONS.to_string()])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
-        .env("STRATO_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn broker");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            for (marker, kind) in [
-                ("kafka listener bound addr=", 'k'),
-                ("http listener bound addr=", 'h'),
-            ] {
-                if let Some(addr) = line.split(marker).nth(1) {
-                    let _ = tx.send((kind, addr.trim().to_string()));
-                }
-            }
-        }
-    });
-    let (mut bootstrap, mut http) = (String::new(), String::new());
-    while bootstrap.is_empty() || http.is_empty() {
-        let (kind, addr) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("broker started");
-        if kind == 'k' {
-            bootstrap = addr
-        } else {
-            http = addr
-        }
-    }
-    Broker {
-        child,
-        bootstrap,
-        http,
-    }
-}
 
 fn metric(http: &str, series: &str) -> f64 {
     let mut stream = TcpStream::connect(http).unwrap();
@@ -208,7 +148,7 @@ async fn main() {
     }
 
     // Write.
-    let broker = start_broker(dir.path(), &extra);
+    let broker = start_broker(dir.path(), PARTITIONS, &extra);
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &broker.bootstrap)
         .set("linger.ms", "20")
@@ -253,7 +193,7 @@ async fn main() {
     drop(broker);
 
     // Replay on a fresh broker process: empty cache.
-    let broker = start_broker(dir.path(), &extra);
+    let broker = start_broker(dir.path(), PARTITIONS, &extra);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &broker.bootstrap)
         .set("group.id", "replay")

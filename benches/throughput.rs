@@ -6,8 +6,8 @@
 //! Prints a Markdown table row; results go to docs/BENCHMARKS.md. This is a benchmark, not a
 //! test: nothing here asserts a speed.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -23,46 +23,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-struct BrokerProcess(std::process::Child);
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_broker(data_dir: &std::path::Path) -> (BrokerProcess, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--default-partitions",
-            "3",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("STRATO_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn broker");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("kafka listener bound addr=").nth(1) {
-                let _ = tx.send(addr.trim().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("broker started");
-    (BrokerProcess(child), addr)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -73,7 +33,8 @@ async fn main() {
     let value_bytes = env_or("STRATO_BENCH_VALUE_BYTES", 100);
     let codec = std::env::var("STRATO_BENCH_CODEC").unwrap_or_else(|_| "none".into());
     let dir = tempfile::tempdir().unwrap();
-    let (_broker, bootstrap) = start_broker(dir.path());
+    let broker = common::start_broker(dir.path(), 3, &[]);
+    let bootstrap = broker.bootstrap.clone();
     let payload: Vec<u8> = (0..value_bytes).map(|i| b'a' + (i % 26) as u8).collect();
 
     let producer: FutureProducer = ClientConfig::new()
