@@ -18,6 +18,15 @@ async fn memory_cache() -> ChunkCache {
         .unwrap()
 }
 
+/// A tier over `InMemory` with a memory-only cache and default settings.
+async fn memory_tier() -> Tier {
+    Tier::new(
+        Arc::new(InMemory::new()),
+        memory_cache().await,
+        TierConfig::default(),
+    )
+}
+
 fn two_partition_segment() -> BuiltSegment {
     let mut builder = SegmentBuilder::new(3);
     let tp = |partition| TopicPartition {
@@ -84,11 +93,7 @@ async fn round_trip_on_local_file_system() {
 
 #[tokio::test]
 async fn cached_chunks_are_served_without_a_get() {
-    let tier = Tier::new(
-        Arc::new(InMemory::new()),
-        memory_cache().await,
-        TierConfig::default(),
-    );
+    let tier = memory_tier().await;
     let built = two_partition_segment();
     let key = new_segment_key();
     tier.upload(&key, built.bytes.clone()).await.unwrap();
@@ -159,11 +164,7 @@ async fn chunks_evicted_from_memory_are_served_from_disk_without_a_get() {
 /// Goal: a chunk in neither tier counts as a miss and costs one GET.
 #[tokio::test]
 async fn misses_are_counted_apart_from_hits() {
-    let tier = Tier::new(
-        Arc::new(InMemory::new()),
-        memory_cache().await,
-        TierConfig::default(),
-    );
+    let tier = memory_tier().await;
     let built = two_partition_segment();
     let key = new_segment_key();
     tier.upload(&key, built.bytes.clone()).await.unwrap();
@@ -184,11 +185,7 @@ async fn misses_are_counted_apart_from_hits() {
 
 #[tokio::test]
 async fn missing_objects_are_not_found_without_retries() {
-    let tier = Tier::new(
-        Arc::new(InMemory::new()),
-        memory_cache().await,
-        TierConfig::default(),
-    );
+    let tier = memory_tier().await;
     let built = two_partition_segment();
     let entry = built.chunks[0].to_index_entry("segments/00/missing.seg");
     let err = tier.read_chunk(&entry).await.unwrap_err();
@@ -204,11 +201,7 @@ async fn missing_objects_are_not_found_without_retries() {
 
 #[tokio::test]
 async fn index_entries_that_disagree_with_the_data_are_corrupt_and_not_cached() {
-    let tier = Tier::new(
-        Arc::new(InMemory::new()),
-        memory_cache().await,
-        TierConfig::default(),
-    );
+    let tier = memory_tier().await;
     let built = two_partition_segment();
     let key = new_segment_key();
     tier.upload(&key, built.bytes.clone()).await.unwrap();
