@@ -175,6 +175,36 @@ pub struct ServeArgs {
     /// Largest Fetch response, whatever the client asks for.
     #[arg(long, env = "STRATO_MAX_FETCH_BYTES", default_value_t = 64 * MIB)]
     pub max_fetch_bytes: u64,
+
+    /// Shortest consumer session timeout accepted in JoinGroup (Kafka
+    /// `group.min.session.timeout.ms`).
+    #[arg(
+        long,
+        env = "STRATO_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6_000
+    )]
+    pub group_min_session_timeout_ms: u64,
+
+    /// Longest consumer session timeout accepted (Kafka `group.max.session.timeout.ms`).
+    #[arg(
+        long,
+        env = "STRATO_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    pub group_max_session_timeout_ms: u64,
+
+    /// How long a new group's first rebalance waits for more members (Kafka
+    /// `group.initial.rebalance.delay.ms`); 0 completes it as soon as all have joined.
+    #[arg(
+        long,
+        env = "STRATO_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3_000
+    )]
+    pub group_initial_rebalance_delay_ms: u64,
+
+    /// Most members in one consumer group (Kafka `group.max.size`).
+    #[arg(long, env = "STRATO_GROUP_MAX_SIZE", default_value_t = 1_000)]
+    pub group_max_size: usize,
 }
 
 /// The validated broker configuration.
@@ -202,6 +232,7 @@ pub struct Config {
     pub max_connections: usize,
     pub max_inflight_requests: usize,
     pub max_fetch_bytes: u64,
+    pub group_limits: crate::group::state::GroupLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,6 +403,26 @@ impl ServeArgs {
                 "--cache-disk-bytes needs --cache-memory-bytes: the disk tier holds chunks evicted from memory"
             );
         }
+        if self.group_min_session_timeout_ms == 0
+            || self.group_min_session_timeout_ms > self.group_max_session_timeout_ms
+        {
+            bail!(
+                "--group-min-session-timeout-ms must be positive and at most --group-max-session-timeout-ms"
+            );
+        }
+        if self.group_initial_rebalance_delay_ms > 300_000 {
+            bail!("--group-initial-rebalance-delay-ms must be at most 300000");
+        }
+        if !(1..=100_000).contains(&self.group_max_size) {
+            bail!("--group-max-size must be between 1 and 100000");
+        }
+        let group_limits = crate::group::state::GroupLimits {
+            min_session_timeout: Duration::from_millis(self.group_min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(self.group_max_session_timeout_ms),
+            initial_rebalance_delay: Duration::from_millis(self.group_initial_rebalance_delay_ms),
+            max_members: self.group_max_size,
+            max_member_metadata_bytes: GROUP_MEMBER_METADATA_BYTES_MAX,
+        };
         let advertised_address = match &self.advertised_address {
             None => None,
             Some(addr) => Some(parse_host_port(addr)?),
@@ -399,9 +450,14 @@ impl ServeArgs {
             max_connections: self.max_connections,
             max_inflight_requests: self.max_inflight_requests,
             max_fetch_bytes: self.max_fetch_bytes.clamp(1024, i32::MAX as u64),
+            group_limits,
         })
     }
 }
+
+/// Protocol metadata (subscriptions) per JoinGroup member and assignment per member: 1 MiB
+/// is far above what consumer assignors produce for thousands of partitions.
+const GROUP_MEMBER_METADATA_BYTES_MAX: usize = 1024 * 1024;
 
 fn parse_host_port(addr: &str) -> anyhow::Result<(String, u16)> {
     let (host, port) = addr

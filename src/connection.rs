@@ -97,12 +97,19 @@ pub async fn serve(
     let span = tracing::info_span!("connection", %peer);
     ctx.open_connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    run(stream, ctx.clone(), shutdown).instrument(span).await;
+    run(stream, peer, ctx.clone(), shutdown)
+        .instrument(span)
+        .await;
     ctx.open_connections
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-async fn run(stream: TcpStream, ctx: Arc<BrokerCtx>, shutdown: CancellationToken) {
+async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<BrokerCtx>,
+    shutdown: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let inflight_max = ctx.config.max_inflight_requests;
@@ -158,7 +165,7 @@ async fn run(stream: TcpStream, ctx: Arc<BrokerCtx>, shutdown: CancellationToken
                     reading = false;
                     continue;
                 };
-                let admitted = admit(&ctx, frame).await;
+                let admitted = admit(&ctx, frame, peer).await;
                 // Admission copied what must outlive it (produce batches are accounted by
                 // the log's unflushed-bytes limit from here on).
                 drop(permit);
@@ -185,6 +192,7 @@ async fn run(stream: TcpStream, ctx: Arc<BrokerCtx>, shutdown: CancellationToken
 async fn admit(
     ctx: &Arc<BrokerCtx>,
     frame: Bytes,
+    peer: SocketAddr,
 ) -> Result<futures::future::BoxFuture<'static, Result<Option<BytesMut>, ()>>, String> {
     use futures::FutureExt;
     let request = match protocol::decode_request(frame) {
@@ -198,7 +206,7 @@ async fn admit(
     let api_key = request.api_key;
     let version = request.header.request_api_version;
     tracing::debug!(?api_key, version, correlation_id, "request");
-    let reply = broker::handle(ctx, request)
+    let reply = broker::handle(ctx, request, peer)
         .await
         .map_err(|err| err.to_string())?;
     let frame_response = move |body: Option<ResponseKind>| -> Result<Option<BytesMut>, ()> {

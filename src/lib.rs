@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod group;
 pub mod http;
 pub mod log;
 pub mod producer_ids;

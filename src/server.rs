@@ -93,10 +93,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         topics,
         log,
         producer_ids: ProducerIdAllocator::new(),
+        groups: Arc::new(crate::group::GroupCoordinator::new(
+            meta.clone(),
+            config.group_limits.clone(),
+        )),
         request_memory: Arc::new(Semaphore::new(config.max_queued_request_bytes as usize)),
         open_connections: std::sync::atomic::AtomicU64::new(0),
         config: config.clone(),
     });
+    let group_timers_stop = CancellationToken::new();
+    let group_timers = tokio::spawn(ctx.groups.clone().run_timers(group_timers_stop.clone()));
     // The lease outlives the drain: it is revoked only after the final flush.
     let keep_alive_stop = CancellationToken::new();
     let keep_alive = spawn_keep_alive(ctx.clone(), lease, keep_alive_stop.clone());
@@ -131,6 +137,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tracing::error!("flusher task failed: {err}");
     }
     keep_alive_stop.cancel();
+    group_timers_stop.cancel();
+    let _ = group_timers.await;
     http_shutdown.cancel();
     let _ = http.await;
     let lease = keep_alive.await.unwrap_or(lease);
@@ -172,6 +180,9 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<BrokerCtx>, shutdown: Cance
     // batches are made durable by the flusher, which keeps running until they are done.
     conn_shutdown.cancel();
     ctx.log.start_draining();
+    // Members waiting for a rebalance look for the coordinator again (after a restart, or
+    // on another broker) instead of holding the drain up.
+    ctx.groups.abandon_waiters();
     let all = u32::try_from(ctx.config.max_connections).unwrap_or(u32::MAX);
     let drained = tokio::time::timeout(
         crate::connection::DRAIN_TIMEOUT + Duration::from_secs(1),

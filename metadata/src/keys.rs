@@ -6,6 +6,69 @@ pub const BROKERS_PREFIX: &str = "brokers/";
 pub const TOPICS_PREFIX: &str = "topics/";
 pub const PRODUCERS_NEXT_ID: &str = "producers/next_id";
 pub const CLUSTER_ID: &str = "cluster/id";
+pub const GROUPS_PREFIX: &str = "groups/";
+
+/// A group id as one key segment: bytes outside `[A-Za-z0-9._-]` are written `%XX`, so a
+/// group named `a/offsets` cannot collide with the keys of group `a`, and key order is still
+/// a total order over groups.
+pub fn encode_group_id(group_id: &str) -> String {
+    let mut out = String::with_capacity(group_id.len());
+    for byte in group_id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The inverse of [`encode_group_id`]; `None` for a segment it could not have produced.
+pub fn decode_group_id(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut idx = 0;
+    while idx < bytes.len() {
+        if bytes[idx] == b'%' {
+            let hex = segment.get(idx + 1..idx + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            idx += 3;
+        } else {
+            out.push(bytes[idx]);
+            idx += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `groups/<group>/`: everything stored for one consumer group.
+pub fn group_prefix(group_id: &str) -> String {
+    format!("{GROUPS_PREFIX}{}/", encode_group_id(group_id))
+}
+
+/// `groups/<group>/offsets/`: the group's committed offsets.
+pub fn group_offsets_prefix(group_id: &str) -> String {
+    format!("{}offsets/", group_prefix(group_id))
+}
+
+/// `groups/<group>/offsets/<topic>/`: committed offsets of one topic. Topic names are
+/// restricted to `[A-Za-z0-9._-]`, so they need no escaping.
+pub fn group_topic_offsets_prefix(group_id: &str, topic: &str) -> String {
+    format!("{}{topic}/", group_offsets_prefix(group_id))
+}
+
+/// `groups/<group>/offsets/<topic>/<p>`: one committed offset.
+pub fn group_offset(group_id: &str, topic: &str, partition: i32) -> String {
+    format!("{}{topic}/{partition}", group_offsets_prefix(group_id))
+}
+
+/// `group-ids/<group>`: one key per group that has stored anything, so listing groups reads
+/// one small key per group instead of every committed offset.
+pub const GROUP_IDS_PREFIX: &str = "group-ids/";
+
+pub fn group_id_marker(group_id: &str) -> String {
+    format!("{GROUP_IDS_PREFIX}{}", encode_group_id(group_id))
+}
 
 pub fn broker(id: i32) -> String {
     format!("{BROKERS_PREFIX}{id}")
@@ -55,5 +118,19 @@ mod tests {
         assert!(keys[0].ends_with("/00000000000000000000"));
         assert!(keys[3].ends_with("/00000000000001000000"));
         assert!(keys[1].ends_with("9"));
+    }
+
+    #[test]
+    fn group_ids_are_escaped_into_one_segment() {
+        for id in ["plain-group_1.x", "a/offsets/t/0", "100%", "ünï cödé", ""] {
+            let encoded = encode_group_id(id);
+            assert!(!encoded.contains('/'), "{encoded}");
+            assert_eq!(decode_group_id(&encoded).as_deref(), Some(id));
+        }
+        assert_eq!(encode_group_id("a/b"), "a%2Fb");
+        assert!(!group_offsets_prefix("a/offsets").starts_with(&group_prefix("a")));
+        assert_eq!(group_offset("g", "t", 3), "groups/g/offsets/t/3");
+        assert_eq!(decode_group_id("%zz"), None);
+        assert_eq!(decode_group_id("%4"), None);
     }
 }

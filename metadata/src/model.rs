@@ -170,6 +170,27 @@ pub struct ClusterRecord {
 }
 record_codec!(ClusterRecord);
 
+/// `groups/<group>/offsets/<topic>/<p>`: a consumer group's committed offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOffsetRecord {
+    pub v: u32,
+    pub offset: Offset,
+    /// Leader epoch of the record the offset points after (-1: unknown), for truncation checks.
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    pub commit_timestamp_ms: i64,
+}
+record_codec!(CommittedOffsetRecord);
+
+/// `group-ids/<group>`: marks that a group has stored state (its offsets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupIdRecord {
+    pub v: u32,
+    pub group_id: String,
+    pub created_at_ms: i64,
+}
+record_codec!(GroupIdRecord);
+
 #[cfg(test)]
 mod tests {
     use super::*;

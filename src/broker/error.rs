@@ -39,3 +39,17 @@ pub fn from_topic(err: &TopicError) -> i16 {
         TopicError::Metadata(err) => from_metadata(err),
     }
 }
+
+/// Errors of the group offset store. Kafka answers storage trouble of its offsets topic with
+/// COORDINATOR_NOT_AVAILABLE, which every client retries after looking up the coordinator.
+pub fn from_group_store(err: &MetadataError) -> i16 {
+    match err {
+        MetadataError::Timeout { .. }
+        | MetadataError::Unavailable { .. }
+        | MetadataError::Conflict { .. }
+        | MetadataError::LeaseNotFound(_) => ResponseError::CoordinatorNotAvailable.code(),
+        MetadataError::Corrupt { .. } | MetadataError::Invalid { .. } => {
+            ResponseError::UnknownServerError.code()
+        }
+    }
+}

@@ -23,6 +23,7 @@ mod create_topics;
 mod describe_configs;
 pub mod error;
 mod fetch;
+mod group;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -41,6 +42,7 @@ pub struct BrokerCtx {
     pub topics: TopicRegistry,
     pub log: Arc<LogWriter>,
     pub producer_ids: ProducerIdAllocator,
+    pub groups: Arc<crate::group::GroupCoordinator>,
     /// Bytes of request frames read but not yet admitted, across all connections.
     pub request_memory: Arc<tokio::sync::Semaphore>,
     /// Open Kafka client connections (for metrics).
@@ -53,6 +55,10 @@ pub enum Reply {
     Later(BoxFuture<'static, Option<ResponseKind>>),
 }
 
+fn now(response: ResponseKind) -> Reply {
+    Reply::Now(Some(Box::new(response)))
+}
+
 /// Why a request could not be handled at all: the connection is closed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
@@ -60,8 +66,18 @@ pub enum HandleError {
     Unhandled(kafka_protocol::messages::ApiKey),
 }
 
-pub async fn handle(ctx: &Arc<BrokerCtx>, request: Request) -> Result<Reply, HandleError> {
+pub async fn handle(
+    ctx: &Arc<BrokerCtx>,
+    request: Request,
+    peer: std::net::SocketAddr,
+) -> Result<Reply, HandleError> {
     let version = request.header.request_api_version;
+    let client_id = request
+        .header
+        .client_id
+        .as_ref()
+        .map(|id| id.to_string())
+        .unwrap_or_default();
     let reply = match request.body {
         RequestKind::ApiVersions(_) => Reply::Now(Some(Box::new(ResponseKind::ApiVersions(
             protocol::api_versions_response(),
@@ -83,6 +99,35 @@ pub async fn handle(ctx: &Arc<BrokerCtx>, request: Request) -> Result<Reply, Han
         )))),
         RequestKind::Produce(req) => produce::handle(ctx, req, version).await,
         RequestKind::Fetch(req) => fetch::handle(ctx, req, version),
+        RequestKind::FindCoordinator(req) => now(ResponseKind::FindCoordinator(
+            group::find_coordinator::handle(ctx, req, version),
+        )),
+        RequestKind::JoinGroup(req) => group::membership::join(ctx, req, version, &client_id, peer),
+        RequestKind::SyncGroup(req) => group::membership::sync(ctx, req),
+        RequestKind::Heartbeat(req) => now(ResponseKind::Heartbeat(group::membership::heartbeat(
+            ctx, req,
+        ))),
+        RequestKind::LeaveGroup(req) => now(ResponseKind::LeaveGroup(group::membership::leave(
+            ctx, req, version,
+        ))),
+        RequestKind::OffsetCommit(req) => now(ResponseKind::OffsetCommit(
+            group::offsets::commit(ctx, req).await,
+        )),
+        RequestKind::OffsetFetch(req) => now(ResponseKind::OffsetFetch(
+            group::offsets::fetch(ctx, req, version).await,
+        )),
+        RequestKind::OffsetDelete(req) => now(ResponseKind::OffsetDelete(
+            group::offsets::delete(ctx, req).await,
+        )),
+        RequestKind::DescribeGroups(req) => now(ResponseKind::DescribeGroups(
+            group::admin::describe(ctx, req, version).await,
+        )),
+        RequestKind::ListGroups(req) => {
+            now(ResponseKind::ListGroups(group::admin::list(ctx, req).await))
+        }
+        RequestKind::DeleteGroups(req) => now(ResponseKind::DeleteGroups(
+            group::admin::delete(ctx, req).await,
+        )),
         _ => return Err(HandleError::Unhandled(request.api_key)),
     };
     Ok(reply)

@@ -1,0 +1,202 @@
+//! Consumer groups (the classic protocol): the coordinator holds each active group's
+//! membership in memory ([`state::Group`]) and keeps committed offsets in the metadata store
+//! ([`offsets::OffsetStore`]).
+//!
+//! Promise: membership is soft state — losing it (a restart, a coordinator move) costs a
+//! rebalance, never a committed offset. Groups with no members are dropped from memory;
+//! their offsets stay in the store.
+
+pub mod offsets;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use strato_metadata::MetadataStore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use self::offsets::OffsetStore;
+use self::state::{Group, GroupLimits, GroupState, GroupSummary};
+
+/// How often deadlines (session timeouts, join phases) are checked: the precision of every
+/// group timer.
+const TICK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Group ids whose store marker is known to exist, remembered to save a read per commit.
+/// Bounded: the set is cleared when full (the cost is one read per group afterwards).
+const KNOWN_MARKERS_MAX: usize = 100_000;
+
+pub struct GroupCoordinator {
+    limits: GroupLimits,
+    offsets: OffsetStore,
+    groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    known_markers: Mutex<std::collections::HashSet<String>>,
+}
+
+/// Counts for metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GroupStats {
+    pub groups: u64,
+    pub members: u64,
+    pub rebalances: u64,
+}
+
+impl GroupCoordinator {
+    pub fn new(meta: Arc<dyn MetadataStore>, limits: GroupLimits) -> Self {
+        Self {
+            limits,
+            offsets: OffsetStore::new(meta),
+            groups: Mutex::new(HashMap::new()),
+            known_markers: Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    pub fn limits(&self) -> &GroupLimits {
+        &self.limits
+    }
+
+    pub fn offsets(&self) -> &OffsetStore {
+        &self.offsets
+    }
+
+    /// Runs `f` on the group's in-memory state (created empty if absent) and drops the group
+    /// from memory again if it ends up idle.
+    pub fn with_group<R>(&self, group_id: &str, f: impl FnOnce(&mut Group) -> R) -> R {
+        let group = {
+            let mut groups = self.groups.lock().expect("group map lock poisoned");
+            Arc::clone(
+                groups
+                    .entry(group_id.to_string())
+                    .or_insert_with(|| Arc::new(Mutex::new(Group::new(group_id)))),
+            )
+        };
+        let (result, idle) = {
+            let mut state = group.lock().expect("group lock poisoned");
+            let result = f(&mut state);
+            (result, state.is_idle() || state.state() == GroupState::Dead)
+        };
+        if idle {
+            self.forget_if_idle(group_id);
+        }
+        result
+    }
+
+    /// The group's in-memory state if it has any (members or a rebalance in progress).
+    pub fn summary(&self, group_id: &str) -> Option<GroupSummary> {
+        let group = self.lookup(group_id)?;
+        let state = group.lock().expect("group lock poisoned");
+        Some(state.summary())
+    }
+
+    fn lookup(&self, group_id: &str) -> Option<Arc<Mutex<Group>>> {
+        let groups = self.groups.lock().expect("group map lock poisoned");
+        groups.get(group_id).cloned()
+    }
+
+    fn forget_if_idle(&self, group_id: &str) {
+        let mut groups = self.groups.lock().expect("group map lock poisoned");
+        let idle = groups.get(group_id).is_some_and(|g| {
+            let g = g.lock().expect("group lock poisoned");
+            g.is_idle() || g.state() == GroupState::Dead
+        });
+        if idle {
+            groups.remove(group_id);
+        }
+    }
+
+    /// Active groups with their states and protocol types.
+    pub fn active_groups(&self) -> BTreeMap<String, (GroupState, String)> {
+        let groups: Vec<(String, Arc<Mutex<Group>>)> = {
+            let map = self.groups.lock().expect("group map lock poisoned");
+            map.iter()
+                .map(|(k, v)| (k.clone(), Arc::clone(v)))
+                .collect()
+        };
+        groups
+            .into_iter()
+            .map(|(id, g)| {
+                let g = g.lock().expect("group lock poisoned");
+                (
+                    id,
+                    (g.state(), g.protocol_type().unwrap_or_default().to_string()),
+                )
+            })
+            .collect()
+    }
+
+    pub fn stats(&self) -> GroupStats {
+        let groups: Vec<Arc<Mutex<Group>>> = {
+            let map = self.groups.lock().expect("group map lock poisoned");
+            map.values().cloned().collect()
+        };
+        let mut stats = GroupStats::default();
+        for g in groups {
+            let g = g.lock().expect("group lock poisoned");
+            stats.groups += 1;
+            stats.members += g.member_count() as u64;
+            stats.rebalances += g.rebalances();
+        }
+        stats
+    }
+
+    /// Makes sure ListGroups will show the group (one read the first time per group).
+    pub async fn remember_group(
+        &self,
+        group_id: &str,
+    ) -> Result<(), strato_metadata::MetadataError> {
+        {
+            let known = self.known_markers.lock().expect("marker set lock poisoned");
+            if known.contains(group_id) {
+                return Ok(());
+            }
+        }
+        self.offsets.ensure_group_marker(group_id).await?;
+        let mut known = self.known_markers.lock().expect("marker set lock poisoned");
+        if known.len() >= KNOWN_MARKERS_MAX {
+            known.clear();
+        }
+        known.insert(group_id.to_string());
+        Ok(())
+    }
+
+    /// Forgets that the group's marker exists (after DeleteGroups).
+    pub fn forget_group(&self, group_id: &str) {
+        let mut known = self.known_markers.lock().expect("marker set lock poisoned");
+        known.remove(group_id);
+    }
+
+    /// Answers every waiting JoinGroup and SyncGroup with NOT_COORDINATOR (broker shutdown).
+    pub fn abandon_waiters(&self) {
+        let groups: Vec<Arc<Mutex<Group>>> = {
+            let map = self.groups.lock().expect("group map lock poisoned");
+            map.values().cloned().collect()
+        };
+        for g in groups {
+            g.lock().expect("group lock poisoned").abandon_waiters();
+        }
+    }
+
+    /// Fires group deadlines until `shutdown`.
+    pub async fn run_timers(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut interval = tokio::time::interval(TICK_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            let ids: Vec<String> = {
+                let map = self.groups.lock().expect("group map lock poisoned");
+                map.keys().cloned().collect()
+            };
+            let now = Instant::now();
+            for id in ids {
+                self.with_group(&id, |g| {
+                    g.tick(now, &self.limits);
+                });
+            }
+        }
+    }
+}

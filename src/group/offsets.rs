@@ -1,0 +1,230 @@
+//! Committed offsets of consumer groups in the metadata store
+//! (`groups/<group>/offsets/<topic>/<p>`, plus one `group-ids/<group>` marker per group).
+//!
+//! Offsets are durable the moment the store's transaction returns, so a broker restart or a
+//! coordinator move never loses a committed offset.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use strato_metadata::model::{CommittedOffsetRecord, GroupIdRecord, RECORD_FORMAT_V1};
+use strato_metadata::{MetadataError, MetadataStore, Txn, keys};
+
+/// Writes per transaction. etcd refuses transactions with more than `--max-txn-ops`
+/// operations (default 128, etcd server docs), so a large commit is split.
+const OPS_PER_TXN: usize = 100;
+
+/// `(topic, partition)`.
+pub type TopicPartitionName = (String, i32);
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[derive(Clone)]
+pub struct OffsetStore {
+    meta: Arc<dyn MetadataStore>,
+}
+
+impl OffsetStore {
+    pub fn new(meta: Arc<dyn MetadataStore>) -> Self {
+        Self { meta }
+    }
+
+    /// Writes the marker that lists the group in ListGroups, if it is not there yet.
+    pub async fn ensure_group_marker(&self, group_id: &str) -> Result<(), MetadataError> {
+        let key = keys::group_id_marker(group_id);
+        if self.meta.get(&key).await?.is_some() {
+            return Ok(());
+        }
+        let record = GroupIdRecord {
+            v: RECORD_FORMAT_V1,
+            group_id: group_id.to_string(),
+            created_at_ms: now_ms(),
+        };
+        match self
+            .meta
+            .txn(Txn::new().when_version(&key, 0).put(&key, record.encode()))
+            .await
+        {
+            // Someone else wrote it first: it exists, which is all we wanted.
+            Ok(_) | Err(MetadataError::Conflict { .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Stores `offsets`; each chunk of [`OPS_PER_TXN`] is atomic. Returns, per offset in input
+    /// order, whether it was written.
+    pub async fn commit(
+        &self,
+        group_id: &str,
+        offsets: Vec<(TopicPartitionName, CommittedOffsetRecord)>,
+    ) -> Vec<Result<(), Arc<MetadataError>>> {
+        let mut results = Vec::with_capacity(offsets.len());
+        for chunk in offsets.chunks(OPS_PER_TXN) {
+            let mut txn = Txn::new();
+            for ((topic, partition), record) in chunk {
+                txn = txn.put(
+                    keys::group_offset(group_id, topic, *partition),
+                    record.encode(),
+                );
+            }
+            match self.meta.txn(txn).await {
+                Ok(_) => results.extend(chunk.iter().map(|_| Ok(()))),
+                Err(err) => {
+                    tracing::warn!(group = %group_id, "failed to commit offsets: {err:#}");
+                    let err = Arc::new(err);
+                    results.extend(chunk.iter().map(|_| Err(Arc::clone(&err))));
+                }
+            }
+        }
+        results
+    }
+
+    /// Every committed offset of the group.
+    pub async fn fetch_all(
+        &self,
+        group_id: &str,
+    ) -> Result<BTreeMap<TopicPartitionName, CommittedOffsetRecord>, MetadataError> {
+        let prefix = keys::group_offsets_prefix(group_id);
+        let mut offsets = BTreeMap::new();
+        for (key, versioned) in self.meta.list_all(&prefix).await? {
+            let Some((topic, partition)) = parse_offset_key(&prefix, &key) else {
+                tracing::warn!(%key, "ignoring a malformed committed-offset key");
+                continue;
+            };
+            let record = CommittedOffsetRecord::decode(&key, &versioned.value)?;
+            offsets.insert((topic, partition), record);
+        }
+        Ok(offsets)
+    }
+
+    /// Whether anything is stored for the group.
+    pub async fn group_exists(&self, group_id: &str) -> Result<bool, MetadataError> {
+        Ok(self
+            .meta
+            .get(&keys::group_id_marker(group_id))
+            .await?
+            .is_some())
+    }
+
+    /// Group ids with stored state, in key order.
+    pub async fn list_groups(&self) -> Result<Vec<String>, MetadataError> {
+        let entries = self.meta.list_all(keys::GROUP_IDS_PREFIX).await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(key, _)| {
+                key.strip_prefix(keys::GROUP_IDS_PREFIX)
+                    .and_then(keys::decode_group_id)
+            })
+            .collect())
+    }
+
+    /// Deletes some committed offsets of a group.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[TopicPartitionName],
+    ) -> Result<(), MetadataError> {
+        for chunk in partitions.chunks(OPS_PER_TXN) {
+            let mut txn = Txn::new();
+            for (topic, partition) in chunk {
+                txn = txn.delete(keys::group_offset(group_id, topic, *partition));
+            }
+            self.meta.txn(txn).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes everything stored for the group: offsets first, the marker last, so a failure
+    /// half way leaves a group that is still listed and can be deleted again.
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), MetadataError> {
+        let keys_to_delete: Vec<String> = self
+            .meta
+            .list_all(&keys::group_prefix(group_id))
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        for chunk in keys_to_delete.chunks(OPS_PER_TXN) {
+            let txn = chunk.iter().fold(Txn::new(), |txn, key| txn.delete(key));
+            self.meta.txn(txn).await?;
+        }
+        self.meta
+            .txn(Txn::new().delete(keys::group_id_marker(group_id)))
+            .await?;
+        Ok(())
+    }
+}
+
+/// `<prefix><topic>/<partition>` → `(topic, partition)`.
+fn parse_offset_key(prefix: &str, key: &str) -> Option<TopicPartitionName> {
+    let rest = key.strip_prefix(prefix)?;
+    let (topic, partition) = rest.rsplit_once('/')?;
+    Some((topic.to_string(), partition.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strato_metadata::embedded::EmbeddedStore;
+
+    fn record(offset: i64) -> CommittedOffsetRecord {
+        CommittedOffsetRecord {
+            v: RECORD_FORMAT_V1,
+            offset,
+            leader_epoch: -1,
+            metadata: Some("m".into()),
+            commit_timestamp_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn offsets_round_trip_in_chunks_and_groups_are_deleted_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
+        let store = OffsetStore::new(meta);
+        let group = "odd/group name";
+        store.ensure_group_marker(group).await.unwrap();
+        store.ensure_group_marker(group).await.unwrap();
+        store.ensure_group_marker("other").await.unwrap();
+        // More partitions than one transaction may hold.
+        let offsets: Vec<_> = (0..250)
+            .map(|p| (("topic.a".to_string(), p), record(i64::from(p) * 10)))
+            .collect();
+        let results = store.commit(group, offsets).await;
+        assert_eq!(results.len(), 250);
+        assert!(results.iter().all(Result::is_ok));
+        let fetched = store.fetch_all(group).await.unwrap();
+        assert_eq!(fetched.len(), 250);
+        assert_eq!(fetched[&("topic.a".to_string(), 249)].offset, 2490);
+        assert!(store.fetch_all("other").await.unwrap().is_empty());
+        assert_eq!(
+            store.list_groups().await.unwrap(),
+            vec![group.to_string(), "other".to_string()]
+        );
+
+        store
+            .delete_offsets(group, &[("topic.a".to_string(), 0)])
+            .await
+            .unwrap();
+        assert_eq!(store.fetch_all(group).await.unwrap().len(), 249);
+        store.delete_group(group).await.unwrap();
+        assert!(store.fetch_all(group).await.unwrap().is_empty());
+        assert!(!store.group_exists(group).await.unwrap());
+        assert!(store.group_exists("other").await.unwrap());
+    }
+
+    #[test]
+    fn offset_keys_parse_back() {
+        let prefix = keys::group_offsets_prefix("g");
+        assert_eq!(
+            parse_offset_key(&prefix, &keys::group_offset("g", "t-1", 7)),
+            Some(("t-1".to_string(), 7))
+        );
+        assert_eq!(parse_offset_key(&prefix, "groups/g/offsets/t"), None);
+    }
+}
