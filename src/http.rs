@@ -209,5 +209,27 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
         "Open Kafka client connections.",
         &[("", ctx.open_connections.load(Ordering::Relaxed))],
     );
+    let groups = ctx.groups.stats();
+    metric(
+        &mut out,
+        "strato_consumer_groups",
+        "gauge",
+        "Consumer groups with members coordinated by this broker.",
+        &[("", groups.groups)],
+    );
+    metric(
+        &mut out,
+        "strato_consumer_group_members",
+        "gauge",
+        "Members of the consumer groups coordinated by this broker.",
+        &[("", groups.members)],
+    );
+    metric(
+        &mut out,
+        "strato_consumer_group_rebalances_total",
+        "counter",
+        "Consumer group rebalances completed (a new generation) since start.",
+        &[("", groups.rebalances)],
+    );
     out
 }

@@ -10,6 +10,7 @@ pub mod offsets;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,13 +34,17 @@ pub struct GroupCoordinator {
     offsets: OffsetStore,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
     known_markers: Mutex<std::collections::HashSet<String>>,
+    /// Rebalances completed by any group since start (groups leave memory; this stays).
+    rebalances_total: AtomicU64,
 }
 
 /// Counts for metrics.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct GroupStats {
+    /// Groups with members (or a rebalance in progress) in this coordinator's memory.
     pub groups: u64,
     pub members: u64,
+    /// Completed rebalances since the broker started.
     pub rebalances: u64,
 }
 
@@ -50,6 +55,7 @@ impl GroupCoordinator {
             offsets: OffsetStore::new(meta),
             groups: Mutex::new(HashMap::new()),
             known_markers: Mutex::new(std::collections::HashSet::new()),
+            rebalances_total: AtomicU64::new(0),
         }
     }
 
@@ -74,7 +80,10 @@ impl GroupCoordinator {
         };
         let (result, idle) = {
             let mut state = group.lock().expect("group lock poisoned");
+            let rebalances_before = state.rebalances();
             let result = f(&mut state);
+            self.rebalances_total
+                .fetch_add(state.rebalances() - rebalances_before, Ordering::Relaxed);
             (result, state.is_idle() || state.state() == GroupState::Dead)
         };
         if idle {
@@ -136,8 +145,8 @@ impl GroupCoordinator {
             let g = g.lock().expect("group lock poisoned");
             stats.groups += 1;
             stats.members += g.member_count() as u64;
-            stats.rebalances += g.rebalances();
         }
+        stats.rebalances = self.rebalances_total.load(Ordering::Relaxed);
         stats
     }
 
