@@ -463,3 +463,48 @@ fn kcat_balanced_consumer_commits_and_resumes() {
         ]
     );
 }
+
+/// Goal: kafka-python's own group implementation (not librdkafka) joins, consumes, commits
+/// and leaves; a second run of the group continues exactly at the committed offsets.
+#[test]
+fn kafka_python_group_consumer_commits_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), BROKER_ARGS);
+    create_topic(&broker, "py-group", 3);
+    produce(&broker, "py-group", 30, 3);
+    let run = |expect: &str| {
+        common::run_client_script(
+            "kafka_python_group.py",
+            &[
+                "--bootstrap",
+                &broker.bootstrap(),
+                "--topic",
+                "py-group",
+                "--group",
+                "g-python",
+                "--expect",
+                expect,
+            ],
+        )
+    };
+    let first = run("90");
+    assert_eq!(first["consumed"], 90, "{first}");
+    assert_eq!(first["assignment"], serde_json::json!([0, 1, 2]), "{first}");
+    assert_eq!(
+        first["committed"],
+        serde_json::json!({"0": 30, "1": 30, "2": 30}),
+        "{first}"
+    );
+    produce(&broker, "py-group", 5, 3);
+    let second = run("15");
+    assert_eq!(second["consumed"], 15, "{second}");
+    assert_eq!(
+        second["first_offsets"],
+        serde_json::json!({"0": 30, "1": 30, "2": 30}),
+        "{second}"
+    );
+    assert_eq!(
+        committed(&broker, "g-python", "py-group", 3),
+        BTreeMap::from([(0, 35), (1, 35), (2, 35)])
+    );
+}
