@@ -1,0 +1,6 @@
+//! The operator CLI's cluster commands (`strato group ...`). They reach brokers only
+//! through the Kafka protocol (`kafka_client`), never through the metadata store, so they
+//! work against any Kafka-compatible cluster and see exactly what clients see.
+
+pub mod cluster;
+pub mod kafka_client;
