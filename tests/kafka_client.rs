@@ -5,17 +5,19 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::process::Command;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use common::Broker;
 use common::kafka::{create_topic, produce_all, producer, record};
+use common::{Broker, run_with_timeout};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, DescribeGroupsRequest, ListGroupsRequest, MetadataRequest,
-    ResponseHeader,
+    ApiKey, ApiVersionsResponse, BrokerId, DescribeGroupsRequest, ListGroupsRequest,
+    MetadataRequest, MetadataResponse, ResponseHeader,
 };
-use kafka_protocol::protocol::Encodable;
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use strato::cli::cluster::{Client, OffsetSpec, TopicPartition};
 use strato::cli::kafka_client::{ClientError, ClientOptions, Connection, ErrorCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -252,4 +254,47 @@ async fn missing_apis_and_versions_are_named() {
         matches!(err, ClientError::NoCommonVersion { .. }),
         "{err:?}"
     );
+}
+
+/// Goal: `strato group list` against a broker without the group APIs says so in one line.
+/// Method: a fake broker that answers ApiVersions and Metadata (itself as node 0) only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_list_names_the_missing_api() {
+    let port = std::sync::Arc::new(std::sync::OnceLock::<u16>::new());
+    let port_in_peer = port.clone();
+    let addr = fake_peer(move |api_key, version, correlation_id| {
+        if api_key == ApiKey::ApiVersions as i16 {
+            return Some(api_versions(
+                correlation_id,
+                &[(ApiKey::ApiVersions, 0, 3), (ApiKey::Metadata, 1, 1)],
+            ));
+        }
+        let broker = MetadataResponseBroker::default()
+            .with_node_id(BrokerId(0))
+            .with_host(StrBytes::from_static_str("127.0.0.1"))
+            .with_port(i32::from(*port_in_peer.get().expect("port set")));
+        let response = MetadataResponse::default().with_brokers(vec![broker]);
+        Some(response_frame(correlation_id, &response, version))
+    })
+    .await;
+    let bound: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    port.set(bound).unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        run_with_timeout(
+            Command::new(env!("CARGO_BIN_EXE_strato")).args([
+                "group",
+                "list",
+                "--bootstrap",
+                &addr,
+                "--request-timeout-ms",
+                "2000",
+            ]),
+            Duration::from_secs(30),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("does not support ListGroups"), "{stderr}");
 }

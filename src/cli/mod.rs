@@ -3,4 +3,8 @@
 //! work against any Kafka-compatible cluster and see exactly what clients see.
 
 pub mod cluster;
+pub mod group;
+pub mod group_api;
+pub mod group_reset;
 pub mod kafka_client;
+pub mod table;
