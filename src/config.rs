@@ -56,6 +56,141 @@ pub enum Command {
     /// Inspect segment objects.
     #[command(subcommand)]
     Segment(SegmentCommand),
+    /// List, describe, reset and delete consumer groups.
+    ///
+    /// Talks to a running cluster over the Kafka protocol, like kafka-consumer-groups.sh.
+    ///
+    /// Example: `strato group describe my-app --bootstrap broker1.example.com:9092`
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List consumer groups, with their state and protocol type.
+    ///
+    /// Example: `strato group list --state Stable,Empty --output json`
+    List(GroupListArgs),
+    /// Show a group's members, committed offsets and lag.
+    ///
+    /// Prints the state, protocol and members of the group, and per partition the committed
+    /// offset, the log end offset, the lag and the member it is assigned to.
+    ///
+    /// Example: `strato group describe my-app`
+    Describe(GroupDescribeArgs),
+    /// Move a group's committed offsets (a dry run unless --execute).
+    ///
+    /// Prints the plan and, with --execute, commits it. The group must have no active
+    /// members: stop its consumers first.
+    ///
+    /// Example: `strato group reset-offsets my-app --topic orders:0,1 --to-datetime
+    /// 2024-05-01T00:00:00Z --execute`
+    ResetOffsets(GroupResetOffsetsArgs),
+    /// Delete groups and their committed offsets.
+    ///
+    /// A group with members is not deleted (NON_EMPTY_GROUP). Exits non-zero if any group
+    /// was not deleted.
+    ///
+    /// Example: `strato group delete old-app older-app`
+    Delete(GroupDeleteArgs),
+}
+
+/// How to reach the cluster and how long to wait for it.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaClientArgs {
+    /// host:port of any broker of the cluster.
+    #[arg(long, env = "STRATO_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Longest wait for a connection or for one response.
+    #[arg(long, env = "STRATO_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+}
+
+/// Output for people (aligned columns) or for scripts (JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupListArgs {
+    #[command(flatten)]
+    pub client: KafkaClientArgs,
+    /// Only groups in these states (comma-separated, case-insensitive): Stable, Empty,
+    /// PreparingRebalance, CompletingRebalance, Dead. Needs a broker with ListGroups v4+.
+    #[arg(long, value_delimiter = ',')]
+    pub state: Vec<String>,
+    /// Aligned columns for people, or JSON for scripts.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupDescribeArgs {
+    #[command(flatten)]
+    pub client: KafkaClientArgs,
+    /// The group id.
+    pub group: String,
+    /// Aligned columns for people, or JSON for scripts.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("scope").required(true).args(["topic", "all_topics"])
+))]
+#[command(group(
+    clap::ArgGroup::new("target")
+        .required(true)
+        .args(["to_earliest", "to_latest", "to_offset", "to_datetime", "shift_by"])
+))]
+pub struct GroupResetOffsetsArgs {
+    #[command(flatten)]
+    pub client: KafkaClientArgs,
+    /// The group id.
+    pub group: String,
+    /// A topic, with all its partitions (`orders`) or some (`orders:0,2`). Repeatable.
+    #[arg(long)]
+    pub topic: Vec<String>,
+    /// Every topic the group has committed offsets for.
+    #[arg(long)]
+    pub all_topics: bool,
+    /// Reset to the log start offset.
+    #[arg(long)]
+    pub to_earliest: bool,
+    /// Reset to the log end offset.
+    #[arg(long)]
+    pub to_latest: bool,
+    /// Reset to this offset (kept within the log's start and end).
+    #[arg(long, value_name = "OFFSET")]
+    pub to_offset: Option<i64>,
+    /// Reset to the first record at or after this time (RFC 3339, e.g.
+    /// 2024-05-01T12:00:00Z or 2024-05-01T14:00:00+02:00); the log end if none is that recent.
+    #[arg(long, value_name = "RFC3339")]
+    pub to_datetime: Option<String>,
+    /// Move the committed offset by N (negative: back), kept within the log's start and end.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub shift_by: Option<i64>,
+    /// Commit the new offsets; without it only the plan is printed.
+    #[arg(long)]
+    pub execute: bool,
+    /// Aligned columns for people, or JSON for scripts.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupDeleteArgs {
+    #[command(flatten)]
+    pub client: KafkaClientArgs,
+    /// The group ids.
+    #[arg(required = true)]
+    pub groups: Vec<String>,
+    /// Aligned columns for people, or JSON for scripts.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]

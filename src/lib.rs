@@ -2,9 +2,11 @@
 //!
 //! Request flow: `connection` (frames) -> `protocol` (decode) -> `broker` (one handler per
 //! API) -> `log` (offsets, open segment, flush) -> `strato_tiering` (segments, object store)
-//! and `strato_metadata` (commits). `server` wires it together; `main.rs` parses the CLI.
+//! and `strato_metadata` (commits). `server` wires it together; `main.rs` parses the CLI. `cli` holds the operator
+//! commands that talk to a running cluster over the Kafka protocol.
 
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod group;

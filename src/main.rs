@@ -32,6 +32,7 @@ fn run() -> anyhow::Result<()> {
                 strato::server::run(config, shutdown).await
             }
             Command::Segment(SegmentCommand::Dump(args)) => segment_dump(args).await,
+            Command::Group(command) => strato::cli::group::run(command).await,
         }
     })
 }

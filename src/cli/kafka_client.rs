@@ -1,0 +1,577 @@
+//! A small async Kafka client for the operator CLI, on `kafka-protocol` over TCP: one
+//! [`Connection`] to one broker.
+//!
+//! A connection negotiates versions with ApiVersions, then sends one request at a time with
+//! a fresh correlation id, a timeout and a bound on the response size, so a slow or
+//! misbehaving peer can neither hang the CLI nor make it allocate without limit. Routing
+//! to partition leaders and group coordinators is `cli::cluster`'s job.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DeleteGroupsRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetFetchRequest, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, Message, Request, StrBytes, VersionRange};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest response accepted. Kafka's own clients have no bound of their own; 100 MiB is the
+/// broker's default `max_request_bytes` and far above any group or offset listing.
+pub const RESPONSE_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
+/// Time for one connect or one request/response exchange (Kafka's `request.timeout.ms`
+/// default is 30 s).
+pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+const CLIENT_ID: &str = "strato-cli";
+
+/// A request this client can build: `CLIENT_VERSIONS` are the versions whose fields the
+/// request builders fill correctly (checked against `kafka-protocol` at compile time).
+pub trait ClientRequest: Request {
+    const CLIENT_VERSIONS: VersionRange;
+}
+
+macro_rules! client_versions {
+    ($($request:ty => $min:literal ..= $max:literal),* $(,)?) => {$(
+        impl ClientRequest for $request {
+            const CLIENT_VERSIONS: VersionRange = VersionRange { min: $min, max: $max };
+        }
+        const _: () = assert!(
+            $min >= <$request as Message>::VERSIONS.min
+                && $max <= <$request as Message>::VERSIONS.max
+                && $min <= $max
+        );
+    )*};
+}
+
+client_versions! {
+    ApiVersionsRequest => 0..=3,
+    // v1 is the first with "null topics = all topics".
+    MetadataRequest => 1..=13,
+    ListOffsetsRequest => 1..=10,
+    FindCoordinatorRequest => 0..=6,
+    ListGroupsRequest => 0..=5,
+    DescribeGroupsRequest => 0..=6,
+    // v2 is the first with "null topics = all committed offsets".
+    OffsetFetchRequest => 2..=9,
+    OffsetCommitRequest => 2..=9,
+    DeleteGroupsRequest => 0..=2,
+}
+
+/// Timeouts and bounds of a client's connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    pub request_timeout: Duration,
+    pub response_bytes_max: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: REQUEST_TIMEOUT_DEFAULT,
+            response_bytes_max: RESPONSE_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// A Kafka error code, shown by its protocol name (`UNKNOWN_MEMBER_ID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub i16);
+
+impl ErrorCode {
+    pub const NONE: ErrorCode = ErrorCode(0);
+
+    pub fn is_ok(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn is(self, error: ResponseError) -> bool {
+        self.0 == error.code()
+    }
+
+    /// Kafka's name for the code, as in `Errors.java`: `GROUP_ID_NOT_FOUND`.
+    pub fn name(self) -> String {
+        match ResponseError::try_from_code(self.0) {
+            None => "NONE".to_string(),
+            Some(ResponseError::Unknown(code)) => format!("UNKNOWN_ERROR_CODE_{code}"),
+            Some(error) => upper_snake(&format!("{error}")),
+        }
+    }
+
+    pub fn is_retryable(self) -> bool {
+        ResponseError::try_from_code(self.0).is_some_and(|e| e.is_retriable())
+    }
+
+    /// The coordinator of the group moved or is not ready yet: look it up again.
+    pub fn is_coordinator_moved(self) -> bool {
+        self.is(ResponseError::NotCoordinator)
+            || self.is(ResponseError::CoordinatorNotAvailable)
+            || self.is(ResponseError::CoordinatorLoadInProgress)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.0)
+    }
+}
+
+/// `UnknownMemberId` -> `UNKNOWN_MEMBER_ID`.
+fn upper_snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (idx, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && idx > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connect to {addr}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("connect to {addr}: no answer within {timeout:?}")]
+    ConnectTimeout { addr: String, timeout: Duration },
+    #[error("{api:?} request to {addr}")]
+    Io {
+        addr: String,
+        api: ApiKey,
+        source: std::io::Error,
+    },
+    #[error("{api:?} request to {addr}: no response within {timeout:?}")]
+    RequestTimeout {
+        addr: String,
+        api: ApiKey,
+        timeout: Duration,
+    },
+    #[error("{api:?} response from {addr} claims {size} bytes; the limit is {max}")]
+    ResponseSize {
+        addr: String,
+        api: ApiKey,
+        size: i64,
+        max: usize,
+    },
+    #[error("{api:?} response from {addr} has correlation id {got}, expected {expected}")]
+    CorrelationMismatch {
+        addr: String,
+        api: ApiKey,
+        expected: i32,
+        got: i32,
+    },
+    #[error("encode {api:?} v{version} request: {reason}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("decode {api:?} v{version} response from {addr}: {reason}")]
+    Decode {
+        addr: String,
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("the broker at {addr} does not support {api:?}")]
+    UnsupportedApi { addr: String, api: ApiKey },
+    #[error(
+        "the broker at {addr} supports {api:?} versions {broker}, this client {client}: none in common"
+    )]
+    NoCommonVersion {
+        addr: String,
+        api: ApiKey,
+        broker: VersionRange,
+        client: VersionRange,
+    },
+    #[error("the broker at {addr} speaks {api:?} v{version}; {feature} needs v{needed}")]
+    FeatureUnsupported {
+        addr: String,
+        api: ApiKey,
+        version: i16,
+        needed: i16,
+        feature: &'static str,
+    },
+    #[error("{api:?} request to {addr} failed: {code}")]
+    Kafka {
+        addr: String,
+        api: ApiKey,
+        code: ErrorCode,
+    },
+    #[error("{api:?} response from {addr} is malformed: {reason}")]
+    BadResponse {
+        addr: String,
+        api: ApiKey,
+        reason: String,
+    },
+    #[error("broker {node_id} is not in the cluster metadata")]
+    UnknownNode { node_id: i32 },
+    #[error("the connection to {addr} is broken by an earlier failure")]
+    Broken { addr: String },
+}
+
+impl ClientError {
+    /// Whether the same call may succeed later (network trouble, a retriable Kafka error).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Connect { .. }
+            | ClientError::ConnectTimeout { .. }
+            | ClientError::Io { .. }
+            | ClientError::RequestTimeout { .. }
+            | ClientError::Broken { .. }
+            | ClientError::UnknownNode { .. } => true,
+            ClientError::Kafka { code, .. } => code.is_retryable(),
+            ClientError::ResponseSize { .. }
+            | ClientError::CorrelationMismatch { .. }
+            | ClientError::Encode { .. }
+            | ClientError::Decode { .. }
+            | ClientError::UnsupportedApi { .. }
+            | ClientError::NoCommonVersion { .. }
+            | ClientError::FeatureUnsupported { .. }
+            | ClientError::BadResponse { .. } => false,
+        }
+    }
+}
+
+fn api_key<R: Request>() -> ApiKey {
+    ApiKey::try_from(R::KEY).expect("kafka-protocol request types carry known API keys")
+}
+
+/// The highest version both sides speak: min(client max, broker max), if that is at least
+/// both minimums.
+fn choose_version(client: VersionRange, broker: VersionRange) -> Option<i16> {
+    let common = client.intersect(&broker);
+    (!common.is_empty()).then_some(common.max)
+}
+
+/// One TCP connection to one broker, with the API versions it advertised.
+pub struct Connection {
+    addr: String,
+    stream: TcpStream,
+    options: ClientOptions,
+    correlation_id: i32,
+    broker_versions: BTreeMap<i16, VersionRange>,
+    /// Set when an exchange failed half way: the stream position is unknown.
+    broken: bool,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("addr", &self.addr)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Connects to `addr` (host:port) and negotiates API versions.
+    pub async fn connect(addr: &str, options: ClientOptions) -> Result<Self, ClientError> {
+        let stream = tokio::time::timeout(options.request_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::ConnectTimeout {
+                addr: addr.to_string(),
+                timeout: options.request_timeout,
+            })?
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+        // Requests are small and sent one at a time: Nagle would only add latency.
+        stream
+            .set_nodelay(true)
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let mut connection = Self {
+            addr: addr.to_string(),
+            stream,
+            options,
+            correlation_id: 0,
+            broker_versions: BTreeMap::new(),
+            broken: false,
+        };
+        connection.negotiate().await?;
+        Ok(connection)
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Asks for the broker's API versions: v3 first; a broker that does not know v3
+    /// answers UNSUPPORTED_VERSION with a v0 body (KIP-511), and then v0 is used.
+    async fn negotiate(&mut self) -> Result<(), ClientError> {
+        let api = ApiKey::ApiVersions;
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str(CLIENT_ID))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let version = ApiVersionsRequest::CLIENT_VERSIONS.max;
+        let body = self
+            .exchange(api, version, |buf| request.encode(buf, version))
+            .await?;
+        let response = match ApiVersionsResponse::decode(&mut body.clone(), version) {
+            Ok(response) => response,
+            Err(_) => self.decode::<ApiVersionsResponse>(api, 0, body)?,
+        };
+        let response = if ResponseError::try_from_code(response.error_code)
+            == Some(ResponseError::UnsupportedVersion)
+        {
+            let request = ApiVersionsRequest::default();
+            let body = self.exchange(api, 0, |buf| request.encode(buf, 0)).await?;
+            self.decode::<ApiVersionsResponse>(api, 0, body)?
+        } else {
+            response
+        };
+        if response.error_code != 0 {
+            return Err(ClientError::Kafka {
+                addr: self.addr.clone(),
+                api,
+                code: ErrorCode(response.error_code),
+            });
+        }
+        self.broker_versions = response
+            .api_keys
+            .iter()
+            .map(|k| {
+                let range = VersionRange {
+                    min: k.min_version,
+                    max: k.max_version,
+                };
+                (k.api_key, range)
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// The version to send `R` at, or why there is none.
+    pub fn version<R: ClientRequest>(&self) -> Result<i16, ClientError> {
+        let api = api_key::<R>();
+        let Some(broker) = self.broker_versions.get(&R::KEY) else {
+            return Err(ClientError::UnsupportedApi {
+                addr: self.addr.clone(),
+                api,
+            });
+        };
+        choose_version(R::CLIENT_VERSIONS, *broker).ok_or_else(|| ClientError::NoCommonVersion {
+            addr: self.addr.clone(),
+            api,
+            broker: *broker,
+            client: R::CLIENT_VERSIONS,
+        })
+    }
+
+    /// Sends the request `build` makes for the negotiated version and returns the response.
+    pub async fn send<R: ClientRequest>(
+        &mut self,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<R::Response, ClientError> {
+        let version = self.version::<R>()?;
+        let request = build(version);
+        let api = api_key::<R>();
+        let body = self
+            .exchange(api, version, |buf| request.encode(buf, version))
+            .await?;
+        self.decode::<R::Response>(api, version, body)
+    }
+
+    fn decode<T: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        mut body: Bytes,
+    ) -> Result<T, ClientError> {
+        T::decode(&mut body, version).map_err(|err| ClientError::Decode {
+            addr: self.addr.clone(),
+            api,
+            version,
+            reason: format!("{err:#}"),
+        })
+    }
+
+    /// Writes one request frame and reads its response frame; returns the body after the
+    /// response header. Any failure half way leaves the connection broken.
+    async fn exchange(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        encode_body: impl FnOnce(&mut BytesMut) -> anyhow::Result<()>,
+    ) -> Result<Bytes, ClientError> {
+        if self.broken {
+            return Err(ClientError::Broken {
+                addr: self.addr.clone(),
+            });
+        }
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let correlation_id = self.correlation_id;
+        let frame = encode_frame(api, version, correlation_id, encode_body).map_err(|err| {
+            ClientError::Encode {
+                api,
+                version,
+                reason: format!("{err:#}"),
+            }
+        })?;
+        // From here on a failure may leave part of a frame on the wire.
+        self.broken = true;
+        let timeout = self.options.request_timeout;
+        let read = tokio::time::timeout(
+            timeout,
+            write_and_read(&mut self.stream, &frame, self.options.response_bytes_max),
+        )
+        .await
+        .map_err(|_| ClientError::RequestTimeout {
+            addr: self.addr.clone(),
+            api,
+            timeout,
+        })?;
+        let mut body = match read {
+            Ok(body) => body,
+            Err(FrameError::Io(source)) => {
+                return Err(ClientError::Io {
+                    addr: self.addr.clone(),
+                    api,
+                    source,
+                });
+            }
+            Err(FrameError::Size(size)) => {
+                return Err(ClientError::ResponseSize {
+                    addr: self.addr.clone(),
+                    api,
+                    size,
+                    max: self.options.response_bytes_max,
+                });
+            }
+        };
+        let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
+            .map_err(|err| ClientError::Decode {
+                addr: self.addr.clone(),
+                api,
+                version,
+                reason: format!("response header: {err:#}"),
+            })?;
+        if header.correlation_id != correlation_id {
+            return Err(ClientError::CorrelationMismatch {
+                addr: self.addr.clone(),
+                api,
+                expected: correlation_id,
+                got: header.correlation_id,
+            });
+        }
+        self.broken = false;
+        Ok(body)
+    }
+}
+
+/// Length prefix, request header (v1 or v2, by the API version's flexibility), body.
+fn encode_frame(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    encode_body: impl FnOnce(&mut BytesMut) -> anyhow::Result<()>,
+) -> anyhow::Result<BytesMut> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+    let mut frame = BytesMut::with_capacity(256);
+    frame.put_i32(0);
+    header.encode(&mut frame, api.request_header_version(version))?;
+    encode_body(&mut frame)?;
+    let length = i32::try_from(frame.len() - 4)?;
+    frame[..4].copy_from_slice(&length.to_be_bytes());
+    Ok(frame)
+}
+
+enum FrameError {
+    Io(std::io::Error),
+    /// The length prefix was negative, too short for a header or above the limit.
+    Size(i64),
+}
+
+async fn write_and_read(
+    stream: &mut TcpStream,
+    frame: &[u8],
+    response_bytes_max: usize,
+) -> Result<Bytes, FrameError> {
+    stream.write_all(frame).await.map_err(FrameError::Io)?;
+    let size = stream.read_i32().await.map_err(FrameError::Io)?;
+    // A response holds at least a correlation id.
+    let len = usize::try_from(size)
+        .ok()
+        .filter(|len| (4..=response_bytes_max).contains(len))
+        .ok_or(FrameError::Size(i64::from(size)))?;
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await.map_err(FrameError::Io)?;
+    Ok(Bytes::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Buf;
+
+    #[test]
+    fn error_codes_have_kafka_names() {
+        assert_eq!(ErrorCode(25).name(), "UNKNOWN_MEMBER_ID");
+        assert_eq!(ErrorCode(69).name(), "GROUP_ID_NOT_FOUND");
+        assert_eq!(ErrorCode(68).name(), "NON_EMPTY_GROUP");
+        assert_eq!(ErrorCode(0).name(), "NONE");
+        assert_eq!(ErrorCode(-1).name(), "UNKNOWN_SERVER_ERROR");
+        assert_eq!(ErrorCode(9999).name(), "UNKNOWN_ERROR_CODE_9999");
+        assert_eq!(ErrorCode(27).to_string(), "REBALANCE_IN_PROGRESS (27)");
+        assert!(ErrorCode(15).is_coordinator_moved());
+        assert!(!ErrorCode(25).is_coordinator_moved());
+    }
+
+    #[test]
+    fn version_is_the_highest_common_one() {
+        let client = VersionRange { min: 2, max: 9 };
+        assert_eq!(
+            choose_version(client, VersionRange { min: 0, max: 7 }),
+            Some(7)
+        );
+        assert_eq!(
+            choose_version(client, VersionRange { min: 0, max: 12 }),
+            Some(9)
+        );
+        assert_eq!(
+            choose_version(client, VersionRange { min: 0, max: 1 }),
+            None
+        );
+        assert_eq!(
+            choose_version(client, VersionRange { min: 10, max: 12 }),
+            None
+        );
+    }
+
+    #[test]
+    fn frames_carry_length_header_and_body() {
+        // Metadata v12 is flexible: request header v2 (client id, then tagged fields).
+        let request = MetadataRequest::default().with_topics(None);
+        let frame = encode_frame(ApiKey::Metadata, 12, 7, |buf| request.encode(buf, 12)).unwrap();
+        let mut bytes = Bytes::from(frame.to_vec());
+        let length = bytes.get_i32();
+        assert_eq!(usize::try_from(length).unwrap(), bytes.len());
+        assert_eq!(bytes.slice(4..).get_i32(), 7, "correlation id");
+        let header = RequestHeader::decode(&mut bytes, 2).unwrap();
+        assert_eq!(header.request_api_key, ApiKey::Metadata as i16);
+        assert_eq!(header.request_api_version, 12);
+        assert_eq!(header.client_id.as_deref(), Some(CLIENT_ID));
+        let decoded = MetadataRequest::decode(&mut bytes, 12).unwrap();
+        assert_eq!(decoded.topics, None);
+        assert!(bytes.is_empty());
+    }
+}

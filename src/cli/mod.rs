@@ -1,0 +1,10 @@
+//! The operator CLI's cluster commands (`strato group ...`). They reach brokers only
+//! through the Kafka protocol (`kafka_client`), never through the metadata store, so they
+//! work against any Kafka-compatible cluster and see exactly what clients see.
+
+pub mod cluster;
+pub mod group;
+pub mod group_api;
+pub mod group_reset;
+pub mod kafka_client;
+pub mod table;
