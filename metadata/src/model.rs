@@ -188,6 +188,10 @@ pub struct GroupIdRecord {
     pub v: u32,
     pub group_id: String,
     pub created_at_ms: i64,
+    /// The protocol type of the group's members ("consumer"), kept for ListGroups and
+    /// DescribeGroups once the group is empty, as Kafka does.
+    #[serde(default)]
+    pub protocol_type: Option<String>,
 }
 record_codec!(GroupIdRecord);
 

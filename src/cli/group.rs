@@ -146,13 +146,16 @@ async fn describe_existing(
     let described = group_api::describe_group(client, group)
         .await
         .with_context(|| format!("describe group {group}"))?;
-    if !described.error.is_ok() {
+    // DescribeGroups v6+ reports an unknown group as GROUP_ID_NOT_FOUND (KIP-1043); older
+    // versions as state "Dead" without an error.
+    let not_found = described.error.0 == kafka_protocol::ResponseError::GroupIdNotFound.code();
+    if !described.error.is_ok() && !not_found {
         bail!("describe group {group}: {}", described.error);
     }
     let committed = group_api::fetch_offsets(client, group)
         .await
         .with_context(|| format!("fetch committed offsets of group {group}"))?;
-    if described.state == "Dead" && committed.is_empty() {
+    if (not_found || described.state == "Dead") && committed.is_empty() {
         bail!("consumer group {group:?} does not exist");
     }
     Ok((described, committed))

@@ -189,7 +189,7 @@ pub async fn fetch_offsets(
     let build = |version| {
         let mut request = OffsetFetchRequest::default();
         if version >= OFFSET_FETCH_GROUPS_VERSION {
-            request.topics = None;
+            // The top-level `topics` keeps its default: v8+ must not set it.
             request.groups = vec![
                 OffsetFetchRequestGroup::default()
                     .with_group_id(group_id.clone())

@@ -33,7 +33,8 @@ pub struct GroupCoordinator {
     limits: GroupLimits,
     offsets: OffsetStore,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
-    known_markers: Mutex<std::collections::HashSet<String>>,
+    /// Group id → the protocol type its marker was written with.
+    known_markers: Mutex<HashMap<String, Option<String>>>,
     /// Rebalances completed by any group since start (groups leave memory; this stays).
     rebalances_total: AtomicU64,
 }
@@ -54,7 +55,7 @@ impl GroupCoordinator {
             limits,
             offsets: OffsetStore::new(meta),
             groups: Mutex::new(HashMap::new()),
-            known_markers: Mutex::new(std::collections::HashSet::new()),
+            known_markers: Mutex::new(HashMap::new()),
             rebalances_total: AtomicU64::new(0),
         }
     }
@@ -150,23 +151,29 @@ impl GroupCoordinator {
         stats
     }
 
-    /// Makes sure ListGroups will show the group (one read the first time per group).
+    /// Makes sure ListGroups will show the group, with its protocol type (one read the
+    /// first time per group and type).
     pub async fn remember_group(
         &self,
         group_id: &str,
+        protocol_type: Option<&str>,
     ) -> Result<(), strato_metadata::MetadataError> {
         {
             let known = self.known_markers.lock().expect("marker set lock poisoned");
-            if known.contains(group_id) {
+            if let Some(known_type) = known.get(group_id)
+                && (protocol_type.is_none() || known_type.as_deref() == protocol_type)
+            {
                 return Ok(());
             }
         }
-        self.offsets.ensure_group_marker(group_id).await?;
+        self.offsets
+            .ensure_group_marker(group_id, protocol_type)
+            .await?;
         let mut known = self.known_markers.lock().expect("marker set lock poisoned");
         if known.len() >= KNOWN_MARKERS_MAX {
             known.clear();
         }
-        known.insert(group_id.to_string());
+        known.insert(group_id.to_string(), protocol_type.map(str::to_string));
         Ok(())
     }
 

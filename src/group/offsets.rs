@@ -34,23 +34,40 @@ impl OffsetStore {
         Self { meta }
     }
 
-    /// Writes the marker that lists the group in ListGroups, if it is not there yet.
-    pub async fn ensure_group_marker(&self, group_id: &str) -> Result<(), MetadataError> {
+    /// Writes the marker that lists the group in ListGroups, if it is not there yet, or
+    /// records a protocol type it lacks.
+    pub async fn ensure_group_marker(
+        &self,
+        group_id: &str,
+        protocol_type: Option<&str>,
+    ) -> Result<(), MetadataError> {
         let key = keys::group_id_marker(group_id);
-        if self.meta.get(&key).await?.is_some() {
-            return Ok(());
-        }
+        let (created_at_ms, version) = match self.meta.get(&key).await? {
+            Some(existing) => {
+                let record = GroupIdRecord::decode(&key, &existing.value)?;
+                if protocol_type.is_none() || record.protocol_type.as_deref() == protocol_type {
+                    return Ok(());
+                }
+                (record.created_at_ms, existing.version)
+            }
+            None => (now_ms(), 0),
+        };
         let record = GroupIdRecord {
             v: RECORD_FORMAT_V1,
             group_id: group_id.to_string(),
-            created_at_ms: now_ms(),
+            created_at_ms,
+            protocol_type: protocol_type.map(str::to_string),
         };
         match self
             .meta
-            .txn(Txn::new().when_version(&key, 0).put(&key, record.encode()))
+            .txn(
+                Txn::new()
+                    .when_version(&key, version)
+                    .put(&key, record.encode()),
+            )
             .await
         {
-            // Someone else wrote it first: it exists, which is all we wanted.
+            // Someone else wrote it meanwhile: it exists, which is what matters.
             Ok(_) | Err(MetadataError::Conflict { .. }) => Ok(()),
             Err(err) => Err(err),
         }
@@ -102,25 +119,28 @@ impl OffsetStore {
         Ok(offsets)
     }
 
-    /// Whether anything is stored for the group.
-    pub async fn group_exists(&self, group_id: &str) -> Result<bool, MetadataError> {
-        Ok(self
-            .meta
-            .get(&keys::group_id_marker(group_id))
-            .await?
-            .is_some())
+    /// Groups with stored state, in key order, with their protocol types ("" if unknown).
+    pub async fn list_groups(&self) -> Result<Vec<(String, String)>, MetadataError> {
+        let entries = self.meta.list_all(keys::GROUP_IDS_PREFIX).await?;
+        let mut groups = Vec::with_capacity(entries.len());
+        for (key, versioned) in entries {
+            let record = GroupIdRecord::decode(&key, &versioned.value)?;
+            groups.push((record.group_id, record.protocol_type.unwrap_or_default()));
+        }
+        Ok(groups)
     }
 
-    /// Group ids with stored state, in key order.
-    pub async fn list_groups(&self) -> Result<Vec<String>, MetadataError> {
-        let entries = self.meta.list_all(keys::GROUP_IDS_PREFIX).await?;
-        Ok(entries
-            .into_iter()
-            .filter_map(|(key, _)| {
-                key.strip_prefix(keys::GROUP_IDS_PREFIX)
-                    .and_then(keys::decode_group_id)
-            })
-            .collect())
+    /// The stored protocol type of a group without members: `None` if the group has no
+    /// stored state at all.
+    pub async fn stored_group(&self, group_id: &str) -> Result<Option<String>, MetadataError> {
+        let key = keys::group_id_marker(group_id);
+        match self.meta.get(&key).await? {
+            None => Ok(None),
+            Some(versioned) => {
+                let record = GroupIdRecord::decode(&key, &versioned.value)?;
+                Ok(Some(record.protocol_type.unwrap_or_default()))
+            }
+        }
     }
 
     /// Deletes some committed offsets of a group.
@@ -188,9 +208,13 @@ mod tests {
         let meta: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
         let store = OffsetStore::new(meta);
         let group = "odd/group name";
-        store.ensure_group_marker(group).await.unwrap();
-        store.ensure_group_marker(group).await.unwrap();
-        store.ensure_group_marker("other").await.unwrap();
+        store.ensure_group_marker(group, None).await.unwrap();
+        store
+            .ensure_group_marker(group, Some("consumer"))
+            .await
+            .unwrap();
+        store.ensure_group_marker(group, None).await.unwrap();
+        store.ensure_group_marker("other", None).await.unwrap();
         // More partitions than one transaction may hold.
         let offsets: Vec<_> = (0..250)
             .map(|p| (("topic.a".to_string(), p), record(i64::from(p) * 10)))
@@ -204,7 +228,10 @@ mod tests {
         assert!(store.fetch_all("other").await.unwrap().is_empty());
         assert_eq!(
             store.list_groups().await.unwrap(),
-            vec![group.to_string(), "other".to_string()]
+            vec![
+                (group.to_string(), "consumer".to_string()),
+                ("other".to_string(), String::new())
+            ]
         );
 
         store
@@ -214,8 +241,11 @@ mod tests {
         assert_eq!(store.fetch_all(group).await.unwrap().len(), 249);
         store.delete_group(group).await.unwrap();
         assert!(store.fetch_all(group).await.unwrap().is_empty());
-        assert!(!store.group_exists(group).await.unwrap());
-        assert!(store.group_exists("other").await.unwrap());
+        assert_eq!(store.stored_group(group).await.unwrap(), None);
+        assert_eq!(
+            store.stored_group("other").await.unwrap(),
+            Some(String::new())
+        );
     }
 
     #[test]

@@ -56,19 +56,22 @@ pub(in crate::broker) async fn describe(
             );
             continue;
         }
-        let exists = match ctx.groups.offsets().group_exists(group_id.as_str()).await {
-            Ok(exists) => exists,
+        let stored = match ctx.groups.offsets().stored_group(group_id.as_str()).await {
+            Ok(stored) => stored,
             Err(err) => {
                 groups.push(described.with_error_code(error::from_group_store(&err)));
                 continue;
             }
         };
+        let exists = stored.is_some();
         let state = if exists {
             GroupState::Empty
         } else {
             GroupState::Dead
         };
-        let described = described.with_group_state(text(state.name().to_string()));
+        let described = described
+            .with_group_state(text(state.name().to_string()))
+            .with_protocol_type(text(stored.unwrap_or_default()));
         // KIP-1043: v6 reports an unknown group as an error, older versions as "Dead".
         groups.push(if !exists && version >= 6 {
             described
@@ -89,7 +92,7 @@ pub(in crate::broker) async fn list(
         match ctx.groups.offsets().list_groups().await {
             Ok(ids) => ids
                 .into_iter()
-                .map(|id| (id, (GroupState::Empty, String::new())))
+                .map(|(id, protocol_type)| (id, (GroupState::Empty, protocol_type)))
                 .collect(),
             Err(err) => {
                 tracing::warn!("failed to list groups: {err:#}");
@@ -153,9 +156,9 @@ async fn delete_one(ctx: &BrokerCtx, group_id: &str) -> i16 {
     if active {
         return error::code(ResponseError::NonEmptyGroup);
     }
-    match ctx.groups.offsets().group_exists(group_id).await {
-        Ok(true) => {}
-        Ok(false) => return error::code(ResponseError::GroupIdNotFound),
+    match ctx.groups.offsets().stored_group(group_id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return error::code(ResponseError::GroupIdNotFound),
         Err(err) => return error::from_group_store(&err),
     }
     ctx.groups.forget_group(group_id);

@@ -74,18 +74,23 @@ pub(in crate::broker) async fn commit(
         return respond_all(error::code(ResponseError::InvalidGroupId));
     }
     let instance_id = req.group_instance_id.as_ref().map(|s| s.as_str());
-    let code = ctx.groups.with_group(&group_id, |g| {
-        g.validate_commit(
+    let (code, protocol_type) = ctx.groups.with_group(&group_id, |g| {
+        let code = g.validate_commit(
             req.member_id.as_str(),
             instance_id,
             req.generation_id_or_member_epoch,
             Instant::now(),
-        )
+        );
+        (code, g.protocol_type().map(str::to_string))
     });
     if code != error::NONE {
         return respond_all(code);
     }
-    if let Err(err) = ctx.groups.remember_group(&group_id).await {
+    if let Err(err) = ctx
+        .groups
+        .remember_group(&group_id, protocol_type.as_deref())
+        .await
+    {
         tracing::warn!(group = %group_id, "failed to record the group: {err:#}");
         return respond_all(error::from_group_store(&err));
     }
@@ -361,9 +366,9 @@ pub(in crate::broker) async fn delete(
         .as_ref()
         .is_some_and(|s| s.state != GroupState::Empty && s.state != GroupState::Dead);
     if !active {
-        match ctx.groups.offsets().group_exists(&group_id).await {
-            Ok(true) => {}
-            Ok(false) => return failed(error::code(ResponseError::GroupIdNotFound)),
+        match ctx.groups.offsets().stored_group(&group_id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return failed(error::code(ResponseError::GroupIdNotFound)),
             Err(err) => return failed(error::from_group_store(&err)),
         }
     }
