@@ -86,10 +86,10 @@ fn kafka_python_admin() {
 /// InitProducerId v1, Produce v7, ListOffsets v3), creates a topic, gets "already exists" the
 /// second time, produces with its idempotent producer and reads back the offsets. Method: the
 /// script checks every send's base offsets, then ListOffsets (earliest, latest, by timestamp)
-/// against what was acknowledged; here we check its totals. kafkajs consumers always join a
-/// group, which the broker does not support yet, so nothing is consumed.
+/// against what was acknowledged, then consumes everything as a group member and reads the
+/// group's committed offsets; here we check its totals.
 #[test]
-fn kafkajs_produce_and_offsets() {
+fn kafkajs_produce_offsets_and_group_consume() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path(), &[]);
     let result = run_node_script(
@@ -116,12 +116,18 @@ fn kafkajs_produce_and_offsets() {
         .map(|v| v.as_u64().expect("high watermark is a number"))
         .sum();
     assert_eq!(total, 3000, "{result}");
+    // The group step: the old non-flexible group API versions.
+    assert_eq!(result["group_consumed"], 3000, "{result}");
+    assert_eq!(
+        result["group_committed"], result["high_watermarks"],
+        "{result}"
+    );
 }
 
 /// Goal: the official Java client (kafka-clients 4.3.0) with its defaults works end to end:
 /// Admin creates a topic (3 partitions) and gets TopicExistsException the second time, reads
 /// the topic's configs; the producer (idempotent, acks=all by default) sends 3000 records; a
-/// consumer without group.id (the broker has no groups yet) assigns every partition, seeks to
+/// consumer without group.id assigns every partition, seeks to
 /// the beginning and reads every record back. Method: the program (tests/clients/java) checks
 /// offsets dense from 0 per partition, beginning/end offsets, and key, value and header of
 /// every record at the (partition, offset) its RecordMetadata gave; here we check its totals.
@@ -153,6 +159,15 @@ fn java_client_round_trip() {
         .map(|v| v.as_u64().expect("end offset is a number"))
         .sum();
     assert_eq!(total, 3000, "{result}");
+    // The group step: JoinGroup/SyncGroup/OffsetCommit/OffsetFetch at the Java client's
+    // newest versions, then Admin's group calls.
+    assert_eq!(result["group_consumed"], 3000, "{result}");
+    assert_eq!(result["group_assigned_partitions"], 3, "{result}");
+    assert_eq!(result["group_listed"], true, "{result}");
+    assert_eq!(result["group_state"], "Empty", "{result}");
+    assert_eq!(result["group_members"], 0, "{result}");
+    assert_eq!(result["group_committed"], result["end_offsets"], "{result}");
+    assert_eq!(result["group_deleted"], true, "{result}");
 }
 
 fn kcat_run(args: &[&str], stdin: Option<&str>) -> String {

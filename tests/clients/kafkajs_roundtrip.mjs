@@ -3,7 +3,7 @@
 //
 // kafkajs 2.2.4 never sends flexible protocol versions (ApiVersions v2, Metadata v6, Produce
 // v7, ListOffsets v3, CreateTopics v3, InitProducerId v1), so it covers the old encodings that
-// the other clients skip. Its consumers always join a group, so this script does not consume.
+// the other clients skip, and JoinGroup/SyncGroup/OffsetCommit/OffsetFetch in their old forms.
 //
 // Steps: admin.createTopics (3 partitions), which must return true; createTopics again, which
 // must return false or throw TOPIC_ALREADY_EXISTS; an idempotent producer
@@ -11,7 +11,9 @@
 // of 500 and each send's RecordMetadata must give, per partition, the base offset that follows
 // the records acknowledged before; admin.fetchTopicOffsets must give, per partition, low 0 and
 // high = the records acknowledged there; admin.fetchTopicOffsetsByTimestamp with a time before
-// the first send must give offset 0 for every partition that has records.
+// the first send must give offset 0 for every partition that has records. A consumer of group
+// "<topic>-group" (fromBeginning) then reads every record (each key k{i} with value v{i} once),
+// commits, and disconnects (LeaveGroup); admin.fetchOffsets must give the high watermarks.
 //
 // The topic must not exist before the run. Records go to partitions by kafkajs' default
 // (Java-compatible murmur2) partitioner, wrapped to learn where each record went.
@@ -21,7 +23,7 @@
 //
 // Prints one JSON line: {"produced": N, "partitions": 3, "high_watermarks": {"0": n0, ...},
 // "created": true, "already_exists": true, "already_exists_via": "returned false" or
-// "threw TOPIC_ALREADY_EXISTS"}. Same contract as tests/clients/_harness.py: stdout carries
+// "threw TOPIC_ALREADY_EXISTS", "group_consumed": N, "group_committed": {"0": n0, ...}}. Same contract as tests/clients/_harness.py: stdout carries
 // exactly that line (or {"error": ..., ...partial results}); exit 0 success, 1 check or client
 // failure, 2 bad arguments (usage on stderr, stdout empty), 3 the hard --timeout-s passed.
 
@@ -167,6 +169,7 @@ async function main() {
   let stage = "connect admin client";
   const admin = kafka.admin({ retry });
   let producer;
+  let consumer;
   try {
     await admin.connect();
 
@@ -277,13 +280,50 @@ async function main() {
         );
       }
     }
+
+    stage = "connect group consumer";
+    const groupId = `${args.topic}-group`;
+    consumer = kafka.consumer({ groupId, retry, sessionTimeout: 10_000, heartbeatInterval: 1000 });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [args.topic], fromBeginning: true });
+    stage = "consume as a group member";
+    const seen = new Set();
+    let resolveAll;
+    const all = new Promise((resolve) => {
+      resolveAll = resolve;
+    });
+    await consumer.run({
+      autoCommit: true,
+      eachMessage: async ({ message }) => {
+        const key = message.key.toString();
+        if (message.value.toString() !== `v${key.slice(1)}`) {
+          fail(`${stage}: key ${key} came with value ${message.value.toString()}`, result);
+        }
+        seen.add(key);
+        if (seen.size === args.count) resolveAll();
+      },
+    });
+    await all;
+    result.group_consumed = seen.size;
+    stage = "disconnect group consumer";
+    // Disconnecting commits the consumed offsets and leaves the group.
+    await consumer.disconnect();
+    consumer = undefined;
+    stage = "fetch group offsets";
+    const committed = await admin.fetchOffsets({ groupId, topics: [args.topic] });
+    result.group_committed = Object.fromEntries(
+      committed[0].partitions
+        .sort((a, b) => a.partition - b.partition)
+        .map(({ partition, offset }) => [String(partition), Number(offset)]),
+    );
   } catch (err) {
     if (err instanceof CheckFailed) fail(`${stage}: ${err.message}`, result);
     fail(`${stage}: ${describe(err)}`, result);
   }
 
   // A failed or stuck disconnect fails nothing: the results are in.
-  for (const [name, client] of [["producer", producer], ["admin", admin]]) {
+  for (const [name, client] of [["consumer", consumer], ["producer", producer], ["admin", admin]]) {
+    if (client === undefined) continue;
     let timer;
     const giveUp = new Promise((resolve) => {
       timer = setTimeout(() => resolve("timeout"), 5000);

@@ -21,12 +21,16 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.CreateTopicsResult;
+import org.apache.kafka.clients.admin.GroupListing;
+import org.apache.kafka.clients.admin.ListGroupsOptions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.CloseOptions;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -42,16 +46,18 @@ import org.apache.kafka.common.serialization.StringSerializer;
 
 /**
  * The official Java client (kafka-clients) against a broker: admin, idempotent producer and a
- * group-less consumer.
+ * group-less consumer, then a consumer group.
  *
  * <p>Steps: Admin.createTopics (3 partitions, RF 1), then the same again, which must fail with
  * TopicExistsException; Admin.describeConfigs of the topic (retention.ms, cleanup.policy); a
  * KafkaProducer with the client's defaults (idempotence on, acks=all) sends N records (key
  * k{i}, value v{i}, header h=i) and every RecordMetadata is collected, and per partition the
- * offsets must be dense from 0; a KafkaConsumer without group.id (the broker has no consumer
- * groups yet) is assigned every partition, checks beginningOffsets 0 and endOffsets = records
+ * offsets must be dense from 0; a KafkaConsumer without group.id is assigned every partition,
+ * checks beginningOffsets 0 and endOffsets = records
  * acknowledged there, seeks to the beginning and polls until every record came back with its
- * key, value and header at the (partition, offset) the producer was given.
+ * key, value and header at the (partition, offset) the producer was given. Then a KafkaConsumer
+ * with group.id (classic protocol) subscribes, reads every record, commits and leaves, and Admin
+ * lists, describes (Empty), reads the committed offsets of, and deletes that group.
  *
  * <p>The topic must not exist before the run.
  *
@@ -139,6 +145,8 @@ public final class JavaRoundTrip {
         stage = "create consumer";
         KafkaConsumer<String, String> consumer = new KafkaConsumer<>(consumerProps());
         consume(consumer, produced);
+
+        consumeAsGroup(admin, produced.size());
 
         // Only on success (a failure halts the JVM at once); a close that fails or times out
         // fails nothing: the results are in.
@@ -324,6 +332,63 @@ public final class JavaRoundTrip {
         result.put("consumed", seen.size());
     }
 
+    /**
+     * A consumer with group.id subscribes, reads every record, commits synchronously and
+     * closes (LeaveGroup); then Admin lists the group, describes it (Empty, no members), reads
+     * its committed offsets (the end offsets) and deletes it.
+     */
+    private void consumeAsGroup(Admin admin, int expected) throws Exception {
+        String group = args.topic() + "-group";
+        stage = "create group consumer";
+        Properties props = consumerProps();
+        props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        KafkaConsumer<String, String> member = new KafkaConsumer<>(props);
+        stage = "subscribe";
+        member.subscribe(List.of(args.topic()));
+        stage = "poll as a group member";
+        int seen = 0;
+        while (seen < expected) {
+            long remainingMs = remainingMs();
+            if (remainingMs == 0) {
+                throw new CheckFailed("group member consumed " + seen + " of " + expected + " records");
+            }
+            seen += member.poll(Duration.ofMillis(Math.min(500, remainingMs))).count();
+        }
+        result.put("group_consumed", seen);
+        result.put("group_assigned_partitions", member.assignment().size());
+        stage = "commitSync";
+        member.commitSync(remaining());
+        stage = "close group consumer";
+        member.close(CloseOptions.timeout(CLOSE_TIMEOUT));
+
+        stage = "listGroups";
+        boolean listed = false;
+        for (GroupListing listing : admin.listGroups(ListGroupsOptions.forConsumerGroups())
+                .all()
+                .get(remainingMs(), TimeUnit.MILLISECONDS)) {
+            listed |= listing.groupId().equals(group);
+        }
+        result.put("group_listed", listed);
+        stage = "describeConsumerGroups";
+        ConsumerGroupDescription description = admin.describeConsumerGroups(List.of(group))
+                .describedGroups()
+                .get(group)
+                .get(remainingMs(), TimeUnit.MILLISECONDS);
+        result.put("group_state", description.groupState().toString());
+        result.put("group_members", description.members().size());
+        stage = "listConsumerGroupOffsets";
+        Map<TopicPartition, OffsetAndMetadata> offsets = admin.listConsumerGroupOffsets(group)
+                .partitionsToOffsetAndMetadata()
+                .get(remainingMs(), TimeUnit.MILLISECONDS);
+        Map<String, Object> committed = new TreeMap<>();
+        offsets.forEach((tp, om) -> committed.put(String.valueOf(tp.partition()), om.offset()));
+        result.put("group_committed", committed);
+        stage = "deleteConsumerGroups";
+        admin.deleteConsumerGroups(List.of(group)).all().get(remainingMs(), TimeUnit.MILLISECONDS);
+        result.put("group_deleted", true);
+    }
+
     // -----------------------------------------------------------------------------------------
     // Client configs: short timeouts, so that a broker-side problem fails within seconds.
     // -----------------------------------------------------------------------------------------
@@ -353,7 +418,7 @@ public final class JavaRoundTrip {
         return p;
     }
 
-    /** No group.id: the broker has no consumer groups yet, so assign() and no commits. */
+    /** No group.id (the group step adds one): assign() and no commits. */
     private Properties consumerProps() {
         Properties p = common();
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
