@@ -186,3 +186,102 @@ async fn lost_lease_is_noticed_and_leadership_regained() {
     landed.extend(produce_all(&p, "leased", &second).await);
     assert_eq!(consume_all(&bootstrap, "leased", 1, landed.len()), landed);
 }
+
+/// Goal: consumer groups work on etcd: a group member's commits are stored there, survive a
+/// kill -9 of the broker, and a broker with a fresh data directory lists the group and
+/// serves its offsets. Method: librdkafka group consumer, then OffsetFetch through a
+/// group-less consumer and `strato group list --output json` (ListGroups).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_offsets_live_in_etcd() {
+    use rdkafka::consumer::{CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let etcd = EtcdServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let objects = format!("file://{}", dir.path().join("shared-objects").display());
+    let mut extra = etcd_args(&etcd, "/strato/groups");
+    extra.extend(["--object-store".to_string(), objects]);
+    let broker = Broker::start(dir.path(), &args(&extra));
+    create_topic(&broker.bootstrap(), "grouped", 2).await;
+    let records: Vec<Rec> = (0..200).map(|i| record("none", i)).collect();
+    let landed = produce_all(&producer(&broker.bootstrap(), &[]), "grouped", &records).await;
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::from([(0, 0), (1, 0)]);
+    for (partition, offset) in landed.keys() {
+        let end = ends.entry(*partition).or_default();
+        *end = (*end).max(offset + 1);
+    }
+
+    tokio::task::block_in_place(|| {
+        let member = common::kafka::consumer(
+            &broker.bootstrap(),
+            &[
+                ("group.id", "etcd-group"),
+                ("auto.offset.reset", "earliest"),
+                ("enable.auto.offset.store", "true"),
+            ],
+        );
+        member.subscribe(&["grouped"]).expect("subscribe");
+        let mut seen = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while seen < landed.len() {
+            assert!(std::time::Instant::now() < deadline, "consumed {seen}");
+            if let Some(msg) = member.poll(Duration::from_millis(200)) {
+                msg.expect("consume");
+                seen += 1;
+            }
+        }
+        member
+            .commit_consumer_state(CommitMode::Sync)
+            .expect("commit");
+    });
+    drop(broker);
+
+    let other_dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(other_dir.path(), &args(&extra));
+    let committed = tokio::task::block_in_place(|| {
+        let reader = common::kafka::consumer(&broker.bootstrap(), &[("group.id", "etcd-group")]);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("grouped", 0);
+        tpl.add_partition("grouped", 1);
+        reader
+            .committed_offsets(tpl, Duration::from_secs(30))
+            .expect("committed offsets")
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => (e.partition(), o),
+                other => panic!(
+                    "partition {} has no committed offset: {other:?}",
+                    e.partition()
+                ),
+            })
+            .collect::<BTreeMap<i32, i64>>()
+    });
+    assert_eq!(committed, ends);
+
+    let out = common::run_with_timeout(
+        std::process::Command::new(env!("CARGO_BIN_EXE_strato")).args([
+            "group",
+            "list",
+            "--bootstrap",
+            &broker.bootstrap(),
+            "--output",
+            "json",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "etcd-group")
+        .unwrap_or_else(|| panic!("etcd-group not listed: {listed}"));
+    assert_eq!(entry["state"], "Empty", "{listed}");
+    assert_eq!(entry["protocol_type"], "consumer", "{listed}");
+}
