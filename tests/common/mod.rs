@@ -6,6 +6,7 @@
 pub mod kafka;
 pub mod proxy;
 pub mod s3;
+pub mod wire;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

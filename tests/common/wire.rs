@@ -1,0 +1,78 @@
+//! Raw Kafka frames over a blocking TCP stream, for tests that speak the protocol directly
+//! (exact versions, malformed input, error codes real clients rarely trigger).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use super::Broker;
+
+pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn connect(broker: &Broker) -> TcpStream {
+    let stream = TcpStream::connect(broker.addr).expect("connect");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream
+}
+
+pub fn send<T: Encodable>(
+    stream: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &T,
+) {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("robustness-test")))
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    stream.write_all(&buf).expect("write request");
+}
+
+/// Reads one response frame; `None` when the broker closed the connection.
+pub fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            return None;
+        }
+        Err(err) => panic!("read response: {err}"),
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).expect("read response body");
+    Some(Bytes::from(body))
+}
+
+pub fn response<T: Decodable>(
+    stream: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+) -> T {
+    let mut frame = read_frame(stream).expect("a response, not a closed connection");
+    let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
+    assert_eq!(
+        header.correlation_id, correlation_id,
+        "responses in request order"
+    );
+    T::decode(&mut frame, version).expect("decode response")
+}
