@@ -508,3 +508,68 @@ fn kafka_python_group_consumer_commits_and_resumes() {
         BTreeMap::from([(0, 35), (1, 35), (2, 35)])
     );
 }
+
+/// Goal: a member that dies without leaving (kill -9 of a kcat -G process) is dropped when
+/// its session times out, and the survivors take its partitions over. Method: two librdkafka
+/// members and one kcat member with a 6 s session timeout; after the kill the survivors must
+/// own all partitions within the session timeout plus one rebalance.
+#[test]
+fn a_crashed_member_is_dropped_after_its_session_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), BROKER_ARGS);
+    let bootstrap = broker.bootstrap();
+    create_topic(&broker, "crash", 6);
+    let members: Vec<Member> = (0..2)
+        .map(|_| Member::start(&bootstrap, "crash", "g-crash", &[]))
+        .collect();
+    wait_until(GROUP_DEADLINE, "two members own 3 partitions each", || {
+        members.iter().all(|m| m.assignment().len() == 3)
+    });
+    let mut kcat = KillOnDrop(
+        Command::new(common::kcat())
+            .args([
+                "-b",
+                &bootstrap,
+                "-G",
+                "g-crash",
+                "-X",
+                "session.timeout.ms=6000",
+                "-q",
+                "crash",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start kcat -G"),
+    );
+    wait_until(GROUP_DEADLINE, "kcat joined: each member owns 2", || {
+        members.iter().all(|m| m.assignment().len() == 2)
+    });
+    kcat.0.kill().expect("kill -9 kcat");
+    kcat.0.wait().expect("reap kcat");
+    let killed = std::time::Instant::now();
+    wait_until(
+        Duration::from_secs(20),
+        "survivors own all 6 partitions",
+        || {
+            let union: BTreeSet<i32> = members.iter().flat_map(Member::assignment).collect();
+            union.len() == 6 && members.iter().all(|m| m.assignment().len() == 3)
+        },
+    );
+    let took = killed.elapsed();
+    eprintln!("takeover after kill -9 took {took:?}");
+    assert!(
+        took >= Duration::from_secs(5),
+        "the dead member is only dropped by its session timeout, took {took:?}"
+    );
+}
+
+/// Kills (SIGKILL, by pid) a child process when dropped, so a failing test leaves none.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
