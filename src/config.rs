@@ -260,6 +260,11 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_BROKER_ID")]
     pub broker_id: Option<i32>,
 
+    /// Rack (availability zone) of this broker, given to clients in Metadata; consumers
+    /// that set `client.rack` read from a broker in their own rack (KIP-392).
+    #[arg(long, env = "STRATO_RACK")]
+    pub rack: Option<String>,
+
     /// Longest time a produced batch waits before its segment is uploaded
     /// (default: 5 for file:// and memory://, 100 for s3://).
     #[arg(long, env = "STRATO_FLUSH_INTERVAL_MS")]
@@ -353,6 +358,7 @@ pub struct Config {
     pub object_store_url: String,
     pub s3_endpoint: Option<String>,
     pub broker_id: Option<i32>,
+    pub rack: Option<String>,
     pub flush_interval: Duration,
     pub flush_bytes: u64,
     pub auto_create_topics: bool,
@@ -572,6 +578,7 @@ impl ServeArgs {
             object_store_url,
             s3_endpoint: self.s3_endpoint.clone(),
             broker_id: self.broker_id,
+            rack: self.rack.clone(),
             flush_interval: Duration::from_millis(flush_interval_ms),
             flush_bytes: self.flush_bytes,
             auto_create_topics: self.auto_create_topics,

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::BrokerCtx;
+use crate::cluster::ClusterView;
 use crate::config::{Config, MetadataUrl};
 use crate::log::flush::LogWriter;
 use crate::log::topics::TopicRegistry;
@@ -27,6 +28,11 @@ use crate::producer_ids::ProducerIdAllocator;
 const LEASE_TTL: Duration = Duration::from_secs(10);
 /// Most broker ids tried when allocating one.
 const BROKER_ID_MAX: i32 = 100_000;
+/// How long a configured broker id that is still registered is waited for: a previous
+/// incarnation's lease expires within one TTL.
+const REGISTER_WAIT_MAX: Duration = Duration::from_secs(25);
+const REGISTER_RETRY: Duration = Duration::from_millis(500);
+const _: () = assert!(REGISTER_WAIT_MAX.as_secs() > LEASE_TTL.as_secs() * 2);
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let meta: Arc<dyn MetadataStore> = match &config.metadata {
@@ -69,7 +75,28 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .grant_lease(LEASE_TTL)
         .await
         .context("grant broker lease")?;
-    let broker_id = register_broker(meta.as_ref(), config.broker_id, lease, &advertised).await?;
+    let broker_id = register_broker(
+        meta.as_ref(),
+        config.broker_id,
+        lease,
+        &advertised,
+        config.rack.as_deref(),
+    )
+    .await?;
+    let me = BrokerRecord {
+        v: RECORD_FORMAT_V1,
+        broker_id,
+        host: advertised.0.clone(),
+        port: advertised.1,
+        rack: config.rack.clone(),
+    };
+    let cluster = Arc::new(ClusterView::new(broker_id, me.clone()));
+    cluster
+        .reload(meta.as_ref(), &me)
+        .await
+        .context("read broker registrations")?;
+    let cluster_stop = CancellationToken::new();
+    let cluster_watch = tokio::spawn(cluster.clone().run(meta.clone(), cluster_stop.clone()));
     let cluster_id = cluster_id(meta.as_ref()).await?;
 
     let log = LogWriter::new(
@@ -81,12 +108,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     );
     let flush_shutdown = CancellationToken::new();
     let flusher = tokio::spawn(log.clone().run(flush_shutdown.clone()));
-    let topics = TopicRegistry::new(meta.clone(), broker_id, lease);
+    let topics = TopicRegistry::new(meta.clone(), cluster.clone(), lease);
     let loaded = topics.load_all().await.context("load topics")?;
 
     let ctx = Arc::new(BrokerCtx {
         broker_id,
         cluster_id,
+        cluster: cluster.clone(),
         advertised: advertised.clone(),
         meta: meta.clone(),
         tier,
@@ -95,12 +123,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         producer_ids: ProducerIdAllocator::new(),
         groups: Arc::new(crate::group::GroupCoordinator::new(
             meta.clone(),
+            cluster.clone(),
             config.group_limits.clone(),
         )),
         request_memory: Arc::new(Semaphore::new(config.max_queued_request_bytes as usize)),
         open_connections: std::sync::atomic::AtomicU64::new(0),
         config: config.clone(),
     });
+    let leadership_stop = CancellationToken::new();
+    let leadership = {
+        let ctx = ctx.clone();
+        let changes = cluster.subscribe();
+        let stop = leadership_stop.clone();
+        tokio::spawn(async move { ctx.topics.run_leadership(changes, stop).await })
+    };
     let group_timers_stop = CancellationToken::new();
     let group_timers = tokio::spawn(ctx.groups.clone().run_timers(group_timers_stop.clone()));
     // The lease outlives the drain: it is revoked only after the final flush.
@@ -129,7 +165,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // Tests and scripts read this line to learn the port when --listen uses port 0.
     tracing::info!(addr = %bound, "kafka listener bound");
 
-    accept_loop(listener, ctx.clone(), shutdown.clone()).await;
+    accept_loop(
+        listener,
+        ctx.clone(),
+        shutdown.clone(),
+        leadership_stop.clone(),
+    )
+    .await;
+    let _ = leadership.await;
 
     tracing::info!("draining: flushing accepted batches");
     flush_shutdown.cancel();
@@ -139,6 +182,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     keep_alive_stop.cancel();
     group_timers_stop.cancel();
     let _ = group_timers.await;
+    cluster_stop.cancel();
+    let _ = cluster_watch.await;
     http_shutdown.cancel();
     let _ = http.await;
     let lease = keep_alive.await.unwrap_or(lease);
@@ -149,7 +194,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Arc<BrokerCtx>, shutdown: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<BrokerCtx>,
+    shutdown: CancellationToken,
+    leadership_stop: CancellationToken,
+) {
     let connections = Arc::new(Semaphore::new(ctx.config.max_connections));
     let conn_shutdown = CancellationToken::new();
     loop {
@@ -179,6 +229,9 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<BrokerCtx>, shutdown: Cance
     // Connections stop taking requests and answer those they admitted; their produce
     // batches are made durable by the flusher, which keeps running until they are done.
     conn_shutdown.cancel();
+    // No partition is taken over while draining: other brokers take ours once the lease
+    // is revoked.
+    leadership_stop.cancel();
     ctx.log.start_draining();
     // Members waiting for a rebalance look for the coordinator again (after a restart, or
     // on another broker) instead of holding the drain up.
@@ -195,12 +248,41 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<BrokerCtx>, shutdown: Cance
 }
 
 /// Registers this broker under its lease: the configured id, or the lowest free one.
+/// A configured id that is still registered is most likely our own previous incarnation
+/// (killed and restarted at once), whose registration goes when its lease expires: wait
+/// for that (bounded) before giving up.
 async fn register_broker(
     meta: &dyn MetadataStore,
     wanted: Option<i32>,
     lease: LeaseId,
     advertised: &(String, u16),
+    rack: Option<&str>,
 ) -> anyhow::Result<i32> {
+    let give_up = tokio::time::Instant::now() + REGISTER_WAIT_MAX;
+    loop {
+        if let Some(id) = try_register(meta, wanted, lease, advertised, rack).await? {
+            return Ok(id);
+        }
+        let id = wanted.expect("only a configured id can be taken");
+        if tokio::time::Instant::now() >= give_up {
+            anyhow::bail!("broker id {id} is registered by another live broker");
+        }
+        tracing::warn!(
+            broker_id = id,
+            "broker id still registered (a previous incarnation's lease?); waiting for it to expire"
+        );
+        tokio::time::sleep(REGISTER_RETRY).await;
+    }
+}
+
+/// One registration attempt: `None` if the configured id is taken.
+async fn try_register(
+    meta: &dyn MetadataStore,
+    wanted: Option<i32>,
+    lease: LeaseId,
+    advertised: &(String, u16),
+    rack: Option<&str>,
+) -> anyhow::Result<Option<i32>> {
     let candidates: Box<dyn Iterator<Item = i32> + Send> = match wanted {
         Some(id) => Box::new(std::iter::once(id)),
         None => Box::new(0..BROKER_ID_MAX),
@@ -211,7 +293,7 @@ async fn register_broker(
             broker_id: id,
             host: advertised.0.clone(),
             port: advertised.1,
-            rack: None,
+            rack: rack.map(str::to_string),
         };
         let key = keys::broker(id);
         match meta
@@ -222,11 +304,9 @@ async fn register_broker(
             )
             .await
         {
-            Ok(_) => return Ok(id),
+            Ok(_) => return Ok(Some(id)),
             Err(MetadataError::Conflict { .. }) if wanted.is_none() => continue,
-            Err(MetadataError::Conflict { .. }) => {
-                anyhow::bail!("broker id {id} is registered by another live broker")
-            }
+            Err(MetadataError::Conflict { .. }) => return Ok(None),
             Err(err) => return Err(err).context("register broker"),
         }
     }
@@ -322,6 +402,7 @@ async fn regain_leadership(ctx: &BrokerCtx) -> anyhow::Result<LeaseId> {
         Some(ctx.broker_id),
         lease,
         &ctx.advertised,
+        ctx.config.rack.as_deref(),
     )
     .await?;
     ctx.topics

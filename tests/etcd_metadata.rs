@@ -188,8 +188,8 @@ async fn lost_lease_is_noticed_and_leadership_regained() {
 }
 
 /// Goal: consumer groups work on etcd: a group member's commits are stored there, survive a
-/// kill -9 of the broker, and a broker with a fresh data directory lists the group and
-/// serves its offsets. Method: librdkafka group consumer, then OffsetFetch through a
+/// kill -9 of the broker, and a broker with a fresh data directory (once the dead broker's
+/// lease has expired and it coordinates everything) lists the group and serves its offsets. Method: librdkafka group consumer, then OffsetFetch through a
 /// group-less consumer and `strato group list --output json` (ListGroups).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_offsets_live_in_etcd() {
@@ -259,21 +259,31 @@ async fn group_offsets_live_in_etcd() {
     });
     assert_eq!(committed, ends);
 
-    let out = common::run_with_timeout(
-        std::process::Command::new(env!("CARGO_BIN_EXE_strato")).args([
-            "group",
-            "list",
-            "--bootstrap",
-            &broker.bootstrap(),
-            "--output",
-            "json",
-        ]),
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // ListGroups goes to every live broker; the killed one stays registered until its
+    // lease expires (10 s TTL), and until then the listing cannot reach it.
+    let list = || {
+        common::run_with_timeout(
+            std::process::Command::new(env!("CARGO_BIN_EXE_strato")).args([
+                "group",
+                "list",
+                "--bootstrap",
+                &broker.bootstrap(),
+                "--output",
+                "json",
+            ]),
+            Duration::from_secs(60),
+        )
+    };
+    let mut out = list();
+    common::wait_until(
+        Duration::from_secs(30),
+        "the dead broker's lease expires",
+        || {
+            if !out.status.success() {
+                out = list();
+            }
+            out.status.success()
+        },
     );
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let entry = listed

@@ -167,6 +167,14 @@ async fn read_partition(
                 .with_log_start_offset(-1);
         }
     };
+    if !partition.is_led() {
+        // Another broker leads (or we lost our lease): the client looks the leader up.
+        return base
+            .with_error_code(error::code(ResponseError::NotLeaderOrFollower))
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1);
+    }
     let view = partition.read_view(w.fetch_offset, CHUNKS_PER_PARTITION_PASS);
     let base = base
         .with_high_watermark(view.high_watermark)

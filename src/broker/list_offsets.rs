@@ -49,6 +49,11 @@ pub(super) async fn handle(
                 );
                 continue;
             };
+            if !partition.is_led() {
+                partitions
+                    .push(base.with_error_code(error::code(ResponseError::NotLeaderOrFollower)));
+                continue;
+            }
             let epoch = partition.leader_epoch();
             if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
                 let code = if p.current_leader_epoch < epoch {

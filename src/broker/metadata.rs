@@ -35,23 +35,29 @@ pub(super) async fn handle(
     let mut topics = Vec::new();
     if all_topics {
         for topic in ctx.topics.all() {
-            topics.push(topic_metadata(ctx, &topic));
+            topics.push(topic_metadata(ctx, &topic).await);
         }
     } else {
         for requested in req.topics.unwrap_or_default() {
             topics.push(resolve(ctx, requested.name, requested.topic_id, allow_create).await);
         }
     }
-    let (host, port) = &ctx.advertised;
-    MetadataResponse::default()
-        .with_brokers(vec![
+    let live = ctx.cluster.live();
+    let controller = live.keys().next().copied().unwrap_or(ctx.broker_id);
+    let brokers = live
+        .into_values()
+        .map(|b| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(ctx.broker_id))
-                .with_host(StrBytes::from_string(host.clone()))
-                .with_port(i32::from(*port)),
-        ])
+                .with_node_id(BrokerId(b.broker_id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(ctx.cluster_id.clone())))
-        .with_controller_id(BrokerId(ctx.broker_id))
+        .with_controller_id(BrokerId(controller))
         .with_topics(topics)
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }
@@ -65,7 +71,7 @@ async fn resolve(
     let Some(name) = name else {
         // By id (v10+).
         return match ctx.topics.get_by_id(topic_id) {
-            Some(topic) => topic_metadata(ctx, &topic),
+            Some(topic) => topic_metadata(ctx, &topic).await,
             None => MetadataResponseTopic::default()
                 .with_topic_id(topic_id)
                 .with_error_code(error::code(ResponseError::UnknownTopicId))
@@ -79,7 +85,7 @@ async fn resolve(
             .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
     };
     match ctx.topics.lookup(name.as_str()).await {
-        Ok(Some(topic)) => return topic_metadata(ctx, &topic),
+        Ok(Some(topic)) => return topic_metadata(ctx, &topic).await,
         Ok(None) => {}
         Err(err) => {
             tracing::warn!(topic = %name.as_str(), "failed to look up topic: {err:#}");
@@ -102,10 +108,10 @@ async fn resolve(
         )
         .await
     {
-        Ok(topic) => topic_metadata(ctx, &topic),
+        Ok(topic) => topic_metadata(ctx, &topic).await,
         // Someone else created it meanwhile: the registry has it now.
         Err(TopicError::AlreadyExists(_)) => match ctx.topics.lookup(name.as_str()).await {
-            Ok(Some(topic)) => topic_metadata(ctx, &topic),
+            Ok(Some(topic)) => topic_metadata(ctx, &topic).await,
             _ => failed(error::code(ResponseError::LeaderNotAvailable)),
         },
         Err(err) => {
@@ -115,21 +121,36 @@ async fn resolve(
     }
 }
 
-fn topic_metadata(ctx: &BrokerCtx, topic: &Topic) -> MetadataResponseTopic {
-    let me = BrokerId(ctx.broker_id);
-    let partitions = topic
-        .partitions
-        .iter()
-        .map(|p| {
+/// Partitions whose leader is looked up in the metadata store at once.
+const LEADER_LOOKUPS_CONCURRENCY: usize = 32;
+
+async fn topic_metadata(ctx: &BrokerCtx, topic: &Topic) -> MetadataResponseTopic {
+    use futures::StreamExt;
+    let partitions = futures::stream::iter(topic.partitions.iter().cloned())
+        .map(|p| async move {
+            let led_epoch = {
+                let state = p.lock();
+                (!state.fenced).then_some(state.leader_epoch)
+            };
+            let (leader, epoch) = match led_epoch {
+                Some(epoch) => (ctx.broker_id, epoch),
+                None => {
+                    let leader = ctx.cluster.leader_of(ctx.meta.as_ref(), p.tp).await;
+                    (leader.broker_id, leader.leader_epoch)
+                }
+            };
+            let leader = BrokerId(leader);
             MetadataResponsePartition::default()
                 .with_partition_index(p.tp.partition)
-                .with_leader_id(me)
-                .with_leader_epoch(p.leader_epoch())
-                .with_replica_nodes(vec![me])
-                .with_isr_nodes(vec![me])
+                .with_leader_id(leader)
+                .with_leader_epoch(epoch)
+                .with_replica_nodes(vec![leader])
+                .with_isr_nodes(vec![leader])
                 .with_offline_replicas(vec![])
         })
-        .collect();
+        .buffered(LEADER_LOOKUPS_CONCURRENCY)
+        .collect()
+        .await;
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.topic_id)

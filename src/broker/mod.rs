@@ -35,6 +35,8 @@ pub struct BrokerCtx {
     pub config: Config,
     pub broker_id: i32,
     pub cluster_id: String,
+    /// Live brokers and who owns which partition and group.
+    pub cluster: Arc<crate::cluster::ClusterView>,
     /// Host and port given to clients in Metadata responses.
     pub advertised: (String, u16),
     pub meta: Arc<dyn MetadataStore>,

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::offsets::OffsetStore;
 use self::state::{Group, GroupLimits, GroupState, GroupSummary};
+use crate::cluster::ClusterView;
 
 /// How often deadlines (session timeouts, join phases) are checked: the precision of every
 /// group timer.
@@ -30,6 +31,7 @@ const TICK_INTERVAL: Duration = Duration::from_millis(100);
 const KNOWN_MARKERS_MAX: usize = 100_000;
 
 pub struct GroupCoordinator {
+    cluster: Arc<ClusterView>,
     limits: GroupLimits,
     offsets: OffsetStore,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
@@ -50,14 +52,24 @@ pub struct GroupStats {
 }
 
 impl GroupCoordinator {
-    pub fn new(meta: Arc<dyn MetadataStore>, limits: GroupLimits) -> Self {
+    pub fn new(
+        meta: Arc<dyn MetadataStore>,
+        cluster: Arc<ClusterView>,
+        limits: GroupLimits,
+    ) -> Self {
         Self {
+            cluster,
             limits,
             offsets: OffsetStore::new(meta),
             groups: Mutex::new(HashMap::new()),
             known_markers: Mutex::new(HashMap::new()),
             rebalances_total: AtomicU64::new(0),
         }
+    }
+
+    /// Whether this broker coordinates `group_id` (rendezvous hashing over live brokers).
+    pub fn owns(&self, group_id: &str) -> bool {
+        self.cluster.group_owner(group_id) == self.cluster.broker_id()
     }
 
     pub fn limits(&self) -> &GroupLimits {
@@ -209,6 +221,20 @@ impl GroupCoordinator {
             };
             let now = Instant::now();
             for id in ids {
+                if !self.owns(&id) {
+                    // Coordination moved to another broker: its members find the new
+                    // coordinator (NOT_COORDINATOR) and rejoin there.
+                    tracing::info!(group = %id, "group coordination moved to another broker");
+                    let group = self
+                        .groups
+                        .lock()
+                        .expect("group map lock poisoned")
+                        .remove(&id);
+                    if let Some(group) = group {
+                        group.lock().expect("group lock poisoned").abandon_waiters();
+                    }
+                    continue;
+                }
                 self.with_group(&id, |g| {
                     g.tick(now, &self.limits);
                 });

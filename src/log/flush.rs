@@ -586,7 +586,15 @@ mod tests {
         let faulty_meta = Arc::new(FaultyMetadataStore::new(embedded));
         let meta: Arc<dyn MetadataStore> = faulty_meta.clone();
         let lease = meta.grant_lease(Duration::from_secs(60)).await.unwrap();
-        let registry = TopicRegistry::new(meta.clone(), 0, lease);
+        let me = strato_metadata::model::BrokerRecord {
+            v: strato_metadata::model::RECORD_FORMAT_V1,
+            broker_id: 0,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+        };
+        let cluster = Arc::new(crate::cluster::ClusterView::new(0, me));
+        let registry = TopicRegistry::new(meta.clone(), cluster, lease);
         let topic = registry
             .create("t", partitions, BTreeMap::new(), false)
             .await

@@ -92,6 +92,27 @@ impl Partition {
         }
     }
 
+    /// A partition another broker leads: it admits no produce and serves no reads (clients
+    /// are told NOT_LEADER_OR_FOLLOWER and look up the leader).
+    pub fn not_led(tp: TopicPartition, topic: String) -> Self {
+        let partition = Self::new(
+            tp,
+            topic,
+            -1,
+            0,
+            0,
+            &PartitionStateRecord::empty(),
+            BTreeMap::new(),
+        );
+        partition.lock().fenced = true;
+        partition
+    }
+
+    /// Whether this broker leads the partition now.
+    pub fn is_led(&self) -> bool {
+        !self.lock().fenced
+    }
+
     pub fn lock(&self) -> std::sync::MutexGuard<'_, PartitionState> {
         self.state.lock().expect("partition lock is never poisoned")
     }

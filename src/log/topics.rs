@@ -1,5 +1,6 @@
-//! Topics known to this broker and the partitions it leads: creation, loading and
-//! leadership acquisition through the metadata store.
+//! Topics known to this broker and the partitions it leads: creation, loading, and
+//! leadership — acquired for the partitions the cluster view assigns to this broker,
+//! released for the others — through the metadata store.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -8,7 +9,11 @@ use strato_metadata::model::{
     IndexEntry, LeaderRecord, PartitionStateRecord, RECORD_FORMAT_V1, TopicPartition, TopicRecord,
 };
 use strato_metadata::{LeaseId, MetadataError, MetadataStore, Txn, keys};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::cluster::ClusterView;
 
 use super::flush::now_ms;
 use super::partition::Partition;
@@ -17,6 +22,19 @@ use super::partition::Partition;
 pub const TOPIC_NAME_MAX_LEN: usize = 249;
 /// Most partitions of one topic.
 pub const TOPIC_PARTITIONS_MAX: i32 = 10_000;
+
+/// How long a new owner waits for the current, still live leader to release a partition
+/// (finish its in-flight flush and delete its leader key) before taking it anyway.
+const HANDOFF_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long a releasing leader waits for its accepted batches to be committed.
+const RELEASE_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Poll interval of both waits above.
+const HANDOFF_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// The leadership loop also runs this often without a membership change (to pick up topics
+/// created through other brokers and retry failed acquisitions).
+const RECONCILE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Leadership changes (acquire or release) in flight at once.
+const LEADERSHIP_CONCURRENCY: usize = 16;
 
 #[derive(Debug)]
 pub struct Topic {
@@ -52,6 +70,7 @@ pub fn valid_topic_name(name: &str) -> bool {
 pub struct TopicRegistry {
     meta: Arc<dyn MetadataStore>,
     broker_id: i32,
+    cluster: Arc<ClusterView>,
     /// The broker lease that leader keys are bound to (replaced after a lease loss).
     lease: std::sync::Mutex<LeaseId>,
     by_name: RwLock<HashMap<String, Arc<Topic>>>,
@@ -61,10 +80,11 @@ pub struct TopicRegistry {
 }
 
 impl TopicRegistry {
-    pub fn new(meta: Arc<dyn MetadataStore>, broker_id: i32, lease: LeaseId) -> Self {
+    pub fn new(meta: Arc<dyn MetadataStore>, cluster: Arc<ClusterView>, lease: LeaseId) -> Self {
         Self {
             meta,
-            broker_id,
+            broker_id: cluster.broker_id(),
+            cluster,
             lease: std::sync::Mutex::new(lease),
             by_name: RwLock::new(HashMap::new()),
             by_id: RwLock::new(HashMap::new()),
@@ -222,7 +242,7 @@ impl TopicRegistry {
         Ok(self.load(record).await?)
     }
 
-    /// Takes leadership of every partition of `record` and registers the topic.
+    /// Registers the topic, taking leadership of the partitions this broker should own.
     async fn load(&self, record: TopicRecord) -> Result<Arc<Topic>, MetadataError> {
         let mut partitions = Vec::with_capacity(record.partitions as usize);
         for p in 0..record.partitions {
@@ -230,7 +250,12 @@ impl TopicRegistry {
                 topic_id: record.topic_id,
                 partition: p,
             };
-            partitions.push(Arc::new(self.acquire(tp, &record.name).await?));
+            let partition = if self.cluster.partition_owner(tp) == self.broker_id {
+                self.acquire(tp, &record.name).await?
+            } else {
+                Partition::not_led(tp, record.name.clone())
+            };
+            partitions.push(Arc::new(partition));
         }
         let topic = Arc::new(Topic {
             name: record.name.clone(),
@@ -249,11 +274,31 @@ impl TopicRegistry {
         Ok(topic)
     }
 
+    /// Waits (at most [`HANDOFF_GRACE`]) while another live broker holds the leader key, so
+    /// a leader that is handing the partition over can commit what it accepted first.
+    async fn await_handoff(&self, leader_key: &str) -> Result<(), MetadataError> {
+        let deadline = tokio::time::Instant::now() + HANDOFF_GRACE;
+        loop {
+            let holder = match self.meta.get(leader_key).await? {
+                Some(v) => LeaderRecord::decode(leader_key, &v.value)?.broker_id,
+                None => return Ok(()),
+            };
+            if holder == self.broker_id
+                || !self.cluster.is_live(holder)
+                || tokio::time::Instant::now() >= deadline
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(HANDOFF_POLL).await;
+        }
+    }
+
     /// Becomes leader of `tp`: bumps the leader epoch under our lease, then loads the
     /// committed state and index.
     async fn acquire(&self, tp: TopicPartition, topic: &str) -> Result<Partition, MetadataError> {
         let leader_key = keys::partition_leader(tp.topic_id, tp.partition);
         let state_key = keys::partition_state(tp.topic_id, tp.partition);
+        self.await_handoff(&leader_key).await?;
         let (leader_version, leader_epoch) = loop {
             let current = self.meta.get(&leader_key).await?;
             let (version, previous_epoch) = match &current {
@@ -324,5 +369,154 @@ impl TopicRegistry {
             &state,
             index,
         ))
+    }
+
+    /// Replaces partition `index` of `topic` (copy on write: readers holding the old topic
+    /// keep a consistent, if stale, view and get NOT_LEADER_OR_FOLLOWER from it).
+    fn set_partition(&self, topic_id: Uuid, index: usize, partition: Arc<Partition>) {
+        let mut by_id = self.by_id.write().expect("topics lock");
+        let Some(current) = by_id.get(&topic_id).cloned() else {
+            return;
+        };
+        let mut partitions = current.partitions.clone();
+        partitions[index] = partition;
+        let topic = Arc::new(Topic {
+            name: current.name.clone(),
+            topic_id,
+            config: current.config.clone(),
+            partitions,
+        });
+        by_id.insert(topic_id, topic.clone());
+        self.by_name
+            .write()
+            .expect("topics lock")
+            .insert(topic.name.clone(), topic);
+    }
+
+    /// Stops leading `partition`: no new produce is admitted, batches already accepted are
+    /// given a moment to commit, then the leader key is deleted so the new owner can take
+    /// over at once.
+    async fn release(&self, partition: &Partition) -> Result<(), MetadataError> {
+        {
+            let mut state = partition.lock();
+            if state.fenced {
+                return Ok(());
+            }
+            state.fenced = true;
+        }
+        let deadline = tokio::time::Instant::now() + RELEASE_FLUSH_WAIT;
+        loop {
+            {
+                let state = partition.lock();
+                if state.next_offset == state.high_watermark || state.needs_reload {
+                    break;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    topic = %partition.topic,
+                    partition = partition.tp.partition,
+                    "releasing leadership with batches still in flight; they fail and are retried"
+                );
+                break;
+            }
+            tokio::time::sleep(HANDOFF_POLL).await;
+        }
+        let leader_version = partition.lock().leader_version;
+        let leader_key = keys::partition_leader(partition.tp.topic_id, partition.tp.partition);
+        match self
+            .meta
+            .txn(
+                Txn::new()
+                    .when_version(&leader_key, leader_version)
+                    .delete(&leader_key),
+            )
+            .await
+        {
+            // Taken over already: nothing of ours to delete.
+            Ok(_) | Err(MetadataError::Conflict { .. }) => {}
+            Err(err) => return Err(err),
+        }
+        tracing::info!(
+            topic = %partition.topic,
+            partition = partition.tp.partition,
+            "partition leadership released"
+        );
+        Ok(())
+    }
+
+    /// Brings leadership in line with the cluster view: acquires what this broker should
+    /// own and does not lead, releases what it leads and should not.
+    pub async fn reconcile(&self) {
+        use futures::StreamExt;
+        let _guard = self.load_lock.lock().await;
+        let mut changes = Vec::new();
+        for topic in self.all() {
+            for (index, partition) in topic.partitions.iter().enumerate() {
+                let should_lead = self.cluster.partition_owner(partition.tp) == self.broker_id;
+                let (led, needs_reload) = {
+                    let state = partition.lock();
+                    (!state.fenced, state.needs_reload)
+                };
+                if should_lead == led || needs_reload {
+                    continue;
+                }
+                changes.push((topic.clone(), index, partition.clone(), should_lead));
+            }
+        }
+        let results: Vec<_> = futures::stream::iter(changes)
+            .map(|(topic, index, partition, should_lead)| async move {
+                let tp = partition.tp;
+                let result = if should_lead {
+                    match self.acquire(tp, &topic.name).await {
+                        Ok(acquired) => {
+                            self.set_partition(topic.topic_id, index, Arc::new(acquired));
+                            Ok(())
+                        }
+                        Err(err) => Err(err),
+                    }
+                } else {
+                    match self.release(&partition).await {
+                        Ok(()) => {
+                            let idle = Partition::not_led(tp, topic.name.clone());
+                            self.set_partition(topic.topic_id, index, Arc::new(idle));
+                            Ok(())
+                        }
+                        Err(err) => Err(err),
+                    }
+                };
+                (topic.name.clone(), tp.partition, result)
+            })
+            .buffer_unordered(LEADERSHIP_CONCURRENCY)
+            .collect()
+            .await;
+        for (topic, partition, result) in results {
+            if let Err(err) = result {
+                tracing::warn!(%topic, partition, "failed to change partition leadership, will retry: {err:#}");
+            }
+        }
+    }
+
+    /// Keeps leadership in line with the cluster until `shutdown`: after every change of the
+    /// live brokers and every [`RECONCILE_INTERVAL`] (topics created through other brokers
+    /// are loaded then).
+    pub async fn run_leadership(
+        &self,
+        mut changes: watch::Receiver<u64>,
+        shutdown: CancellationToken,
+    ) {
+        let mut interval = tokio::time::interval(RECONCILE_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = interval.tick() => {}
+            }
+            if let Err(err) = self.load_all().await {
+                tracing::warn!("failed to load new topics: {err:#}");
+            }
+            self.reconcile().await;
+        }
     }
 }

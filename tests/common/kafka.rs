@@ -171,7 +171,16 @@ pub fn consume_all(
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let msg = msg.expect("consume without error");
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(err) if is_transient(&err) => {
+                // A broker of the cluster is down or moving partitions: librdkafka reports
+                // it and carries on by itself.
+                eprintln!("consumer: transient error: {err}");
+                continue;
+            }
+            Err(err) => panic!("consume without error: {err}"),
+        };
         let previous = last_offset.insert(msg.partition(), msg.offset());
         if let Some(previous) = previous {
             assert_eq!(
@@ -200,4 +209,19 @@ pub fn consume_all(
         assert!(got.insert((msg.partition(), msg.offset()), rec).is_none());
     }
     got
+}
+
+/// Errors librdkafka reports while it recovers by itself (a broker down, a leader moving).
+pub fn is_transient(err: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        err.rdkafka_error_code(),
+        Some(
+            Code::BrokerTransportFailure
+                | Code::AllBrokersDown
+                | Code::NotLeaderForPartition
+                | Code::LeaderNotAvailable
+                | Code::UnknownTopicOrPartition
+        )
+    )
 }

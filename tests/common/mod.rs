@@ -198,6 +198,31 @@ impl Broker {
         Self::start_in(self.data_dir.clone(), self.extra_args.clone())
     }
 
+    /// kill -9 and wait for the process to be gone.
+    pub fn kill(mut self) {
+        self.signal("KILL");
+        self.wait_exit(STOP_DEADLINE);
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        self.terminate();
+        let status = self.wait_exit(STOP_DEADLINE);
+        assert!(
+            status.success(),
+            "graceful stop failed: {status}; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// A gauge or counter from `/metrics` (0 if the series is absent).
+    pub fn metric(&self, series: &str) -> f64 {
+        let (_, text) = self.http_get("/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {
             Some(child) => child.try_wait().expect("wait broker").is_none(),

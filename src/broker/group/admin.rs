@@ -33,6 +33,14 @@ pub(in crate::broker) async fn describe(
         let described = DescribedGroup::default()
             .with_group_id(group_id.clone())
             .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+        if !ctx.groups.owns(group_id.as_str()) {
+            groups.push(
+                described
+                    .with_group_state(text(GroupState::Dead.name().to_string()))
+                    .with_error_code(error::code(ResponseError::NotCoordinator)),
+            );
+            continue;
+        }
         if let Some(summary) = ctx.groups.summary(group_id.as_str()) {
             let members = summary
                 .members
@@ -115,8 +123,10 @@ pub(in crate::broker) async fn list(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
+    // Each broker lists the groups it coordinates; admin clients ask every broker.
     let groups = all
         .into_iter()
+        .filter(|(id, _)| ctx.groups.owns(id))
         .filter(|(_, (state, _))| {
             states.is_empty() || states.contains(&state.name().to_ascii_lowercase())
         })
@@ -151,6 +161,9 @@ pub(in crate::broker) async fn delete(
 async fn delete_one(ctx: &BrokerCtx, group_id: &str) -> i16 {
     if group_id.is_empty() {
         return error::code(ResponseError::InvalidGroupId);
+    }
+    if !ctx.groups.owns(group_id) {
+        return error::code(ResponseError::NotCoordinator);
     }
     let active = ctx.groups.with_group(group_id, |g| !g.is_idle());
     if active {

@@ -1,5 +1,5 @@
-//! FindCoordinator: this broker coordinates every group (and, once transactions exist, every
-//! transactional id) until the cluster issue spreads coordination over live brokers.
+//! FindCoordinator: coordination of groups (and, once transactions exist, transactional
+//! ids) is spread over the live brokers by rendezvous hashing (`ClusterView::group_owner`).
 
 use std::sync::Arc;
 
@@ -20,9 +20,8 @@ pub(in crate::broker) fn handle(
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let (host, port) = &ctx.advertised;
     let answer = |key: StrBytes| -> Coordinator {
-        let coordinator = Coordinator::default().with_key(key);
+        let coordinator = Coordinator::default().with_key(key.clone());
         if req.key_type != KEY_TYPE_GROUP && req.key_type != KEY_TYPE_TRANSACTION {
             // Share groups (key type 2) and anything newer are not served here.
             return coordinator
@@ -31,10 +30,19 @@ pub(in crate::broker) fn handle(
                 .with_port(-1)
                 .with_error_code(error::code(ResponseError::InvalidRequest));
         }
-        coordinator
-            .with_node_id(BrokerId(ctx.broker_id))
-            .with_host(text(host.clone()))
-            .with_port(i32::from(*port))
+        let owner = ctx.cluster.group_owner(key.as_str());
+        match ctx.cluster.broker(owner) {
+            Some(broker) => coordinator
+                .with_node_id(BrokerId(owner))
+                .with_host(text(broker.host))
+                .with_port(i32::from(broker.port)),
+            // The owner left between the two reads: the client asks again.
+            None => coordinator
+                .with_node_id(BrokerId(-1))
+                .with_host(StrBytes::default())
+                .with_port(-1)
+                .with_error_code(error::code(ResponseError::CoordinatorNotAvailable)),
+        }
     };
     if version >= 4 {
         let coordinators = req.coordinator_keys.iter().cloned().map(answer).collect();

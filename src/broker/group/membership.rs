@@ -84,6 +84,14 @@ pub(in crate::broker) fn join(
             version,
         )))));
     }
+    if !ctx.groups.owns(&group_id) {
+        let code = error::code(ResponseError::NotCoordinator);
+        return Reply::Now(Some(Box::new(ResponseKind::JoinGroup(join_error(
+            code,
+            req.member_id.as_str(),
+            version,
+        )))));
+    }
     let request = JoinRequest {
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),
@@ -145,6 +153,12 @@ pub(in crate::broker) fn sync(ctx: &Arc<BrokerCtx>, req: SyncGroupRequest) -> Re
                 .with_error_code(error::code(ResponseError::InvalidGroupId)),
         ))));
     }
+    if !ctx.groups.owns(&group_id) {
+        return Reply::Now(Some(Box::new(ResponseKind::SyncGroup(
+            SyncGroupResponse::default()
+                .with_error_code(error::code(ResponseError::NotCoordinator)),
+        ))));
+    }
     let request = SyncRequest {
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),
@@ -184,6 +198,10 @@ pub(in crate::broker) fn heartbeat(
         return HeartbeatResponse::default()
             .with_error_code(error::code(ResponseError::InvalidGroupId));
     }
+    if !ctx.groups.owns(&group_id) {
+        return HeartbeatResponse::default()
+            .with_error_code(error::code(ResponseError::NotCoordinator));
+    }
     let instance_id = req.group_instance_id.as_ref().map(|s| s.as_str());
     let code = ctx.groups.with_group(&group_id, |g| {
         g.heartbeat(
@@ -205,6 +223,10 @@ pub(in crate::broker) fn leave(
     if group_id.is_empty() {
         return LeaveGroupResponse::default()
             .with_error_code(error::code(ResponseError::InvalidGroupId));
+    }
+    if !ctx.groups.owns(&group_id) {
+        return LeaveGroupResponse::default()
+            .with_error_code(error::code(ResponseError::NotCoordinator));
     }
     // v0-2 name one member; v3+ a batch (KIP-345).
     let leaving: Vec<LeavingMember> = if version >= 3 {

@@ -73,6 +73,9 @@ pub(in crate::broker) async fn commit(
     if group_id.is_empty() {
         return respond_all(error::code(ResponseError::InvalidGroupId));
     }
+    if !ctx.groups.owns(&group_id) {
+        return respond_all(error::code(ResponseError::NotCoordinator));
+    }
     let instance_id = req.group_instance_id.as_ref().map(|s| s.as_str());
     let (code, protocol_type) = ctx.groups.with_group(&group_id, |g| {
         let code = g.validate_commit(
@@ -180,11 +183,21 @@ async fn fetch_group(
     group_id: &str,
     requested: Option<Vec<(String, Vec<i32>)>>,
 ) -> FetchedGroup {
-    let stored = match ctx.groups.offsets().fetch_all(group_id).await {
+    let stored = if ctx.groups.owns(group_id) {
+        ctx.groups
+            .offsets()
+            .fetch_all(group_id)
+            .await
+            .map_err(|err| {
+                tracing::warn!(group = %group_id, "failed to read committed offsets: {err:#}");
+                error::from_group_store(&err)
+            })
+    } else {
+        Err(error::code(ResponseError::NotCoordinator))
+    };
+    let stored = match stored {
         Ok(stored) => stored,
-        Err(err) => {
-            tracing::warn!(group = %group_id, "failed to read committed offsets: {err:#}");
-            let code = error::from_group_store(&err);
+        Err(code) => {
             // The group-level error is enough from v2 on; v1 clients read it per partition.
             let topics = requested
                 .unwrap_or_default()
@@ -360,6 +373,9 @@ pub(in crate::broker) async fn delete(
     let failed = |code: i16| OffsetDeleteResponse::default().with_error_code(code);
     if group_id.is_empty() {
         return failed(error::code(ResponseError::InvalidGroupId));
+    }
+    if !ctx.groups.owns(&group_id) {
+        return failed(error::code(ResponseError::NotCoordinator));
     }
     let summary = ctx.groups.summary(&group_id);
     let active = summary
