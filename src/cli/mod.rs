@@ -7,4 +7,5 @@ pub mod group;
 pub mod group_api;
 pub mod group_reset;
 pub mod kafka_client;
+pub mod record_api;
 pub mod table;
