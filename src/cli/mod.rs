@@ -1,7 +1,10 @@
-//! The operator CLI's cluster commands (`strato group ...`). They reach brokers only
-//! through the Kafka protocol (`kafka_client`), never through the metadata store, so they
-//! work against any Kafka-compatible cluster and see exactly what clients see.
+//! The operator CLI's cluster commands (`strato group ...`) and benchmarks (`strato bench
+//! ...`). They reach brokers only through the Kafka protocol (`kafka_client`), never through
+//! the metadata store, so they work against any Kafka-compatible cluster and see exactly what
+//! clients see.
 
+pub mod bench;
+mod bench_broker;
 pub mod cluster;
 pub mod group;
 pub mod group_api;
