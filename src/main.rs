@@ -33,6 +33,7 @@ fn run() -> anyhow::Result<()> {
             }
             Command::Segment(SegmentCommand::Dump(args)) => segment_dump(args).await,
             Command::Group(command) => strato::cli::group::run(command).await,
+            Command::Bench(command) => strato::cli::bench::run(command).await,
         }
     })
 }

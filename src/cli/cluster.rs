@@ -106,6 +106,11 @@ impl Client {
         self.brokers.keys().copied().collect()
     }
 
+    /// host:port of broker `node_id`, as the last Metadata response gave it.
+    pub fn broker_addr(&self, node_id: i32) -> Option<&str> {
+        self.brokers.get(&node_id).map(String::as_str)
+    }
+
     /// Metadata for `topics` (`None`: every topic), without creating missing topics.
     /// Remembers the broker list.
     pub async fn metadata(

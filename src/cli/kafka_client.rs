@@ -13,9 +13,10 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DeleteGroupsRequest, DescribeGroupsRequest,
-    FindCoordinatorRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetFetchRequest, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, DeleteGroupsRequest,
+    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest,
+    RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Message, Request, StrBytes, VersionRange};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,6 +61,10 @@ client_versions! {
     OffsetFetchRequest => 2..=9,
     OffsetCommitRequest => 2..=9,
     DeleteGroupsRequest => 0..=2,
+    CreateTopicsRequest => 2..=7,
+    // v13 addresses topics by id (KIP-516); these name them.
+    ProduceRequest => 3..=12,
+    FetchRequest => 4..=12,
 }
 
 /// Timeouts and bounds of a client's connections.

@@ -1,10 +1,14 @@
-//! The operator CLI's cluster commands (`strato group ...`). They reach brokers only
-//! through the Kafka protocol (`kafka_client`), never through the metadata store, so they
-//! work against any Kafka-compatible cluster and see exactly what clients see.
+//! The operator CLI's cluster commands (`strato group ...`) and benchmarks (`strato bench
+//! ...`). They reach brokers only through the Kafka protocol (`kafka_client`), never through
+//! the metadata store, so they work against any Kafka-compatible cluster and see exactly what
+//! clients see.
 
+pub mod bench;
+mod bench_broker;
 pub mod cluster;
 pub mod group;
 pub mod group_api;
 pub mod group_reset;
 pub mod kafka_client;
+pub mod record_api;
 pub mod table;
