@@ -1,0 +1,159 @@
+//! A cluster of brokers for tests: several `strato serve` processes sharing one etcd
+//! (started here) and one object store directory, and an idempotent producer that streams
+//! on its own thread while brokers come and go.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use strato_metadata::testing::etcd_server::EtcdServer;
+
+use super::kafka::{Rec, produce_all, producer, record};
+use super::{Broker, wait_until};
+
+/// Time for leadership to settle after a membership change: a dead broker's lease expires
+/// within its 10 s TTL, then the others take over within a reconcile pass.
+pub const SETTLE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Bound of a producer stream (it normally stops much earlier, when told to).
+pub const STREAM_RECORDS_MAX: usize = 200_000;
+
+/// Brokers sharing an etcd prefix and an object store directory, each with its own data
+/// directory (cache only).
+pub struct Cluster {
+    root: tempfile::TempDir,
+    args: Vec<String>,
+    pub brokers: BTreeMap<usize, Broker>,
+    next: usize,
+    _etcd: EtcdServer,
+}
+
+impl Cluster {
+    pub fn start(n: usize, prefix: &str) -> Cluster {
+        let etcd = EtcdServer::start();
+        let root = tempfile::tempdir().unwrap();
+        let objects = format!("file://{}", root.path().join("objects").display());
+        let args = vec![
+            "--metadata".to_string(),
+            etcd.url(prefix),
+            "--object-store".to_string(),
+            objects,
+            "--group-initial-rebalance-delay-ms".to_string(),
+            "300".to_string(),
+        ];
+        let mut cluster = Cluster {
+            root,
+            args,
+            brokers: BTreeMap::new(),
+            next: 0,
+            _etcd: etcd,
+        };
+        for _ in 0..n {
+            cluster.add();
+        }
+        cluster
+    }
+
+    /// Starts one more broker; returns its slot.
+    pub fn add(&mut self) -> usize {
+        let slot = self.next;
+        self.next += 1;
+        let dir = self.root.path().join(format!("broker-{slot}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.brokers
+            .insert(slot, Broker::start(Path::new(&dir), &args));
+        slot
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.brokers
+            .values()
+            .map(Broker::bootstrap)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn take(&mut self, slot: usize) -> Broker {
+        self.brokers.remove(&slot).expect("broker slot")
+    }
+
+    /// Partitions each running broker leads, by slot.
+    pub fn led(&self) -> BTreeMap<usize, u64> {
+        self.brokers
+            .iter()
+            .map(|(slot, b)| (*slot, b.metric("strato_partitions{state=\"led\"}") as u64))
+            .collect()
+    }
+
+    /// Waits until the running brokers lead `partitions` partitions between them, each at
+    /// least one.
+    pub fn wait_balanced(&self, partitions: u64) {
+        wait_until(SETTLE_DEADLINE, "leadership to settle", || {
+            let led = self.led();
+            led.values().sum::<u64>() == partitions && led.values().all(|n| *n > 0)
+        });
+    }
+}
+
+/// An idempotent producer streaming to `topic` on a background thread (its own runtime)
+/// until stopped; yields what was acknowledged where.
+pub struct Stream {
+    stop: Arc<AtomicBool>,
+    acknowledged: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<BTreeMap<(i32, i64), Rec>>,
+}
+
+impl Stream {
+    pub fn start(bootstrap: String, topic: &'static str) -> Stream {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acknowledged = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let stop = stop.clone();
+            let acknowledged = acknowledged.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                rt.block_on(async {
+                    let p = producer(
+                        &bootstrap,
+                        &[
+                            ("enable.idempotence", "true"),
+                            ("message.timeout.ms", "120000"),
+                        ],
+                    );
+                    let mut landed = BTreeMap::new();
+                    // Small sends, so the stream goes on while brokers come and go.
+                    let mut next = 0;
+                    while !stop.load(Ordering::Relaxed) && next < STREAM_RECORDS_MAX {
+                        let chunk: Vec<Rec> =
+                            (next..next + 100).map(|i| record("lz4", i)).collect();
+                        next += chunk.len();
+                        landed.extend(produce_all(&p, topic, &chunk).await);
+                        acknowledged.store(landed.len(), Ordering::Relaxed);
+                    }
+                    landed
+                })
+            })
+        };
+        Stream {
+            stop,
+            acknowledged,
+            thread,
+        }
+    }
+
+    /// Waits until `more` records beyond those acknowledged so far are acknowledged.
+    pub fn wait_progress(&self, more: usize) {
+        let target = self.acknowledged.load(Ordering::Relaxed) + more;
+        wait_until(SETTLE_DEADLINE, "the producer makes progress", || {
+            self.acknowledged.load(Ordering::Relaxed) >= target
+        });
+    }
+
+    pub fn finish(self) -> BTreeMap<(i32, i64), Rec> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("producer thread")
+    }
+}
