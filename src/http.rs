@@ -209,6 +209,29 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
         "Open Kafka client connections.",
         &[("", ctx.open_connections.load(Ordering::Relaxed))],
     );
+    metric(
+        &mut out,
+        "strato_partition_leadership_changes_total",
+        "counter",
+        "Partitions this broker started (acquired) or stopped (released) leading.",
+        &[
+            (
+                "change=\"acquired\"",
+                ctx.topics.acquisitions.load(Ordering::Relaxed),
+            ),
+            (
+                "change=\"released\"",
+                ctx.topics.releases.load(Ordering::Relaxed),
+            ),
+        ],
+    );
+    metric(
+        &mut out,
+        "strato_brokers",
+        "gauge",
+        "Live brokers of the cluster as this broker sees them.",
+        &[("", ctx.cluster.live().len() as u64)],
+    );
     let groups = ctx.groups.stats();
     metric(
         &mut out,

@@ -127,3 +127,161 @@ async fn scaling_out_and_in_while_producing_loses_nothing() {
         tokio::task::block_in_place(|| consume_all(&first, "scale", PARTITIONS, landed.len()));
     assert_eq!(consumed, landed);
 }
+
+/// Goal: DescribeCluster and Metadata list every live broker, and after a leader change
+/// OffsetForLeaderEpoch tells where the old epoch ended, so clients can check for log
+/// truncation. Method: raw requests at fixed versions; a broker is stopped so that its
+/// partitions move (new epochs) while records were written in the old ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_cluster_and_leader_epochs_follow_leadership() {
+    use common::wire::{connect, response, send};
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+        OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let mut cluster = Cluster::start(3, "/strato/cluster-epochs");
+    let mut conn = connect(&cluster.brokers[&0]);
+    send(
+        &mut conn,
+        ApiKey::DescribeCluster,
+        1,
+        1,
+        &DescribeClusterRequest::default().with_endpoint_type(1),
+    );
+    let described: DescribeClusterResponse = response(&mut conn, ApiKey::DescribeCluster, 1, 1);
+    assert_eq!(described.error_code, 0);
+    let mut ports: Vec<i32> = described.brokers.iter().map(|b| b.port).collect();
+    ports.sort();
+    let mut expected: Vec<i32> = cluster
+        .brokers
+        .values()
+        .map(|b| i32::from(b.addr.port()))
+        .collect();
+    expected.sort();
+    assert_eq!(ports, expected, "every live broker, with its address");
+
+    create_topic(&cluster.bootstrap(), "epochs", PARTITIONS).await;
+    tokio::task::block_in_place(|| cluster.wait_balanced(PARTITIONS as u64));
+    let p = producer(&cluster.bootstrap(), &[("enable.idempotence", "true")]);
+    let first: Vec<Rec> = (0..600).map(|i| record("none", i)).collect();
+    let landed = produce_all(&p, "epochs", &first).await;
+    let mut ends: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
+    for (partition, offset) in landed.keys() {
+        ends.insert(*partition, offset + 1);
+    }
+    let epochs_of = |conn: &mut std::net::TcpStream,
+                     correlation_id: i32|
+     -> std::collections::BTreeMap<i32, (i32, i32)> {
+        send(
+            conn,
+            ApiKey::Metadata,
+            12,
+            correlation_id,
+            &MetadataRequest::default().with_topics(None),
+        );
+        let metadata: MetadataResponse = response(conn, ApiKey::Metadata, 12, correlation_id);
+        let topic = metadata
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some("epochs"))
+            .expect("topic listed");
+        topic
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, (p.leader_id.0, p.leader_epoch)))
+            .collect()
+    };
+    let before = epochs_of(&mut conn, 2);
+
+    // Broker 2 leaves: its partitions get new leaders with new epochs.
+    let leaving = cluster.take(2);
+    tokio::task::block_in_place(|| leaving.stop());
+    tokio::task::block_in_place(|| cluster.wait_balanced(PARTITIONS as u64));
+    let second: Vec<Rec> = (600..900).map(|i| record("none", i)).collect();
+    produce_all(&p, "epochs", &second).await;
+    drop(p);
+    let mut conn = connect(&cluster.brokers[&0]);
+    let after = tokio::task::block_in_place(|| {
+        let mut after = epochs_of(&mut conn, 3);
+        common::wait_until(SETTLE_DEADLINE, "metadata shows the new leaders", || {
+            after = epochs_of(&mut conn, 4);
+            after.values().all(|(_, epoch)| *epoch >= 0)
+        });
+        after
+    });
+    let moved: Vec<i32> = before
+        .iter()
+        .filter(|(p, (_, epoch))| after[p].1 > *epoch)
+        .map(|(p, _)| *p)
+        .collect();
+    assert!(
+        !moved.is_empty(),
+        "some partitions changed leader: {before:?} -> {after:?}"
+    );
+
+    // Ask each moved partition's new leader where the old epoch ended.
+    for partition in moved {
+        let (leader, _) = after[&partition];
+        let (old_epoch, new_epoch) = (before[&partition].1, after[&partition].1);
+        let broker = cluster
+            .brokers
+            .values()
+            .find(|b| {
+                b.metric("strato_brokers") > 0.0 && broker_id_of(&described, b) == Some(leader)
+            })
+            .unwrap_or_else(|| panic!("leader {leader} is a running broker"));
+        let mut leader_conn = connect(broker);
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_topics(vec![
+                OffsetForLeaderTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("epochs")))
+                    .with_partitions(vec![
+                        OffsetForLeaderPartition::default()
+                            .with_partition(partition)
+                            .with_current_leader_epoch(new_epoch)
+                            .with_leader_epoch(old_epoch),
+                        OffsetForLeaderPartition::default()
+                            .with_partition(partition)
+                            .with_current_leader_epoch(new_epoch)
+                            .with_leader_epoch(new_epoch),
+                    ]),
+            ]);
+        send(
+            &mut leader_conn,
+            ApiKey::OffsetForLeaderEpoch,
+            4,
+            9,
+            &request,
+        );
+        let answer: OffsetForLeaderEpochResponse =
+            response(&mut leader_conn, ApiKey::OffsetForLeaderEpoch, 4, 9);
+        let old = &answer.topics[0].partitions[0];
+        let current = &answer.topics[0].partitions[1];
+        assert_eq!(old.error_code, 0, "{answer:?}");
+        assert_eq!(
+            (old.leader_epoch, old.end_offset),
+            (old_epoch, ends.get(&partition).copied().unwrap_or(0)),
+            "the old epoch ended where the first records ended"
+        );
+        assert_eq!(current.leader_epoch, new_epoch);
+        assert!(current.end_offset >= old.end_offset);
+    }
+}
+
+/// The broker id `broker` registered under, from a DescribeCluster answer (matched by port).
+fn broker_id_of(
+    described: &kafka_protocol::messages::DescribeClusterResponse,
+    broker: &common::Broker,
+) -> Option<i32> {
+    described
+        .brokers
+        .iter()
+        .find(|b| b.port == i32::from(broker.addr.port()))
+        .map(|b| b.broker_id.0)
+}

@@ -122,8 +122,19 @@ pub struct PartitionStateRecord {
     pub leader_epoch: i32,
     #[serde(default)]
     pub producers: Vec<ProducerRecord>,
+    /// Leader epochs and the offset each started at, oldest first (bounded; for
+    /// OffsetForLeaderEpoch, which clients use to detect log truncation).
+    #[serde(default)]
+    pub epochs: Vec<LeaderEpochRecord>,
 }
 record_codec!(PartitionStateRecord);
+
+/// The first offset written under a leader epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderEpochRecord {
+    pub epoch: i32,
+    pub start_offset: Offset,
+}
 
 impl PartitionStateRecord {
     pub fn empty() -> Self {
@@ -133,6 +144,7 @@ impl PartitionStateRecord {
             log_start_offset: 0,
             leader_epoch: 0,
             producers: Vec::new(),
+            epochs: Vec::new(),
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::producer_ids::ProducerIdAllocator;
 use crate::protocol::{self, Request};
 
 mod create_topics;
+mod describe_cluster;
 mod describe_configs;
 pub mod error;
 mod fetch;
@@ -27,6 +28,7 @@ mod group;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 pub mod topic_config;
 
@@ -101,6 +103,12 @@ pub async fn handle(
         )))),
         RequestKind::Produce(req) => produce::handle(ctx, req, version).await,
         RequestKind::Fetch(req) => fetch::handle(ctx, req, version),
+        RequestKind::OffsetForLeaderEpoch(req) => now(ResponseKind::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(ctx, req),
+        )),
+        RequestKind::DescribeCluster(req) => now(ResponseKind::DescribeCluster(
+            describe_cluster::handle(ctx, req, version),
+        )),
         RequestKind::FindCoordinator(req) => now(ResponseKind::FindCoordinator(
             group::find_coordinator::handle(ctx, req, version),
         )),

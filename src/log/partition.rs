@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use strato_metadata::Version;
-use strato_metadata::model::{IndexEntry, Offset, PartitionStateRecord, TopicPartition};
+use strato_metadata::model::{
+    IndexEntry, LeaderEpochRecord, Offset, PartitionStateRecord, TopicPartition,
+};
 
 use super::producer::ProducerStates;
 
@@ -37,6 +39,8 @@ pub struct PartitionState {
     pub committed_producers: ProducerStates,
     /// Bumped whenever uncommitted batches are discarded, so waiters can tell.
     pub rewinds: u64,
+    /// Leader epochs with their start offsets, oldest first (persisted with every commit).
+    pub epochs: Vec<LeaderEpochRecord>,
     /// A commit found our leader or state key changed: another broker leads now.
     pub fenced: bool,
     /// A commit's outcome is unknown (metadata store timeout): no produce is admitted until
@@ -86,6 +90,7 @@ impl Partition {
                 producers: producers.clone(),
                 committed_producers: producers,
                 rewinds: 0,
+                epochs: state.epochs.clone(),
                 fenced: false,
                 needs_reload: false,
             }),
@@ -168,6 +173,113 @@ impl PartitionState {
             log_start_offset: self.log_start_offset,
             leader_epoch: self.leader_epoch,
             producers: producers.to_records(),
+            epochs: self.epochs.clone(),
         }
+    }
+
+    /// OffsetForLeaderEpoch: the latest epoch not above `requested` and the offset where the
+    /// next epoch started (the committed end for the current one), as Kafka's leader epoch cache
+    /// answers; `(-1, -1)` for an epoch newer than any known.
+    pub fn epoch_end_offset(&self, requested: i32) -> (i32, Offset) {
+        epoch_end_offset(&self.epochs, self.high_watermark, requested)
+    }
+}
+
+/// Most leader epochs remembered per partition: the state is written with every commit,
+/// so its size matters; a client asking about an older epoch than these gets the start
+/// of the oldest one kept.
+pub const EPOCHS_KEPT_MAX: usize = 64;
+
+/// Records that `epoch` starts at `start_offset` (a new leader), keeping the newest
+/// [`EPOCHS_KEPT_MAX`] entries.
+pub fn push_epoch(epochs: &mut Vec<LeaderEpochRecord>, epoch: i32, start_offset: Offset) {
+    if let Some(last) = epochs.last() {
+        assert!(epoch > last.epoch, "leader epochs only grow");
+        assert!(
+            start_offset >= last.start_offset,
+            "epoch start offsets never go back"
+        );
+    }
+    epochs.push(LeaderEpochRecord {
+        epoch,
+        start_offset,
+    });
+    if epochs.len() > EPOCHS_KEPT_MAX {
+        let excess = epochs.len() - EPOCHS_KEPT_MAX;
+        epochs.drain(..excess);
+    }
+}
+
+fn epoch_end_offset(
+    epochs: &[LeaderEpochRecord],
+    log_end: Offset,
+    requested: i32,
+) -> (i32, Offset) {
+    const UNDEFINED: (i32, Offset) = (-1, -1);
+    if requested < 0 {
+        return UNDEFINED;
+    }
+    if epochs.last().is_some_and(|last| last.epoch == requested) {
+        return (requested, log_end);
+    }
+    let Some(higher) = epochs.iter().find(|e| e.epoch > requested) else {
+        return UNDEFINED;
+    };
+    match epochs.iter().rev().find(|e| e.epoch <= requested) {
+        Some(floor) => (floor.epoch, higher.start_offset),
+        None => (requested, higher.start_offset),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_end_offsets_follow_kafkas_leader_epoch_cache() {
+        let mut epochs = Vec::new();
+        push_epoch(&mut epochs, 2, 0);
+        push_epoch(&mut epochs, 5, 100);
+        push_epoch(&mut epochs, 6, 100);
+        push_epoch(&mut epochs, 9, 250);
+        let end = 300;
+        assert_eq!(
+            epoch_end_offset(&epochs, end, 9),
+            (9, 300),
+            "current epoch: log end"
+        );
+        assert_eq!(epoch_end_offset(&epochs, end, 6), (6, 250));
+        assert_eq!(
+            epoch_end_offset(&epochs, end, 5),
+            (5, 100),
+            "an empty epoch"
+        );
+        assert_eq!(
+            epoch_end_offset(&epochs, end, 7),
+            (6, 250),
+            "unknown epoch: the floor"
+        );
+        assert_eq!(
+            epoch_end_offset(&epochs, end, 1),
+            (1, 0),
+            "older than all known"
+        );
+        assert_eq!(
+            epoch_end_offset(&epochs, end, 10),
+            (-1, -1),
+            "newer than all known"
+        );
+        assert_eq!(epoch_end_offset(&epochs, end, -1), (-1, -1));
+        assert_eq!(epoch_end_offset(&[], end, 0), (-1, -1));
+    }
+
+    #[test]
+    fn epoch_history_is_bounded() {
+        let mut epochs = Vec::new();
+        for epoch in 0..200 {
+            push_epoch(&mut epochs, epoch, i64::from(epoch) * 10);
+        }
+        assert_eq!(epochs.len(), EPOCHS_KEPT_MAX);
+        assert_eq!(epochs[0].epoch, 200 - EPOCHS_KEPT_MAX as i32);
     }
 }

@@ -77,6 +77,9 @@ pub struct TopicRegistry {
     by_id: RwLock<HashMap<Uuid, Arc<Topic>>>,
     /// Serializes loads and creations so one topic is never loaded twice.
     load_lock: tokio::sync::Mutex<()>,
+    /// Leadership changes since start (for metrics).
+    pub acquisitions: std::sync::atomic::AtomicU64,
+    pub releases: std::sync::atomic::AtomicU64,
 }
 
 impl TopicRegistry {
@@ -89,6 +92,8 @@ impl TopicRegistry {
             by_name: RwLock::new(HashMap::new()),
             by_id: RwLock::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
+            acquisitions: std::sync::atomic::AtomicU64::new(0),
+            releases: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -358,8 +363,14 @@ impl TopicRegistry {
             chunks = index.len(),
             "partition leadership acquired"
         );
+        self.acquisitions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut state = state;
         state.leader_epoch = leader_epoch;
+        // The new epoch starts at the committed end; it is persisted with the first commit
+        // (an epoch that writes nothing needs no entry: the next one starts at the same
+        // offset).
+        super::partition::push_epoch(&mut state.epochs, leader_epoch, state.high_watermark);
         Ok(Partition::new(
             tp,
             topic.to_string(),
@@ -442,6 +453,8 @@ impl TopicRegistry {
             partition = partition.tp.partition,
             "partition leadership released"
         );
+        self.releases
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
