@@ -80,6 +80,27 @@ impl ClusterView {
         self.owner(&key)
     }
 
+    /// The broker a consumer in `rack` should read `tp` from (KIP-392), if a live broker
+    /// other than this one is in that rack: spread over the rack's brokers by the same
+    /// rendezvous score, so each serves (and caches) a share of the partitions.
+    pub fn read_replica(&self, tp: TopicPartition, rack: &str) -> Option<i32> {
+        let brokers = self.brokers.read().expect("cluster lock");
+        if brokers
+            .get(&self.broker_id)
+            .is_some_and(|me| me.rack.as_deref() == Some(rack))
+        {
+            return None;
+        }
+        let mut key = Vec::with_capacity(20);
+        key.extend_from_slice(tp.topic_id.as_bytes());
+        key.extend_from_slice(&tp.partition.to_be_bytes());
+        brokers
+            .values()
+            .filter(|b| b.rack.as_deref() == Some(rack))
+            .map(|b| b.broker_id)
+            .max_by_key(|id| (rendezvous_score(*id, &key), *id))
+    }
+
     /// The broker that should coordinate `group_id`.
     pub fn group_owner(&self, group_id: &str) -> i32 {
         let mut key = b"group:".to_vec();

@@ -227,6 +227,13 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
     );
     metric(
         &mut out,
+        "strato_replica_reads_total",
+        "counter",
+        "Fetch reads of partitions led by another broker, served here from the shared index.",
+        &[("", ctx.replicas.reads.load(Ordering::Relaxed))],
+    );
+    metric(
+        &mut out,
         "strato_brokers",
         "gauge",
         "Live brokers of the cluster as this broker sees them.",

@@ -120,6 +120,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tier,
         topics,
         log,
+        replicas: crate::log::replica::ReplicaViews::new(meta.clone()),
         producer_ids: ProducerIdAllocator::new(),
         groups: Arc::new(crate::group::GroupCoordinator::new(
             meta.clone(),

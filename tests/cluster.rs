@@ -285,3 +285,58 @@ fn broker_id_of(
         .find(|b| b.port == i32::from(broker.addr.port()))
         .map(|b| b.broker_id.0)
 }
+
+/// Goal: zone-aware reads (KIP-392) and stateless reads: a consumer that sets `client.rack`
+/// reads every partition from the broker in its rack, including partitions other brokers
+/// lead, and gets exactly the records produced. Method: three brokers in three racks; the
+/// replica-read counter shows who served reads for partitions it does not lead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_read_from_the_broker_in_their_rack() {
+    let mut cluster = Cluster::start(0, "/strato/cluster-racks");
+    let a = cluster.add_with(&["--rack", "az-a"]);
+    let b = cluster.add_with(&["--rack", "az-b"]);
+    let c = cluster.add_with(&["--rack", "az-c"]);
+    create_topic(&cluster.bootstrap(), "zoned", PARTITIONS).await;
+    tokio::task::block_in_place(|| cluster.wait_balanced(PARTITIONS as u64));
+    let p = producer(&cluster.bootstrap(), &[("enable.idempotence", "true")]);
+    let records: Vec<Rec> = (0..3_000).map(|i| record("zstd", i)).collect();
+    let landed = produce_all(&p, "zoned", &records).await;
+    drop(p);
+
+    // Without a rack, every read goes to the leaders.
+    let plain = tokio::task::block_in_place(|| {
+        consume_all(&cluster.bootstrap(), "zoned", PARTITIONS, landed.len())
+    });
+    assert_eq!(plain, landed);
+    let replica_reads = |slot| cluster.brokers[&slot].metric("strato_replica_reads_total");
+    assert_eq!(
+        [replica_reads(a), replica_reads(b), replica_reads(c)],
+        [0.0; 3],
+        "no replica reads without client.rack"
+    );
+
+    let consumed = tokio::task::block_in_place(|| {
+        common::kafka::consume_all_with(
+            &cluster.bootstrap(),
+            "zoned",
+            PARTITIONS,
+            landed.len(),
+            &[("client.rack", "az-a")],
+        )
+    });
+    assert_eq!(consumed, landed);
+    assert!(
+        replica_reads(a) > 0.0,
+        "the az-a broker served partitions it does not lead"
+    );
+    assert_eq!(
+        replica_reads(b),
+        0.0,
+        "nothing was read from az-b's replicas"
+    );
+    assert_eq!(
+        replica_reads(c),
+        0.0,
+        "nothing was read from az-c's replicas"
+    );
+}

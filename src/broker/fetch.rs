@@ -3,6 +3,11 @@
 //! first non-empty partition, KIP-74). Long poll: when fewer than `min_bytes` are ready the
 //! request parks until a flush commits (woken through the log's commit channel) or
 //! `max_wait_ms` passes. Sessions are declined (`session_id` 0, KIP-227 allows it).
+//!
+//! Any broker serves reads: partitions led elsewhere are read through a replica view of
+//! the committed index (`log::replica`). A leader asked by a consumer in another rack
+//! (`rack_id`, Fetch v11+) names a broker in the consumer's rack as the preferred read
+//! replica instead of returning records (KIP-392), so reads stay inside a zone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +32,8 @@ const READ_AHEAD_CHUNKS: usize = 4;
 
 struct Wanted {
     index: i32,
+    /// The consumer's rack (`rack_id`, Fetch v11+), if it gave one.
+    client_rack: Option<String>,
     partition: Result<Arc<Partition>, i16>,
     fetch_offset: i64,
     partition_max_bytes: usize,
@@ -45,6 +52,7 @@ pub(super) fn handle(ctx: &Arc<BrokerCtx>, req: FetchRequest, version: i16) -> R
 }
 
 fn resolve(ctx: &BrokerCtx, req: &FetchRequest, version: i16) -> Vec<WantedTopic> {
+    let client_rack = (version >= 11 && !req.rack_id.is_empty()).then(|| req.rack_id.to_string());
     req.topics
         .iter()
         .map(|t| {
@@ -63,6 +71,7 @@ fn resolve(ctx: &BrokerCtx, req: &FetchRequest, version: i16) -> Vec<WantedTopic
                 .iter()
                 .map(|p| Wanted {
                     index: p.partition,
+                    client_rack: client_rack.clone(),
                     partition: match &topic {
                         None => Err(unknown),
                         Some(topic) => usize::try_from(p.partition)
@@ -97,6 +106,11 @@ async fn fetch(ctx: &Arc<BrokerCtx>, req: FetchRequest, version: i16) -> FetchRe
         .unwrap_or(usize::MAX)
         .min(ctx.config.max_fetch_bytes as usize);
     let mut commits = ctx.log.subscribe_commits();
+    // Commits of partitions led elsewhere are not announced here: look again periodically.
+    let replica_reads = wanted
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .any(|w| w.partition.as_ref().is_ok_and(|p| !p.is_led()));
     loop {
         commits.borrow_and_update();
         let (topics, total, errors) = read_once(ctx, &wanted, max_bytes, version).await;
@@ -106,14 +120,21 @@ async fn fetch(ctx: &Arc<BrokerCtx>, req: FetchRequest, version: i16) -> FetchRe
                 .with_session_id(0)
                 .with_responses(topics);
         }
+        let recheck = if replica_reads {
+            (tokio::time::Instant::now() + crate::log::replica::REFRESH_INTERVAL).min(deadline)
+        } else {
+            deadline
+        };
         tokio::select! {
             changed = commits.changed() => {
                 if changed.is_err() {
                     return FetchResponse::default().with_responses(topics);
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
-                return FetchResponse::default().with_session_id(0).with_responses(topics);
+            _ = tokio::time::sleep_until(recheck) => {
+                if recheck >= deadline {
+                    return FetchResponse::default().with_session_id(0).with_responses(topics);
+                }
             }
         }
     }
@@ -167,15 +188,40 @@ async fn read_partition(
                 .with_log_start_offset(-1);
         }
     };
-    if !partition.is_led() {
-        // Another broker leads (or we lost our lease): the client looks the leader up.
+    let led = partition.is_led();
+    if led
+        && let Some(rack) = &w.client_rack
+        && let Some(replica) = ctx.cluster.read_replica(partition.tp, rack)
+    {
+        // KIP-392: the consumer reads from a broker in its own rack; no records here.
+        let view = partition.read_view(w.fetch_offset, 0);
         return base
-            .with_error_code(error::code(ResponseError::NotLeaderOrFollower))
-            .with_high_watermark(-1)
-            .with_last_stable_offset(-1)
-            .with_log_start_offset(-1);
+            .with_error_code(NONE)
+            .with_high_watermark(view.high_watermark)
+            .with_last_stable_offset(view.high_watermark)
+            .with_log_start_offset(view.log_start_offset)
+            .with_preferred_read_replica(BrokerId(replica));
     }
-    let view = partition.read_view(w.fetch_offset, CHUNKS_PER_PARTITION_PASS);
+    let view = if led {
+        partition.read_view(w.fetch_offset, CHUNKS_PER_PARTITION_PASS)
+    } else {
+        // Led elsewhere: serve the committed log from the metadata store's index.
+        match ctx
+            .replicas
+            .read_view(partition.tp, w.fetch_offset, CHUNKS_PER_PARTITION_PASS)
+            .await
+        {
+            Ok(view) => view,
+            Err(err) => {
+                tracing::warn!(topic = %partition.topic, partition = w.index, "failed to read a replica view: {err:#}");
+                return base
+                    .with_error_code(error::code(ResponseError::NotLeaderOrFollower))
+                    .with_high_watermark(-1)
+                    .with_last_stable_offset(-1)
+                    .with_log_start_offset(-1);
+            }
+        }
+    };
     let base = base
         .with_high_watermark(view.high_watermark)
         .with_last_stable_offset(view.high_watermark)

@@ -45,6 +45,8 @@ pub struct BrokerCtx {
     pub tier: Arc<Tier>,
     pub topics: TopicRegistry,
     pub log: Arc<LogWriter>,
+    /// Views of partitions other brokers lead, for reads served here (KIP-392).
+    pub replicas: crate::log::replica::ReplicaViews,
     pub producer_ids: ProducerIdAllocator,
     pub groups: Arc<crate::group::GroupCoordinator>,
     /// Bytes of request frames read but not yet admitted, across all connections.

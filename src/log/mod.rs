@@ -8,4 +8,5 @@
 pub mod flush;
 pub mod partition;
 pub mod producer;
+pub mod replica;
 pub mod topics;

@@ -58,11 +58,17 @@ impl Cluster {
 
     /// Starts one more broker; returns its slot.
     pub fn add(&mut self) -> usize {
+        self.add_with(&[])
+    }
+
+    /// Starts one more broker with extra `serve` flags (e.g. `--rack`); returns its slot.
+    pub fn add_with(&mut self, extra: &[&str]) -> usize {
         let slot = self.next;
         self.next += 1;
         let dir = self.root.path().join(format!("broker-{slot}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra);
         self.brokers
             .insert(slot, Broker::start(Path::new(&dir), &args));
         slot

@@ -151,7 +151,18 @@ pub fn consume_all(
     partitions: i32,
     expected: usize,
 ) -> BTreeMap<(i32, i64), Rec> {
-    let consumer = consumer(bootstrap, &[]);
+    consume_all_with(bootstrap, topic, partitions, expected, &[])
+}
+
+/// [`consume_all`] with extra consumer configuration (e.g. `client.rack`).
+pub fn consume_all_with(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    extra: &[(&str, &str)],
+) -> BTreeMap<(i32, i64), Rec> {
+    let consumer = consumer(bootstrap, extra);
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
         assignment

@@ -1,0 +1,148 @@
+//! Reads of partitions this broker does not lead. Everything a reader needs — the committed
+//! high watermark and the chunk index — is in the metadata store and the chunks are in the
+//! shared object store, so any broker can serve any committed record (stateless reads,
+//! and KIP-392 "fetch from the closest replica").
+//!
+//! Promise: a replica view never shows anything above a committed high watermark, and it
+//! is at most [`REFRESH_INTERVAL`] behind the leader's commits while a reader waits at the
+//! end of the log.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use strato_metadata::model::{
+    IndexEntry, LeaderRecord, Offset, PartitionStateRecord, TopicPartition,
+};
+use strato_metadata::{LIST_PAGE, MetadataError, MetadataStore, keys};
+use tokio::time::Instant;
+
+use super::partition::ReadView;
+
+/// How stale a replica view may be before a reader at its end refreshes it.
+pub const REFRESH_INTERVAL: Duration = Duration::from_millis(100);
+/// Partitions whose replica views are kept; the cache is emptied when full.
+const VIEWS_MAX: usize = 10_000;
+
+#[derive(Debug, Default)]
+struct View {
+    refreshed: Option<Instant>,
+    leader_epoch: i32,
+    high_watermark: Offset,
+    log_start_offset: Offset,
+    index: BTreeMap<Offset, IndexEntry>,
+}
+
+pub struct ReplicaViews {
+    meta: Arc<dyn MetadataStore>,
+    views: Mutex<HashMap<TopicPartition, Arc<tokio::sync::Mutex<View>>>>,
+    /// Replica reads served (for metrics).
+    pub reads: std::sync::atomic::AtomicU64,
+}
+
+impl ReplicaViews {
+    pub fn new(meta: Arc<dyn MetadataStore>) -> Self {
+        Self {
+            meta,
+            views: Mutex::new(HashMap::new()),
+            reads: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The committed log of `tp` from `offset` on (at most `max_entries` index entries),
+    /// refreshed from the metadata store when the reader is at the end of what is known.
+    pub async fn read_view(
+        &self,
+        tp: TopicPartition,
+        offset: Offset,
+        max_entries: usize,
+    ) -> Result<ReadView, MetadataError> {
+        let view = {
+            let mut views = self.views.lock().expect("replica views lock");
+            if views.len() >= VIEWS_MAX && !views.contains_key(&tp) {
+                views.clear();
+            }
+            Arc::clone(views.entry(tp).or_default())
+        };
+        let mut view = view.lock().await;
+        let fresh = view
+            .refreshed
+            .is_some_and(|at| at.elapsed() < REFRESH_INTERVAL);
+        // A reader at the end waits for news at most every REFRESH_INTERVAL; one beyond the
+        // end (it read newer records elsewhere) needs them now.
+        if view.refreshed.is_none()
+            || offset > view.high_watermark
+            || (offset == view.high_watermark && !fresh)
+        {
+            self.refresh(tp, &mut view).await?;
+        }
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let start = view
+            .index
+            .range(..=offset)
+            .next_back()
+            .map(|(base, _)| *base)
+            .unwrap_or(offset);
+        let entries = view
+            .index
+            .range(start..)
+            .filter(|(_, e)| e.last_offset >= offset)
+            .take(max_entries)
+            .map(|(_, e)| e.clone())
+            .collect();
+        Ok(ReadView {
+            leader_epoch: view.leader_epoch,
+            high_watermark: view.high_watermark,
+            log_start_offset: view.log_start_offset,
+            entries,
+        })
+    }
+
+    async fn refresh(&self, tp: TopicPartition, view: &mut View) -> Result<(), MetadataError> {
+        let leader_key = keys::partition_leader(tp.topic_id, tp.partition);
+        let state_key = keys::partition_state(tp.topic_id, tp.partition);
+        let state = match self.meta.get(&state_key).await? {
+            Some(v) => PartitionStateRecord::decode(&state_key, &v.value)?,
+            None => PartitionStateRecord::empty(),
+        };
+        let leader_epoch = match self.meta.get(&leader_key).await? {
+            Some(v) => LeaderRecord::decode(&leader_key, &v.value)?.leader_epoch,
+            None => state.leader_epoch,
+        };
+        if state.high_watermark < view.high_watermark
+            || state.log_start_offset > view.log_start_offset
+        {
+            // The log start moved (retention): read the index again from the start.
+            view.index.clear();
+            view.high_watermark = 0;
+        }
+        if state.high_watermark > view.high_watermark || view.refreshed.is_none() {
+            let prefix = keys::partition_index_prefix(tp.topic_id, tp.partition);
+            let known_end = view.high_watermark;
+            let mut after = (known_end > 0)
+                .then(|| keys::partition_index(tp.topic_id, tp.partition, known_end - 1));
+            loop {
+                let page = self.meta.list(&prefix, after.as_deref(), LIST_PAGE).await?;
+                let done = page.len() < LIST_PAGE;
+                for (key, value) in &page {
+                    let entry = IndexEntry::decode(key, &value.value)?;
+                    // Entries committed after the state was read are left for the next
+                    // refresh: nothing above the state's high watermark is shown.
+                    if entry.base_offset >= known_end && entry.last_offset < state.high_watermark {
+                        view.index.insert(entry.base_offset, entry);
+                    }
+                }
+                if done {
+                    break;
+                }
+                after = page.last().map(|(k, _)| k.clone());
+            }
+        }
+        view.leader_epoch = leader_epoch;
+        view.high_watermark = state.high_watermark;
+        view.log_start_offset = state.log_start_offset;
+        view.refreshed = Some(Instant::now());
+        Ok(())
+    }
+}
