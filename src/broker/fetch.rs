@@ -27,8 +27,9 @@ use crate::log::partition::Partition;
 const MAX_WAIT_LIMIT: Duration = Duration::from_secs(60);
 /// Index entries looked at per partition and pass.
 const CHUNKS_PER_PARTITION_PASS: usize = 64;
-/// Chunks after the last one returned that are read ahead for a sequential reader.
-const READ_AHEAD_CHUNKS: usize = 4;
+/// Most chunks read in the background for one fetch: those it is likely to need after the
+/// first, and as many bytes again for the reader's next fetch.
+const READ_AHEAD_CHUNKS_MAX: usize = 16;
 
 struct Wanted {
     index: i32,
@@ -237,11 +238,28 @@ async fn read_partition(
     if w.fetch_offset < view.log_start_offset || w.fetch_offset > view.high_watermark {
         return base.with_error_code(error::code(ResponseError::OffsetOutOfRange));
     }
+    // Cold reads: start the GETs of the chunks after the first now (bounded by the tier's
+    // read-ahead limit), so they overlap with each other and with this fetch instead of
+    // paying one object-store latency per chunk in turn. Cached chunks cost nothing here.
+    let read_ahead_bytes = w.partition_max_bytes.min(max_bytes).saturating_mul(2);
+    let mut planned_bytes = 0usize;
+    let ahead = view
+        .entries
+        .iter()
+        .skip(1)
+        .take(READ_AHEAD_CHUNKS_MAX)
+        .take_while(|e| {
+            let fits = planned_bytes < read_ahead_bytes;
+            planned_bytes = planned_bytes.saturating_add(e.uncompressed_length as usize);
+            fits
+        })
+        .count();
+    if ahead > 0 {
+        ctx.tier.prefetch(&view.entries[1..=ahead]);
+    }
     let mut pieces: Vec<Bytes> = Vec::new();
     let mut partition_bytes = 0usize;
-    let mut chunks_read = 0usize;
     'chunks: for entry in &view.entries {
-        chunks_read += 1;
         let data = match ctx.tier.read_chunk(entry).await {
             Ok(data) => data,
             Err(err) => {
@@ -287,13 +305,6 @@ async fn read_partition(
         if let Some(run) = run {
             pieces.push(data.slice(run));
         }
-    }
-    // Read-ahead: a reader that stopped at a byte limit comes back for the next chunks, so
-    // start fetching them now (a no-op for chunks already cached, e.g. at the tail).
-    let next = view.entries.get(chunks_read..).unwrap_or_default();
-    if !next.is_empty() {
-        ctx.tier
-            .prefetch(&next[..next.len().min(READ_AHEAD_CHUNKS)]);
     }
     let records = match pieces.len() {
         0 => Bytes::new(),

@@ -64,7 +64,7 @@ impl Default for TierConfig {
             retry_backoff_base: Duration::from_millis(50),
             retry_backoff_max: Duration::from_secs(2),
             concurrent_requests_max: 64,
-            read_ahead_concurrency_max: 8,
+            read_ahead_concurrency_max: 16,
             multipart_threshold_bytes: 64 * 1024 * 1024,
             multipart_part_bytes: 16 * 1024 * 1024,
         }
