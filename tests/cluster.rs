@@ -340,3 +340,65 @@ async fn consumers_read_from_the_broker_in_their_rack() {
         "nothing was read from az-c's replicas"
     );
 }
+
+/// Goal: a produce to a broker that does not lead the partition gets
+/// NOT_LEADER_OR_FOLLOWER and, from Produce v10 on, the current leader with its address
+/// (KIP-951), so clients retry there without another Metadata round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_produce_to_a_non_leader_names_the_leader() {
+    use common::wire::{connect, response, send};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use strato_tiering::batch::test_support::{BatchSpec, build_batch};
+
+    let cluster = Cluster::start(2, "/strato/cluster-kip951");
+    create_topic(&cluster.bootstrap(), "led", PARTITIONS).await;
+    tokio::task::block_in_place(|| cluster.wait_balanced(PARTITIONS as u64));
+    // Produce one batch to every partition through broker slot 0: the partitions slot 1
+    // leads are refused with a pointer to slot 1.
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("led")))
+                .with_partition_data(
+                    (0..PARTITIONS)
+                        .map(|index| {
+                            PartitionProduceData::default()
+                                .with_index(index)
+                                .with_records(Some(bytes::Bytes::from(build_batch(
+                                    &BatchSpec::default(),
+                                ))))
+                        })
+                        .collect(),
+                ),
+        ]);
+    let mut conn = connect(&cluster.brokers[&0]);
+    send(&mut conn, ApiKey::Produce, 10, 1, &request);
+    let answer: ProduceResponse = response(&mut conn, ApiKey::Produce, 10, 1);
+    let partitions = &answer.responses[0].partition_responses;
+    let refused: Vec<_> = partitions.iter().filter(|p| p.error_code != 0).collect();
+    let accepted = partitions.len() - refused.len();
+    assert_eq!(
+        accepted as f64,
+        cluster.brokers[&0].metric("strato_partitions{state=\"led\"}"),
+        "exactly the partitions slot 0 leads are written"
+    );
+    assert!(!refused.is_empty(), "slot 1 leads some partitions");
+    let other_port = i32::from(cluster.brokers[&1].addr.port());
+    for p in refused {
+        assert_eq!(
+            p.error_code,
+            kafka_protocol::ResponseError::NotLeaderOrFollower.code()
+        );
+        assert!(p.current_leader.leader_epoch >= 0, "{p:?}");
+        let endpoint = answer
+            .node_endpoints
+            .iter()
+            .find(|e| e.node_id == p.current_leader.leader_id)
+            .unwrap_or_else(|| panic!("no endpoint for the named leader: {answer:?}"));
+        assert_eq!(endpoint.port, other_port);
+    }
+}

@@ -9,8 +9,10 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use strato_tiering::batch::{self, BatchHeader};
 use tokio::sync::oneshot;
@@ -49,6 +51,8 @@ enum Outcome {
 
 struct PartitionSlot {
     index: i32,
+    /// The partition, when the topic is known (to name its leader in a NOT_LEADER answer).
+    tp: Option<strato_metadata::model::TopicPartition>,
     outcome: Outcome,
 }
 
@@ -86,8 +90,16 @@ pub(super) async fn handle(ctx: &Arc<BrokerCtx>, req: ProduceRequest, version: i
                 Err(code) => Outcome::Done(*code, -1, None),
                 Ok(topic) => admit(ctx, topic, data.index, data.records, acks == 0).await,
             };
+            let tp = topic
+                .as_ref()
+                .ok()
+                .map(|t| strato_metadata::model::TopicPartition {
+                    topic_id: t.topic_id,
+                    partition: data.index,
+                });
             partitions.push(PartitionSlot {
                 index: data.index,
+                tp,
                 outcome,
             });
         }
@@ -105,20 +117,28 @@ pub(super) async fn handle(ctx: &Arc<BrokerCtx>, req: ProduceRequest, version: i
         async move {
             let deadline = tokio::time::Instant::now() + timeout;
             let mut responses = Vec::with_capacity(topics.len());
+            let mut endpoints = std::collections::BTreeMap::new();
             for topic in topics {
                 let mut partition_responses = Vec::with_capacity(topic.partitions.len());
                 for slot in topic.partitions {
                     let (code, base_offset, append_time, message) =
                         complete(&ctx, slot.outcome, deadline).await;
-                    partition_responses.push(
-                        PartitionProduceResponse::default()
-                            .with_index(slot.index)
-                            .with_error_code(code)
-                            .with_base_offset(base_offset)
-                            .with_log_append_time_ms(append_time)
-                            .with_log_start_offset(0)
-                            .with_error_message(message.map(StrBytes::from_string)),
-                    );
+                    let mut response = PartitionProduceResponse::default()
+                        .with_index(slot.index)
+                        .with_error_code(code)
+                        .with_base_offset(base_offset)
+                        .with_log_append_time_ms(append_time)
+                        .with_log_start_offset(0)
+                        .with_error_message(message.map(StrBytes::from_string));
+                    if version >= CURRENT_LEADER_VERSION
+                        && code == error::code(ResponseError::NotLeaderOrFollower)
+                        && let Some(tp) = slot.tp
+                        && let Some((leader, endpoint)) = current_leader(&ctx, tp).await
+                    {
+                        response = response.with_current_leader(leader);
+                        endpoints.insert(endpoint.node_id.0, endpoint);
+                    }
+                    partition_responses.push(response);
                 }
                 responses.push(
                     TopicProduceResponse::default()
@@ -127,12 +147,41 @@ pub(super) async fn handle(ctx: &Arc<BrokerCtx>, req: ProduceRequest, version: i
                         .with_partition_responses(partition_responses),
                 );
             }
-            Some(kafka_protocol::messages::ResponseKind::Produce(
-                ProduceResponse::default().with_responses(responses),
-            ))
+            let response = ProduceResponse::default().with_responses(responses);
+            let response = if version >= CURRENT_LEADER_VERSION {
+                response.with_node_endpoints(endpoints.into_values().collect())
+            } else {
+                response
+            };
+            Some(kafka_protocol::messages::ResponseKind::Produce(response))
         }
         .boxed(),
     )
+}
+
+/// Produce v10+ names the new leader in a NOT_LEADER_OR_FOLLOWER answer (KIP-951), so the
+/// client can retry there without a Metadata round trip.
+const CURRENT_LEADER_VERSION: i16 = 10;
+
+async fn current_leader(
+    ctx: &BrokerCtx,
+    tp: strato_metadata::model::TopicPartition,
+) -> Option<(LeaderIdAndEpoch, NodeEndpoint)> {
+    let leader = ctx.cluster.leader_of(ctx.meta.as_ref(), tp).await;
+    if leader.broker_id == ctx.broker_id || leader.leader_epoch < 0 {
+        return None;
+    }
+    let broker = ctx.cluster.broker(leader.broker_id)?;
+    Some((
+        LeaderIdAndEpoch::default()
+            .with_leader_id(BrokerId(leader.broker_id))
+            .with_leader_epoch(leader.leader_epoch),
+        NodeEndpoint::default()
+            .with_node_id(BrokerId(leader.broker_id))
+            .with_host(StrBytes::from_string(broker.host))
+            .with_port(i32::from(broker.port))
+            .with_rack(broker.rack.map(StrBytes::from_string)),
+    ))
 }
 
 async fn resolve_topic(
