@@ -111,16 +111,24 @@ impl TopicRegistry {
         }
     }
 
-    /// After a lease loss: binds leadership to `lease` and takes every partition again
-    /// (new epochs, state reloaded from the metadata store).
+    /// After a lease loss: binds leadership to `lease` and takes the partitions this broker
+    /// should own again (new epochs, state reloaded from the metadata store).
     pub async fn reacquire_all(&self, lease: LeaseId) -> Result<(), MetadataError> {
         *self.lease.lock().expect("lease lock") = lease;
+        self.reload_topics().await?;
+        self.reconcile().await;
+        Ok(())
+    }
+
+    /// Registers every known topic again with no partition led (after a lease loss).
+    async fn reload_topics(&self) -> Result<(), MetadataError> {
         let _guard = self.load_lock.lock().await;
         for topic in self.all() {
             let key = keys::topic(&topic.name);
             match self.meta.get(&key).await? {
                 Some(value) => {
-                    self.load(TopicRecord::decode(&key, &value.value)?).await?;
+                    self.load(TopicRecord::decode(&key, &value.value)?, false)
+                        .await?;
                 }
                 None => {
                     // Deleted meanwhile (a later issue adds deletion): forget it.
@@ -166,7 +174,7 @@ impl TopicRegistry {
             let record = TopicRecord::decode(&key, &value.value)?;
             let _guard = self.load_lock.lock().await;
             if self.get(&record.name).is_none() {
-                self.load(record).await?;
+                self.load(record, false).await?;
                 loaded += 1;
             }
         }
@@ -189,7 +197,7 @@ impl TopicRegistry {
             None => Ok(None),
             Some(value) => {
                 let record = TopicRecord::decode(&keys::topic(name), &value.value)?;
-                Ok(Some(self.load(record).await?))
+                Ok(Some(self.load(record, false).await?))
             }
         }
     }
@@ -244,18 +252,25 @@ impl TopicRegistry {
             Err(err) => return Err(err.into()),
         }
         tracing::info!(topic = name, partitions, topic_id = %record.topic_id, "topic created");
-        Ok(self.load(record).await?)
+        Ok(self.load(record, true).await?)
     }
 
-    /// Registers the topic, taking leadership of the partitions this broker should own.
-    async fn load(&self, record: TopicRecord) -> Result<Arc<Topic>, MetadataError> {
+    /// Registers the topic. A topic created here takes leadership of the partitions this
+    /// broker should own at once (nobody else can hold them); a loaded one leaves that to
+    /// `reconcile`, which runs acquisitions concurrently, so that start-up does not wait for
+    /// hand-overs (up to a lease TTL while a killed broker still holds its partitions).
+    async fn load(
+        &self,
+        record: TopicRecord,
+        acquire_now: bool,
+    ) -> Result<Arc<Topic>, MetadataError> {
         let mut partitions = Vec::with_capacity(record.partitions as usize);
         for p in 0..record.partitions {
             let tp = TopicPartition {
                 topic_id: record.topic_id,
                 partition: p,
             };
-            let partition = if self.cluster.partition_owner(tp) == self.broker_id {
+            let partition = if acquire_now && self.cluster.partition_owner(tp) == self.broker_id {
                 self.acquire(tp, &record.name).await?
             } else {
                 Partition::not_led(tp, record.name.clone())
