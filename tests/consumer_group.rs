@@ -7,17 +7,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
+use common::group::{Member, committed};
 use common::kafka;
 use common::{Broker, wait_until};
-use rdkafka::client::ClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::Message;
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// Broker flags for group tests: a short initial rebalance delay keeps the tests quick
@@ -25,130 +20,6 @@ use rdkafka::{Offset, TopicPartitionList};
 const BROKER_ARGS: &[&str] = &["--group-initial-rebalance-delay-ms", "300"];
 
 const GROUP_DEADLINE: Duration = Duration::from_secs(60);
-
-/// What a consumer thread observed.
-#[derive(Default)]
-struct Observed {
-    /// (partition, offset) of every record received, in order.
-    records: Vec<(i32, i64)>,
-    /// Partitions currently assigned.
-    assignment: BTreeSet<i32>,
-    /// Rebalance callbacks: ("assign" | "revoke", partitions).
-    rebalances: Vec<(&'static str, Vec<i32>)>,
-}
-
-struct RecordingContext {
-    observed: Arc<Mutex<Observed>>,
-}
-
-impl ClientContext for RecordingContext {}
-
-impl ConsumerContext for RecordingContext {
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let partitions = |tpl: &TopicPartitionList| -> Vec<i32> {
-            tpl.elements().iter().map(|e| e.partition()).collect()
-        };
-        let mut observed = self.observed.lock().unwrap();
-        match rebalance {
-            Rebalance::Assign(tpl) => observed.rebalances.push(("assign", partitions(tpl))),
-            Rebalance::Revoke(tpl) => observed.rebalances.push(("revoke", partitions(tpl))),
-            Rebalance::Error(_) => {}
-        }
-        observed.assignment = consumer
-            .assignment()
-            .map(|tpl| partitions(&tpl).into_iter().collect())
-            .unwrap_or_default();
-    }
-}
-
-/// A group member polling on its own thread until stopped (then it closes, committing and
-/// leaving the group as librdkafka does on close).
-struct Member {
-    observed: Arc<Mutex<Observed>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Member {
-    fn start(bootstrap: &str, topic: &str, group: &str, extra: &[(&str, &str)]) -> Member {
-        let observed = Arc::new(Mutex::new(Observed::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", group)
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "500")
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "200");
-        for (k, v) in extra {
-            config.set(*k, *v);
-        }
-        let consumer: BaseConsumer<RecordingContext> = config
-            .create_with_context(RecordingContext {
-                observed: observed.clone(),
-            })
-            .expect("create group consumer");
-        consumer.subscribe(&[topic]).expect("subscribe");
-        let thread = {
-            let observed = observed.clone();
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match consumer.poll(Duration::from_millis(100)) {
-                        Some(Ok(msg)) => observed
-                            .lock()
-                            .unwrap()
-                            .records
-                            .push((msg.partition(), msg.offset())),
-                        Some(Err(err)) => eprintln!("consumer error (retried): {err}"),
-                        None => {}
-                    }
-                }
-                // Commit what was consumed before leaving, as an application would.
-                let _ = consumer.commit_consumer_state(CommitMode::Sync);
-                drop(consumer);
-            })
-        };
-        Member {
-            observed,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn assignment(&self) -> BTreeSet<i32> {
-        self.observed.lock().unwrap().assignment.clone()
-    }
-
-    fn records(&self) -> Vec<(i32, i64)> {
-        self.observed.lock().unwrap().records.clone()
-    }
-
-    fn rebalances(&self) -> Vec<(&'static str, Vec<i32>)> {
-        self.observed.lock().unwrap().rebalances.clone()
-    }
-
-    /// Stops polling, commits and closes the consumer.
-    fn close(mut self) -> Vec<(i32, i64)> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("consumer thread");
-        }
-        self.records()
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 fn produce(broker: &Broker, topic: &str, per_partition: usize, partitions: i32) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -173,29 +44,6 @@ fn produce(broker: &Broker, topic: &str, per_partition: usize, partitions: i32) 
 fn create_topic(broker: &Broker, topic: &str, partitions: i32) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(kafka::create_topic(&broker.bootstrap(), topic, partitions));
-}
-
-/// The group's committed offsets, read with a group-less consumer (OffsetFetch).
-fn committed(broker: &Broker, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer = kafka::consumer(&broker.bootstrap(), &[("group.id", group)]);
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let offsets = consumer
-        .committed_offsets(tpl, Duration::from_secs(30))
-        .expect("fetch committed offsets");
-    offsets
-        .elements()
-        .iter()
-        .map(|e| {
-            let offset = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => -1,
-            };
-            (e.partition(), offset)
-        })
-        .collect()
 }
 
 fn rebalances_total(broker: &Broker) -> u64 {
@@ -274,7 +122,7 @@ fn three_members_share_six_partitions_and_survivors_take_over_when_one_leaves() 
             "partition {p} was taken over"
         );
     }
-    let committed = committed(&broker, "g-shared", "shared", 6);
+    let committed = committed(&broker.bootstrap(), "g-shared", "shared", 6);
     assert_eq!(
         committed,
         (0..6).map(|p| (p, 100)).collect(),
@@ -394,7 +242,7 @@ fn consumers_resume_at_committed_offsets_after_a_broker_crash() {
 
     let broker = broker.restart_killed();
     assert_eq!(
-        committed(&broker, "g-resume", "resume", 3),
+        committed(&broker.bootstrap(), "g-resume", "resume", 3),
         BTreeMap::from([(0, 0), (1, 10), (2, 20)])
     );
     let member = Member::start(&broker.bootstrap(), "resume", "g-resume", &[]);
@@ -411,7 +259,7 @@ fn consumers_resume_at_committed_offsets_after_a_broker_crash() {
     assert_eq!(first, BTreeMap::from([(0, 0), (1, 10), (2, 20)]));
     assert_eq!(records.len(), 90, "no record consumed twice: {records:?}");
     assert_eq!(
-        committed(&broker, "g-resume", "resume", 3),
+        committed(&broker.bootstrap(), "g-resume", "resume", 3),
         BTreeMap::from([(0, 40), (1, 40), (2, 40)])
     );
 }
@@ -449,7 +297,7 @@ fn kcat_balanced_consumer_commits_and_resumes() {
     let first = kcat_group();
     assert_eq!(first.lines().count(), 50, "{first}");
     assert_eq!(
-        committed(&broker, "g-kcat", "kcat-group", 2),
+        committed(&broker.bootstrap(), "g-kcat", "kcat-group", 2),
         BTreeMap::from([(0, 25), (1, 25)])
     );
     produce(&broker, "kcat-group", 5, 2);
@@ -504,7 +352,7 @@ fn kafka_python_group_consumer_commits_and_resumes() {
         "{second}"
     );
     assert_eq!(
-        committed(&broker, "g-python", "py-group", 3),
+        committed(&broker.bootstrap(), "g-python", "py-group", 3),
         BTreeMap::from([(0, 35), (1, 35), (2, 35)])
     );
 }

@@ -105,11 +105,12 @@ impl Cluster {
 }
 
 /// An idempotent producer streaming to `topic` on a background thread (its own runtime)
-/// until stopped; yields what was acknowledged where.
+/// until stopped; yields what was acknowledged where. Dropped without `finish` (a failing
+/// test), it stops the thread after the records in flight.
 pub struct Stream {
     stop: Arc<AtomicBool>,
     acknowledged: Arc<AtomicUsize>,
-    thread: std::thread::JoinHandle<BTreeMap<(i32, i64), Rec>>,
+    thread: Option<std::thread::JoinHandle<BTreeMap<(i32, i64), Rec>>>,
 }
 
 impl Stream {
@@ -146,20 +147,43 @@ impl Stream {
         Stream {
             stop,
             acknowledged,
-            thread,
+            thread: Some(thread),
         }
     }
 
-    /// Waits until `more` records beyond those acknowledged so far are acknowledged.
+    /// Records acknowledged so far.
+    pub fn acknowledged(&self) -> usize {
+        self.acknowledged.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `more` records beyond those acknowledged so far are acknowledged. A
+    /// producer thread that ended (a record not acknowledged panics it) fails the wait at
+    /// once instead of at the deadline.
     pub fn wait_progress(&self, more: usize) {
-        let target = self.acknowledged.load(Ordering::Relaxed) + more;
+        let target = self.acknowledged() + more;
         wait_until(SETTLE_DEADLINE, "the producer makes progress", || {
-            self.acknowledged.load(Ordering::Relaxed) >= target
+            let thread = self.thread.as_ref().expect("stream running");
+            assert!(
+                !thread.is_finished(),
+                "the producer thread ended after {} acknowledged records (see its panic above)",
+                self.acknowledged()
+            );
+            self.acknowledged() >= target
         });
     }
 
-    pub fn finish(self) -> BTreeMap<(i32, i64), Rec> {
+    pub fn finish(mut self) -> BTreeMap<(i32, i64), Rec> {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("producer thread")
+        let thread = self.thread.take().expect("stream running");
+        thread.join().expect("producer thread")
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

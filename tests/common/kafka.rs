@@ -222,6 +222,19 @@ pub fn consume_all_with(
     got
 }
 
+/// The high watermark (log end offset) of every partition of `topic`.
+pub fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer = consumer(bootstrap, &[]);
+    (0..partitions)
+        .map(|p| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(30))
+                .expect("fetch watermarks");
+            (p, high)
+        })
+        .collect()
+}
+
 /// Errors librdkafka reports while it recovers by itself (a broker down, a leader moving).
 pub fn is_transient(err: &rdkafka::error::KafkaError) -> bool {
     use rdkafka::types::RDKafkaErrorCode as Code;

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cluster;
+pub mod group;
 pub mod kafka;
 pub mod proxy;
 pub mod s3;
@@ -142,6 +143,12 @@ impl Broker {
 
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// The broker's log lines, shared with the thread that reads its stderr: still readable,
+    /// and complete, after the broker was killed, stopped or restarted.
+    pub fn log_lines(&self) -> Arc<Mutex<Vec<String>>> {
+        self.log.clone()
     }
 
     fn signal(&self, sig: &str) {

@@ -1,0 +1,170 @@
+//! Consumer group members for tests: a librdkafka consumer that subscribes with a
+//! `group.id` and polls on its own thread, recording what it received and its rebalances,
+//! and the group's committed offsets read back with OffsetFetch.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::kafka::consumer;
+
+/// What a consumer thread observed.
+#[derive(Default)]
+struct Observed {
+    /// (partition, offset) of every record received, in order.
+    records: Vec<(i32, i64)>,
+    /// Partitions currently assigned.
+    assignment: BTreeSet<i32>,
+    /// Rebalance callbacks: ("assign" | "revoke", partitions).
+    rebalances: Vec<(&'static str, Vec<i32>)>,
+}
+
+struct RecordingContext {
+    observed: Arc<Mutex<Observed>>,
+}
+
+impl ClientContext for RecordingContext {}
+
+impl ConsumerContext for RecordingContext {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = |tpl: &TopicPartitionList| -> Vec<i32> {
+            tpl.elements().iter().map(|e| e.partition()).collect()
+        };
+        let mut observed = self.observed.lock().unwrap();
+        match rebalance {
+            Rebalance::Assign(tpl) => observed.rebalances.push(("assign", partitions(tpl))),
+            Rebalance::Revoke(tpl) => observed.rebalances.push(("revoke", partitions(tpl))),
+            Rebalance::Error(_) => {}
+        }
+        observed.assignment = consumer
+            .assignment()
+            .map(|tpl| partitions(&tpl).into_iter().collect())
+            .unwrap_or_default();
+    }
+}
+
+/// A group member polling on its own thread until stopped (then it closes, committing and
+/// leaving the group as librdkafka does on close).
+pub struct Member {
+    observed: Arc<Mutex<Observed>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Member {
+    pub fn start(bootstrap: &str, topic: &str, group: &str, extra: &[(&str, &str)]) -> Member {
+        let observed = Arc::new(Mutex::new(Observed::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "200");
+        for (k, v) in extra {
+            config.set(*k, *v);
+        }
+        let consumer: BaseConsumer<RecordingContext> = config
+            .create_with_context(RecordingContext {
+                observed: observed.clone(),
+            })
+            .expect("create group consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let thread = {
+            let observed = observed.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match consumer.poll(Duration::from_millis(100)) {
+                        Some(Ok(msg)) => observed
+                            .lock()
+                            .unwrap()
+                            .records
+                            .push((msg.partition(), msg.offset())),
+                        Some(Err(err)) => eprintln!("consumer error (retried): {err}"),
+                        None => {}
+                    }
+                }
+                // Commit what was consumed before leaving, as an application would.
+                let _ = consumer.commit_consumer_state(CommitMode::Sync);
+                drop(consumer);
+            })
+        };
+        Member {
+            observed,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn assignment(&self) -> BTreeSet<i32> {
+        self.observed.lock().unwrap().assignment.clone()
+    }
+
+    pub fn records(&self) -> Vec<(i32, i64)> {
+        self.observed.lock().unwrap().records.clone()
+    }
+
+    pub fn rebalances(&self) -> Vec<(&'static str, Vec<i32>)> {
+        self.observed.lock().unwrap().rebalances.clone()
+    }
+
+    /// Stops polling, commits and closes the consumer.
+    pub fn close(mut self) -> Vec<(i32, i64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("consumer thread");
+        }
+        self.records()
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The group's committed offsets, read with a group-less consumer (OffsetFetch); -1 where
+/// the group committed none.
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer = consumer(bootstrap, &[("group.id", group)]);
+    committed_with(&consumer, topic, partitions)
+}
+
+/// [`committed`] through an existing consumer whose `group.id` is the group (for polling).
+pub fn committed_with(consumer: &BaseConsumer, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let offsets = consumer
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .expect("fetch committed offsets");
+    offsets
+        .elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => -1,
+            };
+            (e.partition(), offset)
+        })
+        .collect()
+}
