@@ -255,10 +255,11 @@ impl TopicRegistry {
         Ok(self.load(record, true).await?)
     }
 
-    /// Registers the topic. A topic created here takes leadership of the partitions this
-    /// broker should own at once (nobody else can hold them); a loaded one leaves that to
-    /// `reconcile`, which runs acquisitions concurrently, so that start-up does not wait for
-    /// hand-overs (up to a lease TTL while a killed broker still holds its partitions).
+    /// Registers the topic, leading at once the partitions this broker should own that no
+    /// other live broker holds (always, for a topic created here). Partitions still held by
+    /// a live broker are left to `reconcile`, which waits for hand-overs concurrently, so
+    /// start-up never waits for them (up to a lease TTL while a killed broker still holds
+    /// its partitions).
     async fn load(
         &self,
         record: TopicRecord,
@@ -270,7 +271,8 @@ impl TopicRegistry {
                 topic_id: record.topic_id,
                 partition: p,
             };
-            let partition = if acquire_now && self.cluster.partition_owner(tp) == self.broker_id {
+            let owned = self.cluster.partition_owner(tp) == self.broker_id;
+            let partition = if owned && (acquire_now || !self.held_by_other(tp).await?) {
                 self.acquire(tp, &record.name).await?
             } else {
                 Partition::not_led(tp, record.name.clone())
@@ -292,6 +294,18 @@ impl TopicRegistry {
             .expect("topics lock")
             .insert(record.name, topic.clone());
         Ok(topic)
+    }
+
+    /// Whether another live broker holds the leader key of `tp` (a hand-over to wait for).
+    async fn held_by_other(&self, tp: TopicPartition) -> Result<bool, MetadataError> {
+        let leader_key = keys::partition_leader(tp.topic_id, tp.partition);
+        Ok(match self.meta.get(&leader_key).await? {
+            Some(v) => {
+                let holder = LeaderRecord::decode(&leader_key, &v.value)?.broker_id;
+                holder != self.broker_id && self.cluster.is_live(holder)
+            }
+            None => false,
+        })
     }
 
     /// Waits (at most [`HANDOFF_GRACE`]) while another live broker holds the leader key, so
