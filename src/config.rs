@@ -511,6 +511,15 @@ pub struct ServeArgs {
     /// Most members in one consumer group (Kafka `group.max.size`).
     #[arg(long, env = "STRATO_GROUP_MAX_SIZE", default_value_t = 1_000)]
     pub group_max_size: usize,
+
+    /// How long an idempotent producer's state is kept after its last write (Kafka
+    /// `producer.id.expiration.ms`); a producer that writes again later starts afresh.
+    #[arg(
+        long,
+        env = "STRATO_PRODUCER_ID_EXPIRATION_MS",
+        default_value_t = 86_400_000
+    )]
+    pub producer_id_expiration_ms: u64,
 }
 
 /// The validated broker configuration.
@@ -540,6 +549,7 @@ pub struct Config {
     pub max_inflight_requests: usize,
     pub max_fetch_bytes: u64,
     pub group_limits: crate::group::state::GroupLimits,
+    pub producer_id_expiration: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -720,6 +730,9 @@ impl ServeArgs {
         if self.group_initial_rebalance_delay_ms > 300_000 {
             bail!("--group-initial-rebalance-delay-ms must be at most 300000");
         }
+        if self.producer_id_expiration_ms < 1_000 {
+            bail!("--producer-id-expiration-ms must be at least 1000");
+        }
         if !(1..=100_000).contains(&self.group_max_size) {
             bail!("--group-max-size must be between 1 and 100000");
         }
@@ -759,6 +772,7 @@ impl ServeArgs {
             max_inflight_requests: self.max_inflight_requests,
             max_fetch_bytes: self.max_fetch_bytes.clamp(1024, i32::MAX as u64),
             group_limits,
+            producer_id_expiration: Duration::from_millis(self.producer_id_expiration_ms),
         })
     }
 }

@@ -105,6 +105,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.flush_interval,
         config.flush_bytes,
         u32::try_from(config.max_unflushed_bytes).unwrap_or(u32::MAX),
+        config.producer_id_expiration,
     );
     let flush_shutdown = CancellationToken::new();
     let flusher = tokio::spawn(log.clone().run(flush_shutdown.clone()));

@@ -77,6 +77,8 @@ pub struct LogWriter {
     meta: Arc<dyn MetadataStore>,
     flush_interval: Duration,
     flush_bytes: u64,
+    /// Idle producer states are dropped after this (`--producer-id-expiration-ms`).
+    producer_expiration_ms: i64,
     commits: watch::Sender<u64>,
     closed: std::sync::atomic::AtomicBool,
     /// Set when the broker drains: flush whatever is open at once, without waiting for the
@@ -104,6 +106,7 @@ impl LogWriter {
         flush_interval: Duration,
         flush_bytes: u64,
         unflushed_max: u32,
+        producer_expiration: Duration,
     ) -> Arc<Self> {
         let (commits, _) = watch::channel(0);
         Arc::new(Self {
@@ -115,6 +118,8 @@ impl LogWriter {
             meta,
             flush_interval,
             flush_bytes,
+            producer_expiration_ms: i64::try_from(producer_expiration.as_millis())
+                .unwrap_or(i64::MAX),
             commits,
             closed: std::sync::atomic::AtomicBool::new(false),
             draining: std::sync::atomic::AtomicBool::new(false),
@@ -292,6 +297,9 @@ impl LogWriter {
             assert_eq!(entry.last_offset, last.last_offset);
             let mut producers = state.committed_producers.clone();
             let now_ms = now_ms();
+            // Idle producers leave the state with this commit (bounded state, Kafka's
+            // producer.id.expiration.ms); one with batches in this flush is not idle.
+            producers.expire(now_ms, self.producer_expiration_ms);
             for batch in list {
                 if let Some(p) = &batch.producer {
                     producers.record(p, batch.base_offset, batch.last_offset, now_ms);
@@ -353,6 +361,10 @@ impl LogWriter {
                         state.high_watermark = new_hw;
                         state.state_version = version;
                         state.index.insert(entry.base_offset, entry);
+                        // What expired from the committed states goes from the checked
+                        // ones too (an idle producer has nothing pending).
+                        let now_ms = now_ms();
+                        state.producers.expire(now_ms, self.producer_expiration_ms);
                         state.committed_producers = producers;
                     }
                     committed_batches += list.len();
@@ -610,7 +622,14 @@ mod tests {
             .await
             .unwrap();
         let tier = Arc::new(Tier::new(store.clone(), cache, config));
-        let log = LogWriter::new(tier, meta.clone(), flush_interval, flush_bytes, 1 << 24);
+        let log = LogWriter::new(
+            tier,
+            meta.clone(),
+            flush_interval,
+            flush_bytes,
+            1 << 24,
+            Duration::from_secs(86_400),
+        );
         let shutdown = CancellationToken::new();
         tokio::spawn(log.clone().run(shutdown.clone()));
         Setup {
@@ -767,7 +786,14 @@ mod tests {
             cache,
             TierConfig::default(),
         ));
-        let log = LogWriter::new(tier, meta, Duration::from_secs(3600), 1 << 20, 4096);
+        let log = LogWriter::new(
+            tier,
+            meta,
+            Duration::from_secs(3600),
+            1 << 20,
+            4096,
+            Duration::from_secs(86_400),
+        );
         let held = log.reserve(4096).await.unwrap();
         let mut waiting = Box::pin(log.reserve(100));
         assert!(

@@ -15,7 +15,8 @@ pub const PRODUCER_BATCHES_RETAINED: usize = 5;
 /// Producers remembered per partition; the least recently written is forgotten first. The
 /// states are committed with the partition state in one metadata value, so this bounds that
 /// value (~250 bytes a producer: ~250 KiB, well under etcd's 1.5 MiB request limit).
-// TODO(issue 8): expiry of idle producers and a layout that scales past this.
+/// Idle producers expire first (`--producer-id-expiration-ms`), so the cap is only reached
+/// by a thousand producers writing to one partition within that time.
 pub const PRODUCERS_PER_PARTITION_MAX: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +100,16 @@ impl ProducerStates {
             Some(_) => SequenceCheck::OutOfOrder,
             None => SequenceCheck::Append,
         }
+    }
+
+    /// Forgets producers that wrote nothing for longer than `max_idle_ms` (Kafka's
+    /// `producer.id.expiration.ms`): a producer that comes back later is treated as new.
+    /// Returns how many were forgotten.
+    pub fn expire(&mut self, now_ms: i64, max_idle_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, r| now_ms.saturating_sub(r.last_write_ms) <= max_idle_ms);
+        before - self.producers.len()
     }
 
     /// Records a written batch (after `check` said `Append`).
@@ -196,5 +207,34 @@ mod tests {
         let b = batch(0, i32::MAX - 1, 2);
         states.record(&b, 0, 1, 0);
         assert_eq!(states.check(&batch(0, 0, 1)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn idle_producers_expire_and_come_back_as_new() {
+        let mut states = ProducerStates::default();
+        let batch = |id: i64, seq: i32| IncomingBatch {
+            producer_id: id,
+            producer_epoch: 0,
+            first_sequence: seq,
+            last_sequence: seq,
+        };
+        states.record(&batch(1, 0), 0, 0, 1_000);
+        states.record(&batch(2, 0), 1, 1, 5_000);
+        assert_eq!(
+            states.expire(6_000, 4_000),
+            0,
+            "nobody idle for longer than 4 s yet"
+        );
+        assert_eq!(states.expire(6_001, 5_000), 1);
+        assert_eq!(states.to_records().len(), 1);
+        // Producer 1 is unknown now: any sequence is accepted, as for a new producer.
+        assert_eq!(states.check(&batch(1, 7)), SequenceCheck::Append);
+        assert_eq!(
+            states.check(&batch(2, 0)),
+            SequenceCheck::Duplicate {
+                base_offset: 1,
+                last_offset: 1
+            }
+        );
     }
 }
