@@ -221,9 +221,9 @@ mod tests {
         states.record(&batch(1, 0), 0, 0, 1_000);
         states.record(&batch(2, 0), 1, 1, 5_000);
         assert_eq!(
-            states.expire(6_000, 4_000),
+            states.expire(6_000, 5_000),
             0,
-            "nobody idle for longer than 4 s yet"
+            "nobody idle for longer than 5 s yet"
         );
         assert_eq!(states.expire(6_001, 5_000), 1);
         assert_eq!(states.to_records().len(), 1);
