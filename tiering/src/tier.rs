@@ -121,7 +121,7 @@ pub struct Tier {
     singleflight_waits: AtomicU64,
     prefetches: AtomicU64,
     /// Chunk GETs in progress, by (object, byte offset): their readers wait on the Notify.
-    inflight: std::sync::Mutex<std::collections::HashMap<(String, u64), Arc<tokio::sync::Notify>>>,
+    inflight: InflightReads,
     /// Bounds read-ahead (`read_ahead_concurrency_max`).
     read_ahead: Arc<tokio::sync::Semaphore>,
     /// Advances with every backoff so that concurrent retries draw different jitter.
@@ -253,10 +253,14 @@ impl Tier {
                 }
             };
             if leader {
-                let result = self.fetch_chunk(loc).await;
-                self.inflight.lock().expect("inflight lock").remove(&key);
-                notify.notify_waiters();
-                return result;
+                // Released on every exit, including cancellation (a reader whose client hung
+                // up): a leaked entry would make every later reader of the chunk wait forever.
+                let _leader = InflightLeader {
+                    inflight: &self.inflight,
+                    key: key.clone(),
+                    notify,
+                };
+                return self.fetch_chunk(loc).await;
             }
             // Registered before the cache is checked again, so the wake-up cannot be missed.
             let notified = notify.notified();
@@ -536,6 +540,28 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Chunk reads in flight, by (object, byte offset): the singleflight table.
+type InflightReads =
+    std::sync::Mutex<std::collections::HashMap<(String, u64), Arc<tokio::sync::Notify>>>;
+
+/// The leader of a singleflight read: on drop (done, failed or cancelled) it removes its
+/// entry and wakes the waiters, who then find the chunk cached or lead a new read.
+struct InflightLeader<'a> {
+    inflight: &'a InflightReads,
+    key: (String, u64),
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for InflightLeader<'_> {
+    fn drop(&mut self) {
+        self.inflight
+            .lock()
+            .expect("inflight lock")
+            .remove(&self.key);
+        self.notify.notify_waiters();
+    }
 }
 
 #[cfg(test)]

@@ -382,3 +382,25 @@ async fn read_ahead_fills_the_cache() {
     assert_eq!(tier.stats().gets, gets);
     assert_eq!(tier.stats().prefetches, 2);
 }
+
+/// Goal: a reader cancelled while it leads a GET (its client hung up) does not leave the
+/// chunk blocked: the next reader gets it. Method: the first GET hangs; its reader is
+/// dropped after a timeout; a second reader must finish (bounded by a timeout of its own).
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_leader_does_not_block_later_readers() {
+    let built = two_partition_segment();
+    let key = "segments/00/c.seg";
+    let entry = built.chunks[0].to_index_entry(key);
+    let store = FaultyObjectStore::new(Arc::new(InMemory::new()));
+    store.hang_next_gets(1);
+    let tier = Tier::new(Arc::new(store), memory_cache().await, TierConfig::default());
+    tier.upload(key, built.bytes.clone()).await.unwrap();
+
+    let cancelled = tokio::time::timeout(Duration::from_millis(10), tier.read_chunk(&entry)).await;
+    assert!(cancelled.is_err(), "the first read hangs and is cancelled");
+    let second = tokio::time::timeout(Duration::from_secs(5), tier.read_chunk(&entry))
+        .await
+        .expect("a later reader is not blocked by the cancelled one")
+        .unwrap();
+    assert_eq!(second, built.uncompressed[0]);
+}
