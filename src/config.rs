@@ -520,6 +520,15 @@ pub struct ServeArgs {
         default_value_t = 86_400_000
     )]
     pub producer_id_expiration_ms: u64,
+
+    /// How often partition leaders apply `retention.ms` / `retention.bytes` (Kafka
+    /// `log.retention.check.interval.ms`).
+    #[arg(
+        long,
+        env = "STRATO_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 300_000
+    )]
+    pub retention_check_interval_ms: u64,
 }
 
 /// The validated broker configuration.
@@ -550,6 +559,7 @@ pub struct Config {
     pub max_fetch_bytes: u64,
     pub group_limits: crate::group::state::GroupLimits,
     pub producer_id_expiration: Duration,
+    pub retention_check_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -730,6 +740,9 @@ impl ServeArgs {
         if self.group_initial_rebalance_delay_ms > 300_000 {
             bail!("--group-initial-rebalance-delay-ms must be at most 300000");
         }
+        if self.retention_check_interval_ms < 10 {
+            bail!("--retention-check-interval-ms must be at least 10");
+        }
         if self.producer_id_expiration_ms < 1_000 {
             bail!("--producer-id-expiration-ms must be at least 1000");
         }
@@ -773,6 +786,7 @@ impl ServeArgs {
             max_fetch_bytes: self.max_fetch_bytes.clamp(1024, i32::MAX as u64),
             group_limits,
             producer_id_expiration: Duration::from_millis(self.producer_id_expiration_ms),
+            retention_check_interval: Duration::from_millis(self.retention_check_interval_ms),
         })
     }
 }

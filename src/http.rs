@@ -111,7 +111,7 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
     let tier = ctx.tier.stats();
     let log = ctx.log.stats();
     let topics = ctx.topics.all();
-    let (mut led, mut fenced) = (0u64, 0u64);
+    let (mut led, mut fenced, mut index_entries) = (0u64, 0u64, 0u64);
     for topic in &topics {
         for partition in &topic.partitions {
             let state = partition.lock();
@@ -119,6 +119,7 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
                 fenced += 1;
             } else {
                 led += 1;
+                index_entries += state.index.len() as u64;
             }
         }
     }
@@ -194,6 +195,13 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
         "gauge",
         "Partitions this broker leads (led) or has stopped leading (fenced).",
         &[("state=\"led\"", led), ("state=\"fenced\"", fenced)],
+    );
+    metric(
+        &mut out,
+        "strato_index_entries",
+        "gauge",
+        "Chunk index entries of the partitions this broker leads (each one key in the metadata store).",
+        &[("", index_entries)],
     );
     metric(
         &mut out,

@@ -139,6 +139,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let stop = leadership_stop.clone();
         tokio::spawn(async move { ctx.topics.run_leadership(changes, stop).await })
     };
+    let retention_stop = CancellationToken::new();
+    let retention = tokio::spawn(crate::log::retention::run(
+        ctx.clone(),
+        config.retention_check_interval,
+        retention_stop.clone(),
+    ));
     let group_timers_stop = CancellationToken::new();
     let group_timers = tokio::spawn(ctx.groups.clone().run_timers(group_timers_stop.clone()));
     // The lease outlives the drain: it is revoked only after the final flush.
@@ -174,6 +180,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         leadership_stop.clone(),
     )
     .await;
+    retention_stop.cancel();
+    let _ = retention.await;
     let _ = leadership.await;
 
     tracing::info!("draining: flushing accepted batches");

@@ -20,6 +20,7 @@ pub fn from_flush(failure: FlushFailure) -> i16 {
             ResponseError::NotLeaderOrFollower.code()
         }
         FlushFailure::Rewound => ResponseError::NotLeaderOrFollower.code(),
+        FlushFailure::Busy => ResponseError::RequestTimedOut.code(),
     }
 }
 

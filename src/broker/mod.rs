@@ -20,6 +20,7 @@ use crate::producer_ids::ProducerIdAllocator;
 use crate::protocol::{self, Request};
 
 mod create_topics;
+mod delete_records;
 mod describe_cluster;
 mod describe_configs;
 pub mod error;
@@ -111,6 +112,7 @@ pub async fn handle(
         RequestKind::DescribeCluster(req) => now(ResponseKind::DescribeCluster(
             describe_cluster::handle(ctx, req, version),
         )),
+        RequestKind::DeleteRecords(req) => delete_records::handle(ctx, req),
         RequestKind::FindCoordinator(req) => now(ResponseKind::FindCoordinator(
             group::find_coordinator::handle(ctx, req, version),
         )),

@@ -26,6 +26,19 @@ use super::producer::IncomingBatch;
 /// shrinking uncompressed client batches several times.
 const ZSTD_LEVEL: i32 = 1;
 
+/// A request to move a partition's log start (DeleteRecords, retention), applied by the
+/// flusher between flushes so that it never races a flush's commit.
+struct TrimRequest {
+    partition: Arc<Partition>,
+    log_start: Offset,
+    done: tokio::sync::oneshot::Sender<Result<Offset, FlushFailure>>,
+}
+
+/// Trim requests waiting for the flusher; more are refused (bounded, like every queue).
+const TRIMS_QUEUED_MAX: usize = 10_000;
+/// Index entries deleted per trim transaction (etcd allows 128 operations per transaction).
+const TRIM_ENTRIES_PER_TXN: usize = 100;
+
 /// Why a batch was not made durable. Every variant is retriable for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FlushFailure {
@@ -39,6 +52,8 @@ pub enum FlushFailure {
     Rewound,
     #[error("broker shutting down")]
     ShuttingDown,
+    #[error("too many log start changes queued")]
+    Busy,
 }
 
 /// A batch accepted for a partition, offsets assigned, waiting in the open segment.
@@ -79,6 +94,7 @@ pub struct LogWriter {
     flush_bytes: u64,
     /// Idle producer states are dropped after this (`--producer-id-expiration-ms`).
     producer_expiration_ms: i64,
+    trims: Mutex<Vec<TrimRequest>>,
     commits: watch::Sender<u64>,
     closed: std::sync::atomic::AtomicBool,
     /// Set when the broker drains: flush whatever is open at once, without waiting for the
@@ -120,6 +136,7 @@ impl LogWriter {
             flush_bytes,
             producer_expiration_ms: i64::try_from(producer_expiration.as_millis())
                 .unwrap_or(i64::MAX),
+            trims: Mutex::new(Vec::new()),
             commits,
             closed: std::sync::atomic::AtomicBool::new(false),
             draining: std::sync::atomic::AtomicBool::new(false),
@@ -186,6 +203,7 @@ impl LogWriter {
     /// Runs the flusher until `shutdown`; then flushes what is open and returns.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
+            self.apply_trims().await;
             let due = {
                 let open = self.open.lock().expect("open segment lock");
                 let draining = self.draining.load(std::sync::atomic::Ordering::Acquire);
@@ -224,6 +242,140 @@ impl LogWriter {
             self.flush(batches).await;
         }
         self.unflushed.close();
+        for trim in std::mem::take(&mut *self.trims.lock().expect("trims lock")) {
+            let _ = trim.done.send(Err(FlushFailure::ShuttingDown));
+        }
+    }
+
+    /// Moves the log start of `partition` up to `log_start` (capped at the high watermark):
+    /// index entries wholly below it are deleted, in fenced transactions run by the flusher
+    /// between flushes. Returns the new log start.
+    pub async fn trim(
+        &self,
+        partition: Arc<Partition>,
+        log_start: Offset,
+    ) -> Result<Offset, FlushFailure> {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut trims = self.trims.lock().expect("trims lock");
+            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(FlushFailure::ShuttingDown);
+            }
+            if trims.len() >= TRIMS_QUEUED_MAX {
+                return Err(FlushFailure::Busy);
+            }
+            trims.push(TrimRequest {
+                partition,
+                log_start,
+                done,
+            });
+        }
+        self.wake.notify_one();
+        rx.await.unwrap_or(Err(FlushFailure::ShuttingDown))
+    }
+
+    async fn apply_trims(&self) {
+        let trims = std::mem::take(&mut *self.trims.lock().expect("trims lock"));
+        for trim in trims {
+            let result = self.apply_trim(&trim.partition, trim.log_start).await;
+            let _ = trim.done.send(result);
+        }
+    }
+
+    async fn apply_trim(
+        &self,
+        partition: &Arc<Partition>,
+        target: Offset,
+    ) -> Result<Offset, FlushFailure> {
+        loop {
+            let (txn, new_start, doomed) = {
+                let state = partition.lock();
+                if state.fenced {
+                    return Err(FlushFailure::Fenced);
+                }
+                if state.needs_reload {
+                    return Err(FlushFailure::Commit);
+                }
+                let target = target.min(state.high_watermark);
+                if target <= state.log_start_offset {
+                    return Ok(state.log_start_offset);
+                }
+                let below: Vec<&IndexEntry> = state
+                    .index
+                    .values()
+                    .take_while(|e| e.last_offset < target)
+                    .collect();
+                let doomed: Vec<Offset> = below
+                    .iter()
+                    .take(TRIM_ENTRIES_PER_TXN)
+                    .map(|e| e.base_offset)
+                    .collect();
+                let new_start = if below.len() > TRIM_ENTRIES_PER_TXN {
+                    below[TRIM_ENTRIES_PER_TXN - 1].last_offset + 1
+                } else {
+                    target
+                };
+                let mut record =
+                    state.state_record(state.high_watermark, &state.committed_producers);
+                record.log_start_offset = new_start;
+                let tp = partition.tp;
+                let mut txn = Txn::new()
+                    .when_version(
+                        keys::partition_leader(tp.topic_id, tp.partition),
+                        state.leader_version,
+                    )
+                    .when_version(
+                        keys::partition_state(tp.topic_id, tp.partition),
+                        state.state_version,
+                    )
+                    .put(
+                        keys::partition_state(tp.topic_id, tp.partition),
+                        record.encode(),
+                    );
+                for base in &doomed {
+                    txn = txn.delete(keys::partition_index(tp.topic_id, tp.partition, *base));
+                }
+                (txn, new_start, doomed)
+            };
+            match self.meta.txn(txn).await {
+                Ok(version) => {
+                    let mut state = partition.lock();
+                    assert!(
+                        new_start >= state.log_start_offset,
+                        "the log start never goes back"
+                    );
+                    state.log_start_offset = new_start;
+                    state.state_version = version;
+                    for base in doomed {
+                        state.index.remove(&base);
+                    }
+                    tracing::info!(
+                        topic = %partition.topic,
+                        partition = partition.tp.partition,
+                        log_start_offset = new_start,
+                        "log start moved"
+                    );
+                    if new_start >= target.min(state.high_watermark) {
+                        return Ok(new_start);
+                    }
+                }
+                Err(MetadataError::Conflict { .. }) => {
+                    partition.lock().fenced = true;
+                    return Err(FlushFailure::Fenced);
+                }
+                Err(err) => {
+                    tracing::warn!(topic = %partition.topic, partition = partition.tp.partition, "failed to move the log start: {err:#}");
+                    if !err.is_retryable() {
+                        return Err(FlushFailure::Commit);
+                    }
+                    // The outcome is unknown: read the committed state back before anything
+                    // else is written to the partition.
+                    partition.lock().needs_reload = true;
+                    self.spawn_reload(partition.clone());
+                    return Err(FlushFailure::Commit);
+                }
+            }
+        }
     }
 
     fn take_open(&self) -> Vec<PendingBatch> {
@@ -549,6 +701,10 @@ async fn reload_partition(
         state.high_watermark = record.high_watermark;
         state.next_offset = record.high_watermark;
         state.state_version = state_version;
+        // A log start move (trim) may be what applied.
+        state.log_start_offset = state.log_start_offset.max(record.log_start_offset);
+        let log_start = state.log_start_offset;
+        state.index.retain(|_, e| e.last_offset >= log_start);
         let producers = super::producer::ProducerStates::from_records(&record.producers);
         state.producers = producers.clone();
         state.committed_producers = producers;

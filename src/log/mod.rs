@@ -9,4 +9,5 @@ pub mod flush;
 pub mod partition;
 pub mod producer;
 pub mod replica;
+pub mod retention;
 pub mod topics;
