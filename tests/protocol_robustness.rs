@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use common::Broker;
-use common::wire::{connect, read_frame, response, send};
+use common::wire::{connect, init_producer_id, read_frame, response, send};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -434,17 +434,6 @@ fn fetch_returns_whole_identical_batches_within_limits() {
     assert_eq!(p.error_code, 1, "OFFSET_OUT_OF_RANGE below the log start");
 }
 
-fn init_producer_id(stream: &mut TcpStream, correlation_id: i32) -> (i64, i16) {
-    let request = kafka_protocol::messages::InitProducerIdRequest::default()
-        .with_transactional_id(None)
-        .with_transaction_timeout_ms(60_000);
-    send(stream, ApiKey::InitProducerId, 4, correlation_id, &request);
-    let response: kafka_protocol::messages::InitProducerIdResponse =
-        response(stream, ApiKey::InitProducerId, 4, correlation_id);
-    assert_eq!(response.error_code, 0);
-    (response.producer_id.0, response.producer_epoch)
-}
-
 /// Goal: idempotent producer rules on the wire: a retried batch is acknowledged with its
 /// original offset and written once (also after a restart, since producer state is
 /// committed with the partition); a sequence gap gets OUT_OF_ORDER_SEQUENCE_NUMBER; an
@@ -454,7 +443,7 @@ fn idempotent_producer_sequences() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path(), &[]);
     let mut conn = connect(&broker);
-    let (pid, epoch) = init_producer_id(&mut conn, 1);
+    let (pid, epoch) = init_producer_id(&mut conn, 1, None);
     assert_eq!(epoch, 0);
     let first = idempotent_batch(&["a", "b"], pid, 0, 0);
     assert_eq!(produce(&mut conn, 2, "idem", first.clone()), (0, 0));
@@ -494,7 +483,7 @@ fn idempotent_producer_sequences() {
         "deduplicated after restart"
     );
     assert_eq!(latest_offset(&mut conn, 2, "idem"), 4);
-    let (new_pid, _) = init_producer_id(&mut conn, 3);
+    let (new_pid, _) = init_producer_id(&mut conn, 3, None);
     assert_ne!(new_pid, pid, "producer ids are not reused");
 }
 

@@ -113,8 +113,35 @@ pub struct Stream {
     thread: Option<std::thread::JoinHandle<BTreeMap<(i32, i64), Rec>>>,
 }
 
+/// What a [`Stream`] sends and how its producer is configured.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Written into each record (value and `codec` header), to tell streams apart.
+    pub label: &'static str,
+    /// Records sent before waiting for all of them to be acknowledged.
+    pub chunk: usize,
+    /// librdkafka settings beyond idempotence and the message timeout.
+    pub producer: Vec<(&'static str, &'static str)>,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            label: "lz4",
+            // Small sends, so the stream goes on while brokers come and go.
+            chunk: 100,
+            producer: Vec::new(),
+        }
+    }
+}
+
 impl Stream {
     pub fn start(bootstrap: String, topic: &'static str) -> Stream {
+        Self::start_with(bootstrap, topic, StreamConfig::default())
+    }
+
+    /// A stream of `record(config.label, i)` for i = 0, 1, ...
+    pub fn start_with(bootstrap: String, topic: &'static str, config: StreamConfig) -> Stream {
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(AtomicUsize::new(0));
         let thread = {
@@ -123,19 +150,18 @@ impl Stream {
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Runtime::new().unwrap();
                 rt.block_on(async {
-                    let p = producer(
-                        &bootstrap,
-                        &[
-                            ("enable.idempotence", "true"),
-                            ("message.timeout.ms", "120000"),
-                        ],
-                    );
+                    let mut settings = vec![
+                        ("enable.idempotence", "true"),
+                        ("message.timeout.ms", "120000"),
+                    ];
+                    settings.extend_from_slice(&config.producer);
+                    let p = producer(&bootstrap, &settings);
                     let mut landed = BTreeMap::new();
-                    // Small sends, so the stream goes on while brokers come and go.
                     let mut next = 0;
                     while !stop.load(Ordering::Relaxed) && next < STREAM_RECORDS_MAX {
-                        let chunk: Vec<Rec> =
-                            (next..next + 100).map(|i| record("lz4", i)).collect();
+                        let chunk: Vec<Rec> = (next..next + config.chunk)
+                            .map(|i| record(config.label, i))
+                            .collect();
                         next += chunk.len();
                         landed.extend(produce_all(&p, topic, &chunk).await);
                         acknowledged.store(landed.len(), Ordering::Relaxed);

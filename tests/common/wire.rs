@@ -76,3 +76,28 @@ pub fn response<T: Decodable>(
     );
     T::decode(&mut frame, version).expect("decode response")
 }
+
+/// InitProducerId v4 for an idempotent (non-transactional) producer: a new producer id, or
+/// with `current` = (id, epoch) a KIP-360 epoch bump. Returns (producer id, epoch) after
+/// checking that there was no error.
+pub fn init_producer_id(
+    stream: &mut TcpStream,
+    correlation_id: i32,
+    current: Option<(i64, i16)>,
+) -> (i64, i16) {
+    use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+    let (id, epoch) = current.unwrap_or((-1, -1));
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(id))
+        .with_producer_epoch(epoch);
+    send(stream, ApiKey::InitProducerId, 4, correlation_id, &request);
+    let response: InitProducerIdResponse =
+        response(stream, ApiKey::InitProducerId, 4, correlation_id);
+    assert_eq!(
+        response.error_code, 0,
+        "InitProducerId answered without error"
+    );
+    (response.producer_id.0, response.producer_epoch)
+}
