@@ -101,6 +101,13 @@ impl ClusterView {
             .max_by_key(|id| (rendezvous_score(*id, &key), *id))
     }
 
+    /// The broker that should run the cluster-wide background task `name` (one at a time).
+    pub fn task_owner(&self, name: &str) -> i32 {
+        let mut key = b"task:".to_vec();
+        key.extend_from_slice(name.as_bytes());
+        self.owner(&key)
+    }
+
     /// The broker that should coordinate `group_id`.
     pub fn group_owner(&self, group_id: &str) -> i32 {
         let mut key = b"group:".to_vec();

@@ -529,6 +529,15 @@ pub struct ServeArgs {
         default_value_t = 300_000
     )]
     pub retention_check_interval_ms: u64,
+
+    /// How often one broker of the cluster deletes segment objects no index entry refers to.
+    #[arg(long, env = "STRATO_GC_INTERVAL_MS", default_value_t = 600_000)]
+    pub gc_interval_ms: u64,
+
+    /// Age below which an unreferenced segment object is kept (its flush may still be
+    /// committing, or a reader may still hold it).
+    #[arg(long, env = "STRATO_GC_GRACE_MS", default_value_t = 3_600_000)]
+    pub gc_grace_ms: u64,
 }
 
 /// The validated broker configuration.
@@ -560,6 +569,8 @@ pub struct Config {
     pub group_limits: crate::group::state::GroupLimits,
     pub producer_id_expiration: Duration,
     pub retention_check_interval: Duration,
+    pub gc_interval: Duration,
+    pub gc_grace: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -740,6 +751,10 @@ impl ServeArgs {
         if self.group_initial_rebalance_delay_ms > 300_000 {
             bail!("--group-initial-rebalance-delay-ms must be at most 300000");
         }
+        // The grace must cover a flush's upload-to-commit time, which takes seconds at most.
+        if self.gc_grace_ms < 1_000 || self.gc_interval_ms < 10 {
+            bail!("--gc-grace-ms must be at least 1000 and --gc-interval-ms at least 10");
+        }
         if self.retention_check_interval_ms < 10 {
             bail!("--retention-check-interval-ms must be at least 10");
         }
@@ -787,6 +802,8 @@ impl ServeArgs {
             group_limits,
             producer_id_expiration: Duration::from_millis(self.producer_id_expiration_ms),
             retention_check_interval: Duration::from_millis(self.retention_check_interval_ms),
+            gc_interval: Duration::from_millis(self.gc_interval_ms),
+            gc_grace: Duration::from_millis(self.gc_grace_ms),
         })
     }
 }

@@ -132,6 +132,8 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
         &[
             ("operation=\"put\"", tier.puts),
             ("operation=\"get\"", tier.gets),
+            ("operation=\"list\"", tier.lists),
+            ("operation=\"delete\"", tier.deletes),
         ],
     );
     metric(
@@ -195,6 +197,20 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
         "gauge",
         "Partitions this broker leads (led) or has stopped leading (fenced).",
         &[("state=\"led\"", led), ("state=\"fenced\"", fenced)],
+    );
+    metric(
+        &mut out,
+        "strato_gc_passes_total",
+        "counter",
+        "Garbage collection passes completed by this broker.",
+        &[("", ctx.gc.passes.load(Ordering::Relaxed))],
+    );
+    metric(
+        &mut out,
+        "strato_gc_deleted_objects_total",
+        "counter",
+        "Unreferenced segment objects deleted by garbage collection.",
+        &[("", ctx.gc.deleted.load(Ordering::Relaxed))],
     );
     metric(
         &mut out,

@@ -122,6 +122,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         topics,
         log,
         replicas: crate::log::replica::ReplicaViews::new(meta.clone()),
+        gc: Arc::new(crate::log::gc::GcStats::default()),
         producer_ids: ProducerIdAllocator::new(),
         groups: Arc::new(crate::group::GroupCoordinator::new(
             meta.clone(),
@@ -144,6 +145,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         ctx.clone(),
         config.retention_check_interval,
         retention_stop.clone(),
+    ));
+    let gc_stop = CancellationToken::new();
+    let gc = tokio::spawn(crate::log::gc::run(
+        meta.clone(),
+        ctx.tier.clone(),
+        cluster.clone(),
+        ctx.gc.clone(),
+        config.gc_interval,
+        config.gc_grace,
+        gc_stop.clone(),
     ));
     let group_timers_stop = CancellationToken::new();
     let group_timers = tokio::spawn(ctx.groups.clone().run_timers(group_timers_stop.clone()));
@@ -182,6 +193,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     .await;
     retention_stop.cancel();
     let _ = retention.await;
+    gc_stop.cancel();
+    let _ = gc.await;
     let _ = leadership.await;
 
     tracing::info!("draining: flushing accepted batches");

@@ -46,6 +46,8 @@ pub struct BrokerCtx {
     pub tier: Arc<Tier>,
     pub topics: TopicRegistry,
     pub log: Arc<LogWriter>,
+    /// Garbage collection counters.
+    pub gc: Arc<crate::log::gc::GcStats>,
     /// Views of partitions other brokers lead, for reads served here (KIP-392).
     pub replicas: crate::log::replica::ReplicaViews,
     pub producer_ids: ProducerIdAllocator,

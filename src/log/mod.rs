@@ -6,6 +6,7 @@
 //! and the partition commit (fenced by leader and state versions) is in the metadata store.
 
 pub mod flush;
+pub mod gc;
 pub mod partition;
 pub mod producer;
 pub mod replica;

@@ -20,6 +20,14 @@ pub fn segment_key(id: Ulid) -> String {
     format!("{SEGMENTS_PREFIX}/{prefix:02x}/{text}.seg")
 }
 
+/// When the segment `key` was created (milliseconds since the epoch), from the ULID in its
+/// name; `None` for a key that is not a segment key.
+pub fn segment_created_ms(key: &str) -> Option<u64> {
+    let name = key.strip_prefix(SEGMENTS_PREFIX)?.rsplit('/').next()?;
+    let id = Ulid::from_string(name.strip_suffix(".seg")?).ok()?;
+    Some(id.timestamp_ms())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -54,5 +62,16 @@ mod tests {
             "only {} prefixes used",
             prefixes.len()
         );
+    }
+
+    #[test]
+    fn segment_keys_tell_their_creation_time() {
+        let id = Ulid::from_parts(1_700_000_000_123, 42);
+        assert_eq!(
+            segment_created_ms(&segment_key(id)),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(segment_created_ms("segments/00/not-a-ulid.seg"), None);
+        assert_eq!(segment_created_ms("other/00/x"), None);
     }
 }

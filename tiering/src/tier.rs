@@ -94,6 +94,10 @@ pub struct TierStats {
     pub prefetches: u64,
     /// Bytes of decompressed chunks in the memory tier of the cache now.
     pub cache_bytes: u64,
+    /// LIST requests (garbage collection).
+    pub lists: u64,
+    /// DELETE requests (garbage collection).
+    pub deletes: u64,
 }
 
 impl TierStats {
@@ -111,6 +115,8 @@ pub struct Tier {
     config: TierConfig,
     gets: AtomicU64,
     puts: AtomicU64,
+    lists: AtomicU64,
+    deletes: AtomicU64,
     put_bytes: AtomicU64,
     get_bytes: AtomicU64,
     /// Bounds object store requests in flight (`concurrent_requests_max`).
@@ -147,6 +153,8 @@ impl Tier {
             )),
             config,
             gets: AtomicU64::new(0),
+            lists: AtomicU64::new(0),
+            deletes: AtomicU64::new(0),
             puts: AtomicU64::new(0),
             put_bytes: AtomicU64::new(0),
             get_bytes: AtomicU64::new(0),
@@ -167,6 +175,8 @@ impl Tier {
     pub fn stats(&self) -> TierStats {
         TierStats {
             gets: self.gets.load(Ordering::Relaxed),
+            lists: self.lists.load(Ordering::Relaxed),
+            deletes: self.deletes.load(Ordering::Relaxed),
             puts: self.puts.load(Ordering::Relaxed),
             put_bytes: self.put_bytes.load(Ordering::Relaxed),
             get_bytes: self.get_bytes.load(Ordering::Relaxed),
@@ -340,6 +350,54 @@ impl Tier {
         self.cache
             .insert(&loc.object, loc.byte_offset, data.clone());
         Ok(data)
+    }
+
+    /// Every segment object's key (garbage collection). One LIST stream; object_store pages
+    /// it (S3: 1000 keys per request).
+    pub async fn list_segments(&self) -> Result<Vec<String>, TieringError> {
+        use futures::TryStreamExt;
+        let prefix = Path::from(crate::keys::SEGMENTS_PREFIX);
+        self.lists.fetch_add(1, Ordering::Relaxed);
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        let metas: Vec<object_store::ObjectMeta> = tokio::time::timeout(
+            self.config.get_timeout.saturating_mul(10),
+            self.store.list(Some(&prefix)).try_collect(),
+        )
+        .await
+        .map_err(|_| TieringError::Timeout {
+            operation: "list objects",
+        })?
+        .map_err(|err| store_error("list objects", crate::keys::SEGMENTS_PREFIX, err))?;
+        Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+    }
+
+    /// Deletes object `key` (garbage collection); deleting a missing object succeeds.
+    pub async fn delete_object(&self, key: &str) -> Result<(), TieringError> {
+        let path = parse_key(key)?;
+        let store = &self.store;
+        let result = self
+            .retry(
+                "delete object",
+                key,
+                self.config.put_timeout,
+                self.config.put_retries_max,
+                &self.deletes,
+                || async {
+                    store
+                        .delete(&path)
+                        .await
+                        .map_err(|err| store_error("delete object", key, err))
+                },
+            )
+            .await;
+        match result {
+            Ok(()) | Err(TieringError::NotFound { .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
     }
 
     /// The whole object `key` (for tools such as `strato segment dump`), at most

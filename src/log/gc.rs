@@ -1,0 +1,120 @@
+//! Garbage collection of segment objects: an object that no index entry references any
+//! more (its records were removed by retention or DeleteRecords, or its flush never
+//! committed) is deleted once it is older than the grace period. One broker of the cluster
+//! runs it (rendezvous owner of the task).
+//!
+//! Promise: an object referenced by an index entry is never deleted. The object listing is
+//! taken before the index listing, and an object is only a candidate when it is older than
+//! the grace period, which must exceed the longest time between a segment's upload and its
+//! commit (seconds) — so a flush in progress cannot lose its object.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use strato_metadata::model::IndexEntry;
+use strato_metadata::{MetadataError, MetadataStore};
+use strato_tiering::{Tier, TieringError};
+use tokio_util::sync::CancellationToken;
+
+use super::flush::now_ms;
+use crate::cluster::ClusterView;
+
+/// Objects deleted per pass at most, so one pass stays bounded in time and requests.
+const DELETES_PER_PASS_MAX: usize = 10_000;
+/// The cluster-wide name of the task, hashed to pick the broker that runs it.
+const TASK_NAME: &str = "segment-gc";
+
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Tier(#[from] TieringError),
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct GcStats {
+    pub passes: AtomicU64,
+    pub deleted: AtomicU64,
+}
+
+/// Every object referenced by an index entry of any partition.
+async fn referenced_objects(meta: &dyn MetadataStore) -> Result<HashSet<String>, MetadataError> {
+    let mut objects = HashSet::new();
+    for (key, value) in meta.list_all("partitions/").await? {
+        if key.contains("/index/") {
+            objects.insert(IndexEntry::decode(&key, &value.value)?.object);
+        }
+    }
+    Ok(objects)
+}
+
+/// One pass: deletes unreferenced objects older than `grace`. Returns how many went.
+pub async fn collect(
+    meta: &dyn MetadataStore,
+    tier: &Tier,
+    grace: Duration,
+) -> Result<usize, GcError> {
+    // Objects first, references second: see the module comment.
+    let objects = tier.list_segments().await?;
+    let referenced = referenced_objects(meta).await?;
+    let oldest_candidate_ms = u64::try_from(now_ms())
+        .unwrap_or(0)
+        .saturating_sub(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX));
+    let mut deleted = 0;
+    for key in objects {
+        if deleted >= DELETES_PER_PASS_MAX {
+            break;
+        }
+        if referenced.contains(&key) {
+            continue;
+        }
+        // Unknown names are not ours to delete.
+        let Some(created_ms) = strato_tiering::keys::segment_created_ms(&key) else {
+            continue;
+        };
+        if created_ms > oldest_candidate_ms {
+            continue;
+        }
+        tier.delete_object(&key).await?;
+        tracing::debug!(object = %key, "deleted unreferenced segment");
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
+/// Runs [`collect`] every `interval` on the broker that owns the task, until `shutdown`.
+pub async fn run(
+    meta: Arc<dyn MetadataStore>,
+    tier: Arc<Tier>,
+    cluster: Arc<ClusterView>,
+    stats: Arc<GcStats>,
+    interval: Duration,
+    grace: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if cluster.task_owner(TASK_NAME) != cluster.broker_id() {
+            continue;
+        }
+        match collect(meta.as_ref(), &tier, grace).await {
+            Ok(deleted) => {
+                stats.passes.fetch_add(1, Ordering::Relaxed);
+                stats.deleted.fetch_add(deleted as u64, Ordering::Relaxed);
+                if deleted > 0 {
+                    tracing::info!(deleted, "garbage collection deleted unreferenced segments");
+                }
+            }
+            Err(err) => tracing::warn!("garbage collection failed, will retry: {err:#}"),
+        }
+    }
+}
