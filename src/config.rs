@@ -538,6 +538,15 @@ pub struct ServeArgs {
     /// committing, or a reader may still hold it).
     #[arg(long, env = "STRATO_GC_GRACE_MS", default_value_t = 3_600_000)]
     pub gc_grace_ms: u64,
+
+    /// How often partition leaders merge runs of small chunks into bigger per-partition
+    /// objects (fewer index entries in the metadata store, fewer GETs on replay).
+    #[arg(long, env = "STRATO_COMPACTION_INTERVAL_MS", default_value_t = 60_000)]
+    pub compaction_interval_ms: u64,
+
+    /// Uncompressed size a compacted chunk grows to at most.
+    #[arg(long, env = "STRATO_COMPACTION_TARGET_BYTES", default_value_t = 64 * MIB)]
+    pub compaction_target_bytes: u64,
 }
 
 /// The validated broker configuration.
@@ -571,6 +580,8 @@ pub struct Config {
     pub retention_check_interval: Duration,
     pub gc_interval: Duration,
     pub gc_grace: Duration,
+    pub compaction_interval: Duration,
+    pub compaction_target_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -755,6 +766,15 @@ impl ServeArgs {
         if self.gc_grace_ms < 1_000 || self.gc_interval_ms < 10 {
             bail!("--gc-grace-ms must be at least 1000 and --gc-interval-ms at least 10");
         }
+        // A compacted chunk must stay below the segment format's chunk limit.
+        if self.compaction_interval_ms < 10
+            || !(MIB..=strato_tiering::segment::CHUNK_UNCOMPRESSED_MAX)
+                .contains(&self.compaction_target_bytes)
+        {
+            bail!(
+                "--compaction-interval-ms must be at least 10 and --compaction-target-bytes between 1 MiB and 256 MiB"
+            );
+        }
         if self.retention_check_interval_ms < 10 {
             bail!("--retention-check-interval-ms must be at least 10");
         }
@@ -804,6 +824,8 @@ impl ServeArgs {
             retention_check_interval: Duration::from_millis(self.retention_check_interval_ms),
             gc_interval: Duration::from_millis(self.gc_interval_ms),
             gc_grace: Duration::from_millis(self.gc_grace_ms),
+            compaction_interval: Duration::from_millis(self.compaction_interval_ms),
+            compaction_target_bytes: self.compaction_target_bytes,
         })
     }
 }

@@ -146,6 +146,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.retention_check_interval,
         retention_stop.clone(),
     ));
+    let compaction_stop = CancellationToken::new();
+    let compaction = tokio::spawn(crate::log::compaction::run(
+        ctx.clone(),
+        config.compaction_interval,
+        config.compaction_target_bytes,
+        compaction_stop.clone(),
+    ));
     let gc_stop = CancellationToken::new();
     let gc = tokio::spawn(crate::log::gc::run(
         meta.clone(),
@@ -195,6 +202,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let _ = retention.await;
     gc_stop.cancel();
     let _ = gc.await;
+    compaction_stop.cancel();
+    let _ = compaction.await;
     let _ = leadership.await;
 
     tracing::info!("draining: flushing accepted batches");

@@ -263,6 +263,11 @@ async fn read_partition(
         let data = match ctx.tier.read_chunk(entry).await {
             Ok(data) => data,
             Err(err) => {
+                if !led && matches!(err, strato_tiering::TieringError::NotFound { .. }) {
+                    // The replica view is older than a compaction whose old objects are
+                    // collected already: read the index again next time.
+                    ctx.replicas.invalidate(partition.tp);
+                }
                 tracing::error!(
                     topic = %partition.topic,
                     partition = w.index,

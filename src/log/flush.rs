@@ -34,6 +34,15 @@ struct TrimRequest {
     done: tokio::sync::oneshot::Sender<Result<Offset, FlushFailure>>,
 }
 
+/// A request to replace a run of a partition's index entries by one entry covering the same
+/// offsets (compaction), applied by the flusher like a trim.
+struct ReplaceRequest {
+    partition: Arc<Partition>,
+    old: Vec<IndexEntry>,
+    new: IndexEntry,
+    done: tokio::sync::oneshot::Sender<Result<bool, FlushFailure>>,
+}
+
 /// Trim requests waiting for the flusher; more are refused (bounded, like every queue).
 const TRIMS_QUEUED_MAX: usize = 10_000;
 /// Index entries deleted per trim transaction (etcd allows 128 operations per transaction).
@@ -95,6 +104,7 @@ pub struct LogWriter {
     /// Idle producer states are dropped after this (`--producer-id-expiration-ms`).
     producer_expiration_ms: i64,
     trims: Mutex<Vec<TrimRequest>>,
+    replaces: Mutex<Vec<ReplaceRequest>>,
     commits: watch::Sender<u64>,
     closed: std::sync::atomic::AtomicBool,
     /// Set when the broker drains: flush whatever is open at once, without waiting for the
@@ -137,6 +147,7 @@ impl LogWriter {
             producer_expiration_ms: i64::try_from(producer_expiration.as_millis())
                 .unwrap_or(i64::MAX),
             trims: Mutex::new(Vec::new()),
+            replaces: Mutex::new(Vec::new()),
             commits,
             closed: std::sync::atomic::AtomicBool::new(false),
             draining: std::sync::atomic::AtomicBool::new(false),
@@ -245,6 +256,122 @@ impl LogWriter {
         for trim in std::mem::take(&mut *self.trims.lock().expect("trims lock")) {
             let _ = trim.done.send(Err(FlushFailure::ShuttingDown));
         }
+        for replace in std::mem::take(&mut *self.replaces.lock().expect("replaces lock")) {
+            let _ = replace.done.send(Err(FlushFailure::ShuttingDown));
+        }
+    }
+
+    /// Replaces the index entries `old` (consecutive, from `new.base_offset` to
+    /// `new.last_offset`) by `new`, in one fenced transaction run by the flusher between
+    /// flushes. `Ok(false)`: the partition's index no longer holds exactly `old` (a trim got
+    /// there first), nothing changed.
+    pub async fn replace_chunks(
+        &self,
+        partition: Arc<Partition>,
+        old: Vec<IndexEntry>,
+        new: IndexEntry,
+    ) -> Result<bool, FlushFailure> {
+        assert!(!old.is_empty(), "a replacement replaces something");
+        assert_eq!(old[0].base_offset, new.base_offset, "same first offset");
+        assert_eq!(
+            old[old.len() - 1].last_offset,
+            new.last_offset,
+            "same last offset"
+        );
+        let (done, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut replaces = self.replaces.lock().expect("replaces lock");
+            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(FlushFailure::ShuttingDown);
+            }
+            if replaces.len() >= TRIMS_QUEUED_MAX {
+                return Err(FlushFailure::Busy);
+            }
+            replaces.push(ReplaceRequest {
+                partition,
+                old,
+                new,
+                done,
+            });
+        }
+        self.wake.notify_one();
+        rx.await.unwrap_or(Err(FlushFailure::ShuttingDown))
+    }
+
+    async fn apply_replace(
+        &self,
+        partition: &Arc<Partition>,
+        old: &[IndexEntry],
+        new: IndexEntry,
+    ) -> Result<bool, FlushFailure> {
+        let tp = partition.tp;
+        let txn = {
+            let state = partition.lock();
+            if state.fenced {
+                return Err(FlushFailure::Fenced);
+            }
+            if state.needs_reload {
+                return Ok(false);
+            }
+            if old
+                .iter()
+                .any(|e| state.index.get(&e.base_offset) != Some(e))
+            {
+                return Ok(false);
+            }
+            // The state is written unchanged so that its version moves: a reload after an
+            // uncertain outcome then sees that something applied and reads the index again.
+            let record = state.state_record(state.high_watermark, &state.committed_producers);
+            let mut txn = Txn::new()
+                .when_version(
+                    keys::partition_leader(tp.topic_id, tp.partition),
+                    state.leader_version,
+                )
+                .when_version(
+                    keys::partition_state(tp.topic_id, tp.partition),
+                    state.state_version,
+                )
+                .put(
+                    keys::partition_state(tp.topic_id, tp.partition),
+                    record.encode(),
+                )
+                // Same key as the first old entry (same base offset): overwritten in place.
+                .put(
+                    keys::partition_index(tp.topic_id, tp.partition, new.base_offset),
+                    new.encode(),
+                );
+            for e in &old[1..] {
+                txn = txn.delete(keys::partition_index(
+                    tp.topic_id,
+                    tp.partition,
+                    e.base_offset,
+                ));
+            }
+            txn
+        };
+        match self.meta.txn(txn).await {
+            Ok(version) => {
+                let mut state = partition.lock();
+                state.state_version = version;
+                for e in old {
+                    state.index.remove(&e.base_offset);
+                }
+                state.index.insert(new.base_offset, new);
+                Ok(true)
+            }
+            Err(MetadataError::Conflict { .. }) => {
+                partition.lock().fenced = true;
+                Err(FlushFailure::Fenced)
+            }
+            Err(err) => {
+                tracing::warn!(topic = %partition.topic, partition = tp.partition, "failed to swap compacted chunks: {err:#}");
+                if err.is_retryable() {
+                    partition.lock().needs_reload = true;
+                    self.spawn_reload(partition.clone());
+                }
+                Err(FlushFailure::Commit)
+            }
+        }
     }
 
     /// Moves the log start of `partition` up to `log_start` (capped at the high watermark):
@@ -279,6 +406,13 @@ impl LogWriter {
         for trim in trims {
             let result = self.apply_trim(&trim.partition, trim.log_start).await;
             let _ = trim.done.send(result);
+        }
+        let replaces = std::mem::take(&mut *self.replaces.lock().expect("replaces lock"));
+        for replace in replaces {
+            let result = self
+                .apply_replace(&replace.partition, &replace.old, replace.new)
+                .await;
+            let _ = replace.done.send(result);
         }
     }
 
@@ -653,8 +787,24 @@ async fn reload_partition(
         None => (0, PartitionStateRecord::empty()),
     };
     let old_hw = partition.high_watermark();
+    let known_state_version = partition.lock().state_version;
     let mut new_entries = Vec::new();
-    if record.high_watermark > old_hw {
+    // Something applied that was not answered: it may have appended (new entries above the
+    // HW), moved the log start or swapped compacted chunks, so read the whole index again.
+    let full_index = if state_version != known_state_version {
+        let prefix = keys::partition_index_prefix(tp.topic_id, tp.partition);
+        let mut index = std::collections::BTreeMap::new();
+        for (key, value) in meta.list_all(&prefix).await? {
+            let entry = IndexEntry::decode(&key, &value.value)?;
+            if entry.last_offset < record.high_watermark {
+                index.insert(entry.base_offset, entry);
+            }
+        }
+        Some(index)
+    } else {
+        None
+    };
+    if full_index.is_none() && record.high_watermark > old_hw {
         // Only the entries at or above the old HW, page by page (keys sort by offset).
         let prefix = keys::partition_index_prefix(tp.topic_id, tp.partition);
         let mut after =
@@ -697,6 +847,9 @@ async fn reload_partition(
         );
         for entry in new_entries {
             state.index.insert(entry.base_offset, entry);
+        }
+        if let Some(index) = full_index {
+            state.index = index;
         }
         state.high_watermark = record.high_watermark;
         state.next_offset = record.high_watermark;

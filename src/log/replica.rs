@@ -99,6 +99,12 @@ impl ReplicaViews {
         })
     }
 
+    /// Forgets the view of `tp` (a chunk it named is gone: compacted, then collected), so
+    /// the next read loads the index afresh.
+    pub fn invalidate(&self, tp: TopicPartition) {
+        self.views.lock().expect("replica views lock").remove(&tp);
+    }
+
     async fn refresh(&self, tp: TopicPartition, view: &mut View) -> Result<(), MetadataError> {
         let leader_key = keys::partition_leader(tp.topic_id, tp.partition);
         let state_key = keys::partition_state(tp.topic_id, tp.partition);

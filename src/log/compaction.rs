@@ -1,0 +1,230 @@
+//! Segment compaction: a partition's log is written as one small chunk per flush (inside
+//! objects shared with other partitions), so its index grows by an entry per flush. On
+//! partition leaders, a periodic pass merges runs of consecutive small chunks into one
+//! chunk in a new per-partition object and swaps the index entries in one fenced
+//! transaction (`LogWriter::replace_chunks`, run by the flusher between flushes). The old
+//! objects become garbage once no partition refers to them.
+//!
+//! Promise: readers never see a gap or a duplicate — the new chunk holds exactly the
+//! batches of the entries it replaces (checked before the swap), and the swap is atomic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strato_metadata::model::IndexEntry;
+use strato_tiering::segment::SegmentBuilder;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::BrokerCtx;
+
+/// Chunks merged at most in one step: the swap deletes them and puts one entry in a single
+/// transaction, and etcd allows 128 operations per transaction.
+pub const ENTRIES_PER_STEP_MAX: usize = 99;
+/// Fewest chunks worth merging in one step.
+const ENTRIES_PER_STEP_MIN: usize = 4;
+/// zstd level of compacted chunks: they are written once and read many times.
+const ZSTD_LEVEL: i32 = 3;
+
+/// The next run of index entries to merge: consecutive entries, each smaller than
+/// `target_bytes / 2` (a bigger chunk is already "compacted enough"), together at most
+/// `target_bytes` uncompressed, at least [`ENTRIES_PER_STEP_MIN`] of them; the newest
+/// `keep_newest` entries are left alone (the tail is hot in the cache and still growing).
+pub fn plan(
+    entries: &[IndexEntry],
+    target_bytes: u64,
+    keep_newest: usize,
+) -> Option<Vec<IndexEntry>> {
+    let candidates = &entries[..entries.len().saturating_sub(keep_newest)];
+    let small = target_bytes / 2;
+    let mut run: Vec<IndexEntry> = Vec::new();
+    let mut run_bytes = 0u64;
+    for entry in candidates {
+        let fits = entry.uncompressed_length < small
+            && run_bytes + entry.uncompressed_length <= target_bytes
+            && run.len() < ENTRIES_PER_STEP_MAX
+            && run
+                .last()
+                .is_none_or(|last| last.last_offset + 1 == entry.base_offset);
+        if fits {
+            run_bytes += entry.uncompressed_length;
+            run.push(entry.clone());
+            continue;
+        }
+        if run.len() >= ENTRIES_PER_STEP_MIN {
+            return Some(run);
+        }
+        run.clear();
+        run_bytes = 0;
+        if entry.uncompressed_length < small {
+            run_bytes = entry.uncompressed_length;
+            run.push(entry.clone());
+        }
+    }
+    (run.len() >= ENTRIES_PER_STEP_MIN).then_some(run)
+}
+
+/// Merges `run` into one chunk in a new object and swaps the index entries. Returns false
+/// when the partition changed meanwhile (the step is simply dropped).
+async fn compact_run(
+    ctx: &BrokerCtx,
+    partition: Arc<crate::log::partition::Partition>,
+    run: Vec<IndexEntry>,
+) -> Result<bool, String> {
+    let mut chunks: Vec<Bytes> = Vec::with_capacity(run.len());
+    for entry in &run {
+        chunks.push(
+            ctx.tier
+                .read_chunk(entry)
+                .await
+                .map_err(|err| format!("read chunk of {}: {err:#}", entry.object))?,
+        );
+    }
+    let tp = partition.tp;
+    let built = tokio::task::spawn_blocking(move || {
+        let mut builder = SegmentBuilder::new(ZSTD_LEVEL);
+        builder.add_chunk(tp, &chunks);
+        builder.finish()
+    })
+    .await
+    .map_err(|err| format!("build compacted segment: {err}"))?
+    .map_err(|err| format!("build compacted segment: {err:#}"))?;
+    let key = strato_tiering::keys::new_segment_key();
+    let chunk_data = built.chunk_data();
+    let (meta, _) = chunk_data.first().ok_or("compacted segment has no chunk")?;
+    let new_entry = meta.to_index_entry(&key);
+    // Exactly the records of the run, or the swap would show a gap or a duplicate.
+    let first = run.first().expect("a run is not empty");
+    let last = run.last().expect("a run is not empty");
+    assert_eq!(
+        new_entry.base_offset, first.base_offset,
+        "compacted chunk starts where the run does"
+    );
+    assert_eq!(
+        new_entry.last_offset, last.last_offset,
+        "compacted chunk ends where the run does"
+    );
+    assert_eq!(
+        new_entry.record_count,
+        run.iter().map(|e| e.record_count).sum::<u64>(),
+        "compacted chunk holds every record of the run"
+    );
+    ctx.tier
+        .upload(&key, built.bytes.clone())
+        .await
+        .map_err(|err| format!("upload compacted segment: {err:#}"))?;
+    let swapped = ctx
+        .log
+        .replace_chunks(partition.clone(), run, new_entry)
+        .await
+        .map_err(|err| format!("swap index entries: {err}"))?;
+    if swapped {
+        ctx.tier.cache_chunks(&key, &chunk_data);
+    }
+    Ok(swapped)
+}
+
+/// Compacts the partitions this broker leads every `interval`, until `shutdown`.
+pub async fn run(
+    ctx: Arc<BrokerCtx>,
+    interval: Duration,
+    target_bytes: u64,
+    shutdown: CancellationToken,
+) {
+    /// Newest index entries left out of compaction.
+    const KEEP_NEWEST: usize = 2;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for topic in ctx.topics.all() {
+            for partition in &topic.partitions {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                if !partition.is_led() {
+                    continue;
+                }
+                let (_, entries) = partition.index_snapshot();
+                let Some(run) = plan(&entries, target_bytes, KEEP_NEWEST) else {
+                    continue;
+                };
+                let merged = run.len();
+                match compact_run(&ctx, partition.clone(), run).await {
+                    Ok(true) => tracing::info!(
+                        topic = %topic.name,
+                        partition = partition.tp.partition,
+                        merged,
+                        "compacted chunks"
+                    ),
+                    Ok(false) => {}
+                    Err(err) => tracing::warn!(
+                        topic = %topic.name,
+                        partition = partition.tp.partition,
+                        "failed to compact, will retry: {err}"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strato_metadata::model::{Offset, RECORD_FORMAT_V1};
+
+    fn entry(base: Offset, last: Offset, bytes: u64) -> IndexEntry {
+        IndexEntry {
+            v: RECORD_FORMAT_V1,
+            object: format!("segments/00/{base}.seg"),
+            byte_offset: 0,
+            byte_length: bytes,
+            uncompressed_length: bytes,
+            base_offset: base,
+            last_offset: last,
+            max_timestamp: 0,
+            record_count: (last - base + 1) as u64,
+        }
+    }
+
+    fn run_bases(run: Option<Vec<IndexEntry>>) -> Vec<Offset> {
+        run.unwrap_or_default()
+            .iter()
+            .map(|e| e.base_offset)
+            .collect()
+    }
+
+    #[test]
+    fn runs_of_small_consecutive_chunks_are_planned() {
+        let entries: Vec<IndexEntry> = (0..10).map(|i| entry(i * 10, i * 10 + 9, 100)).collect();
+        // The newest two stay; the rest merge.
+        assert_eq!(
+            run_bases(plan(&entries, 10_000, 2)),
+            (0..8).map(|i| i * 10).collect::<Vec<_>>()
+        );
+        // The target bounds a run.
+        assert_eq!(run_bases(plan(&entries, 450, 0)), vec![0, 10, 20, 30]);
+        // Too few small chunks: nothing to do.
+        assert_eq!(plan(&entries[..3], 10_000, 0), None);
+        // A big chunk splits runs; chunks already big are left alone.
+        let mut mixed = entries.clone();
+        mixed[4] = entry(40, 49, 9_000);
+        assert_eq!(run_bases(plan(&mixed, 10_000, 0)), vec![0, 10, 20, 30]);
+        let mut mixed = entries.clone();
+        mixed[2] = entry(20, 29, 9_000);
+        assert_eq!(
+            run_bases(plan(&mixed, 10_000, 0)),
+            vec![30, 40, 50, 60, 70, 80, 90]
+        );
+        // At most one transaction's worth of entries per step.
+        let many: Vec<IndexEntry> = (0..300).map(|i| entry(i, i, 10)).collect();
+        assert_eq!(
+            plan(&many, u64::MAX, 0).unwrap().len(),
+            ENTRIES_PER_STEP_MAX
+        );
+    }
+}
