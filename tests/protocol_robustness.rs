@@ -280,10 +280,11 @@ fn api_versions_negotiation() {
             keys,
             // Produce, Fetch, ListOffsets, Metadata, the group APIs (OffsetCommit 8 ..
             // ListGroups 16, DeleteGroups 42, OffsetDelete 47), ApiVersions, CreateTopics,
-            // DeleteRecords, InitProducerId, OffsetForLeaderEpoch, DescribeConfigs,
+            // DeleteTopics, DeleteRecords, InitProducerId, OffsetForLeaderEpoch, DescribeConfigs,
             // DescribeCluster.
             vec![
-                0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 21, 22, 23, 32, 42, 47, 60
+                0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 32, 42, 47,
+                60
             ],
             "exactly what is implemented"
         );

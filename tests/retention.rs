@@ -295,3 +295,56 @@ async fn garbage_collection_deletes_only_unreferenced_objects() {
         })
     });
 }
+
+/// Goal: deleting a topic removes it at once (metadata, reads) and its objects eventually;
+/// the name can be used again and starts from offset 0. Method: librdkafka's admin client;
+/// the object files are counted in the file:// store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_topics_go_at_once_and_their_objects_eventually() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        dir.path(),
+        &["--gc-interval-ms", "100", "--gc-grace-ms", "1000"],
+    );
+    let data_dir = dir.path().join("data");
+    create(&broker, "doomed", &[]).await;
+    let records: Vec<Rec> = (0..50).map(|i| record("none", i)).collect();
+    produce_in_chunks(&broker, "doomed", &records, 5).await;
+    assert!(!segment_files(&data_dir).is_empty());
+
+    for result in admin(&broker)
+        .delete_topics(&["doomed"], &AdminOptions::new())
+        .await
+        .expect("delete topics")
+    {
+        result.expect("topic deleted");
+    }
+    // Gone from metadata at once.
+    let consumer = common::kafka::consumer(&broker.bootstrap(), &[]);
+    let metadata = tokio::task::block_in_place(|| {
+        consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("metadata")
+    });
+    assert!(metadata.topics().iter().all(|t| t.name() != "doomed"));
+    // Its objects go after the grace period.
+    tokio::task::block_in_place(|| {
+        wait_until(
+            Duration::from_secs(30),
+            "the topic's objects collected",
+            || segment_files(&data_dir).is_empty(),
+        )
+    });
+    // The name starts afresh.
+    create(&broker, "doomed", &[]).await;
+    let again: Vec<Rec> = (0..10).map(|i| record("none", i)).collect();
+    let landed = produce_in_chunks(&broker, "doomed", &again, 1).await;
+    assert_eq!(
+        landed.keys().map(|(_, o)| *o).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<i64>>()
+    );
+    assert_eq!(
+        tokio::task::block_in_place(|| watermarks(&broker, "doomed")),
+        (0, 10)
+    );
+}

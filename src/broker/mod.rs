@@ -21,6 +21,7 @@ use crate::protocol::{self, Request};
 
 mod create_topics;
 mod delete_records;
+mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 pub mod error;
@@ -115,6 +116,9 @@ pub async fn handle(
             describe_cluster::handle(ctx, req, version),
         )),
         RequestKind::DeleteRecords(req) => delete_records::handle(ctx, req),
+        RequestKind::DeleteTopics(req) => now(ResponseKind::DeleteTopics(
+            delete_topics::handle(ctx, req, version).await,
+        )),
         RequestKind::FindCoordinator(req) => now(ResponseKind::FindCoordinator(
             group::find_coordinator::handle(ctx, req, version),
         )),

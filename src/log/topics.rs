@@ -33,6 +33,8 @@ const HANDOFF_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// The leadership loop also runs this often without a membership change (to pick up topics
 /// created through other brokers and retry failed acquisitions).
 const RECONCILE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Keys deleted per transaction when a topic goes (etcd allows 128 operations).
+const DELETES_PER_TXN: usize = 100;
 /// Leadership changes (acquire or release) in flight at once.
 const LEADERSHIP_CONCURRENCY: usize = 16;
 
@@ -166,9 +168,79 @@ impl TopicRegistry {
         topics
     }
 
-    /// Loads every topic in the metadata store and takes leadership of its partitions.
+    /// Deletes topic `name`: its record first (no broker loads it again), then every key of
+    /// its partitions, in transactions of at most [`DELETES_PER_TXN`] keys. Its objects are
+    /// left to garbage collection. `Ok(false)`: no such topic.
+    pub async fn delete(&self, name: &str) -> Result<bool, MetadataError> {
+        let key = keys::topic(name);
+        let Some(value) = self.meta.get(&key).await? else {
+            return Ok(false);
+        };
+        let record = TopicRecord::decode(&key, &value.value)?;
+        match self
+            .meta
+            .txn(Txn::new().when_version(&key, value.version).delete(&key))
+            .await
+        {
+            Ok(_) => {}
+            // Deleted or re-created meanwhile: the caller's topic is gone either way.
+            Err(MetadataError::Conflict { .. }) => return Ok(false),
+            Err(err) => return Err(err),
+        }
+        self.forget(name);
+        let partition_keys: Vec<String> = self
+            .meta
+            .list_all(&keys::topic_partitions_prefix(record.topic_id))
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        for chunk in partition_keys.chunks(DELETES_PER_TXN) {
+            let txn = chunk.iter().fold(Txn::new(), |txn, k| txn.delete(k));
+            self.meta.txn(txn).await?;
+        }
+        tracing::info!(topic = name, topic_id = %record.topic_id, "topic deleted");
+        Ok(true)
+    }
+
+    /// Drops topic `name` from this broker: its partitions stop being led here at once
+    /// (pending produce fails its commit, the leader keys being gone).
+    fn forget(&self, name: &str) {
+        let removed = self.by_name.write().expect("topics lock").remove(name);
+        if let Some(topic) = removed {
+            self.by_id
+                .write()
+                .expect("topics lock")
+                .remove(&topic.topic_id);
+            for partition in &topic.partitions {
+                partition.lock().fenced = true;
+            }
+        }
+    }
+
+    /// Loads every topic in the metadata store and takes leadership of its partitions;
+    /// forgets topics deleted through other brokers.
     pub async fn load_all(&self) -> Result<usize, MetadataError> {
         let records = self.meta.list_all(keys::TOPICS_PREFIX).await?;
+        let stored: std::collections::HashSet<String> = records
+            .iter()
+            .filter_map(|(k, _)| k.strip_prefix(keys::TOPICS_PREFIX).map(str::to_string))
+            .collect();
+        let gone: Vec<String> = self
+            .all()
+            .into_iter()
+            .map(|t| t.name.clone())
+            .filter(|name| !stored.contains(name))
+            .collect();
+        for name in gone {
+            // Checked again under the load lock: a topic created here after the listing
+            // has its record by now.
+            let _guard = self.load_lock.lock().await;
+            if self.meta.get(&keys::topic(&name)).await?.is_none() {
+                tracing::info!(topic = %name, "topic deleted elsewhere; forgetting it");
+                self.forget(&name);
+            }
+        }
         let mut loaded = 0;
         for (key, value) in records {
             let record = TopicRecord::decode(&key, &value.value)?;

@@ -37,6 +37,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DeleteTopics, 1, 6),
 ];
 
 pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {

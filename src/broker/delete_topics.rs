@@ -1,0 +1,52 @@
+//! DeleteTopics: the topic's metadata goes at once (clients see UNKNOWN_TOPIC_OR_PARTITION,
+//! the name can be reused), its objects with garbage collection.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::{BrokerCtx, error};
+
+pub(super) async fn handle(
+    ctx: &Arc<BrokerCtx>,
+    req: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    // v6 names topics by name or id; older versions by name.
+    let wanted: Vec<(Option<String>, Uuid)> = if version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.to_string()), Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, topic_id) in wanted {
+        let name = name.or_else(|| ctx.topics.get_by_id(topic_id).map(|t| t.name.clone()));
+        let result = DeletableTopicResult::default()
+            .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
+            .with_topic_id(topic_id);
+        let Some(name) = name else {
+            responses.push(result.with_error_code(error::code(ResponseError::UnknownTopicId)));
+            continue;
+        };
+        let code = match ctx.topics.delete(&name).await {
+            Ok(true) => error::NONE,
+            Ok(false) => error::code(ResponseError::UnknownTopicOrPartition),
+            Err(err) => {
+                tracing::warn!(topic = %name, "failed to delete topic: {err:#}");
+                error::from_metadata(&err)
+            }
+        };
+        responses.push(result.with_error_code(code));
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}
