@@ -66,6 +66,40 @@ pub enum Command {
     /// Benchmarks that run a broker of their own (this executable) and measure it.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Inspect the cluster's stored state (reads the metadata and object stores directly).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Brokers, topics and per-partition storage: log start, high watermark, index entries
+    /// (metadata keys), bytes and objects; with an object store, the objects no index entry
+    /// refers to (garbage not yet collected).
+    ///
+    /// Example: `strato cluster status --metadata etcd://10.0.0.5:2379/strato/prod
+    /// --object-store s3://strato/prod`. With the embedded store (`--metadata local`) the
+    /// broker must be stopped: its store file is locked while it runs.
+    Status(ClusterStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterStatusArgs {
+    /// Metadata store: `local` (embedded, in --data-dir) or `etcd://host:port[,...][/prefix]`.
+    #[arg(long, env = "STRATO_METADATA", default_value = "local")]
+    pub metadata: String,
+    /// Object store URL, to count unreferenced objects (default: not read).
+    #[arg(long, env = "STRATO_OBJECT_STORE")]
+    pub object_store: Option<String>,
+    /// S3 endpoint (LocalStack, MinIO); overrides AWS_ENDPOINT_URL.
+    #[arg(long, env = "STRATO_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Data directory of the embedded metadata store.
+    #[arg(long, env = "STRATO_DATA_DIR", default_value = "./strato-data")]
+    pub data_dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]

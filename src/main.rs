@@ -34,6 +34,9 @@ fn run() -> anyhow::Result<()> {
             Command::Segment(SegmentCommand::Dump(args)) => segment_dump(args).await,
             Command::Group(command) => strato::cli::group::run(command).await,
             Command::Bench(command) => strato::cli::bench::run(command).await,
+            Command::Cluster(strato::config::ClusterCommand::Status(args)) => {
+                strato::cli::cluster_status::run(args).await
+            }
         }
     })
 }

@@ -1,11 +1,13 @@
 //! The operator CLI's cluster commands (`strato group ...`) and benchmarks (`strato bench
 //! ...`). They reach brokers only through the Kafka protocol (`kafka_client`), never through
 //! the metadata store, so they work against any Kafka-compatible cluster and see exactly what
-//! clients see.
+//! clients see. The exception is `strato cluster status`, which reads the stores directly
+//! (read-only) to show what the protocol cannot: index entries, bytes and garbage.
 
 pub mod bench;
 mod bench_broker;
 pub mod cluster;
+pub mod cluster_status;
 pub mod group;
 pub mod group_api;
 pub mod group_reset;
