@@ -305,6 +305,23 @@ pub mod etcd_server {
 
         /// `n` members forming one cluster.
         pub fn start_cluster(n: usize) -> Self {
+            // A free port is found by binding port 0 and letting it go; another process of a
+            // parallel test run can take it before etcd binds it. Then start over with new
+            // ports (bounded).
+            const ATTEMPTS: usize = 5;
+            for attempt in 1..=ATTEMPTS {
+                match Self::try_start_cluster(n) {
+                    Ok(server) => return server,
+                    Err(log) if attempt < ATTEMPTS && log.contains("address already in use") => {
+                        continue;
+                    }
+                    Err(log) => panic!("etcd did not start; log:\n{log}"),
+                }
+            }
+            unreachable!("the last attempt returns or panics")
+        }
+
+        fn try_start_cluster(n: usize) -> Result<Self, String> {
             let dir = tempfile::tempdir().expect("temp dir for etcd");
             let members: Vec<Member> = (0..n)
                 .map(|i| Member {
@@ -330,9 +347,10 @@ pub mod etcd_server {
                 server.spawn(i, "new");
             }
             for i in 0..n {
-                server.wait_healthy(i);
+                // On failure `server` is dropped, which kills the members already started.
+                server.try_wait_healthy(i)?;
             }
-            server
+            Ok(server)
         }
 
         fn spawn(&mut self, i: usize, state: &str) {
@@ -377,17 +395,24 @@ pub mod etcd_server {
         }
 
         fn wait_healthy(&mut self, i: usize) {
+            if let Err(log) = self.try_wait_healthy(i) {
+                panic!("{log}");
+            }
+        }
+
+        /// Waits for member `i` to answer; `Err` with its log if it exited.
+        fn try_wait_healthy(&mut self, i: usize) -> Result<(), String> {
             let end = Instant::now() + READY_DEADLINE;
             loop {
                 let m = &mut self.members[i];
                 if let Some(child) = &mut m.child
                     && let Ok(Some(status)) = child.try_wait()
                 {
-                    panic!(
+                    return Err(format!(
                         "etcd member {} exited ({status}); log:\n{}",
                         m.name,
                         std::fs::read_to_string(&m.log).unwrap_or_default()
-                    );
+                    ));
                 }
                 let healthy = Command::new("etcdctl")
                     .env("ETCDCTL_API", "3")
@@ -404,7 +429,7 @@ pub mod etcd_server {
                     .map(|s| s.success())
                     .unwrap_or(false);
                 if healthy {
-                    return;
+                    return Ok(());
                 }
                 assert!(
                     Instant::now() < end,
