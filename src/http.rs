@@ -112,16 +112,22 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
     let log = ctx.log.stats();
     let topics = ctx.topics.all();
     let (mut led, mut fenced, mut index_entries) = (0u64, 0u64, 0u64);
+    // Per topic, over the partitions led here: (index entries, bytes in the object store).
+    let mut per_topic: Vec<(String, u64, u64)> = Vec::with_capacity(topics.len());
     for topic in &topics {
+        let (mut topic_entries, mut topic_bytes) = (0u64, 0u64);
         for partition in &topic.partitions {
             let state = partition.lock();
             if state.fenced || state.needs_reload {
                 fenced += 1;
             } else {
                 led += 1;
-                index_entries += state.index.len() as u64;
+                topic_entries += state.index.len() as u64;
+                topic_bytes += state.index.values().map(|e| e.byte_length).sum::<u64>();
             }
         }
+        index_entries += topic_entries;
+        per_topic.push((topic.name.clone(), topic_entries, topic_bytes));
     }
     let mut out = String::new();
     metric(
@@ -218,6 +224,29 @@ pub fn render_metrics(ctx: &BrokerCtx) -> String {
         "gauge",
         "Chunk index entries of the partitions this broker leads (each one key in the metadata store).",
         &[("", index_entries)],
+    );
+    // Topic names are `[A-Za-z0-9._-]`, safe inside a label value.
+    let labels: Vec<(String, u64, u64)> = per_topic
+        .into_iter()
+        .map(|(name, entries, bytes)| (format!("topic=\"{name}\""), entries, bytes))
+        .collect();
+    let entries_by_topic: Vec<(&str, u64)> =
+        labels.iter().map(|(l, e, _)| (l.as_str(), *e)).collect();
+    let bytes_by_topic: Vec<(&str, u64)> =
+        labels.iter().map(|(l, _, b)| (l.as_str(), *b)).collect();
+    metric(
+        &mut out,
+        "strato_topic_index_entries",
+        "gauge",
+        "Chunk index entries per topic, over the partitions this broker leads.",
+        &entries_by_topic,
+    );
+    metric(
+        &mut out,
+        "strato_topic_stored_bytes",
+        "gauge",
+        "Bytes in the object store per topic (compressed chunks), over the partitions this broker leads.",
+        &bytes_by_topic,
     );
     metric(
         &mut out,

@@ -66,6 +66,20 @@ async fn compact_and_check(extra: &[&str]) {
         consumed, landed,
         "every record once, in order, after compaction"
     );
+    // Per-topic gauges agree with the total (both read from one scrape: compaction may
+    // still be merging).
+    let (_, scrape) = broker.http_get("/metrics");
+    let value = |series: &str| -> f64 {
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series} in:\n{scrape}"))
+    };
+    assert_eq!(
+        value("strato_topic_index_entries{topic=\"compacted\"} "),
+        value("strato_index_entries ")
+    );
+    assert!(broker.metric("strato_topic_stored_bytes{topic=\"compacted\"}") > 0.0);
 
     // Cold: the compacted objects are read back from the object store.
     let broker = broker.restart_killed();
