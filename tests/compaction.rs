@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::kafka::{Rec, consume_all, create_topic, produce_all, producer, record};
-use common::{Broker, wait_until};
+use common::{Broker, segment_files, wait_until};
 
 /// Goal: compaction bounds the index while the data stays identical. Method: 40 separate
 /// sends to 2 partitions make 80 index entries (one per flush and partition); compaction
@@ -89,23 +89,6 @@ async fn compact_and_check(extra: &[&str]) {
     assert!(broker.metric("strato_object_store_requests_total{operation=\"get\"}") >= 1.0);
 }
 
-/// Segment object files of a broker's file:// object store.
-fn segment_files(data_dir: &std::path::Path) -> usize {
-    let mut count = 0;
-    let mut dirs = vec![data_dir.join("objects").join("segments")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "seg") {
-                count += 1;
-            }
-        }
-    }
-    count
-}
-
 /// Goal: a consumer reading while compaction and garbage collection run sees every record
 /// once and in order, and a broker killed while it compacts loses nothing and leaves no
 /// garbage once the grace period has passed. Method: a consumer thread reads the topic as
@@ -183,7 +166,8 @@ async fn reading_and_crashing_during_compaction_loses_nothing() {
             "compaction settles and garbage goes",
             || {
                 broker.metric("strato_gc_passes_total") >= passes + 20.0
-                    && segment_files(&data_dir) as f64 <= broker.metric("strato_index_entries")
+                    && segment_files(&data_dir).len() as f64
+                        <= broker.metric("strato_index_entries")
             },
         )
     });

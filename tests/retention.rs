@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::kafka::{Rec, produce_all, producer, record};
-use common::{Broker, wait_until};
+use common::{Broker, segment_files, wait_until};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -196,27 +196,6 @@ async fn retention_ms_removes_only_expired_chunks() {
         tokio::task::block_in_place(|| watermarks(&broker, "aged")),
         (60, 100)
     );
-}
-
-/// Segment object files of the broker's file:// object store.
-fn segment_files(data_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![data_dir.join("objects").join("segments")];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "seg") {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 /// Goal: garbage collection deletes the objects that retention left unreferenced, once

@@ -28,12 +28,9 @@ pub(super) fn handle(ctx: &Arc<BrokerCtx>, req: DeleteRecordsRequest) -> Reply {
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let partition = topic.as_ref().and_then(|topic| {
-                        usize::try_from(p.partition_index)
-                            .ok()
-                            .and_then(|i| topic.partitions.get(i))
-                            .cloned()
-                    });
+                    let partition = topic
+                        .as_ref()
+                        .and_then(|topic| topic.partition(p.partition_index));
                     let Some(partition) = partition else {
                         partitions.push(
                             result.with_error_code(error::code(

@@ -75,10 +75,8 @@ fn resolve(ctx: &BrokerCtx, req: &FetchRequest, version: i16) -> Vec<WantedTopic
                     client_rack: client_rack.clone(),
                     partition: match &topic {
                         None => Err(unknown),
-                        Some(topic) => usize::try_from(p.partition)
-                            .ok()
-                            .and_then(|i| topic.partitions.get(i))
-                            .cloned()
+                        Some(topic) => topic
+                            .partition(p.partition)
                             .ok_or(error::code(ResponseError::UnknownTopicOrPartition)),
                     },
                     fetch_offset: p.fetch_offset,

@@ -37,12 +37,9 @@ pub(super) async fn handle(
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let partition = topic.as_ref().and_then(|topic| {
-                usize::try_from(p.partition_index)
-                    .ok()
-                    .and_then(|i| topic.partitions.get(i))
-                    .cloned()
-            });
+            let partition = topic
+                .as_ref()
+                .and_then(|topic| topic.partition(p.partition_index));
             let Some(partition) = partition else {
                 partitions.push(
                     base.with_error_code(error::code(ResponseError::UnknownTopicOrPartition)),

@@ -30,12 +30,9 @@ pub(super) fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let partition = topic.as_ref().and_then(|topic| {
-                        usize::try_from(p.partition)
-                            .ok()
-                            .and_then(|i| topic.partitions.get(i))
-                            .cloned()
-                    });
+                    let partition = topic
+                        .as_ref()
+                        .and_then(|topic| topic.partition(p.partition));
                     let Some(partition) = partition else {
                         return base
                             .with_error_code(error::code(ResponseError::UnknownTopicOrPartition));

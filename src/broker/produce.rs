@@ -235,11 +235,7 @@ async fn admit(
     records: Option<Bytes>,
     fire_and_forget: bool,
 ) -> Outcome {
-    let Some(partition) = usize::try_from(index)
-        .ok()
-        .and_then(|i| topic.partitions.get(i))
-        .cloned()
-    else {
+    let Some(partition) = topic.partition(index) else {
         return Outcome::Done(
             error::code(ResponseError::UnknownTopicOrPartition),
             -1,

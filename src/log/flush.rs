@@ -43,8 +43,9 @@ struct ReplaceRequest {
     done: tokio::sync::oneshot::Sender<Result<bool, FlushFailure>>,
 }
 
-/// Trim requests waiting for the flusher; more are refused (bounded, like every queue).
-const TRIMS_QUEUED_MAX: usize = 10_000;
+/// Index changes (trims, replacements) of each kind waiting for the flusher; more are
+/// refused (bounded, like every queue).
+const INDEX_CHANGES_QUEUED_MAX: usize = 10_000;
 /// Index entries deleted per trim transaction (etcd allows 128 operations per transaction).
 const TRIM_ENTRIES_PER_TXN: usize = 100;
 
@@ -279,23 +280,32 @@ impl LogWriter {
             "same last offset"
         );
         let (done, rx) = tokio::sync::oneshot::channel();
-        {
-            let mut replaces = self.replaces.lock().expect("replaces lock");
-            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
-                return Err(FlushFailure::ShuttingDown);
-            }
-            if replaces.len() >= TRIMS_QUEUED_MAX {
-                return Err(FlushFailure::Busy);
-            }
-            replaces.push(ReplaceRequest {
+        self.enqueue(
+            &self.replaces,
+            ReplaceRequest {
                 partition,
                 old,
                 new,
                 done,
-            });
+            },
+        )?;
+        rx.await.unwrap_or(Err(FlushFailure::ShuttingDown))
+    }
+
+    /// Queues an index change for the flusher (bounded by [`INDEX_CHANGES_QUEUED_MAX`]).
+    fn enqueue<T>(&self, queue: &Mutex<Vec<T>>, request: T) -> Result<(), FlushFailure> {
+        {
+            let mut queue = queue.lock().expect("index change queue lock");
+            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(FlushFailure::ShuttingDown);
+            }
+            if queue.len() >= INDEX_CHANGES_QUEUED_MAX {
+                return Err(FlushFailure::Busy);
+            }
+            queue.push(request);
         }
         self.wake.notify_one();
-        rx.await.unwrap_or(Err(FlushFailure::ShuttingDown))
+        Ok(())
     }
 
     async fn apply_replace(
@@ -383,21 +393,14 @@ impl LogWriter {
         log_start: Offset,
     ) -> Result<Offset, FlushFailure> {
         let (done, rx) = tokio::sync::oneshot::channel();
-        {
-            let mut trims = self.trims.lock().expect("trims lock");
-            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
-                return Err(FlushFailure::ShuttingDown);
-            }
-            if trims.len() >= TRIMS_QUEUED_MAX {
-                return Err(FlushFailure::Busy);
-            }
-            trims.push(TrimRequest {
+        self.enqueue(
+            &self.trims,
+            TrimRequest {
                 partition,
                 log_start,
                 done,
-            });
-        }
-        self.wake.notify_one();
+            },
+        )?;
         rx.await.unwrap_or(Err(FlushFailure::ShuttingDown))
     }
 

@@ -133,24 +133,11 @@ impl Partition {
     /// Index entries needed to read from `offset`, at most `max_entries`.
     pub fn read_view(&self, offset: Offset, max_entries: usize) -> ReadView {
         let state = self.lock();
-        let start = state
-            .index
-            .range(..=offset)
-            .next_back()
-            .map(|(base, _)| *base)
-            .unwrap_or(offset);
-        let entries = state
-            .index
-            .range(start..)
-            .filter(|(_, e)| e.last_offset >= offset)
-            .take(max_entries)
-            .map(|(_, e)| e.clone())
-            .collect();
         ReadView {
             leader_epoch: state.leader_epoch,
             high_watermark: state.high_watermark,
             log_start_offset: state.log_start_offset,
-            entries,
+            entries: entries_from(&state.index, offset, max_entries),
         }
     }
 
@@ -183,6 +170,26 @@ impl PartitionState {
     pub fn epoch_end_offset(&self, requested: i32) -> (i32, Offset) {
         epoch_end_offset(&self.epochs, self.high_watermark, requested)
     }
+}
+
+/// The index entries needed to read from `offset` (the one holding it first), at most
+/// `max_entries`; shared by leaders and replica views.
+pub fn entries_from(
+    index: &BTreeMap<Offset, IndexEntry>,
+    offset: Offset,
+    max_entries: usize,
+) -> Vec<IndexEntry> {
+    let start = index
+        .range(..=offset)
+        .next_back()
+        .map(|(base, _)| *base)
+        .unwrap_or(offset);
+    index
+        .range(start..)
+        .filter(|(_, e)| e.last_offset >= offset)
+        .take(max_entries)
+        .map(|(_, e)| e.clone())
+        .collect()
 }
 
 /// Most leader epochs remembered per partition: the state is written with every commit,

@@ -17,7 +17,7 @@ use strato_metadata::model::{
 use strato_metadata::{LIST_PAGE, MetadataError, MetadataStore, keys};
 use tokio::time::Instant;
 
-use super::partition::ReadView;
+use super::partition::{ReadView, entries_from};
 
 /// How stale a replica view may be before a reader at its end refreshes it.
 pub const REFRESH_INTERVAL: Duration = Duration::from_millis(100);
@@ -78,24 +78,11 @@ impl ReplicaViews {
         }
         self.reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let start = view
-            .index
-            .range(..=offset)
-            .next_back()
-            .map(|(base, _)| *base)
-            .unwrap_or(offset);
-        let entries = view
-            .index
-            .range(start..)
-            .filter(|(_, e)| e.last_offset >= offset)
-            .take(max_entries)
-            .map(|(_, e)| e.clone())
-            .collect();
         Ok(ReadView {
             leader_epoch: view.leader_epoch,
             high_watermark: view.high_watermark,
             log_start_offset: view.log_start_offset,
-            entries,
+            entries: entries_from(&view.index, offset, max_entries),
         })
     }
 

@@ -46,6 +46,16 @@ pub struct Topic {
     pub partitions: Vec<Arc<Partition>>,
 }
 
+impl Topic {
+    /// Partition `index`, if the topic has it (indexes come from the network: any i32).
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+            .cloned()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
     #[error("topic {0:?} already exists")]

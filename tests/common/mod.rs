@@ -447,3 +447,21 @@ pub fn run_with_input(
         stderr: err_thread.join().unwrap(),
     }
 }
+
+/// Segment object files (`*.seg`) of a broker's file:// object store under `data_dir`.
+pub fn segment_files(data_dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![data_dir.join("objects").join("segments")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "seg") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}

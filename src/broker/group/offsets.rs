@@ -35,7 +35,7 @@ const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 /// Whether `topic` exists with a partition `partition`.
 async fn partition_exists(ctx: &BrokerCtx, topic: &str, partition: i32) -> bool {
     match ctx.topics.lookup(topic).await {
-        Ok(Some(t)) => usize::try_from(partition).is_ok_and(|p| p < t.partitions.len()),
+        Ok(Some(t)) => t.partition(partition).is_some(),
         Ok(None) => false,
         Err(err) => {
             tracing::warn!(%topic, "failed to look up topic: {err:#}");
