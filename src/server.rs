@@ -151,6 +151,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         ctx.clone(),
         config.compaction_interval,
         config.compaction_target_bytes,
+        config.compaction_frame_bytes,
         compaction_stop.clone(),
     ));
     let gc_stop = CancellationToken::new();

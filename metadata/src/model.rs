@@ -163,8 +163,18 @@ pub struct IndexEntry {
     pub last_offset: Offset,
     pub max_timestamp: i64,
     pub record_count: u64,
+    /// Bytes of the seek table at the end of the chunk, 0 for a chunk of one zstd frame. A
+    /// chunk with a seek table (compaction writes them) is several zstd frames of whole
+    /// batches, so a reader can fetch and cache one frame instead of the whole chunk.
+    /// Absent in entries written before seek tables existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seek_table_length: u64,
 }
 record_codec!(IndexEntry);
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
 
 /// `producers/next_id`: the next producer id not yet handed out in a block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,6 +233,7 @@ mod tests {
             last_offset: 19,
             max_timestamp: 1_700_000_000_000,
             record_count: 10,
+            seek_table_length: 0,
         };
         let bytes = entry.encode();
         assert_eq!(IndexEntry::decode("k", &bytes).unwrap(), entry);

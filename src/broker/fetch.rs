@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind, TopicName};
@@ -27,9 +27,11 @@ use crate::log::partition::Partition;
 const MAX_WAIT_LIMIT: Duration = Duration::from_secs(60);
 /// Index entries looked at per partition and pass.
 const CHUNKS_PER_PARTITION_PASS: usize = 64;
-/// Most chunks read in the background for one fetch: those it is likely to need after the
-/// first, and as many bytes again for the reader's next fetch.
-const READ_AHEAD_CHUNKS_MAX: usize = 16;
+/// Most spans (chunks, or frames of compacted chunks) read in the background after one
+/// fetch, for the reader's next fetches.
+const READ_AHEAD_SPANS_MAX: usize = 16;
+/// Spans a fetch reads at once for one partition (each a ranged GET on a cache miss).
+const DEMAND_READS_MAX: usize = 4;
 
 struct Wanted {
     index: i32,
@@ -236,45 +238,36 @@ async fn read_partition(
     if w.fetch_offset < view.log_start_offset || w.fetch_offset > view.high_watermark {
         return base.with_error_code(error::code(ResponseError::OffsetOutOfRange));
     }
-    // Cold reads: start the GETs of the chunks after the first now (bounded by the tier's
-    // read-ahead limit), so they overlap with each other and with this fetch instead of
-    // paying one object-store latency per chunk in turn. Cached chunks cost nothing here.
-    let read_ahead_bytes = w.partition_max_bytes.min(max_bytes).saturating_mul(2);
-    let mut planned_bytes = 0usize;
-    let ahead = view
-        .entries
-        .iter()
-        .skip(1)
-        .take(READ_AHEAD_CHUNKS_MAX)
-        .take_while(|e| {
-            let fits = planned_bytes < read_ahead_bytes;
-            planned_bytes = planned_bytes.saturating_add(e.uncompressed_length as usize);
-            fits
-        })
-        .count();
-    if ahead > 0 {
-        ctx.tier.prefetch(&view.entries[1..=ahead]);
-    }
+    // Cold reads: the spans this fetch needs are read a few at a time (not one GET latency
+    // after another), and the spans after them, twice as many bytes, are read ahead in the
+    // background for the reader's next fetches. Cached spans cost nothing here.
+    let serve_bytes = w
+        .partition_max_bytes
+        .min(max_bytes.saturating_sub(*total))
+        .max(1);
+    let plan = match plan_spans(ctx, &view.entries, w.fetch_offset, serve_bytes).await {
+        Ok(plan) => plan,
+        Err((object, err)) => {
+            return storage_error(ctx, partition, w.index, led, &object, &err, base);
+        }
+    };
+    ctx.tier.prefetch(&plan.spans[plan.demand..]);
+    let mut reads = futures::stream::iter(plan.spans[..plan.demand].to_vec())
+        .map(|span| async move { ctx.tier.read_span(&span).await })
+        .buffered(DEMAND_READS_MAX);
     let mut pieces: Vec<Bytes> = Vec::new();
     let mut partition_bytes = 0usize;
-    'chunks: for entry in &view.entries {
-        let data = match ctx.tier.read_chunk(entry).await {
+    let mut index = 0;
+    'chunks: while let Some(result) = reads.next().await {
+        let span = &plan.spans[index];
+        index += 1;
+        let data = match result {
             Ok(data) => data,
             Err(err) => {
-                if !led && matches!(err, strato_tiering::TieringError::NotFound { .. }) {
-                    // The replica view is older than a compaction whose old objects are
-                    // collected already: read the index again next time.
-                    ctx.replicas.invalidate(partition.tp);
-                }
-                tracing::error!(
-                    topic = %partition.topic,
-                    partition = w.index,
-                    object = %entry.object,
-                    "failed to read chunk: {err:#}"
-                );
                 if pieces.is_empty() {
-                    return base.with_error_code(error::code(ResponseError::KafkaStorageError));
+                    return storage_error(ctx, partition, w.index, led, &span.object, &err, base);
                 }
+                log_read_error(ctx, partition, w.index, led, &span.object, &err);
                 break;
             }
         };
@@ -282,7 +275,7 @@ async fn read_partition(
         for item in batch::iter_batches(&data) {
             let Ok((header, range)) = item else {
                 // Chunks are verified when decoded; a bad one here is a bug.
-                panic!("verified chunk of {} has a bad batch", entry.object);
+                panic!("verified chunk of {} has a bad batch", span.object);
             };
             if header.last_offset() < w.fetch_offset {
                 continue;
@@ -321,4 +314,81 @@ async fn read_partition(
         }
     };
     base.with_error_code(NONE).with_records(Some(records))
+}
+
+/// The spans of a fetch: `spans[..demand]` hold about `serve_bytes` from the fetch offset on
+/// (the fetch reads them), the rest up to twice as many bytes more (read ahead).
+struct SpanPlan {
+    spans: Vec<strato_tiering::Span>,
+    demand: usize,
+}
+
+async fn plan_spans(
+    ctx: &BrokerCtx,
+    entries: &[strato_metadata::model::IndexEntry],
+    fetch_offset: i64,
+    serve_bytes: usize,
+) -> Result<SpanPlan, (String, strato_tiering::TieringError)> {
+    let ahead_bytes = serve_bytes.saturating_mul(2);
+    let (mut demand_planned, mut ahead_planned) = (0usize, 0usize);
+    let mut plan = SpanPlan {
+        spans: Vec::new(),
+        demand: 0,
+    };
+    'entries: for entry in entries {
+        let spans = ctx
+            .tier
+            .spans(entry, fetch_offset)
+            .await
+            .map_err(|err| (entry.object.clone(), err))?;
+        for span in spans {
+            let length = span.uncompressed_length() as usize;
+            if demand_planned < serve_bytes {
+                demand_planned = demand_planned.saturating_add(length);
+                plan.demand += 1;
+            } else if ahead_planned < ahead_bytes
+                && plan.spans.len() - plan.demand < READ_AHEAD_SPANS_MAX
+            {
+                ahead_planned = ahead_planned.saturating_add(length);
+            } else {
+                break 'entries;
+            }
+            plan.spans.push(span);
+        }
+    }
+    Ok(plan)
+}
+
+fn log_read_error(
+    ctx: &BrokerCtx,
+    partition: &Partition,
+    index: i32,
+    led: bool,
+    object: &str,
+    err: &strato_tiering::TieringError,
+) {
+    if !led && matches!(err, strato_tiering::TieringError::NotFound { .. }) {
+        // The replica view is older than a compaction whose old objects are collected
+        // already: read the index again next time.
+        ctx.replicas.invalidate(partition.tp);
+    }
+    tracing::error!(
+        topic = %partition.topic,
+        partition = index,
+        object = %object,
+        "failed to read chunk: {err:#}"
+    );
+}
+
+fn storage_error(
+    ctx: &BrokerCtx,
+    partition: &Partition,
+    index: i32,
+    led: bool,
+    object: &str,
+    err: &strato_tiering::TieringError,
+    base: PartitionData,
+) -> PartitionData {
+    log_read_error(ctx, partition, index, led, object, err);
+    base.with_error_code(error::code(ResponseError::KafkaStorageError))
 }

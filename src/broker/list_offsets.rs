@@ -109,16 +109,26 @@ async fn by_timestamp(
     let Some(entry) = entries.iter().find(|e| e.max_timestamp >= ts) else {
         return Ok((-1, -1));
     };
-    let data = ctx.tier.read_chunk(entry).await.map_err(|err| {
+    let storage_error = |err: strato_tiering::TieringError| {
         tracing::error!(object = %entry.object, "failed to read chunk: {err:#}");
         error::code(ResponseError::KafkaStorageError)
-    })?;
+    };
+    // Only the first frame of a compacted chunk that is recent enough is read.
+    let spans = ctx
+        .tier
+        .spans(entry, entry.base_offset)
+        .await
+        .map_err(storage_error)?;
+    let Some(span) = spans.iter().find(|s| s.expected.max_timestamp >= ts) else {
+        return Ok((entry.base_offset, entry.max_timestamp));
+    };
+    let data = ctx.tier.read_span(span).await.map_err(storage_error)?;
     for item in batch::iter_batches(&data) {
         let Ok((header, _)) = item else { break };
         if header.max_timestamp >= ts {
             return Ok((header.base_offset, header.max_timestamp));
         }
     }
-    // The entry's max timestamp says a batch qualifies; fall back to the chunk's start.
-    Ok((entry.base_offset, entry.max_timestamp))
+    // The span's max timestamp says a batch qualifies; fall back to the span's start.
+    Ok((span.base_offset(), span.expected.max_timestamp))
 }

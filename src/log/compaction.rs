@@ -5,6 +5,9 @@
 //! transaction (`LogWriter::replace_chunks`, run by the flusher between flushes). The old
 //! objects become garbage once no partition refers to them.
 //!
+//! A compacted chunk is written as zstd frames of `frame_bytes` with a seek table, so a
+//! reader fetches one frame of it (a ranged GET of a few MiB) rather than the whole chunk.
+//!
 //! Promise: readers never see a gap or a duplicate — the new chunk holds exactly the
 //! batches of the entries it replaces (checked before the swap), and the swap is atomic.
 
@@ -70,6 +73,7 @@ async fn compact_run(
     ctx: &BrokerCtx,
     partition: Arc<crate::log::partition::Partition>,
     run: Vec<IndexEntry>,
+    frame_bytes: u64,
 ) -> Result<bool, String> {
     let mut chunks: Vec<Bytes> = Vec::with_capacity(run.len());
     for entry in &run {
@@ -82,7 +86,7 @@ async fn compact_run(
     }
     let tp = partition.tp;
     let built = tokio::task::spawn_blocking(move || {
-        let mut builder = SegmentBuilder::new(ZSTD_LEVEL);
+        let mut builder = SegmentBuilder::new(ZSTD_LEVEL).with_frames(frame_bytes);
         builder.add_chunk(tp, &chunks);
         builder.finish()
     })
@@ -129,6 +133,7 @@ pub async fn run(
     ctx: Arc<BrokerCtx>,
     interval: Duration,
     target_bytes: u64,
+    frame_bytes: u64,
     shutdown: CancellationToken,
 ) {
     /// Newest index entries left out of compaction.
@@ -153,7 +158,7 @@ pub async fn run(
                     continue;
                 };
                 let merged = run.len();
-                match compact_run(&ctx, partition.clone(), run).await {
+                match compact_run(&ctx, partition.clone(), run, frame_bytes).await {
                     Ok(true) => tracing::info!(
                         topic = %topic.name,
                         partition = partition.tp.partition,
@@ -188,6 +193,7 @@ mod tests {
             last_offset: last,
             max_timestamp: 0,
             record_count: (last - base + 1) as u64,
+            seek_table_length: 0,
         }
     }
 

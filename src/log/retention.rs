@@ -109,6 +109,7 @@ mod tests {
             last_offset: last,
             max_timestamp,
             record_count: (last - base + 1) as u64,
+            seek_table_length: 0,
         }
     }
 

@@ -15,12 +15,61 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use strato_metadata::model::IndexEntry;
+use strato_metadata::model::{IndexEntry, Offset};
 use tracing::warn;
 
 use crate::cache::{CacheHit, CacheTier, ChunkCache};
 use crate::error::TieringError;
-use crate::segment::{ChunkMeta, ExpectedChunk, decode_chunk};
+use crate::segment::{ChunkMeta, ExpectedChunk, FrameMeta, decode_chunk, decode_seek_table};
+
+mod seek_tables;
+
+use seek_tables::SeekTables;
+
+/// A piece of a chunk that is read, decoded and cached on its own: a whole chunk of one zstd
+/// frame, or one frame of a seekable chunk (`segment::seek`; compaction writes those).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub object: String,
+    /// Byte range of the compressed span in the object.
+    pub byte_offset: u64,
+    pub byte_length: u64,
+    /// What the span decodes to.
+    pub expected: ExpectedChunk,
+}
+
+impl Span {
+    /// The whole chunk of `entry` (for chunks without a seek table).
+    fn whole(entry: &IndexEntry) -> Self {
+        Self {
+            object: entry.object.clone(),
+            byte_offset: entry.byte_offset,
+            byte_length: entry.byte_length,
+            expected: ExpectedChunk::from(entry),
+        }
+    }
+
+    fn frame(entry: &IndexEntry, frame: &FrameMeta) -> Self {
+        Self {
+            object: entry.object.clone(),
+            byte_offset: entry.byte_offset + frame.byte_offset,
+            byte_length: frame.byte_length,
+            expected: ExpectedChunk::from(frame),
+        }
+    }
+
+    pub fn base_offset(&self) -> Offset {
+        self.expected.base_offset
+    }
+
+    pub fn last_offset(&self) -> Offset {
+        self.expected.last_offset
+    }
+
+    pub fn uncompressed_length(&self) -> u64 {
+        self.expected.uncompressed_length
+    }
+}
 
 /// Largest whole object [`Tier::read_object`] reads into memory. Segments are at most a few
 /// hundred MiB (compaction's target is 64–256 MiB), so anything larger is not a segment.
@@ -130,6 +179,8 @@ pub struct Tier {
     inflight: InflightReads,
     /// Bounds read-ahead (`read_ahead_concurrency_max`).
     read_ahead: Arc<tokio::sync::Semaphore>,
+    /// Seek tables of seekable chunks read lately (bounded by bytes).
+    seek_tables: SeekTables,
     /// Advances with every backoff so that concurrent retries draw different jitter.
     jitter_state: AtomicU64,
 }
@@ -164,6 +215,7 @@ impl Tier {
             singleflight_waits: AtomicU64::new(0),
             prefetches: AtomicU64::new(0),
             inflight: std::sync::Mutex::new(std::collections::HashMap::new()),
+            seek_tables: SeekTables::default(),
             jitter_state: AtomicU64::new(seed),
         }
     }
@@ -229,8 +281,12 @@ impl Tier {
 
     /// Puts freshly flushed chunks of object `key` in the cache (write-through), so fetches
     /// of recent data need no GET. `chunks` pairs footer entries with uncompressed batches.
+    /// Seekable chunks (compaction's) are not cached here: they are read frame by frame.
     pub fn cache_chunks(&self, key: &str, chunks: &[(ChunkMeta, Bytes)]) {
         for (meta, data) in chunks {
+            if meta.seek_table_length > 0 {
+                continue;
+            }
             assert_eq!(
                 data.len() as u64,
                 meta.uncompressed_length,
@@ -240,15 +296,81 @@ impl Tier {
         }
     }
 
-    /// The uncompressed record batches of the chunk `loc` points at: from the cache, or by a
-    /// ranged GET, decompressed and checked against `loc` (off the async runtime).
+    /// The uncompressed record batches of the chunk `entry` points at, checked against it.
+    /// A seekable chunk is read frame by frame (each frame cached on its own).
+    pub async fn read_chunk(&self, entry: &IndexEntry) -> Result<Bytes, TieringError> {
+        use futures::{StreamExt, TryStreamExt};
+        let spans = self.spans(entry, entry.base_offset).await?;
+        if let [span] = spans.as_slice() {
+            return self.read_span(span).await;
+        }
+        let pieces: Vec<Bytes> = futures::stream::iter(spans)
+            .map(|span| async move { self.read_span(&span).await })
+            .buffered(SPAN_READS_PER_CHUNK)
+            .try_collect()
+            .await?;
+        let mut data =
+            bytes::BytesMut::with_capacity(usize::try_from(entry.uncompressed_length).unwrap_or(0));
+        for piece in pieces {
+            data.extend_from_slice(&piece);
+        }
+        Ok(data.freeze())
+    }
+
+    /// The spans of `entry` that hold offsets from `from` on: the whole chunk, or the frames
+    /// of a seekable chunk (its seek table is read with one ranged GET, then kept in memory).
+    pub async fn spans(&self, entry: &IndexEntry, from: Offset) -> Result<Vec<Span>, TieringError> {
+        if entry.seek_table_length == 0 {
+            return Ok(vec![Span::whole(entry)]);
+        }
+        let frames = match self.seek_tables.get(&entry.object, entry.byte_offset) {
+            Some(frames) => frames,
+            None => {
+                let path = parse_key(&entry.object)?;
+                let range = chunk_range(entry).map_err(|reason| TieringError::Corrupt {
+                    key: entry.object.clone(),
+                    reason,
+                })?;
+                let table_start = range
+                    .end
+                    .checked_sub(entry.seek_table_length)
+                    .filter(|start| *start >= range.start)
+                    .ok_or_else(|| TieringError::Corrupt {
+                        key: entry.object.clone(),
+                        reason: "seek table longer than its chunk".to_string(),
+                    })?;
+                let bytes = self
+                    .get_range(&entry.object, &path, table_start..range.end)
+                    .await?;
+                self.get_bytes
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                let frames: Arc<[FrameMeta]> = decode_seek_table(&bytes, entry)
+                    .map_err(|err| TieringError::Corrupt {
+                        key: entry.object.clone(),
+                        reason: err.to_string(),
+                    })?
+                    .into();
+                self.seek_tables
+                    .insert(&entry.object, entry.byte_offset, frames.clone());
+                frames
+            }
+        };
+        Ok(frames
+            .iter()
+            .filter(|frame| frame.last_offset >= from)
+            .map(|frame| Span::frame(entry, frame))
+            .collect())
+    }
+
+    /// The uncompressed record batches of `span`: from the cache, or by a ranged GET,
+    /// decompressed and checked against the span (off the async runtime).
     ///
-    /// Singleflight: concurrent readers of the same chunk share one GET; the others wait for
+    /// Singleflight: concurrent readers of the same span share one GET; the others wait for
     /// it and take the result from the cache (if it failed, one of them tries again).
-    pub async fn read_chunk(&self, loc: &IndexEntry) -> Result<Bytes, TieringError> {
-        let key = (loc.object.clone(), loc.byte_offset);
+    pub async fn read_span(&self, span: &Span) -> Result<Bytes, TieringError> {
+        let key = (span.object.clone(), span.byte_offset);
         loop {
-            if let Some(hit) = self.cache.get(&loc.object, loc.byte_offset).await {
+            if let Some(hit) = self.cache.get(&span.object, span.byte_offset).await {
                 return Ok(self.count_hit(hit));
             }
             let (leader, notify) = {
@@ -264,19 +386,19 @@ impl Tier {
             };
             if leader {
                 // Released on every exit, including cancellation (a reader whose client hung
-                // up): a leaked entry would make every later reader of the chunk wait forever.
+                // up): a leaked entry would make every later reader of the span wait forever.
                 let _leader = InflightLeader {
                     inflight: &self.inflight,
                     key: key.clone(),
                     notify,
                 };
-                return self.fetch_chunk(loc).await;
+                return self.fetch_span(span).await;
             }
             // Registered before the cache is checked again, so the wake-up cannot be missed.
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(hit) = self.cache.get(&loc.object, loc.byte_offset).await {
+            if let Some(hit) = self.cache.get(&span.object, span.byte_offset).await {
                 return Ok(self.count_hit(hit));
             }
             if !self
@@ -292,12 +414,12 @@ impl Tier {
         }
     }
 
-    /// Starts background reads of `entries` not yet cached (read-ahead for sequential
-    /// readers), at most `read_ahead_concurrency_max` at a time; entries beyond that are
+    /// Starts background reads of `spans` not yet cached (read-ahead for sequential
+    /// readers), at most `read_ahead_concurrency_max` at a time; spans beyond that are
     /// skipped rather than queued, so read-ahead never piles up.
-    pub fn prefetch(self: &Arc<Self>, entries: &[IndexEntry]) {
-        for entry in entries {
-            if self.cache.contains(&entry.object, entry.byte_offset) {
+    pub fn prefetch(self: &Arc<Self>, spans: &[Span]) {
+        for span in spans {
+            if self.cache.contains(&span.object, span.byte_offset) {
                 continue;
             }
             let Ok(permit) = self.read_ahead.clone().try_acquire_owned() else {
@@ -305,10 +427,10 @@ impl Tier {
             };
             self.prefetches.fetch_add(1, Ordering::Relaxed);
             let tier = self.clone();
-            let entry = entry.clone();
+            let span = span.clone();
             tokio::spawn(async move {
-                if let Err(err) = tier.read_chunk(&entry).await {
-                    tracing::debug!(object = %entry.object, "read-ahead failed: {err}");
+                if let Err(err) = tier.read_span(&span).await {
+                    tracing::debug!(object = %span.object, "read-ahead failed: {err}");
                 }
                 drop(permit);
             });
@@ -324,31 +446,31 @@ impl Tier {
         hit.data
     }
 
-    async fn fetch_chunk(&self, loc: &IndexEntry) -> Result<Bytes, TieringError> {
+    async fn fetch_span(&self, span: &Span) -> Result<Bytes, TieringError> {
         self.cache_misses.fetch_add(1, Ordering::Relaxed);
         let corrupt = |reason: String| TieringError::Corrupt {
-            key: loc.object.clone(),
+            key: span.object.clone(),
             reason,
         };
-        let path = parse_key(&loc.object)?;
-        let range = chunk_range(loc).map_err(corrupt)?;
-        let compressed = self.get_range(&loc.object, &path, range).await?;
+        let path = parse_key(&span.object)?;
+        let range = span_range(span).map_err(corrupt)?;
+        let compressed = self.get_range(&span.object, &path, range).await?;
         self.get_bytes
             .fetch_add(compressed.len() as u64, Ordering::Relaxed);
-        if compressed.len() as u64 != loc.byte_length {
+        if compressed.len() as u64 != span.byte_length {
             return Err(corrupt(format!(
                 "ranged read returned {} bytes, expected {}",
                 compressed.len(),
-                loc.byte_length
+                span.byte_length
             )));
         }
-        let expected = ExpectedChunk::from(loc);
+        let expected = span.expected;
         let decoded = tokio::task::spawn_blocking(move || decode_chunk(&compressed, &expected))
             .await
             .map_err(|err| join_error("decode chunk", err))?;
         let data = decoded.map_err(|err| corrupt(err.to_string()))?;
         self.cache
-            .insert(&loc.object, loc.byte_offset, data.clone());
+            .insert(&span.object, span.byte_offset, data.clone());
         Ok(data)
     }
 
@@ -561,14 +683,21 @@ fn parse_key(key: &str) -> Result<Path, TieringError> {
 }
 
 fn chunk_range(loc: &IndexEntry) -> Result<Range<u64>, String> {
-    if loc.byte_length == 0 {
-        return Err("index entry has an empty byte range".to_string());
+    byte_range(loc.byte_offset, loc.byte_length)
+}
+
+fn span_range(span: &Span) -> Result<Range<u64>, String> {
+    byte_range(span.byte_offset, span.byte_length)
+}
+
+fn byte_range(offset: u64, length: u64) -> Result<Range<u64>, String> {
+    if length == 0 {
+        return Err("empty byte range".to_string());
     }
-    let end = loc
-        .byte_offset
-        .checked_add(loc.byte_length)
-        .ok_or_else(|| "index entry byte range overflows".to_string())?;
-    Ok(loc.byte_offset..end)
+    let end = offset
+        .checked_add(length)
+        .ok_or_else(|| "byte range overflows".to_string())?;
+    Ok(offset..end)
 }
 
 fn store_error(operation: &'static str, key: &str, err: object_store::Error) -> TieringError {
@@ -600,7 +729,10 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Chunk reads in flight, by (object, byte offset): the singleflight table.
+/// Frames of a seekable chunk read at once by [`Tier::read_chunk`].
+const SPAN_READS_PER_CHUNK: usize = 4;
+
+/// Span reads in flight, by (object, byte offset): the singleflight table.
 type InflightReads =
     std::sync::Mutex<std::collections::HashMap<(String, u64), Arc<tokio::sync::Notify>>>;
 

@@ -4,13 +4,15 @@
 //! "STRSEG01" | chunk 0 | chunk 1 | ... | footer | footer_len: u32 LE | footer_crc32c: u32 LE | "STRSEG01"
 //! chunk  = zstd frame (content size + content checksum) of the concatenated raw record batches
 //!          of ONE partition, ascending offsets
+//!          (or, for a seekable chunk, several such frames and a seek table: see `seek`)
 //! footer = version u16 | chunk_count u32 | chunk_count * entry      (all little-endian)
 //! entry  = topic_id [u8; 16] | partition i32 | base_offset i64 | last_offset i64
 //!        | max_timestamp i64 | byte_offset u64 | byte_length u64 | uncompressed_length u64
-//!        | record_count u64
+//!        | record_count u64 | seek_table_length u64
 //! ```
 //! This is a persisted format: a change means a new footer version and a decoder for the old
-//! one. `footer_crc32c` is CRC-32C over the footer bytes.
+//! one. Version 1 (written before seek tables) has no `seek_table_length`; version 2 adds it.
+//! `footer_crc32c` is CRC-32C over the footer bytes.
 
 use strato_metadata::model::{IndexEntry, Offset, RECORD_FORMAT_V1, TopicPartition};
 use uuid::Uuid;
@@ -19,17 +21,19 @@ use super::SegmentError;
 
 /// First and last eight bytes of every segment object.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"STRSEG01";
-/// Footer format written by this code and the only one it reads.
-pub const FOOTER_VERSION: u16 = 1;
+/// Footer format written by this code (version 1 is still read).
+pub const FOOTER_VERSION: u16 = 2;
 /// `footer_len` + `footer_crc32c` + closing magic.
 pub const TRAILER_LEN: usize = 4 + 4 + SEGMENT_MAGIC.len();
 /// `version` + `chunk_count`.
 pub(crate) const FOOTER_PREFIX_LEN: usize = 2 + 4;
-/// One footer entry per chunk.
-pub(crate) const FOOTER_ENTRY_LEN: usize = 16 + 4 + 8 * 7;
+/// One footer entry per chunk (version 2).
+pub(crate) const FOOTER_ENTRY_LEN: usize = 16 + 4 + 8 * 8;
+/// One footer entry per chunk in version 1 footers.
+const FOOTER_ENTRY_LEN_V1: usize = 16 + 4 + 8 * 7;
 /// The smallest object: magics, an empty footer and the trailer.
 pub(crate) const SEGMENT_LEN_MIN: usize = SEGMENT_MAGIC.len() + FOOTER_PREFIX_LEN + TRAILER_LEN;
-const _: () = assert!(FOOTER_ENTRY_LEN == 76);
+const _: () = assert!(FOOTER_ENTRY_LEN == 84 && FOOTER_ENTRY_LEN_V1 == 76);
 
 /// Largest uncompressed chunk a writer produces and a reader accepts. Decoding allocates the
 /// expected length up front, so this bounds the memory a corrupt footer or index entry can
@@ -53,6 +57,8 @@ pub struct ChunkMeta {
     pub uncompressed_length: u64,
     /// Sum of the batches' `recordsCount`.
     pub record_count: u64,
+    /// Bytes of the seek table at the end of the chunk (0: one zstd frame, no table).
+    pub seek_table_length: u64,
 }
 
 impl ChunkMeta {
@@ -68,6 +74,7 @@ impl ChunkMeta {
             last_offset: self.last_offset,
             max_timestamp: self.max_timestamp,
             record_count: self.record_count,
+            seek_table_length: self.seek_table_length,
         }
     }
 }
@@ -122,6 +129,7 @@ pub(crate) fn encode_footer(chunks: &[ChunkMeta]) -> Vec<u8> {
         out.extend_from_slice(&chunk.byte_length.to_le_bytes());
         out.extend_from_slice(&chunk.uncompressed_length.to_le_bytes());
         out.extend_from_slice(&chunk.record_count.to_le_bytes());
+        out.extend_from_slice(&chunk.seek_table_length.to_le_bytes());
     }
     debug_assert_eq!(
         out.len(),
@@ -131,12 +139,16 @@ pub(crate) fn encode_footer(chunks: &[ChunkMeta]) -> Vec<u8> {
 }
 
 /// Reads fixed-size little-endian fields from a slice whose length the caller checked.
-struct FieldReader<'a> {
+pub(crate) struct FieldReader<'a> {
     bytes: &'a [u8],
     position: usize,
 }
 
-impl FieldReader<'_> {
+impl<'a> FieldReader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, position: 0 }
+    }
+
     fn array<const N: usize>(&mut self) -> [u8; N] {
         let mut out = [0u8; N];
         out.copy_from_slice(&self.bytes[self.position..self.position + N]);
@@ -144,23 +156,23 @@ impl FieldReader<'_> {
         out
     }
 
-    fn u16(&mut self) -> u16 {
+    pub(crate) fn u16(&mut self) -> u16 {
         u16::from_le_bytes(self.array())
     }
 
-    fn u32(&mut self) -> u32 {
+    pub(crate) fn u32(&mut self) -> u32 {
         u32::from_le_bytes(self.array())
     }
 
-    fn i32(&mut self) -> i32 {
+    pub(crate) fn i32(&mut self) -> i32 {
         i32::from_le_bytes(self.array())
     }
 
-    fn i64(&mut self) -> i64 {
+    pub(crate) fn i64(&mut self) -> i64 {
         i64::from_le_bytes(self.array())
     }
 
-    fn u64(&mut self) -> u64 {
+    pub(crate) fn u64(&mut self) -> u64 {
         u64::from_le_bytes(self.array())
     }
 }
@@ -174,24 +186,25 @@ pub(crate) fn decode_footer(footer: &[u8]) -> Result<Vec<ChunkMeta>, SegmentErro
             footer.len()
         )));
     }
-    let mut reader = FieldReader {
-        bytes: footer,
-        position: 0,
-    };
+    let mut reader = FieldReader::new(footer);
     let version = reader.u16();
-    if version != FOOTER_VERSION {
-        return Err(SegmentError::corrupt(format!(
-            "unknown footer version {version}"
-        )));
-    }
+    let entry_len = match version {
+        1 => FOOTER_ENTRY_LEN_V1,
+        FOOTER_VERSION => FOOTER_ENTRY_LEN,
+        _ => {
+            return Err(SegmentError::corrupt(format!(
+                "unknown footer version {version}"
+            )));
+        }
+    };
     let count = reader.u32();
     let entries_len = footer.len() - FOOTER_PREFIX_LEN;
-    if entries_len as u64 != u64::from(count) * FOOTER_ENTRY_LEN as u64 {
+    if entries_len as u64 != u64::from(count) * entry_len as u64 {
         return Err(SegmentError::corrupt(format!(
             "footer says {count} chunks but has {entries_len} bytes of entries"
         )));
     }
-    let mut chunks = Vec::with_capacity(entries_len / FOOTER_ENTRY_LEN);
+    let mut chunks = Vec::with_capacity(entries_len / entry_len);
     for _ in 0..count {
         chunks.push(ChunkMeta {
             topic_partition: TopicPartition {
@@ -205,6 +218,7 @@ pub(crate) fn decode_footer(footer: &[u8]) -> Result<Vec<ChunkMeta>, SegmentErro
             byte_length: reader.u64(),
             uncompressed_length: reader.u64(),
             record_count: reader.u64(),
+            seek_table_length: if version == 1 { 0 } else { reader.u64() },
         });
     }
     Ok(chunks)
@@ -219,10 +233,7 @@ pub(crate) fn decode_trailer(object: &[u8]) -> Result<(u32, u32), SegmentError> 
         )));
     }
     let trailer = &object[object.len() - TRAILER_LEN..];
-    let mut reader = FieldReader {
-        bytes: trailer,
-        position: 0,
-    };
+    let mut reader = FieldReader::new(trailer);
     let footer_len = reader.u32();
     let footer_crc = reader.u32();
     if reader.array::<8>() != *SEGMENT_MAGIC {
@@ -239,4 +250,35 @@ pub(crate) fn encode_trailer(footer: &[u8]) -> [u8; TRAILER_LEN] {
     out[4..8].copy_from_slice(&crc32c::crc32c(footer).to_le_bytes());
     out[8..].copy_from_slice(SEGMENT_MAGIC);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_1_footers_still_decode_without_seek_tables() {
+        let meta = ChunkMeta {
+            topic_partition: TopicPartition {
+                topic_id: Uuid::from_bytes([3; 16]),
+                partition: 2,
+            },
+            base_offset: 10,
+            last_offset: 19,
+            max_timestamp: 5,
+            byte_offset: 8,
+            byte_length: 100,
+            uncompressed_length: 300,
+            record_count: 10,
+            seek_table_length: 0,
+        };
+        let v2 = encode_footer(&[meta]);
+        assert_eq!(decode_footer(&v2).unwrap(), vec![meta]);
+        // Version 1: the same entry without its last field.
+        let mut v1 = v2[..v2.len() - 8].to_vec();
+        v1[..2].copy_from_slice(&1u16.to_le_bytes());
+        assert_eq!(decode_footer(&v1).unwrap(), vec![meta]);
+        v1[..2].copy_from_slice(&3u16.to_le_bytes());
+        assert!(decode_footer(&v1).is_err());
+    }
 }

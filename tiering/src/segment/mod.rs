@@ -1,13 +1,15 @@
 //! The segment object format: one object per flush holding one zstd chunk per partition and
 //! a footer that makes the object self-describing.
 //!
-//! `format` owns the byte layout, `writer` builds objects, `reader` parses footers and
-//! decodes chunks, `dump` renders an object for `strato segment dump`. All of it is pure CPU
-//! work over byte slices: callers on the async runtime run it inside `spawn_blocking`.
+//! `format` owns the byte layout, `seek` the seek tables of chunks written as several
+//! frames, `writer` builds objects, `reader` parses footers and decodes chunks, `dump`
+//! renders an object for `strato segment dump`. All of it is pure CPU work over byte slices:
+//! callers on the async runtime run it inside `spawn_blocking`.
 
 mod dump;
 mod format;
 mod reader;
+mod seek;
 mod writer;
 
 // The files split the work; callers see one path per item, `strato_tiering::segment::X`.
@@ -16,6 +18,7 @@ pub use format::{
     CHUNK_UNCOMPRESSED_MAX, ChunkMeta, ExpectedChunk, FOOTER_VERSION, SEGMENT_MAGIC, TRAILER_LEN,
 };
 pub use reader::{decode_chunk, parse_segment_footer};
+pub use seek::{FrameMeta, SEEK_TABLE_BYTES_MAX, decode_seek_table};
 pub use writer::{BuiltSegment, SegmentBuilder};
 
 /// Why a segment could not be built or read.

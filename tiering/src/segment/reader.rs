@@ -89,6 +89,11 @@ fn check_chunk_meta(
     {
         return fail("implausible uncompressed length");
     }
+    if chunk.seek_table_length >= chunk.byte_length
+        || chunk.seek_table_length > super::SEEK_TABLE_BYTES_MAX
+    {
+        return fail("implausible seek table length");
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use super::SegmentError;
 use super::format::{
     CHUNK_UNCOMPRESSED_MAX, ChunkMeta, SEGMENT_MAGIC, encode_footer, encode_trailer,
 };
+use super::seek::{FrameMeta, encode_seek_table};
 use crate::batch::{iter_batches, validate_batches};
 
 /// One partition's batches waiting for `finish`.
@@ -31,6 +32,8 @@ struct PendingChunk {
 #[derive(Debug)]
 pub struct SegmentBuilder {
     zstd_level: i32,
+    /// Chunks larger than this are written as frames of about this size with a seek table.
+    frame_bytes: Option<u64>,
     chunks: Vec<PendingChunk>,
     uncompressed_length: u64,
 }
@@ -63,9 +66,17 @@ impl SegmentBuilder {
     pub fn new(zstd_level: i32) -> Self {
         Self {
             zstd_level,
+            frame_bytes: None,
             chunks: Vec::new(),
             uncompressed_length: 0,
         }
+    }
+
+    /// Writes chunks of more than `frame_bytes` as seekable chunks: zstd frames of whole
+    /// batches, each closed once it holds at least `frame_bytes`, and a seek table.
+    pub fn with_frames(mut self, frame_bytes: u64) -> Self {
+        self.frame_bytes = Some(frame_bytes.max(1));
+        self
     }
 
     /// Number of chunks added so far.
@@ -181,18 +192,38 @@ impl SegmentBuilder {
                 Some(pending.last_offset)
             );
 
-            let compressed = compressor.compress(&data).map_err(compress_error)?;
             let byte_offset = object.len() as u64;
-            object.extend_from_slice(&compressed);
+            let frames = self
+                .frame_bytes
+                .map(|frame_bytes| split_frames(&data, frame_bytes))
+                .unwrap_or_default();
+            let mut seek_table_length = 0;
+            if frames.len() > 1 {
+                let mut metas = Vec::with_capacity(frames.len());
+                for (range, mut meta) in frames {
+                    let compressed = compressor.compress(&data[range]).map_err(compress_error)?;
+                    meta.byte_offset = object.len() as u64 - byte_offset;
+                    meta.byte_length = compressed.len() as u64;
+                    object.extend_from_slice(&compressed);
+                    metas.push(meta);
+                }
+                let table = encode_seek_table(&metas);
+                seek_table_length = table.len() as u64;
+                object.extend_from_slice(&table);
+            } else {
+                let compressed = compressor.compress(&data).map_err(compress_error)?;
+                object.extend_from_slice(&compressed);
+            }
             chunks.push(ChunkMeta {
                 topic_partition: pending.topic_partition,
                 base_offset: pending.base_offset,
                 last_offset: pending.last_offset,
                 max_timestamp: pending.max_timestamp,
                 byte_offset,
-                byte_length: compressed.len() as u64,
+                byte_length: object.len() as u64 - byte_offset,
                 uncompressed_length: pending.uncompressed_length,
                 record_count: pending.record_count,
+                seek_table_length,
             });
             uncompressed.push(Bytes::from(data));
         }
@@ -205,4 +236,40 @@ impl SegmentBuilder {
             uncompressed,
         })
     }
+}
+
+/// Cuts the validated batches `data` into frames: each closed at the first batch boundary at
+/// or after `frame_bytes`. Byte offsets and compressed lengths are filled in by the caller.
+fn split_frames(data: &[u8], frame_bytes: u64) -> Vec<(std::ops::Range<usize>, FrameMeta)> {
+    let mut frames: Vec<(std::ops::Range<usize>, FrameMeta)> = Vec::new();
+    let mut open = false;
+    for item in iter_batches(data) {
+        let (header, range) = item.expect("validated before");
+        let records = u64::try_from(header.records_count).expect("validated positive");
+        match frames.last_mut() {
+            Some((frame_range, meta)) if open => {
+                frame_range.end = range.end;
+                meta.last_offset = header.last_offset();
+                meta.max_timestamp = meta.max_timestamp.max(header.max_timestamp);
+                meta.record_count += records;
+                meta.uncompressed_length = frame_range.len() as u64;
+            }
+            _ => frames.push((
+                range.clone(),
+                FrameMeta {
+                    byte_offset: 0,
+                    byte_length: 0,
+                    uncompressed_length: range.len() as u64,
+                    base_offset: header.base_offset,
+                    last_offset: header.last_offset(),
+                    max_timestamp: header.max_timestamp,
+                    record_count: records,
+                },
+            )),
+        }
+        open = frames
+            .last()
+            .is_some_and(|(r, _)| (r.len() as u64) < frame_bytes);
+    }
+    frames
 }
