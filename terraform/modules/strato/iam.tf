@@ -1,0 +1,133 @@
+# Instance roles. A broker may use its bucket prefix (modules/strato-bucket's policy), write its
+# logs, pull the broker image when it is in ECR, and (optionally) talk to SSM. An etcd member may
+# write snapshots under its own prefix and its logs. Neither can read what the other writes.
+
+data "aws_iam_policy_document" "ec2_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "logs" {
+  statement {
+    sid       = "WriteLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+}
+
+# ---- brokers -------------------------------------------------------------------------------------
+
+resource "aws_iam_role" "broker" {
+  name_prefix        = "${var.name}-strato-broker-"
+  description        = "Strato ${var.name} brokers"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+  tags               = local.tags
+}
+
+resource "aws_iam_role_policy" "broker_bucket" {
+  name   = "bucket-prefix"
+  role   = aws_iam_role.broker.id
+  policy = module.bucket.broker_policy_json
+}
+
+resource "aws_iam_role_policy" "broker_logs" {
+  name   = "logs"
+  role   = aws_iam_role.broker.id
+  policy = data.aws_iam_policy_document.logs.json
+}
+
+data "aws_iam_policy_document" "broker_ecr" {
+  count = local.ecr_repository == null ? 0 : 1
+
+  statement {
+    sid       = "PullBrokerImage"
+    actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    resources = [local.ecr_repository]
+  }
+
+  # GetAuthorizationToken is not tied to a repository: IAM only accepts "*" for it.
+  statement {
+    sid       = "RegistryLogin"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "broker_ecr" {
+  count = local.ecr_repository == null ? 0 : 1
+
+  name   = "ecr-pull"
+  role   = aws_iam_role.broker.id
+  policy = data.aws_iam_policy_document.broker_ecr[0].json
+}
+
+resource "aws_iam_role_policy_attachment" "broker_ssm" {
+  count = var.enable_ssm_session_manager ? 1 : 0
+
+  role       = aws_iam_role.broker.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+resource "aws_iam_instance_profile" "broker" {
+  name_prefix = "${var.name}-strato-broker-"
+  role        = aws_iam_role.broker.name
+  tags        = local.tags
+}
+
+# ---- etcd ----------------------------------------------------------------------------------------
+
+resource "aws_iam_role" "etcd" {
+  name_prefix        = "${var.name}-strato-etcd-"
+  description        = "Strato ${var.name} etcd members"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "etcd_snapshots" {
+  statement {
+    sid       = "WriteSnapshots"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${module.bucket.bucket_arn}/${local.etcd_snapshot_prefix}/*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "BucketKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "etcd_snapshots" {
+  name   = "snapshots"
+  role   = aws_iam_role.etcd.id
+  policy = data.aws_iam_policy_document.etcd_snapshots.json
+}
+
+resource "aws_iam_role_policy" "etcd_logs" {
+  name   = "logs"
+  role   = aws_iam_role.etcd.id
+  policy = data.aws_iam_policy_document.logs.json
+}
+
+resource "aws_iam_role_policy_attachment" "etcd_ssm" {
+  count = var.enable_ssm_session_manager ? 1 : 0
+
+  role       = aws_iam_role.etcd.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+resource "aws_iam_instance_profile" "etcd" {
+  name_prefix = "${var.name}-strato-etcd-"
+  role        = aws_iam_role.etcd.name
+  tags        = local.tags
+}

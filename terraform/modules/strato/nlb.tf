@@ -1,0 +1,82 @@
+# An internal network load balancer: the stable bootstrap address of the cluster. It only
+# starts a client's first connection; the Metadata response then points the client at every
+# broker's own private IP (see docs/DEPLOY.md, "How clients connect").
+
+resource "aws_lb" "this" {
+  #checkov:skip=CKV_AWS_91:Network load balancers write access logs only for TLS listeners; these are TCP listeners.
+  name                             = "${var.name}-strato"
+  internal                         = true
+  load_balancer_type               = "network"
+  subnets                          = var.subnet_ids
+  security_groups                  = [aws_security_group.nlb.id]
+  enable_cross_zone_load_balancing = true
+  enable_deletion_protection       = var.nlb_deletion_protection
+  tags                             = local.tags
+}
+
+resource "aws_lb_target_group" "kafka" {
+  name                 = "${var.name}-kafka"
+  vpc_id               = var.vpc_id
+  port                 = 9092
+  protocol             = "TCP"
+  target_type          = "instance"
+  deregistration_delay = 30
+
+  # Route only to brokers whose metadata store answers.
+  health_check {
+    protocol            = "HTTP"
+    port                = "9644"
+    path                = "/ready"
+    interval            = 10
+    healthy_threshold   = 2
+    unhealthy_threshold = 2
+  }
+
+  tags = local.tags
+}
+
+resource "aws_lb_target_group" "metrics" {
+  name                 = "${var.name}-http"
+  vpc_id               = var.vpc_id
+  port                 = 9644
+  protocol             = "TCP"
+  target_type          = "instance"
+  deregistration_delay = 30
+
+  health_check {
+    protocol            = "HTTP"
+    port                = "9644"
+    path                = "/health"
+    interval            = 10
+    healthy_threshold   = 2
+    unhealthy_threshold = 2
+  }
+
+  tags = local.tags
+}
+
+resource "aws_lb_listener" "kafka" {
+  load_balancer_arn = aws_lb.this.arn
+  port              = 9092
+  protocol          = "TCP"
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.kafka.arn
+  }
+
+  tags = local.tags
+}
+
+resource "aws_lb_listener" "metrics" {
+  load_balancer_arn = aws_lb.this.arn
+  port              = 9644
+  protocol          = "TCP"
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.metrics.arn
+  }
+
+  tags = local.tags
+}
