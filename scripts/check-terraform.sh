@@ -38,18 +38,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Exits 0 when the venv's python has every `name==version` line of the requirements file.
 has_pins() { # has_pins VENV REQUIREMENTS
-    "$1/bin/python" - "$2" <<'EOF' >/dev/null 2>&1
-import sys
-from importlib import metadata
-
-for line in open(sys.argv[1]):
-    line = line.split("#", 1)[0].strip()
-    if not line:
-        continue
-    name, _, version = line.partition("==")
-    if metadata.version(name.strip()) != version.strip():
-        sys.exit(1)
-EOF
+    "$1/bin/python" "$repo_root/scripts/has_pins.py" "$2" >/dev/null 2>&1
 }
 
 setup_venv() { # setup_venv VENV REQUIREMENTS [PIP-ARGS...]

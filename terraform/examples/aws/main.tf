@@ -131,4 +131,7 @@ module "strato" {
   strato_image         = var.strato_image
   broker_count         = var.broker_count
   broker_instance_type = var.broker_instance_type
+
+  nlb_deletion_protection = var.nlb_deletion_protection
+  force_destroy_bucket    = var.force_destroy_bucket
 }

@@ -61,6 +61,18 @@ variable "nat_gateway_per_zone" {
   default     = false
 }
 
+variable "nlb_deletion_protection" {
+  description = "Deletion protection of the load balancer; set false (and apply) before `terraform destroy`."
+  type        = bool
+  default     = true
+}
+
+variable "force_destroy_bucket" {
+  description = "Let `terraform destroy` delete the bucket with the whole log in it; set true (and apply) only to tear the cluster down."
+  type        = bool
+  default     = false
+}
+
 variable "tags" {
   description = "Tags added to every resource (provider default_tags)."
   type        = map(string)

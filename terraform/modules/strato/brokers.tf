@@ -13,7 +13,7 @@ resource "aws_launch_template" "broker" {
   vpc_security_group_ids = [aws_security_group.broker.id]
 
   iam_instance_profile {
-    arn = aws_iam_instance_profile.broker.arn
+    arn = aws_iam_instance_profile.instance["broker"].arn
   }
 
   # IMDSv2 only, one hop: the broker container shares the host's network (docker --network
@@ -73,7 +73,7 @@ resource "aws_autoscaling_group" "broker" {
   desired_capacity    = var.broker_count
   max_size            = var.broker_count + 1
   vpc_zone_identifier = var.subnet_ids
-  target_group_arns   = [aws_lb_target_group.kafka.arn, aws_lb_target_group.metrics.arn]
+  target_group_arns   = [for tg in aws_lb_target_group.broker : tg.arn]
 
   # EC2 status checks, not the load balancer's: /ready fails on every broker while etcd is
   # unavailable, and replacing all brokers then would only make things worse. systemd restarts

@@ -29,7 +29,7 @@ resource "aws_instance" "etcd" {
 
   ami                  = local.ami_id
   instance_type        = var.etcd_instance_type
-  iam_instance_profile = aws_iam_instance_profile.etcd.name
+  iam_instance_profile = aws_iam_instance_profile.instance["etcd"].name
   ebs_optimized        = true
   monitoring           = true
 

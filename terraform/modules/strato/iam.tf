@@ -2,6 +2,13 @@
 # logs, pull the broker image when it is in ECR, and (optionally) talk to SSM. An etcd member may
 # write snapshots under its own prefix and its logs. Neither can read what the other writes.
 
+locals {
+  instance_roles = {
+    broker = "Strato ${var.name} brokers"
+    etcd   = "Strato ${var.name} etcd members"
+  }
+}
+
 data "aws_iam_policy_document" "ec2_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -13,6 +20,23 @@ data "aws_iam_policy_document" "ec2_assume" {
   }
 }
 
+resource "aws_iam_role" "instance" {
+  for_each = local.instance_roles
+
+  name_prefix        = "${var.name}-strato-${each.key}-"
+  description        = each.value
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+  tags               = local.tags
+}
+
+resource "aws_iam_instance_profile" "instance" {
+  for_each = local.instance_roles
+
+  name_prefix = "${var.name}-strato-${each.key}-"
+  role        = aws_iam_role.instance[each.key].name
+  tags        = local.tags
+}
+
 data "aws_iam_policy_document" "logs" {
   statement {
     sid       = "WriteLogs"
@@ -21,25 +45,27 @@ data "aws_iam_policy_document" "logs" {
   }
 }
 
-# ---- brokers -------------------------------------------------------------------------------------
+resource "aws_iam_role_policy" "logs" {
+  for_each = local.instance_roles
 
-resource "aws_iam_role" "broker" {
-  name_prefix        = "${var.name}-strato-broker-"
-  description        = "Strato ${var.name} brokers"
-  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
-  tags               = local.tags
+  name   = "logs"
+  role   = aws_iam_role.instance[each.key].id
+  policy = data.aws_iam_policy_document.logs.json
 }
+
+resource "aws_iam_role_policy_attachment" "ssm" {
+  for_each = { for k, v in local.instance_roles : k => v if var.enable_ssm_session_manager }
+
+  role       = aws_iam_role.instance[each.key].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+# ---- brokers -------------------------------------------------------------------------------------
 
 resource "aws_iam_role_policy" "broker_bucket" {
   name   = "bucket-prefix"
-  role   = aws_iam_role.broker.id
+  role   = aws_iam_role.instance["broker"].id
   policy = module.bucket.broker_policy_json
-}
-
-resource "aws_iam_role_policy" "broker_logs" {
-  name   = "logs"
-  role   = aws_iam_role.broker.id
-  policy = data.aws_iam_policy_document.logs.json
 }
 
 data "aws_iam_policy_document" "broker_ecr" {
@@ -63,31 +89,11 @@ resource "aws_iam_role_policy" "broker_ecr" {
   count = local.ecr_repository == null ? 0 : 1
 
   name   = "ecr-pull"
-  role   = aws_iam_role.broker.id
+  role   = aws_iam_role.instance["broker"].id
   policy = data.aws_iam_policy_document.broker_ecr[0].json
 }
 
-resource "aws_iam_role_policy_attachment" "broker_ssm" {
-  count = var.enable_ssm_session_manager ? 1 : 0
-
-  role       = aws_iam_role.broker.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
-}
-
-resource "aws_iam_instance_profile" "broker" {
-  name_prefix = "${var.name}-strato-broker-"
-  role        = aws_iam_role.broker.name
-  tags        = local.tags
-}
-
 # ---- etcd ----------------------------------------------------------------------------------------
-
-resource "aws_iam_role" "etcd" {
-  name_prefix        = "${var.name}-strato-etcd-"
-  description        = "Strato ${var.name} etcd members"
-  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
-  tags               = local.tags
-}
 
 data "aws_iam_policy_document" "etcd_snapshots" {
   statement {
@@ -109,25 +115,6 @@ data "aws_iam_policy_document" "etcd_snapshots" {
 
 resource "aws_iam_role_policy" "etcd_snapshots" {
   name   = "snapshots"
-  role   = aws_iam_role.etcd.id
+  role   = aws_iam_role.instance["etcd"].id
   policy = data.aws_iam_policy_document.etcd_snapshots.json
-}
-
-resource "aws_iam_role_policy" "etcd_logs" {
-  name   = "logs"
-  role   = aws_iam_role.etcd.id
-  policy = data.aws_iam_policy_document.logs.json
-}
-
-resource "aws_iam_role_policy_attachment" "etcd_ssm" {
-  count = var.enable_ssm_session_manager ? 1 : 0
-
-  role       = aws_iam_role.etcd.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
-}
-
-resource "aws_iam_instance_profile" "etcd" {
-  name_prefix = "${var.name}-strato-etcd-"
-  role        = aws_iam_role.etcd.name
-  tags        = local.tags
 }

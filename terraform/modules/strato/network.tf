@@ -27,28 +27,37 @@ resource "aws_security_group" "etcd" {
   tags        = merge(local.tags, { Name = "${var.name}-strato-etcd" })
 }
 
-# ---- load balancer -------------------------------------------------------------------------------
+# ---- load balancer and brokers ------------------------------------------------------------------
 
-resource "aws_vpc_security_group_ingress_rule" "nlb_kafka" {
-  for_each = toset(var.client_cidrs)
-
-  security_group_id = aws_security_group.nlb.id
-  description       = "Kafka bootstrap from clients"
-  cidr_ipv4         = each.value
-  ip_protocol       = "tcp"
-  from_port         = 9092
-  to_port           = 9092
+locals {
+  # Who may reach which port, on the load balancer and (at the advertised address) on every
+  # broker alike.
+  client_ingress = merge(
+    { for c in var.client_cidrs : "kafka ${c}" => { cidr = c, port = 9092, description = "Kafka from clients" } },
+    { for c in local.metrics_cidrs : "http ${c}" => { cidr = c, port = 9644, description = "Broker HTTP (metrics, health) from monitoring" } },
+  )
 }
 
-resource "aws_vpc_security_group_ingress_rule" "nlb_metrics" {
-  for_each = toset(local.metrics_cidrs)
+resource "aws_vpc_security_group_ingress_rule" "nlb_clients" {
+  for_each = local.client_ingress
 
   security_group_id = aws_security_group.nlb.id
-  description       = "Broker HTTP (metrics, health) from monitoring"
-  cidr_ipv4         = each.value
+  description       = each.value.description
+  cidr_ipv4         = each.value.cidr
   ip_protocol       = "tcp"
-  from_port         = 9644
-  to_port           = 9644
+  from_port         = each.value.port
+  to_port           = each.value.port
+}
+
+resource "aws_vpc_security_group_ingress_rule" "broker_clients" {
+  for_each = local.client_ingress
+
+  security_group_id = aws_security_group.broker.id
+  description       = each.value.description
+  cidr_ipv4         = each.value.cidr
+  ip_protocol       = "tcp"
+  from_port         = each.value.port
+  to_port           = each.value.port
 }
 
 resource "aws_vpc_security_group_egress_rule" "nlb_to_broker" {
@@ -60,30 +69,6 @@ resource "aws_vpc_security_group_egress_rule" "nlb_to_broker" {
   ip_protocol                  = "tcp"
   from_port                    = tonumber(each.value)
   to_port                      = tonumber(each.value)
-}
-
-# ---- brokers -------------------------------------------------------------------------------------
-
-resource "aws_vpc_security_group_ingress_rule" "broker_kafka_clients" {
-  for_each = toset(var.client_cidrs)
-
-  security_group_id = aws_security_group.broker.id
-  description       = "Kafka from clients, directly at the advertised address"
-  cidr_ipv4         = each.value
-  ip_protocol       = "tcp"
-  from_port         = 9092
-  to_port           = 9092
-}
-
-resource "aws_vpc_security_group_ingress_rule" "broker_metrics" {
-  for_each = toset(local.metrics_cidrs)
-
-  security_group_id = aws_security_group.broker.id
-  description       = "Broker HTTP (metrics, health) from monitoring"
-  cidr_ipv4         = each.value
-  ip_protocol       = "tcp"
-  from_port         = 9644
-  to_port           = 9644
 }
 
 resource "aws_vpc_security_group_ingress_rule" "broker_from_nlb" {

@@ -14,19 +14,29 @@ resource "aws_lb" "this" {
   tags                             = local.tags
 }
 
-resource "aws_lb_target_group" "kafka" {
-  name                 = "${var.name}-kafka"
+locals {
+  # Kafka is routed only to brokers whose metadata store answers (/ready); the HTTP port to
+  # any broker that is up (/health), so that metrics stay reachable during an etcd outage.
+  nlb_ports = {
+    kafka = { port = 9092, health_path = "/ready" }
+    http  = { port = 9644, health_path = "/health" }
+  }
+}
+
+resource "aws_lb_target_group" "broker" {
+  for_each = local.nlb_ports
+
+  name                 = "${var.name}-${each.key}"
   vpc_id               = var.vpc_id
-  port                 = 9092
+  port                 = each.value.port
   protocol             = "TCP"
   target_type          = "instance"
   deregistration_delay = 30
 
-  # Route only to brokers whose metadata store answers.
   health_check {
     protocol            = "HTTP"
     port                = "9644"
-    path                = "/ready"
+    path                = each.value.health_path
     interval            = 10
     healthy_threshold   = 2
     unhealthy_threshold = 2
@@ -35,47 +45,16 @@ resource "aws_lb_target_group" "kafka" {
   tags = local.tags
 }
 
-resource "aws_lb_target_group" "metrics" {
-  name                 = "${var.name}-http"
-  vpc_id               = var.vpc_id
-  port                 = 9644
-  protocol             = "TCP"
-  target_type          = "instance"
-  deregistration_delay = 30
+resource "aws_lb_listener" "broker" {
+  for_each = local.nlb_ports
 
-  health_check {
-    protocol            = "HTTP"
-    port                = "9644"
-    path                = "/health"
-    interval            = 10
-    healthy_threshold   = 2
-    unhealthy_threshold = 2
-  }
-
-  tags = local.tags
-}
-
-resource "aws_lb_listener" "kafka" {
   load_balancer_arn = aws_lb.this.arn
-  port              = 9092
+  port              = each.value.port
   protocol          = "TCP"
 
   default_action {
     type             = "forward"
-    target_group_arn = aws_lb_target_group.kafka.arn
-  }
-
-  tags = local.tags
-}
-
-resource "aws_lb_listener" "metrics" {
-  load_balancer_arn = aws_lb.this.arn
-  port              = 9644
-  protocol          = "TCP"
-
-  default_action {
-    type             = "forward"
-    target_group_arn = aws_lb_target_group.metrics.arn
+    target_group_arn = aws_lb_target_group.broker[each.key].arn
   }
 
   tags = local.tags

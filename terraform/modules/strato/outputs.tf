@@ -66,7 +66,7 @@ output "etcd_security_group_id" {
 
 output "broker_role_arn" {
   description = "IAM role of the brokers."
-  value       = aws_iam_role.broker.arn
+  value       = aws_iam_role.instance["broker"].arn
 }
 
 output "log_group_name" {
