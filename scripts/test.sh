@@ -197,18 +197,7 @@ install_packages() {
 
 # Exits 0 when the venv python has every `name==version` pin of requirements.txt.
 venv_has_pins() {
-    "$venv_dir/bin/python" - "$requirements" <<'EOF' >/dev/null 2>&1
-import sys
-from importlib import metadata
-
-for line in open(sys.argv[1]):
-    line = line.split("#", 1)[0].strip()
-    if not line:
-        continue
-    name, _, version = line.partition("==")
-    if metadata.version(name.strip()) != version.strip():
-        sys.exit(1)
-EOF
+    "$venv_dir/bin/python" "$repo_root/scripts/has_pins.py" "$requirements" >/dev/null 2>&1
 }
 
 setup_venv() {
