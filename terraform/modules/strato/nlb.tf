@@ -32,6 +32,10 @@ resource "aws_lb_target_group" "broker" {
   protocol             = "TCP"
   target_type          = "instance"
   deregistration_delay = 30
+  # Connections reach brokers from the load balancer's address (allowed by its security group),
+  # so a client on a broker instance can use the bootstrap address too: with the client's own
+  # address kept, the load balancer drops connections routed back to their source instance.
+  preserve_client_ip = false
 
   health_check {
     protocol            = "HTTP"
