@@ -10,7 +10,6 @@ resource "aws_s3_bucket" "this" {
   #checkov:skip=CKV_AWS_18:Server access logs would log every broker PUT and GET (hundreds per second), costing more than the log itself; use CloudTrail S3 data events if an audit trail is required.
   #checkov:skip=CKV2_AWS_62:Nothing consumes bucket events; brokers learn about objects from the metadata store.
   #checkov:skip=CKV_AWS_144:Cross-region replication would double storage and PUT costs; durability comes from S3's in-region redundancy. Add replication if a region-loss recovery point is required.
-  #checkov:skip=CKV_AWS_145:SSE-S3 is the default because SSE-KMS adds KMS charges; set var.kms_key_arn to encrypt with a customer-managed key.
   bucket        = var.bucket_name
   force_destroy = var.force_destroy
   tags          = var.tags

@@ -11,8 +11,9 @@ resource "aws_network_interface" "etcd" {
   tags            = merge(local.tags, { Name = "${var.name}-strato-${local.etcd_members[count.index]}" })
 }
 
+# Backed up by the hourly `etcdctl snapshot save` to S3 (user data), a consistent copy, which an
+# EBS snapshot of a running member is not.
 resource "aws_ebs_volume" "etcd" {
-  #checkov:skip=CKV2_AWS_9:etcd is backed up by hourly `etcdctl snapshot save` to S3 (the etcd-snapshot timer in the user data), a consistent copy; an EBS snapshot of a running member is not.
   count = 3
 
   availability_zone = data.aws_subnet.selected[count.index].availability_zone
@@ -24,7 +25,6 @@ resource "aws_ebs_volume" "etcd" {
 }
 
 resource "aws_instance" "etcd" {
-  #checkov:skip=CKV_AWS_189:Volumes are encrypted with the account's default EBS key unless var.kms_key_arn names a customer-managed one.
   count = 3
 
   ami                  = local.ami_id

@@ -71,7 +71,6 @@ module "bucket" {
 
 # Broker and etcd containers log here through Docker's awslogs driver, one stream per instance.
 resource "aws_cloudwatch_log_group" "this" {
-  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts log data at rest by default; set var.kms_key_arn to use a customer-managed key.
   name              = "/strato/${var.name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
