@@ -1,6 +1,7 @@
-# The S3 bucket of a Strato cluster and the IAM policy that lets brokers use its prefix, and
-# nothing else. modules/strato and examples/localstack both use this module, so the bucket
-# settings and the broker policy are the same on AWS and on LocalStack.
+# The S3 bucket of a Strato cluster and the IAM policies of its users: brokers may use the
+# object prefix and nothing else, etcd members may only add snapshots under theirs.
+# modules/strato and examples/localstack both use this module, so the bucket settings and the
+# policies are the same on AWS and on LocalStack.
 
 locals {
   objects_arn = "${aws_s3_bucket.this.arn}/${var.object_prefix}/*"
@@ -137,10 +138,24 @@ resource "aws_s3_bucket_policy" "this" {
   depends_on = [aws_s3_bucket_public_access_block.this]
 }
 
+# With a customer-managed key, whoever reads or writes objects needs it too (multipart uploads
+# need Decrypt as well as GenerateDataKey).
+data "aws_iam_policy_document" "kms" {
+  count = var.kms_key_arn == null ? 0 : 1
+
+  statement {
+    sid       = "BucketKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
 # What a broker needs: read, write and delete segment objects under the prefix (multipart
 # uploads included: create/upload/complete are s3:PutObject), list keys under the prefix for
 # garbage collection, and clean up its own failed multipart uploads.
 data "aws_iam_policy_document" "broker" {
+  source_policy_documents = data.aws_iam_policy_document.kms[*].json
+
   statement {
     sid = "SegmentObjects"
     actions = [
@@ -164,14 +179,18 @@ data "aws_iam_policy_document" "broker" {
       values   = ["${var.object_prefix}/*"]
     }
   }
+}
 
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+# What an etcd member needs to upload snapshots: write under the snapshot prefix, nothing else
+# (no read, no delete, no list: the lifecycle rule expires old snapshots).
+data "aws_iam_policy_document" "etcd_snapshots" {
+  count = var.etcd_snapshot_prefix == null ? 0 : 1
 
-    content {
-      sid       = "BucketKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-    }
+  source_policy_documents = data.aws_iam_policy_document.kms[*].json
+
+  statement {
+    sid       = "WriteSnapshots"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.this.arn}/${var.etcd_snapshot_prefix}/*"]
   }
 }

@@ -95,26 +95,8 @@ resource "aws_iam_role_policy" "broker_ecr" {
 
 # ---- etcd ----------------------------------------------------------------------------------------
 
-data "aws_iam_policy_document" "etcd_snapshots" {
-  statement {
-    sid       = "WriteSnapshots"
-    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
-    resources = ["${module.bucket.bucket_arn}/${local.etcd_snapshot_prefix}/*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-
-    content {
-      sid       = "BucketKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-    }
-  }
-}
-
 resource "aws_iam_role_policy" "etcd_snapshots" {
   name   = "snapshots"
   role   = aws_iam_role.instance["etcd"].id
-  policy = data.aws_iam_policy_document.etcd_snapshots.json
+  policy = module.bucket.etcd_snapshot_policy_json
 }
