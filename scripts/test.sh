@@ -7,13 +7,16 @@
 #    (tests/clients/java) built against pinned kafka-clients jars, and LocalStack (S3) in a
 #    cached Python 3.13 venv (all skipped when the pinned versions are already there, so a
 #    second run makes no network calls).
-# 2. Runs `cargo fmt --check`, `cargo clippy -D warnings` and every test with cargo-nextest
-#    (plain `cargo test` when nextest is missing). All three run even if one fails; the exit
-#    status is non-zero if any failed. One LocalStack (S3 only, on a free loopback port) runs
-#    during the tests and is stopped by pid when the script exits, however it exits.
+# 2. Runs the Terraform checks (scripts/check-terraform.sh: python-hcl2 and checkov in cached
+#    venvs of their own), `cargo fmt --check`, `cargo clippy -D warnings` and every test with
+#    cargo-nextest (plain `cargo test` when nextest is missing). All of them run even if one
+#    fails; the exit status is non-zero if any failed. One LocalStack (S3 only, on a free
+#    loopback port) runs during the tests and is stopped by pid when the script exits, however
+#    it exits.
 #
 # Environment (all optional):
-#   STRATO_CACHE_DIR   where the client venv, node_modules, Java jars and logs live
+#   STRATO_CACHE_DIR   where the client venv, node_modules, Java jars, the Terraform check
+#                      venvs and logs live
 #                      (default ~/.cache/strato)
 #   CARGO_TARGET_DIR   cargo build dir                       (default ~/.cache/strato-target)
 #   STRATO_PYTHON      interpreter used to create the venv   (default python3)
@@ -36,10 +39,12 @@ usage() {
     cat <<'EOF'
 Usage: scripts/test.sh [--quick] [--setup-only] [--env] [-- TEST-ARGS...]
 
-  (no flag)     install prerequisites, then cargo fmt --check, clippy -D warnings, all tests
-                (with a LocalStack started for the tests and stopped at the end)
-  --quick       skip fmt and clippy, run only the tests (LocalStack started as above)
-  --setup-only  only install prerequisites
+  (no flag)     install prerequisites, then the Terraform checks, cargo fmt --check,
+                clippy -D warnings, all tests (with a LocalStack started for the tests and
+                stopped at the end)
+  --quick       skip the Terraform checks, fmt and clippy, run only the tests (LocalStack
+                started as above)
+  --setup-only  only install prerequisites (the Terraform check venvs included)
   --env         install prerequisites, then print `export` lines for the test environment:
                   eval "$(scripts/test.sh --env)" && cargo nextest run
                 It starts no LocalStack: the S3 tests need STRATO_TEST_S3_ENDPOINT and the AWS
@@ -192,18 +197,7 @@ install_packages() {
 
 # Exits 0 when the venv python has every `name==version` pin of requirements.txt.
 venv_has_pins() {
-    "$venv_dir/bin/python" - "$requirements" <<'EOF' >/dev/null 2>&1
-import sys
-from importlib import metadata
-
-for line in open(sys.argv[1]):
-    line = line.split("#", 1)[0].strip()
-    if not line:
-        continue
-    name, _, version = line.partition("==")
-    if metadata.version(name.strip()) != version.strip():
-        sys.exit(1)
-EOF
+    "$venv_dir/bin/python" "$repo_root/scripts/has_pins.py" "$requirements" >/dev/null 2>&1
 }
 
 setup_venv() {
@@ -653,6 +647,7 @@ EOF
     exit 0
 fi
 if [ "$mode" = setup ]; then
+    scripts/check-terraform.sh --setup-only
     exit 0
 fi
 
@@ -687,6 +682,9 @@ ensure_component() { # ensure_component CARGO-SUBCOMMAND RUSTUP-COMPONENT
 }
 
 if [ "$mode" = full ]; then
+    # terraform/ (parsing, declarations, formatting, checkov); it installs its own venvs, so
+    # a failed install fails this step and the others still run.
+    run_step terraform scripts/check-terraform.sh
     ensure_component fmt rustfmt
     ensure_component clippy clippy
     run_step fmt cargo fmt --all -- --check

@@ -1,0 +1,102 @@
+# Instance roles. A broker may use its bucket prefix (modules/strato-bucket's policy), write its
+# logs, pull the broker image when it is in ECR, and (optionally) talk to SSM. An etcd member may
+# write snapshots under its own prefix and its logs. Neither can read what the other writes.
+
+locals {
+  instance_roles = {
+    broker = "Strato ${var.name} brokers"
+    etcd   = "Strato ${var.name} etcd members"
+  }
+}
+
+data "aws_iam_policy_document" "ec2_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "instance" {
+  for_each = local.instance_roles
+
+  name_prefix        = "${var.name}-strato-${each.key}-"
+  description        = each.value
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+  tags               = local.tags
+}
+
+resource "aws_iam_instance_profile" "instance" {
+  for_each = local.instance_roles
+
+  name_prefix = "${var.name}-strato-${each.key}-"
+  role        = aws_iam_role.instance[each.key].name
+  tags        = local.tags
+}
+
+data "aws_iam_policy_document" "logs" {
+  statement {
+    sid       = "WriteLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "logs" {
+  for_each = local.instance_roles
+
+  name   = "logs"
+  role   = aws_iam_role.instance[each.key].id
+  policy = data.aws_iam_policy_document.logs.json
+}
+
+resource "aws_iam_role_policy_attachment" "ssm" {
+  for_each = { for k, v in local.instance_roles : k => v if var.enable_ssm_session_manager }
+
+  role       = aws_iam_role.instance[each.key].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+# ---- brokers -------------------------------------------------------------------------------------
+
+resource "aws_iam_role_policy" "broker_bucket" {
+  name   = "bucket-prefix"
+  role   = aws_iam_role.instance["broker"].id
+  policy = module.bucket.broker_policy_json
+}
+
+data "aws_iam_policy_document" "broker_ecr" {
+  count = local.ecr_repository == null ? 0 : 1
+
+  statement {
+    sid       = "PullBrokerImage"
+    actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    resources = [local.ecr_repository]
+  }
+
+  # GetAuthorizationToken is not tied to a repository: IAM only accepts "*" for it.
+  statement {
+    sid       = "RegistryLogin"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "broker_ecr" {
+  count = local.ecr_repository == null ? 0 : 1
+
+  name   = "ecr-pull"
+  role   = aws_iam_role.instance["broker"].id
+  policy = data.aws_iam_policy_document.broker_ecr[0].json
+}
+
+# ---- etcd ----------------------------------------------------------------------------------------
+
+resource "aws_iam_role_policy" "etcd_snapshots" {
+  name   = "snapshots"
+  role   = aws_iam_role.instance["etcd"].id
+  policy = module.bucket.etcd_snapshot_policy_json
+}

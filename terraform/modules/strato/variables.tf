@@ -1,0 +1,280 @@
+# ---- cluster and network ------------------------------------------------------------------------
+
+variable "name" {
+  description = "Cluster name: prefixes resource names, is the etcd key prefix (/strato/<name>) and the default object prefix in the bucket."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,18}[a-z0-9]$", var.name))
+    error_message = "name must be 2-20 characters of lowercase letters, digits and '-', starting with a letter (it goes into load balancer names, which are limited to 32 characters)."
+  }
+}
+
+variable "vpc_id" {
+  description = "VPC the cluster runs in. Kafka clients must reach the brokers' private IPs in it (same VPC, peering, Transit Gateway or VPN): see docs/DEPLOY.md."
+  type        = string
+
+  validation {
+    condition     = can(regex("^vpc-[0-9a-f]+$", var.vpc_id))
+    error_message = "vpc_id must be a VPC id (vpc-...)."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Private subnets, one per availability zone (at least 3 zones): brokers spread over all of them, the three etcd members go into the first three, and the internal load balancer has a node in each."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) >= 3 && length(distinct(var.subnet_ids)) == length(var.subnet_ids) && alltrue([for s in var.subnet_ids : can(regex("^subnet-[0-9a-f]+$", s))])
+    error_message = "subnet_ids must list at least 3 distinct subnet ids (subnet-...), in different availability zones, so that etcd keeps a quorum when one zone fails."
+  }
+}
+
+variable "client_cidrs" {
+  description = "CIDR blocks of the Kafka clients: they may reach port 9092 of the load balancer and of every broker. World-open blocks are refused."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.client_cidrs) > 0 && alltrue([for c in var.client_cidrs : can(cidrhost(c, 0)) && c != "0.0.0.0/0" && c != "::/0"])
+    error_message = "client_cidrs must list at least one valid CIDR block, and neither 0.0.0.0/0 nor ::/0."
+  }
+}
+
+variable "metrics_cidrs" {
+  description = "CIDR blocks that may reach the brokers' HTTP port 9644 (/metrics, /health, /ready), e.g. Prometheus; null means client_cidrs."
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.metrics_cidrs == null || alltrue([for c in coalesce(var.metrics_cidrs, []) : can(cidrhost(c, 0)) && c != "0.0.0.0/0" && c != "::/0"])
+    error_message = "metrics_cidrs must be null or valid CIDR blocks, and neither 0.0.0.0/0 nor ::/0."
+  }
+}
+
+variable "architecture" {
+  description = "CPU architecture of all instances and of the images they run: x86_64 or arm64 (Graviton). The instance types must match it."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64."
+  }
+}
+
+variable "ami_id" {
+  description = "AMI of all instances (an Amazon Linux 2023 image or one with docker, systemd, the AWS CLI and curl); null for the latest Amazon Linux 2023 for the architecture, which rolls the brokers when AWS publishes a new one."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ami_id == null || can(regex("^ami-[0-9a-f]+$", var.ami_id))
+    error_message = "ami_id must be null or an AMI id (ami-...)."
+  }
+}
+
+# ---- brokers -------------------------------------------------------------------------------------
+
+variable "strato_image" {
+  description = "Container image of the broker, with a tag or digest (built from the repository's Dockerfile), e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/strato:0.1.0. Instances may pull an ECR image of this account and region (only that repository)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[^\\s]+[:@][A-Za-z0-9_.:-]+$", var.strato_image)) && !endswith(var.strato_image, ":latest")
+    error_message = "strato_image must name a tag or a digest other than :latest, so that every broker of the group runs the same build."
+  }
+}
+
+variable "broker_count" {
+  description = "Number of brokers (the Auto Scaling group's desired capacity). See docs/DEPLOY.md for sizing."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.broker_count >= 1 && var.broker_count <= 100 && floor(var.broker_count) == var.broker_count
+    error_message = "broker_count must be a whole number from 1 to 100."
+  }
+}
+
+variable "broker_instance_type" {
+  description = "EC2 instance type of the brokers. Network bandwidth is usually the limit: every produced byte comes in once and goes out to S3 once, plus once per consumer."
+  type        = string
+  default     = "m7i.xlarge"
+}
+
+variable "broker_root_volume_size_gib" {
+  description = "Size (GiB) of a broker's encrypted gp3 root volume, which also holds the disk tier of the chunk cache."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.broker_root_volume_size_gib >= 16 && floor(var.broker_root_volume_size_gib) == var.broker_root_volume_size_gib
+    error_message = "broker_root_volume_size_gib must be a whole number of at least 16."
+  }
+}
+
+variable "broker_cache_memory_bytes" {
+  description = "--cache-memory-bytes: memory for decompressed chunks served to consumers (tail reads). Leave room for --max-unflushed-bytes, --max-queued-request-bytes and the OS."
+  type        = number
+  default     = 4294967296
+
+  validation {
+    condition     = var.broker_cache_memory_bytes >= 0 && floor(var.broker_cache_memory_bytes) == var.broker_cache_memory_bytes
+    error_message = "broker_cache_memory_bytes must be a whole number of bytes, 0 or more."
+  }
+}
+
+variable "broker_cache_disk_bytes" {
+  description = "--cache-disk-bytes: local disk for chunks evicted from memory (0: memory only, else at least 64 MiB); must fit on the root volume with room to spare."
+  type        = number
+  default     = 34359738368
+
+  validation {
+    condition     = var.broker_cache_disk_bytes == 0 || (var.broker_cache_disk_bytes >= 67108864 && floor(var.broker_cache_disk_bytes) == var.broker_cache_disk_bytes)
+    error_message = "broker_cache_disk_bytes must be 0 or a whole number of bytes of at least 64 MiB (67108864)."
+  }
+}
+
+variable "broker_extra_args" {
+  description = "More `strato serve` flags, one per element, as --flag=value (e.g. \"--default-partitions=6\"); see `strato serve --help`."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.broker_extra_args : can(regex("^--[a-z][a-z0-9-]*(=[A-Za-z0-9_.,:/@+-]*)?$", a))])
+    error_message = "Each broker_extra_args element must look like --flag or --flag=value, with no spaces, quotes or shell characters in the value."
+  }
+}
+
+# ---- etcd ----------------------------------------------------------------------------------------
+
+variable "etcd_image" {
+  description = "Container image of the etcd members."
+  type        = string
+  default     = "quay.io/coreos/etcd:v3.5.21"
+}
+
+variable "etcd_instance_type" {
+  description = "EC2 instance type of the three etcd members."
+  type        = string
+  default     = "m7i.large"
+}
+
+variable "etcd_volume_size_gib" {
+  description = "Size (GiB) of each etcd member's gp3 data volume (kept when its instance is replaced)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.etcd_volume_size_gib >= 10 && floor(var.etcd_volume_size_gib) == var.etcd_volume_size_gib
+    error_message = "etcd_volume_size_gib must be a whole number of at least 10."
+  }
+}
+
+variable "etcd_quota_backend_bytes" {
+  description = "etcd --quota-backend-bytes: database size at which etcd refuses writes (its default is 2 GiB; at most 8 GiB is recommended by etcd)."
+  type        = number
+  default     = 8589934592
+
+  validation {
+    condition     = var.etcd_quota_backend_bytes >= 1073741824 && var.etcd_quota_backend_bytes <= 8589934592
+    error_message = "etcd_quota_backend_bytes must be from 1 GiB to 8 GiB."
+  }
+}
+
+variable "etcd_auto_compaction_retention" {
+  description = "etcd --auto-compaction-retention with --auto-compaction-mode=periodic: how much history etcd keeps. Every partition commit is a new revision, so without compaction the database grows until it hits its quota."
+  type        = string
+  default     = "1h"
+
+  validation {
+    condition     = can(regex("^[0-9]+[smh]$", var.etcd_auto_compaction_retention))
+    error_message = "etcd_auto_compaction_retention must be a duration such as 30m or 1h."
+  }
+}
+
+variable "etcd_snapshot_retention_days" {
+  description = "Days the hourly etcd snapshots (s3://<bucket>/<object_prefix>-etcd-snapshots/) are kept."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.etcd_snapshot_retention_days >= 1 && floor(var.etcd_snapshot_retention_days) == var.etcd_snapshot_retention_days
+    error_message = "etcd_snapshot_retention_days must be a whole number of at least 1."
+  }
+}
+
+variable "etcd_client_security_group_ids" {
+  description = "Security groups, besides the brokers', whose members may reach etcd's client port 2379 (e.g. an admin host running `strato cluster status`)."
+  type        = list(string)
+  default     = []
+}
+
+# ---- storage -------------------------------------------------------------------------------------
+
+variable "bucket_name" {
+  description = "Name of the S3 bucket to create; null for <name>-strato-<account id>-<region>."
+  type        = string
+  default     = null
+}
+
+variable "object_prefix" {
+  description = "Key prefix of the cluster's objects in the bucket; null for the cluster name."
+  type        = string
+  default     = null
+}
+
+variable "bucket_versioning_enabled" {
+  description = "Keep objects deleted by garbage collection or retention as noncurrent versions for noncurrent_version_expiration_days (see modules/strato-bucket)."
+  type        = bool
+  default     = true
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days a deleted object stays recoverable as a noncurrent version when versioning is on."
+  type        = number
+  default     = 1
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key for the bucket (SSE-KMS with bucket keys), the EBS volumes and the log group; null for AWS-managed encryption (SSE-S3, the EBS default key, CloudWatch's default). Its key policy must allow EC2 Auto Scaling and CloudWatch Logs to use it."
+  type        = string
+  default     = null
+}
+
+variable "force_destroy_bucket" {
+  description = "Let `terraform destroy` delete the bucket with every object in it. Leave false outside experiments."
+  type        = bool
+  default     = false
+}
+
+# ---- operations ----------------------------------------------------------------------------------
+
+variable "log_retention_days" {
+  description = "Days the CloudWatch log group keeps broker and etcd logs (INFO level: state changes, not per-request lines)."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653)."
+  }
+}
+
+variable "enable_ssm_session_manager" {
+  description = "Attach AmazonSSMManagedInstanceCore to the instance roles, so operators get a shell through SSM Session Manager (no SSH port or key pair exists)."
+  type        = bool
+  default     = true
+}
+
+variable "nlb_deletion_protection" {
+  description = "Deletion protection of the load balancer (set false before `terraform destroy`)."
+  type        = bool
+  default     = true
+}
+
+variable "tags" {
+  description = "Tags added to every resource that takes tags."
+  type        = map(string)
+  default     = {}
+}
