@@ -275,9 +275,10 @@ async fn garbage_collection_deletes_only_unreferenced_objects() {
     });
 }
 
-/// Goal: deleting a topic removes it at once (metadata, reads) and its objects eventually;
-/// the name can be used again and starts from offset 0. Method: librdkafka's admin client;
-/// the object files are counted in the file:// store.
+/// Goal: deleting a topic removes it at once (metadata, reads, groups' committed offsets)
+/// and its objects eventually; the name can be used again and starts from offset 0, without
+/// the old offsets. Method: librdkafka's admin client and a group consumer's commit; the
+/// object files are counted in the file:// store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_topics_go_at_once_and_their_objects_eventually() {
     let dir = tempfile::tempdir().unwrap();
@@ -290,6 +291,29 @@ async fn deleted_topics_go_at_once_and_their_objects_eventually() {
     let records: Vec<Rec> = (0..50).map(|i| record("none", i)).collect();
     produce_in_chunks(&broker, "doomed", &records, 5).await;
     assert!(!segment_files(&data_dir).is_empty());
+    let group = common::kafka::consumer(&broker.bootstrap(), &[("group.id", "doomed-readers")]);
+    let mut at_40 = TopicPartitionList::new();
+    at_40
+        .add_partition_offset("doomed", 0, Offset::Offset(40))
+        .unwrap();
+    let committed = |group: &rdkafka::consumer::BaseConsumer| {
+        let mut wanted = TopicPartitionList::new();
+        wanted.add_partition("doomed", 0);
+        tokio::task::block_in_place(|| {
+            group
+                .committed_offsets(wanted, Duration::from_secs(10))
+                .expect("committed offsets")
+                .find_partition("doomed", 0)
+                .expect("partition 0")
+                .offset()
+        })
+    };
+    tokio::task::block_in_place(|| {
+        group
+            .commit(&at_40, rdkafka::consumer::CommitMode::Sync)
+            .expect("commit")
+    });
+    assert_eq!(committed(&group), Offset::Offset(40));
 
     for result in admin(&broker)
         .delete_topics(&["doomed"], &AdminOptions::new())
@@ -325,5 +349,10 @@ async fn deleted_topics_go_at_once_and_their_objects_eventually() {
     assert_eq!(
         tokio::task::block_in_place(|| watermarks(&broker, "doomed")),
         (0, 10)
+    );
+    assert_eq!(
+        committed(&group),
+        Offset::Invalid,
+        "the group's offset of the deleted topic went with it"
     );
 }

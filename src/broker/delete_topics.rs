@@ -1,5 +1,6 @@
-//! DeleteTopics: the topic's metadata goes at once (clients see UNKNOWN_TOPIC_OR_PARTITION,
-//! the name can be reused), its objects with garbage collection.
+//! DeleteTopics: the topic's metadata and the groups' committed offsets of it go at once
+//! (clients see UNKNOWN_TOPIC_OR_PARTITION, the name can be reused), its objects with
+//! garbage collection.
 
 use std::sync::Arc;
 
@@ -39,7 +40,20 @@ pub(super) async fn handle(
             continue;
         };
         let code = match ctx.topics.delete(&name).await {
-            Ok(true) => error::NONE,
+            Ok(true) => {
+                // Committed offsets of the topic go with it (a failure here leaves them for
+                // a topic of the same name created later, so it is logged loudly).
+                match ctx.groups.offsets().delete_topic_offsets(&name).await {
+                    Ok(0) => {}
+                    Ok(deleted) => {
+                        tracing::info!(topic = %name, deleted, "deleted committed offsets of a deleted topic");
+                    }
+                    Err(err) => {
+                        tracing::error!(topic = %name, "failed to delete committed offsets of a deleted topic: {err:#}");
+                    }
+                }
+                error::NONE
+            }
             Ok(false) => error::code(ResponseError::UnknownTopicOrPartition),
             Err(err) => {
                 tracing::warn!(topic = %name, "failed to delete topic: {err:#}");

@@ -159,12 +159,24 @@ impl OffsetStore {
         Ok(())
     }
 
-    /// Deletes everything stored for the group: offsets first, the marker last, so a failure
-    /// half way leaves a group that is still listed and can be deleted again.
-    pub async fn delete_group(&self, group_id: &str) -> Result<(), MetadataError> {
+    /// Deletes every group's committed offsets of `topic` (the topic was deleted: a topic
+    /// created later under the same name starts without them, as in Kafka). Returns how many
+    /// offsets went.
+    pub async fn delete_topic_offsets(&self, topic: &str) -> Result<usize, MetadataError> {
+        let mut deleted = 0;
+        for (group_id, _) in self.list_groups().await? {
+            deleted += self
+                .delete_prefix(&keys::group_topic_offsets_prefix(&group_id, topic))
+                .await?;
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes every key under `prefix`, in transactions of at most [`OPS_PER_TXN`].
+    async fn delete_prefix(&self, prefix: &str) -> Result<usize, MetadataError> {
         let keys_to_delete: Vec<String> = self
             .meta
-            .list_all(&keys::group_prefix(group_id))
+            .list_all(prefix)
             .await?
             .into_iter()
             .map(|(key, _)| key)
@@ -173,6 +185,13 @@ impl OffsetStore {
             let txn = chunk.iter().fold(Txn::new(), |txn, key| txn.delete(key));
             self.meta.txn(txn).await?;
         }
+        Ok(keys_to_delete.len())
+    }
+
+    /// Deletes everything stored for the group: offsets first, the marker last, so a failure
+    /// half way leaves a group that is still listed and can be deleted again.
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), MetadataError> {
+        self.delete_prefix(&keys::group_prefix(group_id)).await?;
         self.meta
             .txn(Txn::new().delete(keys::group_id_marker(group_id)))
             .await?;
@@ -246,6 +265,34 @@ mod tests {
             store.stored_group("other").await.unwrap(),
             Some(String::new())
         );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_topics_offsets_go_from_every_group_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
+        let store = OffsetStore::new(meta);
+        for group in ["a", "b"] {
+            store.ensure_group_marker(group, None).await.unwrap();
+            let offsets = [("gone", 0), ("gone", 1), ("gone-not", 0), ("kept", 0)]
+                .map(|(t, p)| ((t.to_string(), p), record(5)));
+            assert!(
+                store
+                    .commit(group, offsets.to_vec())
+                    .await
+                    .iter()
+                    .all(Result::is_ok)
+            );
+        }
+        assert_eq!(store.delete_topic_offsets("gone").await.unwrap(), 4);
+        for group in ["a", "b"] {
+            let left: Vec<_> = store.fetch_all(group).await.unwrap().into_keys().collect();
+            assert_eq!(
+                left,
+                vec![("gone-not".to_string(), 0), ("kept".to_string(), 0)]
+            );
+        }
+        assert_eq!(store.delete_topic_offsets("gone").await.unwrap(), 0);
     }
 
     #[test]
