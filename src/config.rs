@@ -584,7 +584,7 @@ pub struct ServeArgs {
 
     /// Compacted chunks are written as zstd frames of about this many uncompressed bytes
     /// with a seek table, so a consumer's fetch reads and caches one frame, not the whole
-    /// chunk (one ranged GET per frame on a cold read)
+    /// chunk (one ranged GET per frame on a cold read); at most --compaction-target-bytes
     #[arg(long, env = "STRATO_COMPACTION_FRAME_BYTES", default_value_t = 4 * MIB)]
     pub compaction_frame_bytes: u64,
 }
@@ -816,8 +816,8 @@ impl ServeArgs {
                 "--compaction-interval-ms must be at least 10 and --compaction-target-bytes between 1 MiB and 256 MiB"
             );
         }
-        if !(1024..=self.compaction_target_bytes).contains(&self.compaction_frame_bytes) {
-            bail!("--compaction-frame-bytes must be between 1024 and --compaction-target-bytes");
+        if self.compaction_frame_bytes < 1024 {
+            bail!("--compaction-frame-bytes must be at least 1024");
         }
         if self.retention_check_interval_ms < 10 {
             bail!("--retention-check-interval-ms must be at least 10");
@@ -870,7 +870,9 @@ impl ServeArgs {
             gc_grace: Duration::from_millis(self.gc_grace_ms),
             compaction_interval: Duration::from_millis(self.compaction_interval_ms),
             compaction_target_bytes: self.compaction_target_bytes,
-            compaction_frame_bytes: self.compaction_frame_bytes,
+            compaction_frame_bytes: self
+                .compaction_frame_bytes
+                .min(self.compaction_target_bytes),
         })
     }
 }

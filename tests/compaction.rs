@@ -245,3 +245,153 @@ async fn cluster_status_reports_storage() {
     assert_eq!(status["objects_unreferenced"].as_u64(), Some(0), "{status}");
     assert!(status["objects_referenced"].as_u64().unwrap() >= 4);
 }
+
+/// Goal (issue 9): under a sustained produce load, the metadata store's keys and the
+/// bucket's objects stay bounded while everything retained stays readable. Method: a real
+/// etcd; every threshold compressed in time (compaction, garbage collection and retention
+/// passes every 200 ms, a 1 s grace, `retention.bytes` of 64 KiB per partition); one
+/// producer sends 50-record batches back to back for 24 s, each its own flush: a new object
+/// and an index entry per partition every few milliseconds. Etcd keys and segment objects
+/// are counted every second. Without compaction, retention and collection both would grow
+/// with the flushes (at least an object and two keys each); the test checks that over the
+/// last two thirds of the samples both grow by less than a tenth of the flush rate (a
+/// least-squares slope: the counts saw-tooth between passes), peak far below the number of
+/// flushes, and that the retained records then read back once, in order, as produced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_load_keeps_keys_and_objects_bounded() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use strato_metadata::MetadataStore;
+
+    const LOAD: Duration = Duration::from_secs(24);
+    let etcd = strato_metadata::testing::etcd_server::EtcdServer::start();
+    let url = etcd.url("/strato/sustained");
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--metadata",
+            &url,
+            "--compaction-interval-ms",
+            "200",
+            "--compaction-target-bytes",
+            "1048576",
+            "--gc-interval-ms",
+            "200",
+            "--gc-grace-ms",
+            "1000",
+            "--retention-check-interval-ms",
+            "200",
+        ],
+    );
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .unwrap();
+    // Test records carry 2023 timestamps: time-based retention is off, size-based is on.
+    let topic = NewTopic::new("steady", 2, TopicReplication::Fixed(1))
+        .set("retention.ms", "-1")
+        .set("retention.bytes", "65536");
+    for result in admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        result.expect("topic created");
+    }
+    let store = strato_metadata::etcd::EtcdStore::connect(
+        strato_metadata::etcd::EtcdConfig::from_url(&url).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    // (etcd keys, segment objects) once a second while the load runs.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sampler = {
+        let stop = stop.clone();
+        let data_dir = data_dir.clone();
+        tokio::spawn(async move {
+            let mut samples: Vec<(usize, usize)> = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return samples,
+                    _ = tick.tick() => {}
+                }
+                let keys = store.list_all("").await.unwrap().len();
+                samples.push((keys, segment_files(&data_dir).len()));
+            }
+        })
+    };
+    let p = producer(&broker.bootstrap(), &[("enable.idempotence", "true")]);
+    let mut landed = std::collections::BTreeMap::new();
+    let started = std::time::Instant::now();
+    let mut i = 0;
+    while started.elapsed() < LOAD {
+        let batch: Vec<Rec> = (i..i + 50).map(|n| record("none", n)).collect();
+        landed.extend(produce_all(&p, "steady", &batch).await);
+        i += 50;
+    }
+    drop(p);
+    stop.cancel();
+    let samples = sampler.await.unwrap();
+    let flushes = broker.metric("strato_flushes_total{result=\"committed\"}");
+
+    // Growth per second over the last two thirds (least squares); unbounded growth would be
+    // at least one object and two index entries per flush.
+    let flush_rate = flushes / LOAD.as_secs_f64();
+    let tail = &samples[samples.len() / 3..];
+    let slope = |value: fn(&(usize, usize)) -> usize| {
+        let n = tail.len() as f64;
+        let mean_x = (n - 1.0) / 2.0;
+        let mean_y = tail.iter().map(|s| value(s) as f64).sum::<f64>() / n;
+        let (mut num, mut den) = (0.0, 0.0);
+        for (x, s) in tail.iter().enumerate() {
+            num += (x as f64 - mean_x) * (value(s) as f64 - mean_y);
+            den += (x as f64 - mean_x).powi(2);
+        }
+        num / den
+    };
+    let (keys_slope, objects_slope) = (slope(|s| s.0), slope(|s| s.1));
+    let keys_peak = tail.iter().map(|s| s.0).max().unwrap();
+    let objects_peak = tail.iter().map(|s| s.1).max().unwrap();
+    let report = format!(
+        "{flushes} flushes ({flush_rate:.0}/s), {} records; growth per second: {keys_slope:.2} keys, \
+         {objects_slope:.2} objects; samples (etcd keys, objects): {samples:?}",
+        landed.len()
+    );
+    assert!(samples.len() >= 20 && flush_rate >= 10.0, "{report}");
+    assert!(
+        keys_slope < flush_rate / 10.0 && objects_slope < flush_rate / 10.0,
+        "keys or objects still growing: {report}"
+    );
+    assert!(
+        (keys_peak as f64) < flushes / 4.0 && (objects_peak as f64) < flushes / 4.0,
+        "keys or objects not bounded well below the flushes: {report}"
+    );
+    eprintln!("{report}");
+
+    // What retention kept reads back exactly as produced, from the log start on.
+    let consumer = common::kafka::consumer(&broker.bootstrap(), &[]);
+    let mut retained = 0;
+    let mut starts = Vec::new();
+    for partition in 0..2 {
+        let (low, high) = tokio::task::block_in_place(|| {
+            use rdkafka::consumer::Consumer;
+            consumer
+                .fetch_watermarks("steady", partition, Duration::from_secs(10))
+                .unwrap()
+        });
+        assert!(low > 0, "retention removed the oldest records: {report}");
+        retained += usize::try_from(high - low).unwrap();
+        starts.push(low);
+    }
+    let consumed = tokio::task::block_in_place(|| {
+        common::kafka::consume_from(&broker.bootstrap(), "steady", &starts, retained, &[])
+    });
+    assert_eq!(consumed.len(), retained);
+    for (at, rec) in &consumed {
+        assert_eq!(Some(rec), landed.get(at), "record at {at:?}");
+    }
+}

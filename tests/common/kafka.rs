@@ -162,11 +162,24 @@ pub fn consume_all_with(
     expected: usize,
     extra: &[(&str, &str)],
 ) -> BTreeMap<(i32, i64), Rec> {
+    let starts = vec![0; usize::try_from(partitions).expect("partitions")];
+    consume_from(bootstrap, topic, &starts, expected, extra)
+}
+
+/// Reads `expected` records of partitions `0..starts.len()`, each from its offset in `starts`
+/// (its log start), checking that offsets are dense and in order from there.
+pub fn consume_from(
+    bootstrap: &str,
+    topic: &str,
+    starts: &[i64],
+    expected: usize,
+    extra: &[(&str, &str)],
+) -> BTreeMap<(i32, i64), Rec> {
     let consumer = consumer(bootstrap, extra);
     let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
+    for (p, start) in (0..).zip(starts) {
         assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
+            .add_partition_offset(topic, p, Offset::Offset(*start))
             .unwrap();
     }
     consumer.assign(&assignment).expect("assign");
@@ -201,7 +214,13 @@ pub fn consume_all_with(
                 msg.partition()
             );
         } else {
-            assert_eq!(msg.offset(), 0, "partition {} starts at 0", msg.partition());
+            let start = starts[usize::try_from(msg.partition()).expect("partition")];
+            assert_eq!(
+                msg.offset(),
+                start,
+                "partition {} starts at {start}",
+                msg.partition()
+            );
         }
         let headers = msg
             .headers()
