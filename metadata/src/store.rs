@@ -174,14 +174,33 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Every key under `prefix`, read in pages of [`LIST_PAGE`] keys.
     async fn list_all(&self, prefix: &str) -> Result<Vec<(String, Versioned)>, MetadataError> {
         let mut all: Vec<(String, Versioned)> = Vec::new();
+        self.for_each(prefix, None, &mut |key, value| {
+            all.push((key.to_string(), value.clone()));
+            Ok(())
+        })
+        .await?;
+        Ok(all)
+    }
+
+    /// Calls `visit` on every key under `prefix` greater than `after`, in key order, read in
+    /// pages of [`LIST_PAGE`] keys: memory stays one page, however many keys there are.
+    /// Pages are separate reads, not one snapshot.
+    async fn for_each(
+        &self,
+        prefix: &str,
+        after: Option<String>,
+        visit: &mut (dyn for<'k> FnMut(&'k str, &'k Versioned) -> Result<(), MetadataError> + Send),
+    ) -> Result<(), MetadataError> {
+        let mut after = after;
         loop {
-            let after = all.last().map(|(k, _)| k.clone());
             let page = self.list(prefix, after.as_deref(), LIST_PAGE).await?;
-            let done = page.len() < LIST_PAGE;
-            all.extend(page);
-            if done {
-                return Ok(all);
+            for (key, value) in &page {
+                visit(key, value)?;
             }
+            if page.len() < LIST_PAGE {
+                return Ok(());
+            }
+            after = page.last().map(|(k, _)| k.clone());
         }
     }
 

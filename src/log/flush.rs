@@ -810,24 +810,16 @@ async fn reload_partition(
     if full_index.is_none() && record.high_watermark > old_hw {
         // Only the entries at or above the old HW, page by page (keys sort by offset).
         let prefix = keys::partition_index_prefix(tp.topic_id, tp.partition);
-        let mut after =
+        let after =
             (old_hw > 0).then(|| keys::partition_index(tp.topic_id, tp.partition, old_hw - 1));
-        loop {
-            let page = meta
-                .list(&prefix, after.as_deref(), strato_metadata::LIST_PAGE)
-                .await?;
-            let done = page.len() < strato_metadata::LIST_PAGE;
-            for (key, value) in &page {
-                let entry = IndexEntry::decode(key, &value.value)?;
-                if entry.base_offset >= old_hw {
-                    new_entries.push(entry);
-                }
+        meta.for_each(&prefix, after, &mut |key, value| {
+            let entry = IndexEntry::decode(key, &value.value)?;
+            if entry.base_offset >= old_hw {
+                new_entries.push(entry);
             }
-            if done {
-                break;
-            }
-            after = page.last().map(|(k, _)| k.clone());
-        }
+            Ok(())
+        })
+        .await?;
     }
     let mut state = partition.lock();
     if leader_version != state.leader_version {

@@ -3,15 +3,19 @@
 //! committed) is deleted once it is older than the grace period. One broker of the cluster
 //! runs it (rendezvous owner of the task).
 //!
-//! Promise: an object referenced by an index entry is never deleted. The object listing is
-//! taken before the index listing, and an object is only a candidate when it is older than
-//! the grace period, which must exceed the longest time between a segment's upload and its
-//! commit (seconds) — so a flush in progress cannot lose its object.
+//! Promise: an object referenced by an index entry is never deleted. An object is only a
+//! candidate when it was created a grace period before the index was read, and the grace
+//! must exceed the longest time between a segment's upload and its commit (seconds): so
+//! any commit that references a candidate happened before the index was read, and a flush
+//! in progress cannot lose its object. Memory: the set of referenced object names; both
+//! the index and the object listing are read page by page.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use futures::StreamExt;
 
 use strato_metadata::model::IndexEntry;
 use strato_metadata::{MetadataError, MetadataStore};
@@ -41,14 +45,20 @@ pub struct GcStats {
     pub deleted: AtomicU64,
 }
 
-/// Every object referenced by an index entry of any partition.
+/// Every object referenced by an index entry of any partition (read page by page: memory
+/// is the set of referenced objects, which compaction keeps small, not the whole index).
 async fn referenced_objects(meta: &dyn MetadataStore) -> Result<HashSet<String>, MetadataError> {
     let mut objects = HashSet::new();
-    for (key, value) in meta.list_all("partitions/").await? {
+    meta.for_each("partitions/", None, &mut |key, value| {
         if key.contains("/index/") {
-            objects.insert(IndexEntry::decode(&key, &value.value)?.object);
+            let object = IndexEntry::decode(key, &value.value)?.object;
+            if !objects.contains(&object) {
+                objects.insert(object);
+            }
         }
-    }
+        Ok(())
+    })
+    .await?;
     Ok(objects)
 }
 
@@ -58,17 +68,23 @@ pub async fn collect(
     tier: &Tier,
     grace: Duration,
 ) -> Result<usize, GcError> {
-    // Objects first, references second: see the module comment.
-    let objects = tier.list_segments().await?;
-    let referenced = referenced_objects(meta).await?;
+    // Candidates were created a grace period before the index is read: see the module
+    // comment.
     let oldest_candidate_ms = u64::try_from(now_ms())
         .unwrap_or(0)
         .saturating_sub(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX));
+    let referenced = referenced_objects(meta).await?;
+    let mut objects = tier.segment_keys();
     let mut deleted = 0;
-    for key in objects {
-        if deleted >= DELETES_PER_PASS_MAX {
+    while deleted < DELETES_PER_PASS_MAX {
+        let next = tokio::time::timeout(tier.config().get_timeout, objects.next())
+            .await
+            .map_err(|_| TieringError::Timeout {
+                operation: "list objects",
+            })?;
+        let Some(key) = next.transpose()? else {
             break;
-        }
+        };
         if referenced.contains(&key) {
             continue;
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use strato_metadata::model::{
     IndexEntry, LeaderRecord, Offset, PartitionStateRecord, TopicPartition,
 };
-use strato_metadata::{LIST_PAGE, MetadataError, MetadataStore, keys};
+use strato_metadata::{MetadataError, MetadataStore, keys};
 use tokio::time::Instant;
 
 use super::partition::{ReadView, entries_from};
@@ -113,24 +113,21 @@ impl ReplicaViews {
         if state.high_watermark > view.high_watermark || view.refreshed.is_none() {
             let prefix = keys::partition_index_prefix(tp.topic_id, tp.partition);
             let known_end = view.high_watermark;
-            let mut after = (known_end > 0)
+            let after = (known_end > 0)
                 .then(|| keys::partition_index(tp.topic_id, tp.partition, known_end - 1));
-            loop {
-                let page = self.meta.list(&prefix, after.as_deref(), LIST_PAGE).await?;
-                let done = page.len() < LIST_PAGE;
-                for (key, value) in &page {
+            let hw = state.high_watermark;
+            let index = &mut view.index;
+            self.meta
+                .for_each(&prefix, after, &mut |key, value| {
                     let entry = IndexEntry::decode(key, &value.value)?;
                     // Entries committed after the state was read are left for the next
                     // refresh: nothing above the state's high watermark is shown.
-                    if entry.base_offset >= known_end && entry.last_offset < state.high_watermark {
-                        view.index.insert(entry.base_offset, entry);
+                    if entry.base_offset >= known_end && entry.last_offset < hw {
+                        index.insert(entry.base_offset, entry);
                     }
-                }
-                if done {
-                    break;
-                }
-                after = page.last().map(|(k, _)| k.clone());
-            }
+                    Ok(())
+                })
+                .await?;
         }
         view.leader_epoch = leader_epoch;
         view.high_watermark = state.high_watermark;

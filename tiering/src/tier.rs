@@ -497,6 +497,22 @@ impl Tier {
         Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
     }
 
+    /// Segment object keys as the store lists them, page by page (S3: 1000 keys per
+    /// request), without holding them all (garbage collection). The caller bounds the wait
+    /// for each key (e.g. by `get_timeout`).
+    pub fn segment_keys(&self) -> futures::stream::BoxStream<'_, Result<String, TieringError>> {
+        use futures::StreamExt;
+        let prefix = Path::from(crate::keys::SEGMENTS_PREFIX);
+        self.lists.fetch_add(1, Ordering::Relaxed);
+        self.store
+            .list(Some(&prefix))
+            .map(|item| {
+                item.map(|meta| meta.location.to_string())
+                    .map_err(|err| store_error("list objects", crate::keys::SEGMENTS_PREFIX, err))
+            })
+            .boxed()
+    }
+
     /// Deletes object `key` (garbage collection); deleting a missing object succeeds.
     pub async fn delete_object(&self, key: &str) -> Result<(), TieringError> {
         let path = parse_key(key)?;
