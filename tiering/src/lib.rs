@@ -17,4 +17,4 @@ mod tier;
 
 // `error` and `tier` are private files of one public facade: each item has this one path.
 pub use error::{StoreError, TieringError};
-pub use tier::{OBJECT_READ_BYTES_MAX, Tier, TierConfig, TierStats};
+pub use tier::{OBJECT_READ_BYTES_MAX, StoreOperation, Tier, TierConfig, TierStats};

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use strato_metadata::model::IndexEntry;
+use strato_metrics::{Histogram, HistogramSnapshot};
 use tracing::warn;
 
 use crate::cache::{CacheHit, CacheTier, ChunkCache};
@@ -98,6 +99,77 @@ pub struct TierStats {
     pub lists: u64,
     /// DELETE requests (garbage collection).
     pub deletes: u64,
+    /// Failed requests (errors and timeouts, each attempt counts), indexed like
+    /// [`StoreOperation::ALL`].
+    pub failures: [u64; 5],
+}
+
+/// Object store operations, as metrics label them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOperation {
+    Put,
+    Get,
+    List,
+    Delete,
+    /// The readiness probe (`Tier::probe`).
+    Head,
+}
+
+impl StoreOperation {
+    pub const ALL: [StoreOperation; 5] = [
+        StoreOperation::Put,
+        StoreOperation::Get,
+        StoreOperation::List,
+        StoreOperation::Delete,
+        StoreOperation::Head,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreOperation::Put => "put",
+            StoreOperation::Get => "get",
+            StoreOperation::List => "list",
+            StoreOperation::Delete => "delete",
+            StoreOperation::Head => "head",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Per operation: requests sent, how long each took, and how many failed.
+#[derive(Debug)]
+struct RequestCounters {
+    requests: [AtomicU64; 5],
+    latency: [Histogram; 5],
+    failures: [AtomicU64; 5],
+}
+
+impl RequestCounters {
+    fn new() -> Self {
+        Self {
+            requests: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency: std::array::from_fn(|_| Histogram::durations()),
+            failures: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    fn started(&self, operation: StoreOperation) {
+        self.requests[operation.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn requests(&self, operation: StoreOperation) -> u64 {
+        self.requests[operation.index()].load(Ordering::Relaxed)
+    }
+
+    fn finished(&self, operation: StoreOperation, elapsed: Duration, ok: bool) {
+        self.latency[operation.index()].observe_duration(elapsed);
+        if !ok {
+            self.failures[operation.index()].fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl TierStats {
@@ -113,10 +185,6 @@ pub struct Tier {
     store: Arc<dyn ObjectStore>,
     cache: ChunkCache,
     config: TierConfig,
-    gets: AtomicU64,
-    puts: AtomicU64,
-    lists: AtomicU64,
-    deletes: AtomicU64,
     put_bytes: AtomicU64,
     get_bytes: AtomicU64,
     /// Bounds object store requests in flight (`concurrent_requests_max`).
@@ -132,6 +200,7 @@ pub struct Tier {
     read_ahead: Arc<tokio::sync::Semaphore>,
     /// Advances with every backoff so that concurrent retries draw different jitter.
     jitter_state: AtomicU64,
+    requests: RequestCounters,
 }
 
 impl Tier {
@@ -152,10 +221,6 @@ impl Tier {
                 config.read_ahead_concurrency_max.max(1),
             )),
             config,
-            gets: AtomicU64::new(0),
-            lists: AtomicU64::new(0),
-            deletes: AtomicU64::new(0),
-            puts: AtomicU64::new(0),
             put_bytes: AtomicU64::new(0),
             get_bytes: AtomicU64::new(0),
             cache_memory_hits: AtomicU64::new(0),
@@ -165,6 +230,7 @@ impl Tier {
             prefetches: AtomicU64::new(0),
             inflight: std::sync::Mutex::new(std::collections::HashMap::new()),
             jitter_state: AtomicU64::new(seed),
+            requests: RequestCounters::new(),
         }
     }
 
@@ -174,10 +240,10 @@ impl Tier {
 
     pub fn stats(&self) -> TierStats {
         TierStats {
-            gets: self.gets.load(Ordering::Relaxed),
-            lists: self.lists.load(Ordering::Relaxed),
-            deletes: self.deletes.load(Ordering::Relaxed),
-            puts: self.puts.load(Ordering::Relaxed),
+            gets: self.requests.requests(StoreOperation::Get),
+            lists: self.requests.requests(StoreOperation::List),
+            deletes: self.requests.requests(StoreOperation::Delete),
+            puts: self.requests.requests(StoreOperation::Put),
             put_bytes: self.put_bytes.load(Ordering::Relaxed),
             get_bytes: self.get_bytes.load(Ordering::Relaxed),
             cache_memory_hits: self.cache_memory_hits.load(Ordering::Relaxed),
@@ -186,7 +252,36 @@ impl Tier {
             singleflight_waits: self.singleflight_waits.load(Ordering::Relaxed),
             prefetches: self.prefetches.load(Ordering::Relaxed),
             cache_bytes: self.cache.memory_bytes(),
+            failures: std::array::from_fn(|i| self.requests.failures[i].load(Ordering::Relaxed)),
         }
+    }
+
+    /// How long object store requests of `operation` took (each attempt of a retried call
+    /// is one observation; a LIST is one observation for all its pages).
+    pub fn request_latency(&self, operation: StoreOperation) -> HistogramSnapshot {
+        self.requests.latency[operation.index()].snapshot()
+    }
+
+    /// Whether the object store answers: one HEAD of a key that need not exist (a "not
+    /// found" answer proves the store is reachable), within `timeout`. For readiness probes.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), TieringError> {
+        const PROBE_KEY: &str = "ready-probe";
+        let path = parse_key(PROBE_KEY)?;
+        self.requests.started(StoreOperation::Head);
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(timeout, self.store.head(&path)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => match store_error("head object", PROBE_KEY, err) {
+                TieringError::NotFound { .. } => Ok(()),
+                err => Err(err),
+            },
+            Err(_) => Err(TieringError::Timeout {
+                operation: "head object",
+            }),
+        };
+        self.requests
+            .finished(StoreOperation::Head, started.elapsed(), result.is_ok());
+        result
     }
 
     /// Writes `bytes` as object `key`, retrying failed attempts (same key, so a retry that
@@ -203,7 +298,7 @@ impl Tier {
             key,
             self.config.put_timeout,
             self.config.put_retries_max,
-            &self.puts,
+            StoreOperation::Put,
             || {
                 let payload = payload.clone();
                 let bytes = bytes.clone();
@@ -357,21 +452,27 @@ impl Tier {
     pub async fn list_segments(&self) -> Result<Vec<String>, TieringError> {
         use futures::TryStreamExt;
         let prefix = Path::from(crate::keys::SEGMENTS_PREFIX);
-        self.lists.fetch_add(1, Ordering::Relaxed);
+        self.requests.started(StoreOperation::List);
         let _permit = self
             .in_flight
             .acquire()
             .await
             .expect("semaphore never closed");
-        let metas: Vec<object_store::ObjectMeta> = tokio::time::timeout(
+        let started = std::time::Instant::now();
+        let listed: Result<Vec<object_store::ObjectMeta>, TieringError> = tokio::time::timeout(
             self.config.get_timeout.saturating_mul(10),
             self.store.list(Some(&prefix)).try_collect(),
         )
         .await
         .map_err(|_| TieringError::Timeout {
             operation: "list objects",
-        })?
-        .map_err(|err| store_error("list objects", crate::keys::SEGMENTS_PREFIX, err))?;
+        })
+        .and_then(|listed| {
+            listed.map_err(|err| store_error("list objects", crate::keys::SEGMENTS_PREFIX, err))
+        });
+        self.requests
+            .finished(StoreOperation::List, started.elapsed(), listed.is_ok());
+        let metas = listed?;
         Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
     }
 
@@ -385,7 +486,7 @@ impl Tier {
                 key,
                 self.config.put_timeout,
                 self.config.put_retries_max,
-                &self.deletes,
+                StoreOperation::Delete,
                 || async {
                     store
                         .delete(&path)
@@ -410,7 +511,7 @@ impl Tier {
             key,
             self.config.get_timeout,
             self.config.get_retries_max,
-            &self.gets,
+            StoreOperation::Get,
             || async {
                 let result = store
                     .get(&path)
@@ -446,7 +547,7 @@ impl Tier {
             key,
             self.config.get_timeout,
             self.config.get_retries_max,
-            &self.gets,
+            StoreOperation::Get,
             || {
                 let range = range.clone();
                 async move {
@@ -468,7 +569,7 @@ impl Tier {
         key: &str,
         timeout: Duration,
         retries_max: u32,
-        requests: &AtomicU64,
+        kind: StoreOperation,
         mut attempt: F,
     ) -> Result<T, TieringError>
     where
@@ -483,10 +584,14 @@ impl Tier {
                     .acquire()
                     .await
                     .expect("the request semaphore is never closed");
-                requests.fetch_add(1, Ordering::Relaxed);
-                tokio::time::timeout(timeout, attempt())
+                self.requests.started(kind);
+                let started = std::time::Instant::now();
+                let result = tokio::time::timeout(timeout, attempt())
                     .await
-                    .unwrap_or(Err(TieringError::Timeout { operation }))
+                    .unwrap_or(Err(TieringError::Timeout { operation }));
+                self.requests
+                    .finished(kind, started.elapsed(), result.is_ok());
+                result
             };
             let err = match result {
                 Ok(value) => return Ok(value),
