@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use strato_metadata::keys;
+use strato_tiering::error_chain;
 
 use crate::broker::BrokerCtx;
 
@@ -136,7 +137,7 @@ impl HttpState {
     async fn metadata_check(&self) -> Result<(), String> {
         match tokio::time::timeout(READY_TIMEOUT, self.ctx.meta.get(keys::CLUSTER_ID)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) => Err(format!("{err:#}")),
+            Ok(Err(err)) => Err(error_chain(&err)),
             Err(_) => Err("timed out".to_string()),
         }
     }
@@ -155,7 +156,7 @@ impl HttpState {
             .tier
             .probe(OBJECT_STORE_PROBE_TIMEOUT)
             .await
-            .map_err(|err| format!("{err:#}"));
+            .map_err(|err| error_chain(&err));
         *self.last_probe.lock().expect("probe lock") = Some((Instant::now(), outcome.clone()));
         outcome
     }

@@ -20,7 +20,7 @@ use strato_metrics::{Histogram, HistogramSnapshot};
 use tracing::warn;
 
 use crate::cache::{CacheHit, CacheTier, ChunkCache};
-use crate::error::TieringError;
+use crate::error::{TieringError, error_chain};
 use crate::segment::{ChunkMeta, ExpectedChunk, decode_chunk};
 
 /// Largest whole object [`Tier::read_object`] reads into memory. Segments are at most a few
@@ -691,18 +691,6 @@ fn join_error(operation: &'static str, err: tokio::task::JoinError) -> TieringEr
         Ok(payload) => std::panic::resume_unwind(payload),
         Err(_) => TieringError::Cancelled { operation },
     }
-}
-
-/// `err: cause: cause` on one line, as `{err:#}` prints it with anyhow.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Chunk reads in flight, by (object, byte offset): the singleflight table.
