@@ -14,9 +14,12 @@ use common::kafka::{Rec, consume_all, create_topic, produce_all, producer, recor
 use common::{Broker, wait_until, wire};
 use strato_metadata::testing::etcd_server::EtcdServer;
 
+/// A sample's labels and value.
+type Sample = (BTreeMap<String, String>, f64);
+
 /// One parsed scrape: sample name -> [(labels, value)], and family name -> type.
 struct Scrape {
-    samples: BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>>,
+    samples: BTreeMap<String, Vec<Sample>>,
     families: BTreeMap<String, String>,
     histograms: u64,
 }
@@ -27,7 +30,7 @@ impl Scrape {
     fn of(broker: &Broker) -> Scrape {
         let url = format!("http://{}/metrics", broker.http_addr);
         let out = common::run_client_script("prometheus_scrape.py", &["--url", &url]);
-        let mut samples: BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>> = BTreeMap::new();
+        let mut samples: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
         for sample in out["samples"].as_array().expect("samples") {
             let name = sample[0].as_str().unwrap().to_string();
             let labels = sample[1]
@@ -393,22 +396,27 @@ fn json_lines(broker: &Broker) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The first JSON log line whose message starts with `message` and whose request id ends
-/// with `-<correlation_id>`.
-fn request_log_line(
+/// Waits for the JSON log line whose message starts with `message` and whose request id
+/// ends with `-<correlation_id>`.
+fn wait_for_request_log_line(
     broker: &Broker,
     message: &str,
     correlation_id: i32,
-) -> Option<serde_json::Value> {
+) -> serde_json::Value {
     let suffix = format!("-{correlation_id}");
-    json_lines(broker).into_iter().find(|line| {
-        line["fields"]["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with(message))
-            && line["span"]["request_id"]
+    let mut found = None;
+    wait_until(Duration::from_secs(10), message, || {
+        found = json_lines(broker).into_iter().find(|line| {
+            line["fields"]["message"]
                 .as_str()
-                .is_some_and(|id| id.ends_with(&suffix))
-    })
+                .is_some_and(|m| m.starts_with(message))
+                && line["span"]["request_id"]
+                    .as_str()
+                    .is_some_and(|id| id.ends_with(&suffix))
+        });
+        found.is_some()
+    });
+    found.unwrap()
 }
 
 /// Goal: with `--log-format json`, what is logged while a request is handled carries its
@@ -426,16 +434,7 @@ async fn json_logs_carry_request_ids() {
 
     let mut stream = wire::connect(&broker);
     list_offsets_of_a_missing_partition(&mut stream, "one-partition", 77);
-    let mut line = None;
-    wait_until(
-        Duration::from_secs(10),
-        "the error response's log line",
-        || {
-            line = request_log_line(&broker, "response carries errors", 77);
-            line.is_some()
-        },
-    );
-    let line = line.unwrap();
+    let line = wait_for_request_log_line(&broker, "response carries errors", 77);
     assert_eq!(line["level"], "DEBUG");
     assert_eq!(line["fields"]["code"], 3);
     assert_eq!(line["span"]["api"], "ListOffsets");
@@ -461,16 +460,7 @@ async fn json_logs_carry_request_ids() {
         .unwrap();
     stream.write_all(&frame).unwrap();
     assert!(wire::read_frame(&mut stream).is_none(), "connection closed");
-    let mut line = None;
-    wait_until(
-        Duration::from_secs(10),
-        "the malformed request's log line",
-        || {
-            line = request_log_line(&broker, "closing connection", 4242);
-            line.is_some()
-        },
-    );
-    let line = line.unwrap();
+    let line = wait_for_request_log_line(&broker, "closing connection", 4242);
     assert_eq!(line["level"], "WARN");
     assert_eq!(line["span"]["api"], "Produce");
     assert_eq!(line["span"]["request_id"], format!("{connection_id}-4242"));

@@ -46,6 +46,35 @@ impl Encoder {
         }
     }
 
+    /// A counter or gauge family with one label: a sample per `(label value, value)`.
+    pub fn labelled<'a>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        label: &str,
+        samples: impl IntoIterator<Item = (&'a str, u64)>,
+    ) {
+        self.family(name, kind, help);
+        for (value_of_label, value) in samples {
+            self.sample(name, &[(label, value_of_label)], value as f64);
+        }
+    }
+
+    /// A histogram family with one label: a series per `(label value, histogram)`.
+    pub fn histograms<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        series: impl IntoIterator<Item = (&'a str, HistogramSnapshot)>,
+    ) {
+        self.family(name, "histogram", help);
+        for (value_of_label, h) in series {
+            self.histogram(name, &[(label, value_of_label)], &h);
+        }
+    }
+
     /// The samples of one histogram series: `_bucket` per bound and `+Inf`, `_sum`, `_count`.
     pub fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &HistogramSnapshot) {
         for (bound, count) in &h.cumulative {

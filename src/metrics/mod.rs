@@ -42,30 +42,19 @@ pub fn render(ctx: &BrokerCtx) -> String {
 
 fn render_requests(out: &mut Encoder, requests: &RequestMetrics) {
     let apis = requests.snapshot();
-    out.family(
+    out.labelled(
         "strato_requests_total",
         "counter",
         "Kafka requests admitted, per API.",
+        "api",
+        apis.iter().map(|api| (api.api.as_str(), api.requests)),
     );
-    for api in &apis {
-        out.sample(
-            "strato_requests_total",
-            &[("api", &api.api)],
-            api.requests as f64,
-        );
-    }
-    out.family(
+    out.histograms(
         "strato_request_duration_seconds",
-        "histogram",
         "Time from a request's admission to its response being ready, per API (a Fetch includes its long-poll wait).",
+        "api",
+        apis.iter().map(|api| (api.api.as_str(), api.duration.clone())),
     );
-    for api in &apis {
-        out.histogram(
-            "strato_request_duration_seconds",
-            &[("api", &api.api)],
-            &api.duration,
-        );
-    }
     out.family(
         "strato_request_errors_total",
         "counter",
@@ -114,30 +103,22 @@ fn render_storage(out: &mut Encoder, ctx: &BrokerCtx) {
             (&[("operation", "delete")], tier.deletes),
         ],
     );
-    out.family(
+    out.histograms(
         "strato_object_store_request_duration_seconds",
-        "histogram",
         "Duration of object store requests (each attempt), per operation; head is the readiness probe.",
+        "operation",
+        StoreOperation::ALL.map(|op| (op.name(), ctx.tier.request_latency(op))),
     );
-    for operation in StoreOperation::ALL {
-        out.histogram(
-            "strato_object_store_request_duration_seconds",
-            &[("operation", operation.name())],
-            &ctx.tier.request_latency(operation),
-        );
-    }
-    out.family(
+    out.labelled(
         "strato_object_store_errors_total",
         "counter",
         "Object store requests that failed or timed out (each attempt), per operation.",
+        "operation",
+        StoreOperation::ALL
+            .iter()
+            .zip(tier.failures)
+            .map(|(op, failures)| (op.name(), failures)),
     );
-    for (i, operation) in StoreOperation::ALL.iter().enumerate() {
-        out.sample(
-            "strato_object_store_errors_total",
-            &[("operation", operation.name())],
-            tier.failures[i] as f64,
-        );
-    }
     out.simple(
         "strato_object_store_bytes_total",
         "counter",
@@ -240,30 +221,19 @@ fn render_storage(out: &mut Encoder, ctx: &BrokerCtx) {
 }
 
 fn render_metadata(out: &mut Encoder, timings: &MetadataTimings) {
-    out.family(
+    out.histograms(
         "strato_metadata_request_duration_seconds",
-        "histogram",
         "Duration of metadata store calls, per operation (list: per page).",
+        "operation",
+        MetadataOperation::ALL.map(|op| (op.name(), timings.latency(op))),
     );
-    for operation in MetadataOperation::ALL {
-        out.histogram(
-            "strato_metadata_request_duration_seconds",
-            &[("operation", operation.name())],
-            &timings.latency(operation),
-        );
-    }
-    out.family(
+    out.labelled(
         "strato_metadata_errors_total",
         "counter",
         "Metadata store calls that failed (unavailable, timed out, ...; a lost compare-and-set is not counted), per operation.",
+        "operation",
+        MetadataOperation::ALL.map(|op| (op.name(), timings.failures(op))),
     );
-    for operation in MetadataOperation::ALL {
-        out.sample(
-            "strato_metadata_errors_total",
-            &[("operation", operation.name())],
-            timings.failures(operation) as f64,
-        );
-    }
 }
 
 fn render_partitions(out: &mut Encoder, ctx: &BrokerCtx) {
@@ -298,30 +268,22 @@ fn render_partitions(out: &mut Encoder, ctx: &BrokerCtx) {
         "Chunk index entries of the partitions this broker leads (each one key in the metadata store).",
         &[(&[], index_entries)],
     );
-    out.family(
+    out.labelled(
         "strato_topic_index_entries",
         "gauge",
         "Chunk index entries per topic, over the partitions this broker leads.",
+        "topic",
+        per_topic
+            .iter()
+            .map(|(topic, entries, _)| (*topic, *entries)),
     );
-    for (topic, entries, _) in &per_topic {
-        out.sample(
-            "strato_topic_index_entries",
-            &[("topic", topic)],
-            *entries as f64,
-        );
-    }
-    out.family(
+    out.labelled(
         "strato_topic_stored_bytes",
         "gauge",
         "Bytes in the object store per topic (compressed chunks), over the partitions this broker leads.",
+        "topic",
+        per_topic.iter().map(|(topic, _, bytes)| (*topic, *bytes)),
     );
-    for (topic, _, bytes) in &per_topic {
-        out.sample(
-            "strato_topic_stored_bytes",
-            &[("topic", topic)],
-            *bytes as f64,
-        );
-    }
     out.simple(
         "strato_topics",
         "gauge",

@@ -8,7 +8,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use strato_metrics::{Histogram, HistogramSnapshot};
 
@@ -35,19 +34,7 @@ fn error_name(slot: usize) -> String {
     if slot == OTHER_SLOT {
         return "OTHER".to_string();
     }
-    let code = slot as i16 - 1;
-    let Some(err) = ResponseError::try_from_code(code) else {
-        return "NONE".to_string();
-    };
-    let camel = err.to_string();
-    let mut name = String::with_capacity(camel.len() + 8);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
-    }
-    name
+    protocol::error_name(slot as i16 - 1)
 }
 
 #[derive(Debug)]
