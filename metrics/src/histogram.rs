@@ -1,7 +1,7 @@
 //! A fixed-bucket histogram updated with atomics only.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Upper bounds (inclusive, in microseconds) of duration histograms: 100 µs to 30 s, which
 /// spans a cached fetch, an etcd transaction (~1 ms), an S3 PUT (20–100 ms) and a long poll.
@@ -128,6 +128,43 @@ impl Histogram {
     }
 }
 
+/// Times one remote call: on drop it records the elapsed time in a duration histogram and,
+/// unless [`CallTimer::succeeded`] was called, counts a failure. A call whose future is
+/// dropped half-way (a caller's timeout, a client that hung up) is thus still measured,
+/// as a failure.
+#[derive(Debug)]
+pub struct CallTimer<'a> {
+    latency: &'a Histogram,
+    failures: &'a AtomicU64,
+    started: Instant,
+    succeeded: bool,
+}
+
+impl<'a> CallTimer<'a> {
+    pub fn start(latency: &'a Histogram, failures: &'a AtomicU64) -> Self {
+        Self {
+            latency,
+            failures,
+            started: Instant::now(),
+            succeeded: false,
+        }
+    }
+
+    /// The call did not fail.
+    pub fn succeeded(&mut self) {
+        self.succeeded = true;
+    }
+}
+
+impl Drop for CallTimer<'_> {
+    fn drop(&mut self) {
+        self.latency.observe_duration(self.started.elapsed());
+        if !self.succeeded {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +215,15 @@ mod tests {
         assert!(s.cumulative.windows(2).all(|w| w[0].1 <= w[1].1));
         let expected_sum: u64 = (1..=4u64).map(|t| t * (0..10_000u64).sum::<u64>()).sum();
         assert_eq!(s.sum, expected_sum);
+    }
+
+    #[test]
+    fn a_call_timer_counts_a_failure_unless_told_of_success() {
+        let (latency, failures) = (Histogram::durations(), AtomicU64::new(0));
+        CallTimer::start(&latency, &failures).succeeded();
+        drop(CallTimer::start(&latency, &failures));
+        assert_eq!(latency.snapshot().count, 2);
+        assert_eq!(failures.load(Ordering::Relaxed), 1);
     }
 
     #[test]

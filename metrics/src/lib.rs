@@ -13,5 +13,7 @@
 mod histogram;
 mod text;
 
-pub use histogram::{BYTE_BUCKETS, DURATION_BUCKETS_MICROS, Histogram, HistogramSnapshot, Unit};
+pub use histogram::{
+    BYTE_BUCKETS, CallTimer, DURATION_BUCKETS_MICROS, Histogram, HistogramSnapshot, Unit,
+};
 pub use text::Encoder;

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use strato_metadata::{LeaseId, MetadataError, MetadataStore, Txn, Version, Versioned, WatchEvent};
-use strato_metrics::{Histogram, HistogramSnapshot};
+use strato_metrics::{CallTimer, Histogram, HistogramSnapshot};
 use tokio::sync::mpsc;
 
 /// The operations of [`MetadataStore`], as metrics label them.
@@ -51,7 +51,7 @@ impl MetadataOperation {
 }
 
 /// Latency per operation and failures (other than compare-and-set conflicts, which are
-/// answers, not failures).
+/// answers, not failures; a call cancelled by its caller counts as failed).
 #[derive(Debug)]
 pub struct MetadataTimings {
     latency: [Histogram; 8],
@@ -75,18 +75,6 @@ impl MetadataTimings {
     pub fn failures(&self, operation: MetadataOperation) -> u64 {
         self.failures[operation as usize].load(Ordering::Relaxed)
     }
-
-    fn record<T>(
-        &self,
-        operation: MetadataOperation,
-        elapsed: Duration,
-        result: &Result<T, MetadataError>,
-    ) {
-        self.latency[operation as usize].observe_duration(elapsed);
-        if matches!(result, Err(err) if !matches!(err, MetadataError::Conflict { .. })) {
-            self.failures[operation as usize].fetch_add(1, Ordering::Relaxed);
-        }
-    }
 }
 
 pub struct TimedMetadataStore {
@@ -99,14 +87,21 @@ impl TimedMetadataStore {
         Self { inner, timings }
     }
 
+    /// Runs `call`, timed; a call whose future is dropped before it answers (a caller's
+    /// timeout) counts as a failure.
     async fn timed<T>(
         &self,
         operation: MetadataOperation,
         call: impl Future<Output = Result<T, MetadataError>>,
     ) -> Result<T, MetadataError> {
-        let started = Instant::now();
+        let index = operation as usize;
+        let mut timer =
+            CallTimer::start(&self.timings.latency[index], &self.timings.failures[index]);
         let result = call.await;
-        self.timings.record(operation, started.elapsed(), &result);
+        // A lost compare-and-set is an answer, not a failure.
+        if matches!(&result, Ok(_) | Err(MetadataError::Conflict { .. })) {
+            timer.succeeded();
+        }
         result
     }
 }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use strato_metadata::model::IndexEntry;
-use strato_metrics::{Histogram, HistogramSnapshot};
+use strato_metrics::{CallTimer, Histogram, HistogramSnapshot};
 use tracing::warn;
 
 use crate::cache::{CacheHit, CacheTier, ChunkCache};
@@ -156,19 +156,18 @@ impl RequestCounters {
         }
     }
 
-    fn started(&self, operation: StoreOperation) {
+    /// Counts a request of `operation` and times it until the returned timer drops (a
+    /// failure unless told otherwise: a cancelled request counts as failed).
+    fn start(&self, operation: StoreOperation) -> CallTimer<'_> {
         self.requests[operation.index()].fetch_add(1, Ordering::Relaxed);
+        CallTimer::start(
+            &self.latency[operation.index()],
+            &self.failures[operation.index()],
+        )
     }
 
     fn requests(&self, operation: StoreOperation) -> u64 {
         self.requests[operation.index()].load(Ordering::Relaxed)
-    }
-
-    fn finished(&self, operation: StoreOperation, elapsed: Duration, ok: bool) {
-        self.latency[operation.index()].observe_duration(elapsed);
-        if !ok {
-            self.failures[operation.index()].fetch_add(1, Ordering::Relaxed);
-        }
     }
 }
 
@@ -267,8 +266,7 @@ impl Tier {
     pub async fn probe(&self, timeout: Duration) -> Result<(), TieringError> {
         const PROBE_KEY: &str = "ready-probe";
         let path = parse_key(PROBE_KEY)?;
-        self.requests.started(StoreOperation::Head);
-        let started = std::time::Instant::now();
+        let mut timer = self.requests.start(StoreOperation::Head);
         let result = match tokio::time::timeout(timeout, self.store.head(&path)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(err)) => match store_error("head object", PROBE_KEY, err) {
@@ -279,8 +277,9 @@ impl Tier {
                 operation: "head object",
             }),
         };
-        self.requests
-            .finished(StoreOperation::Head, started.elapsed(), result.is_ok());
+        if result.is_ok() {
+            timer.succeeded();
+        }
         result
     }
 
@@ -452,13 +451,12 @@ impl Tier {
     pub async fn list_segments(&self) -> Result<Vec<String>, TieringError> {
         use futures::TryStreamExt;
         let prefix = Path::from(crate::keys::SEGMENTS_PREFIX);
-        self.requests.started(StoreOperation::List);
         let _permit = self
             .in_flight
             .acquire()
             .await
             .expect("semaphore never closed");
-        let started = std::time::Instant::now();
+        let mut timer = self.requests.start(StoreOperation::List);
         let listed: Result<Vec<object_store::ObjectMeta>, TieringError> = tokio::time::timeout(
             self.config.get_timeout.saturating_mul(10),
             self.store.list(Some(&prefix)).try_collect(),
@@ -470,8 +468,10 @@ impl Tier {
         .and_then(|listed| {
             listed.map_err(|err| store_error("list objects", crate::keys::SEGMENTS_PREFIX, err))
         });
-        self.requests
-            .finished(StoreOperation::List, started.elapsed(), listed.is_ok());
+        if listed.is_ok() {
+            timer.succeeded();
+        }
+        drop(timer);
         let metas = listed?;
         Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
     }
@@ -584,13 +584,13 @@ impl Tier {
                     .acquire()
                     .await
                     .expect("the request semaphore is never closed");
-                self.requests.started(kind);
-                let started = std::time::Instant::now();
+                let mut timer = self.requests.start(kind);
                 let result = tokio::time::timeout(timeout, attempt())
                     .await
                     .unwrap_or(Err(TieringError::Timeout { operation }));
-                self.requests
-                    .finished(kind, started.elapsed(), result.is_ok());
+                if result.is_ok() {
+                    timer.succeeded();
+                }
                 result
             };
             let err = match result {
