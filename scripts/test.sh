@@ -23,7 +23,8 @@
 #   STRATO_LOCALSTACK_PYTHON  Python 3.13 for LocalStack's venv
 #                      (default $(pyenv root)/versions/3.13.0/bin/python3)
 # Exported for the tests:
-#   STRATO_TEST_PYTHON     venv python with kafka-python and confluent-kafka (tests/clients/*.py)
+#   STRATO_TEST_PYTHON     venv python with kafka-python, confluent-kafka and prometheus-client
+#                          (tests/clients/*.py)
 #   STRATO_TEST_KCAT       path of kcat
 #   STRATO_TEST_NODE       path of node (tests/clients/*.mjs)
 #   STRATO_TEST_NODE_PATH  node_modules with kafkajs, passed to node as NODE_PATH

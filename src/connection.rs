@@ -94,10 +94,13 @@ pub async fn serve(
     ctx: Arc<BrokerCtx>,
     shutdown: CancellationToken,
 ) {
-    let span = tracing::info_span!("connection", %peer);
+    let connection_id = ctx
+        .next_connection_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let span = tracing::info_span!("connection", %peer, connection_id);
     ctx.open_connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    run(stream, peer, ctx.clone(), shutdown)
+    run(stream, peer, connection_id, ctx.clone(), shutdown)
         .instrument(span)
         .await;
     ctx.open_connections
@@ -107,6 +110,7 @@ pub async fn serve(
 async fn run(
     stream: TcpStream,
     peer: SocketAddr,
+    connection_id: u64,
     ctx: Arc<BrokerCtx>,
     shutdown: CancellationToken,
 ) {
@@ -165,16 +169,14 @@ async fn run(
                     reading = false;
                     continue;
                 };
-                let admitted = admit(&ctx, frame, peer).await;
+                let admitted = admit(&ctx, frame, peer, connection_id).await;
                 // Admission copied what must outlive it (produce batches are accounted by
                 // the log's unflushed-bytes limit from here on).
                 drop(permit);
                 match admitted {
                     Ok(reply) => pending.push_back(reply),
-                    Err(reason) => {
-                        tracing::warn!("closing connection: {reason}");
-                        break;
-                    }
+                    // `admit` logged why, with the request's id.
+                    Err(()) => break,
                 }
             }
             _ = shutdown.cancelled(), if reading => {
@@ -188,41 +190,101 @@ async fn run(
     let _ = writer.shutdown().await;
 }
 
+/// The span of one request: its connection-scoped id (`<connection id>-<correlation id>`,
+/// unique while the broker runs) and what it asks for. Everything logged while the request
+/// is admitted or answered carries these fields (the JSON log format lists them under
+/// `span` and `spans`).
+fn request_span(connection_id: u64, frame: &[u8]) -> tracing::Span {
+    let Some(header) = protocol::peek_header(frame) else {
+        return tracing::info_span!("request", request_id = %format_args!("{connection_id}-?"));
+    };
+    let api = kafka_protocol::messages::ApiKey::try_from(header.api_key)
+        .map(|key| format!("{key:?}"))
+        .unwrap_or_else(|_| format!("unknown({})", header.api_key));
+    tracing::info_span!(
+        "request",
+        request_id = %format_args!("{connection_id}-{}", header.correlation_id),
+        api = %api,
+        api_version = header.api_version,
+        correlation_id = header.correlation_id,
+    )
+}
+
 /// Decodes and admits one request; the returned future yields its framed response.
+/// `Err(())`: the connection must close (why is logged here, in the request's span).
 async fn admit(
     ctx: &Arc<BrokerCtx>,
     frame: Bytes,
     peer: SocketAddr,
-) -> Result<futures::future::BoxFuture<'static, Result<Option<BytesMut>, ()>>, String> {
+    connection_id: u64,
+) -> Result<futures::future::BoxFuture<'static, Result<Option<BytesMut>, ()>>, ()> {
+    let span = request_span(connection_id, &frame);
+    admit_in_span(ctx, frame, peer, span.clone())
+        .instrument(span)
+        .await
+}
+
+async fn admit_in_span(
+    ctx: &Arc<BrokerCtx>,
+    frame: Bytes,
+    peer: SocketAddr,
+    span: tracing::Span,
+) -> Result<futures::future::BoxFuture<'static, Result<Option<BytesMut>, ()>>, ()> {
     use futures::FutureExt;
+    let started = std::time::Instant::now();
     let request = match protocol::decode_request(frame) {
         Ok(Decoded::Request(request)) => *request,
         Ok(Decoded::UnsupportedApiVersions(response)) => {
             return Ok(futures::future::ready(Ok(Some(response))).boxed());
         }
-        Err(err) => return Err(err.to_string()),
+        Err(err) => {
+            ctx.metrics.requests.rejected();
+            tracing::warn!("closing connection: {err}");
+            return Err(());
+        }
     };
     let correlation_id = request.header.correlation_id;
     let api_key = request.api_key;
     let version = request.header.request_api_version;
-    tracing::debug!(?api_key, version, correlation_id, "request");
-    let reply = broker::handle(ctx, request, peer)
-        .await
-        .map_err(|err| err.to_string())?;
+    tracing::debug!("request");
+    ctx.metrics.requests.request(api_key, &request.body);
+    let reply = match broker::handle(ctx, request, peer).await {
+        Ok(reply) => reply,
+        Err(err) => {
+            tracing::warn!("closing connection: {err}");
+            return Err(());
+        }
+    };
+    let metrics_ctx = ctx.clone();
     let frame_response = move |body: Option<ResponseKind>| -> Result<Option<BytesMut>, ()> {
+        // One log line per response, however many partitions carry an error.
+        let (mut errors, mut first_code) = (0u32, 0i16);
+        metrics_ctx
+            .metrics
+            .requests
+            .response(api_key, body.as_ref(), started.elapsed(), |code| {
+                errors += 1;
+                if first_code == 0 {
+                    first_code = code;
+                }
+            });
+        if errors > 0 {
+            let error = kafka_protocol::ResponseError::try_from_code(first_code);
+            tracing::debug!(errors, code = first_code, ?error, "response carries errors");
+        }
         let Some(body) = body else { return Ok(None) };
         match protocol::encode_response(correlation_id, api_key, version, &body) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(err) => {
                 // Our own response failed to encode: a bug, but one connection's problem.
                 // The client would wait for this correlation id forever, so close instead.
-                tracing::error!(?api_key, version, "failed to encode response: {err:#}");
+                tracing::error!("failed to encode response: {err:#}");
                 Err(())
             }
         }
     };
     Ok(match reply {
         Reply::Now(body) => futures::future::ready(frame_response(body.map(|b| *b))).boxed(),
-        Reply::Later(future) => future.map(frame_response).boxed(),
+        Reply::Later(future) => future.map(frame_response).instrument(span).boxed(),
     })
 }

@@ -13,6 +13,7 @@ pub mod connection;
 pub mod group;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod producer_ids;
 pub mod protocol;
 pub mod server;

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,6 +23,7 @@ use crate::cluster::ClusterView;
 use crate::config::{Config, MetadataUrl};
 use crate::log::flush::LogWriter;
 use crate::log::topics::TopicRegistry;
+use crate::metrics::metadata_store::TimedMetadataStore;
 use crate::producer_ids::ProducerIdAllocator;
 
 /// TTL of the broker's lease (DESIGN.md: 10 s); kept alive every third of it.
@@ -35,7 +37,7 @@ const REGISTER_RETRY: Duration = Duration::from_millis(500);
 const _: () = assert!(REGISTER_WAIT_MAX.as_secs() > LEASE_TTL.as_secs() * 2);
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let meta: Arc<dyn MetadataStore> = match &config.metadata {
+    let store: Arc<dyn MetadataStore> = match &config.metadata {
         MetadataUrl::Local => Arc::new(
             EmbeddedStore::open(&config.data_dir.join("meta"))
                 .await
@@ -47,6 +49,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 .with_context(|| format!("connect to etcd at {:?}", etcd.endpoints))?,
         ),
     };
+    // Every metadata call of the broker goes through the timing wrapper (`/metrics`).
+    let metrics = crate::metrics::BrokerMetrics::default();
+    let meta: Arc<dyn MetadataStore> =
+        Arc::new(TimedMetadataStore::new(store, metrics.metadata.clone()));
     let store_options = strato_tiering::store::StoreOptions {
         s3_endpoint: config.s3_endpoint.clone(),
     };
@@ -131,6 +137,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )),
         request_memory: Arc::new(Semaphore::new(config.max_queued_request_bytes as usize)),
         open_connections: std::sync::atomic::AtomicU64::new(0),
+        next_connection_id: std::sync::atomic::AtomicU64::new(0),
+        lease_held: std::sync::atomic::AtomicBool::new(true),
+        metrics,
         config: config.clone(),
     });
     let leadership_stop = CancellationToken::new();
@@ -393,14 +402,19 @@ fn spawn_keep_alive(
                 _ = shutdown.cancelled() => return lease,
             }
             match meta.keep_alive(lease).await {
-                Ok(()) => last_ok = tokio::time::Instant::now(),
+                Ok(()) => {
+                    last_ok = tokio::time::Instant::now();
+                    ctx.lease_held.store(true, Ordering::Relaxed);
+                }
                 Err(MetadataError::LeaseNotFound(_)) => {
                     tracing::error!("broker lease lost: stopping leadership of all partitions");
+                    ctx.lease_held.store(false, Ordering::Relaxed);
                     ctx.topics.fence_all();
                     match regain_leadership(&ctx).await {
                         Ok(new_lease) => {
                             lease = new_lease;
                             last_ok = tokio::time::Instant::now();
+                            ctx.lease_held.store(true, Ordering::Relaxed);
                             fenced = false;
                             tracing::info!("broker lease renewed; partitions re-acquired");
                         }
@@ -417,6 +431,7 @@ fn spawn_keep_alive(
                 // The lease may have expired while we could not reach the store: another
                 // broker may lead now, so stop admitting produce requests.
                 tracing::error!("broker lease not renewed for a whole TTL: stopping leadership");
+                ctx.lease_held.store(false, Ordering::Relaxed);
                 ctx.topics.fence_all();
                 fenced = true;
             }

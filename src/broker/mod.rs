@@ -57,6 +57,12 @@ pub struct BrokerCtx {
     pub request_memory: Arc<tokio::sync::Semaphore>,
     /// Open Kafka client connections (for metrics).
     pub open_connections: std::sync::atomic::AtomicU64,
+    /// Source of connection ids (connection-scoped request ids in logs).
+    pub next_connection_id: std::sync::atomic::AtomicU64,
+    /// Whether the broker's registration lease is being kept alive (`/ready`, metrics);
+    /// written by the keep-alive task only.
+    pub lease_held: std::sync::atomic::AtomicBool,
+    pub metrics: crate::metrics::BrokerMetrics,
 }
 
 /// The outcome of a request's admission phase.

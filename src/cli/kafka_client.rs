@@ -100,11 +100,7 @@ impl ErrorCode {
 
     /// Kafka's name for the code, as in `Errors.java`: `GROUP_ID_NOT_FOUND`.
     pub fn name(self) -> String {
-        match ResponseError::try_from_code(self.0) {
-            None => "NONE".to_string(),
-            Some(ResponseError::Unknown(code)) => format!("UNKNOWN_ERROR_CODE_{code}"),
-            Some(error) => upper_snake(&format!("{error}")),
-        }
+        crate::protocol::error_name(self.0)
     }
 
     pub fn is_retryable(self) -> bool {
@@ -123,18 +119,6 @@ impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.name(), self.0)
     }
-}
-
-/// `UnknownMemberId` -> `UNKNOWN_MEMBER_ID`.
-fn upper_snake(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 8);
-    for (idx, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && idx > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
 }
 
 #[derive(Debug, thiserror::Error)]

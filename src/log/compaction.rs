@@ -12,6 +12,7 @@
 //! batches of the entries it replaces (checked before the swap), and the swap is atomic.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -128,6 +129,17 @@ async fn compact_run(
     Ok(swapped)
 }
 
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct CompactionStats {
+    /// Runs merged and swapped in.
+    pub merged: AtomicU64,
+    /// Runs that failed (retried on a later pass).
+    pub failed: AtomicU64,
+    /// Chunks replaced by merged ones.
+    pub chunks: AtomicU64,
+}
+
 /// Compacts the partitions this broker leads every `interval`, until `shutdown`.
 pub async fn run(
     ctx: Arc<BrokerCtx>,
@@ -158,19 +170,27 @@ pub async fn run(
                     continue;
                 };
                 let merged = run.len();
+                let stats = &ctx.metrics.compaction;
                 match compact_run(&ctx, partition.clone(), run, frame_bytes).await {
-                    Ok(true) => tracing::info!(
-                        topic = %topic.name,
-                        partition = partition.tp.partition,
-                        merged,
-                        "compacted chunks"
-                    ),
+                    Ok(true) => {
+                        stats.merged.fetch_add(1, Ordering::Relaxed);
+                        stats.chunks.fetch_add(merged as u64, Ordering::Relaxed);
+                        tracing::info!(
+                            topic = %topic.name,
+                            partition = partition.tp.partition,
+                            merged,
+                            "compacted chunks"
+                        );
+                    }
                     Ok(false) => {}
-                    Err(err) => tracing::warn!(
-                        topic = %topic.name,
-                        partition = partition.tp.partition,
-                        "failed to compact, will retry: {err}"
-                    ),
+                    Err(err) => {
+                        stats.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            topic = %topic.name,
+                            partition = partition.tp.partition,
+                            "failed to compact, will retry: {err}"
+                        );
+                    }
                 }
             }
         }

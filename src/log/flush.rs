@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use strato_metadata::model::{IndexEntry, Offset, PartitionStateRecord, TopicPartition};
 use strato_metadata::{MetadataError, MetadataStore, Txn, keys};
+use strato_metrics::{Histogram, HistogramSnapshot};
 use strato_tiering::Tier;
 use strato_tiering::segment::SegmentBuilder;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
@@ -114,6 +115,10 @@ pub struct LogWriter {
     flushes: std::sync::atomic::AtomicU64,
     failed_flushes: std::sync::atomic::AtomicU64,
     flushed_bytes: std::sync::atomic::AtomicU64,
+    /// Segment object size of each committed flush.
+    flush_size: Histogram,
+    /// Build + upload + commit time of each committed flush.
+    flush_duration: Histogram,
 }
 
 /// Counters of the flusher since start.
@@ -155,6 +160,8 @@ impl LogWriter {
             flushes: std::sync::atomic::AtomicU64::new(0),
             failed_flushes: std::sync::atomic::AtomicU64::new(0),
             flushed_bytes: std::sync::atomic::AtomicU64::new(0),
+            flush_size: Histogram::bytes(),
+            flush_duration: Histogram::durations(),
         })
     }
 
@@ -165,6 +172,14 @@ impl LogWriter {
             failed_flushes: self.failed_flushes.load(Relaxed),
             flushed_bytes: self.flushed_bytes.load(Relaxed),
         }
+    }
+
+    pub fn flush_size(&self) -> HistogramSnapshot {
+        self.flush_size.snapshot()
+    }
+
+    pub fn flush_duration(&self) -> HistogramSnapshot {
+        self.flush_duration.snapshot()
     }
 
     /// A receiver that changes after every flush commit (wakes long-poll fetches).
@@ -637,6 +652,7 @@ impl LogWriter {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.flushed_bytes
             .fetch_add(object_bytes as u64, std::sync::atomic::Ordering::Relaxed);
+        self.flush_size.observe(object_bytes as u64);
         // Chunks go to the cache before the HW moves, so the first fetch finds them there.
         self.tier.cache_chunks(&key, &chunk_data);
         let mut committed_batches = 0usize;
@@ -683,6 +699,7 @@ impl LogWriter {
             }
         }
         self.notify_commit();
+        self.flush_duration.observe_duration(started.elapsed());
         tracing::debug!(
             segment = %key,
             bytes = object_bytes,

@@ -40,6 +40,26 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
 ];
 
+/// Kafka's name for an error code, as in `Errors.java`: `NOT_LEADER_OR_FOLLOWER`, `NONE`
+/// for 0, `UNKNOWN_ERROR_CODE_<code>` for codes this build does not know.
+pub fn error_name(code: i16) -> String {
+    use kafka_protocol::ResponseError;
+    let camel = match ResponseError::try_from_code(code) {
+        None => return "NONE".to_string(),
+        Some(ResponseError::Unknown(code)) => return format!("UNKNOWN_ERROR_CODE_{code}"),
+        Some(error) => error.to_string(),
+    };
+    // `UnknownMemberId` -> `UNKNOWN_MEMBER_ID`.
+    let mut name = String::with_capacity(camel.len() + 8);
+    for (idx, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && idx > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
 pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED_APIS
         .iter()

@@ -30,17 +30,31 @@ pub struct Broker {
     pub http_addr: SocketAddr,
     pub data_dir: PathBuf,
     extra_args: Vec<String>,
+    /// Environment variables set for the broker process (kept across restarts).
+    envs: Vec<(String, String)>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Broker {
     /// Starts a broker on a fresh data directory inside `dir`.
     pub fn start(dir: &Path, extra_args: &[&str]) -> Broker {
-        let data_dir = dir.join("data");
-        Self::start_in(data_dir, extra_args.iter().map(|s| s.to_string()).collect())
+        Self::start_with_env(dir, extra_args, &[])
     }
 
-    fn start_in(data_dir: PathBuf, extra_args: Vec<String>) -> Broker {
+    /// Starts a broker on a fresh data directory inside `dir`, with `envs` added to its
+    /// environment.
+    pub fn start_with_env(dir: &Path, extra_args: &[&str], envs: &[(&str, &str)]) -> Broker {
+        let data_dir = dir.join("data");
+        Self::start_in(
+            data_dir,
+            extra_args.iter().map(|s| s.to_string()).collect(),
+            envs.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn start_in(data_dir: PathBuf, extra_args: Vec<String>, envs: Vec<(String, String)>) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
             .arg("serve")
             .arg("--data-dir")
@@ -52,6 +66,7 @@ impl Broker {
             .args(&extra_args)
             .env("STRATO_LOG", "info,strato=debug")
             .env_remove("STRATO_CONFIG")
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -65,14 +80,10 @@ impl Broker {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split("kafka listener bound addr=").nth(1)
-                    && let Ok(addr) = rest.trim().parse()
-                {
+                if let Some(addr) = bound_address(&line, "kafka listener bound") {
                     let _ = tx.send(addr);
                 }
-                if let Some(rest) = line.split("http listener bound addr=").nth(1)
-                    && let Ok(addr) = rest.trim().parse()
-                {
+                if let Some(addr) = bound_address(&line, "http listener bound") {
                     let _ = http_tx.send(addr);
                 }
                 log_writer.lock().unwrap().push(line);
@@ -84,6 +95,7 @@ impl Broker {
             http_addr: "127.0.0.1:0".parse().unwrap(),
             data_dir,
             extra_args,
+            envs,
             log,
         };
         // The HTTP line is logged before the Kafka line.
@@ -196,14 +208,22 @@ impl Broker {
             "graceful stop failed: {status}; log:\n{}",
             self.log_text()
         );
-        Self::start_in(self.data_dir.clone(), self.extra_args.clone())
+        Self::start_in(
+            self.data_dir.clone(),
+            self.extra_args.clone(),
+            self.envs.clone(),
+        )
     }
 
     /// kill -9, then start again on the same data directory.
     pub fn restart_killed(mut self) -> Broker {
         self.signal("KILL");
         self.wait_exit(STOP_DEADLINE);
-        Self::start_in(self.data_dir.clone(), self.extra_args.clone())
+        Self::start_in(
+            self.data_dir.clone(),
+            self.extra_args.clone(),
+            self.envs.clone(),
+        )
     }
 
     /// kill -9 and wait for the process to be gone.
@@ -237,6 +257,24 @@ impl Broker {
             None => false,
         }
     }
+}
+
+/// The `addr` of a `<message> addr=...` log line, in the text format or the JSON one
+/// (`--log-format json`: `{"fields":{"message":...,"addr":...},...}`).
+fn bound_address(line: &str, message: &str) -> Option<SocketAddr> {
+    if line.starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(line).ok()?;
+        let fields = json.get("fields")?;
+        if fields.get("message")?.as_str()? != message {
+            return None;
+        }
+        return fields.get("addr")?.as_str()?.parse().ok();
+    }
+    line.split(&format!("{message} addr="))
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Drop for Broker {

@@ -99,3 +99,16 @@ impl StoreError {
         }
     }
 }
+
+/// `err: cause: cause` on one line, as `{err:#}` prints it with anyhow (for any error,
+/// e.g. a `TieringError` or a `MetadataError` whose cause is a backend's error).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

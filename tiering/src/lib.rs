@@ -16,5 +16,5 @@ pub mod store;
 mod tier;
 
 // `error` and `tier` are private files of one public facade: each item has this one path.
-pub use error::{StoreError, TieringError};
-pub use tier::{OBJECT_READ_BYTES_MAX, Span, Tier, TierConfig, TierStats};
+pub use error::{StoreError, TieringError, error_chain};
+pub use tier::{OBJECT_READ_BYTES_MAX, Span, StoreOperation, Tier, TierConfig, TierStats};

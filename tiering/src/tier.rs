@@ -16,10 +16,11 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use strato_metadata::model::{IndexEntry, Offset};
+use strato_metrics::{CallTimer, Histogram, HistogramSnapshot};
 use tracing::warn;
 
 use crate::cache::{CacheHit, CacheTier, ChunkCache};
-use crate::error::TieringError;
+use crate::error::{TieringError, error_chain};
 use crate::segment::{ChunkMeta, ExpectedChunk, FrameMeta, decode_chunk, decode_seek_table};
 
 mod seek_tables;
@@ -147,6 +148,76 @@ pub struct TierStats {
     pub lists: u64,
     /// DELETE requests (garbage collection).
     pub deletes: u64,
+    /// Failed requests (errors and timeouts, each attempt counts), indexed like
+    /// [`StoreOperation::ALL`].
+    pub failures: [u64; 5],
+}
+
+/// Object store operations, as metrics label them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOperation {
+    Put,
+    Get,
+    List,
+    Delete,
+    /// The readiness probe (`Tier::probe`).
+    Head,
+}
+
+impl StoreOperation {
+    pub const ALL: [StoreOperation; 5] = [
+        StoreOperation::Put,
+        StoreOperation::Get,
+        StoreOperation::List,
+        StoreOperation::Delete,
+        StoreOperation::Head,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreOperation::Put => "put",
+            StoreOperation::Get => "get",
+            StoreOperation::List => "list",
+            StoreOperation::Delete => "delete",
+            StoreOperation::Head => "head",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Per operation: requests sent, how long each took, and how many failed.
+#[derive(Debug)]
+struct RequestCounters {
+    requests: [AtomicU64; 5],
+    latency: [Histogram; 5],
+    failures: [AtomicU64; 5],
+}
+
+impl RequestCounters {
+    fn new() -> Self {
+        Self {
+            requests: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency: std::array::from_fn(|_| Histogram::durations()),
+            failures: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Counts a request of `operation` and times it until the returned timer drops (a
+    /// failure unless told otherwise: a cancelled request counts as failed).
+    fn start(&self, operation: StoreOperation) -> CallTimer<'_> {
+        self.requests[operation.index()].fetch_add(1, Ordering::Relaxed);
+        CallTimer::start(
+            &self.latency[operation.index()],
+            &self.failures[operation.index()],
+        )
+    }
+
+    fn requests(&self, operation: StoreOperation) -> u64 {
+        self.requests[operation.index()].load(Ordering::Relaxed)
+    }
 }
 
 impl TierStats {
@@ -162,10 +233,6 @@ pub struct Tier {
     store: Arc<dyn ObjectStore>,
     cache: ChunkCache,
     config: TierConfig,
-    gets: AtomicU64,
-    puts: AtomicU64,
-    lists: AtomicU64,
-    deletes: AtomicU64,
     put_bytes: AtomicU64,
     get_bytes: AtomicU64,
     /// Bounds object store requests in flight (`concurrent_requests_max`).
@@ -183,6 +250,7 @@ pub struct Tier {
     seek_tables: SeekTables,
     /// Advances with every backoff so that concurrent retries draw different jitter.
     jitter_state: AtomicU64,
+    requests: RequestCounters,
 }
 
 impl Tier {
@@ -203,10 +271,6 @@ impl Tier {
                 config.read_ahead_concurrency_max.max(1),
             )),
             config,
-            gets: AtomicU64::new(0),
-            lists: AtomicU64::new(0),
-            deletes: AtomicU64::new(0),
-            puts: AtomicU64::new(0),
             put_bytes: AtomicU64::new(0),
             get_bytes: AtomicU64::new(0),
             cache_memory_hits: AtomicU64::new(0),
@@ -217,6 +281,7 @@ impl Tier {
             inflight: std::sync::Mutex::new(std::collections::HashMap::new()),
             seek_tables: SeekTables::default(),
             jitter_state: AtomicU64::new(seed),
+            requests: RequestCounters::new(),
         }
     }
 
@@ -226,10 +291,10 @@ impl Tier {
 
     pub fn stats(&self) -> TierStats {
         TierStats {
-            gets: self.gets.load(Ordering::Relaxed),
-            lists: self.lists.load(Ordering::Relaxed),
-            deletes: self.deletes.load(Ordering::Relaxed),
-            puts: self.puts.load(Ordering::Relaxed),
+            gets: self.requests.requests(StoreOperation::Get),
+            lists: self.requests.requests(StoreOperation::List),
+            deletes: self.requests.requests(StoreOperation::Delete),
+            puts: self.requests.requests(StoreOperation::Put),
             put_bytes: self.put_bytes.load(Ordering::Relaxed),
             get_bytes: self.get_bytes.load(Ordering::Relaxed),
             cache_memory_hits: self.cache_memory_hits.load(Ordering::Relaxed),
@@ -238,7 +303,36 @@ impl Tier {
             singleflight_waits: self.singleflight_waits.load(Ordering::Relaxed),
             prefetches: self.prefetches.load(Ordering::Relaxed),
             cache_bytes: self.cache.memory_bytes(),
+            failures: std::array::from_fn(|i| self.requests.failures[i].load(Ordering::Relaxed)),
         }
+    }
+
+    /// How long object store requests of `operation` took (each attempt of a retried call
+    /// is one observation; a LIST is one observation for all its pages).
+    pub fn request_latency(&self, operation: StoreOperation) -> HistogramSnapshot {
+        self.requests.latency[operation.index()].snapshot()
+    }
+
+    /// Whether the object store answers: one HEAD of a key that need not exist (a "not
+    /// found" answer proves the store is reachable), within `timeout`. For readiness probes.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), TieringError> {
+        const PROBE_KEY: &str = "ready-probe";
+        let path = parse_key(PROBE_KEY)?;
+        let mut timer = self.requests.start(StoreOperation::Head);
+        let result = match tokio::time::timeout(timeout, self.store.head(&path)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => match store_error("head object", PROBE_KEY, err) {
+                TieringError::NotFound { .. } => Ok(()),
+                err => Err(err),
+            },
+            Err(_) => Err(TieringError::Timeout {
+                operation: "head object",
+            }),
+        };
+        if result.is_ok() {
+            timer.succeeded();
+        }
+        result
     }
 
     /// Writes `bytes` as object `key`, retrying failed attempts (same key, so a retry that
@@ -255,7 +349,7 @@ impl Tier {
             key,
             self.config.put_timeout,
             self.config.put_retries_max,
-            &self.puts,
+            StoreOperation::Put,
             || {
                 let payload = payload.clone();
                 let bytes = bytes.clone();
@@ -479,21 +573,28 @@ impl Tier {
     pub async fn list_segments(&self) -> Result<Vec<String>, TieringError> {
         use futures::TryStreamExt;
         let prefix = Path::from(crate::keys::SEGMENTS_PREFIX);
-        self.lists.fetch_add(1, Ordering::Relaxed);
         let _permit = self
             .in_flight
             .acquire()
             .await
             .expect("semaphore never closed");
-        let metas: Vec<object_store::ObjectMeta> = tokio::time::timeout(
+        let mut timer = self.requests.start(StoreOperation::List);
+        let listed: Result<Vec<object_store::ObjectMeta>, TieringError> = tokio::time::timeout(
             self.config.get_timeout.saturating_mul(10),
             self.store.list(Some(&prefix)).try_collect(),
         )
         .await
         .map_err(|_| TieringError::Timeout {
             operation: "list objects",
-        })?
-        .map_err(|err| store_error("list objects", crate::keys::SEGMENTS_PREFIX, err))?;
+        })
+        .and_then(|listed| {
+            listed.map_err(|err| store_error("list objects", crate::keys::SEGMENTS_PREFIX, err))
+        });
+        if listed.is_ok() {
+            timer.succeeded();
+        }
+        drop(timer);
+        let metas = listed?;
         Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
     }
 
@@ -503,14 +604,29 @@ impl Tier {
     pub fn segment_keys(&self) -> futures::stream::BoxStream<'_, Result<String, TieringError>> {
         use futures::StreamExt;
         let prefix = Path::from(crate::keys::SEGMENTS_PREFIX);
-        self.lists.fetch_add(1, Ordering::Relaxed);
-        self.store
-            .list(Some(&prefix))
-            .map(|item| {
-                item.map(|meta| meta.location.to_string())
-                    .map_err(|err| store_error("list objects", crate::keys::SEGMENTS_PREFIX, err))
-            })
-            .boxed()
+        let listing = self.store.list(Some(&prefix));
+        // One LIST request as counted and timed here: the whole stream (a failure unless it
+        // ends without error).
+        let timer = self.requests.start(StoreOperation::List);
+        futures::stream::unfold((listing, Some(timer)), |(mut listing, timer)| async move {
+            let mut timer = timer?;
+            match listing.next().await {
+                Some(Ok(meta)) => Some((Ok(meta.location.to_string()), (listing, Some(timer)))),
+                Some(Err(err)) => Some((
+                    Err(store_error(
+                        "list objects",
+                        crate::keys::SEGMENTS_PREFIX,
+                        err,
+                    )),
+                    (listing, None),
+                )),
+                None => {
+                    timer.succeeded();
+                    None
+                }
+            }
+        })
+        .boxed()
     }
 
     /// Deletes object `key` (garbage collection); deleting a missing object succeeds.
@@ -523,7 +639,7 @@ impl Tier {
                 key,
                 self.config.put_timeout,
                 self.config.put_retries_max,
-                &self.deletes,
+                StoreOperation::Delete,
                 || async {
                     store
                         .delete(&path)
@@ -548,7 +664,7 @@ impl Tier {
             key,
             self.config.get_timeout,
             self.config.get_retries_max,
-            &self.gets,
+            StoreOperation::Get,
             || async {
                 let result = store
                     .get(&path)
@@ -584,7 +700,7 @@ impl Tier {
             key,
             self.config.get_timeout,
             self.config.get_retries_max,
-            &self.gets,
+            StoreOperation::Get,
             || {
                 let range = range.clone();
                 async move {
@@ -606,7 +722,7 @@ impl Tier {
         key: &str,
         timeout: Duration,
         retries_max: u32,
-        requests: &AtomicU64,
+        kind: StoreOperation,
         mut attempt: F,
     ) -> Result<T, TieringError>
     where
@@ -621,10 +737,14 @@ impl Tier {
                     .acquire()
                     .await
                     .expect("the request semaphore is never closed");
-                requests.fetch_add(1, Ordering::Relaxed);
-                tokio::time::timeout(timeout, attempt())
+                let mut timer = self.requests.start(kind);
+                let result = tokio::time::timeout(timeout, attempt())
                     .await
-                    .unwrap_or(Err(TieringError::Timeout { operation }))
+                    .unwrap_or(Err(TieringError::Timeout { operation }));
+                if result.is_ok() {
+                    timer.succeeded();
+                }
+                result
             };
             let err = match result {
                 Ok(value) => return Ok(value),
@@ -731,18 +851,6 @@ fn join_error(operation: &'static str, err: tokio::task::JoinError) -> TieringEr
         Ok(payload) => std::panic::resume_unwind(payload),
         Err(_) => TieringError::Cancelled { operation },
     }
-}
-
-/// `err: cause: cause` on one line, as `{err:#}` prints it with anyhow.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Frames of a seekable chunk read at once by [`Tier::read_chunk`].

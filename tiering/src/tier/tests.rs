@@ -255,6 +255,25 @@ async fn failed_puts_are_retried_up_to_the_limit() {
     assert_eq!(tier.stats().puts, 4);
 }
 
+/// Goal: every request attempt is one latency observation and every failed attempt one
+/// failure, per operation; the readiness probe counts as a HEAD and a missing probe key
+/// still means "reachable". Method: two failed PUTs then a good one, one probe.
+#[tokio::test]
+async fn request_latency_and_failures_are_counted_per_attempt() {
+    let tier = flaky_tier(2, 0).await;
+    tier.upload("segments/00/a.seg", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    let put = StoreOperation::Put.index();
+    assert_eq!(tier.request_latency(StoreOperation::Put).count, 3);
+    assert_eq!(tier.stats().failures[put], 2);
+    assert_eq!(tier.request_latency(StoreOperation::Get).count, 0);
+
+    tier.probe(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(tier.request_latency(StoreOperation::Head).count, 1);
+    assert_eq!(tier.stats().failures[StoreOperation::Head.index()], 0);
+}
+
 /// Goal: a GET that hangs is cut off by the timeout and retried. Method: hang the first
 /// GETs; paused time auto-advances to the timeout.
 #[tokio::test(start_paused = true)]
