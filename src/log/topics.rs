@@ -72,7 +72,10 @@ pub enum TopicError {
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
     /// CreatePartitions may only add partitions.
-    #[error("topic {topic:?} has {current} partitions; it can only grow, not to {requested}")]
+    #[error(
+        "topic {topic:?} already has {current} partitions; partitions can only be added \
+         (asked for {requested})"
+    )]
     PartitionsNotIncreased {
         topic: String,
         current: i32,
