@@ -44,37 +44,33 @@ impl Change {
 }
 
 pub(super) async fn alter(ctx: &Arc<BrokerCtx>, req: AlterConfigsRequest) -> AlterConfigsResponse {
-    let duplicates = duplicate_resources(
-        req.resources
-            .iter()
-            .map(|r| (r.resource_type, r.resource_name.as_str())),
-    );
-    let mut responses = Vec::with_capacity(req.resources.len());
-    for resource in req.resources {
-        let entries = resource
-            .configs
-            .iter()
-            .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
-            .collect();
-        let duplicate =
-            duplicates.contains(&(resource.resource_type, resource.resource_name.to_string()));
-        let (code, message) = apply(
-            ctx,
-            resource.resource_type,
-            resource.resource_name.as_str(),
-            Change::Replace(entries),
-            req.validate_only,
-            duplicate,
-        )
-        .await;
-        responses.push(
+    let resources = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let entries = r
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect();
+            (
+                r.resource_type,
+                r.resource_name,
+                Ok(Change::Replace(entries)),
+            )
+        })
+        .collect();
+    let responses = apply_all(ctx, resources, req.validate_only)
+        .await
+        .into_iter()
+        .map(|(resource_type, resource_name, (code, message))| {
             alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_error_code(code)
                 .with_error_message(message.map(StrBytes::from_string))
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name),
-        );
-    }
+                .with_resource_type(resource_type)
+                .with_resource_name(resource_name)
+        })
+        .collect();
     AlterConfigsResponse::default().with_responses(responses)
 }
 
@@ -82,65 +78,75 @@ pub(super) async fn incremental(
     ctx: &Arc<BrokerCtx>,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let duplicates = duplicate_resources(
-        req.resources
-            .iter()
-            .map(|r| (r.resource_type, r.resource_name.as_str())),
-    );
-    let mut responses = Vec::with_capacity(req.resources.len());
-    for resource in req.resources {
-        let ops: Result<Vec<_>, i8> = resource
-            .configs
-            .iter()
-            .map(|c| {
-                let op = ConfigOp::from_wire(c.config_operation).ok_or(c.config_operation)?;
-                Ok((
-                    c.name.to_string(),
-                    op,
-                    c.value.as_ref().map(|v| v.to_string()),
-                ))
-            })
-            .collect();
-        let duplicate =
-            duplicates.contains(&(resource.resource_type, resource.resource_name.to_string()));
-        let (code, message) = match ops {
-            Err(op) => (
-                error::code(ResponseError::InvalidRequest),
-                Some(format!("unknown config operation {op}")),
-            ),
-            Ok(ops) => {
-                apply(
-                    ctx,
-                    resource.resource_type,
-                    resource.resource_name.as_str(),
-                    Change::Incremental(ops),
-                    req.validate_only,
-                    duplicate,
-                )
-                .await
-            }
-        };
-        responses.push(
+    let resources = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let ops: Result<Vec<_>, Outcome> = r
+                .configs
+                .iter()
+                .map(|c| {
+                    let op = ConfigOp::from_wire(c.config_operation).ok_or_else(|| {
+                        (
+                            error::code(ResponseError::InvalidRequest),
+                            Some(format!("unknown config operation {}", c.config_operation)),
+                        )
+                    })?;
+                    Ok((
+                        c.name.to_string(),
+                        op,
+                        c.value.as_ref().map(|v| v.to_string()),
+                    ))
+                })
+                .collect();
+            (
+                r.resource_type,
+                r.resource_name,
+                ops.map(Change::Incremental),
+            )
+        })
+        .collect();
+    let responses = apply_all(ctx, resources, req.validate_only)
+        .await
+        .into_iter()
+        .map(|(resource_type, resource_name, (code, message))| {
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_error_code(code)
                 .with_error_message(message.map(StrBytes::from_string))
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name),
-        );
-    }
+                .with_resource_type(resource_type)
+                .with_resource_name(resource_name)
+        })
+        .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-/// Resources named more than once in one request (Kafka refuses them all: which change
-/// would win is not defined).
-fn duplicate_resources<'a>(
-    resources: impl Iterator<Item = (i8, &'a str)>,
-) -> BTreeSet<(i8, String)> {
+/// Applies each resource's change (or answers the error its request already had). A
+/// resource named more than once is refused, each time: which change would win is not
+/// defined (Kafka refuses them too).
+async fn apply_all(
+    ctx: &Arc<BrokerCtx>,
+    resources: Vec<(i8, StrBytes, Result<Change, Outcome>)>,
+    validate_only: bool,
+) -> Vec<(i8, StrBytes, Outcome)> {
     let mut seen = BTreeSet::new();
-    resources
-        .filter(|(kind, name)| !seen.insert((*kind, name.to_string())))
-        .map(|(kind, name)| (kind, name.to_string()))
-        .collect()
+    let duplicates: BTreeSet<(i8, StrBytes)> = resources
+        .iter()
+        .filter(|(kind, name, _)| !seen.insert((*kind, name.clone())))
+        .map(|(kind, name, _)| (*kind, name.clone()))
+        .collect();
+    let mut outcomes = Vec::with_capacity(resources.len());
+    for (resource_type, name, change) in resources {
+        let outcome = match change {
+            _ if duplicates.contains(&(resource_type, name.clone())) => (
+                error::code(ResponseError::InvalidRequest),
+                Some("the resource appears more than once in the request".to_string()),
+            ),
+            Err(outcome) => outcome,
+            Ok(change) => apply(ctx, resource_type, name.as_str(), change, validate_only).await,
+        };
+        outcomes.push((resource_type, name, outcome));
+    }
+    outcomes
 }
 
 async fn apply(
@@ -149,16 +155,9 @@ async fn apply(
     name: &str,
     change: Change,
     validate_only: bool,
-    duplicate: bool,
 ) -> Outcome {
     let refuse =
         |code: ResponseError, message: &str| (error::code(code), Some(message.to_string()));
-    if duplicate {
-        return refuse(
-            ResponseError::InvalidRequest,
-            "the resource appears more than once in the request",
-        );
-    }
     match resource_type {
         RESOURCE_TOPIC => alter_topic(ctx, name, change, validate_only).await,
         // Nothing to change is not an error.

@@ -338,7 +338,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                         printed += 1;
                         positions.insert(partition, record.offset + 1);
                     }
-                    if !args.count.is_some_and(|count| printed >= count) {
+                    if args.count.is_none_or(|count| printed < count) {
                         positions.insert(partition, (last + 1).max(positions[&partition]));
                     }
                 }

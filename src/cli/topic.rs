@@ -187,8 +187,8 @@ async fn describe(args: TopicDescribeArgs) -> anyhow::Result<String> {
                 partition: p.partition_index,
                 leader: p.leader_id.0,
                 leader_epoch: p.leader_epoch,
-                log_start: starts.get(&tp).and_then(|r| r.clone().ok()),
-                log_end: ends.get(&tp).and_then(|r| r.clone().ok()),
+                log_start: starts.get(&tp).and_then(|r| (*r).ok()),
+                log_end: ends.get(&tp).and_then(|r| (*r).ok()),
             }
         })
         .collect();

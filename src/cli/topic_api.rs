@@ -55,6 +55,13 @@ impl fmt::Display for TopicFailure {
 /// What the broker did with one topic.
 pub type Outcome = Result<(), TopicFailure>;
 
+fn outcome(error_code: i16, message: Option<&StrBytes>) -> Outcome {
+    match error_code {
+        0 => Ok(()),
+        code => Err(TopicFailure::new(code, message)),
+    }
+}
+
 fn timeout_ms(timeout: Duration) -> i32 {
     i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX)
 }
@@ -114,10 +121,7 @@ pub async fn create_topic(
         .iter()
         .find(|t| t.name.as_str() == topic.name)
         .ok_or_else(|| missing(connection, ApiKey::CreateTopics, &topic.name))?;
-    Ok(match result.error_code {
-        0 => Ok(()),
-        code => Err(TopicFailure::new(code, result.error_message.as_ref())),
-    })
+    Ok(outcome(result.error_code, result.error_message.as_ref()))
 }
 
 /// Deletes `topics`; one outcome per topic, in the order asked.
@@ -149,11 +153,10 @@ pub async fn delete_topics(
                 .iter()
                 .find(|r| r.name.as_ref().is_some_and(|n| n.as_str() == topic))
                 .ok_or_else(|| missing(connection, ApiKey::DeleteTopics, topic))?;
-            let outcome = match result.error_code {
-                0 => Ok(()),
-                code => Err(TopicFailure::new(code, result.error_message.as_ref())),
-            };
-            Ok((topic.clone(), outcome))
+            Ok((
+                topic.clone(),
+                outcome(result.error_code, result.error_message.as_ref()),
+            ))
         })
         .collect()
 }
@@ -184,10 +187,7 @@ pub async fn create_partitions(
         .iter()
         .find(|r| r.name.as_str() == topic)
         .ok_or_else(|| missing(connection, ApiKey::CreatePartitions, topic))?;
-    Ok(match result.error_code {
-        0 => Ok(()),
-        code => Err(TopicFailure::new(code, result.error_message.as_ref())),
-    })
+    Ok(outcome(result.error_code, result.error_message.as_ref()))
 }
 
 /// Sets configs of `topic` to the given values and returns the `reset` ones to their
@@ -227,10 +227,7 @@ pub async fn alter_configs(
         .iter()
         .find(|r| r.resource_name.as_str() == topic)
         .ok_or_else(|| missing(connection, ApiKey::IncrementalAlterConfigs, topic))?;
-    Ok(match result.error_code {
-        0 => Ok(()),
-        code => Err(TopicFailure::new(code, result.error_message.as_ref())),
-    })
+    Ok(outcome(result.error_code, result.error_message.as_ref()))
 }
 
 /// One config of a topic as DescribeConfigs reports it.
