@@ -9,7 +9,7 @@ use std::sync::Arc;
 use strato_metadata::model::TopicRecord;
 use strato_metadata::{MetadataError, Txn, Version, keys};
 
-use super::{TOPIC_PARTITIONS_MAX, TopicError, TopicRegistry};
+use super::{TOPIC_PARTITIONS_MAX, TopicError, TopicRegistry, valid_topic_name};
 
 /// Attempts of a read-modify-write of a topic record that keeps losing the race to other
 /// writers of the same record.
@@ -18,6 +18,10 @@ const UPDATE_ATTEMPTS_MAX: usize = 8;
 impl TopicRegistry {
     /// The stored record of topic `name`: what every broker converges to.
     pub async fn stored(&self, name: &str) -> Result<Option<TopicRecord>, MetadataError> {
+        // A name no topic can have is not looked up (it may not even make a valid key).
+        if !valid_topic_name(name) {
+            return Ok(None);
+        }
         let key = keys::topic(name);
         match self.meta.get(&key).await? {
             Some(value) => Ok(Some(TopicRecord::decode(&key, &value.value)?)),
@@ -84,6 +88,9 @@ impl TopicRegistry {
         validate_only: bool,
         change: impl Fn(&mut TopicRecord) -> Result<(), TopicError>,
     ) -> Result<TopicRecord, TopicError> {
+        if !valid_topic_name(name) {
+            return Err(TopicError::UnknownTopic(name.to_string()));
+        }
         let key = keys::topic(name);
         for _ in 0..UPDATE_ATTEMPTS_MAX {
             let Some(value) = self.meta.get(&key).await? else {
