@@ -13,6 +13,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use strato_tiering::cache::{DISK_BLOCK_BYTES_DEFAULT, DISK_BLOCKS_MIN};
 
+pub mod tools;
+
 const MIB: u64 = 1024 * 1024;
 
 #[derive(Debug, Parser)]
@@ -69,6 +71,22 @@ pub enum Command {
     /// Inspect the cluster's stored state (reads the metadata and object stores directly).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Create, list, describe, alter and delete topics.
+    ///
+    /// Talks to a running cluster over the Kafka protocol, like kafka-topics.sh and
+    /// kafka-configs.sh.
+    ///
+    /// Example: `strato topic create orders --partitions 3 --bootstrap broker1.example.com:9092`
+    #[command(subcommand)]
+    Topic(tools::TopicCommand),
+    /// Write records to a topic: lines of standard input, or --value arguments.
+    ///
+    /// Example: `printf 'user-1:clicked\nuser-2:left\n' | strato produce events --key-separator :`
+    Produce(tools::ProduceArgs),
+    /// Read records of a topic and print them (--format) or JSON lines.
+    ///
+    /// Example: `strato consume events --from-beginning --count 10 --format '%k %v\n'`
+    Consume(tools::ConsumeArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -37,6 +37,9 @@ fn run() -> anyhow::Result<()> {
             Command::Cluster(strato::config::ClusterCommand::Status(args)) => {
                 strato::cli::cluster_status::run(args).await
             }
+            Command::Topic(command) => strato::cli::topic::run(command).await,
+            Command::Produce(args) => strato::cli::produce::run(args).await,
+            Command::Consume(args) => strato::cli::consume::run(args).await,
         }
     })
 }

@@ -1,111 +1,208 @@
-//! DescribeConfigs for topics (every known config, with defaults marked as such) and for
-//! this broker (the settings clients and tools commonly ask about).
+//! DescribeConfigs for topics (every known config, overrides as TOPIC_CONFIG and the rest as
+//! DEFAULT_CONFIG; read from the stored topic record, so a change made through any broker is
+//! seen at once) and for this broker (its effective settings, read-only).
 
 use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::BrokerCtx;
-use super::error;
-use super::topic_config;
+use super::topic_config::{self, ConfigType};
+use super::{BrokerCtx, broker_config, error};
 
 /// Resource types (Kafka `ConfigResource.Type`).
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
+pub(super) const RESOURCE_TOPIC: i8 = 2;
+pub(super) const RESOURCE_BROKER: i8 = 4;
+pub(super) const RESOURCE_BROKER_LOGGER: i8 = 8;
 /// Config sources (Kafka `DescribeConfigsResponse.ConfigSource`).
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
-/// Config types (Kafka `ConfigDef.Type` as sent in DescribeConfigs v3+).
-const TYPE_STRING: i8 = 2;
 
-pub(super) fn handle(ctx: &Arc<BrokerCtx>, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
-    let results = req
-        .resources
-        .into_iter()
-        .map(|resource| {
-            let base = DescribeConfigsResult::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name.clone());
-            let wanted = |name: &str| {
-                resource
-                    .configuration_keys
-                    .as_ref()
-                    .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
-            };
-            let entry = |name: &str, value: String, source: i8, read_only: bool| {
-                DescribeConfigsResourceResult::default()
-                    .with_name(StrBytes::from_string(name.to_string()))
-                    .with_value(Some(StrBytes::from_string(value)))
-                    .with_read_only(read_only)
-                    .with_config_source(source)
-                    .with_is_sensitive(false)
-                    .with_config_type(TYPE_STRING)
-            };
-            match resource.resource_type {
-                RESOURCE_TOPIC => match ctx.topics.get(resource.resource_name.as_str()) {
-                    None => base
-                        .with_error_code(error::code(ResponseError::UnknownTopicOrPartition))
-                        .with_error_message(Some(StrBytes::from_static_str("unknown topic"))),
-                    Some(topic) => base.with_configs(
-                        topic_config::TOPIC_CONFIGS
-                            .iter()
-                            .filter(|def| wanted(def.name))
-                            .map(|def| match topic.config.get(def.name) {
-                                Some(v) => entry(def.name, v.clone(), SOURCE_TOPIC, false),
-                                None => {
-                                    entry(def.name, def.default.to_string(), SOURCE_DEFAULT, false)
-                                }
-                            })
-                            .collect(),
-                    ),
-                },
-                RESOURCE_BROKER => {
-                    let id_matches = resource.resource_name.is_empty()
-                        || resource.resource_name.as_str() == ctx.broker_id.to_string();
-                    if !id_matches {
-                        return base
-                            .with_error_code(error::code(ResponseError::InvalidRequest))
-                            .with_error_message(Some(StrBytes::from_static_str(
-                                "not this broker's id",
-                            )));
-                    }
-                    let c = &ctx.config;
-                    let settings = [
-                        ("broker.id", ctx.broker_id.to_string()),
-                        (
-                            "auto.create.topics.enable",
-                            c.auto_create_topics.to_string(),
-                        ),
-                        ("num.partitions", c.default_partitions.to_string()),
-                        ("socket.request.max.bytes", c.max_request_bytes.to_string()),
-                        (
-                            "message.max.bytes",
-                            topic_config::MAX_MESSAGE_BYTES_DEFAULT.to_string(),
-                        ),
-                        ("default.replication.factor", "1".to_string()),
-                        ("log.retention.ms", "604800000".to_string()),
-                    ];
-                    base.with_configs(
-                        settings
-                            .into_iter()
-                            .filter(|(name, _)| wanted(name))
-                            .map(|(name, value)| entry(name, value, SOURCE_STATIC_BROKER, true))
-                            .collect(),
-                    )
-                }
-                other => base
-                    .with_error_code(error::code(ResponseError::InvalidRequest))
-                    .with_error_message(Some(StrBytes::from_string(format!(
-                        "resource type {other} is not supported"
-                    )))),
-            }
-        })
-        .collect();
+/// What the client asked to see besides names and values.
+#[derive(Clone, Copy)]
+struct Detail {
+    synonyms: bool,
+    documentation: bool,
+}
+
+struct Entry<'a> {
+    name: &'a str,
+    value: Option<String>,
+    source: i8,
+    read_only: bool,
+    kind: ConfigType,
+    doc: String,
+    synonyms: Vec<DescribeConfigsSynonym>,
+}
+
+impl Entry<'_> {
+    fn into_result(self, detail: Detail) -> DescribeConfigsResourceResult {
+        DescribeConfigsResourceResult::default()
+            .with_name(StrBytes::from_string(self.name.to_string()))
+            .with_value(self.value.map(StrBytes::from_string))
+            .with_read_only(self.read_only)
+            .with_config_source(self.source)
+            .with_is_sensitive(false)
+            .with_config_type(self.kind.wire())
+            .with_synonyms(if detail.synonyms {
+                self.synonyms
+            } else {
+                Vec::new()
+            })
+            .with_documentation(
+                detail
+                    .documentation
+                    .then(|| StrBytes::from_string(self.doc)),
+            )
+    }
+}
+
+fn synonym(name: &str, value: &str, source: i8) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(StrBytes::from_string(name.to_string()))
+        .with_value(Some(StrBytes::from_string(value.to_string())))
+        .with_source(source)
+}
+
+pub(super) async fn handle(
+    ctx: &Arc<BrokerCtx>,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let detail = Detail {
+        synonyms: req.include_synonyms,
+        documentation: req.include_documentation,
+    };
+    let mut results = Vec::with_capacity(req.resources.len());
+    for resource in req.resources {
+        results.push(describe(ctx, resource, detail).await);
+    }
     DescribeConfigsResponse::default().with_results(results)
+}
+
+async fn describe(
+    ctx: &Arc<BrokerCtx>,
+    resource: DescribeConfigsResource,
+    detail: Detail,
+) -> DescribeConfigsResult {
+    let base = DescribeConfigsResult::default()
+        .with_resource_type(resource.resource_type)
+        .with_resource_name(resource.resource_name.clone());
+    let fail = |code: ResponseError, message: String| {
+        base.clone()
+            .with_error_code(error::code(code))
+            .with_error_message(Some(StrBytes::from_string(message)))
+    };
+    let wanted = |name: &str| {
+        resource
+            .configuration_keys
+            .as_ref()
+            .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
+    };
+    match resource.resource_type {
+        RESOURCE_TOPIC => {
+            let name = resource.resource_name.as_str();
+            let record = match ctx.topics.stored(name).await {
+                Ok(Some(record)) => record,
+                Ok(None) => {
+                    return fail(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("unknown topic {name:?}"),
+                    );
+                }
+                Err(err) => {
+                    tracing::warn!(topic = name, "failed to read a topic record: {err:#}");
+                    return base
+                        .with_error_code(error::from_metadata(&err))
+                        .with_error_message(Some(StrBytes::from_string(err.to_string())));
+                }
+            };
+            let configs = topic_config::TOPIC_CONFIGS
+                .iter()
+                .filter(|def| wanted(def.name))
+                .map(|def| {
+                    let default = synonym(def.broker_name, def.default, SOURCE_DEFAULT);
+                    let entry = match record.config.get(def.name) {
+                        Some(value) => Entry {
+                            value: Some(value.clone()),
+                            source: SOURCE_TOPIC,
+                            synonyms: vec![synonym(def.name, value, SOURCE_TOPIC), default],
+                            ..topic_entry(def)
+                        },
+                        None => Entry {
+                            synonyms: vec![default],
+                            ..topic_entry(def)
+                        },
+                    };
+                    entry.into_result(detail)
+                })
+                .collect();
+            base.with_configs(configs)
+        }
+        RESOURCE_BROKER => {
+            // Kafka's default-broker resource is the empty name.
+            let name = resource.resource_name.as_str();
+            if !name.is_empty() && name != ctx.broker_id.to_string() {
+                return fail(
+                    ResponseError::InvalidRequest,
+                    format!(
+                        "this is broker {}; send the request to broker {name}",
+                        ctx.broker_id
+                    ),
+                );
+            }
+            let configs = broker_config::settings(ctx)
+                .into_iter()
+                .filter(|s| wanted(&s.name))
+                .map(|s| {
+                    let (source, doc) = if s.fixed_default {
+                        (SOURCE_DEFAULT, s.doc.to_string())
+                    } else {
+                        (
+                            SOURCE_STATIC_BROKER,
+                            format!("set by `strato serve {}`", s.doc),
+                        )
+                    };
+                    let synonyms = s
+                        .value
+                        .as_deref()
+                        .map(|v| vec![synonym(&s.name, v, source)])
+                        .unwrap_or_default();
+                    Entry {
+                        name: &s.name,
+                        value: s.value.clone(),
+                        source,
+                        read_only: true,
+                        kind: s.kind,
+                        doc,
+                        synonyms,
+                    }
+                    .into_result(detail)
+                })
+                .collect();
+            base.with_configs(configs)
+        }
+        other => fail(
+            ResponseError::InvalidRequest,
+            format!("config resource type {other} is not supported"),
+        ),
+    }
+}
+
+/// A topic config at its default.
+fn topic_entry(def: &'static topic_config::TopicConfigDef) -> Entry<'static> {
+    Entry {
+        name: def.name,
+        value: Some(def.default.to_string()),
+        source: SOURCE_DEFAULT,
+        read_only: false,
+        kind: def.kind,
+        doc: def.doc.to_string(),
+        synonyms: Vec::new(),
+    }
 }

@@ -36,7 +36,14 @@ pub fn from_topic(err: &TopicError) -> i16 {
     match err {
         TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
         TopicError::InvalidName(_) => ResponseError::InvalidTopicException.code(),
-        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+        TopicError::InvalidPartitions(_) | TopicError::PartitionsNotIncreased { .. } => {
+            ResponseError::InvalidPartitions.code()
+        }
+        TopicError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition.code(),
+        TopicError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
+        TopicError::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
+        // Retriable: the next attempt reads the record again.
+        TopicError::Contended(_) => ResponseError::RequestTimedOut.code(),
         TopicError::Metadata(err) => from_metadata(err),
     }
 }

@@ -19,11 +19,17 @@ use crate::log::topics::TopicRegistry;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::protocol::{self, Request};
 
+mod alter_configs;
+mod broker_config;
+mod create_partitions;
 mod create_topics;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_log_dirs;
+mod describe_producers;
+mod elect_leaders;
 pub mod error;
 mod fetch;
 mod group;
@@ -104,9 +110,27 @@ pub async fn handle(
         RequestKind::CreateTopics(req) => Reply::Now(Some(Box::new(ResponseKind::CreateTopics(
             create_topics::handle(ctx, req, version).await,
         )))),
-        RequestKind::DescribeConfigs(req) => Reply::Now(Some(Box::new(
-            ResponseKind::DescribeConfigs(describe_configs::handle(ctx, req)),
+        RequestKind::DescribeConfigs(req) => now(ResponseKind::DescribeConfigs(
+            describe_configs::handle(ctx, req).await,
+        )),
+        RequestKind::AlterConfigs(req) => now(ResponseKind::AlterConfigs(
+            alter_configs::alter(ctx, req).await,
+        )),
+        RequestKind::IncrementalAlterConfigs(req) => now(ResponseKind::IncrementalAlterConfigs(
+            alter_configs::incremental(ctx, req).await,
+        )),
+        RequestKind::CreatePartitions(req) => now(ResponseKind::CreatePartitions(
+            create_partitions::handle(ctx, req).await,
+        )),
+        RequestKind::DescribeLogDirs(req) => now(ResponseKind::DescribeLogDirs(
+            describe_log_dirs::handle(ctx, req),
+        )),
+        RequestKind::ElectLeaders(req) => now(ResponseKind::ElectLeaders(elect_leaders::handle(
+            ctx, req, version,
         ))),
+        RequestKind::DescribeProducers(req) => now(ResponseKind::DescribeProducers(
+            describe_producers::handle(ctx, req),
+        )),
         RequestKind::InitProducerId(req) => Reply::Now(Some(Box::new(
             ResponseKind::InitProducerId(init_producer_id::handle(ctx, req).await),
         ))),

@@ -1,13 +1,35 @@
-//! Topic configs Strato knows: defaults, validation, and how clients see them.
+//! Topic configs Strato knows: defaults, types, validation, how clients see them, and how
+//! AlterConfigs / IncrementalAlterConfigs change a topic's overrides.
 
 use std::collections::BTreeMap;
 
 /// Kafka's default `max.message.bytes` (1 MiB + record batch overhead).
 pub const MAX_MESSAGE_BYTES_DEFAULT: i64 = 1_048_588;
 
+/// Config types as DescribeConfigs v3+ reports them (Kafka `DescribeConfigsResponse.ConfigType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    List = 7,
+}
+
+impl ConfigType {
+    pub fn wire(self) -> i8 {
+        self as i8
+    }
+}
+
 pub struct TopicConfigDef {
     pub name: &'static str,
+    /// The broker config that holds the default (Kafka's synonym, e.g. `log.retention.ms`).
+    pub broker_name: &'static str,
     pub default: &'static str,
+    pub kind: ConfigType,
+    /// What the config does in Strato (DescribeConfigs `documentation`).
+    pub doc: &'static str,
     pub validate: fn(&str) -> Result<(), &'static str>,
 }
 
@@ -69,52 +91,84 @@ fn boolean(v: &str) -> Result<(), &'static str> {
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "cleanup.policy",
+        broker_name: "log.cleanup.policy",
         default: "delete",
+        kind: ConfigType::List,
+        doc: "delete: retention.ms and retention.bytes remove old chunks. compact alone: \
+              nothing is removed (records are kept, not compacted by key)",
         validate: cleanup_policy,
     },
     TopicConfigDef {
         name: "compression.type",
+        broker_name: "compression.type",
         default: "producer",
+        kind: ConfigType::String,
+        doc: "only producer: batches are stored as the producer compressed them",
         validate: compression_type,
     },
     TopicConfigDef {
         name: "max.message.bytes",
+        broker_name: "message.max.bytes",
         default: "1048588",
+        kind: ConfigType::Int,
+        doc: "largest record batch a producer may send (MESSAGE_TOO_LARGE above it)",
         validate: positive_int,
     },
     TopicConfigDef {
         name: "message.timestamp.type",
+        broker_name: "log.message.timestamp.type",
         default: "CreateTime",
+        kind: ConfigType::String,
+        doc: "CreateTime keeps the producer's timestamps; LogAppendTime sets every batch's \
+              timestamp to the time the broker accepted it",
         validate: timestamp_type,
     },
     TopicConfigDef {
         name: "min.insync.replicas",
+        broker_name: "min.insync.replicas",
         default: "1",
+        kind: ConfigType::Int,
+        doc: "accepted, no effect: durability comes from the object store",
         validate: positive_int,
     },
     TopicConfigDef {
         name: "retention.bytes",
+        broker_name: "log.retention.bytes",
         default: "-1",
+        kind: ConfigType::Long,
+        doc: "per partition, oldest whole chunks are removed above this size (-1: no limit)",
         validate: long_at_least_minus_one,
     },
     TopicConfigDef {
         name: "retention.ms",
+        broker_name: "log.retention.ms",
         default: "604800000",
+        kind: ConfigType::Long,
+        doc: "chunks whose newest record is older than this are removed (-1: kept forever)",
         validate: long_at_least_minus_one,
     },
     TopicConfigDef {
         name: "segment.bytes",
+        broker_name: "log.segment.bytes",
         default: "1073741824",
+        kind: ConfigType::Int,
+        doc: "accepted, no effect: segments are cut by --flush-bytes and merged by compaction",
         validate: positive_int,
     },
     TopicConfigDef {
         name: "segment.ms",
+        broker_name: "log.roll.ms",
         default: "604800000",
+        kind: ConfigType::Long,
+        doc: "accepted, no effect: segments are cut by --flush-interval-ms",
         validate: non_negative_long,
     },
     TopicConfigDef {
         name: "unclean.leader.election.enable",
+        broker_name: "unclean.leader.election.enable",
         default: "false",
+        kind: ConfigType::Boolean,
+        doc: "accepted, no effect: every leader reads the same committed log",
         validate: boolean,
     },
 ];
@@ -123,10 +177,16 @@ pub fn find(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|c| c.name == name)
 }
 
-/// Validates config overrides given at topic creation; the error names the bad entry.
+fn unknown(name: &str) -> String {
+    let known: Vec<&str> = TOPIC_CONFIGS.iter().map(|c| c.name).collect();
+    format!("unknown topic config {name:?}; known: {}", known.join(", "))
+}
+
+/// Validates config overrides (at topic creation, or a topic's whole set after a change);
+/// the error names the bad entry.
 pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), String> {
     for (name, value) in configs {
-        let def = find(name).ok_or_else(|| format!("unknown topic config {name:?}"))?;
+        let def = find(name).ok_or_else(|| unknown(name))?;
         (def.validate)(value)
             .map_err(|why| format!("invalid value {value:?} for {name}: {why}"))?;
     }
@@ -151,21 +211,238 @@ pub fn log_append_time(overrides: &BTreeMap<String, String>) -> bool {
     effective(overrides, "message.timestamp.type") == Some("LogAppendTime")
 }
 
+/// Whether retention may remove records (`cleanup.policy` includes `delete`). A topic that
+/// is only `compact` keeps everything: key compaction is not implemented, and keeping every
+/// record is what a reader of a compacted topic can always cope with.
+pub fn retention_deletes(overrides: &BTreeMap<String, String>) -> bool {
+    effective(overrides, "cleanup.policy")
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == "delete"))
+}
+
+/// Why a config change was refused: a bad config (INVALID_CONFIG) or a malformed request
+/// (INVALID_REQUEST).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChangeError {
+    InvalidConfig(String),
+    InvalidRequest(String),
+}
+
+/// The overrides AlterConfigs asks for: exactly `entries`, every other config back to its
+/// default (Kafka's non-incremental semantics).
+pub fn replace_all(
+    entries: &[(String, Option<String>)],
+) -> Result<BTreeMap<String, String>, ConfigChangeError> {
+    let mut configs = BTreeMap::new();
+    for (name, value) in entries {
+        let Some(value) = value else {
+            return Err(ConfigChangeError::InvalidRequest(format!(
+                "null value for {name}: AlterConfigs sets every config it names"
+            )));
+        };
+        if configs.insert(name.clone(), value.clone()).is_some() {
+            return Err(ConfigChangeError::InvalidRequest(format!(
+                "config {name} appears twice"
+            )));
+        }
+    }
+    validate(&configs).map_err(ConfigChangeError::InvalidConfig)?;
+    Ok(configs)
+}
+
+/// One IncrementalAlterConfigs operation (Kafka `AlterConfigOp.OpType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set,
+    Delete,
+    Append,
+    Subtract,
+}
+
+impl ConfigOp {
+    pub fn from_wire(op: i8) -> Option<Self> {
+        match op {
+            0 => Some(Self::Set),
+            1 => Some(Self::Delete),
+            2 => Some(Self::Append),
+            3 => Some(Self::Subtract),
+            _ => None,
+        }
+    }
+}
+
+/// Applies IncrementalAlterConfigs operations to `current` overrides: SET replaces, DELETE
+/// returns to the default, APPEND / SUBTRACT add or remove items of a list config (starting
+/// from its effective value). The result is validated as a whole.
+pub fn apply_incremental(
+    current: &BTreeMap<String, String>,
+    ops: &[(String, ConfigOp, Option<String>)],
+) -> Result<BTreeMap<String, String>, ConfigChangeError> {
+    let mut configs = current.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, op, value) in ops {
+        if !seen.insert(name.as_str()) {
+            return Err(ConfigChangeError::InvalidRequest(format!(
+                "config {name} appears twice"
+            )));
+        }
+        let def = find(name).ok_or_else(|| ConfigChangeError::InvalidConfig(unknown(name)))?;
+        let value_of = |op: &str| {
+            value.clone().ok_or_else(|| {
+                ConfigChangeError::InvalidRequest(format!("{op} of {name} needs a value"))
+            })
+        };
+        match op {
+            ConfigOp::Set => {
+                configs.insert(name.clone(), value_of("SET")?);
+            }
+            ConfigOp::Delete => {
+                configs.remove(name);
+            }
+            ConfigOp::Append | ConfigOp::Subtract => {
+                if def.kind != ConfigType::List {
+                    return Err(ConfigChangeError::InvalidConfig(format!(
+                        "{name} is not a list: APPEND and SUBTRACT apply only to list configs"
+                    )));
+                }
+                let given = value_of(if *op == ConfigOp::Append {
+                    "APPEND"
+                } else {
+                    "SUBTRACT"
+                })?;
+                let mut items: Vec<String> = effective(&configs, name)
+                    .unwrap_or(def.default)
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for item in given.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if *op == ConfigOp::Append {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                configs.insert(name.clone(), items.join(","));
+            }
+        }
+    }
+    validate(&configs).map_err(ConfigChangeError::InvalidConfig)?;
+    Ok(configs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn map(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn validation_names_the_problem() {
-        let ok: BTreeMap<String, String> = [("retention.ms".into(), "1000".into())].into();
-        assert!(validate(&ok).is_ok());
-        let unknown: BTreeMap<String, String> = [("nope".into(), "1".into())].into();
-        assert!(validate(&unknown).unwrap_err().contains("nope"));
-        let bad: BTreeMap<String, String> = [("max.message.bytes".into(), "x".into())].into();
-        assert!(validate(&bad).unwrap_err().contains("max.message.bytes"));
+        assert!(validate(&map(&[("retention.ms", "1000")])).is_ok());
+        let unknown = validate(&map(&[("nope", "1")])).unwrap_err();
+        assert!(
+            unknown.contains("nope") && unknown.contains("retention.ms"),
+            "{unknown}"
+        );
+        let bad = validate(&map(&[("max.message.bytes", "x")])).unwrap_err();
+        assert!(bad.contains("max.message.bytes"), "{bad}");
         assert_eq!(
             max_message_bytes(&BTreeMap::new()),
             MAX_MESSAGE_BYTES_DEFAULT
         );
+    }
+
+    #[test]
+    fn alter_configs_replaces_the_whole_set() {
+        let set = replace_all(&[("retention.ms".into(), Some("5".into()))]).unwrap();
+        assert_eq!(set, map(&[("retention.ms", "5")]));
+        assert!(matches!(
+            replace_all(&[("retention.ms".into(), None)]),
+            Err(ConfigChangeError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            replace_all(&[("retention.ms".into(), Some("-2".into()))]),
+            Err(ConfigChangeError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn incremental_operations() {
+        let current = map(&[("retention.ms", "1000"), ("max.message.bytes", "2000")]);
+        let ops = [
+            ("retention.ms".to_string(), ConfigOp::Delete, None),
+            (
+                "retention.bytes".to_string(),
+                ConfigOp::Set,
+                Some("10".to_string()),
+            ),
+            (
+                "cleanup.policy".to_string(),
+                ConfigOp::Append,
+                Some("compact".to_string()),
+            ),
+        ];
+        let next = apply_incremental(&current, &ops).unwrap();
+        assert_eq!(
+            next,
+            map(&[
+                ("cleanup.policy", "delete,compact"),
+                ("max.message.bytes", "2000"),
+                ("retention.bytes", "10"),
+            ])
+        );
+        let subtract = [(
+            "cleanup.policy".to_string(),
+            ConfigOp::Subtract,
+            Some("delete".to_string()),
+        )];
+        let next = apply_incremental(&next, &subtract).unwrap();
+        assert_eq!(next["cleanup.policy"], "compact");
+        assert!(!retention_deletes(&next));
+        // Subtracting the last item leaves an invalid (empty) policy.
+        let emptied = [(
+            "cleanup.policy".to_string(),
+            ConfigOp::Subtract,
+            Some("compact".to_string()),
+        )];
+        assert!(matches!(
+            apply_incremental(&next, &emptied),
+            Err(ConfigChangeError::InvalidConfig(_))
+        ));
+        // Lists only, known names only, one operation per name.
+        let append_long = [(
+            "retention.ms".to_string(),
+            ConfigOp::Append,
+            Some("1".to_string()),
+        )];
+        assert!(matches!(
+            apply_incremental(&current, &append_long),
+            Err(ConfigChangeError::InvalidConfig(_))
+        ));
+        let unknown = [("retention.msx".to_string(), ConfigOp::Delete, None)];
+        assert!(matches!(
+            apply_incremental(&current, &unknown),
+            Err(ConfigChangeError::InvalidConfig(m)) if m.contains("retention.msx")
+        ));
+        let twice = [
+            ("retention.ms".to_string(), ConfigOp::Delete, None),
+            (
+                "retention.ms".to_string(),
+                ConfigOp::Set,
+                Some("1".to_string()),
+            ),
+        ];
+        assert!(matches!(
+            apply_incremental(&current, &twice),
+            Err(ConfigChangeError::InvalidRequest(_))
+        ));
+        assert!(retention_deletes(&BTreeMap::new()));
     }
 }

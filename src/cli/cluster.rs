@@ -111,6 +111,17 @@ impl Client {
         self.brokers.get(&node_id).map(String::as_str)
     }
 
+    /// The connection to the bootstrap broker, for requests any broker answers (topic
+    /// administration).
+    pub fn bootstrap(&mut self) -> &mut Connection {
+        &mut self.bootstrap
+    }
+
+    /// The request timeout of this client's connections.
+    pub fn request_timeout(&self) -> Duration {
+        self.options.request_timeout
+    }
+
     /// Metadata for `topics` (`None`: every topic), without creating missing topics.
     /// Remembers the broker list.
     pub async fn metadata(

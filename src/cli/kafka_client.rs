@@ -13,8 +13,9 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, DeleteGroupsRequest,
-    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, ListGroupsRequest,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteGroupsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FetchRequest, FindCoordinatorRequest, IncrementalAlterConfigsRequest, ListGroupsRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest,
     RequestHeader, ResponseHeader,
 };
@@ -62,6 +63,12 @@ client_versions! {
     OffsetCommitRequest => 2..=9,
     DeleteGroupsRequest => 0..=2,
     CreateTopicsRequest => 2..=7,
+    // v6 names topics in `topics` (by name or id); earlier versions in `topic_names`.
+    DeleteTopicsRequest => 1..=6,
+    CreatePartitionsRequest => 0..=3,
+    // v1 is the first with config sources.
+    DescribeConfigsRequest => 1..=4,
+    IncrementalAlterConfigsRequest => 0..=1,
     // v13 addresses topics by id (KIP-516); these name them.
     ProduceRequest => 3..=12,
     FetchRequest => 4..=12,

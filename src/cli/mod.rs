@@ -1,16 +1,20 @@
-//! The operator CLI's cluster commands (`strato group ...`) and benchmarks (`strato bench
-//! ...`). They reach brokers only through the Kafka protocol (`kafka_client`), never through
-//! the metadata store, so they work against any Kafka-compatible cluster and see exactly what
-//! clients see. The exception is `strato cluster status`, which reads the stores directly
+//! The operator CLI's cluster commands (`strato group ...`, `strato topic ...`, `strato
+//! produce`, `strato consume`) and benchmarks (`strato bench ...`). They reach brokers only
+//! through the Kafka protocol (`kafka_client`), never through the metadata store, so they
+//! work against any Kafka-compatible cluster and see exactly what clients see. The exception is `strato cluster status`, which reads the stores directly
 //! (read-only) to show what the protocol cannot: index entries, bytes and garbage.
 
 pub mod bench;
 mod bench_broker;
 pub mod cluster;
 pub mod cluster_status;
+pub mod consume;
 pub mod group;
 pub mod group_api;
 pub mod group_reset;
 pub mod kafka_client;
+pub mod produce;
 pub mod record_api;
 pub mod table;
+pub mod topic;
+pub mod topic_api;

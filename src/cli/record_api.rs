@@ -1,7 +1,7 @@
-//! The record APIs the CLI's benchmarks speak, over one [`Connection`] each: CreateTopics,
-//! Produce (`acks=all`, record batches built with `RecordBatchEncoder`) and Fetch (whole
-//! batches cut from the response and decoded with `RecordBatchDecoder`, decompression
-//! included).
+//! The record APIs the CLI's benchmarks and `strato produce` / `strato consume` speak, over
+//! one [`Connection`] each: CreateTopics, Produce (`acks=all`, record batches built with
+//! `RecordBatchEncoder`) and Fetch (whole batches cut from the response and decoded with
+//! `RecordBatchDecoder`, decompression included).
 //!
 //! Produce and Fetch stop at the last versions that name topics (v12): v13 addresses topics
 //! by id, which would cost a Metadata round trip and buy nothing here.
@@ -9,12 +9,9 @@
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, FetchRequest, ProduceRequest, TopicName,
-};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Record,
@@ -22,6 +19,7 @@ use kafka_protocol::records::{
 };
 
 use super::kafka_client::{ClientError, Connection, ErrorCode};
+use super::topic_api::{self, NewTopic};
 
 /// Produce `acks` that waits for the full in-sync replica set (Kafka's `acks=all`).
 const ACKS_ALL: i16 = -1;
@@ -46,6 +44,14 @@ pub enum RecordError {
     Decode { base_offset: i64, reason: String },
 }
 
+/// A record to produce.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
 /// One record batch v2 of `values` (no keys, no producer id), compressed with
 /// `compression`; offsets are relative to the batch (the broker assigns the real ones).
 pub fn encode_batch(
@@ -53,25 +59,49 @@ pub fn encode_batch(
     compression: Compression,
     timestamp_ms: i64,
 ) -> Result<Bytes, RecordError> {
-    let records: Vec<Record> = values
+    let records: Vec<OutRecord> = values
+        .iter()
+        .map(|value| OutRecord {
+            value: Some(value.clone()),
+            ..OutRecord::default()
+        })
+        .collect();
+    encode_records(&records, compression, timestamp_ms)
+}
+
+/// One record batch v2 of `records` (no producer id), all with `timestamp_ms`.
+pub fn encode_records(
+    records: &[OutRecord],
+    compression: Compression,
+    timestamp_ms: i64,
+) -> Result<Bytes, RecordError> {
+    let records: Vec<Record> = records
         .iter()
         .zip(0i64..)
-        .map(|(value, offset)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            // The encoder starts a new batch wherever `offset - sequence` changes; this
-            // keeps it constant and the batch's base sequence at NO_SEQUENCE (-1).
-            sequence: NO_SEQUENCE.wrapping_add(offset as i32),
-            timestamp: timestamp_ms,
-            key: None,
-            value: Some(value.clone()),
-            headers: Default::default(),
+        .map(|(out, offset)| {
+            let mut record = Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+                producer_id: NO_PRODUCER_ID,
+                producer_epoch: NO_PRODUCER_EPOCH,
+                timestamp_type: TimestampType::Creation,
+                offset,
+                // The encoder starts a new batch wherever `offset - sequence` changes; this
+                // keeps it constant and the batch's base sequence at NO_SEQUENCE (-1).
+                sequence: NO_SEQUENCE.wrapping_add(offset as i32),
+                timestamp: timestamp_ms,
+                key: out.key.clone(),
+                value: out.value.clone(),
+                headers: Default::default(),
+            };
+            for (name, value) in &out.headers {
+                record
+                    .headers
+                    .insert(StrBytes::from(name.clone()), value.clone());
+            }
+            record
         })
         .collect();
     let mut buf = BytesMut::new();
@@ -132,18 +162,21 @@ pub struct DecodedBatch {
     pub value_bytes: u64,
 }
 
-/// Decodes (and decompresses) one record batch from [`complete_batches`]; counts the data
-/// records at or after `from` (a fetch may start inside a batch; control records are not
-/// data).
-pub fn decode_batch(mut batch: Bytes, from: i64) -> Result<DecodedBatch, RecordError> {
+fn decode_set(mut batch: Bytes) -> Result<Vec<Record>, RecordError> {
     let base_offset = batch.clone().get_i64();
     let set = RecordBatchDecoder::decode(&mut batch).map_err(|err| RecordError::Decode {
         base_offset,
         reason: format!("{err:#}"),
     })?;
+    Ok(set.records)
+}
+
+/// Decodes (and decompresses) one record batch from [`complete_batches`]; counts the data
+/// records at or after `from` (a fetch may start inside a batch; control records are not
+/// data).
+pub fn decode_batch(batch: Bytes, from: i64) -> Result<DecodedBatch, RecordError> {
     let mut decoded = DecodedBatch::default();
-    for record in set
-        .records
+    for record in decode_set(batch)?
         .iter()
         .filter(|r| !r.control && r.offset >= from)
     {
@@ -151,6 +184,35 @@ pub fn decode_batch(mut batch: Bytes, from: i64) -> Result<DecodedBatch, RecordE
         decoded.value_bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
     }
     Ok(decoded)
+}
+
+/// A consumed record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InRecord {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// The data records of one batch from [`complete_batches`] at or after `from`, decompressed.
+pub fn decode_records(batch: Bytes, from: i64) -> Result<Vec<InRecord>, RecordError> {
+    Ok(decode_set(batch)?
+        .into_iter()
+        .filter(|r| !r.control && r.offset >= from)
+        .map(|r| InRecord {
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: r.key,
+            value: r.value,
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect(),
+        })
+        .collect())
 }
 
 /// Creates `topic` with `partitions` partitions (replication factor -1: the broker's
@@ -161,36 +223,19 @@ pub async fn create_topic(
     partitions: i32,
     timeout: Duration,
 ) -> Result<(), ClientError> {
-    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    let response = connection
-        .send(|_| {
-            CreateTopicsRequest::default()
-                .with_topics(vec![
-                    CreatableTopic::default()
-                        .with_name(TopicName(StrBytes::from(topic.to_string())))
-                        .with_num_partitions(partitions)
-                        .with_replication_factor(-1),
-                ])
-                .with_timeout_ms(timeout_ms)
-        })
-        .await?;
-    let code = response
-        .topics
-        .first()
-        .map(|t| ErrorCode(t.error_code))
-        .ok_or_else(|| ClientError::BadResponse {
+    let new = NewTopic {
+        name: topic.to_string(),
+        partitions: Some(partitions),
+        ..NewTopic::default()
+    };
+    match topic_api::create_topic(connection, &new, false, timeout).await? {
+        Ok(()) => Ok(()),
+        Err(failure) => Err(ClientError::Kafka {
             addr: connection.addr().to_string(),
             api: ApiKey::CreateTopics,
-            reason: "no answer for the topic".to_string(),
-        })?;
-    if !code.is_ok() {
-        return Err(ClientError::Kafka {
-            addr: connection.addr().to_string(),
-            api: ApiKey::CreateTopics,
-            code,
-        });
+            code: failure.code,
+        }),
     }
-    Ok(())
 }
 
 /// Produces one encoded batch per entry of `batches` (partition, batch) with `acks=all`
@@ -201,6 +246,26 @@ pub async fn produce(
     batches: Vec<(i32, Bytes)>,
     timeout: Duration,
 ) -> Result<(), ClientError> {
+    for (_, result) in produce_partitions(connection, topic, batches, timeout).await? {
+        if let Err(code) = result {
+            return Err(ClientError::Kafka {
+                addr: connection.addr().to_string(),
+                api: ApiKey::Produce,
+                code,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Produces one encoded batch per entry of `batches` (partition, batch) with `acks=all`;
+/// per partition, the base offset the broker assigned or its error.
+pub async fn produce_partitions(
+    connection: &mut Connection,
+    topic: &str,
+    batches: Vec<(i32, Bytes)>,
+    timeout: Duration,
+) -> Result<Vec<(i32, Result<i64, ErrorCode>)>, ClientError> {
     let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     let partitions: Vec<i32> = batches.iter().map(|(p, _)| *p).collect();
     let partition_data = batches
@@ -228,24 +293,27 @@ pub async fn produce(
         .iter()
         .flat_map(|t| &t.partition_responses)
         .collect();
-    for partition in partitions {
-        let Some(answer) = answers.iter().find(|a| a.index == partition) else {
-            return Err(ClientError::BadResponse {
-                addr: connection.addr().to_string(),
-                api: ApiKey::Produce,
-                reason: format!("no answer for partition {partition}"),
-            });
-        };
-        let code = ErrorCode(answer.error_code);
-        if !code.is_ok() {
-            return Err(ClientError::Kafka {
-                addr: connection.addr().to_string(),
-                api: ApiKey::Produce,
-                code,
-            });
-        }
-    }
-    Ok(())
+    partitions
+        .into_iter()
+        .map(|partition| {
+            let Some(answer) = answers.iter().find(|a| a.index == partition) else {
+                return Err(ClientError::BadResponse {
+                    addr: connection.addr().to_string(),
+                    api: ApiKey::Produce,
+                    reason: format!("no answer for partition {partition}"),
+                });
+            };
+            let code = ErrorCode(answer.error_code);
+            Ok((
+                partition,
+                if code.is_ok() {
+                    Ok(answer.base_offset)
+                } else {
+                    Err(code)
+                },
+            ))
+        })
+        .collect()
 }
 
 /// How a consumer fetches.
@@ -273,6 +341,27 @@ pub async fn fetch(
     offset: i64,
     options: FetchOptions,
 ) -> Result<FetchedPartition, ClientError> {
+    let fetched = fetch_partitions(connection, topic, &[(partition, offset)], options).await?;
+    match fetched.into_iter().next() {
+        Some((_, Ok(data))) => Ok(data),
+        Some((_, Err(code))) => Err(ClientError::Kafka {
+            addr: connection.addr().to_string(),
+            api: ApiKey::Fetch,
+            code,
+        }),
+        None => unreachable!("fetch_partitions answers every partition asked"),
+    }
+}
+
+/// Fetches several partitions of `topic` (partition, offset) from one broker in one request
+/// (read uncommitted, no fetch session); per partition, its data or its error. `bytes_max`
+/// bounds each partition and the whole response.
+pub async fn fetch_partitions(
+    connection: &mut Connection,
+    topic: &str,
+    positions: &[(i32, i64)],
+    options: FetchOptions,
+) -> Result<Vec<(i32, Result<FetchedPartition, ErrorCode>)>, ClientError> {
     let max_wait_ms = i32::try_from(options.max_wait.as_millis()).unwrap_or(i32::MAX);
     let response = connection
         .send(|_| {
@@ -284,42 +373,56 @@ pub async fn fetch(
                 .with_topics(vec![
                     FetchTopic::default()
                         .with_topic(TopicName(StrBytes::from(topic.to_string())))
-                        .with_partitions(vec![
-                            FetchPartition::default()
-                                .with_partition(partition)
-                                .with_fetch_offset(offset)
-                                .with_partition_max_bytes(options.bytes_max),
-                        ]),
+                        .with_partitions(
+                            positions
+                                .iter()
+                                .map(|(partition, offset)| {
+                                    FetchPartition::default()
+                                        .with_partition(*partition)
+                                        .with_fetch_offset(*offset)
+                                        .with_partition_max_bytes(options.bytes_max)
+                                })
+                                .collect(),
+                        ),
                 ])
         })
         .await?;
-    let error = |code: i16| ClientError::Kafka {
-        addr: connection.addr().to_string(),
-        api: ApiKey::Fetch,
-        code: ErrorCode(code),
-    };
     if response.error_code != 0 {
-        return Err(error(response.error_code));
+        return Err(ClientError::Kafka {
+            addr: connection.addr().to_string(),
+            api: ApiKey::Fetch,
+            code: ErrorCode(response.error_code),
+        });
     }
-    let Some(data) = response
+    let mut answers: Vec<_> = response
         .responses
         .into_iter()
         .flat_map(|t| t.partitions)
-        .find(|p| p.partition_index == partition)
-    else {
-        return Err(ClientError::BadResponse {
-            addr: connection.addr().to_string(),
-            api: ApiKey::Fetch,
-            reason: format!("no answer for partition {partition}"),
-        });
-    };
-    if data.error_code != 0 {
-        return Err(error(data.error_code));
-    }
-    Ok(FetchedPartition {
-        high_watermark: data.high_watermark,
-        records: data.records.unwrap_or_default(),
-    })
+        .collect();
+    positions
+        .iter()
+        .map(|(partition, _)| {
+            let Some(idx) = answers.iter().position(|p| p.partition_index == *partition) else {
+                return Err(ClientError::BadResponse {
+                    addr: connection.addr().to_string(),
+                    api: ApiKey::Fetch,
+                    reason: format!("no answer for partition {partition}"),
+                });
+            };
+            let data = answers.swap_remove(idx);
+            Ok((
+                *partition,
+                if data.error_code != 0 {
+                    Err(ErrorCode(data.error_code))
+                } else {
+                    Ok(FetchedPartition {
+                        high_watermark: data.high_watermark,
+                        records: data.records.unwrap_or_default(),
+                    })
+                },
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -130,6 +130,14 @@ impl Partition {
         self.lock().leader_epoch
     }
 
+    /// Bytes of the partition's committed chunks in the object store (compressed), if this
+    /// broker leads it.
+    pub fn stored_bytes(&self) -> Option<u64> {
+        let state = self.lock();
+        (!state.fenced && !state.needs_reload)
+            .then(|| state.index.values().map(|e| e.byte_length).sum())
+    }
+
     /// Index entries needed to read from `offset`, at most `max_entries`.
     pub fn read_view(&self, offset: Offset, max_entries: usize) -> ReadView {
         let state = self.lock();

@@ -1,7 +1,8 @@
-//! Time and size retention (`retention.ms`, `retention.bytes`): on partition leaders, a
-//! periodic pass moves the log start past whole chunks that are too old or beyond the size
-//! limit, through `LogWriter::trim` (fenced like every commit). Index entries go at once;
-//! the objects they pointed at are left to garbage collection.
+//! Time and size retention (`retention.ms`, `retention.bytes`, for topics whose
+//! `cleanup.policy` includes `delete`): on partition leaders, a periodic pass moves the log
+//! start past whole chunks that are too old or beyond the size limit, through
+//! `LogWriter::trim` (fenced like every commit). Index entries go at once; the objects they
+//! pointed at are left to garbage collection. Each pass reads the topics' current configs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +69,9 @@ pub async fn run(ctx: Arc<BrokerCtx>, interval: Duration, shutdown: Cancellation
         for topic in topics.all() {
             let retention_ms = config_i64(&topic.config, "retention.ms");
             let retention_bytes = config_i64(&topic.config, "retention.bytes");
-            if retention_ms < 0 && retention_bytes < 0 {
+            if (retention_ms < 0 && retention_bytes < 0)
+                || !topic_config::retention_deletes(&topic.config)
+            {
                 continue;
             }
             for partition in &topic.partitions {

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use strato_metadata::model::{
     IndexEntry, LeaderRecord, PartitionStateRecord, RECORD_FORMAT_V1, TopicPartition, TopicRecord,
 };
-use strato_metadata::{LeaseId, MetadataError, MetadataStore, Txn, keys};
+use strato_metadata::{LeaseId, MetadataError, MetadataStore, Txn, Version, keys};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -17,6 +17,8 @@ use crate::cluster::ClusterView;
 
 use super::flush::now_ms;
 use super::partition::Partition;
+
+mod alter;
 
 /// Longest topic name, as in Kafka (`Topic.MAX_NAME_LENGTH`).
 pub const TOPIC_NAME_MAX_LEN: usize = 249;
@@ -43,6 +45,9 @@ pub struct Topic {
     pub name: String,
     pub topic_id: Uuid,
     pub config: BTreeMap<String, String>,
+    /// Version of the topic record this state comes from: a record is applied only if it
+    /// is newer, so a slow reader never undoes a later change.
+    pub record_version: Version,
     pub partitions: Vec<Arc<Partition>>,
 }
 
@@ -64,6 +69,27 @@ pub enum TopicError {
     InvalidName(String),
     #[error("invalid partition count {0}")]
     InvalidPartitions(i32),
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    /// CreatePartitions may only add partitions.
+    #[error(
+        "topic {topic:?} already has {current} partitions; partitions can only be added \
+         (asked for {requested})"
+    )]
+    PartitionsNotIncreased {
+        topic: String,
+        current: i32,
+        requested: i32,
+    },
+    /// A config change that is not allowed; the message says why.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// A malformed change request; the message says why.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The topic record kept changing under a read-modify-write.
+    #[error("topic {0:?} changed concurrently too often; try again")]
+    Contended(String),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
 }
@@ -139,8 +165,8 @@ impl TopicRegistry {
             let key = keys::topic(&topic.name);
             match self.meta.get(&key).await? {
                 Some(value) => {
-                    self.load(TopicRecord::decode(&key, &value.value)?, false)
-                        .await?;
+                    let record = TopicRecord::decode(&key, &value.value)?;
+                    self.load(record, value.version, false).await?;
                 }
                 None => {
                     // Deleted meanwhile (a later issue adds deletion): forget it.
@@ -255,9 +281,13 @@ impl TopicRegistry {
         for (key, value) in records {
             let record = TopicRecord::decode(&key, &value.value)?;
             let _guard = self.load_lock.lock().await;
-            if self.get(&record.name).is_none() {
-                self.load(record, false).await?;
-                loaded += 1;
+            match self.get(&record.name) {
+                None => {
+                    self.load(record, value.version, false).await?;
+                    loaded += 1;
+                }
+                // Altered through another broker: new configs or more partitions.
+                Some(_) => self.refresh(record, value.version).await?,
             }
         }
         Ok(loaded)
@@ -279,7 +309,7 @@ impl TopicRegistry {
             None => Ok(None),
             Some(value) => {
                 let record = TopicRecord::decode(&keys::topic(name), &value.value)?;
-                Ok(Some(self.load(record, false).await?))
+                Ok(Some(self.load(record, value.version, false).await?))
             }
         }
     }
@@ -319,22 +349,23 @@ impl TopicRegistry {
                 name: record.name,
                 topic_id: record.topic_id,
                 config: record.config,
+                record_version: 0,
                 partitions: Vec::new(),
             }));
         }
-        match self
+        let version = match self
             .meta
             .txn(Txn::new().when_version(&key, 0).put(&key, record.encode()))
             .await
         {
-            Ok(_) => {}
+            Ok(version) => version,
             Err(MetadataError::Conflict { .. }) => {
                 return Err(TopicError::AlreadyExists(name.to_string()));
             }
             Err(err) => return Err(err.into()),
-        }
+        };
         tracing::info!(topic = name, partitions, topic_id = %record.topic_id, "topic created");
-        Ok(self.load(record, true).await?)
+        Ok(self.load(record, version, true).await?)
     }
 
     /// Registers the topic, leading at once the partitions this broker should own that no
@@ -345,26 +376,53 @@ impl TopicRegistry {
     async fn load(
         &self,
         record: TopicRecord,
+        version: Version,
         acquire_now: bool,
     ) -> Result<Arc<Topic>, MetadataError> {
         let mut partitions = Vec::with_capacity(record.partitions as usize);
         for p in 0..record.partitions {
-            let tp = TopicPartition {
-                topic_id: record.topic_id,
-                partition: p,
-            };
-            let owned = self.cluster.partition_owner(tp) == self.broker_id;
-            let partition = if owned && (acquire_now || !self.held_by_other(tp).await?) {
+            partitions.push(Arc::new(
+                self.open_partition(&record, p, acquire_now).await?,
+            ));
+        }
+        Ok(self.install(record, version, partitions))
+    }
+
+    /// Partition `index` of the topic `record`: led at once if this broker should own it
+    /// and no other live broker holds it (or `acquire_now`), else left to `reconcile`.
+    async fn open_partition(
+        &self,
+        record: &TopicRecord,
+        index: i32,
+        acquire_now: bool,
+    ) -> Result<Partition, MetadataError> {
+        let tp = TopicPartition {
+            topic_id: record.topic_id,
+            partition: index,
+        };
+        let owned = self.cluster.partition_owner(tp) == self.broker_id;
+        Ok(
+            if owned && (acquire_now || !self.held_by_other(tp).await?) {
                 self.acquire(tp, &record.name).await?
             } else {
                 Partition::not_led(tp, record.name.clone())
-            };
-            partitions.push(Arc::new(partition));
-        }
+            },
+        )
+    }
+
+    /// Makes `record` (stored at `version`) with `partitions` the registered state of its
+    /// topic.
+    fn install(
+        &self,
+        record: TopicRecord,
+        version: Version,
+        partitions: Vec<Arc<Partition>>,
+    ) -> Arc<Topic> {
         let topic = Arc::new(Topic {
             name: record.name.clone(),
             topic_id: record.topic_id,
             config: record.config,
+            record_version: version,
             partitions,
         });
         self.by_id
@@ -375,7 +433,7 @@ impl TopicRegistry {
             .write()
             .expect("topics lock")
             .insert(record.name, topic.clone());
-        Ok(topic)
+        topic
     }
 
     /// Whether another live broker holds the leader key of `tp` (a hand-over to wait for).
@@ -506,6 +564,7 @@ impl TopicRegistry {
             name: current.name.clone(),
             topic_id,
             config: current.config.clone(),
+            record_version: current.record_version,
             partitions,
         });
         by_id.insert(topic_id, topic.clone());
@@ -631,16 +690,43 @@ impl TopicRegistry {
     ) {
         let mut interval = tokio::time::interval(RECONCILE_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut topic_events = None;
         loop {
+            if topic_events.is_none() {
+                // Without a watch, topic changes made through other brokers still arrive
+                // with the next interval.
+                topic_events = match self.meta.watch(keys::TOPICS_PREFIX).await {
+                    Ok(events) => Some(events),
+                    Err(err) => {
+                        tracing::warn!("failed to watch topics, will retry: {err:#}");
+                        None
+                    }
+                };
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 changed = changes.changed() => if changed.is_err() { return },
                 _ = interval.tick() => {}
+                event = next_event(&mut topic_events) => match event {
+                    // One pass covers a burst of changes.
+                    Some(_) => while topic_events.as_mut().is_some_and(|rx| rx.try_recv().is_ok()) {},
+                    None => topic_events = None,
+                },
             }
             if let Err(err) = self.load_all().await {
                 tracing::warn!("failed to load new topics: {err:#}");
             }
             self.reconcile().await;
         }
+    }
+}
+
+/// The next event of an open watch; never, without one.
+async fn next_event(
+    events: &mut Option<tokio::sync::mpsc::Receiver<strato_metadata::WatchEvent>>,
+) -> Option<strato_metadata::WatchEvent> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
     }
 }

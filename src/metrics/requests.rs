@@ -266,6 +266,27 @@ fn error_codes(body: &ResponseKind, f: &mut impl FnMut(i16)) {
         ResponseKind::DescribeGroups(r) => r.groups.iter().for_each(|g| f(g.error_code)),
         ResponseKind::ListGroups(r) => f(r.error_code),
         ResponseKind::DeleteGroups(r) => r.results.iter().for_each(|g| f(g.error_code)),
+        ResponseKind::CreatePartitions(r) => r.results.iter().for_each(|t| f(t.error_code)),
+        ResponseKind::AlterConfigs(r) => r.responses.iter().for_each(|c| f(c.error_code)),
+        ResponseKind::IncrementalAlterConfigs(r) => {
+            r.responses.iter().for_each(|c| f(c.error_code));
+        }
+        ResponseKind::DescribeLogDirs(r) => {
+            f(r.error_code);
+            r.results.iter().for_each(|d| f(d.error_code));
+        }
+        ResponseKind::ElectLeaders(r) => {
+            f(r.error_code);
+            r.replica_election_results
+                .iter()
+                .flat_map(|t| &t.partition_result)
+                .for_each(|p| f(p.error_code));
+        }
+        ResponseKind::DescribeProducers(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| f(p.error_code)),
         // Nothing else is served (`protocol::SUPPORTED_APIS`).
         _ => {}
     }
