@@ -30,42 +30,75 @@ const ENTRIES_PER_STEP_MIN: usize = 4;
 /// zstd level of compacted chunks: they are written once and read many times.
 const ZSTD_LEVEL: i32 = 3;
 
+/// Newest index entries left out of compaction (the tail is hot in the cache and still
+/// growing).
+pub const KEEP_NEWEST: usize = 2;
+
 /// The next run of index entries to merge: consecutive entries, each smaller than
 /// `target_bytes / 2` (a bigger chunk is already "compacted enough"), together at most
 /// `target_bytes` uncompressed, at least [`ENTRIES_PER_STEP_MIN`] of them; the newest
-/// `keep_newest` entries are left alone (the tail is hot in the cache and still growing).
+/// `keep_newest` entries are left alone.
 pub fn plan(
     entries: &[IndexEntry],
     target_bytes: u64,
     keep_newest: usize,
 ) -> Option<Vec<IndexEntry>> {
+    runs(entries, target_bytes, keep_newest)
+        .first()
+        .map(|run| entries[run.clone()].to_vec())
+}
+
+/// Every run [`plan`] would pick, one after another, as index ranges of `entries`.
+pub fn runs(
+    entries: &[IndexEntry],
+    target_bytes: u64,
+    keep_newest: usize,
+) -> Vec<std::ops::Range<usize>> {
     let candidates = &entries[..entries.len().saturating_sub(keep_newest)];
     let small = target_bytes / 2;
-    let mut run: Vec<IndexEntry> = Vec::new();
+    let mut runs = Vec::new();
+    let mut run = 0..0;
     let mut run_bytes = 0u64;
-    for entry in candidates {
+    for (at, entry) in candidates.iter().enumerate() {
         let fits = entry.uncompressed_length < small
             && run_bytes + entry.uncompressed_length <= target_bytes
             && run.len() < ENTRIES_PER_STEP_MAX
-            && run
-                .last()
-                .is_none_or(|last| last.last_offset + 1 == entry.base_offset);
+            && (run.is_empty() || candidates[run.end - 1].last_offset + 1 == entry.base_offset);
         if fits {
+            if run.is_empty() {
+                run = at..at;
+            }
             run_bytes += entry.uncompressed_length;
-            run.push(entry.clone());
+            run.end = at + 1;
             continue;
         }
         if run.len() >= ENTRIES_PER_STEP_MIN {
-            return Some(run);
+            runs.push(run.clone());
         }
-        run.clear();
+        run = at..at;
         run_bytes = 0;
         if entry.uncompressed_length < small {
             run_bytes = entry.uncompressed_length;
-            run.push(entry.clone());
+            run.end = at + 1;
         }
     }
-    (run.len() >= ENTRIES_PER_STEP_MIN).then_some(run)
+    if run.len() >= ENTRIES_PER_STEP_MIN {
+        runs.push(run);
+    }
+    runs
+}
+
+/// Compaction's backlog in `entries`: how many entries are in runs it would merge, and when
+/// the oldest of them was written (from its object key; `None` when there is nothing to do).
+pub fn backlog(entries: &[IndexEntry], target_bytes: u64) -> (usize, Option<u64>) {
+    let runs = runs(entries, target_bytes, KEEP_NEWEST);
+    let pending = runs.iter().map(|run| run.len()).sum();
+    let oldest = runs
+        .iter()
+        .flat_map(|run| &entries[run.clone()])
+        .filter_map(|entry| strato_tiering::keys::segment_created_ms(&entry.object))
+        .min();
+    (pending, oldest)
 }
 
 /// Merges `run` into one chunk in a new object and swaps the index entries. Returns false
@@ -148,8 +181,6 @@ pub async fn run(
     frame_bytes: u64,
     shutdown: CancellationToken,
 ) {
-    /// Newest index entries left out of compaction.
-    const KEEP_NEWEST: usize = 2;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -252,5 +283,32 @@ mod tests {
             plan(&many, u64::MAX, 0).unwrap().len(),
             ENTRIES_PER_STEP_MAX
         );
+    }
+
+    #[test]
+    fn the_backlog_counts_every_run_and_dates_the_oldest_entry() {
+        let mut entries: Vec<IndexEntry> =
+            (0..10).map(|i| entry(i * 10, i * 10 + 9, 100)).collect();
+        assert_eq!(
+            backlog(&entries, 10_000),
+            (8, None),
+            "keys without a ULID have no date"
+        );
+        let keys: Vec<String> = (0..10)
+            .map(|_| strato_tiering::keys::new_segment_key())
+            .collect();
+        for (entry, key) in entries.iter_mut().zip(&keys) {
+            entry.object = key.clone();
+        }
+        let oldest = keys[..8]
+            .iter()
+            .filter_map(|k| strato_tiering::keys::segment_created_ms(k))
+            .min();
+        assert!(oldest.is_some());
+        // Two runs of four under a target of 450 bytes: both count.
+        assert_eq!(runs(&entries, 450, KEEP_NEWEST), vec![0..4, 4..8]);
+        assert_eq!(backlog(&entries, 450), (8, oldest));
+        // Nothing to merge: no backlog.
+        assert_eq!(backlog(&entries[..5], 10_000), (0, None));
     }
 }

@@ -239,23 +239,65 @@ fn render_metadata(out: &mut Encoder, timings: &MetadataTimings) {
 fn render_partitions(out: &mut Encoder, ctx: &BrokerCtx) {
     let topics = ctx.topics.all();
     let (mut led, mut fenced, mut index_entries) = (0u64, 0u64, 0u64);
-    // Per topic, over the partitions led here: (index entries, bytes in the object store).
-    let mut per_topic: Vec<(&str, u64, u64)> = Vec::with_capacity(topics.len());
+    // Compaction's backlog over the partitions led here: entries it would merge, and when
+    // the oldest of them was written.
+    let (mut backlog_entries, mut backlog_oldest_ms) = (0u64, None::<u64>);
+    // Per topic, over the partitions led here: (index entries, bytes in the object store,
+    // objects referenced).
+    let mut per_topic: Vec<(&str, u64, u64, u64)> = Vec::with_capacity(topics.len());
     for topic in &topics {
         let (mut topic_entries, mut topic_bytes) = (0u64, 0u64);
+        let mut objects: std::collections::HashSet<String> = std::collections::HashSet::new();
         for partition in &topic.partitions {
             let state = partition.lock();
             if state.fenced || state.needs_reload {
                 fenced += 1;
-            } else {
-                led += 1;
-                topic_entries += state.index.len() as u64;
-                topic_bytes += state.index.values().map(|e| e.byte_length).sum::<u64>();
+                continue;
             }
+            led += 1;
+            topic_entries += state.index.len() as u64;
+            topic_bytes += state.index.values().map(|e| e.byte_length).sum::<u64>();
+            for entry in state.index.values() {
+                if !objects.contains(&entry.object) {
+                    objects.insert(entry.object.clone());
+                }
+            }
+            let entries: Vec<_> = state.index.values().cloned().collect();
+            drop(state);
+            let (pending, oldest) =
+                crate::log::compaction::backlog(&entries, ctx.config.compaction_target_bytes);
+            backlog_entries += pending as u64;
+            backlog_oldest_ms = match (backlog_oldest_ms, oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         index_entries += topic_entries;
-        per_topic.push((topic.name.as_str(), topic_entries, topic_bytes));
+        per_topic.push((
+            topic.name.as_str(),
+            topic_entries,
+            topic_bytes,
+            objects.len() as u64,
+        ));
     }
+    let lag_seconds = backlog_oldest_ms.map_or(0, |oldest| {
+        u64::try_from(crate::log::flush::now_ms())
+            .unwrap_or(0)
+            .saturating_sub(oldest)
+            / 1000
+    });
+    out.simple(
+        "strato_compaction_backlog_entries",
+        "gauge",
+        "Index entries that compaction would still merge, over the partitions this broker leads.",
+        &[(&[], backlog_entries)],
+    );
+    out.simple(
+        "strato_compaction_lag_seconds",
+        "gauge",
+        "Age of the oldest chunk compaction would still merge (0: nothing to merge), over the partitions this broker leads.",
+        &[(&[], lag_seconds)],
+    );
     out.simple(
         "strato_partitions",
         "gauge",
@@ -275,14 +317,23 @@ fn render_partitions(out: &mut Encoder, ctx: &BrokerCtx) {
         "topic",
         per_topic
             .iter()
-            .map(|(topic, entries, _)| (*topic, *entries)),
+            .map(|(topic, entries, _, _)| (*topic, *entries)),
     );
     out.labelled(
         "strato_topic_stored_bytes",
         "gauge",
         "Bytes in the object store per topic (compressed chunks), over the partitions this broker leads.",
         "topic",
-        per_topic.iter().map(|(topic, _, bytes)| (*topic, *bytes)),
+        per_topic.iter().map(|(topic, _, bytes, _)| (*topic, *bytes)),
+    );
+    out.labelled(
+        "strato_topic_objects",
+        "gauge",
+        "Segment objects referenced per topic, over the partitions this broker leads.",
+        "topic",
+        per_topic
+            .iter()
+            .map(|(topic, _, _, objects)| (*topic, *objects)),
     );
     out.simple(
         "strato_topics",
