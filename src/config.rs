@@ -270,6 +270,9 @@ pub struct SegmentDumpArgs {
     /// Data directory whose object store is used when --object-store is not given.
     #[arg(long, env = "STRATO_DATA_DIR", default_value = "./strato-data")]
     pub data_dir: PathBuf,
+    /// Lines for people, or one JSON document for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]

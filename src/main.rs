@@ -31,7 +31,7 @@ fn run() -> anyhow::Result<()> {
                 tokio::spawn(signal_shutdown(shutdown.clone()));
                 strato::server::run(config, shutdown).await
             }
-            Command::Segment(SegmentCommand::Dump(args)) => segment_dump(args).await,
+            Command::Segment(SegmentCommand::Dump(args)) => strato::cli::segment::dump(args).await,
             Command::Group(command) => strato::cli::group::run(command).await,
             Command::Bench(command) => strato::cli::bench::run(command).await,
             Command::Cluster(strato::config::ClusterCommand::Status(args)) => {
@@ -70,32 +70,4 @@ async fn signal_shutdown(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
     shutdown.cancel();
-}
-
-async fn segment_dump(args: strato::config::SegmentDumpArgs) -> anyhow::Result<()> {
-    let path = std::path::Path::new(&args.object);
-    let bytes = if path.is_file() {
-        std::fs::read(path).with_context(|| format!("read {}", path.display()))?
-    } else {
-        let url = args.object_store.clone().unwrap_or_else(|| {
-            let dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
-            format!("file://{}", dir.join("objects").display())
-        });
-        let options = strato_tiering::store::StoreOptions {
-            s3_endpoint: args.s3_endpoint.clone(),
-        };
-        let store = strato_tiering::store::open_object_store(&url, &options)?;
-        let tier = strato_tiering::Tier::new(
-            store,
-            strato_tiering::cache::ChunkCache::disabled(),
-            Default::default(),
-        );
-        tier.read_object(&args.object)
-            .await
-            .with_context(|| format!("read object {}", args.object))?
-            .to_vec()
-    };
-    let dump = strato_tiering::segment::dump_segment(&bytes).context("decode segment")?;
-    print!("{dump}");
-    Ok(())
 }

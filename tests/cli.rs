@@ -138,6 +138,26 @@ fn segment_dump_decodes_what_the_broker_wrote() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // JSON for scripts: the same record count, batch by batch.
+    let mut json_records = 0u64;
+    for file in &files {
+        let out = strato(&[
+            "segment",
+            "dump",
+            "--output",
+            "json",
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success());
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        for chunk in doc["chunks"].as_array().expect("chunks") {
+            for batch in chunk["batches"].as_array().expect("batches") {
+                json_records += batch["records"].as_u64().expect("records");
+            }
+        }
+    }
+    assert_eq!(json_records, 50);
+
     let damaged = dir.path().join("damaged.seg");
     let bytes = std::fs::read(&files[0]).unwrap();
     std::fs::write(&damaged, &bytes[..bytes.len() - 5]).unwrap();

@@ -15,6 +15,7 @@ pub mod group_reset;
 pub mod kafka_client;
 pub mod produce;
 pub mod record_api;
+pub mod segment;
 pub mod table;
 pub mod topic;
 pub mod topic_api;

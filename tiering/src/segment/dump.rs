@@ -8,6 +8,7 @@ use std::fmt;
 use super::SegmentError;
 use super::format::{ChunkMeta, ExpectedChunk};
 use super::reader::{decode_chunk, parse_segment_footer};
+use super::seek::{FrameMeta, decode_seek_table};
 use crate::batch::{BatchHeader, iter_batches};
 
 /// Everything a segment object says about itself.
@@ -21,6 +22,9 @@ pub struct SegmentDump {
 #[derive(Debug)]
 pub struct ChunkDump {
     pub meta: ChunkMeta,
+    /// A seekable chunk's frames (from its seek table), or why the table is unreadable;
+    /// `None` for a chunk of one frame.
+    pub frames: Option<Result<Vec<FrameMeta>, SegmentError>>,
     /// The chunk's batch headers, or why it could not be decoded.
     pub batches: Result<Vec<BatchHeader>, SegmentError>,
 }
@@ -42,7 +46,15 @@ pub fn dump_segment(object: &[u8]) -> Result<SegmentDump, SegmentError> {
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(|err| SegmentError::corrupt(err.to_string()))
                 });
-            ChunkDump { meta, batches }
+            let frames = (meta.seek_table_length > 0).then(|| {
+                let table = &object[end - meta.seek_table_length as usize..end];
+                decode_seek_table(table, &meta.to_index_entry(""))
+            });
+            ChunkDump {
+                meta,
+                frames,
+                batches,
+            }
         })
         .collect();
     Ok(SegmentDump {
@@ -75,6 +87,26 @@ impl fmt::Display for SegmentDump {
                 meta.byte_length,
                 meta.uncompressed_length,
             )?;
+            match &chunk.frames {
+                None => {}
+                Some(Ok(frames)) => {
+                    for (index, frame) in frames.iter().enumerate() {
+                        writeln!(
+                            f,
+                            "  frame {index}: offsets {}..={} records {} max_ts {} bytes +{}+{} \
+                             uncompressed {}",
+                            frame.base_offset,
+                            frame.last_offset,
+                            frame.record_count,
+                            frame.max_timestamp,
+                            frame.byte_offset,
+                            frame.byte_length,
+                            frame.uncompressed_length,
+                        )?;
+                    }
+                }
+                Some(Err(err)) => writeln!(f, "  seek table error: {err}")?,
+            }
             match &chunk.batches {
                 Ok(batches) => {
                     for batch in batches {
@@ -146,5 +178,26 @@ mod tests {
         assert!(dump.chunks[0].batches.is_err());
         assert!(dump.chunks[1].batches.is_ok());
         assert!(dump.to_string().contains("error: corrupt segment"));
+    }
+
+    #[test]
+    fn dump_lists_the_frames_of_a_seekable_chunk() {
+        let batches: Vec<Bytes> = (0..6)
+            .map(|i| Bytes::from(simple_batch(i * 2, 2)))
+            .collect();
+        let mut builder = SegmentBuilder::new(3).with_frames(batches[0].len() as u64 * 3);
+        builder.add_chunk(
+            TopicPartition {
+                topic_id: Uuid::nil(),
+                partition: 0,
+            },
+            &batches,
+        );
+        let dump = dump_segment(&builder.finish().unwrap().bytes).unwrap();
+        let frames = dump.chunks[0].frames.as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(frames.len(), 2);
+        assert_eq!(dump.chunks[0].batches.as_ref().unwrap().len(), 6);
+        let text = dump.to_string();
+        assert!(text.contains("frame 1: offsets 6..=11 records 6"), "{text}");
     }
 }
