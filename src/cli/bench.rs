@@ -319,6 +319,7 @@ async fn write_topic(
     let compression = compression(config.compression);
     let next_batch = AtomicU64::new(0);
     let totals = Totals::default();
+    let progress = progress_bar("write", records);
     let started = Instant::now();
     let workers = (0..PRODUCE_REQUESTS_IN_FLIGHT).map(|_| async {
         // One connection per leader, opened on first use.
@@ -353,9 +354,11 @@ async fn write_topic(
             .await
             .with_context(|| format!("produce to partition {partition}"))?;
             totals.add(count, count * value_bytes as u64, wire_bytes);
+            progress.inc(count);
         }
     });
     futures::future::try_join_all(workers).await?;
+    progress.finish_and_clear();
     Ok(totals.throughput(started.elapsed()))
 }
 
@@ -397,6 +400,24 @@ fn bench_values(batch_idx: u64, count: u64, value_bytes: usize) -> Vec<Bytes> {
             Bytes::from(value)
         })
         .collect()
+}
+
+/// A progress bar of `records` on standard error; indicatif hides it when standard error is
+/// not a terminal (scripts, `--output json` piped, tests).
+fn progress_bar(phase: &'static str, records: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(records),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>6} [{bar:40}] {human_pos}/{human_len} records ({percent}%), eta {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(phase);
+    bar
 }
 
 /// Counters shared by concurrent producers.
@@ -443,13 +464,16 @@ async fn replay_topic(bootstrap: &str, topic: &str) -> anyhow::Result<(Throughpu
         plans.push((leaders[&tp.partition].clone(), tp.partition, start, end));
     }
     let totals = Totals::default();
+    let records: i64 = plans.iter().map(|(_, _, start, end)| end - start).sum();
+    let progress = progress_bar("replay", u64::try_from(records).unwrap_or(0));
     let started = Instant::now();
     futures::stream::iter(plans)
         .map(|(addr, partition, start, end)| {
             let totals = &totals;
+            let progress = progress.clone();
             async move {
                 let (decoded, wire_bytes) =
-                    replay_partition(&addr, topic, partition, start, end, options)
+                    replay_partition(&addr, topic, partition, start, end, options, progress)
                         .await
                         .with_context(|| format!("replay partition {partition}"))?;
                 totals.add(decoded.records, decoded.value_bytes, wire_bytes);
@@ -459,6 +483,7 @@ async fn replay_topic(bootstrap: &str, topic: &str) -> anyhow::Result<(Throughpu
         .buffer_unordered(REPLAY_PARTITIONS_CONCURRENT_MAX)
         .try_collect::<Vec<()>>()
         .await?;
+    progress.finish_and_clear();
     Ok((totals.throughput(started.elapsed()), tps.len()))
 }
 
@@ -472,6 +497,7 @@ async fn replay_partition(
     start: i64,
     end: i64,
     options: ClientOptions,
+    progress: indicatif::ProgressBar,
 ) -> anyhow::Result<(DecodedBatch, u64)> {
     let mut connection = Connection::connect(addr, options).await?;
     let fetch_options = FetchOptions {
@@ -525,6 +551,7 @@ async fn replay_partition(
             .context("decode record batches")??;
             decoded.records += part.records;
             decoded.value_bytes += part.value_bytes;
+            progress.inc(part.records);
         }
         anyhow::Ok(decoded)
     };
