@@ -336,11 +336,16 @@ async fn plan_spans(
         demand: 0,
     };
     'entries: for entry in entries {
-        let spans = ctx
-            .tier
-            .spans(entry, fetch_offset)
-            .await
-            .map_err(|err| (entry.object.clone(), err))?;
+        let spans = match ctx.tier.spans(entry, fetch_offset).await {
+            Ok(spans) => spans,
+            // A seek table that cannot be read fails the fetch only when nothing before it
+            // can be served.
+            Err(err) if plan.spans.is_empty() => return Err((entry.object.clone(), err)),
+            Err(err) => {
+                tracing::warn!(object = %entry.object, "failed to read a seek table: {err:#}");
+                break;
+            }
+        };
         for span in spans {
             let length = span.uncompressed_length() as usize;
             if demand_planned < serve_bytes {
