@@ -567,6 +567,12 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_GROUP_MAX_SIZE", default_value_t = 1_000)]
     pub group_max_size: usize,
 
+    /// Most consumer groups with members that this broker coordinates at once; a JoinGroup
+    /// that would start one more gets COORDINATOR_NOT_AVAILABLE (clients retry) until one
+    /// empties. Bounds the coordinator's memory (Strato's own setting)
+    #[arg(long, env = "STRATO_GROUP_MAX_GROUPS", default_value_t = 100_000)]
+    pub group_max_groups: usize,
+
     /// How long an idempotent producer's state is kept after its last write (Kafka
     /// `producer.id.expiration.ms`); a producer that writes again later starts afresh.
     #[arg(
@@ -849,11 +855,15 @@ impl ServeArgs {
         if !(1..=100_000).contains(&self.group_max_size) {
             bail!("--group-max-size must be between 1 and 100000");
         }
+        if !(1..=10_000_000).contains(&self.group_max_groups) {
+            bail!("--group-max-groups must be between 1 and 10000000");
+        }
         let group_limits = crate::group::state::GroupLimits {
             min_session_timeout: Duration::from_millis(self.group_min_session_timeout_ms),
             max_session_timeout: Duration::from_millis(self.group_max_session_timeout_ms),
             initial_rebalance_delay: Duration::from_millis(self.group_initial_rebalance_delay_ms),
             max_members: self.group_max_size,
+            max_groups: self.group_max_groups,
             max_member_metadata_bytes: GROUP_MEMBER_METADATA_BYTES_MAX,
         };
         let advertised_address = match &self.advertised_address {

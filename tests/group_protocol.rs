@@ -516,3 +516,39 @@ fn static_members_are_replaced_and_the_old_incarnation_fenced() {
         code(ResponseError::UnknownMemberId)
     );
 }
+
+/// Goal: the coordinator holds at most `--group-max-groups` groups; a JoinGroup that would
+/// start one more is answered COORDINATOR_NOT_AVAILABLE (retriable) and counted, and is let
+/// in once a group empties. Method: raw JoinGroup v3 (member ids given at once) into groups
+/// a and b with a limit of 2, then c; a's member leaves; c again.
+#[test]
+fn the_number_of_groups_in_memory_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = BROKER_ARGS.to_vec();
+    args.extend(["--group-max-groups", "2"]);
+    let broker = Broker::start(dir.path(), &args);
+    create_topic(&broker, "topic-a");
+    let mut conn = Conn::new(&broker);
+    let a = conn.join(3, join_request("a", "", None));
+    assert_eq!(a.error_code, 0);
+    assert_eq!(conn.join(3, join_request("b", "", None)).error_code, 0);
+    assert_eq!(
+        conn.join(3, join_request("c", "", None)).error_code,
+        code(ResponseError::CoordinatorNotAvailable)
+    );
+    assert_eq!(
+        broker.metric("strato_consumer_group_joins_refused_total"),
+        1.0
+    );
+    assert_eq!(broker.metric("strato_consumer_groups"), 2.0);
+
+    let left: LeaveGroupResponse = conn.call(
+        ApiKey::LeaveGroup,
+        0,
+        &LeaveGroupRequest::default()
+            .with_group_id(GroupId(s("a")))
+            .with_member_id(a.member_id.clone()),
+    );
+    assert_eq!(left.error_code, 0);
+    assert_eq!(conn.join(3, join_request("c", "", None)).error_code, 0);
+}

@@ -39,6 +39,8 @@ pub struct GroupCoordinator {
     known_markers: Mutex<HashMap<String, Option<String>>>,
     /// Rebalances completed by any group since start (groups leave memory; this stays).
     rebalances_total: AtomicU64,
+    /// JoinGroups refused because `max_groups` groups were in memory.
+    refused_joins: AtomicU64,
 }
 
 /// Counts for metrics.
@@ -49,6 +51,8 @@ pub struct GroupStats {
     pub members: u64,
     /// Completed rebalances since the broker started.
     pub rebalances: u64,
+    /// JoinGroups refused since start because the coordinator held `max_groups` groups.
+    pub refused_joins: u64,
 }
 
 impl GroupCoordinator {
@@ -64,6 +68,7 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             known_markers: Mutex::new(HashMap::new()),
             rebalances_total: AtomicU64::new(0),
+            refused_joins: AtomicU64::new(0),
         }
     }
 
@@ -83,13 +88,41 @@ impl GroupCoordinator {
     /// Runs `f` on the group's in-memory state (created empty if absent) and drops the group
     /// from memory again if it ends up idle.
     pub fn with_group<R>(&self, group_id: &str, f: impl FnOnce(&mut Group) -> R) -> R {
+        self.with_group_within(group_id, usize::MAX, f)
+            .expect("no limit on groups")
+    }
+
+    /// [`Self::with_group`] for JoinGroup: a group not in memory is only created while this
+    /// coordinator holds fewer than `max_groups`; `None` (and counted) otherwise.
+    pub fn with_joinable_group<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&mut Group) -> R,
+    ) -> Option<R> {
+        let result = self.with_group_within(group_id, self.limits.max_groups, f);
+        if result.is_none() {
+            self.refused_joins.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn with_group_within<R>(
+        &self,
+        group_id: &str,
+        max_groups: usize,
+        f: impl FnOnce(&mut Group) -> R,
+    ) -> Option<R> {
         let group = {
             let mut groups = self.groups.lock().expect("group map lock poisoned");
-            Arc::clone(
-                groups
-                    .entry(group_id.to_string())
-                    .or_insert_with(|| Arc::new(Mutex::new(Group::new(group_id)))),
-            )
+            match groups.get(group_id) {
+                Some(group) => Arc::clone(group),
+                None if groups.len() >= max_groups => return None,
+                None => {
+                    let group = Arc::new(Mutex::new(Group::new(group_id)));
+                    groups.insert(group_id.to_string(), Arc::clone(&group));
+                    group
+                }
+            }
         };
         let (result, idle) = {
             let mut state = group.lock().expect("group lock poisoned");
@@ -102,7 +135,7 @@ impl GroupCoordinator {
         if idle {
             self.forget_if_idle(group_id);
         }
-        result
+        Some(result)
     }
 
     /// The group's in-memory state if it has any (members or a rebalance in progress).
@@ -160,6 +193,7 @@ impl GroupCoordinator {
             stats.members += g.member_count() as u64;
         }
         stats.rebalances = self.rebalances_total.load(Ordering::Relaxed);
+        stats.refused_joins = self.refused_joins.load(Ordering::Relaxed);
         stats
     }
 

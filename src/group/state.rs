@@ -27,6 +27,9 @@ pub struct GroupLimits {
     pub initial_rebalance_delay: Duration,
     /// Kafka `group.max.size`.
     pub max_members: usize,
+    /// Groups one coordinator holds in memory at most (Strato's own bound; Kafka has none):
+    /// a JoinGroup that would create one more is answered COORDINATOR_NOT_AVAILABLE.
+    pub max_groups: usize,
     /// Bytes of protocol metadata one member may send in a JoinGroup, and of the assignment
     /// it may be given, so a group's memory is bounded by `max_members` times these.
     pub max_member_metadata_bytes: usize,
@@ -1090,6 +1093,7 @@ mod tests {
             max_session_timeout: Duration::from_secs(60),
             initial_rebalance_delay: Duration::from_secs(3),
             max_members: 4,
+            max_groups: 10,
             max_member_metadata_bytes: 1024,
         }
     }

@@ -402,4 +402,10 @@ fn render_cluster(out: &mut Encoder, ctx: &BrokerCtx) {
         "Consumer group rebalances completed (a new generation) since start.",
         &[(&[], groups.rebalances)],
     );
+    out.simple(
+        "strato_consumer_group_joins_refused_total",
+        "counter",
+        "JoinGroups answered COORDINATOR_NOT_AVAILABLE because this coordinator held --group-max-groups groups.",
+        &[(&[], groups.refused_joins)],
+    );
 }

@@ -116,9 +116,17 @@ pub(in crate::broker) fn join(
         require_known_member_id: version >= 4,
     };
     let member_id = request.member_id.clone();
-    let answer = ctx.groups.with_group(&group_id, |g| {
+    let Some(answer) = ctx.groups.with_joinable_group(&group_id, |g| {
         g.join(request, Instant::now(), ctx.groups.limits())
-    });
+    }) else {
+        // The coordinator holds `--group-max-groups` groups: clients retry after a backoff.
+        tracing::debug!(group = %group_id, "JoinGroup refused: too many groups in memory");
+        return Reply::Now(Some(Box::new(ResponseKind::JoinGroup(join_error(
+            error::code(ResponseError::CoordinatorNotAvailable),
+            &member_id,
+            version,
+        )))));
+    };
     match answer {
         Answer::Now(result) => Reply::Now(Some(Box::new(ResponseKind::JoinGroup(join_response(
             result, version,
