@@ -337,6 +337,11 @@ pub struct BenchReplayArgs {
     /// `--serve-arg=--cache-memory-bytes=67108864`.
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     pub serve_arg: Vec<String>,
+    /// Before the replay, run a broker that compacts every second until nothing is left to
+    /// merge: the replay then reads what a topic that has been up a while holds (big
+    /// per-partition chunks, read frame by frame) rather than one small chunk per flush.
+    #[arg(long)]
+    pub compact: bool,
     /// Aligned columns for people, or JSON for scripts.
     #[arg(long, value_enum, default_value = "table")]
     pub output: OutputFormat,
@@ -357,6 +362,8 @@ pub struct BenchReplayConfig {
     pub s3_latency: Option<(String, Duration)>,
     pub data_dir: Option<PathBuf>,
     pub serve_args: Vec<String>,
+    /// Compact the topic fully before the replay.
+    pub compact: bool,
     pub output: OutputFormat,
 }
 
@@ -433,6 +440,7 @@ impl BenchReplayArgs {
             s3_latency,
             data_dir: self.data_dir.clone(),
             serve_args: self.serve_arg.clone(),
+            compact: self.compact,
             output: self.output,
         })
     }

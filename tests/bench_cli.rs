@@ -40,14 +40,11 @@ fn wait_or_stop(child: &mut Child, deadline: Duration) -> std::process::ExitStat
     panic!("strato bench replay ignored SIGTERM; killed it (its broker may be left running)");
 }
 
-/// Goal: the report describes a cold replay of exactly what was written. Method: run
-/// `strato bench replay --size-mib 4 --output json` and check its JSON: every record and
-/// value byte written is replayed, the broker went to the object store (its cache was
-/// dropped by the restart), and peak memory was measured.
-#[test]
-fn bench_replay_reports_a_cold_replay_of_what_it_wrote() {
+/// Runs `strato bench replay` with `args` and `--output json`; its JSON report.
+fn bench_json(args: &[&str]) -> serde_json::Value {
     let mut child = strato()
-        .args(["bench", "replay", "--size-mib", "4", "--output", "json"])
+        .args(["bench", "replay", "--output", "json"])
+        .args(args)
         .env_remove("STRATO_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -69,7 +66,16 @@ fn bench_replay_reports_a_cold_replay_of_what_it_wrote() {
     let status = wait_or_stop(&mut child, RUN_DEADLINE);
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
     assert!(status.success(), "{status}\nstdout:\n{out}\nstderr:\n{err}");
-    let report: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
+    serde_json::from_str(&out).expect("one JSON document")
+}
+
+/// Goal: the report describes a cold replay of exactly what was written. Method: run
+/// `strato bench replay --size-mib 4 --output json` and check its JSON: every record and
+/// value byte written is replayed, the broker went to the object store (its cache was
+/// dropped by the restart), and peak memory was measured.
+#[test]
+fn bench_replay_reports_a_cold_replay_of_what_it_wrote() {
+    let report = bench_json(&["--size-mib", "4"]);
 
     assert_eq!(report["partitions"], 3);
     assert_eq!(report["compression"], "lz4");
@@ -101,6 +107,28 @@ fn bench_replay_reports_a_cold_replay_of_what_it_wrote() {
     );
     assert!(
         write["broker_peak_rss_bytes"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+}
+
+/// Goal: `--compact` replays a compacted topic. Method: 64 MiB (128 produce requests of one
+/// 512 KiB batch: a few dozen flushes, so about a dozen chunks per partition) with a 16 MiB
+/// compaction target; the report shows fewer index entries
+/// after compaction than before, and the replay still returns every record written.
+#[test]
+fn bench_replay_compacts_before_replaying_when_asked() {
+    let report = bench_json(&[
+        "--size-mib",
+        "64",
+        "--compact",
+        "--serve-arg=--compaction-target-bytes=16777216",
+    ]);
+    let compaction = &report["compaction"];
+    let before = compaction["index_entries_before"].as_u64().unwrap();
+    let after = compaction["index_entries_after"].as_u64().unwrap();
+    assert!(after > 0 && after < before, "{report}");
+    assert_eq!(
+        report["replay"]["records"], report["write"]["records"],
         "{report}"
     );
 }

@@ -167,9 +167,70 @@ struct Report {
     /// `None` with `--existing`.
     write: Option<Throughput>,
     write_peak_rss_bytes: Option<u64>,
+    /// With `--compact`.
+    compaction: Option<Compaction>,
     replay: Throughput,
     store: StoreCounters,
     replay_peak_rss_bytes: u64,
+}
+
+/// What `--compact` did before the replay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Compaction {
+    entries_before: u64,
+    entries_after: u64,
+    seconds: f64,
+}
+
+/// Longest `--compact` waits for compaction to finish.
+const COMPACTION_DEADLINE: Duration = Duration::from_secs(3600);
+
+/// Runs a broker that compacts every second until its backlog is empty; returns the index
+/// entries before and after.
+async fn compact(serve: &ServeOptions) -> anyhow::Result<Compaction> {
+    let mut extra_args = serve.extra_args.clone();
+    if !extra_args
+        .iter()
+        .any(|a| a.starts_with("--compaction-interval-ms"))
+    {
+        extra_args.push("--compaction-interval-ms=1000".to_string());
+    }
+    let broker = BrokerProcess::start(&ServeOptions {
+        extra_args,
+        ..serve.clone()
+    })
+    .await?;
+    let started = Instant::now();
+    let gauge = |text: &str, series: &str| {
+        metric(text, series).with_context(|| format!("/metrics has no {series}"))
+    };
+    let mut entries_before = None;
+    let entries_after = loop {
+        let text = broker.metrics().await?;
+        let entries = gauge(&text, "strato_index_entries")? as u64;
+        let backlog = gauge(&text, "strato_compaction_backlog_entries")? as u64;
+        // Zero entries: the broker has not loaded its partitions yet.
+        if entries > 0 {
+            entries_before.get_or_insert(entries);
+            if backlog == 0 {
+                break entries;
+            }
+        }
+        if started.elapsed() > COMPACTION_DEADLINE {
+            bail!("compaction still has {backlog} entries to merge after {COMPACTION_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    broker
+        .stop()
+        .await
+        .context("stop the broker after compacting")?;
+    Ok(Compaction {
+        entries_before: entries_before.unwrap_or(entries_after),
+        entries_after,
+        seconds,
+    })
 }
 
 async fn replay(config: &BenchReplayConfig) -> anyhow::Result<Report> {
@@ -211,6 +272,11 @@ async fn replay(config: &BenchReplayConfig) -> anyhow::Result<Report> {
         }
         None => (None, None),
     };
+    let compaction = if config.compact {
+        Some(compact(&serve).await.context("compact the topic")?)
+    } else {
+        None
+    };
 
     // A fresh broker process: its chunk cache is empty, every chunk comes from the store.
     let proxy = match &config.s3_latency {
@@ -237,6 +303,7 @@ async fn replay(config: &BenchReplayConfig) -> anyhow::Result<Report> {
         .context("stop the broker after the replay")?;
     drop(proxy);
     Ok(Report {
+        compaction,
         object_store,
         partitions,
         write,
@@ -596,6 +663,13 @@ fn report_json(config: &BenchReplayConfig, report: &Report) -> Value {
     replay["chunk_cache_misses"] = json!(report.store.cache_misses);
     replay["read_ahead_chunks"] = json!(report.store.read_ahead);
     replay["broker_peak_rss_bytes"] = json!(report.replay_peak_rss_bytes);
+    let compaction = report.compaction.map(|c| {
+        json!({
+            "index_entries_before": c.entries_before,
+            "index_entries_after": c.entries_after,
+            "seconds": c.seconds,
+        })
+    });
     json!({
         "topic": config.topic,
         "partitions": report.partitions,
@@ -604,6 +678,7 @@ fn report_json(config: &BenchReplayConfig, report: &Report) -> Value {
         "object_store": report.object_store,
         "s3_latency_ms": config.s3_latency.as_ref().map_or(0, |(_, l)| l.as_millis() as u64),
         "write": write,
+        "compaction": compaction,
         "replay": replay,
     })
 }
@@ -658,6 +733,12 @@ fn report_table(config: &BenchReplayConfig, report: &Report) -> String {
         ],
         &rows,
     ));
+    if let Some(c) = report.compaction {
+        out.push_str(&format!(
+            "\ncompaction: {} index entries before, {} after, {:.1} s\n",
+            c.entries_before, c.entries_after, c.seconds
+        ));
+    }
     out.push_str(&format!(
         "\nreplay: {} GETs ({} MiB, {:.0} GETs/GiB), {} chunk cache misses, {} chunks read ahead\n",
         report.store.gets,
