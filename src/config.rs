@@ -545,6 +545,12 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_MAX_FETCH_BYTES", default_value_t = 64 * MIB)]
     pub max_fetch_bytes: u64,
 
+    /// Cold reads: how many fetches' worth of data after what a fetch returns is read
+    /// ahead in the background for sequential readers (at most 16 chunks or frames). More
+    /// hides more object-store latency but needs more chunk cache per reader
+    #[arg(long, env = "STRATO_READ_AHEAD_FETCHES", default_value_t = 2)]
+    pub read_ahead_fetches: usize,
+
     /// Shortest consumer session timeout accepted in JoinGroup (Kafka
     /// `group.min.session.timeout.ms`).
     #[arg(
@@ -650,6 +656,7 @@ pub struct Config {
     pub max_connections: usize,
     pub max_inflight_requests: usize,
     pub max_fetch_bytes: u64,
+    pub read_ahead_fetches: usize,
     pub group_limits: crate::group::state::GroupLimits,
     pub producer_id_expiration: Duration,
     pub retention_check_interval: Duration,
@@ -851,6 +858,9 @@ impl ServeArgs {
                 "--compaction-interval-ms must be at least 10 and --compaction-target-bytes between 1 MiB and 256 MiB"
             );
         }
+        if self.read_ahead_fetches > 16 {
+            bail!("--read-ahead-fetches must be at most 16");
+        }
         if self.compaction_frame_bytes < 1024 {
             bail!("--compaction-frame-bytes must be at least 1024");
         }
@@ -902,6 +912,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
             max_inflight_requests: self.max_inflight_requests,
             max_fetch_bytes: self.max_fetch_bytes.clamp(1024, i32::MAX as u64),
+            read_ahead_fetches: self.read_ahead_fetches,
             group_limits,
             producer_id_expiration: Duration::from_millis(self.producer_id_expiration_ms),
             retention_check_interval: Duration::from_millis(self.retention_check_interval_ms),

@@ -239,8 +239,9 @@ async fn read_partition(
         return base.with_error_code(error::code(ResponseError::OffsetOutOfRange));
     }
     // Cold reads: the spans this fetch needs are read a few at a time (not one GET latency
-    // after another), and the spans after them, twice as many bytes, are read ahead in the
-    // background for the reader's next fetches. Cached spans cost nothing here.
+    // after another), and the spans after them, `--read-ahead-fetches` times as many bytes,
+    // are read ahead in the background for the reader's next fetches. Cached spans cost
+    // nothing here.
     let serve_bytes = w
         .partition_max_bytes
         .min(max_bytes.saturating_sub(*total))
@@ -317,7 +318,8 @@ async fn read_partition(
 }
 
 /// The spans of a fetch: `spans[..demand]` hold about `serve_bytes` from the fetch offset on
-/// (the fetch reads them), the rest up to twice as many bytes more (read ahead).
+/// (the fetch reads them), the rest up to `--read-ahead-fetches` times as many bytes more
+/// (read ahead).
 struct SpanPlan {
     spans: Vec<strato_tiering::Span>,
     demand: usize,
@@ -329,7 +331,7 @@ async fn plan_spans(
     fetch_offset: i64,
     serve_bytes: usize,
 ) -> Result<SpanPlan, (String, strato_tiering::TieringError)> {
-    let ahead_bytes = serve_bytes.saturating_mul(2);
+    let ahead_bytes = serve_bytes.saturating_mul(ctx.config.read_ahead_fetches);
     let (mut demand_planned, mut ahead_planned) = (0usize, 0usize);
     let mut plan = SpanPlan {
         spans: Vec::new(),
