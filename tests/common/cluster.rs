@@ -32,6 +32,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(n: usize, prefix: &str) -> Cluster {
+        Self::start_with(n, prefix, &[])
+    }
+
+    /// [`Cluster::start`] with extra `serve` flags for every broker it ever starts.
+    pub fn start_with(n: usize, prefix: &str, extra: &[&str]) -> Cluster {
         let etcd = EtcdServer::start();
         let root = tempfile::tempdir().unwrap();
         let objects = format!("file://{}", root.path().join("objects").display());
@@ -43,6 +48,10 @@ impl Cluster {
             "--group-initial-rebalance-delay-ms".to_string(),
             "300".to_string(),
         ];
+        let args = args
+            .into_iter()
+            .chain(extra.iter().map(|a| a.to_string()))
+            .collect();
         let mut cluster = Cluster {
             root,
             args,
