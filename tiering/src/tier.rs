@@ -417,38 +417,37 @@ impl Tier {
         if entry.seek_table_length == 0 {
             return Ok(vec![Span::whole(entry)]);
         }
-        let frames = match self.seek_tables.get(&entry.object, entry.byte_offset) {
-            Some(frames) => frames,
-            None => {
-                let path = parse_key(&entry.object)?;
-                let range = chunk_range(entry).map_err(|reason| TieringError::Corrupt {
-                    key: entry.object.clone(),
-                    reason,
-                })?;
-                let table_start = range
-                    .end
-                    .checked_sub(entry.seek_table_length)
-                    .filter(|start| *start >= range.start)
-                    .ok_or_else(|| TieringError::Corrupt {
-                        key: entry.object.clone(),
-                        reason: "seek table longer than its chunk".to_string(),
-                    })?;
-                let bytes = self
-                    .get_range(&entry.object, &path, table_start..range.end)
-                    .await?;
-                self.get_bytes
-                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                let frames: Arc<[FrameMeta]> = decode_seek_table(&bytes, entry)
-                    .map_err(|err| TieringError::Corrupt {
-                        key: entry.object.clone(),
-                        reason: err.to_string(),
-                    })?
-                    .into();
-                self.seek_tables
-                    .insert(&entry.object, entry.byte_offset, frames.clone());
-                frames
-            }
+        let corrupt = |reason: String| TieringError::Corrupt {
+            key: entry.object.clone(),
+            reason,
         };
+        let range = chunk_range(entry).map_err(corrupt)?;
+        let table_start = range
+            .end
+            .checked_sub(entry.seek_table_length)
+            .filter(|start| *start >= range.start)
+            .ok_or_else(|| corrupt("seek table longer than its chunk".to_string()))?;
+        // Readers of a new chunk share one GET of its table (its offset is no span's).
+        let frames = self
+            .singleflight(
+                (entry.object.clone(), table_start),
+                || async { self.seek_tables.get(&entry.object, entry.byte_offset) },
+                || async {
+                    let path = parse_key(&entry.object)?;
+                    let bytes = self
+                        .get_range(&entry.object, &path, table_start..range.end)
+                        .await?;
+                    self.get_bytes
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    let frames: Arc<[FrameMeta]> = decode_seek_table(&bytes, entry)
+                        .map_err(|err| corrupt(err.to_string()))?
+                        .into();
+                    self.seek_tables
+                        .insert(&entry.object, entry.byte_offset, frames.clone());
+                    Ok(frames)
+                },
+            )
+            .await?;
         Ok(frames
             .iter()
             .filter(|frame| frame.last_offset >= from)
@@ -462,10 +461,34 @@ impl Tier {
     /// Singleflight: concurrent readers of the same span share one GET; the others wait for
     /// it and take the result from the cache (if it failed, one of them tries again).
     pub async fn read_span(&self, span: &Span) -> Result<Bytes, TieringError> {
-        let key = (span.object.clone(), span.byte_offset);
+        self.singleflight(
+            (span.object.clone(), span.byte_offset),
+            || async {
+                let hit = self.cache.get(&span.object, span.byte_offset).await?;
+                Some(self.count_hit(hit))
+            },
+            || self.fetch_span(span),
+        )
+        .await
+    }
+
+    /// The first caller for `key` runs `fetch`; concurrent callers wait for it, then take
+    /// the result through `lookup` (if it failed, one of them tries again).
+    async fn singleflight<T, L, LF, F, FF>(
+        &self,
+        key: (String, u64),
+        lookup: L,
+        fetch: F,
+    ) -> Result<T, TieringError>
+    where
+        L: Fn() -> LF,
+        LF: Future<Output = Option<T>>,
+        F: FnOnce() -> FF,
+        FF: Future<Output = Result<T, TieringError>>,
+    {
         loop {
-            if let Some(hit) = self.cache.get(&span.object, span.byte_offset).await {
-                return Ok(self.count_hit(hit));
+            if let Some(hit) = lookup().await {
+                return Ok(hit);
             }
             let (leader, notify) = {
                 let mut inflight = self.inflight.lock().expect("inflight lock");
@@ -480,20 +503,20 @@ impl Tier {
             };
             if leader {
                 // Released on every exit, including cancellation (a reader whose client hung
-                // up): a leaked entry would make every later reader of the span wait forever.
+                // up): a leaked entry would make every later reader of the key wait forever.
                 let _leader = InflightLeader {
                     inflight: &self.inflight,
                     key: key.clone(),
                     notify,
                 };
-                return self.fetch_span(span).await;
+                return fetch().await;
             }
-            // Registered before the cache is checked again, so the wake-up cannot be missed.
+            // Registered before looking again, so the wake-up cannot be missed.
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(hit) = self.cache.get(&span.object, span.byte_offset).await {
-                return Ok(self.count_hit(hit));
+            if let Some(hit) = lookup().await {
+                return Ok(hit);
             }
             if !self
                 .inflight

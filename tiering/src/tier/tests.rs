@@ -335,10 +335,10 @@ async fn large_objects_use_multipart_upload() {
     assert_eq!(tier.stats().put_bytes, big.len() as u64);
 }
 
-/// Goal: concurrent readers of one uncached chunk cause a single GET (singleflight).
-/// Method: a store with latency keeps the first GET in flight while 8 readers arrive.
-#[tokio::test]
-async fn concurrent_readers_share_one_get() {
+/// Eight concurrent `read_chunk`s of the first chunk of `built`, through a store whose
+/// latency keeps the first GETs in flight while the others arrive: what they read, the
+/// chunk's index entry and the tier's counters.
+async fn eight_concurrent_readers(built: &BuiltSegment) -> (Vec<Bytes>, IndexEntry, TierStats) {
     let store = FaultyObjectStore::new(Arc::new(InMemory::new()));
     store.set_latency(Duration::from_millis(50));
     let tier = Arc::new(Tier::new(
@@ -346,7 +346,6 @@ async fn concurrent_readers_share_one_get() {
         memory_cache().await,
         TierConfig::default(),
     ));
-    let built = two_partition_segment();
     let key = new_segment_key();
     tier.upload(&key, built.bytes.clone()).await.unwrap();
     let entry = built.chunks[0].to_index_entry(&key);
@@ -361,10 +360,27 @@ async fn concurrent_readers_share_one_get() {
     for reader in readers {
         results.push(reader.await.unwrap());
     }
+    (results, entry, tier.stats())
+}
+
+/// Goal: concurrent readers of one uncached chunk cause a single GET (singleflight).
+#[tokio::test]
+async fn concurrent_readers_share_one_get() {
+    let (results, _, stats) = eight_concurrent_readers(&two_partition_segment()).await;
     assert!(results.windows(2).all(|w| w[0] == w[1]));
-    let stats = tier.stats();
     assert_eq!(stats.gets, 1, "one GET for eight readers");
     assert_eq!(stats.cache_misses, 1);
+}
+
+/// Goal: concurrent readers of a compacted chunk share one GET of its seek table, and one
+/// per frame (10 frames).
+#[tokio::test]
+async fn concurrent_readers_share_one_seek_table_get() {
+    let built = seekable_segment();
+    let (results, entry, stats) = eight_concurrent_readers(&built).await;
+    assert!(results.iter().all(|r| *r == built.uncompressed[0]));
+    assert_eq!(stats.gets, 11, "one GET for the table and one per frame");
+    assert_eq!(stats.get_bytes, entry.byte_length);
 }
 
 /// Goal: read-ahead fetches the next chunks in the background, so the reader then finds
