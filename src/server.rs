@@ -112,6 +112,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.flush_bytes,
         u32::try_from(config.max_unflushed_bytes).unwrap_or(u32::MAX),
         config.producer_id_expiration,
+        config.gc_grace,
     );
     let flush_shutdown = CancellationToken::new();
     let flusher = tokio::spawn(log.clone().run(flush_shutdown.clone()));

@@ -105,6 +105,11 @@ pub struct LogWriter {
     flush_bytes: u64,
     /// Idle producer states are dropped after this (`--producer-id-expiration-ms`).
     producer_expiration_ms: i64,
+    /// Oldest a segment object may be when a commit first references it: half the garbage
+    /// collection grace. GC only deletes objects created a whole grace before it read the
+    /// index, so it can never delete an object a commit is about to reference, however slow
+    /// the upload was (up to half a grace of clock skew between brokers is tolerated).
+    reference_age_max_ms: u64,
     trims: Mutex<Vec<TrimRequest>>,
     replaces: Mutex<Vec<ReplaceRequest>>,
     commits: watch::Sender<u64>,
@@ -139,6 +144,7 @@ impl LogWriter {
         flush_bytes: u64,
         unflushed_max: u32,
         producer_expiration: Duration,
+        gc_grace: Duration,
     ) -> Arc<Self> {
         let (commits, _) = watch::channel(0);
         Arc::new(Self {
@@ -152,6 +158,7 @@ impl LogWriter {
             flush_bytes,
             producer_expiration_ms: i64::try_from(producer_expiration.as_millis())
                 .unwrap_or(i64::MAX),
+            reference_age_max_ms: u64::try_from(gc_grace.as_millis() / 2).unwrap_or(u64::MAX),
             trims: Mutex::new(Vec::new()),
             replaces: Mutex::new(Vec::new()),
             commits,
@@ -307,6 +314,14 @@ impl LogWriter {
         rx.await.unwrap_or(Err(FlushFailure::ShuttingDown))
     }
 
+    /// How old segment object `key` is (from its ULID), if that is older than a commit may
+    /// reference (`reference_age_max_ms`).
+    fn too_old_to_reference(&self, key: &str) -> Option<u64> {
+        let created = strato_tiering::keys::segment_created_ms(key)?;
+        let age = u64::try_from(now_ms()).unwrap_or(0).saturating_sub(created);
+        (age > self.reference_age_max_ms).then_some(age)
+    }
+
     /// Queues an index change for the flusher (bounded by [`INDEX_CHANGES_QUEUED_MAX`]).
     fn enqueue<T>(&self, queue: &Mutex<Vec<T>>, request: T) -> Result<(), FlushFailure> {
         {
@@ -342,6 +357,12 @@ impl LogWriter {
                 .iter()
                 .any(|e| state.index.get(&e.base_offset) != Some(e))
             {
+                return Ok(false);
+            }
+            if let Some(age_ms) = self.too_old_to_reference(&new.object) {
+                // Garbage collection may already delete it: drop the step (the object is
+                // then an orphan and collected).
+                tracing::warn!(topic = %partition.topic, partition = tp.partition, object = %new.object, age_ms, "compacted object too old to reference (slow upload or queue); swap dropped");
                 return Ok(false);
             }
             // The state is written unchanged so that its version moves: a reload after an
@@ -575,6 +596,19 @@ impl LogWriter {
             self.failed_flushes
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::error!(segment = %key, "failed to upload segment: {err:#}");
+            for (partition, list) in groups {
+                self.rewind(&partition, list, FlushFailure::Upload);
+            }
+            self.notify_commit();
+            return;
+        }
+
+        if let Some(age_ms) = self.too_old_to_reference(&key) {
+            // Garbage collection may already delete an object this old: fail the flush as
+            // if the upload had failed (nothing acknowledged; producers retry).
+            self.failed_flushes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(segment = %key, age_ms, "segment upload took more than half the GC grace period; not committed");
             for (partition, list) in groups {
                 self.rewind(&partition, list, FlushFailure::Upload);
             }
@@ -913,6 +947,21 @@ mod tests {
     }
 
     async fn setup(partitions: i32, flush_interval: Duration, flush_bytes: u64) -> Setup {
+        setup_with(
+            partitions,
+            flush_interval,
+            flush_bytes,
+            Duration::from_secs(3600),
+        )
+        .await
+    }
+
+    async fn setup_with(
+        partitions: i32,
+        flush_interval: Duration,
+        flush_bytes: u64,
+        gc_grace: Duration,
+    ) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let embedded: Arc<dyn MetadataStore> =
             Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
@@ -950,6 +999,7 @@ mod tests {
             flush_bytes,
             1 << 24,
             Duration::from_secs(86_400),
+            gc_grace,
         );
         let shutdown = CancellationToken::new();
         tokio::spawn(log.clone().run(shutdown.clone()));
@@ -1030,6 +1080,27 @@ mod tests {
                 .high_watermark,
             4
         );
+        s.shutdown.cancel();
+    }
+
+    /// Goal: an object older than half the GC grace when its upload ends is never
+    /// referenced, since garbage collection may already be deleting it: the flush fails
+    /// like a failed upload (nothing acknowledged) and works again once uploads are fast.
+    /// Method: a 1 s grace and 600 ms of latency on every object store request.
+    #[tokio::test]
+    async fn an_upload_slower_than_half_the_gc_grace_is_not_committed() {
+        let s = setup_with(1, Duration::from_millis(5), 8 << 20, Duration::from_secs(1)).await;
+        let partition = s.topic.partitions[0].clone();
+        s.store.set_latency(Duration::from_millis(600));
+        let (_, a) = append(&s.log, &partition, 2).await;
+        assert_eq!(a.await.unwrap(), Err(FlushFailure::Upload));
+        assert_eq!(partition.high_watermark(), 0);
+        assert!(partition.lock().index.is_empty());
+        s.store.set_latency(Duration::ZERO);
+        let (base, b) = append(&s.log, &partition, 3).await;
+        assert_eq!(base, 0);
+        assert_eq!(b.await.unwrap(), Ok(()));
+        assert_eq!(partition.high_watermark(), 3);
         s.shutdown.cancel();
     }
 
@@ -1114,6 +1185,7 @@ mod tests {
             1 << 20,
             4096,
             Duration::from_secs(86_400),
+            Duration::from_secs(3600),
         );
         let held = log.reserve(4096).await.unwrap();
         let mut waiting = Box::pin(log.reserve(100));
