@@ -610,7 +610,8 @@ pub struct ServeArgs {
     pub gc_interval_ms: u64,
 
     /// Age below which an unreferenced segment object is kept (its flush may still be
-    /// committing, or a reader may still hold it).
+    /// committing, or a reader may still hold it). A flush whose upload takes more than half
+    /// of it is not committed (its producers retry)
     #[arg(long, env = "STRATO_GC_GRACE_MS", default_value_t = 3_600_000)]
     pub gc_grace_ms: u64,
 
@@ -845,7 +846,8 @@ impl ServeArgs {
         if self.group_initial_rebalance_delay_ms > 300_000 {
             bail!("--group-initial-rebalance-delay-ms must be at most 300000");
         }
-        // The grace must cover a flush's upload-to-commit time, which takes seconds at most.
+        // A flush whose upload takes more than half the grace is not committed (see
+        // log/gc.rs), so the grace must be well above upload times: seconds at least.
         if self.gc_grace_ms < 1_000 || self.gc_interval_ms < 10 {
             bail!("--gc-grace-ms must be at least 1000 and --gc-interval-ms at least 10");
         }

@@ -4,11 +4,14 @@
 //! runs it (rendezvous owner of the task).
 //!
 //! Promise: an object referenced by an index entry is never deleted. An object is only a
-//! candidate when it was created a grace period before the index was read, and the grace
-//! must exceed the longest time between a segment's upload and its commit (seconds): so
-//! any commit that references a candidate happened before the index was read, and a flush
-//! in progress cannot lose its object. Memory: the set of referenced object names; both
-//! the index and the object listing are read page by page.
+//! candidate when it was created a whole grace period before the index was read, and no
+//! commit references an object older than half the grace (`LogWriter` fails such a flush
+//! and drops such a compaction swap). So any commit that references a candidate happened
+//! before the index was read, and a flush in progress cannot lose its object (a commit
+//! transaction must apply within half the grace, which its timeout ensures).
+//!
+//! Memory: the set of referenced object names; the index and the object listing are both
+//! read page by page.
 
 use std::collections::HashSet;
 use std::sync::Arc;
