@@ -131,6 +131,8 @@ fn kafkajs_produce_offsets_and_group_consume() {
 /// the beginning and reads every record back. Method: the program (tests/clients/java) checks
 /// offsets dense from 0 per partition, beginning/end offsets, and key, value and header of
 /// every record at the (partition, offset) its RecordMetadata gave; here we check its totals.
+/// Then a group consumes, and Admin alters configs (an unknown name refused), adds a
+/// partition, describes log dirs, runs a preferred election and describes producers.
 #[test]
 fn java_client_round_trip() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,6 +170,16 @@ fn java_client_round_trip() {
     assert_eq!(result["group_members"], 0, "{result}");
     assert_eq!(result["group_committed"], result["end_offsets"], "{result}");
     assert_eq!(result["group_deleted"], true, "{result}");
+    // The admin step: configs, partitions, log dirs, elections and producers.
+    assert_eq!(result["altered_retention_ms"], "3600000", "{result}");
+    assert_eq!(result["unknown_config_refused"], true, "{result}");
+    assert_eq!(result["partitions_after_create_partitions"], 4, "{result}");
+    assert_eq!(result["log_dir_replicas"], 4, "{result}");
+    assert_eq!(result["elections_fine"], true, "{result}");
+    assert_eq!(
+        result["producer_states"], 3,
+        "the idempotent producer wrote every partition: {result}"
+    );
 }
 
 fn kcat_run(args: &[&str], stdin: Option<&str>) -> String {

@@ -19,13 +19,21 @@ import java.util.concurrent.TimeoutException;
 import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.CreateTopicsResult;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.ListGroupsOptions;
+import org.apache.kafka.clients.admin.LogDirDescription;
+import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.ProducerState;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.common.ElectionType;
+import org.apache.kafka.common.errors.ElectionNotNeededException;
+import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.clients.consumer.CloseOptions;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -147,6 +155,7 @@ public final class JavaRoundTrip {
         consume(consumer, produced);
 
         consumeAsGroup(admin, produced.size());
+        administer(admin);
 
         // Only on success (a failure halts the JVM at once); a close that fails or times out
         // fails nothing: the results are in.
@@ -387,6 +396,76 @@ public final class JavaRoundTrip {
         stage = "deleteConsumerGroups";
         admin.deleteConsumerGroups(List.of(group)).all().get(remainingMs(), TimeUnit.MILLISECONDS);
         result.put("group_deleted", true);
+    }
+
+    /**
+     * The admin calls of operators' tools (kafka-configs, kafka-topics, kafka-log-dirs,
+     * kafka-leader-election, kafka-transactions describe-producers) at the client's newest
+     * versions, on the topic the producer wrote.
+     */
+    private void administer(Admin admin) throws Exception {
+        ConfigResource topic = new ConfigResource(ConfigResource.Type.TOPIC, args.topic());
+        stage = "incrementalAlterConfigs";
+        admin.incrementalAlterConfigs(Map.of(topic, List.of(new AlterConfigOp(
+                new ConfigEntry("retention.ms", "3600000"), AlterConfigOp.OpType.SET))))
+                .all().get(remainingMs(), TimeUnit.MILLISECONDS);
+        Config config = admin.describeConfigs(List.of(topic)).all()
+                .get(remainingMs(), TimeUnit.MILLISECONDS).get(topic);
+        result.put("altered_retention_ms", config.get("retention.ms").value());
+        stage = "incrementalAlterConfigs with an unknown name";
+        try {
+            admin.incrementalAlterConfigs(Map.of(topic, List.of(new AlterConfigOp(
+                    new ConfigEntry("no.such.config", "1"), AlterConfigOp.OpType.SET))))
+                    .all().get(remainingMs(), TimeUnit.MILLISECONDS);
+            result.put("unknown_config_refused", false);
+        } catch (ExecutionException e) {
+            result.put("unknown_config_refused", e.getCause() instanceof InvalidConfigurationException);
+        }
+
+        stage = "createPartitions";
+        admin.createPartitions(Map.of(args.topic(), NewPartitions.increaseTo(PARTITIONS + 1)))
+                .all().get(remainingMs(), TimeUnit.MILLISECONDS);
+        TopicDescription described = admin.describeTopics(List.of(args.topic()))
+                .allTopicNames().get(remainingMs(), TimeUnit.MILLISECONDS).get(args.topic());
+        result.put("partitions_after_create_partitions", described.partitions().size());
+
+        stage = "describeLogDirs";
+        Collection<Integer> brokers = new ArrayList<>();
+        admin.describeCluster().nodes().get(remainingMs(), TimeUnit.MILLISECONDS)
+                .forEach(node -> brokers.add(node.id()));
+        Map<Integer, Map<String, LogDirDescription>> dirs = admin.describeLogDirs(brokers)
+                .allDescriptions().get(remainingMs(), TimeUnit.MILLISECONDS);
+        long replicas = 0;
+        for (Map<String, LogDirDescription> perBroker : dirs.values()) {
+            for (LogDirDescription dir : perBroker.values()) {
+                replicas += dir.replicaInfos().keySet().stream()
+                        .filter(tp -> tp.topic().equals(args.topic())).count();
+            }
+        }
+        result.put("log_dir_replicas", replicas);
+
+        stage = "electLeaders";
+        Set<TopicPartition> partitions = new HashSet<>();
+        for (int p = 0; p < PARTITIONS; p++) {
+            partitions.add(new TopicPartition(args.topic(), p));
+        }
+        Map<TopicPartition, java.util.Optional<Throwable>> elected = admin
+                .electLeaders(ElectionType.PREFERRED, partitions)
+                .partitions().get(remainingMs(), TimeUnit.MILLISECONDS);
+        boolean electionsFine = elected.size() == PARTITIONS;
+        for (java.util.Optional<Throwable> error : elected.values()) {
+            electionsFine &= error.isEmpty() || error.get() instanceof ElectionNotNeededException;
+        }
+        result.put("elections_fine", electionsFine);
+
+        stage = "describeProducers";
+        long producers = 0;
+        for (var entry : admin.describeProducers(partitions).all()
+                .get(remainingMs(), TimeUnit.MILLISECONDS).entrySet()) {
+            producers += entry.getValue().activeProducers().stream()
+                    .map(ProducerState::producerId).distinct().count();
+        }
+        result.put("producer_states", producers);
     }
 
     // -----------------------------------------------------------------------------------------
