@@ -415,29 +415,65 @@ fn check_group(run: &mut Run, members: Vec<Member>, log_end: &BTreeMap<i32, i64>
     let received = |members: &[Member]| -> BTreeSet<(i32, i64)> {
         members.iter().flat_map(Member::records).collect()
     };
-    wait_until(GROUP_DEADLINE, "the group to consume every record", || {
-        received(&members).is_superset(&expected)
-    });
+    // What the members hold, received and went through, for a failure message.
+    let group_report = |members: &[Member], log_end: &BTreeMap<i32, i64>| -> String {
+        let received = received(members);
+        let short: Vec<String> = log_end
+            .iter()
+            .filter_map(|(p, end)| {
+                let got = received.iter().filter(|(rp, _)| rp == p).count() as i64;
+                (got < *end).then(|| format!("p{p}: {got} of {end}"))
+            })
+            .collect();
+        let mut text = format!("partitions not fully received: {short:?}\n");
+        for (i, m) in members.iter().enumerate() {
+            let rebalances = m.rebalances();
+            let last: Vec<_> = rebalances.iter().rev().take(4).collect();
+            text.push_str(&format!(
+                "member {i}: assignment {:?}; {} rebalances, last (newest first) {last:?}\n",
+                m.assignment(),
+                rebalances.len()
+            ));
+        }
+        text
+    };
+    let end = Instant::now() + GROUP_DEADLINE;
+    while !received(&members).is_superset(&expected) {
+        assert!(
+            Instant::now() < end,
+            "timed out waiting for the group to consume every record\n{}",
+            group_report(&members, log_end)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let reader = kafka::consumer(&bootstrap, &[("group.id", GROUP)]);
-    let mut committed = BTreeMap::new();
-    wait_until(
-        GROUP_DEADLINE,
-        "the group to commit the log end of every partition",
-        || {
-            committed = committed_with(&reader, TOPIC, PARTITIONS);
-            for (p, offset) in &committed {
-                assert!(
-                    *offset <= log_end[p],
-                    "partition {p}: committed offset {offset} is past the log end {}",
-                    log_end[p]
-                );
-            }
-            // A partition without records has no committed offset (-1).
-            committed
-                .iter()
-                .all(|(p, offset)| *offset == log_end[p] || (*offset == -1 && log_end[p] == 0))
-        },
-    );
+    let commit_end = Instant::now() + GROUP_DEADLINE;
+    let committed = loop {
+        let committed = committed_with(&reader, TOPIC, PARTITIONS);
+        for (p, offset) in &committed {
+            assert!(
+                *offset <= log_end[p],
+                "partition {p}: committed offset {offset} is past the log end {}",
+                log_end[p]
+            );
+        }
+        // A partition without records has no committed offset (-1).
+        let behind: Vec<String> = committed
+            .iter()
+            .filter(|(p, offset)| **offset != log_end[p] && !(**offset == -1 && log_end[p] == 0))
+            .map(|(p, offset)| format!("p{p}: {offset} of {}", log_end[p]))
+            .collect();
+        if behind.is_empty() {
+            break committed;
+        }
+        assert!(
+            Instant::now() < commit_end,
+            "timed out waiting for the group to commit the log end of every partition; \
+             behind: {behind:?}\n{}",
+            group_report(&members, log_end)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     drop(reader);
     let received = received(&members);
     for (p, offset) in &committed {
