@@ -485,7 +485,8 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
 
-    /// Stable id of this node (default: the lowest id not registered by a live broker).
+    /// Stable id of this node (default: a new id from the cluster's counter, never one an
+    /// earlier broker had)
     #[arg(long, env = "STRATO_BROKER_ID")]
     pub broker_id: Option<i32>,
 

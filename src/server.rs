@@ -28,8 +28,8 @@ use crate::producer_ids::ProducerIdAllocator;
 
 /// TTL of the broker's lease (DESIGN.md: 10 s); kept alive every third of it.
 const LEASE_TTL: Duration = Duration::from_secs(10);
-/// Most broker ids tried when allocating one.
-const BROKER_ID_MAX: i32 = 100_000;
+/// Most broker ids tried when generating one (ids taken by `--broker-id` are skipped).
+const BROKER_ID_TRIES: i32 = 1_000;
 /// How long a configured broker id that is still registered is waited for: a previous
 /// incarnation's lease expires within one TTL.
 const REGISTER_WAIT_MAX: Duration = Duration::from_secs(25);
@@ -290,7 +290,7 @@ async fn accept_loop(
     }
 }
 
-/// Registers this broker under its lease: the configured id, or the lowest free one.
+/// Registers this broker under its lease: the configured id, or a newly generated one.
 /// A configured id that is still registered is most likely our own previous incarnation
 /// (killed and restarted at once), whose registration goes when its lease expires: wait
 /// for that (bounded) before giving up.
@@ -318,6 +318,40 @@ async fn register_broker(
     }
 }
 
+/// Takes the next generated broker id (`cluster/next_broker_id`, bumped by compare-and-set):
+/// a broker started without `--broker-id` gets an id no broker had before, as Kafka's
+/// generated ids. Reusing the lowest free id instead gave a restarted broker the id of
+/// another broker at another address, which librdkafka's group coordinator lookup could
+/// stall on (found by the chaos runner: seed 8, 10 steps).
+async fn next_generated_id(meta: &dyn MetadataStore) -> anyhow::Result<i32> {
+    use strato_metadata::model::BrokerIdCounterRecord;
+    loop {
+        let current = meta
+            .get(keys::BROKERS_NEXT_ID)
+            .await
+            .context("read the broker id counter")?;
+        let (next_id, version) = match &current {
+            Some(v) => (
+                BrokerIdCounterRecord::decode(keys::BROKERS_NEXT_ID, &v.value)?.next_id,
+                v.version,
+            ),
+            None => (0, 0),
+        };
+        let bumped = BrokerIdCounterRecord {
+            v: RECORD_FORMAT_V1,
+            next_id: next_id.checked_add(1).context("broker ids are exhausted")?,
+        };
+        let txn = Txn::new()
+            .when_version(keys::BROKERS_NEXT_ID, version)
+            .put(keys::BROKERS_NEXT_ID, bumped.encode());
+        match meta.txn(txn).await {
+            Ok(_) => return Ok(next_id),
+            Err(MetadataError::Conflict { .. }) => continue,
+            Err(err) => return Err(err).context("bump the broker id counter"),
+        }
+    }
+}
+
 /// One registration attempt: `None` if the configured id is taken.
 async fn try_register(
     meta: &dyn MetadataStore,
@@ -328,7 +362,11 @@ async fn try_register(
 ) -> anyhow::Result<Option<i32>> {
     let candidates: Box<dyn Iterator<Item = i32> + Send> = match wanted {
         Some(id) => Box::new(std::iter::once(id)),
-        None => Box::new(0..BROKER_ID_MAX),
+        // A configured id may sit in the way: the next ones are tried.
+        None => {
+            let start = next_generated_id(meta).await?;
+            Box::new(start..start.saturating_add(BROKER_ID_TRIES))
+        }
     };
     for id in candidates {
         let record = BrokerRecord {
@@ -353,7 +391,7 @@ async fn try_register(
             Err(err) => return Err(err).context("register broker"),
         }
     }
-    anyhow::bail!("no free broker id below {BROKER_ID_MAX}")
+    anyhow::bail!("no free broker id in {BROKER_ID_TRIES} tries")
 }
 
 async fn cluster_id(meta: &dyn MetadataStore) -> anyhow::Result<String> {

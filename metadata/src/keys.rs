@@ -6,6 +6,8 @@ pub const BROKERS_PREFIX: &str = "brokers/";
 pub const TOPICS_PREFIX: &str = "topics/";
 pub const PRODUCERS_NEXT_ID: &str = "producers/next_id";
 pub const CLUSTER_ID: &str = "cluster/id";
+/// The next broker id to generate for a broker started without `--broker-id`.
+pub const BROKERS_NEXT_ID: &str = "cluster/next_broker_id";
 pub const GROUPS_PREFIX: &str = "groups/";
 
 /// A group id as one key segment: bytes outside `[A-Za-z0-9._-]` are written `%XX`, so a

@@ -184,6 +184,16 @@ pub struct ProducerIdBlockRecord {
 }
 record_codec!(ProducerIdBlockRecord);
 
+/// `cluster/next_broker_id`: the next generated broker id. Generated ids are never reused:
+/// a client that knew an id at one address must not meet it again at another (librdkafka's
+/// group coordinator handling was seen to stall on that).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerIdCounterRecord {
+    pub v: u32,
+    pub next_id: i32,
+}
+record_codec!(BrokerIdCounterRecord);
+
 /// `cluster/id`: the cluster id reported to clients, created once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterRecord {
