@@ -181,13 +181,8 @@ pub async fn run(
     frame_bytes: u64,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let mut passes = super::Periodic::new(interval, shutdown.clone());
+    while passes.next().await {
         for topic in ctx.topics.all() {
             for partition in &topic.partitions {
                 if shutdown.is_cancelled() {

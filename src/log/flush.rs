@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strato_metadata::model::{IndexEntry, Offset, PartitionStateRecord, TopicPartition};
-use strato_metadata::{MetadataError, MetadataStore, Txn, keys};
+use strato_metadata::{MetadataError, MetadataStore, keys};
 use strato_metrics::{Histogram, HistogramSnapshot};
 use strato_tiering::Tier;
 use strato_tiering::segment::SegmentBuilder;
@@ -368,19 +368,8 @@ impl LogWriter {
             // The state is written unchanged so that its version moves: a reload after an
             // uncertain outcome then sees that something applied and reads the index again.
             let record = state.state_record(state.high_watermark, &state.committed_producers);
-            let mut txn = Txn::new()
-                .when_version(
-                    keys::partition_leader(tp.topic_id, tp.partition),
-                    state.leader_version,
-                )
-                .when_version(
-                    keys::partition_state(tp.topic_id, tp.partition),
-                    state.state_version,
-                )
-                .put(
-                    keys::partition_state(tp.topic_id, tp.partition),
-                    record.encode(),
-                )
+            let mut txn = state
+                .fenced_state_txn(tp, &record)
                 // Same key as the first old entry (same base offset): overwritten in place.
                 .put(
                     keys::partition_index(tp.topic_id, tp.partition, new.base_offset),
@@ -492,19 +481,7 @@ impl LogWriter {
                     state.state_record(state.high_watermark, &state.committed_producers);
                 record.log_start_offset = new_start;
                 let tp = partition.tp;
-                let mut txn = Txn::new()
-                    .when_version(
-                        keys::partition_leader(tp.topic_id, tp.partition),
-                        state.leader_version,
-                    )
-                    .when_version(
-                        keys::partition_state(tp.topic_id, tp.partition),
-                        state.state_version,
-                    )
-                    .put(
-                        keys::partition_state(tp.topic_id, tp.partition),
-                        record.encode(),
-                    );
+                let mut txn = state.fenced_state_txn(tp, &record);
                 for base in &doomed {
                     txn = txn.delete(keys::partition_index(tp.topic_id, tp.partition, *base));
                 }
@@ -646,25 +623,10 @@ impl LogWriter {
             let new_hw = last.last_offset + 1;
             let record = state.state_record(new_hw, &producers);
             let tp = partition.tp;
-            txns.push(
-                Txn::new()
-                    .when_version(
-                        keys::partition_leader(tp.topic_id, tp.partition),
-                        state.leader_version,
-                    )
-                    .when_version(
-                        keys::partition_state(tp.topic_id, tp.partition),
-                        state.state_version,
-                    )
-                    .put(
-                        keys::partition_index(tp.topic_id, tp.partition, entry.base_offset),
-                        entry.encode(),
-                    )
-                    .put(
-                        keys::partition_state(tp.topic_id, tp.partition),
-                        record.encode(),
-                    ),
-            );
+            txns.push(state.fenced_state_txn(tp, &record).put(
+                keys::partition_index(tp.topic_id, tp.partition, entry.base_offset),
+                entry.encode(),
+            ));
             staged.push((entry, new_hw, producers));
         }
         let results = match self.meta.txn_many(txns).await {
@@ -925,6 +887,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use object_store::memory::InMemory;
+    use strato_metadata::Txn;
     use strato_metadata::embedded::EmbeddedStore;
     use strato_metadata::model::{LeaderRecord, PartitionStateRecord, RECORD_FORMAT_V1};
     use strato_metadata::testing::faulty::FaultyMetadataStore;

@@ -115,13 +115,8 @@ pub async fn run(
     grace: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let mut passes = super::Periodic::new(interval, shutdown.clone());
+    while passes.next().await {
         if cluster.task_owner(TASK_NAME) != cluster.broker_id() {
             continue;
         }

@@ -13,3 +13,31 @@ pub mod producer;
 pub mod replica;
 pub mod retention;
 pub mod topics;
+
+/// The schedule of a periodic background pass (retention, compaction, garbage collection):
+/// the first pass one interval after start (a restarting cluster takes its partitions back
+/// before it deletes or rewrites anything, as Kafka's retention check), missed ticks
+/// delayed rather than bunched, and no more passes once `shutdown` is cancelled.
+pub(crate) struct Periodic {
+    tick: tokio::time::Interval,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Periodic {
+    pub(crate) fn new(
+        interval: std::time::Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self { tick, shutdown }
+    }
+
+    /// Waits for the next pass: `false` once the broker shuts down.
+    pub(crate) async fn next(&mut self) -> bool {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => false,
+            _ = self.tick.tick() => true,
+        }
+    }
+}

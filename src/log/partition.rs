@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use strato_metadata::Version;
 use strato_metadata::model::{
     IndexEntry, LeaderEpochRecord, Offset, PartitionStateRecord, TopicPartition,
 };
+use strato_metadata::{Txn, Version, keys};
 
 use super::producer::ProducerStates;
 
@@ -160,6 +160,25 @@ impl Partition {
 }
 
 impl PartitionState {
+    /// A transaction that writes `record` as the state of partition `tp`, fenced on the
+    /// leader and state key versions this broker holds: any change by another writer (a new
+    /// leader, a lost commit) makes it fail with a conflict. Callers add their index changes.
+    pub fn fenced_state_txn(&self, tp: TopicPartition, record: &PartitionStateRecord) -> Txn {
+        Txn::new()
+            .when_version(
+                keys::partition_leader(tp.topic_id, tp.partition),
+                self.leader_version,
+            )
+            .when_version(
+                keys::partition_state(tp.topic_id, tp.partition),
+                self.state_version,
+            )
+            .put(
+                keys::partition_state(tp.topic_id, tp.partition),
+                record.encode(),
+            )
+    }
+
     /// State record to commit after appending `new_hw` and the given producer states.
     pub fn state_record(&self, new_hw: Offset, producers: &ProducerStates) -> PartitionStateRecord {
         PartitionStateRecord {

@@ -56,16 +56,8 @@ fn config_i64(config: &std::collections::BTreeMap<String, String>, name: &str) -
 /// `shutdown`.
 pub async fn run(ctx: Arc<BrokerCtx>, interval: Duration, shutdown: CancellationToken) {
     let (topics, log) = (&ctx.topics, &ctx.log);
-    // The first pass comes one interval after start, as Kafka's retention check starts
-    // after a delay: a restarting cluster is not busy deleting while it takes its
-    // partitions back.
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let mut passes = super::Periodic::new(interval, shutdown.clone());
+    while passes.next().await {
         for topic in topics.all() {
             let retention_ms = config_i64(&topic.config, "retention.ms");
             let retention_bytes = config_i64(&topic.config, "retention.bytes");
