@@ -13,6 +13,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use strato_tiering::cache::{DISK_BLOCK_BYTES_DEFAULT, DISK_BLOCKS_MIN};
 
+pub mod security;
 pub mod tools;
 
 const MIB: u64 = 1024 * 1024;
@@ -457,17 +458,22 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_DATA_DIR", default_value = "./strato-data")]
     pub data_dir: PathBuf,
 
-    /// Kafka listener bind address. Port 0 picks a free port (logged at start-up).
-    #[arg(long, env = "STRATO_LISTEN", default_value = "127.0.0.1:9092")]
-    pub listen: SocketAddr,
+    /// Kafka listener bind address, one PLAINTEXT listener (default 127.0.0.1:9092; see
+    /// --listeners for more). Port 0 picks a free port (logged at start-up).
+    #[arg(long, env = "STRATO_LISTEN")]
+    pub listen: Option<SocketAddr>,
 
     /// HTTP listener for /metrics, /health and /ready. Port 0 picks a free port.
     #[arg(long, env = "STRATO_HTTP_LISTEN", default_value = "127.0.0.1:9644")]
     pub http_listen: SocketAddr,
 
-    /// host:port that Metadata responses give to clients (default: the bound listen address).
+    /// host:port that Metadata responses give to clients (default: the bound listen address);
+    /// with --listeners, use --advertised-listeners.
     #[arg(long, env = "STRATO_ADVERTISED_ADDRESS")]
     pub advertised_address: Option<String>,
+
+    #[command(flatten)]
+    pub security: security::SecurityArgs,
 
     /// Metadata store: `local` (embedded, in the data dir) or
     /// `etcd://host:port[,host:port...][/prefix]` (default prefix `/strato/default`).
@@ -636,9 +642,9 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
-    pub listen: SocketAddr,
     pub http_listen: SocketAddr,
-    pub advertised_address: Option<(String, u16)>,
+    /// Listeners, TLS, SASL, authorizer, connection limits.
+    pub security: security::SecurityConfig,
     pub metadata: MetadataUrl,
     pub object_store_url: String,
     pub s3_endpoint: Option<String>,
@@ -754,6 +760,7 @@ fn apply_config_file(
         object_store,
         s3_endpoint,
         broker_id,
+        rack,
         flush_interval_ms,
         flush_bytes,
         auto_create_topics,
@@ -762,9 +769,44 @@ fn apply_config_file(
         max_queued_request_bytes,
         max_unflushed_bytes,
         cache_memory_bytes,
+        cache_disk_bytes,
         max_connections,
         max_inflight_requests,
-        max_fetch_bytes
+        max_fetch_bytes,
+        read_ahead_fetches,
+        group_min_session_timeout_ms,
+        group_max_session_timeout_ms,
+        group_initial_rebalance_delay_ms,
+        group_max_size,
+        group_max_groups,
+        producer_id_expiration_ms,
+        retention_check_interval_ms,
+        gc_interval_ms,
+        gc_grace_ms,
+        compaction_interval_ms,
+        compaction_target_bytes,
+        compaction_frame_bytes
+    );
+    macro_rules! take_security {
+        ($($field:ident),*) => {$(
+            if overridden(stringify!($field)) {
+                args.security.$field = from_file.security.$field.clone();
+            }
+        )*};
+    }
+    take_security!(
+        listeners,
+        advertised_listeners,
+        tls_cert,
+        tls_key,
+        tls_client_ca,
+        sasl_mechanisms,
+        auth_failure_delay_ms,
+        authorizer,
+        super_users,
+        max_connections_per_ip,
+        connections_max_idle_ms,
+        connections_max_reauth_ms
     );
     Ok(())
 }
@@ -891,12 +933,12 @@ impl ServeArgs {
             None => None,
             Some(addr) => Some(parse_host_port(addr)?),
         };
+        let security = self.security.validate(self.listen, advertised_address)?;
         let cache_dir = data_dir.join("cache");
         Ok(Config {
             data_dir,
-            listen: self.listen,
             http_listen: self.http_listen,
-            advertised_address,
+            security,
             metadata,
             object_store_url,
             s3_endpoint: self.s3_endpoint.clone(),
@@ -967,7 +1009,12 @@ mod tests {
     fn defaults_follow_design() {
         let (args, _) = serve(&[]);
         let config = args.validate().unwrap();
-        assert_eq!(config.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(config.security.listeners.len(), 1);
+        assert_eq!(
+            config.security.listeners[0].bind.to_string(),
+            "127.0.0.1:9092"
+        );
+        assert!(!config.security.authorizer);
         assert_eq!(config.flush_interval, Duration::from_millis(5));
         assert_eq!(config.flush_bytes, 8 * MIB);
         assert!(config.auto_create_topics);
@@ -994,7 +1041,11 @@ mod tests {
         assert_eq!(config.flush_interval, Duration::from_millis(50));
         assert_eq!(config.default_partitions, 4);
         assert!(!config.auto_create_topics);
-        assert_eq!(config.listen.to_string(), "127.0.0.1:999", "flag wins");
+        assert_eq!(
+            config.security.listeners[0].bind.to_string(),
+            "127.0.0.1:999",
+            "flag wins"
+        );
     }
 
     fn bench_replay(args: &[&str]) -> anyhow::Result<BenchReplayConfig> {

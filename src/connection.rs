@@ -13,15 +13,19 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use kafka_protocol::messages::ResponseKind;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::{self, BrokerCtx, Reply};
 use crate::protocol::{self, Decoded};
+use crate::security::Session;
+use crate::security::listener::SecurityProtocol;
+
+/// What a connection reads and writes: a TCP stream, or TLS over one.
+pub trait ClientStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> ClientStream for S {}
 
 /// Longest time a closing connection keeps answering requests it already admitted.
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -50,8 +54,8 @@ enum FrameError {
 /// Reads one frame; `Ok(None)` at a clean end of stream. The frame's bytes are reserved
 /// from the broker-wide `budget` before they are read, so all connections together never
 /// hold more than `max_queued_request_bytes` of requests waiting for admission.
-async fn read_frame(
-    reader: &mut OwnedReadHalf,
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
     max: u64,
     budget: &Arc<Semaphore>,
 ) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
@@ -89,18 +93,20 @@ async fn read_frame(
 }
 
 pub async fn serve(
-    stream: TcpStream,
+    stream: impl ClientStream,
     peer: SocketAddr,
+    listener: SecurityProtocol,
     ctx: Arc<BrokerCtx>,
     shutdown: CancellationToken,
 ) {
     let connection_id = ctx
         .next_connection_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let span = tracing::info_span!("connection", %peer, connection_id);
+    let span = tracing::info_span!("connection", %peer, %listener, connection_id);
     ctx.open_connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    run(stream, peer, connection_id, ctx.clone(), shutdown)
+    let session = Session::new(peer, listener);
+    run(stream, session, connection_id, ctx.clone(), shutdown)
         .instrument(span)
         .await;
     ctx.open_connections
@@ -108,14 +114,13 @@ pub async fn serve(
 }
 
 async fn run(
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: impl ClientStream,
+    mut session: Session,
     connection_id: u64,
     ctx: Arc<BrokerCtx>,
     shutdown: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let inflight_max = ctx.config.max_inflight_requests;
     let max_request_bytes = ctx.config.max_request_bytes;
     let budget = ctx.request_memory.clone();
@@ -169,7 +174,7 @@ async fn run(
                     reading = false;
                     continue;
                 };
-                let admitted = admit(&ctx, frame, peer, connection_id).await;
+                let admitted = admit(&ctx, frame, &mut session, connection_id).await;
                 // Admission copied what must outlive it (produce batches are accounted by
                 // the log's unflushed-bytes limit from here on).
                 drop(permit);
@@ -215,11 +220,11 @@ fn request_span(connection_id: u64, frame: &[u8]) -> tracing::Span {
 async fn admit(
     ctx: &Arc<BrokerCtx>,
     frame: Bytes,
-    peer: SocketAddr,
+    session: &mut Session,
     connection_id: u64,
 ) -> Result<futures::future::BoxFuture<'static, Result<Option<BytesMut>, ()>>, ()> {
     let span = request_span(connection_id, &frame);
-    admit_in_span(ctx, frame, peer, span.clone())
+    admit_in_span(ctx, frame, session, span.clone())
         .instrument(span)
         .await
 }
@@ -227,7 +232,7 @@ async fn admit(
 async fn admit_in_span(
     ctx: &Arc<BrokerCtx>,
     frame: Bytes,
-    peer: SocketAddr,
+    session: &mut Session,
     span: tracing::Span,
 ) -> Result<futures::future::BoxFuture<'static, Result<Option<BytesMut>, ()>>, ()> {
     use futures::FutureExt;
@@ -248,7 +253,7 @@ async fn admit_in_span(
     let version = request.header.request_api_version;
     tracing::debug!("request");
     ctx.metrics.requests.request(api_key, &request.body);
-    let reply = match broker::handle(ctx, request, peer).await {
+    let reply = match broker::handle(ctx, request, session).await {
         Ok(reply) => reply,
         Err(err) => {
             tracing::warn!("closing connection: {err}");

@@ -16,4 +16,5 @@ pub mod log;
 pub mod metrics;
 pub mod producer_ids;
 pub mod protocol;
+pub mod security;
 pub mod server;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use strato_metadata::embedded::EmbeddedStore;
 use strato_metadata::etcd::EtcdStore;
-use strato_metadata::model::{BrokerRecord, ClusterRecord, RECORD_FORMAT_V1};
+use strato_metadata::model::{BrokerEndpoint, BrokerRecord, ClusterRecord, RECORD_FORMAT_V1};
 use strato_metadata::{LeaseId, MetadataError, MetadataStore, Txn, keys};
 use strato_tiering::cache::{ChunkCache, ChunkCacheConfig, DiskCacheConfig};
 use strato_tiering::{Tier, TierConfig};
@@ -25,6 +25,7 @@ use crate::log::flush::LogWriter;
 use crate::log::topics::TopicRegistry;
 use crate::metrics::metadata_store::TimedMetadataStore;
 use crate::producer_ids::ProducerIdAllocator;
+use crate::security::listener::SecurityProtocol;
 
 /// TTL of the broker's lease (DESIGN.md: 10 s); kept alive every third of it.
 const LEASE_TTL: Duration = Duration::from_secs(10);
@@ -68,33 +69,48 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .with_context(|| format!("open chunk cache in {}", config.cache_dir.display()))?;
     let tier = Arc::new(Tier::new(store, cache, TierConfig::default()));
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("bind Kafka listener {}", config.listen))?;
-    let bound = listener.local_addr().context("read bound address")?;
-    let advertised = config
-        .advertised_address
-        .clone()
-        .unwrap_or_else(|| (bound.ip().to_string(), bound.port()));
+    let mut listeners = Vec::with_capacity(config.security.listeners.len());
+    let mut endpoints = Vec::with_capacity(config.security.listeners.len());
+    for listener_config in &config.security.listeners {
+        let protocol = listener_config.protocol;
+        let listener = TcpListener::bind(listener_config.bind)
+            .await
+            .with_context(|| {
+                format!("bind Kafka listener {protocol}://{}", listener_config.bind)
+            })?;
+        let bound = listener.local_addr().context("read bound address")?;
+        let (host, port) = listener_config
+            .advertised
+            .clone()
+            .unwrap_or_else(|| (bound.ip().to_string(), bound.port()));
+        endpoints.push(BrokerEndpoint {
+            listener: protocol.name().to_string(),
+            host,
+            port,
+        });
+        listeners.push((protocol, listener, bound));
+    }
+    let primary = endpoints
+        .first()
+        .cloned()
+        .context("validation guarantees a listener")?;
+    let template = BrokerRecord {
+        v: RECORD_FORMAT_V1,
+        broker_id: -1,
+        host: primary.host.clone(),
+        port: primary.port,
+        rack: config.rack.clone(),
+        endpoints,
+    };
 
     let lease = meta
         .grant_lease(LEASE_TTL)
         .await
         .context("grant broker lease")?;
-    let broker_id = register_broker(
-        meta.as_ref(),
-        config.broker_id,
-        lease,
-        &advertised,
-        config.rack.as_deref(),
-    )
-    .await?;
+    let broker_id = register_broker(meta.as_ref(), config.broker_id, lease, &template).await?;
     let me = BrokerRecord {
-        v: RECORD_FORMAT_V1,
         broker_id,
-        host: advertised.0.clone(),
-        port: advertised.1,
-        rack: config.rack.clone(),
+        ..template
     };
     let cluster = Arc::new(ClusterView::new(broker_id, me.clone()));
     cluster
@@ -123,7 +139,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         broker_id,
         cluster_id,
         cluster: cluster.clone(),
-        advertised: advertised.clone(),
+        registration: me.clone(),
         meta: meta.clone(),
         tier,
         topics,
@@ -183,7 +199,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         broker_id,
         topics = loaded,
         object_store = %config.object_store_url,
-        advertised = %format!("{}:{}", advertised.0, advertised.1),
+        advertised = %format!("{}:{}", me.host, me.port),
         "broker ready"
     );
     let http_listener = TcpListener::bind(config.http_listen)
@@ -199,11 +215,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         http_shutdown.clone(),
     ));
     tracing::info!(addr = %http_bound, "http listener bound");
-    // Tests and scripts read this line to learn the port when --listen uses port 0.
-    tracing::info!(addr = %bound, "kafka listener bound");
+    // Tests and scripts read these lines to learn the ports when listeners use port 0.
+    for (protocol, _, bound) in &listeners {
+        tracing::info!(addr = %bound, listener = %protocol, "kafka listener bound");
+    }
+    let listeners = listeners
+        .into_iter()
+        .map(|(protocol, listener, _)| (protocol, listener))
+        .collect();
 
     accept_loop(
-        listener,
+        listeners,
         ctx.clone(),
         shutdown.clone(),
         leadership_stop.clone(),
@@ -238,36 +260,30 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    listeners: Vec<(SecurityProtocol, TcpListener)>,
     ctx: Arc<BrokerCtx>,
     shutdown: CancellationToken,
     leadership_stop: CancellationToken,
 ) {
     let connections = Arc::new(Semaphore::new(ctx.config.max_connections));
     let conn_shutdown = CancellationToken::new();
-    loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => permit.expect("semaphore never closed"),
-            _ = shutdown.cancelled() => break,
-        };
-        let (stream, peer): (_, SocketAddr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors and similar: back off briefly, keep serving.
-                    tracing::warn!("failed to accept connection: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        let ctx = ctx.clone();
-        let token = conn_shutdown.clone();
-        tokio::spawn(async move {
-            crate::connection::serve(stream, peer, ctx, token).await;
-            drop(permit);
-        });
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|(protocol, listener)| {
+            tokio::spawn(accept_connections(
+                listener,
+                protocol,
+                ctx.clone(),
+                connections.clone(),
+                shutdown.clone(),
+                conn_shutdown.clone(),
+            ))
+        })
+        .collect();
+    for task in accepting {
+        if let Err(err) = task.await {
+            tracing::error!("accept task failed: {err}");
+        }
     }
     // Connections stop taking requests and answer those they admitted; their produce
     // batches are made durable by the flusher, which keeps running until they are done.
@@ -290,6 +306,43 @@ async fn accept_loop(
     }
 }
 
+/// Accepts the connections of one listener until shutdown, each under a permit of the
+/// broker-wide connection limit.
+async fn accept_connections(
+    listener: TcpListener,
+    protocol: SecurityProtocol,
+    ctx: Arc<BrokerCtx>,
+    connections: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    conn_shutdown: CancellationToken,
+) {
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("semaphore never closed"),
+            _ = shutdown.cancelled() => return,
+        };
+        let (stream, peer): (_, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and similar: back off briefly, keep serving.
+                    tracing::warn!("failed to accept connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        let token = conn_shutdown.clone();
+        tokio::spawn(async move {
+            crate::connection::serve(stream, peer, protocol, ctx, token).await;
+            drop(permit);
+        });
+    }
+}
+
 /// Registers this broker under its lease: the configured id, or a newly generated one.
 /// A configured id that is still registered is most likely our own previous incarnation
 /// (killed and restarted at once), whose registration goes when its lease expires: wait
@@ -298,12 +351,11 @@ async fn register_broker(
     meta: &dyn MetadataStore,
     wanted: Option<i32>,
     lease: LeaseId,
-    advertised: &(String, u16),
-    rack: Option<&str>,
+    template: &BrokerRecord,
 ) -> anyhow::Result<i32> {
     let give_up = tokio::time::Instant::now() + REGISTER_WAIT_MAX;
     loop {
-        if let Some(id) = try_register(meta, wanted, lease, advertised, rack).await? {
+        if let Some(id) = try_register(meta, wanted, lease, template).await? {
             return Ok(id);
         }
         let id = wanted.expect("only a configured id can be taken");
@@ -357,8 +409,7 @@ async fn try_register(
     meta: &dyn MetadataStore,
     wanted: Option<i32>,
     lease: LeaseId,
-    advertised: &(String, u16),
-    rack: Option<&str>,
+    template: &BrokerRecord,
 ) -> anyhow::Result<Option<i32>> {
     let candidates: Box<dyn Iterator<Item = i32> + Send> = match wanted {
         Some(id) => Box::new(std::iter::once(id)),
@@ -370,11 +421,8 @@ async fn try_register(
     };
     for id in candidates {
         let record = BrokerRecord {
-            v: RECORD_FORMAT_V1,
             broker_id: id,
-            host: advertised.0.clone(),
-            port: advertised.1,
-            rack: rack.map(str::to_string),
+            ..template.clone()
         };
         let key = keys::broker(id);
         match meta
@@ -488,8 +536,7 @@ async fn regain_leadership(ctx: &BrokerCtx) -> anyhow::Result<LeaseId> {
         ctx.meta.as_ref(),
         Some(ctx.broker_id),
         lease,
-        &ctx.advertised,
-        ctx.config.rack.as_deref(),
+        &ctx.registration,
     )
     .await?;
     ctx.topics

@@ -48,7 +48,9 @@ pub fn start_broker(data_dir: &std::path::Path, partitions: i32, extra: &[String
                 ("http listener bound addr=", 'h'),
             ] {
                 if let Some(addr) = line.split(marker).nth(1) {
-                    let _ = tx.send((kind, addr.trim().to_string()));
+                    // `addr=HOST:PORT listener=PROTOCOL`: the address is the first field.
+                    let addr = addr.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send((kind, addr.to_string()));
                 }
             }
         }

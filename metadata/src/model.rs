@@ -76,12 +76,42 @@ record_codec!(TopicRecord);
 pub struct BrokerRecord {
     pub v: u32,
     pub broker_id: i32,
+    /// The address of the broker's first listener.
     pub host: String,
     pub port: u16,
     #[serde(default)]
     pub rack: Option<String>,
+    /// Every listener's advertised address. Absent in records written before listeners
+    /// existed: such a broker has one PLAINTEXT listener at `host:port`.
+    #[serde(default)]
+    pub endpoints: Vec<BrokerEndpoint>,
 }
 record_codec!(BrokerRecord);
+
+/// One listener of a broker, as clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// The listener's name: its security protocol (`PLAINTEXT`, `SASL_SSL`, ...).
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// The listener name of a broker record without endpoints.
+const LEGACY_LISTENER: &str = "PLAINTEXT";
+
+impl BrokerRecord {
+    /// The advertised address of `listener`, if the broker has that listener.
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, u16)> {
+        if self.endpoints.is_empty() {
+            return (listener == LEGACY_LISTENER).then_some((self.host.as_str(), self.port));
+        }
+        self.endpoints
+            .iter()
+            .find(|e| e.listener == listener)
+            .map(|e| (e.host.as_str(), e.port))
+    }
+}
 
 /// `partitions/<topic_id>/<p>/leader`, bound to the leader's lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +260,30 @@ record_codec!(GroupIdRecord);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_endpoints_by_listener() {
+        let mut record = BrokerRecord {
+            v: RECORD_FORMAT_V1,
+            broker_id: 1,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+            endpoints: Vec::new(),
+        };
+        // A record written before listeners existed: PLAINTEXT at host:port only.
+        let old = br#"{"v":1,"broker_id":1,"host":"h","port":9092}"#;
+        assert_eq!(BrokerRecord::decode("k", old).unwrap(), record);
+        assert_eq!(record.endpoint("PLAINTEXT"), Some(("h", 9092)));
+        assert_eq!(record.endpoint("SASL_SSL"), None);
+        record.endpoints = vec![BrokerEndpoint {
+            listener: "SASL_SSL".into(),
+            host: "b1.example.com".into(),
+            port: 9093,
+        }];
+        assert_eq!(record.endpoint("SASL_SSL"), Some(("b1.example.com", 9093)));
+        assert_eq!(record.endpoint("PLAINTEXT"), None);
+    }
 
     #[test]
     fn records_round_trip_and_reject_unknown_versions() {

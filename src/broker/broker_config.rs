@@ -34,7 +34,20 @@ fn millis(duration: std::time::Duration) -> u128 {
 pub(super) fn settings(ctx: &BrokerCtx) -> Vec<BrokerSetting> {
     use ConfigType::{Boolean, Int, Long, String};
     let c = &ctx.config;
-    let (host, port) = &ctx.advertised;
+    let listeners = c
+        .security
+        .listeners
+        .iter()
+        .map(|l| format!("{}://{}", l.protocol, l.bind))
+        .collect::<Vec<_>>()
+        .join(",");
+    let advertised = ctx
+        .registration
+        .endpoints
+        .iter()
+        .map(|e| format!("{}://{}:{}", e.listener, e.host, e.port))
+        .collect::<Vec<_>>()
+        .join(",");
     let metadata = match &c.metadata {
         MetadataUrl::Local => "local".to_string(),
         MetadataUrl::Etcd(etcd) => format!("etcd://{}{}", etcd.endpoints.join(","), etcd.prefix),
@@ -45,17 +58,12 @@ pub(super) fn settings(ctx: &BrokerCtx) -> Vec<BrokerSetting> {
             value: c.rack.clone(),
             ..setting("broker.rack", "", String, "--rack")
         },
-        setting(
-            "listeners",
-            format!("PLAINTEXT://{}", c.listen),
-            String,
-            "--listen",
-        ),
+        setting("listeners", listeners, String, "--listeners (or --listen)"),
         setting(
             "advertised.listeners",
-            format!("PLAINTEXT://{host}:{port}"),
+            advertised,
             String,
-            "--advertised-address",
+            "--advertised-listeners (or --advertised-address)",
         ),
         setting(
             "auto.create.topics.enable",

@@ -9,6 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::BrokerCtx;
 use super::error;
+use crate::security::Session;
 
 /// `cluster_authorized_operations` when the client did not ask for them (Kafka's INT32_MIN).
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -19,6 +20,7 @@ pub(super) fn handle(
     ctx: &Arc<BrokerCtx>,
     req: DescribeClusterRequest,
     version: i16,
+    session: &Session,
 ) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(ctx.cluster_id.clone()))
@@ -38,14 +40,19 @@ pub(super) fn handle(
     let live = ctx.cluster.live();
     // No controller quorum: the lowest live broker id stands in, as in Metadata.
     let controller = live.keys().next().copied().unwrap_or(ctx.broker_id);
+    // Addresses on the client's listener, as in Metadata.
+    let listener = session.listener.name();
     let brokers = live
         .into_values()
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.broker_id))
-                .with_host(StrBytes::from_string(b.host))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.map(StrBytes::from_string))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.broker_id))
+                    .with_host(StrBytes::from_string(host.to_string()))
+                    .with_port(i32::from(port))
+                    .with_rack(b.rack.map(StrBytes::from_string)),
+            )
         })
         .collect();
     response

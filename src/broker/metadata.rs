@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::BrokerCtx;
 use super::error;
 use crate::log::topics::{Topic, TopicError};
+use crate::security::Session;
 
 /// `topic_authorized_operations` when the client did not ask for them (Kafka's INT32_MIN).
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -23,6 +24,7 @@ pub(super) async fn handle(
     ctx: &Arc<BrokerCtx>,
     req: MetadataRequest,
     version: i16,
+    session: &Session,
 ) -> MetadataResponse {
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let all_topics = match &req.topics {
@@ -44,14 +46,20 @@ pub(super) async fn handle(
     }
     let live = ctx.cluster.live();
     let controller = live.keys().next().copied().unwrap_or(ctx.broker_id);
+    // Each broker's address on the listener the client came in on; a broker without that
+    // listener is left out, as Kafka does.
+    let listener = session.listener.name();
     let brokers = live
         .into_values()
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.broker_id))
-                .with_host(StrBytes::from_string(b.host))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.map(StrBytes::from_string))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.broker_id))
+                    .with_host(StrBytes::from_string(host.to_string()))
+                    .with_port(i32::from(port))
+                    .with_rack(b.rack.map(StrBytes::from_string)),
+            )
         })
         .collect();
     MetadataResponse::default()

@@ -18,6 +18,7 @@ use crate::log::flush::LogWriter;
 use crate::log::topics::TopicRegistry;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::protocol::{self, Request};
+use crate::security::Session;
 
 mod alter_configs;
 mod broker_config;
@@ -47,8 +48,8 @@ pub struct BrokerCtx {
     pub cluster_id: String,
     /// Live brokers and who owns which partition and group.
     pub cluster: Arc<crate::cluster::ClusterView>,
-    /// Host and port given to clients in Metadata responses.
-    pub advertised: (String, u16),
+    /// This broker's registration: its advertised address on every listener.
+    pub registration: strato_metadata::model::BrokerRecord,
     pub meta: Arc<dyn MetadataStore>,
     pub tier: Arc<Tier>,
     pub topics: TopicRegistry,
@@ -91,7 +92,7 @@ pub enum HandleError {
 pub async fn handle(
     ctx: &Arc<BrokerCtx>,
     request: Request,
-    peer: std::net::SocketAddr,
+    session: &mut Session,
 ) -> Result<Reply, HandleError> {
     let version = request.header.request_api_version;
     let client_id = request
@@ -105,7 +106,7 @@ pub async fn handle(
             protocol::api_versions_response(),
         )))),
         RequestKind::Metadata(req) => Reply::Now(Some(Box::new(ResponseKind::Metadata(
-            metadata::handle(ctx, req, version).await,
+            metadata::handle(ctx, req, version, session).await,
         )))),
         RequestKind::CreateTopics(req) => Reply::Now(Some(Box::new(ResponseKind::CreateTopics(
             create_topics::handle(ctx, req, version).await,
@@ -143,16 +144,18 @@ pub async fn handle(
             offset_for_leader_epoch::handle(ctx, req),
         )),
         RequestKind::DescribeCluster(req) => now(ResponseKind::DescribeCluster(
-            describe_cluster::handle(ctx, req, version),
+            describe_cluster::handle(ctx, req, version, session),
         )),
         RequestKind::DeleteRecords(req) => delete_records::handle(ctx, req),
         RequestKind::DeleteTopics(req) => now(ResponseKind::DeleteTopics(
             delete_topics::handle(ctx, req, version).await,
         )),
         RequestKind::FindCoordinator(req) => now(ResponseKind::FindCoordinator(
-            group::find_coordinator::handle(ctx, req, version),
+            group::find_coordinator::handle(ctx, req, version, session),
         )),
-        RequestKind::JoinGroup(req) => group::membership::join(ctx, req, version, &client_id, peer),
+        RequestKind::JoinGroup(req) => {
+            group::membership::join(ctx, req, version, &client_id, session.peer)
+        }
         RequestKind::SyncGroup(req) => group::membership::sync(ctx, req),
         RequestKind::Heartbeat(req) => now(ResponseKind::Heartbeat(group::membership::heartbeat(
             ctx, req,

@@ -184,7 +184,9 @@ async fn read_log(
         }
         let line = String::from_utf8_lossy(&raw).trim_end().to_string();
         let listener = if let Some(addr) = line.split("kafka listener bound addr=").nth(1) {
-            Some(Listener::Kafka(addr.trim().to_string()))
+            // `addr=HOST:PORT listener=PROTOCOL`: the address is the first field.
+            let addr = addr.split_whitespace().next().unwrap_or_default();
+            Some(Listener::Kafka(addr.to_string()))
         } else {
             line.split("http listener bound addr=")
                 .nth(1)

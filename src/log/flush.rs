@@ -937,6 +937,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
+            endpoints: Vec::new(),
         };
         let cluster = Arc::new(crate::cluster::ClusterView::new(0, me));
         let registry = TopicRegistry::new(meta.clone(), cluster, lease);

@@ -33,6 +33,8 @@ pub struct Broker {
     /// Environment variables set for the broker process (kept across restarts).
     envs: Vec<(String, String)>,
     log: Arc<Mutex<Vec<String>>>,
+    /// (security protocol, bound address) of every Kafka listener, as logged.
+    listeners: Arc<Mutex<Vec<(String, SocketAddr)>>>,
 }
 
 impl Broker {
@@ -55,12 +57,17 @@ impl Broker {
     }
 
     fn start_in(data_dir: PathBuf, extra_args: Vec<String>, envs: Vec<(String, String)>) -> Broker {
+        // A test that names its listeners gets those instead of one PLAINTEXT listener.
+        let listen: &[&str] = if extra_args.iter().any(|a| a.starts_with("--listeners")) {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
             .arg("serve")
             .arg("--data-dir")
             .arg(&data_dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
+            .args(listen)
             .arg("--http-listen")
             .arg("127.0.0.1:0")
             .args(&extra_args)
@@ -77,10 +84,15 @@ impl Broker {
         let (tx, rx) = mpsc::channel::<SocketAddr>();
         let (http_tx, http_rx) = mpsc::channel::<SocketAddr>();
         let log_writer = log.clone();
+        let listeners = Arc::new(Mutex::new(Vec::new()));
+        let listeners_writer = listeners.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(addr) = bound_address(&line, "kafka listener bound") {
+                    if let Some(protocol) = bound_listener(&line) {
+                        listeners_writer.lock().unwrap().push((protocol, addr));
+                    }
                     let _ = tx.send(addr);
                 }
                 if let Some(addr) = bound_address(&line, "http listener bound") {
@@ -97,8 +109,9 @@ impl Broker {
             extra_args,
             envs,
             log,
+            listeners,
         };
-        // The HTTP line is logged before the Kafka line.
+        // The HTTP line is logged before the Kafka lines.
         match http_rx.recv_timeout(START_DEADLINE) {
             Ok(addr) => broker.http_addr = addr,
             Err(_) => panic!(
@@ -147,6 +160,30 @@ impl Broker {
 
     pub fn bootstrap(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// The bound address of the listener of `protocol` (`SASL_SSL`, ...). The broker logs
+    /// its listeners one after the other at start-up, so a short wait covers the last ones.
+    pub fn listener(&self, protocol: &str) -> SocketAddr {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let found = self
+                .listeners
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(p, _)| p == protocol)
+                .map(|(_, addr)| *addr);
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker logged no {protocol} listener; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -272,9 +309,20 @@ fn bound_address(line: &str, message: &str) -> Option<SocketAddr> {
     }
     line.split(&format!("{message} addr="))
         .nth(1)?
-        .trim()
+        .split_whitespace()
+        .next()?
         .parse()
         .ok()
+}
+
+/// The `listener` field of a `kafka listener bound` line (text or JSON log format).
+fn bound_listener(line: &str) -> Option<String> {
+    if line.starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(line).ok()?;
+        return Some(json.get("fields")?.get("listener")?.as_str()?.to_string());
+    }
+    let rest = line.split(" listener=").nth(1)?;
+    Some(rest.split_whitespace().next()?.to_string())
 }
 
 impl Drop for Broker {

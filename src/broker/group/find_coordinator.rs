@@ -10,6 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::super::{BrokerCtx, error};
 use super::text;
+use crate::security::Session;
 
 /// FindCoordinator key types (Kafka `CoordinatorType`).
 const KEY_TYPE_GROUP: i8 = 0;
@@ -19,7 +20,9 @@ pub(in crate::broker) fn handle(
     ctx: &Arc<BrokerCtx>,
     req: FindCoordinatorRequest,
     version: i16,
+    session: &Session,
 ) -> FindCoordinatorResponse {
+    let listener = session.listener.name();
     let answer = |key: StrBytes| -> Coordinator {
         let coordinator = Coordinator::default().with_key(key.clone());
         if req.key_type != KEY_TYPE_GROUP && req.key_type != KEY_TYPE_TRANSACTION {
@@ -31,12 +34,14 @@ pub(in crate::broker) fn handle(
                 .with_error_code(error::code(ResponseError::InvalidRequest));
         }
         let owner = ctx.cluster.group_owner(key.as_str());
-        match ctx.cluster.broker(owner) {
-            Some(broker) => coordinator
+        let broker = ctx.cluster.broker(owner);
+        match broker.as_ref().and_then(|b| b.endpoint(listener)) {
+            Some((host, port)) => coordinator
                 .with_node_id(BrokerId(owner))
-                .with_host(text(broker.host))
-                .with_port(i32::from(broker.port)),
-            // The owner left between the two reads: the client asks again.
+                .with_host(text(host.to_string()))
+                .with_port(i32::from(port)),
+            // The owner left between the two reads (the client asks again), or it has no
+            // listener of this protocol.
             None => coordinator
                 .with_node_id(BrokerId(-1))
                 .with_host(StrBytes::default())
