@@ -13,6 +13,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use strato_tiering::cache::{DISK_BLOCK_BYTES_DEFAULT, DISK_BLOCKS_MIN};
 
+pub mod acl;
 pub mod security;
 pub mod tools;
 
@@ -88,6 +89,13 @@ pub enum Command {
     ///
     /// Example: `strato consume events --from-beginning --count 10 --format '%k %v\n'`
     Consume(tools::ConsumeArgs),
+    /// Create, list and delete ACLs (brokers started with `--authorizer true`).
+    ///
+    /// Talks to a running cluster over the Kafka protocol, like kafka-acls.sh.
+    ///
+    /// Example: `strato acl create --allow-principal User:alice --operation Write --topic orders`
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
 }
 
 #[derive(Debug, Subcommand)]

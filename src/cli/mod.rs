@@ -4,6 +4,8 @@
 //! work against any Kafka-compatible cluster and see exactly what clients see. The exception is `strato cluster status`, which reads the stores directly
 //! (read-only) to show what the protocol cannot: index entries, bytes and garbage.
 
+pub mod acl;
+pub mod acl_api;
 pub mod bench;
 mod bench_broker;
 pub mod cluster;
