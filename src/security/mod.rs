@@ -5,9 +5,11 @@
 //! client certificate at the handshake, a successful SASL exchange); handlers read it, never
 //! write it.
 
+pub mod credentials;
 pub mod listener;
 pub mod principal;
 pub mod sasl;
+pub mod scram;
 
 use std::net::SocketAddr;
 
