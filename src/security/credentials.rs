@@ -156,7 +156,8 @@ pub enum Change {
 }
 
 /// Sets (creates or replaces) credentials and removes others of one user, in one
-/// compare-and-set write; a user left with no credential is deleted.
+/// compare-and-set write (nothing is written if a deletion names a credential the user does
+/// not have); a user left with no credential is deleted.
 pub async fn alter(
     meta: &dyn MetadataStore,
     name: &str,
@@ -182,7 +183,9 @@ pub async fn alter(
                 to_record(credential),
             );
         }
-        if change == Change::NotFound && upserts.is_empty() {
+        // A deletion of a credential the user lacks refuses the user's whole change, as Kafka
+        // does.
+        if change == Change::NotFound {
             return Ok(Change::NotFound);
         }
         let txn = Txn::new().when_version(&key, version);

@@ -391,7 +391,11 @@ impl ServerFirst {
             .next()
             .and_then(|f| f.strip_prefix("r="))
             .ok_or(ScramError::Malformed("no nonce"))?;
-        if nonce != self.nonce {
+        // RFC 5802 wants the nonce echoed exactly. librdkafka sends its own nonce followed by
+        // the whole server nonce (which already starts with it); Kafka accepts any nonce that
+        // ends with the server's, and so do we. The proof covers the text as sent, so this
+        // weakens nothing: the server's random part must still be there.
+        if !nonce.ends_with(&self.nonce) {
             return Err(ScramError::Nonce);
         }
         let proof = BASE64
@@ -652,6 +656,39 @@ mod tests {
             server.verify_client_final(wrong_length.as_bytes()),
             Err(ScramError::InvalidProof)
         );
+    }
+
+    /// librdkafka's client-final nonce is its nonce followed by the server's whole nonce.
+    #[test]
+    fn librdkafka_nonce_form_is_accepted() {
+        let mechanism = ScramMechanism::Sha256;
+        let credential = ScramCredential::from_password(mechanism, b"pw", ITERATIONS_MIN).unwrap();
+        let mut client = ScramClient::new(mechanism, "u", "pw");
+        let server = ServerFirst::new(
+            parse_client_first(&client.client_first()).unwrap(),
+            credential,
+        );
+        let standard = client.client_final(server.message()).unwrap();
+        // Rebuild the final message the way librdkafka does and sign that text.
+        let doubled_nonce = format!("{}{}", client.client_nonce, server.nonce);
+        let salted = mechanism.salted_password(b"pw", &server.credential.salt, ITERATIONS_MIN);
+        let client_key = mechanism.hmac(&salted, b"Client Key");
+        let without_proof = format!("c=biws,r={doubled_nonce}");
+        let auth_message = format!(
+            "{},{},{without_proof}",
+            client.client_first_bare, server.message
+        );
+        let signature = mechanism.hmac(&mechanism.hash(&client_key), auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        let librdkafka_final = format!("{without_proof},p={}", BASE64.encode(proof));
+        server
+            .verify_client_final(librdkafka_final.as_bytes())
+            .unwrap();
+        server.verify_client_final(&standard).unwrap();
     }
 
     #[test]
