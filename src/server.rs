@@ -414,6 +414,14 @@ async fn serve_connection(
             .unwrap_or_else(Principal::anonymous),
         _ => Principal::anonymous(),
     };
+    if protocol == SecurityProtocol::Ssl
+        && ctx
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.requires_client_certificate())
+    {
+        tracing::debug!(%peer, %principal, "TLS client authenticated");
+    }
     let session = Session::new(peer, protocol, principal);
     crate::connection::serve(stream, session, ctx, shutdown).await;
 }
