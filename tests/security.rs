@@ -576,18 +576,13 @@ fn sasl_state_machine_in_frames() {
     // The session now ends 3 s after the re-authentication: requests are served until then,
     // and the first one after it closes the connection.
     let mut served = 0;
-    loop {
-        match metadata_call(&mut stream, 10 + served) {
-            Some(_) => {
-                served += 1;
-                assert!(
-                    reauthenticated.elapsed() < Duration::from_secs(10),
-                    "the session did not expire"
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            None => break,
-        }
+    while metadata_call(&mut stream, 10 + served).is_some() {
+        served += 1;
+        assert!(
+            reauthenticated.elapsed() < Duration::from_secs(10),
+            "the session did not expire"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
     assert!(
         reauthenticated.elapsed() >= Duration::from_secs(3),
