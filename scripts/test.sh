@@ -141,6 +141,10 @@ find_missing_packages() {
     need_command c++ g++
     need_command make make
     need_package libc6-dev
+    # ...built with its ssl feature (SASL_SSL and SCRAM tests): OpenSSL's headers, found by
+    # openssl-sys through pkg-config. Also `openssl` itself for certificate checks by hand.
+    need_package libssl-dev
+    need_command pkg-config pkg-config
     # The Node.js client (kafkajs). Debian's nodejs has no npm, which is a package of its own;
     # NodeSource's nodejs bundles npm and conflicts with Debian's npm, so npm is only asked
     # for together with node.

@@ -16,6 +16,7 @@ use strato_tiering::cache::{DISK_BLOCK_BYTES_DEFAULT, DISK_BLOCKS_MIN};
 pub mod acl;
 pub mod security;
 pub mod tools;
+pub mod users;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -89,6 +90,13 @@ pub enum Command {
     ///
     /// Example: `strato consume events --from-beginning --count 10 --format '%k %v\n'`
     Consume(tools::ConsumeArgs),
+    /// Create, delete and list SASL/SCRAM users (writes the metadata store directly, like
+    /// `kafka-storage format --add-scram`; AdminClient's AlterUserScramCredentials does the
+    /// same over the Kafka protocol).
+    ///
+    /// Example: `printf '%s' "$PW" | strato user create alice --password-stdin`
+    #[command(subcommand)]
+    User(users::UserCommand),
     /// Create, list and delete ACLs (brokers started with `--authorizer true`).
     ///
     /// Talks to a running cluster over the Kafka protocol, like kafka-acls.sh.

@@ -6,7 +6,6 @@
 //! not stop later produce requests from being admitted, while responses still leave in
 //! order (Kafka clients require it).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -21,7 +20,6 @@ use tracing::Instrument;
 use crate::broker::{self, BrokerCtx, Reply};
 use crate::protocol::{self, Decoded};
 use crate::security::Session;
-use crate::security::listener::SecurityProtocol;
 
 /// What a connection reads and writes: a TCP stream, or TLS over one.
 pub trait ClientStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -92,20 +90,25 @@ async fn read_frame<R: AsyncRead + Unpin>(
     Ok(Some((frame.freeze(), permit)))
 }
 
+/// Serves one connection whose TLS handshake (if any) is done; `principal` is the client
+/// certificate's, or `User:ANONYMOUS`.
 pub async fn serve(
     stream: impl ClientStream,
-    peer: SocketAddr,
-    listener: SecurityProtocol,
+    session: Session,
     ctx: Arc<BrokerCtx>,
     shutdown: CancellationToken,
 ) {
     let connection_id = ctx
         .next_connection_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let span = tracing::info_span!("connection", %peer, %listener, connection_id);
+    let span = tracing::info_span!(
+        "connection",
+        peer = %session.peer,
+        listener = %session.listener,
+        connection_id
+    );
     ctx.open_connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let session = Session::new(peer, listener);
     run(stream, session, connection_id, ctx.clone(), shutdown)
         .instrument(span)
         .await;
@@ -155,6 +158,10 @@ async fn run(
     // On shutdown the connection stops taking requests but answers the ones it admitted
     // (produce acks come with the final flush) for at most DRAIN_TIMEOUT.
     let mut drain_deadline: Option<tokio::time::Instant> = None;
+    // Kafka's `connections.max.idle.ms`: counted from the last response written or request
+    // read, only while nothing is pending.
+    let idle_timeout = ctx.config.security.connections_max_idle;
+    let mut idle_deadline = tokio::time::Instant::now() + idle_timeout;
     loop {
         if !reading && pending.is_empty() {
             break;
@@ -168,12 +175,14 @@ async fn run(
                         tracing::debug!("connection write failed: {err}");
                         break;
                     }
+                idle_deadline = tokio::time::Instant::now() + idle_timeout;
             }
             frame = frames_rx.recv(), if reading && pending.len() < inflight_max => {
                 let Some((frame, permit)) = frame else {
                     reading = false;
                     continue;
                 };
+                idle_deadline = tokio::time::Instant::now() + idle_timeout;
                 let admitted = admit(&ctx, frame, &mut session, connection_id).await;
                 // Admission copied what must outlive it (produce batches are accounted by
                 // the log's unflushed-bytes limit from here on).
@@ -183,6 +192,15 @@ async fn run(
                     // `admit` logged why, with the request's id.
                     Err(()) => break,
                 }
+                if session.close_after_response {
+                    // A failed authentication: answer it, then close.
+                    reading = false;
+                }
+            }
+            _ = tokio::time::sleep_until(idle_deadline), if reading && pending.is_empty() => {
+                tracing::debug!(?idle_timeout, "closing idle connection");
+                ctx.metrics.security.idle_closed();
+                break;
             }
             _ = shutdown.cancelled(), if reading => {
                 reading = false;
@@ -223,6 +241,16 @@ async fn admit(
     session: &mut Session,
     connection_id: u64,
 ) -> Result<futures::future::BoxFuture<'static, Result<Option<BytesMut>, ()>>, ()> {
+    if session.expects_raw_token() {
+        // After SaslHandshake v0 the frame is a bare SASL token, not a request.
+        let span =
+            tracing::info_span!("sasl_token", request_id = %format_args!("{connection_id}-sasl"));
+        use futures::FutureExt;
+        let reply = broker::handle_raw_sasl_token(ctx, session, frame)
+            .instrument(span)
+            .await;
+        return Ok(reply.map(Ok).boxed());
+    }
     let span = request_span(connection_id, &frame);
     admit_in_span(ctx, frame, session, span.clone())
         .instrument(span)
@@ -251,6 +279,11 @@ async fn admit_in_span(
     let correlation_id = request.header.correlation_id;
     let api_key = request.api_key;
     let version = request.header.request_api_version;
+    if let Err(refusal) = session.admits(api_key, tokio::time::Instant::now()) {
+        ctx.metrics.security.unauthenticated_closed();
+        tracing::info!("closing connection: {refusal}");
+        return Err(());
+    }
     tracing::debug!("request");
     ctx.metrics.requests.request(api_key, &request.body);
     let reply = match broker::handle(ctx, request, session).await {

@@ -70,6 +70,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .with_context(|| format!("open chunk cache in {}", config.cache_dir.display()))?;
     let tier = Arc::new(Tier::new(store, cache, TierConfig::default()));
 
+    let tls = match &config.security.tls {
+        Some(files) => Some(
+            crate::security::tls::Tls::load(files.clone())
+                .context("load TLS certificate and key")?,
+        ),
+        None => None,
+    };
     let mut listeners = Vec::with_capacity(config.security.listeners.len());
     let mut endpoints = Vec::with_capacity(config.security.listeners.len());
     for listener_config in &config.security.listeners {
@@ -170,6 +177,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )),
         authorizer,
         request_memory: Arc::new(Semaphore::new(config.max_queued_request_bytes as usize)),
+        tls: tls.clone(),
+        connections_per_ip: crate::security::limits::ConnectionsPerIp::new(
+            config.security.max_connections_per_ip,
+        ),
         open_connections: std::sync::atomic::AtomicU64::new(0),
         next_connection_id: std::sync::atomic::AtomicU64::new(0),
         lease_held: std::sync::atomic::AtomicBool::new(true),
@@ -207,6 +218,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.gc_grace,
         gc_stop.clone(),
     ));
+    let tls_reload_stop = CancellationToken::new();
+    let tls_reload = tls
+        .clone()
+        .map(|tls| tokio::spawn(tls.run_reloads(tls_reload_stop.clone())));
     let group_timers_stop = CancellationToken::new();
     let group_timers = tokio::spawn(ctx.groups.clone().run_timers(group_timers_stop.clone()));
     // The lease outlives the drain: it is revoked only after the final flush.
@@ -272,6 +287,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     http_shutdown.cancel();
     let _ = http.await;
+    tls_reload_stop.cancel();
+    if let Some(task) = tls_reload {
+        let _ = task.await;
+    }
     let lease = keep_alive.await.unwrap_or(lease);
     if let Err(err) = meta.revoke_lease(lease).await {
         tracing::warn!("failed to revoke broker lease: {err:#}");
@@ -355,13 +374,77 @@ async fn accept_connections(
             _ = shutdown.cancelled() => return,
         };
         let _ = stream.set_nodelay(true);
+        let Some(ip_permit) = ctx.connections_per_ip.try_acquire(peer.ip()) else {
+            ctx.metrics.security.refused_per_ip();
+            tracing::debug!(%peer, "connection refused: --max-connections-per-ip reached");
+            continue;
+        };
         let ctx = ctx.clone();
         let token = conn_shutdown.clone();
         tokio::spawn(async move {
-            crate::connection::serve(stream, peer, protocol, ctx, token).await;
+            serve_connection(stream, peer, protocol, ctx, token).await;
+            drop(ip_permit);
             drop(permit);
         });
     }
+}
+
+/// Completes the TLS handshake of a TLS listener's connection (bounded by
+/// `tls::HANDSHAKE_TIMEOUT`), then serves it.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    protocol: SecurityProtocol,
+    ctx: Arc<BrokerCtx>,
+    shutdown: CancellationToken,
+) {
+    use crate::security::{Session, principal::Principal, tls};
+    if !protocol.uses_tls() {
+        let session = Session::new(peer, protocol, Principal::anonymous());
+        crate::connection::serve(stream, session, ctx, shutdown).await;
+        return;
+    }
+    let acceptor = ctx
+        .tls
+        .as_ref()
+        .expect("validation requires TLS files for TLS listeners")
+        .acceptor(protocol);
+    let handshake = tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => {
+            ctx.metrics.security.tls_handshake_failed();
+            tracing::info!(%peer, listener = %protocol, "TLS handshake failed: {err}");
+            return;
+        }
+        Err(_) => {
+            ctx.metrics.security.tls_handshake_failed();
+            tracing::info!(%peer, listener = %protocol, "TLS handshake timed out");
+            return;
+        }
+    };
+    // SSL listeners with a client CA verified the client's certificate: it names the
+    // principal. SASL_SSL connections authenticate with SASL.
+    let principal = match protocol {
+        SecurityProtocol::Ssl => stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(tls::certificate_principal)
+            .unwrap_or_else(Principal::anonymous),
+        _ => Principal::anonymous(),
+    };
+    if protocol == SecurityProtocol::Ssl
+        && ctx
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.requires_client_certificate())
+    {
+        tracing::debug!(%peer, %principal, "TLS client authenticated");
+    }
+    let session = Session::new(peer, protocol, principal);
+    crate::connection::serve(stream, session, ctx, shutdown).await;
 }
 
 /// Registers this broker under its lease: the configured id, or a newly generated one.

@@ -95,6 +95,14 @@ pub fn acl(
     )
 }
 
+/// `users/<user>`: one key per user with SCRAM credentials.
+pub const USERS_PREFIX: &str = "users/";
+
+/// A user's key; the name is escaped into one segment as group ids are.
+pub fn user(name: &str) -> String {
+    format!("{USERS_PREFIX}{}", encode_group_id(name))
+}
+
 pub fn broker(id: i32) -> String {
     format!("{BROKERS_PREFIX}{id}")
 }

@@ -232,6 +232,67 @@ pub struct ClusterRecord {
 }
 record_codec!(ClusterRecord);
 
+/// `users/<user>`: a user's SCRAM credentials, by mechanism name (`SCRAM-SHA-256`,
+/// `SCRAM-SHA-512`). Only what lets the broker check a proof is stored (RFC 5802's
+/// StoredKey and ServerKey), never a password or a salted password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub v: u32,
+    pub name: String,
+    pub scram: BTreeMap<String, ScramCredentialRecord>,
+}
+record_codec!(UserRecord);
+
+/// One SCRAM credential of a user; byte strings are hex.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredentialRecord {
+    #[serde(with = "hex_bytes")]
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    #[serde(with = "hex_bytes")]
+    pub stored_key: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    pub server_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ScramCredentialRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredentialRecord")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Byte strings as lowercase hex in JSON records.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        let mut text = String::with_capacity(bytes.len() * 2);
+        for byte in bytes {
+            text.push_str(&format!("{byte:02x}"));
+        }
+        serializer.serialize_str(&text)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.len() % 2 != 0 {
+            return Err(D::Error::custom("odd number of hex digits"));
+        }
+        (0..text.len())
+            .step_by(2)
+            .map(|idx| {
+                text.get(idx..idx + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                    .ok_or_else(|| D::Error::custom("not hex"))
+            })
+            .collect()
+    }
+}
+
 /// `groups/<group>/offsets/<topic>/<p>`: a consumer group's committed offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommittedOffsetRecord {
@@ -291,6 +352,32 @@ impl AclRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_records_keep_bytes_as_hex() {
+        let record = UserRecord {
+            v: RECORD_FORMAT_V1,
+            name: "alice".into(),
+            scram: BTreeMap::from([(
+                "SCRAM-SHA-256".to_string(),
+                ScramCredentialRecord {
+                    salt: vec![0, 1, 0xfe],
+                    iterations: 4096,
+                    stored_key: vec![0xab],
+                    server_key: vec![],
+                },
+            )]),
+        };
+        let encoded = record.encode();
+        let text = std::str::from_utf8(&encoded).unwrap();
+        assert!(text.contains(r#""salt":"0001fe""#), "{text}");
+        assert_eq!(UserRecord::decode("k", &encoded).unwrap(), record);
+        let bad = text.replace("0001fe", "0001f");
+        assert!(UserRecord::decode("k", bad.as_bytes()).is_err());
+        let bad = text.replace("0001fe", "0001zz");
+        assert!(UserRecord::decode("k", bad.as_bytes()).is_err());
+        assert!(!format!("{record:?}").contains("ab"), "no key in Debug");
+    }
 
     #[test]
     fn broker_endpoints_by_listener() {

@@ -40,7 +40,9 @@ mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl;
 pub mod topic_config;
+mod users;
 
 /// Everything a handler may use.
 pub struct BrokerCtx {
@@ -65,6 +67,10 @@ pub struct BrokerCtx {
     pub authorizer: Arc<crate::security::authorizer::Authorizer>,
     /// Bytes of request frames read but not yet admitted, across all connections.
     pub request_memory: Arc<tokio::sync::Semaphore>,
+    /// TLS of SSL and SASL_SSL listeners (`None` without --tls-cert).
+    pub tls: Option<Arc<crate::security::tls::Tls>>,
+    /// Open connections per client address (`--max-connections-per-ip`).
+    pub connections_per_ip: Arc<crate::security::limits::ConnectionsPerIp>,
     /// Open Kafka client connections (for metrics).
     pub open_connections: std::sync::atomic::AtomicU64,
     /// Source of connection ids (connection-scoped request ids in logs).
@@ -92,6 +98,16 @@ pub enum HandleError {
     Unhandled(kafka_protocol::messages::ApiKey),
 }
 
+/// A bare SASL token (after SaslHandshake v0); the future yields the framed answer, `None`
+/// when there is none to send (the exchange failed and the connection closes).
+pub async fn handle_raw_sasl_token(
+    ctx: &Arc<BrokerCtx>,
+    session: &mut Session,
+    token: bytes::Bytes,
+) -> BoxFuture<'static, Option<bytes::BytesMut>> {
+    sasl::raw_token(ctx, session, token).await
+}
+
 pub async fn handle(
     ctx: &Arc<BrokerCtx>,
     request: Request,
@@ -108,6 +124,14 @@ pub async fn handle(
         RequestKind::ApiVersions(_) => Reply::Now(Some(Box::new(ResponseKind::ApiVersions(
             protocol::api_versions_response(),
         )))),
+        RequestKind::DescribeUserScramCredentials(req) => now(
+            ResponseKind::DescribeUserScramCredentials(users::describe(ctx, req).await),
+        ),
+        RequestKind::AlterUserScramCredentials(req) => now(
+            ResponseKind::AlterUserScramCredentials(users::alter(ctx, req).await),
+        ),
+        RequestKind::SaslHandshake(req) => sasl::handshake(ctx, req, version, session),
+        RequestKind::SaslAuthenticate(req) => sasl::authenticate(ctx, req, version, session).await,
         RequestKind::Metadata(req) => Reply::Now(Some(Box::new(ResponseKind::Metadata(
             metadata::handle(ctx, req, version, session).await,
         )))),

@@ -38,10 +38,15 @@ struct Status {
     objects_unreferenced: Option<usize>,
 }
 
-async fn open_metadata(args: &ClusterStatusArgs) -> anyhow::Result<Arc<dyn MetadataStore>> {
-    Ok(match args.metadata.as_str() {
+/// Opens the metadata store named by `--metadata` (`local`: the embedded store in
+/// `data_dir`, which only one process may hold at a time).
+pub(crate) async fn open_metadata(
+    metadata: &str,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn MetadataStore>> {
+    Ok(match metadata {
         "local" => Arc::new(
-            strato_metadata::embedded::EmbeddedStore::open(&args.data_dir.join("meta"))
+            strato_metadata::embedded::EmbeddedStore::open(&data_dir.join("meta"))
                 .await
                 .context("open the embedded metadata store (is the broker still running?)")?,
         ),
@@ -59,7 +64,7 @@ async fn open_metadata(args: &ClusterStatusArgs) -> anyhow::Result<Arc<dyn Metad
 }
 
 async fn collect(args: &ClusterStatusArgs) -> anyhow::Result<Status> {
-    let meta = open_metadata(args).await?;
+    let meta = open_metadata(&args.metadata, &args.data_dir).await?;
     let mut brokers = Vec::new();
     for (key, value) in meta.list_all(keys::BROKERS_PREFIX).await? {
         brokers.push(BrokerRecord::decode(&key, &value.value)?);

@@ -16,6 +16,7 @@ use crate::broker::BrokerCtx;
 
 pub mod metadata_store;
 pub mod requests;
+pub mod security;
 
 use metadata_store::{MetadataOperation, MetadataTimings};
 use requests::RequestMetrics;
@@ -27,6 +28,7 @@ pub struct BrokerMetrics {
     /// Shared with the `TimedMetadataStore` that wraps the broker's store.
     pub metadata: Arc<MetadataTimings>,
     pub compaction: crate::log::compaction::CompactionStats,
+    pub security: security::SecurityMetrics,
 }
 
 /// The Prometheus text exposition of the broker's metrics.
@@ -37,6 +39,7 @@ pub fn render(ctx: &BrokerCtx) -> String {
     render_metadata(&mut out, &ctx.metrics.metadata);
     render_partitions(&mut out, ctx);
     render_cluster(&mut out, ctx);
+    ctx.metrics.security.render(&mut out);
     render_authorization(&mut out, ctx);
     out.finish()
 }

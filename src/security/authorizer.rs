@@ -367,12 +367,11 @@ mod tests {
     use crate::security::listener::SecurityProtocol;
 
     fn session(principal: &str) -> Session {
-        let mut session = Session::new(
+        Session::new(
             "127.0.0.1:5000".parse().unwrap(),
             SecurityProtocol::Plaintext,
-        );
-        session.principal = Principal::parse(principal).unwrap();
-        session
+            Principal::parse(principal).unwrap(),
+        )
     }
 
     fn read_topic(principal: &str) -> AclBinding {

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod group;
 pub mod kafka;
+pub mod pki;
 pub mod proxy;
 pub mod s3;
 pub mod wire;

@@ -132,6 +132,19 @@ module "strato" {
   broker_count         = var.broker_count
   broker_instance_type = var.broker_instance_type
 
+  # Kafka security (docs/DEPLOY.md, "Securing a cluster"); the defaults are plaintext, open.
+  listener_security_protocol = var.listener_security_protocol
+  listener_port              = var.listener_port
+  plaintext_listener_port    = var.plaintext_listener_port
+  advertised_host            = var.advertised_host
+  bootstrap_dns              = var.bootstrap_dns
+  tls                        = var.tls
+  sasl_mechanisms            = var.sasl_mechanisms
+  authorizer_enabled         = var.authorizer_enabled
+  super_users                = var.super_users
+  admin_user                 = var.admin_user
+  secrets_kms_key_arn        = var.secrets_kms_key_arn
+
   nlb_deletion_protection = var.nlb_deletion_protection
   force_destroy_bucket    = var.force_destroy_bucket
 }

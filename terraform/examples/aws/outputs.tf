@@ -3,6 +3,21 @@ output "bootstrap_servers" {
   value       = module.strato.bootstrap_servers
 }
 
+output "security_protocol" {
+  description = "The clients' security.protocol for bootstrap_servers."
+  value       = module.strato.security_protocol
+}
+
+output "plaintext_bootstrap_servers" {
+  description = "bootstrap.servers of the second, PLAINTEXT listener, or null."
+  value       = module.strato.plaintext_bootstrap_servers
+}
+
+output "certificate_dns_names" {
+  description = "DNS names a broker certificate needs (advertised_host private_dns)."
+  value       = module.strato.certificate_dns_names
+}
+
 output "bucket_name" {
   description = "S3 bucket holding the log."
   value       = module.strato.bucket_name

@@ -78,3 +78,81 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+# ---- Kafka security: passed to modules/strato, whose variables.tf describes each in full -----------
+
+variable "listener_security_protocol" {
+  description = "Security protocol of the Kafka listener: PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL (SSL and SASL_SSL need tls)."
+  type        = string
+  default     = "PLAINTEXT"
+}
+
+variable "listener_port" {
+  description = "Port of the Kafka listener."
+  type        = number
+  default     = 9092
+}
+
+variable "plaintext_listener_port" {
+  description = "A second, PLAINTEXT listener on this port while clients move to the secured one; null for none."
+  type        = number
+  default     = null
+}
+
+variable "advertised_host" {
+  description = "What brokers advertise: private_ip or private_dns (ip-10-42-0-5.ec2.internal, which a wildcard certificate covers); null for private_dns with TLS, private_ip otherwise."
+  type        = string
+  default     = null
+}
+
+variable "bootstrap_dns" {
+  description = "{ zone_id, name }: an alias record for the load balancer in a Route 53 private hosted zone; null for none."
+  type = object({
+    zone_id = string
+    name    = string
+  })
+  default = null
+}
+
+variable "tls" {
+  description = "References (Secrets Manager ARNs or SSM SecureString parameter names), never values, of the broker certificate chain, its private key and optionally the CA of client certificates (SSL only)."
+  type = object({
+    certificate_chain_secret = string
+    private_key_secret       = string
+    client_ca_secret         = optional(string)
+  })
+  default = null
+}
+
+variable "sasl_mechanisms" {
+  description = "SASL mechanisms (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN); null for the module's choice by protocol."
+  type        = list(string)
+  default     = null
+}
+
+variable "authorizer_enabled" {
+  description = "Check requests against ACLs."
+  type        = bool
+  default     = false
+}
+
+variable "super_users" {
+  description = "Principals the authorizer allows everything, e.g. [\"User:ops\"]."
+  type        = list(string)
+  default     = []
+}
+
+variable "admin_user" {
+  description = "{ name, password_secret }: the first user, made at every broker boot; password_secret is a reference (Secrets Manager ARN or SSM SecureString parameter name), never the password."
+  type = object({
+    name            = string
+    password_secret = string
+  })
+  default = null
+}
+
+variable "secrets_kms_key_arn" {
+  description = "Customer-managed KMS key of those secrets; null for the AWS-managed keys."
+  type        = string
+  default     = null
+}

@@ -52,6 +52,18 @@ resource "aws_launch_template" "broker" {
     cache_memory_bytes = var.broker_cache_memory_bytes
     cache_disk_bytes   = var.broker_cache_disk_bytes
     extra_args         = join("", [for a in var.broker_extra_args : " ${a}"])
+    # Kafka security (security.tf): secrets by reference only.
+    single_plaintext_listener = local.single_plaintext_listener
+    listener_port             = var.listener_port
+    listeners                 = local.listeners
+    advertised_listeners      = local.advertised_listeners
+    advertised_host           = local.advertised_host_expression
+    private_dns_domain        = local.advertised_host == "private_dns" ? local.private_dns_domain : ""
+    security_flags            = local.security_flags
+    tls_dir                   = local.tls_dir
+    tls_files                 = local.tls_files
+    admin_user                = var.admin_user == null ? "" : var.admin_user.name
+    admin_password            = local.admin_password
   }))
 
   tag_specifications {

@@ -1,6 +1,7 @@
 # Instance roles. A broker may use its bucket prefix (modules/strato-bucket's policy), write its
-# logs, pull the broker image when it is in ECR, and (optionally) talk to SSM. An etcd member may
-# write snapshots under its own prefix and its logs. Neither can read what the other writes.
+# logs, pull the broker image when it is in ECR, read the secrets of its TLS files and first
+# user (those only), and (optionally) talk to SSM. An etcd member may write snapshots under its
+# own prefix and its logs. Neither can read what the other writes.
 
 locals {
   instance_roles = {
@@ -91,6 +92,67 @@ resource "aws_iam_role_policy" "broker_ecr" {
   name   = "ecr-pull"
   role   = aws_iam_role.instance["broker"].id
   policy = data.aws_iam_policy_document.broker_ecr[0].json
+}
+
+# The secrets of var.tls and var.admin_user (security.tf), each by its exact ARN, and their KMS
+# key through these two services only. Nothing else in Secrets Manager or Parameter Store.
+locals {
+  secret_arns = {
+    for service in ["secretsmanager", "ssm"] : service => distinct([for s in values(local.secrets) : s.arn if s.service == service])
+  }
+}
+
+data "aws_iam_policy_document" "broker_secrets" {
+  count = length(local.secrets) == 0 ? 0 : 1
+
+  dynamic "statement" {
+    for_each = length(local.secret_arns.secretsmanager) == 0 ? [] : [local.secret_arns.secretsmanager]
+
+    content {
+      sid       = "ReadSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = statement.value
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.secret_arns.ssm) == 0 ? [] : [local.secret_arns.ssm]
+
+    content {
+      sid       = "ReadParameters"
+      actions   = ["ssm:GetParameter"]
+      resources = statement.value
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.secrets_kms_key_arn == null ? [] : [var.secrets_kms_key_arn]
+
+    content {
+      sid       = "DecryptSecrets"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values = flatten([
+          for region in local.secret_regions : [
+            "secretsmanager.${region}.${data.aws_partition.current.dns_suffix}",
+            "ssm.${region}.${data.aws_partition.current.dns_suffix}",
+          ]
+        ])
+      }
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "broker_secrets" {
+  count = length(local.secrets) == 0 ? 0 : 1
+
+  name   = "secrets"
+  role   = aws_iam_role.instance["broker"].id
+  policy = data.aws_iam_policy_document.broker_secrets[0].json
 }
 
 # ---- etcd ----------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 # A Strato cluster on AWS: the bucket (modules/strato-bucket), three etcd members with their
 # own data volumes (etcd.tf), brokers in an Auto Scaling group behind an internal network load
-# balancer (brokers.tf, nlb.tf), their IAM roles (iam.tf) and security groups (network.tf).
+# balancer (brokers.tf, nlb.tf), their IAM roles (iam.tf) and security groups (network.tf), and
+# the Kafka listeners, TLS and SASL settings (security.tf).
 # docs/DEPLOY.md explains the design and how to run it.
 
 data "aws_caller_identity" "current" {}
@@ -13,6 +14,10 @@ data "aws_subnet" "selected" {
   count = length(var.subnet_ids)
 
   id = var.subnet_ids[count.index]
+}
+
+data "aws_vpc" "selected" {
+  id = var.vpc_id
 }
 
 data "aws_ssm_parameter" "al2023" {
@@ -99,6 +104,32 @@ resource "terraform_data" "preconditions" {
     precondition {
       condition     = var.broker_cache_memory_bytes <= data.aws_ec2_instance_type.broker.memory_size * 1048576 * 0.6
       error_message = "broker_cache_memory_bytes must be at most 60% of the broker instance type's memory (the rest is for unflushed and queued request bytes and the OS)."
+    }
+    # Kafka security (security.tf): settings that would have no effect are refused, so that
+    # nobody believes a cluster is protected by them.
+    precondition {
+      condition     = local.tls_enabled == (var.tls != null)
+      error_message = "tls is needed by, and only by, listener_security_protocol SSL and SASL_SSL."
+    }
+    precondition {
+      condition     = try(var.tls.client_ca_secret, null) == null || var.listener_security_protocol == "SSL"
+      error_message = "tls.client_ca_secret (client certificates) applies to listener_security_protocol SSL only."
+    }
+    precondition {
+      condition     = var.sasl_mechanisms == null || local.sasl_enabled
+      error_message = "sasl_mechanisms applies to listener_security_protocol SASL_PLAINTEXT and SASL_SSL only."
+    }
+    precondition {
+      condition     = length(var.super_users) == 0 || var.authorizer_enabled
+      error_message = "super_users only matter with authorizer_enabled = true."
+    }
+    precondition {
+      condition     = var.plaintext_listener_port == null || (var.listener_security_protocol != "PLAINTEXT" && var.plaintext_listener_port != var.listener_port)
+      error_message = "plaintext_listener_port is a second listener next to a secured one: listener_security_protocol must not be PLAINTEXT, and the two ports must differ."
+    }
+    precondition {
+      condition     = local.advertised_host != "private_dns" || data.aws_vpc.selected.enable_dns_support
+      error_message = "advertised_host private_dns needs DNS resolution in the VPC (enable_dns_support) to resolve the brokers' names."
     }
   }
 }

@@ -1,10 +1,12 @@
-# Security groups. Clients reach Kafka (9092) and metrics (9644) from var.client_cidrs and
-# var.metrics_cidrs only, on the load balancer and on each broker (clients connect to every
-# broker by its advertised private IP). etcd is reachable only from the brokers (and
+# Security groups. Clients reach the Kafka listeners (var.listener_port, 9092 by default, and
+# var.plaintext_listener_port) and metrics (9644) from var.client_cidrs and var.metrics_cidrs
+# only, on the load balancer and on each broker (clients connect to every broker at its
+# advertised address). etcd is reachable only from the brokers (and
 # var.etcd_client_security_group_ids); its members talk to each other on 2380. Nothing accepts
-# SSH: operators use SSM Session Manager. Egress is HTTPS (S3, ECR, CloudWatch, SSM, image
-# registries) and the ports of the other components; traffic to the VPC's DNS resolver, the
-# instance metadata service and the time service is never filtered by security groups.
+# SSH: operators use SSM Session Manager. Egress is HTTPS (S3, ECR, CloudWatch, SSM, Secrets
+# Manager, image registries) and the ports of the other components; traffic to the VPC's DNS
+# resolver, the instance metadata service and the time service is never filtered by security
+# groups.
 
 resource "aws_security_group" "nlb" {
   name        = "${var.name}-strato-nlb"
@@ -31,11 +33,17 @@ resource "aws_security_group" "etcd" {
 
 locals {
   # Who may reach which port, on the load balancer and (at the advertised address) on every
-  # broker alike.
+  # broker alike. Keys start with the listener's key (security.tf): "kafka" for port 9092.
   client_ingress = merge(
-    { for c in var.client_cidrs : "kafka ${c}" => { cidr = c, port = 9092, description = "Kafka from clients" } },
+    merge([
+      for key, listener in local.kafka_listeners : {
+        for c in var.client_cidrs : "${key} ${c}" => { cidr = c, port = listener.port, description = "Kafka from clients" }
+      }
+    ]...),
     { for c in local.metrics_cidrs : "http ${c}" => { cidr = c, port = 9644, description = "Broker HTTP (metrics, health) from monitoring" } },
   )
+  # The ports the load balancer forwards, as strings ("9092", "9644") for for_each.
+  nlb_target_ports = toset([for p in values(local.nlb_ports) : tostring(p.port)])
 }
 
 resource "aws_vpc_security_group_ingress_rule" "nlb_clients" {
@@ -61,7 +69,7 @@ resource "aws_vpc_security_group_ingress_rule" "broker_clients" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "nlb_to_broker" {
-  for_each = toset(["9092", "9644"])
+  for_each = local.nlb_target_ports
 
   security_group_id            = aws_security_group.nlb.id
   description                  = "To brokers (traffic and health checks)"
@@ -72,7 +80,7 @@ resource "aws_vpc_security_group_egress_rule" "nlb_to_broker" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "broker_from_nlb" {
-  for_each = toset(["9092", "9644"])
+  for_each = local.nlb_target_ports
 
   security_group_id            = aws_security_group.broker.id
   description                  = "From the load balancer (traffic and health checks)"

@@ -1,9 +1,10 @@
 # An internal network load balancer: the stable bootstrap address of the cluster. It only
 # starts a client's first connection; the Metadata response then points the client at every
-# broker's own private IP (see docs/DEPLOY.md, "How clients connect").
+# broker's own address (see docs/DEPLOY.md, "How clients connect"). It passes TCP through, so
+# TLS ends at the brokers, and a broker certificate must also name the bootstrap address.
 
 resource "aws_lb" "this" {
-  #checkov:skip=CKV_AWS_91:Network load balancers write access logs only for TLS listeners; these are TCP listeners.
+  #checkov:skip=CKV_AWS_91:Network load balancers write access logs only for TLS listeners; these are TCP listeners (TLS ends at the brokers).
   name                             = "${var.name}-strato"
   internal                         = true
   load_balancer_type               = "network"
@@ -15,12 +16,13 @@ resource "aws_lb" "this" {
 }
 
 locals {
-  # Kafka is routed only to brokers whose metadata store answers (/ready); the HTTP port to
-  # any broker that is up (/health), so that metrics stay reachable during an etcd outage.
-  nlb_ports = {
-    kafka = { port = 9092, health_path = "/ready" }
-    http  = { port = 9644, health_path = "/health" }
-  }
+  # Kafka listeners (security.tf) are routed only to brokers whose metadata store answers
+  # (/ready); the HTTP port to any broker that is up (/health), so that metrics stay reachable
+  # during an etcd outage.
+  nlb_ports = merge(
+    { for key, listener in local.kafka_listeners : key => { port = listener.port, health_path = "/ready" } },
+    { http = { port = 9644, health_path = "/health" } },
+  )
 }
 
 resource "aws_lb_target_group" "broker" {
@@ -62,4 +64,19 @@ resource "aws_lb_listener" "broker" {
   }
 
   tags = local.tags
+}
+
+# A friendlier bootstrap name in a Route 53 private hosted zone (var.bootstrap_dns).
+resource "aws_route53_record" "bootstrap" {
+  count = var.bootstrap_dns == null ? 0 : 1
+
+  zone_id = var.bootstrap_dns.zone_id
+  name    = var.bootstrap_dns.name
+  type    = "A"
+
+  alias {
+    name                   = aws_lb.this.dns_name
+    zone_id                = aws_lb.this.zone_id
+    evaluate_target_health = false
+  }
 }

@@ -1,6 +1,24 @@
 output "bootstrap_servers" {
-  description = "Kafka bootstrap.servers for clients (the internal load balancer). Clients then connect to each broker's private IP, so they must be able to reach the VPC."
-  value       = "${aws_lb.this.dns_name}:9092"
+  description = "Kafka bootstrap.servers for clients (the internal load balancer, or bootstrap_dns's name), on listener_port. Clients then connect to each broker's advertised address, so they must be able to reach the VPC."
+  value       = "${local.bootstrap_host}:${var.listener_port}"
+}
+
+output "security_protocol" {
+  description = "The clients' security.protocol for bootstrap_servers (listener_security_protocol)."
+  value       = var.listener_security_protocol
+}
+
+output "plaintext_bootstrap_servers" {
+  description = "bootstrap.servers of the second, PLAINTEXT listener (plaintext_listener_port), or null."
+  value       = var.plaintext_listener_port == null ? null : "${local.bootstrap_host}:${var.plaintext_listener_port}"
+}
+
+output "certificate_dns_names" {
+  description = "The DNS names (subject alternative names) a broker certificate needs with advertised_host private_dns: the brokers' wildcard and the bootstrap address (the load balancer's wildcard, or bootstrap_dns's name)."
+  value = [
+    "*.${local.private_dns_domain}",
+    var.bootstrap_dns == null ? "*.elb.${local.region}.${data.aws_partition.current.dns_suffix}" : local.bootstrap_host,
+  ]
 }
 
 output "bucket_name" {

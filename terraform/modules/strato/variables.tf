@@ -146,6 +146,137 @@ variable "broker_extra_args" {
   }
 }
 
+# ---- Kafka security (docs/DEPLOY.md, "Securing a cluster") ------------------------------------
+
+variable "listener_security_protocol" {
+  description = "Security protocol of the brokers' Kafka listener, in Kafka's names: PLAINTEXT (no TLS, no authentication: every client is User:ANONYMOUS), SASL_PLAINTEXT (SCRAM or PLAIN logins without TLS), SSL (TLS; with tls.client_ca_secret, clients also log in with a certificate) or SASL_SSL (TLS and SCRAM or PLAIN logins). SSL and SASL_SSL need tls."
+  type        = string
+  default     = "PLAINTEXT"
+
+  validation {
+    condition     = contains(["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"], var.listener_security_protocol)
+    error_message = "listener_security_protocol must be PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL."
+  }
+}
+
+variable "listener_port" {
+  description = "Port of the Kafka listener, on every broker and on the load balancer (clients may reach it from client_cidrs)."
+  type        = number
+  default     = 9092
+
+  validation {
+    condition     = var.listener_port >= 1024 && var.listener_port <= 65535 && floor(var.listener_port) == var.listener_port && var.listener_port != 9644
+    error_message = "listener_port must be a whole number from 1024 to 65535, other than the HTTP port 9644."
+  }
+}
+
+variable "plaintext_listener_port" {
+  description = "A second Kafka listener, PLAINTEXT, on this port (on every broker and on the load balancer), for moving the clients of a running cluster to listener_security_protocol one at a time; null for none. Remove it once every client has moved (docs/DEPLOY.md, \"Securing a running cluster\")."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.plaintext_listener_port == null || try(var.plaintext_listener_port >= 1024 && var.plaintext_listener_port <= 65535 && floor(var.plaintext_listener_port) == var.plaintext_listener_port && var.plaintext_listener_port != 9644, false)
+    error_message = "plaintext_listener_port must be null or a whole number from 1024 to 65535, other than the HTTP port 9644."
+  }
+}
+
+variable "advertised_host" {
+  description = "The host each broker gives clients in Metadata responses: private_ip (e.g. 10.0.1.5) or private_dns, the EC2 private DNS name of that IP (ip-10-0-1-5.ec2.internal in us-east-1, ip-10-0-1-5.<region>.compute.internal elsewhere), which resolves in the VPC whatever the subnets' hostname type. One wildcard certificate (*.ec2.internal or *.<region>.compute.internal) then covers every broker, including the ones the Auto Scaling group adds later. null: private_dns for SSL and SASL_SSL (clients check the broker's name against its certificate), private_ip otherwise."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.advertised_host == null || contains(["private_ip", "private_dns"], coalesce(var.advertised_host, "private_ip"))
+    error_message = "advertised_host must be null, private_ip or private_dns."
+  }
+}
+
+variable "bootstrap_dns" {
+  description = "An alias record for the load balancer, e.g. { zone_id = \"Z0123...\", name = \"kafka.prod.internal\" } in a Route 53 private hosted zone that the clients' VPCs resolve. bootstrap_servers then gives this name, and a TLS certificate needs it among its names instead of *.elb.<region>.amazonaws.com. null: clients bootstrap from the load balancer's own DNS name."
+  type = object({
+    zone_id = string
+    name    = string
+  })
+  default = null
+
+  validation {
+    condition     = var.bootstrap_dns == null || try(can(regex("^Z[A-Z0-9]{1,31}$", var.bootstrap_dns.zone_id)) && can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z][a-z0-9-]*[a-z0-9]\\.?$", var.bootstrap_dns.name)), false)
+    error_message = "bootstrap_dns must be null or { zone_id = a Route 53 hosted zone id (Z...), name = a lowercase DNS name in that zone }."
+  }
+}
+
+variable "tls" {
+  description = "TLS material of SSL and SASL_SSL listeners, given as references to where it is stored, never as the PEM text itself (which would be written to the Terraform state). Each field is the full ARN of a Secrets Manager secret whose SecretString is the PEM text, or the name (/path/name) or ARN of an SSM Parameter Store SecureString parameter (an advanced parameter if the PEM is over 4 KB): certificate_chain_secret holds the broker certificate followed by any intermediate CA certificates, private_key_secret its unencrypted private key, and client_ca_secret (optional, SSL only) the CA certificates that client certificates must chain to: then every client needs one, and its principal is User:<subject CN>. A broker reads them before it starts and every 15 minutes, and replaces a file under /etc/strato/tls only when its content changed and the new certificate matches the new key; the broker then reloads it, so a rotated certificate reaches running brokers without a restart. null: no TLS."
+  type = object({
+    certificate_chain_secret = string
+    private_key_secret       = string
+    client_ca_secret         = optional(string)
+  })
+  default = null
+
+  validation {
+    condition = var.tls == null || try(alltrue([
+      for ref in concat([var.tls.certificate_chain_secret, var.tls.private_key_secret], var.tls.client_ca_secret == null ? [] : [var.tls.client_ca_secret]) :
+      can(regex("^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}|arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/[A-Za-z0-9/_.-]+|(/[A-Za-z0-9_.-]+)+)$", ref))
+    ]), false)
+    error_message = "Each field of tls must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>, as describe-secret shows it), an SSM parameter ARN or an SSM parameter name starting with /; never the PEM text itself."
+  }
+}
+
+variable "sasl_mechanisms" {
+  description = "--sasl-mechanisms: the SASL mechanisms of SASL_PLAINTEXT and SASL_SSL listeners, from SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN. PLAIN sends the password itself, so it is safe over TLS only. null: all three with SASL_SSL, the two SCRAM mechanisms with SASL_PLAINTEXT."
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.sasl_mechanisms == null || try(length(var.sasl_mechanisms) > 0 && length(distinct(var.sasl_mechanisms)) == length(var.sasl_mechanisms) && alltrue([for m in var.sasl_mechanisms : contains(["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"], m)]), false)
+    error_message = "sasl_mechanisms must be null or a non-empty list of distinct mechanisms from SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN."
+  }
+}
+
+variable "authorizer_enabled" {
+  description = "--authorizer: check every request against the ACLs (managed with kafka-acls.sh, Kafka's AdminClient or `strato acl`); a principal with no ACL that allows an operation is refused, super users excepted. false: every client may do everything."
+  type        = bool
+  default     = false
+}
+
+variable "super_users" {
+  description = "--super-users: principals that the authorizer allows everything, e.g. [\"User:ops\"] (admin_user's name is added to them). With SSL client certificates a principal is User:<subject CN>."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.super_users : can(regex("^User:[A-Za-z0-9._@=+-]{1,128}$", p))])
+    error_message = "Each super_users element must be User:<name>, the name made of letters, digits and . _ @ = + - (no spaces or ;)."
+  }
+}
+
+variable "admin_user" {
+  description = "The first user, so that there is someone to create the others and the ACLs. Every broker runs `strato user create <name> --password-stdin` at boot (SCRAM-SHA-256 and SCRAM-SHA-512 credentials in etcd; an existing user gets its password reset to the stored one), and the user is a super user. name: the user name. password_secret: where the password is stored as plain text, given as the full ARN of a Secrets Manager secret or the name (/path/name) or ARN of an SSM Parameter Store SecureString parameter; never the password itself (it would be written to the Terraform state). null: no such user."
+  type = object({
+    name            = string
+    password_secret = string
+  })
+  default = null
+
+  validation {
+    condition     = var.admin_user == null || try(can(regex("^[A-Za-z0-9._@-]{1,64}$", var.admin_user.name)) && can(regex("^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}|arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/[A-Za-z0-9/_.-]+|(/[A-Za-z0-9_.-]+)+)$", var.admin_user.password_secret)), false)
+    error_message = "admin_user.name must be 1-64 letters, digits and . _ @ -; admin_user.password_secret must be a Secrets Manager secret ARN (with its 6-character suffix), an SSM parameter ARN or an SSM parameter name starting with /, never the password itself."
+  }
+}
+
+variable "secrets_kms_key_arn" {
+  description = "ARN of the customer-managed KMS key that encrypts the secrets or parameters of tls and admin_user: the broker role may then decrypt with it, through Secrets Manager and SSM only. null when they use the AWS-managed keys (aws/secretsmanager, aws/ssm), which need no grant."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.secrets_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", coalesce(var.secrets_kms_key_arn, "-")))
+    error_message = "secrets_kms_key_arn must be null or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>; IAM does not accept an alias here)."
+  }
+}
+
 # ---- etcd ----------------------------------------------------------------------------------------
 
 variable "etcd_image" {

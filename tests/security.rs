@@ -1,0 +1,663 @@
+//! Kafka's security model from the outside: listeners of every security protocol, TLS with
+//! certificates made here (rcgen), SASL (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN) against users
+//! made with `strato user`, and connection hygiene. Clients: librdkafka (rdkafka crate) and
+//! raw frames for what clients do not show (error codes, closed connections, v0 tokens).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::pki::Pki;
+use common::{Broker, wait_until, wire};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureRecord;
+use strato::security::scram::{ScramClient, ScramMechanism};
+
+/// Makes `name` a SCRAM user (both mechanisms) in the embedded store of `data_dir`, with the
+/// broker stopped, as an operator makes the first admin.
+fn add_user(data_dir: &Path, name: &str, password: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
+        .args(["user", "create", name, "--password-stdin", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run strato user create");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "strato user create: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// librdkafka settings for a SASL login on `bootstrap`.
+fn sasl(
+    bootstrap: String,
+    protocol: &str,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+    ca: Option<&Path>,
+) -> Vec<(String, String)> {
+    let mut settings = vec![
+        ("bootstrap.servers".to_string(), bootstrap),
+        ("security.protocol".to_string(), protocol.to_string()),
+        ("sasl.mechanism".to_string(), mechanism.to_string()),
+        ("sasl.username".to_string(), user.to_string()),
+        ("sasl.password".to_string(), password.to_string()),
+    ];
+    if let Some(ca) = ca {
+        settings.push(("ssl.ca.location".to_string(), ca.display().to_string()));
+    }
+    settings
+}
+
+fn config(settings: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("message.timeout.ms", "20000")
+        .set("socket.timeout.ms", "10000");
+    for (k, v) in settings {
+        config.set(k, v);
+    }
+    config
+}
+
+/// Collects the errors librdkafka reports (authentication and TLS failures arrive here).
+#[derive(Clone, Default)]
+struct ErrorLog(Arc<Mutex<Vec<String>>>);
+
+impl ClientContext for ErrorLog {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0.lock().unwrap().push(format!("{error}: {reason}"));
+    }
+}
+
+impl ConsumerContext for ErrorLog {}
+
+impl ErrorLog {
+    fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+}
+
+/// Asks for metadata with `settings`: `Ok(broker ports)`, or the errors librdkafka reported
+/// (it reports a refused login or TLS handshake within a second or so, then keeps retrying:
+/// waiting for the first report is enough).
+fn metadata(settings: &[(String, String)]) -> Result<Vec<i32>, String> {
+    let errors = ErrorLog::default();
+    let mut config = config(settings);
+    config.set("group.id", "security-tests");
+    let consumer: BaseConsumer<ErrorLog> = config
+        .create_with_context(errors.clone())
+        .expect("create consumer");
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let result = consumer.fetch_metadata(None, Duration::from_secs(2));
+        // Error events reach the context only while the consumer is polled.
+        let _ = consumer.poll(Duration::from_millis(100));
+        match result {
+            Ok(metadata) => return Ok(metadata.brokers().iter().map(|b| b.port()).collect()),
+            Err(err) if !errors.text().is_empty() => {
+                return Err(format!("{err}\n{}", errors.text()));
+            }
+            Err(err) => assert!(
+                Instant::now() < end,
+                "no metadata and no error report: {err}"
+            ),
+        }
+    }
+}
+
+/// Produces one record with `settings` and returns its offset.
+async fn produce_one(settings: &[(String, String)], topic: &str, value: &str) -> i64 {
+    let producer: rdkafka::producer::FutureProducer = config(settings).create().unwrap();
+    producer
+        .send(
+            FutureRecord::<(), _>::to(topic).payload(value),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap_or_else(|(err, _)| panic!("produce {value}: {err}"))
+        .offset
+}
+
+/// Reads partition 0 of `topic` from the start until `count` values arrived.
+fn consume_values(settings: &[(String, String)], topic: &str, count: usize) -> Vec<String> {
+    use rdkafka::Message;
+    let mut config = config(settings);
+    config
+        .set("group.id", "security-tests")
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = config.create().unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut values = Vec::new();
+    let end = Instant::now() + Duration::from_secs(60);
+    while values.len() < count {
+        assert!(Instant::now() < end, "consumed only {values:?}");
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.expect("consume without error");
+            values.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into());
+        }
+    }
+    values
+}
+
+/// Goal: the right password logs in with each mechanism over SASL_SSL and SASL_PLAINTEXT,
+/// and a wrong one is refused with Kafka's SASL_AUTHENTICATION_FAILED message. Metadata
+/// gives each client the addresses of the listener it came in on. Method: a broker with
+/// PLAINTEXT, SASL_PLAINTEXT and SASL_SSL listeners and a user made with `strato user`;
+/// librdkafka produces with each mechanism and reads everything back.
+#[tokio::test(flavor = "multi_thread")]
+async fn sasl_logins_with_librdkafka() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "main");
+    let broker_cert = pki.broker();
+    add_user(&dir.path().join("data"), "alice", "alice-secret");
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+            "--tls-cert",
+            broker_cert.cert.to_str().unwrap(),
+            "--tls-key",
+            broker_cert.key.to_str().unwrap(),
+        ],
+    );
+    let sasl_ssl = broker.listener("SASL_SSL");
+    let sasl_plaintext = broker.listener("SASL_PLAINTEXT");
+    let ca = pki.ca_file();
+    let mut expected = Vec::new();
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] {
+        for (protocol, addr, ca) in [
+            ("SASL_SSL", sasl_ssl, Some(ca.as_path())),
+            ("SASL_PLAINTEXT", sasl_plaintext, None),
+        ] {
+            let settings = sasl(
+                addr.to_string(),
+                protocol,
+                mechanism,
+                "alice",
+                "alice-secret",
+                ca,
+            );
+            assert_eq!(
+                metadata(&settings).unwrap(),
+                vec![i32::from(addr.port())],
+                "{protocol}: Metadata names the {protocol} listener"
+            );
+            let value = format!("{protocol}-{mechanism}");
+            produce_one(&settings, "secured", &value).await;
+            expected.push(value);
+        }
+    }
+    let reader = sasl(
+        sasl_ssl.to_string(),
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+        "alice",
+        "alice-secret",
+        Some(&ca),
+    );
+    assert_eq!(consume_values(&reader, "secured", expected.len()), expected);
+
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] {
+        for (user, password) in [("alice", "wrong"), ("nobody", "alice-secret")] {
+            let settings = sasl(
+                sasl_ssl.to_string(),
+                "SASL_SSL",
+                mechanism,
+                user,
+                password,
+                Some(&ca),
+            );
+            let err = metadata(&settings).expect_err("a wrong password is refused");
+            assert!(
+                err.contains(&format!(
+                    "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
+                )),
+                "{mechanism} {user}: {err}"
+            );
+        }
+    }
+    let (_, metrics) = broker.http_get("/metrics");
+    assert!(
+        metrics.contains(
+            r#"strato_sasl_authentications_total{mechanism="SCRAM-SHA-512",result="failure"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        !broker.log_text().contains("alice-secret"),
+        "no password in the broker's log"
+    );
+}
+
+/// Goal: TLS is checked both ways. A client that does not trust the broker's CA fails; an
+/// SSL listener with --tls-client-ca refuses a client without a certificate and one whose
+/// certificate another CA signed, and serves one the CA signed.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_trust_is_checked_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "main");
+    let other = Pki::new(dir.path(), "other");
+    let broker_cert = pki.broker();
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--listeners",
+            "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+            "--tls-cert",
+            broker_cert.cert.to_str().unwrap(),
+            "--tls-key",
+            broker_cert.key.to_str().unwrap(),
+            "--tls-client-ca",
+            pki.ca_file().to_str().unwrap(),
+        ],
+    );
+    let ssl = broker.listener("SSL").to_string();
+    let client = |ca: &Path, cert: Option<&common::pki::CertFiles>| {
+        let mut settings = vec![
+            ("bootstrap.servers".to_string(), ssl.clone()),
+            ("security.protocol".to_string(), "SSL".to_string()),
+            ("ssl.ca.location".to_string(), ca.display().to_string()),
+        ];
+        if let Some(cert) = cert {
+            settings.push((
+                "ssl.certificate.location".to_string(),
+                cert.cert.display().to_string(),
+            ));
+            settings.push((
+                "ssl.key.location".to_string(),
+                cert.key.display().to_string(),
+            ));
+        }
+        settings
+    };
+    let bob = pki.client("bob");
+    let mallory = other.client("mallory");
+    let err = metadata(&client(&other.ca_file(), Some(&bob))).expect_err("unknown CA");
+    assert!(err.contains("certificate verify failed"), "{err}");
+    let err = metadata(&client(&pki.ca_file(), None)).expect_err("no client certificate");
+    assert!(err.contains("certificate required"), "{err}");
+    metadata(&client(&pki.ca_file(), Some(&mallory))).expect_err("a stranger's certificate");
+    let bob_settings = client(&pki.ca_file(), Some(&bob));
+    assert_eq!(
+        metadata(&bob_settings).unwrap(),
+        vec![i32::from(broker.listener("SSL").port())]
+    );
+    produce_one(&bob_settings, "mtls", "from bob").await;
+    assert!(
+        broker
+            .log_text()
+            .lines()
+            .any(|l| l.contains("TLS client authenticated") && l.contains("principal=User:bob")),
+        "{}",
+        broker.log_text()
+    );
+    let (_, metrics) = broker.http_get("/metrics");
+    assert!(
+        !metrics.contains(r#"strato_connections_closed_total{reason="tls_handshake"} 0"#),
+        "failed handshakes are counted: {metrics}"
+    );
+}
+
+/// Goal: a rotated certificate is served without a restart. Method: replace the broker's
+/// certificate and key with ones of another CA; a client trusting only the new CA gets in
+/// within the deadline, and one trusting only the old CA no longer does.
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_rotate_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = Pki::new(dir.path(), "old");
+    let new = Pki::new(dir.path(), "new");
+    let cert_file = dir.path().join("broker.pem");
+    let key_file = dir.path().join("broker.key");
+    let old_files = old.broker();
+    std::fs::copy(&old_files.cert, &cert_file).unwrap();
+    std::fs::copy(&old_files.key, &key_file).unwrap();
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--listeners",
+            "SSL://127.0.0.1:0",
+            "--tls-cert",
+            cert_file.to_str().unwrap(),
+            "--tls-key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    let ssl = broker.listener("SSL").to_string();
+    let trusting = |ca: &Path| {
+        vec![
+            ("bootstrap.servers".to_string(), ssl.clone()),
+            ("security.protocol".to_string(), "SSL".to_string()),
+            ("ssl.ca.location".to_string(), ca.display().to_string()),
+        ]
+    };
+    metadata(&trusting(&old.ca_file())).unwrap();
+    metadata(&trusting(&new.ca_file())).expect_err("not yet rotated");
+    let new_files = new.broker();
+    // The key first, then the certificate, as a careless rotation would: the half-done
+    // state is refused and the old pair stays in use until both are there.
+    std::fs::copy(&new_files.key, &key_file).unwrap();
+    std::fs::copy(&new_files.cert, &cert_file).unwrap();
+    wait_until(Duration::from_secs(30), "the new certificate", || {
+        metadata(&trusting(&new.ca_file())).is_ok()
+    });
+    metadata(&trusting(&old.ca_file())).expect_err("the old certificate is gone");
+    assert!(broker.log_text().contains("TLS certificates reloaded"));
+}
+
+/// Sends a request and reads its response on a raw connection.
+fn call<Req, Resp>(
+    stream: &mut std::net::TcpStream,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    request: &Req,
+) -> Resp
+where
+    Req: kafka_protocol::protocol::Encodable,
+    Resp: kafka_protocol::protocol::Decodable,
+{
+    wire::send(stream, key, version, correlation_id, request);
+    wire::response(stream, key, version, correlation_id)
+}
+
+fn connect(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(wire::IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(wire::IO_TIMEOUT)).unwrap();
+    stream
+}
+
+fn handshake(stream: &mut std::net::TcpStream, mechanism: &str, version: i16) -> i16 {
+    let response: SaslHandshakeResponse = call(
+        stream,
+        ApiKey::SaslHandshake,
+        version,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(mechanism.into())),
+    );
+    response.error_code
+}
+
+fn authenticate(stream: &mut std::net::TcpStream, token: Vec<u8>) -> SaslAuthenticateResponse {
+    call(
+        stream,
+        ApiKey::SaslAuthenticate,
+        2,
+        2,
+        &SaslAuthenticateRequest::default().with_auth_bytes(token.into()),
+    )
+}
+
+/// A whole SCRAM login over SaslAuthenticate v2; the response to the proof.
+fn scram_login(
+    stream: &mut std::net::TcpStream,
+    mechanism: ScramMechanism,
+    user: &str,
+    password: &str,
+) -> SaslAuthenticateResponse {
+    assert_eq!(handshake(stream, mechanism.name(), 1), 0);
+    let mut client = ScramClient::new(mechanism, user, password);
+    let first = authenticate(stream, client.client_first());
+    assert_eq!(first.error_code, 0, "{:?}", first.error_message);
+    let last = authenticate(stream, client.client_final(&first.auth_bytes).unwrap());
+    if last.error_code == 0 {
+        client
+            .verify_server_final(&last.auth_bytes)
+            .expect("the broker knows the credential");
+    }
+    last
+}
+
+fn metadata_call(
+    stream: &mut std::net::TcpStream,
+    correlation_id: i32,
+) -> Option<MetadataResponse> {
+    wire::send(
+        stream,
+        ApiKey::Metadata,
+        12,
+        correlation_id,
+        &MetadataRequest::default().with_topics(Some(vec![])),
+    );
+    let mut frame = wire::read_frame(stream)?;
+    use kafka_protocol::protocol::Decodable;
+    kafka_protocol::messages::ResponseHeader::decode(
+        &mut frame,
+        ApiKey::Metadata.response_header_version(12),
+    )
+    .unwrap();
+    Some(MetadataResponse::decode(&mut frame, 12).unwrap())
+}
+
+/// Goal: the SASL state machine as Kafka defines it, in frames: ApiVersions may come first,
+/// anything else before authentication closes the connection; an unknown mechanism is
+/// refused with the enabled list; a wrong password is answered SASL_AUTHENTICATION_FAILED
+/// no sooner than --auth-failure-delay-ms and the connection closes; SaslHandshake v0 takes
+/// bare tokens; with --connections-max-reauth-ms the session lifetime is announced, a
+/// re-authentication as the same user succeeds, as another user is refused, and a request
+/// after the session expired closes the connection.
+#[test]
+fn sasl_state_machine_in_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    add_user(&dir.path().join("data"), "alice", "alice-secret");
+    add_user(&dir.path().join("data"), "bob", "bob-secret");
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--listeners",
+            "SASL_PLAINTEXT://127.0.0.1:0",
+            "--sasl-mechanisms",
+            "SCRAM-SHA-512,PLAIN",
+            "--auth-failure-delay-ms",
+            "300",
+            "--connections-max-reauth-ms",
+            "3000",
+        ],
+    );
+    let addr = broker.listener("SASL_PLAINTEXT");
+
+    // A request before authentication closes the connection; ApiVersions is answered.
+    let mut stream = connect(addr);
+    let versions: ApiVersionsResponse = call(
+        &mut stream,
+        ApiKey::ApiVersions,
+        3,
+        0,
+        &ApiVersionsRequest::default(),
+    );
+    assert!(
+        versions
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::SaslAuthenticate as i16 && k.max_version == 2)
+    );
+    assert!(
+        metadata_call(&mut stream, 1).is_none(),
+        "closed before authentication"
+    );
+
+    // An unknown or disabled mechanism: UNSUPPORTED_SASL_MECHANISM with the list, then closed.
+    let mut stream = connect(addr);
+    let response: SaslHandshakeResponse = call(
+        &mut stream,
+        ApiKey::SaslHandshake,
+        1,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("SCRAM-SHA-256")),
+    );
+    assert_eq!(response.error_code, 33, "UNSUPPORTED_SASL_MECHANISM");
+    let names: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+    assert_eq!(names, ["SCRAM-SHA-512", "PLAIN"]);
+    assert!(
+        wire::read_frame(&mut stream).is_none(),
+        "closed after the refusal"
+    );
+
+    // A wrong password: SASL_AUTHENTICATION_FAILED after the delay, then closed.
+    let mut stream = connect(addr);
+    assert_eq!(handshake(&mut stream, "PLAIN", 1), 0);
+    let asked = Instant::now();
+    let refused = authenticate(&mut stream, b"\0alice\0wrong".to_vec());
+    assert!(
+        asked.elapsed() >= Duration::from_millis(300),
+        "the failure is delayed"
+    );
+    assert_eq!(refused.error_code, 58, "SASL_AUTHENTICATION_FAILED");
+    assert_eq!(
+        refused.error_message.as_ref().map(|m| m.as_str()),
+        Some(
+            "Authentication failed during authentication due to invalid credentials with SASL mechanism PLAIN"
+        )
+    );
+    assert!(
+        wire::read_frame(&mut stream).is_none(),
+        "closed after the failure"
+    );
+
+    // SaslHandshake v0: the PLAIN token travels as a bare frame, answered by an empty one.
+    let mut stream = connect(addr);
+    assert_eq!(handshake(&mut stream, "PLAIN", 0), 0);
+    let token = b"\0alice\0alice-secret";
+    let mut frame = (token.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(token);
+    stream.write_all(&frame).unwrap();
+    let answer = wire::read_frame(&mut stream).expect("an empty token");
+    assert!(answer.is_empty());
+    assert!(
+        metadata_call(&mut stream, 5).is_some(),
+        "authenticated by v0"
+    );
+
+    // SCRAM with a session lifetime; re-authentication; expiry.
+    let mut stream = connect(addr);
+    let done = scram_login(&mut stream, ScramMechanism::Sha512, "alice", "alice-secret");
+    assert_eq!(done.error_code, 0, "{:?}", done.error_message);
+    assert_eq!(done.session_lifetime_ms, 3000);
+    let session_start = Instant::now();
+    assert!(metadata_call(&mut stream, 3).is_some());
+    let again = scram_login(&mut stream, ScramMechanism::Sha512, "alice", "alice-secret");
+    assert_eq!(again.error_code, 0, "re-authentication as the same user");
+    let reauthenticated = Instant::now();
+    assert!(metadata_call(&mut stream, 4).is_some());
+    assert!(
+        session_start.elapsed() < Duration::from_secs(3),
+        "took too long to check"
+    );
+    // The session now ends 3 s after the re-authentication: requests are served until then,
+    // and the first one after it closes the connection.
+    let mut served = 0;
+    while metadata_call(&mut stream, 10 + served).is_some() {
+        served += 1;
+        assert!(
+            reauthenticated.elapsed() < Duration::from_secs(10),
+            "the session did not expire"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        reauthenticated.elapsed() >= Duration::from_secs(3),
+        "closed before the session's end"
+    );
+
+    // Re-authenticating as another user is refused.
+    let mut stream = connect(addr);
+    assert_eq!(
+        scram_login(&mut stream, ScramMechanism::Sha512, "alice", "alice-secret").error_code,
+        0
+    );
+    let switched = scram_login(&mut stream, ScramMechanism::Sha512, "bob", "bob-secret");
+    assert_eq!(switched.error_code, 58);
+    assert!(wire::read_frame(&mut stream).is_none());
+}
+
+/// Goal: connection hygiene. Method: with --max-connections-per-ip 2 a third connection from
+/// 127.0.0.1 is closed at once (and counted); with --connections-max-idle-ms 1000 a
+/// connection that sends nothing is closed, one that keeps asking is not.
+#[test]
+fn connections_per_ip_and_idle_connections_are_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--max-connections-per-ip",
+            "2",
+            "--connections-max-idle-ms",
+            "1000",
+        ],
+    );
+    let versions = |stream: &mut std::net::TcpStream, id: i32| {
+        wire::send(
+            stream,
+            ApiKey::ApiVersions,
+            3,
+            id,
+            &ApiVersionsRequest::default(),
+        );
+        wire::read_frame(stream)
+    };
+    let mut first = connect(broker.addr);
+    let mut second = connect(broker.addr);
+    assert!(versions(&mut first, 1).is_some());
+    assert!(versions(&mut second, 1).is_some());
+    let mut third = connect(broker.addr);
+    assert!(versions(&mut third, 1).is_none(), "over the per-IP limit");
+    // The idle one is closed; the busy one keeps its connection meanwhile.
+    let idle_since = Instant::now();
+    let mut busy_calls = 0;
+    while idle_since.elapsed() < Duration::from_millis(2500) {
+        assert!(
+            versions(&mut second, 2 + busy_calls).is_some(),
+            "busy connection kept"
+        );
+        busy_calls += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(versions(&mut first, 2).is_none(), "idle connection closed");
+    drop(second);
+    // With the others gone, a new connection is accepted again.
+    wait_until(Duration::from_secs(10), "a free per-IP slot", || {
+        let mut stream = connect(broker.addr);
+        versions(&mut stream, 1).is_some()
+    });
+    let (_, metrics) = broker.http_get("/metrics");
+    let counts: BTreeMap<&str, f64> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("strato_connections_closed_total{reason=\""))
+        .filter_map(|l| {
+            let (reason, value) = l.split_once("\"} ")?;
+            Some((reason, value.parse().ok()?))
+        })
+        .collect();
+    assert!(counts["max_connections_per_ip"] >= 1.0, "{counts:?}");
+    assert!(counts["idle"] >= 1.0, "{counts:?}");
+}
