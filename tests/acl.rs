@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::kafka::producer;
-use common::{Broker, run_client_script, run_with_timeout, wait_until, wire};
+use common::{Broker, add_user, run_client_script, run_with_timeout, wait_until, wire};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Request, StrBytes};
@@ -97,10 +97,18 @@ fn broker_after_setup(dir: &Path, setup: impl FnOnce(&str)) -> Broker {
 
 /// Produces one record with librdkafka; the error code if it was not acknowledged.
 async fn produce_one(bootstrap: &str, topic: &str) -> Result<(), RDKafkaErrorCode> {
-    let producer = producer(
-        bootstrap,
-        &[("message.timeout.ms", "20000"), ("retries", "0")],
-    );
+    produce_one_as(bootstrap, topic, &[]).await
+}
+
+/// [`produce_one`] with more client settings (a SASL login).
+async fn produce_one_as(
+    bootstrap: &str,
+    topic: &str,
+    login: &[(&str, &str)],
+) -> Result<(), RDKafkaErrorCode> {
+    let mut settings = vec![("message.timeout.ms", "20000"), ("retries", "0")];
+    settings.extend_from_slice(login);
+    let producer = producer(bootstrap, &settings);
     producer
         .send(
             FutureRecord::<str, str>::to(topic).key("k").payload("v"),
@@ -113,12 +121,47 @@ async fn produce_one(bootstrap: &str, topic: &str) -> Result<(), RDKafkaErrorCod
 
 /// A group consumer of `topic` in `group` reading from the beginning.
 fn group_consumer(bootstrap: &str, group: &str, topic: &str) -> BaseConsumer {
-    let consumer = common::kafka::consumer(
-        bootstrap,
-        &[("group.id", group), ("auto.offset.reset", "earliest")],
-    );
+    group_consumer_as(bootstrap, group, topic, &[])
+}
+
+/// [`group_consumer`] with more client settings (a SASL login).
+fn group_consumer_as(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    login: &[(&str, &str)],
+) -> BaseConsumer {
+    let mut settings = vec![("group.id", group), ("auto.offset.reset", "earliest")];
+    settings.extend_from_slice(login);
+    let consumer = common::kafka::consumer(bootstrap, &settings);
     consumer.subscribe(&[topic]).expect("subscribe");
     consumer
+}
+
+/// Polls `consumer` until it reports `code`; a record arriving first fails the test.
+fn wait_for_error(consumer: &BaseConsumer, code: RDKafkaErrorCode) {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        assert!(Instant::now() < end, "no {code:?} within {DEADLINE:?}");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Err(err)) if err.rdkafka_error_code() == Some(code) => return,
+            Some(Ok(_)) => panic!("a record arrived instead of {code:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// The value of the first record `consumer` receives.
+fn first_value(consumer: &BaseConsumer) -> Vec<u8> {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        assert!(Instant::now() < end, "no record within {DEADLINE:?}");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(msg)) => return rdkafka::Message::payload(&msg).unwrap_or_default().to_vec(),
+            Some(Err(err)) => eprintln!("consumer: {err}"),
+            None => {}
+        }
+    }
 }
 
 /// The denial count of `resource_type`/`operation` in the broker's /metrics.
@@ -220,36 +263,9 @@ async fn a_group_join_without_read_on_the_group_is_refused() {
     });
     tokio::task::block_in_place(|| {
         let denied = group_consumer(&broker.bootstrap(), "watchers", "orders");
-        let end = Instant::now() + DEADLINE;
-        loop {
-            assert!(
-                Instant::now() < end,
-                "no GROUP_AUTHORIZATION_FAILED within {DEADLINE:?}"
-            );
-            match denied.poll(Duration::from_millis(200)) {
-                Some(Err(err))
-                    if err.rdkafka_error_code()
-                        == Some(RDKafkaErrorCode::GroupAuthorizationFailed) =>
-                {
-                    break;
-                }
-                Some(Ok(_)) => panic!("a consumer without READ on its group got a record"),
-                _ => {}
-            }
-        }
+        wait_for_error(&denied, RDKafkaErrorCode::GroupAuthorizationFailed);
         let allowed = group_consumer(&broker.bootstrap(), "readers", "orders");
-        let end = Instant::now() + DEADLINE;
-        loop {
-            assert!(Instant::now() < end, "the allowed group consumed nothing");
-            match allowed.poll(Duration::from_millis(200)) {
-                Some(Ok(msg)) => {
-                    assert_eq!(rdkafka::Message::payload(&msg), Some(&b"hello"[..]));
-                    break;
-                }
-                Some(Err(err)) => eprintln!("allowed consumer: {err}"),
-                None => {}
-            }
-        }
+        assert_eq!(first_value(&allowed), b"hello");
     });
     assert!(denials(&broker, "GROUP", "READ") >= 1.0);
     tokio::task::block_in_place(|| broker.stop());
@@ -409,8 +425,8 @@ async fn metadata_leaves_out_unauthorized_topics() {
     });
 }
 
-/// Goal: every API but ApiVersions is checked, with Kafka's error codes. Method: raw
-/// requests to a broker where the principal has no ACL (topic `t` and group `g` exist).
+/// Goal: every API but ApiVersions and SASL is checked, with Kafka's error codes. Method:
+/// raw requests to a broker where the principal has no ACL (topic `t` exists).
 #[test]
 fn every_api_answers_kafkas_authorization_errors() {
     use kafka_protocol::messages::*;
@@ -730,7 +746,20 @@ fn every_api_answers_kafkas_authorization_errors() {
     );
     assert_eq!(acls_deleted.filter_results[0].error_code, cluster_denied);
 
-    assert!(denials(&broker, "CLUSTER", "ALTER") >= 3.0);
+    let users = wire.call(0, &DescribeUserScramCredentialsRequest::default());
+    assert_eq!(users.error_code, cluster_denied);
+    use alter_user_scram_credentials_request::ScramCredentialDeletion;
+    let altered_users = wire.call(
+        0,
+        &AlterUserScramCredentialsRequest::default().with_deletions(vec![
+            ScramCredentialDeletion::default()
+                .with_name(StrBytes::from_static_str("alice"))
+                .with_mechanism(1),
+        ]),
+    );
+    assert_eq!(altered_users.results[0].error_code, cluster_denied);
+
+    assert!(denials(&broker, "CLUSTER", "ALTER") >= 4.0);
     broker.stop();
 }
 
@@ -996,4 +1025,92 @@ fn confluent_admin_client_manages_acls() {
         vec!["GROUP:LITERAL:auditors:DESCRIBE:DENY"]
     );
     broker.stop();
+}
+
+/// librdkafka settings of a SCRAM-SHA-256 login as `user` (password `<user>-secret`).
+fn scram_login(user: &str) -> [(&'static str, String); 4] {
+    [
+        ("security.protocol", "SASL_PLAINTEXT".to_string()),
+        ("sasl.mechanism", "SCRAM-SHA-256".to_string()),
+        ("sasl.username", user.to_string()),
+        ("sasl.password", format!("{user}-secret")),
+    ]
+}
+
+fn settings<'a>(login: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    login.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// Goal: distinct SASL users get the rights their ACLs give them, and a super user among
+/// them may do everything. Method: users alice, bob, carol and admin made with `strato
+/// user`; ACLs created through the broker's PLAINTEXT listener, where `User:ANONYMOUS` is a
+/// super user; librdkafka logs in with SCRAM-SHA-256 on the SASL_PLAINTEXT listener. alice
+/// may write `ledger`, bob may read it in group `auditors`, everyone (`User:*`) may describe
+/// topic `public`, carol has nothing else, admin is a super user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_users_get_the_rights_of_their_acls() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for user in ["alice", "bob", "carol", "admin"] {
+        add_user(&data, user, &format!("{user}-secret"));
+    }
+    let mut args = vec![
+        "--listeners",
+        "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "--authorizer",
+        "true",
+        "--super-users",
+        "User:ANONYMOUS;User:admin",
+    ];
+    args.extend_from_slice(&REBALANCE_DELAY);
+    let broker = tokio::task::block_in_place(|| Broker::start(dir.path(), &args));
+    let plaintext = broker.listener("PLAINTEXT").to_string();
+    let sasl = broker.listener("SASL_PLAINTEXT").to_string();
+    tokio::task::block_in_place(|| {
+        for topic in ["ledger", "public"] {
+            create_topic(&plaintext, topic, 1);
+        }
+        let allow = |principal: &str, operation: &str, resource: &[&str]| {
+            let mut args = vec!["--allow-principal", principal, "--operation", operation];
+            args.extend_from_slice(resource);
+            grant(&plaintext, &args);
+        };
+        allow("User:alice", "Write", &["--topic", "ledger"]);
+        allow("User:bob", "Read", &["--topic", "ledger"]);
+        allow("User:bob", "Read", &["--group", "auditors"]);
+        allow("User:*", "Describe", &["--topic", "public"]);
+    });
+    let [alice, bob, carol, admin] = ["alice", "bob", "carol", "admin"].map(scram_login);
+
+    assert_eq!(
+        produce_one_as(&sasl, "ledger", &settings(&alice)).await,
+        Ok(())
+    );
+    assert_eq!(
+        produce_one_as(&sasl, "ledger", &settings(&bob)).await,
+        Err(RDKafkaErrorCode::TopicAuthorizationFailed)
+    );
+    assert_eq!(
+        produce_one_as(&sasl, "ledger", &settings(&carol)).await,
+        Err(RDKafkaErrorCode::TopicAuthorizationFailed)
+    );
+    assert_eq!(
+        produce_one_as(&sasl, "ledger", &settings(&admin)).await,
+        Ok(())
+    );
+    tokio::task::block_in_place(|| {
+        let reader = group_consumer_as(&sasl, "auditors", "ledger", &settings(&bob));
+        assert_eq!(first_value(&reader), b"v");
+        let intruder = group_consumer_as(&sasl, "auditors", "ledger", &settings(&carol));
+        wait_for_error(&intruder, RDKafkaErrorCode::GroupAuthorizationFailed);
+        // carol sees only what everyone may describe; admin sees everything.
+        for (login, expected) in [(&carol, vec!["public"]), (&admin, vec!["ledger", "public"])] {
+            let consumer = common::kafka::consumer(&sasl, &settings(login));
+            let metadata = consumer.fetch_metadata(None, DEADLINE).expect("metadata");
+            let mut names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
+            names.sort();
+            assert_eq!(names, expected);
+        }
+        broker.stop();
+    });
 }

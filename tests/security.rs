@@ -8,12 +8,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::pki::Pki;
-use common::{Broker, wait_until, wire};
+use common::{Broker, add_user, wait_until, wire};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
@@ -25,31 +24,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
 use strato::security::scram::{ScramClient, ScramMechanism};
-
-/// Makes `name` a SCRAM user (both mechanisms) in the embedded store of `data_dir`, with the
-/// broker stopped, as an operator makes the first admin.
-fn add_user(data_dir: &Path, name: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
-        .args(["user", "create", name, "--password-stdin", "--data-dir"])
-        .arg(data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run strato user create");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "strato user create: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// librdkafka settings for a SASL login on `bootstrap`.
 fn sasl(

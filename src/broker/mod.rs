@@ -125,10 +125,10 @@ pub async fn handle(
             protocol::api_versions_response(),
         )))),
         RequestKind::DescribeUserScramCredentials(req) => now(
-            ResponseKind::DescribeUserScramCredentials(users::describe(ctx, req).await),
+            ResponseKind::DescribeUserScramCredentials(users::describe(ctx, req, session).await),
         ),
         RequestKind::AlterUserScramCredentials(req) => now(
-            ResponseKind::AlterUserScramCredentials(users::alter(ctx, req).await),
+            ResponseKind::AlterUserScramCredentials(users::alter(ctx, req, session).await),
         ),
         RequestKind::SaslHandshake(req) => sasl::handshake(ctx, req, version, session),
         RequestKind::SaslAuthenticate(req) => sasl::authenticate(ctx, req, version, session).await,

@@ -335,6 +335,29 @@ impl Drop for Broker {
     }
 }
 
+/// Makes `name` a SCRAM user (both mechanisms) in the embedded store of `data_dir`, with the
+/// broker stopped, as an operator makes the first admin.
+pub fn add_user(data_dir: &Path, name: &str, password: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
+        .args(["user", "create", name, "--password-stdin", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run strato user create");
+    // The pipe closes when the handle is dropped, which ends the password.
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    std::io::Write::write_all(&mut stdin, format!("{password}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "strato user create: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Polls `cond` until it holds or `deadline` passes (for effects outside the test process).
 pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;
