@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::pki::Pki;
-use common::{Broker, wait_until, wire};
+use common::{Broker, run_client_script_with_env, wait_until, wire};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
@@ -660,4 +660,135 @@ fn connections_per_ip_and_idle_connections_are_limited() {
         .collect();
     assert!(counts["max_connections_per_ip"] >= 1.0, "{counts:?}");
     assert!(counts["idle"] >= 1.0, "{counts:?}");
+}
+
+/// A broker with PLAINTEXT, SASL_PLAINTEXT and SASL_SSL listeners, TLS from `pki`, and the
+/// users given (made before it starts).
+fn sasl_broker(dir: &Path, pki: &Pki, users: &[(&str, &str)], extra: &[&str]) -> Broker {
+    let cert = pki.broker();
+    for (user, password) in users {
+        add_user(&dir.join("data"), user, password);
+    }
+    let mut args = vec![
+        "--listeners",
+        "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+        "--tls-cert",
+        cert.cert.to_str().unwrap(),
+        "--tls-key",
+        cert.key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Broker::start(dir, &args)
+}
+
+/// Goal: a second client implementation, kafka-python (pure Python, its own SCRAM and TLS),
+/// produces and consumes over SASL_SSL with each SCRAM mechanism and over SASL_PLAINTEXT
+/// with PLAIN, and is refused with a wrong password.
+#[test]
+fn kafka_python_over_sasl() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "main");
+    let broker = sasl_broker(dir.path(), &pki, &[("kp-user", "kp-secret")], &[]);
+    let ca = pki.ca_file();
+    for (protocol, mechanism) in [
+        ("SASL_SSL", "SCRAM-SHA-256"),
+        ("SASL_SSL", "SCRAM-SHA-512"),
+        ("SASL_PLAINTEXT", "PLAIN"),
+    ] {
+        let bootstrap = broker.listener(protocol).to_string();
+        let topic = format!("kp-{}", mechanism.to_lowercase());
+        let result = run_client_script_with_env(
+            "kafka_python_sasl.py",
+            &[
+                "--bootstrap",
+                &bootstrap,
+                "--topic",
+                &topic,
+                "--count",
+                "200",
+                "--protocol",
+                protocol,
+                "--mechanism",
+                mechanism,
+                "--user",
+                "kp-user",
+                "--ca",
+                ca.to_str().unwrap(),
+            ],
+            &[("STRATO_TEST_PASSWORD", "kp-secret")],
+        );
+        assert_eq!(result["produced"], 200, "{protocol} {mechanism}: {result}");
+        assert_eq!(result["consumed"], 200, "{protocol} {mechanism}: {result}");
+        let refused = result["refused"].as_str().unwrap_or_default();
+        assert!(
+            refused.contains("Authentication failed"),
+            "{protocol} {mechanism}: {result}"
+        );
+    }
+}
+
+/// Goal: Kafka's AdminClient manages users (KIP-554) and the users it makes log in.
+/// Method: an admin made with `strato user`; confluent-kafka's AdminClient, logged in as it
+/// over SASL_SSL, upserts a user with both SCRAM mechanisms, describes it (iterations as
+/// given) and all users, deletes one mechanism; the user produces with each mechanism, and
+/// with the deleted one no longer logs in.
+#[test]
+fn admin_client_manages_users_who_then_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "main");
+    let broker = sasl_broker(dir.path(), &pki, &[("admin", "admin-secret")], &[]);
+    let bootstrap = broker.listener("SASL_SSL").to_string();
+    let ca = pki.ca_file();
+    let result = run_client_script_with_env(
+        "confluent_admin_users.py",
+        &[
+            "--bootstrap",
+            &bootstrap,
+            "--admin",
+            "admin",
+            "--user",
+            "carol",
+            "--topic",
+            "admin-users",
+            "--ca",
+            ca.to_str().unwrap(),
+        ],
+        &[
+            ("STRATO_TEST_ADMIN_PASSWORD", "admin-secret"),
+            ("STRATO_TEST_PASSWORD", "carol-secret"),
+        ],
+    );
+    assert_eq!(
+        result["described"],
+        serde_json::json!({"SCRAM-SHA-256": 8192, "SCRAM-SHA-512": 4096}),
+        "{result}"
+    );
+    assert_eq!(
+        result["all_users"],
+        serde_json::json!(["admin", "carol"]),
+        "{result}"
+    );
+    assert_eq!(
+        result["produced"],
+        serde_json::json!({"SCRAM-SHA-256": true, "SCRAM-SHA-512": true}),
+        "{result}"
+    );
+    assert!(
+        result["deleted_refused"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Authentication failed"),
+        "{result}"
+    );
+    assert_eq!(result["after_delete_sha512"], true, "{result}");
+    assert!(
+        result["unknown_user_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not exist"),
+        "{result}"
+    );
+    assert!(!broker.log_text().contains("carol-secret"));
 }

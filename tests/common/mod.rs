@@ -418,8 +418,21 @@ const CLIENT_SCRIPT_DEADLINE: Duration = Duration::from_secs(180);
 
 /// Runs a Python client script from tests/clients with a hard timeout; returns its JSON line.
 pub fn run_client_script(script: &str, args: &[&str]) -> serde_json::Value {
+    run_client_script_with_env(script, args, &[])
+}
+
+/// [`run_client_script`] with environment variables for the script (passwords, which must
+/// not appear on a command line).
+pub fn run_client_script_with_env(
+    script: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> serde_json::Value {
     let output = run_with_timeout(
-        Command::new(python()).arg(client_script(script)).args(args),
+        Command::new(python())
+            .arg(client_script(script))
+            .args(args)
+            .envs(envs.iter().copied()),
         CLIENT_SCRIPT_DEADLINE,
     );
     script_json(script, &output)
