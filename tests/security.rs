@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,24 +26,30 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
 use strato::security::scram::{ScramClient, ScramMechanism};
 
+/// Runs `strato ARGS` with `input` on standard input.
+fn strato(args: &[&str], input: &str) -> std::process::Output {
+    common::run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_strato")).args(args),
+        Some(input.as_bytes()),
+        Duration::from_secs(60),
+    )
+}
+
 /// Makes `name` a SCRAM user (both mechanisms) in the embedded store of `data_dir`, with the
 /// broker stopped, as an operator makes the first admin.
 fn add_user(data_dir: &Path, name: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
-        .args(["user", "create", name, "--password-stdin", "--data-dir"])
-        .arg(data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run strato user create");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let data_dir = data_dir.to_str().unwrap();
+    let output = strato(
+        &[
+            "user",
+            "create",
+            name,
+            "--password-stdin",
+            "--data-dir",
+            data_dir,
+        ],
+        &format!("{password}\n"),
+    );
     assert!(
         output.status.success(),
         "strato user create: {}",
@@ -791,4 +797,153 @@ fn admin_client_manages_users_who_then_log_in() {
         "{result}"
     );
     assert!(!broker.log_text().contains("carol-secret"));
+}
+
+/// Goal: `strato user` manages users in etcd while brokers run (no restart, no broker API),
+/// as the first admin is made in a cluster. Method: a broker on etcd; users made, listed as
+/// JSON, restricted to one mechanism and deleted with the CLI; librdkafka logs in (or not)
+/// after each step; bad input is refused and the password never printed.
+#[test]
+fn strato_user_manages_users_in_etcd_while_brokers_run() {
+    use strato_metadata::testing::etcd_server::EtcdServer;
+    let etcd = EtcdServer::start();
+    let url = etcd.url("/strato/users-test");
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--metadata",
+            &url,
+            "--listeners",
+            "SASL_PLAINTEXT://127.0.0.1:0",
+        ],
+    );
+    let bootstrap = broker.listener("SASL_PLAINTEXT").to_string();
+    let login = |user: &str, password: &str, mechanism: &str| {
+        metadata(&sasl(
+            bootstrap.clone(),
+            "SASL_PLAINTEXT",
+            mechanism,
+            user,
+            password,
+            None,
+        ))
+    };
+    login("dave", "dave-secret", "SCRAM-SHA-512").expect_err("no such user yet");
+    let created = strato(
+        &[
+            "user",
+            "create",
+            "dave",
+            "--password-stdin",
+            "--metadata",
+            &url,
+        ],
+        "dave-secret\n",
+    );
+    assert!(created.status.success(), "{created:?}");
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(
+        stdout.contains("SCRAM-SHA-256") && stdout.contains("SCRAM-SHA-512"),
+        "{stdout}"
+    );
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] {
+        login("dave", "dave-secret", mechanism).unwrap_or_else(|e| panic!("{mechanism}: {e}"));
+    }
+    let only = strato(
+        &[
+            "user",
+            "create",
+            "erin",
+            "--password-stdin",
+            "--mechanism",
+            "SCRAM-SHA-256",
+            "--iterations",
+            "4096",
+            "--metadata",
+            &url,
+        ],
+        "erin-secret",
+    );
+    assert!(only.status.success(), "{only:?}");
+    login("erin", "erin-secret", "SCRAM-SHA-256").unwrap();
+    login("erin", "erin-secret", "SCRAM-SHA-512").expect_err("no SCRAM-SHA-512 credential");
+    let listed = strato(
+        &["user", "list", "--output", "json", "--metadata", &url],
+        "",
+    );
+    assert!(listed.status.success(), "{listed:?}");
+    let users: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(
+        users,
+        serde_json::json!([
+            {"name": "dave", "mechanisms": [
+                {"mechanism": "SCRAM-SHA-256", "iterations": 8192},
+                {"mechanism": "SCRAM-SHA-512", "iterations": 8192}]},
+            {"name": "erin", "mechanisms": [
+                {"mechanism": "SCRAM-SHA-256", "iterations": 4096}]}
+        ])
+    );
+    // A new password replaces the old one at once.
+    let changed = strato(
+        &[
+            "user",
+            "create",
+            "dave",
+            "--password-stdin",
+            "--metadata",
+            &url,
+        ],
+        "dave-new\n",
+    );
+    assert!(changed.status.success());
+    login("dave", "dave-secret", "SCRAM-SHA-512").expect_err("the old password");
+    login("dave", "dave-new", "SCRAM-SHA-512").unwrap();
+    let deleted = strato(&["user", "delete", "dave", "--metadata", &url], "");
+    assert!(deleted.status.success(), "{deleted:?}");
+    login("dave", "dave-new", "SCRAM-SHA-512").expect_err("a deleted user");
+    let again = strato(&["user", "delete", "dave", "--metadata", &url], "");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("no user"),
+        "{again:?}"
+    );
+    for (args, input, message) in [
+        (
+            vec!["user", "create", "x", "--password-stdin"],
+            "\n",
+            "empty",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "x",
+                "--password-stdin",
+                "--iterations",
+                "100",
+            ],
+            "pw",
+            "--iterations",
+        ),
+        (vec!["user", "create", "x"], "pw", "--password-stdin"),
+    ] {
+        let mut args = args;
+        args.extend(["--metadata", url.as_str()]);
+        let refused = strato(&args, input);
+        assert!(!refused.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    for output in [created, only, changed] {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !text.contains("secret") && !text.contains("dave-new"),
+            "{text}"
+        );
+    }
 }
