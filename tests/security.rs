@@ -8,11 +8,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::pki::Pki;
-use common::{Broker, add_user, wait_until, wire};
+use common::{Broker, add_user, run_client_script_with_env, wait_until, wire};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
@@ -24,6 +25,15 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
 use strato::security::scram::{ScramClient, ScramMechanism};
+
+/// Runs `strato ARGS` with `input` on standard input.
+fn strato(args: &[&str], input: &str) -> std::process::Output {
+    common::run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_strato")).args(args),
+        Some(input.as_bytes()),
+        Duration::from_secs(60),
+    )
+}
 
 /// librdkafka settings for a SASL login on `bootstrap`.
 fn sasl(
@@ -634,4 +644,347 @@ fn connections_per_ip_and_idle_connections_are_limited() {
         .collect();
     assert!(counts["max_connections_per_ip"] >= 1.0, "{counts:?}");
     assert!(counts["idle"] >= 1.0, "{counts:?}");
+}
+
+/// A broker with PLAINTEXT, SASL_PLAINTEXT and SASL_SSL listeners, TLS from `pki`, and the
+/// users given (made before it starts).
+fn sasl_broker(dir: &Path, pki: &Pki, users: &[(&str, &str)], extra: &[&str]) -> Broker {
+    let cert = pki.broker();
+    for (user, password) in users {
+        add_user(&dir.join("data"), user, password);
+    }
+    let mut args = vec![
+        "--listeners",
+        "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+        "--tls-cert",
+        cert.cert.to_str().unwrap(),
+        "--tls-key",
+        cert.key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Broker::start(dir, &args)
+}
+
+/// Goal: a second client implementation, kafka-python (pure Python, its own SCRAM and TLS),
+/// produces and consumes over SASL_SSL with each SCRAM mechanism and over SASL_PLAINTEXT
+/// with PLAIN, and is refused with a wrong password.
+#[test]
+fn kafka_python_over_sasl() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "main");
+    let broker = sasl_broker(dir.path(), &pki, &[("kp-user", "kp-secret")], &[]);
+    let ca = pki.ca_file();
+    for (protocol, mechanism) in [
+        ("SASL_SSL", "SCRAM-SHA-256"),
+        ("SASL_SSL", "SCRAM-SHA-512"),
+        ("SASL_PLAINTEXT", "PLAIN"),
+    ] {
+        let bootstrap = broker.listener(protocol).to_string();
+        let topic = format!("kp-{}", mechanism.to_lowercase());
+        let result = run_client_script_with_env(
+            "kafka_python_sasl.py",
+            &[
+                "--bootstrap",
+                &bootstrap,
+                "--topic",
+                &topic,
+                "--count",
+                "200",
+                "--protocol",
+                protocol,
+                "--mechanism",
+                mechanism,
+                "--user",
+                "kp-user",
+                "--ca",
+                ca.to_str().unwrap(),
+            ],
+            &[("STRATO_TEST_PASSWORD", "kp-secret")],
+        );
+        assert_eq!(result["produced"], 200, "{protocol} {mechanism}: {result}");
+        assert_eq!(result["consumed"], 200, "{protocol} {mechanism}: {result}");
+        let refused = result["refused"].as_str().unwrap_or_default();
+        assert!(
+            refused.contains("Authentication failed"),
+            "{protocol} {mechanism}: {result}"
+        );
+    }
+}
+
+/// Goal: Kafka's AdminClient manages users (KIP-554) and the users it makes log in.
+/// Method: an admin made with `strato user`; confluent-kafka's AdminClient, logged in as it
+/// over SASL_SSL, upserts a user with both SCRAM mechanisms, describes it (iterations as
+/// given) and all users, deletes one mechanism; the user produces with each mechanism, and
+/// with the deleted one no longer logs in.
+#[test]
+fn admin_client_manages_users_who_then_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "main");
+    let broker = sasl_broker(dir.path(), &pki, &[("admin", "admin-secret")], &[]);
+    let bootstrap = broker.listener("SASL_SSL").to_string();
+    let ca = pki.ca_file();
+    let result = run_client_script_with_env(
+        "confluent_admin_users.py",
+        &[
+            "--bootstrap",
+            &bootstrap,
+            "--admin",
+            "admin",
+            "--user",
+            "carol",
+            "--topic",
+            "admin-users",
+            "--ca",
+            ca.to_str().unwrap(),
+        ],
+        &[
+            ("STRATO_TEST_ADMIN_PASSWORD", "admin-secret"),
+            ("STRATO_TEST_PASSWORD", "carol-secret"),
+        ],
+    );
+    assert_eq!(
+        result["described"],
+        serde_json::json!({"SCRAM-SHA-256": 8192, "SCRAM-SHA-512": 4096}),
+        "{result}"
+    );
+    assert_eq!(
+        result["all_users"],
+        serde_json::json!(["admin", "carol"]),
+        "{result}"
+    );
+    assert_eq!(
+        result["produced"],
+        serde_json::json!({"SCRAM-SHA-256": true, "SCRAM-SHA-512": true}),
+        "{result}"
+    );
+    assert!(
+        result["deleted_refused"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Authentication failed"),
+        "{result}"
+    );
+    assert_eq!(result["after_delete_sha512"], true, "{result}");
+    assert!(
+        result["unknown_user_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not exist"),
+        "{result}"
+    );
+    assert!(!broker.log_text().contains("carol-secret"));
+}
+
+/// Goal: `strato user` manages users in etcd while brokers run (no restart, no broker API),
+/// as the first admin is made in a cluster. Method: a broker on etcd; users made, listed as
+/// JSON, restricted to one mechanism and deleted with the CLI; librdkafka logs in (or not)
+/// after each step; bad input is refused and the password never printed.
+#[test]
+fn strato_user_manages_users_in_etcd_while_brokers_run() {
+    use strato_metadata::testing::etcd_server::EtcdServer;
+    let etcd = EtcdServer::start();
+    let url = etcd.url("/strato/users-test");
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--metadata",
+            &url,
+            "--listeners",
+            "SASL_PLAINTEXT://127.0.0.1:0",
+        ],
+    );
+    let bootstrap = broker.listener("SASL_PLAINTEXT").to_string();
+    let login = |user: &str, password: &str, mechanism: &str| {
+        metadata(&sasl(
+            bootstrap.clone(),
+            "SASL_PLAINTEXT",
+            mechanism,
+            user,
+            password,
+            None,
+        ))
+    };
+    login("dave", "dave-secret", "SCRAM-SHA-512").expect_err("no such user yet");
+    let created = strato(
+        &[
+            "user",
+            "create",
+            "dave",
+            "--password-stdin",
+            "--metadata",
+            &url,
+        ],
+        "dave-secret\n",
+    );
+    assert!(created.status.success(), "{created:?}");
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(
+        stdout.contains("SCRAM-SHA-256") && stdout.contains("SCRAM-SHA-512"),
+        "{stdout}"
+    );
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] {
+        login("dave", "dave-secret", mechanism).unwrap_or_else(|e| panic!("{mechanism}: {e}"));
+    }
+    let only = strato(
+        &[
+            "user",
+            "create",
+            "erin",
+            "--password-stdin",
+            "--mechanism",
+            "SCRAM-SHA-256",
+            "--iterations",
+            "4096",
+            "--metadata",
+            &url,
+        ],
+        "erin-secret",
+    );
+    assert!(only.status.success(), "{only:?}");
+    login("erin", "erin-secret", "SCRAM-SHA-256").unwrap();
+    login("erin", "erin-secret", "SCRAM-SHA-512").expect_err("no SCRAM-SHA-512 credential");
+    let listed = strato(
+        &["user", "list", "--output", "json", "--metadata", &url],
+        "",
+    );
+    assert!(listed.status.success(), "{listed:?}");
+    let users: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(
+        users,
+        serde_json::json!([
+            {"name": "dave", "mechanisms": [
+                {"mechanism": "SCRAM-SHA-256", "iterations": 8192},
+                {"mechanism": "SCRAM-SHA-512", "iterations": 8192}]},
+            {"name": "erin", "mechanisms": [
+                {"mechanism": "SCRAM-SHA-256", "iterations": 4096}]}
+        ])
+    );
+    // A new password replaces the old one at once.
+    let changed = strato(
+        &[
+            "user",
+            "create",
+            "dave",
+            "--password-stdin",
+            "--metadata",
+            &url,
+        ],
+        "dave-new\n",
+    );
+    assert!(changed.status.success());
+    login("dave", "dave-secret", "SCRAM-SHA-512").expect_err("the old password");
+    login("dave", "dave-new", "SCRAM-SHA-512").unwrap();
+    let deleted = strato(&["user", "delete", "dave", "--metadata", &url], "");
+    assert!(deleted.status.success(), "{deleted:?}");
+    login("dave", "dave-new", "SCRAM-SHA-512").expect_err("a deleted user");
+    let again = strato(&["user", "delete", "dave", "--metadata", &url], "");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("no user"),
+        "{again:?}"
+    );
+    for (args, input, message) in [
+        (
+            vec!["user", "create", "x", "--password-stdin"],
+            "\n",
+            "empty",
+        ),
+        (
+            vec![
+                "user",
+                "create",
+                "x",
+                "--password-stdin",
+                "--iterations",
+                "100",
+            ],
+            "pw",
+            "--iterations",
+        ),
+        (vec!["user", "create", "x"], "pw", "--password-stdin"),
+    ] {
+        let mut args = args;
+        args.extend(["--metadata", url.as_str()]);
+        let refused = strato(&args, input);
+        assert!(!refused.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    for output in [created, only, changed] {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !text.contains("secret") && !text.contains("dave-new"),
+            "{text}"
+        );
+    }
+}
+
+/// Goal: the official Java client logs in over SASL_SSL and, with a broker session lifetime
+/// shorter than its run (KIP-368, --connections-max-reauth-ms), re-authenticates its
+/// connections while it produces, without an error or a lost record. Method: the Java
+/// program (tests/clients/java, JavaSasl) produces one record every 100 ms for 6 s with a
+/// 2 s lifetime, then reads them back; the broker's log must show re-authentications.
+#[test]
+fn java_client_reauthenticates_while_it_produces() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "main");
+    let broker = sasl_broker(
+        dir.path(),
+        &pki,
+        &[("jane", "jane-secret")],
+        &["--connections-max-reauth-ms", "2000"],
+    );
+    let bootstrap = broker.listener("SASL_SSL").to_string();
+    let ca = pki.ca_file();
+    let jar = common::java_client_jar();
+    assert!(
+        jar.is_file(),
+        "{} does not exist: run ./scripts/test.sh",
+        jar.display()
+    );
+    for mechanism in ["SCRAM-SHA-512", "PLAIN"] {
+        let topic = format!("java-{}", mechanism.to_lowercase());
+        let output = common::run_with_timeout(
+            Command::new(common::java())
+                .arg("-cp")
+                .arg(&jar)
+                .arg("strato.JavaSasl")
+                .args(["--bootstrap", &bootstrap, "--topic", &topic])
+                .args(["--mechanism", mechanism, "--user", "jane"])
+                .args(["--ca", ca.to_str().unwrap(), "--seconds", "6"])
+                .env("STRATO_TEST_PASSWORD", "jane-secret"),
+            Duration::from_secs(120),
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+            panic!(
+                "JavaSasl printed no JSON: {stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert!(output.status.success(), "{mechanism}: {result}");
+        let produced = result["produced"].as_u64().unwrap_or(0);
+        assert!(produced >= 20, "{mechanism}: {result}");
+        assert_eq!(
+            result["consumed"].as_u64(),
+            Some(produced),
+            "{mechanism}: {result}"
+        );
+    }
+    let reauthentications = broker
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("re-authenticated") && l.contains("principal=User:jane"))
+        .count();
+    assert!(
+        reauthentications >= 2,
+        "the Java client re-authenticated {reauthentications} times"
+    );
 }

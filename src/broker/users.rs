@@ -71,8 +71,9 @@ pub(super) async fn describe(
             .with_error_code(error::code(ResponseError::ClusterAuthorizationFailed))
             .with_error_message(Some(text("DESCRIBE on the cluster is not allowed")));
     }
-    let Some(users) = req.users else {
-        // Every user.
+    // KIP-554: a null or empty list asks for every user (librdkafka sends an empty one).
+    let users = req.users.filter(|users| !users.is_empty());
+    let Some(users) = users else {
         return match credentials::list(meta).await {
             Ok(all) => response.with_results(all.into_iter().map(described).collect()),
             Err(err) => {

@@ -338,19 +338,13 @@ impl Drop for Broker {
 /// Makes `name` a SCRAM user (both mechanisms) in the embedded store of `data_dir`, with the
 /// broker stopped, as an operator makes the first admin.
 pub fn add_user(data_dir: &Path, name: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
-        .args(["user", "create", name, "--password-stdin", "--data-dir"])
-        .arg(data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run strato user create");
-    // The pipe closes when the handle is dropped, which ends the password.
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    std::io::Write::write_all(&mut stdin, format!("{password}\n").as_bytes()).unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
+    let output = run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_strato"))
+            .args(["user", "create", name, "--password-stdin", "--data-dir"])
+            .arg(data_dir),
+        Some(format!("{password}\n").as_bytes()),
+        Duration::from_secs(60),
+    );
     assert!(
         output.status.success(),
         "strato user create: {}",
@@ -441,8 +435,21 @@ const CLIENT_SCRIPT_DEADLINE: Duration = Duration::from_secs(180);
 
 /// Runs a Python client script from tests/clients with a hard timeout; returns its JSON line.
 pub fn run_client_script(script: &str, args: &[&str]) -> serde_json::Value {
+    run_client_script_with_env(script, args, &[])
+}
+
+/// [`run_client_script`] with environment variables for the script (passwords, which must
+/// not appear on a command line).
+pub fn run_client_script_with_env(
+    script: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> serde_json::Value {
     let output = run_with_timeout(
-        Command::new(python()).arg(client_script(script)).args(args),
+        Command::new(python())
+            .arg(client_script(script))
+            .args(args)
+            .envs(envs.iter().copied()),
         CLIENT_SCRIPT_DEADLINE,
     );
     script_json(script, &output)

@@ -53,7 +53,8 @@ import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
 /**
- * The official Java client (kafka-clients) against a broker: admin, idempotent producer and a
+ * The official Java client (kafka-clients) against a broker (JavaSasl, in the same jar, logs
+ * in with SASL; it shares this class's output helpers): admin, idempotent producer and a
  * group-less consumer, then a consumer group.
  *
  * <p>Steps: Admin.createTopics (3 partitions, RF 1), then the same again, which must fail with
@@ -82,9 +83,9 @@ import org.apache.kafka.common.serialization.StringSerializer;
 public final class JavaRoundTrip {
     private static final String PROGRAM = "java_roundtrip";
     private static final int PARTITIONS = 3;
-    private static final int EXIT_FAILURE = 1;
-    private static final int EXIT_BAD_ARGS = 2;
-    private static final int EXIT_TIMEOUT = 3;
+    static final int EXIT_FAILURE = 1;
+    static final int EXIT_BAD_ARGS = 2;
+    static final int EXIT_TIMEOUT = 3;
     /** Share of --timeout-s that the program's own waits may use (as in _harness.py). */
     private static final double SOFT_DEADLINE_SHARE = 0.85;
     /** Read by log4j2.xml (the root level); --verbose sets it to debug. */
@@ -550,7 +551,7 @@ public final class JavaRoundTrip {
         watchdog.start();
     }
 
-    private static void close(String name, AutoCloseable client) {
+    static void close(String name, AutoCloseable client) {
         if (client == null) {
             return;
         }
@@ -570,7 +571,7 @@ public final class JavaRoundTrip {
     }
 
     /** "Class: message <- Cause: message", without the ExecutionException wrappers. */
-    private static String describe(Throwable t) {
+    static String describe(Throwable t) {
         StringBuilder out = new StringBuilder();
         int depth = 0;
         for (Throwable e = t; e != null && depth < 5; e = e.getCause() == e ? null : e.getCause()) {
@@ -592,7 +593,7 @@ public final class JavaRoundTrip {
         return out.toString();
     }
 
-    private static void fail(String message, Map<String, Object> partial) {
+    static void fail(String message, Map<String, Object> partial) {
         Map<String, Object> out;
         synchronized (partial) {
             out = new TreeMap<>(partial);
@@ -602,7 +603,7 @@ public final class JavaRoundTrip {
     }
 
     /** Prints the one JSON line and ends the JVM (halt: no client thread or hook can delay it). */
-    private static void emit(int code, Map<String, Object> result, String message) {
+    static void emit(int code, Map<String, Object> result, String message) {
         synchronized (OUTPUT_LOCK) {
             if (outputDone) {
                 return;
