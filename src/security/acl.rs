@@ -9,7 +9,7 @@
 //! resource pattern the literal name, the literal `*`, or a prefix of the name (PREFIXED).
 //! Super users are the authorizer's business (`authorizer.rs`), not this module's.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -381,8 +381,9 @@ impl Requester<'_> {
     }
 }
 
-/// The entries of each resource pattern, by (resource type, pattern type) and name.
-type EntriesByName = BTreeMap<String, BTreeSet<AccessControlEntry>>;
+/// The entries of each resource pattern, by (resource type, pattern type) and name, each with
+/// the number of keys that hold it (records at other keys than their own would share one).
+type EntriesByName = BTreeMap<String, BTreeMap<AccessControlEntry, usize>>;
 
 /// The bindings a broker holds, by their metadata-store key, indexed by resource for
 /// authorization.
@@ -415,7 +416,9 @@ impl AclIndex {
             .or_default()
             .entry(binding.pattern.name)
             .or_default()
-            .insert(binding.entry);
+            .entry(binding.entry)
+            .and_modify(|holders| *holders += 1)
+            .or_insert(1);
     }
 
     /// Drops the binding stored at `key`, if any.
@@ -434,7 +437,12 @@ impl AclIndex {
             return;
         };
         if let Some(entries) = names.get_mut(&pattern.name) {
-            entries.remove(&binding.entry);
+            if let Some(holders) = entries.get_mut(&binding.entry) {
+                *holders -= 1;
+                if *holders == 0 {
+                    entries.remove(&binding.entry);
+                }
+            }
             if entries.is_empty() {
                 names.remove(&pattern.name);
             }
@@ -469,12 +477,12 @@ impl AclIndex {
                     .flatten();
                 names.get(name).into_iter().chain(wildcard)
             })
-            .flatten();
+            .flat_map(BTreeMap::keys);
         let prefixed = self.by_pattern.get(&(resource_type, PatternType::Prefixed));
         let prefixed_entries = prefixed
             .into_iter()
             .flat_map(move |names| prefixes_of(names, name))
-            .flatten();
+            .flat_map(BTreeMap::keys);
         literal_entries.chain(prefixed_entries)
     }
 
@@ -525,7 +533,7 @@ impl AclIndex {
                 .get(&(resource_type, pattern_type))
                 .into_iter()
                 .flatten()
-                .filter(|(_, entries)| entries.iter().any(|e| applies(e, permission)))
+                .filter(|(_, entries)| entries.keys().any(|e| applies(e, permission)))
                 .map(|(name, _)| name.as_str())
                 .collect()
         };
@@ -577,7 +585,7 @@ pub fn operations_bitfield(operations: impl IntoIterator<Item = AclOperation>) -
 fn prefixes_of<'a>(
     names: &'a EntriesByName,
     name: &'a str,
-) -> Box<dyn Iterator<Item = &'a BTreeSet<AccessControlEntry>> + 'a> {
+) -> Box<dyn Iterator<Item = &'a BTreeMap<AccessControlEntry, usize>> + 'a> {
     if names.len() < name.len() {
         Box::new(
             names
@@ -843,7 +851,11 @@ mod tests {
 
     #[test]
     fn removal_takes_a_binding_out() {
-        let mut index = index(&[topic_allow("t", PatternType::Literal, AclOperation::Read)]);
+        let read = topic_allow("t", PatternType::Literal, AclOperation::Read);
+        let mut index = index(std::slice::from_ref(&read));
+        // The same binding at a second key stays until both keys are gone.
+        index.insert("other".into(), read);
+        assert!(index.remove("other").is_some());
         assert!(alice_can(
             &index,
             AclOperation::Read,

@@ -414,6 +414,34 @@ mod tests {
         assert!(!on.allows(&alice, AclOperation::Read, ResourceType::Topic, "t"));
     }
 
+    /// Goal: a snapshot that cannot hold every stored binding denies everyone but super
+    /// users (a dropped binding could be a DENY). Method: fill it to the limit, then one more.
+    #[test]
+    fn more_bindings_than_the_limit_fail_closed() {
+        let on = Authorizer::new(true, vec![Principal::user("admin")]);
+        let alice = session("User:alice");
+        for idx in 0..ACL_BINDINGS_MAX {
+            on.apply_put(format!("k{idx}"), read_topic("User:alice"));
+        }
+        assert!(on.allows(&alice, AclOperation::Read, ResourceType::Topic, "t"));
+        // Replacing a held binding is not a new one.
+        on.apply_put("k0".into(), read_topic("User:alice"));
+        assert!(on.is_complete());
+        on.apply_put("one-too-many".into(), read_topic("User:bob"));
+        assert!(!on.is_complete());
+        assert!(!on.allows(&alice, AclOperation::Read, ResourceType::Topic, "t"));
+        assert_eq!(
+            on.authorized_operations(&alice, ResourceType::Topic, "t"),
+            0
+        );
+        assert!(on.allows(
+            &session("User:admin"),
+            AclOperation::Read,
+            ResourceType::Topic,
+            "t"
+        ));
+    }
+
     #[test]
     fn denials_are_counted_unless_quiet() {
         let on = Authorizer::new(true, Vec::new());
