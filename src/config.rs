@@ -14,6 +14,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand,
 use strato_tiering::cache::{DISK_BLOCK_BYTES_DEFAULT, DISK_BLOCKS_MIN};
 
 pub mod client;
+pub mod command_config;
 pub mod security;
 pub mod tools;
 pub mod users;

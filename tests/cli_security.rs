@@ -343,6 +343,88 @@ fn ssl_works_with_a_client_certificate() {
     broker.stop();
 }
 
+/// Goal: `--command-config` takes the client properties files of Kafka's tools (Java names:
+/// JAAS login, PEM trust and key stores) and of librdkafka, and a flag wins over the file.
+/// Method: round trips over SASL_SSL and SSL configured by files alone; then a file with a
+/// wrong password, overridden by the environment.
+#[test]
+fn command_config_files_configure_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let broker = secured_broker(dir.path(), &pki, &[]);
+    let java = write(
+        dir.path(),
+        "java.properties",
+        &format!(
+            "security.protocol=SASL_SSL\n\
+             sasl.mechanism=SCRAM-SHA-512\n\
+             sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n\
+             \x20   username=\"{USER}\" password=\"{PASSWORD}\";\n\
+             ssl.truststore.type=PEM\n\
+             ssl.truststore.location={}\n\
+             client.id=ops-tools\n",
+            path(&pki.ca)
+        ),
+    );
+    let sasl_ssl = broker.listener("SASL_SSL").to_string();
+    let java_flags = ["--bootstrap", &sasl_ssl, "--command-config", path(&java)];
+    round_trip(&broker, "java-config", &java_flags, &[]);
+
+    // A PEM key store is the certificate chain and the private key in one file.
+    let keystore = write(
+        dir.path(),
+        "carol-keystore.pem",
+        &(std::fs::read_to_string(&pki.client_cert).unwrap()
+            + &std::fs::read_to_string(&pki.client_key).unwrap()),
+    );
+    let java_ssl = write(
+        dir.path(),
+        "java-ssl.properties",
+        &format!(
+            "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n\
+             ssl.keystore.type=PEM\nssl.keystore.location={}\n",
+            path(&pki.ca),
+            path(&keystore)
+        ),
+    );
+    let ssl = broker.listener("SSL").to_string();
+    let flags = ["--bootstrap", &ssl, "--command-config", path(&java_ssl)];
+    round_trip(&broker, "java-ssl-config", &flags, &[]);
+
+    let librdkafka = write(
+        dir.path(),
+        "librdkafka.properties",
+        &format!(
+            "security.protocol=ssl\nssl.ca.location={}\nssl.certificate.location={}\n\
+             ssl.key.location={}\n",
+            path(&pki.ca),
+            path(&pki.client_cert),
+            path(&pki.client_key)
+        ),
+    );
+    let flags = ["--bootstrap", &ssl, "--command-config", path(&librdkafka)];
+    round_trip(&broker, "librdkafka-config", &flags, &[]);
+
+    let wrong = write(
+        dir.path(),
+        "wrong.properties",
+        &format!(
+            "security.protocol=SASL_SSL\nsasl.username={USER}\nsasl.password={WRONG_PASSWORD}\n\
+             ssl.ca.location={}\n",
+            path(&pki.ca)
+        ),
+    );
+    let wrong_flags = ["--bootstrap", &sasl_ssl, "--command-config", path(&wrong)];
+    let stderr = refused(&[&["topic", "list"][..], &wrong_flags].concat(), &[]);
+    assert!(stderr.contains("SASL_AUTHENTICATION_FAILED"), "{stderr}");
+    ok(
+        &broker,
+        &[&["topic", "list"][..], &wrong_flags].concat(),
+        &[("STRATO_SASL_PASSWORD", PASSWORD)],
+    );
+    broker.stop();
+}
+
 /// Goal: a wrong password (or an unknown user) fails with a non-zero exit and Kafka's
 /// SASL_AUTHENTICATION_FAILED message, naming the broker, and never prints the password.
 #[test]

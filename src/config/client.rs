@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 
+use super::command_config::{self, CommandConfig, FromFile};
 use crate::security::listener::SecurityProtocol;
 use crate::security::sasl::SaslMechanism;
 
@@ -28,46 +29,57 @@ pub const PASSWORD_BYTES_MAX: u64 = 4096;
 /// default, and unlike PLAIN it never sends the password itself.
 pub const SASL_MECHANISM_DEFAULT: SaslMechanism = SaslMechanism::ScramSha512;
 
+/// Where the security flags stand in `--help` (per flag: a heading on the struct would
+/// carry over to the command's own flags after it).
+const SECURITY_HEADING: &str = "Security (a secured cluster)";
+
 #[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Security (a secured cluster)")]
 pub struct ClientSecurityArgs {
     /// How to talk to the brokers (Kafka `security.protocol`): PLAINTEXT, SSL,
     /// SASL_PLAINTEXT or SASL_SSL. Default: PLAINTEXT.
-    #[arg(long, env = "STRATO_SECURITY_PROTOCOL", value_name = "PROTOCOL", value_parser = parse_protocol)]
+    #[arg(long, help_heading = SECURITY_HEADING, env = "STRATO_SECURITY_PROTOCOL", value_name = "PROTOCOL", value_parser = parse_protocol)]
     pub security_protocol: Option<SecurityProtocol>,
 
     /// SASL mechanism (Kafka `sasl.mechanism`): SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN.
     /// Default: SCRAM-SHA-512.
-    #[arg(long, env = "STRATO_SASL_MECHANISM", value_name = "MECHANISM", value_parser = parse_mechanism)]
+    #[arg(long, help_heading = SECURITY_HEADING, env = "STRATO_SASL_MECHANISM", value_name = "MECHANISM", value_parser = parse_mechanism)]
     pub sasl_mechanism: Option<SaslMechanism>,
 
     /// SASL user name (the `username` of Kafka's `sasl.jaas.config`; librdkafka
     /// `sasl.username`).
-    #[arg(long, env = "STRATO_SASL_USERNAME", value_name = "NAME")]
+    #[arg(long, help_heading = SECURITY_HEADING, env = "STRATO_SASL_USERNAME", value_name = "NAME")]
     pub sasl_username: Option<String>,
 
     /// File holding the SASL password (one trailing line break is dropped). Instead, the
     /// password may be in the environment variable STRATO_SASL_PASSWORD; it is never a flag
     /// value, which `ps` would show.
-    #[arg(long, env = "STRATO_SASL_PASSWORD_FILE", value_name = "PATH")]
+    #[arg(long, help_heading = SECURITY_HEADING, env = "STRATO_SASL_PASSWORD_FILE", value_name = "PATH")]
     pub sasl_password_file: Option<PathBuf>,
 
     /// PEM CA certificates the brokers' certificates must be signed by (Kafka
     /// `ssl.truststore.location` with `ssl.truststore.type=PEM`; librdkafka
     /// `ssl.ca.location`). Default: the system's CA certificates (SSL_CERT_FILE and
     /// SSL_CERT_DIR are honoured).
-    #[arg(long, env = "STRATO_CLIENT_TLS_CA", value_name = "PATH")]
+    #[arg(long, help_heading = SECURITY_HEADING, env = "STRATO_CLIENT_TLS_CA", value_name = "PATH")]
     pub tls_ca: Option<PathBuf>,
 
     /// PEM client certificate chain, for SSL listeners that require one (Kafka
     /// `ssl.keystore.location` with `ssl.keystore.type=PEM`; librdkafka
     /// `ssl.certificate.location`). Goes with --tls-key.
-    #[arg(long, env = "STRATO_CLIENT_TLS_CERT", value_name = "PATH")]
+    #[arg(long, help_heading = SECURITY_HEADING, env = "STRATO_CLIENT_TLS_CERT", value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key (unencrypted) of --tls-cert (librdkafka `ssl.key.location`).
-    #[arg(long, env = "STRATO_CLIENT_TLS_KEY", value_name = "PATH")]
+    #[arg(long, help_heading = SECURITY_HEADING, env = "STRATO_CLIENT_TLS_KEY", value_name = "PATH")]
     pub tls_key: Option<PathBuf>,
+
+    /// Kafka client properties file, as kafka-topics.sh --command-config and kcat -F take:
+    /// `security.protocol`, `sasl.mechanism`, `sasl.jaas.config` (SCRAM or PLAIN login
+    /// module) or `sasl.username`/`sasl.password`, PEM `ssl.truststore.location` or
+    /// `ssl.ca.location`, PEM `ssl.keystore.location` or `ssl.certificate.location` and
+    /// `ssl.key.location`. The flags above win over it; other keys are ignored.
+    #[arg(long, help_heading = SECURITY_HEADING, env = "STRATO_COMMAND_CONFIG", value_name = "PATH")]
+    pub command_config: Option<PathBuf>,
 }
 
 fn parse_protocol(text: &str) -> Result<SecurityProtocol, String> {
@@ -145,8 +157,9 @@ impl Default for ClientSecurityConfig {
 }
 
 impl ClientSecurityArgs {
-    /// Checks the flags together and reads the password (from --sasl-password-file, else
-    /// from STRATO_SASL_PASSWORD). Blocking: it reads a file.
+    /// Checks the flags together (with --command-config's settings where a flag is not
+    /// given) and reads the password: from --sasl-password-file, else STRATO_SASL_PASSWORD,
+    /// else --command-config. Blocking: it reads files.
     pub fn validate(&self) -> anyhow::Result<ClientSecurityConfig> {
         let env_password = match std::env::var(SASL_PASSWORD_ENV) {
             Ok(password) if password.is_empty() => None,
@@ -154,73 +167,103 @@ impl ClientSecurityArgs {
             Err(std::env::VarError::NotPresent) => None,
             Err(std::env::VarError::NotUnicode(_)) => bail!("{SASL_PASSWORD_ENV} is not UTF-8"),
         };
-        self.validate_with(env_password)
+        let file = match &self.command_config {
+            Some(path) => command_config::read(path)?,
+            None => CommandConfig::default(),
+        };
+        if !file.ignored.is_empty() {
+            tracing::warn!(
+                keys = %file.ignored.join(", "),
+                "--command-config: ignoring keys that are not security settings"
+            );
+        }
+        self.validate_with(env_password, file)
     }
 
-    /// `validate` with the environment's password given (tests cannot set the environment
-    /// of their own process safely).
+    /// `validate` with the environment's password and the --command-config file's
+    /// settings given (tests cannot set the environment of their own process safely).
     fn validate_with(
         &self,
         env_password: Option<Password>,
+        file: CommandConfig,
     ) -> anyhow::Result<ClientSecurityConfig> {
-        let protocol = self
-            .security_protocol
-            .unwrap_or(SecurityProtocol::Plaintext);
+        let protocol = merge(self.security_protocol, "--security-protocol", file.protocol)
+            .map_or(SecurityProtocol::Plaintext, |p| p.value);
+        let ca = merge(self.tls_ca.clone(), "--tls-ca", file.tls_ca);
+        let cert = merge(self.tls_cert.clone(), "--tls-cert", file.tls_cert);
+        let key = merge(self.tls_key.clone(), "--tls-key", file.tls_key);
+        let mechanism = merge(self.sasl_mechanism, "--sasl-mechanism", file.mechanism);
+        let username = merge(self.sasl_username.clone(), "--sasl-username", file.username);
+        let password = merge(
+            self.sasl_password_file.clone().map(PasswordFrom::File),
+            "--sasl-password-file",
+            None,
+        )
+        .or_else(|| {
+            env_password.map(|password| Sourced {
+                value: PasswordFrom::Value(password),
+                source: SASL_PASSWORD_ENV.to_string(),
+            })
+        })
+        .or_else(|| {
+            merge(
+                None,
+                "",
+                file.password.map(|f| FromFile {
+                    value: PasswordFrom::Value(f.value),
+                    key: f.key,
+                }),
+            )
+        });
         let tls = if protocol.uses_tls() {
-            let client_cert = match (&self.tls_cert, &self.tls_key) {
+            let client_cert = match (cert, key) {
                 (Some(cert), Some(key)) => Some(CertificateFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
+                    cert: cert.value,
+                    key: key.value,
                 }),
                 (None, None) => None,
-                _ => bail!("--tls-cert and --tls-key go together"),
+                (Some(half), None) | (None, Some(half)) => bail!(
+                    "{} alone: a client certificate needs --tls-cert and --tls-key",
+                    half.source
+                ),
             };
             Some(ClientTlsFiles {
-                ca: self.tls_ca.clone(),
+                ca: ca.map(|ca| ca.value),
                 client_cert,
             })
         } else {
-            let given = [
-                ("--tls-ca", self.tls_ca.is_some()),
-                ("--tls-cert", self.tls_cert.is_some()),
-                ("--tls-key", self.tls_key.is_some()),
-            ];
-            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
-                bail!("{flag} needs --security-protocol SSL or SASL_SSL (it is {protocol})");
-            }
+            refuse_unused(
+                &[source(&ca), source(&cert), source(&key)],
+                "SSL or SASL_SSL",
+                protocol,
+            )?;
             None
         };
         let sasl = if protocol.uses_sasl() {
-            let username = match self.sasl_username.as_deref() {
-                Some("") => bail!("--sasl-username is empty"),
-                Some(username) => username.to_string(),
+            let username = match username {
+                Some(Sourced { value, source }) if value.is_empty() => bail!("{source} is empty"),
+                Some(username) => username.value,
                 None => bail!("{protocol} needs --sasl-username"),
             };
-            let password = match (&self.sasl_password_file, env_password) {
-                (Some(path), _) => read_password_file(path)?,
-                (None, Some(password)) => password,
-                (None, None) => bail!(
+            let password = match password.map(|p| p.value) {
+                Some(PasswordFrom::File(path)) => read_password_file(&path)?,
+                Some(PasswordFrom::Value(password)) => password,
+                None => bail!(
                     "{protocol} needs a password: --sasl-password-file PATH or the environment \
                      variable {SASL_PASSWORD_ENV}"
                 ),
             };
             Some(SaslCredentials {
-                mechanism: self.sasl_mechanism.unwrap_or(SASL_MECHANISM_DEFAULT),
+                mechanism: mechanism.map_or(SASL_MECHANISM_DEFAULT, |m| m.value),
                 username,
                 password,
             })
         } else {
-            let given = [
-                ("--sasl-mechanism", self.sasl_mechanism.is_some()),
-                ("--sasl-username", self.sasl_username.is_some()),
-                ("--sasl-password-file", self.sasl_password_file.is_some()),
-                (SASL_PASSWORD_ENV, env_password.is_some()),
-            ];
-            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
-                bail!(
-                    "{flag} needs --security-protocol SASL_PLAINTEXT or SASL_SSL (it is {protocol})"
-                );
-            }
+            refuse_unused(
+                &[source(&mechanism), source(&username), source(&password)],
+                "SASL_PLAINTEXT or SASL_SSL",
+                protocol,
+            )?;
             None
         };
         Ok(ClientSecurityConfig {
@@ -229,6 +272,50 @@ impl ClientSecurityArgs {
             sasl,
         })
     }
+}
+
+/// A setting and where it came from (a flag, an environment variable, a key of
+/// --command-config), to name it in messages.
+struct Sourced<T> {
+    value: T,
+    source: String,
+}
+
+/// The flag's value if given, else the file's.
+fn merge<T>(flag: Option<T>, flag_name: &str, file: Option<FromFile<T>>) -> Option<Sourced<T>> {
+    match (flag, file) {
+        (Some(value), _) => Some(Sourced {
+            value,
+            source: flag_name.to_string(),
+        }),
+        (None, Some(file)) => Some(Sourced {
+            value: file.value,
+            source: format!("{} in --command-config", file.key),
+        }),
+        (None, None) => None,
+    }
+}
+
+fn source<T>(setting: &Option<Sourced<T>>) -> Option<&str> {
+    setting.as_ref().map(|s| s.source.as_str())
+}
+
+/// Refuses settings of a protocol other than `protocol`: they would silently do nothing.
+fn refuse_unused(
+    sources: &[Option<&str>],
+    protocols: &str,
+    protocol: SecurityProtocol,
+) -> anyhow::Result<()> {
+    match sources.iter().flatten().next() {
+        Some(source) => bail!("{source} needs --security-protocol {protocols} (it is {protocol})"),
+        None => Ok(()),
+    }
+}
+
+/// Where the password is.
+enum PasswordFrom {
+    File(PathBuf),
+    Value(Password),
 }
 
 /// Reads a password: at most [`PASSWORD_BYTES_MAX`] bytes of UTF-8, one trailing line
@@ -283,7 +370,7 @@ mod tests {
     }
 
     fn validate(args: &[&str], env_password: Option<&str>) -> anyhow::Result<ClientSecurityConfig> {
-        parse(args).validate_with(env_password.map(Password::new))
+        parse(args).validate_with(env_password.map(Password::new), CommandConfig::default())
     }
 
     fn refusal(args: &[&str], env_password: Option<&str>) -> String {
@@ -398,10 +485,7 @@ mod tests {
             assert!(message.contains("needs --security-protocol"), "{message}");
         }
         let half = refusal(&["--security-protocol", "SSL", "--tls-cert", "c.pem"], None);
-        assert!(
-            half.contains("--tls-cert and --tls-key go together"),
-            "{half}"
-        );
+        assert!(half.starts_with("--tls-cert alone"), "{half}");
         let ssl = validate(
             &[
                 "--security-protocol",
@@ -427,6 +511,80 @@ mod tests {
             })
         );
         assert_eq!(ssl.sasl, None);
+    }
+
+    /// Goal: --command-config fills what the flags leave out, flags and the environment
+    /// win, and messages name the file's key for its settings.
+    #[test]
+    fn command_config_fills_in_behind_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let properties = dir.path().join("client.properties");
+        std::fs::write(
+            &properties,
+            "security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.username=bob\n\
+             sasl.password=file-pw\nssl.ca.location=file-ca.pem\nssl.key.location=k.pem\n",
+        )
+        .unwrap();
+        let file = || command_config::read(&properties).unwrap();
+        let from_file = |args: &[&str], env: Option<&str>| {
+            parse(args).validate_with(env.map(Password::new), file())
+        };
+        let refused = format!("{:#}", from_file(&[], None).unwrap_err());
+        assert!(
+            refused.starts_with("ssl.key.location in --command-config alone"),
+            "{refused}"
+        );
+        let config = from_file(&["--tls-key", "flag-k.pem", "--tls-cert", "c.pem"], None).unwrap();
+        assert_eq!(config.protocol, SecurityProtocol::SaslSsl);
+        let tls = config.tls.unwrap();
+        assert_eq!(tls.ca, Some(PathBuf::from("file-ca.pem")));
+        assert_eq!(tls.client_cert.unwrap().key, PathBuf::from("flag-k.pem"));
+        let sasl = config.sasl.unwrap();
+        assert_eq!(sasl.mechanism, SaslMechanism::Plain);
+        assert_eq!(sasl.username, "bob");
+        assert_eq!(sasl.password.expose(), "file-pw");
+
+        let config = from_file(
+            &[
+                "--security-protocol",
+                "SASL_PLAINTEXT",
+                "--sasl-username",
+                "carol",
+                "--sasl-mechanism",
+                "SCRAM-SHA-256",
+            ],
+            Some("env-pw"),
+        );
+        let refused = format!("{:#}", config.unwrap_err());
+        assert!(
+            refused
+                .starts_with("ssl.ca.location in --command-config needs --security-protocol SSL"),
+            "{refused}"
+        );
+        std::fs::write(&properties, "sasl.username=bob\nsasl.password=file-pw\n").unwrap();
+        let sasl = from_file(
+            &[
+                "--security-protocol",
+                "SASL_PLAINTEXT",
+                "--sasl-username",
+                "carol",
+            ],
+            Some("env-pw"),
+        )
+        .unwrap()
+        .sasl
+        .unwrap();
+        assert_eq!(sasl.username, "carol");
+        assert_eq!(
+            sasl.password.expose(),
+            "env-pw",
+            "the environment wins over the file"
+        );
+        let refused = format!("{:#}", from_file(&[], None).unwrap_err());
+        assert!(
+            refused.starts_with("sasl.username in --command-config needs --security-protocol SASL"),
+            "{refused}"
+        );
     }
 
     #[test]
