@@ -219,8 +219,9 @@ fn sasl_ssl<'a>(
     ]
 }
 
-/// Creates `topic`, finds it in `topic list`, writes three records and reads them back,
-/// every command with `security` (flags) and `envs`.
+/// Creates `topic`, finds it in `topic list`, writes three records, reads them back for a
+/// group (committing its offsets) and finds the group in `group list`, every command with
+/// `security` (flags) and `envs`.
 fn round_trip(broker: &Broker, topic: &str, security: &[&str], envs: &[(&str, &str)]) {
     let with = |args: &[&str]| -> Vec<String> {
         args.iter().chain(security).map(|a| a.to_string()).collect()
@@ -236,10 +237,21 @@ fn round_trip(broker: &Broker, topic: &str, security: &[&str], envs: &[(&str, &s
     call(&[
         "produce", topic, "--value", "one", "--value", "two", "--value", "three",
     ]);
-    let consumed = call(&["consume", topic, "--from-beginning", "--count", "3"]);
+    let group = format!("{topic}-readers");
+    let consumed = call(&[
+        "consume",
+        topic,
+        "--from-beginning",
+        "--count",
+        "3",
+        "--group",
+        &group,
+    ]);
     let mut values: Vec<&str> = consumed.lines().collect();
     values.sort();
     assert_eq!(values, ["one", "three", "two"], "{consumed}");
+    let groups = call(&["group", "list"]);
+    assert!(groups.contains(&group), "the consume committed: {groups}");
 }
 
 /// Goal: every Kafka-speaking command works over SASL_SSL with each mechanism, the broker's
@@ -273,12 +285,17 @@ fn sasl_ssl_works_with_each_mechanism() {
 }
 
 /// Goal: SASL_PLAINTEXT works, with the default mechanism (SCRAM-SHA-512) and every
-/// setting from the environment, as a script would pass them.
+/// setting from the environment, as a script would pass them; a mechanism the broker does
+/// not offer is refused with the list of those it does.
 #[test]
 fn sasl_plaintext_works_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
-    let broker = secured_broker(dir.path(), &pki, &[]);
+    let broker = secured_broker(
+        dir.path(),
+        &pki,
+        &["--sasl-mechanisms", "SCRAM-SHA-512,SCRAM-SHA-256"],
+    );
     let bootstrap = broker.listener("SASL_PLAINTEXT").to_string();
     let envs = [
         ("STRATO_BOOTSTRAP", bootstrap.as_str()),
@@ -291,6 +308,13 @@ fn sasl_plaintext_works_from_the_environment() {
     assert!(
         log.contains("mechanism=SCRAM-SHA-512") && log.contains("authenticated"),
         "the default mechanism is SCRAM-SHA-512:\n{log}"
+    );
+    let plain = refused(&["topic", "list", "--sasl-mechanism", "PLAIN"], &envs);
+    assert!(
+        plain.contains(
+            "does not offer SASL mechanism PLAIN; it offers: SCRAM-SHA-512, SCRAM-SHA-256"
+        ),
+        "{plain}"
     );
     broker.stop();
 }
@@ -542,7 +566,7 @@ impl Drop for ChildGuard {
 }
 
 /// Goal: a `consume` that runs longer than the SASL session the broker grants
-/// (--connections-max-reauth-ms 1000) re-authenticates in time and keeps reading (the
+/// (--connections-max-reauth-ms 2000) re-authenticates in time and keeps reading (the
 /// broker closes a connection whose session ended). Method: start a consume waiting for one
 /// new record; wait until the broker has logged re-authentications; then produce the record
 /// and check that the consume prints it and exits 0.
@@ -550,7 +574,7 @@ impl Drop for ChildGuard {
 fn a_long_consume_renews_its_sasl_session() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
-    let broker = secured_broker(dir.path(), &pki, &["--connections-max-reauth-ms", "1000"]);
+    let broker = secured_broker(dir.path(), &pki, &["--connections-max-reauth-ms", "2000"]);
     let bootstrap = broker.listener("SASL_SSL").to_string();
     let security = sasl_ssl(&bootstrap, "SCRAM-SHA-256", USER, &pki.ca);
     let envs = [("STRATO_SASL_PASSWORD", PASSWORD)];

@@ -20,8 +20,12 @@ use crate::security::scram::{ScramClient, ScramError};
 
 /// A SASL session is renewed once this share of its lifetime has passed, so the broker never
 /// sees a request after it ends (Kafka's clients pick a random point between 85 % and 95 %,
-/// `SaslClientAuthenticator`).
+/// `SaslClientAuthenticator`)...
 const REAUTHENTICATE_AFTER_PERCENT: u32 = 85;
+/// ...and at least this long before it ends (at most half the lifetime before): a request
+/// sent just before the renewal point must still reach the broker within the session, also
+/// when the lifetime is short (the broker allows 1 s).
+const REAUTHENTICATE_MARGIN_MIN: Duration = Duration::from_secs(5);
 /// Most SaslAuthenticate round trips of one login (SCRAM needs 2, PLAIN 1).
 const SASL_ROUNDS_MAX: usize = 3;
 
@@ -117,7 +121,9 @@ async fn handshake(
 /// at `started`.
 fn reauthentication_time(started: Instant, lifetime_ms: i64) -> Option<Instant> {
     let lifetime = Duration::from_millis(u64::try_from(lifetime_ms).ok().filter(|ms| *ms > 0)?);
-    Some(started + lifetime * REAUTHENTICATE_AFTER_PERCENT / 100)
+    let margin = (lifetime * (100 - REAUTHENTICATE_AFTER_PERCENT) / 100)
+        .max(REAUTHENTICATE_MARGIN_MIN.min(lifetime / 2));
+    Some(started + lifetime - margin)
 }
 
 /// Where the exchange stands.
@@ -216,10 +222,19 @@ mod tests {
         let started = Instant::now();
         assert_eq!(reauthentication_time(started, 0), None);
         assert_eq!(reauthentication_time(started, -1), None);
+        let at = |ms: u64| Some(started + Duration::from_millis(ms));
         assert_eq!(
-            reauthentication_time(started, 10_000),
-            Some(started + Duration::from_millis(8_500))
+            reauthentication_time(started, 3_600_000),
+            at(3_060_000),
+            "85 %"
         );
+        assert_eq!(reauthentication_time(started, 60_000), at(51_000), "85 %");
+        assert_eq!(
+            reauthentication_time(started, 20_000),
+            at(15_000),
+            "5 s before"
+        );
+        assert_eq!(reauthentication_time(started, 2_000), at(1_000), "half way");
     }
 
     #[test]
