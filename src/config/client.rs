@@ -194,43 +194,26 @@ impl ClientSecurityArgs {
         let key = merge(self.tls_key.clone(), "--tls-key", file.tls_key);
         let mechanism = merge(self.sasl_mechanism, "--sasl-mechanism", file.mechanism);
         let username = merge(self.sasl_username.clone(), "--sasl-username", file.username);
-        let password = merge(
-            self.sasl_password_file.clone().map(PasswordFrom::File),
-            "--sasl-password-file",
-            None,
-        )
-        .or_else(|| {
-            env_password.map(|password| Sourced {
+        let password = match (&self.sasl_password_file, env_password) {
+            (Some(path), _) => Some(Sourced {
+                value: PasswordFrom::File(path.clone()),
+                source: "--sasl-password-file".to_string(),
+            }),
+            (None, Some(password)) => Some(Sourced {
                 value: PasswordFrom::Value(password),
                 source: SASL_PASSWORD_ENV.to_string(),
-            })
-        })
-        .or_else(|| {
-            merge(
+            }),
+            (None, None) => merge(
                 None,
                 "",
                 file.password.map(|f| FromFile {
                     value: PasswordFrom::Value(f.value),
                     key: f.key,
                 }),
-            )
-        });
+            ),
+        };
         let tls = if protocol.uses_tls() {
-            let client_cert = match (cert, key) {
-                (Some(cert), Some(key)) => Some(CertificateFiles {
-                    cert: cert.value,
-                    key: key.value,
-                }),
-                (None, None) => None,
-                (Some(half), None) | (None, Some(half)) => bail!(
-                    "{} alone: a client certificate needs --tls-cert and --tls-key",
-                    half.source
-                ),
-            };
-            Some(ClientTlsFiles {
-                ca: ca.map(|ca| ca.value),
-                client_cert,
-            })
+            Some(tls_files(ca, cert, key)?)
         } else {
             refuse_unused(
                 &[source(&ca), source(&cert), source(&key)],
@@ -240,24 +223,7 @@ impl ClientSecurityArgs {
             None
         };
         let sasl = if protocol.uses_sasl() {
-            let username = match username {
-                Some(Sourced { value, source }) if value.is_empty() => bail!("{source} is empty"),
-                Some(username) => username.value,
-                None => bail!("{protocol} needs --sasl-username"),
-            };
-            let password = match password.map(|p| p.value) {
-                Some(PasswordFrom::File(path)) => read_password_file(&path)?,
-                Some(PasswordFrom::Value(password)) => password,
-                None => bail!(
-                    "{protocol} needs a password: --sasl-password-file PATH or the environment \
-                     variable {SASL_PASSWORD_ENV}"
-                ),
-            };
-            Some(SaslCredentials {
-                mechanism: mechanism.map_or(SASL_MECHANISM_DEFAULT, |m| m.value),
-                username,
-                password,
-            })
+            Some(sasl_credentials(protocol, mechanism, username, password)?)
         } else {
             refuse_unused(
                 &[source(&mechanism), source(&username), source(&password)],
@@ -272,6 +238,56 @@ impl ClientSecurityArgs {
             sasl,
         })
     }
+}
+
+fn tls_files(
+    ca: Option<Sourced<PathBuf>>,
+    cert: Option<Sourced<PathBuf>>,
+    key: Option<Sourced<PathBuf>>,
+) -> anyhow::Result<ClientTlsFiles> {
+    let client_cert = match (cert, key) {
+        (Some(cert), Some(key)) => Some(CertificateFiles {
+            cert: cert.value,
+            key: key.value,
+        }),
+        (None, None) => None,
+        (Some(half), None) | (None, Some(half)) => bail!(
+            "{} alone: a client certificate needs --tls-cert and --tls-key",
+            half.source
+        ),
+    };
+    Ok(ClientTlsFiles {
+        ca: ca.map(|ca| ca.value),
+        client_cert,
+    })
+}
+
+/// The login of a SASL protocol: a user name and a password are required (the password
+/// file is read here).
+fn sasl_credentials(
+    protocol: SecurityProtocol,
+    mechanism: Option<Sourced<SaslMechanism>>,
+    username: Option<Sourced<String>>,
+    password: Option<Sourced<PasswordFrom>>,
+) -> anyhow::Result<SaslCredentials> {
+    let username = match username {
+        Some(Sourced { value, source }) if value.is_empty() => bail!("{source} is empty"),
+        Some(username) => username.value,
+        None => bail!("{protocol} needs --sasl-username"),
+    };
+    let password = match password.map(|p| p.value) {
+        Some(PasswordFrom::File(path)) => read_password_file(&path)?,
+        Some(PasswordFrom::Value(password)) => password,
+        None => bail!(
+            "{protocol} needs a password: --sasl-password-file PATH or the environment \
+             variable {SASL_PASSWORD_ENV}"
+        ),
+    };
+    Ok(SaslCredentials {
+        mechanism: mechanism.map_or(SASL_MECHANISM_DEFAULT, |m| m.value),
+        username,
+        password,
+    })
 }
 
 /// A setting and where it came from (a flag, an environment variable, a key of
