@@ -13,6 +13,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use strato_tiering::cache::{DISK_BLOCK_BYTES_DEFAULT, DISK_BLOCKS_MIN};
 
+pub mod client;
+pub mod command_config;
 pub mod security;
 pub mod tools;
 pub mod users;
@@ -159,7 +161,7 @@ pub enum GroupCommand {
     Delete(GroupDeleteArgs),
 }
 
-/// How to reach the cluster and how long to wait for it.
+/// How to reach the cluster, how to log in and how long to wait for it.
 #[derive(Debug, Clone, Args)]
 pub struct KafkaClientArgs {
     /// host:port of any broker of the cluster.
@@ -168,6 +170,9 @@ pub struct KafkaClientArgs {
     /// Longest wait for a connection or for one response.
     #[arg(long, env = "STRATO_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// TLS and SASL, for a secured cluster.
+    #[command(flatten)]
+    pub security: client::ClientSecurityArgs,
 }
 
 /// Output for people (aligned columns) or for scripts (JSON).
