@@ -2,11 +2,15 @@
 //! with librdkafka, on the embedded default (local filesystem + embedded metadata).
 //!
 //! Run: `cargo bench --bench throughput` (env: `STRATO_BENCH_RECORDS`, default 1,000,000;
-//! `STRATO_BENCH_VALUE_BYTES`, default 100; `STRATO_BENCH_CODEC`, default none).
+//! `STRATO_BENCH_VALUE_BYTES`, default 100; `STRATO_BENCH_CODEC`, default none;
+//! `STRATO_BENCH_SECURITY`, `plaintext` (default) or `sasl_ssl`: every client logs in with
+//! SCRAM-SHA-512 over TLS, certificates made by the benchmark).
 //! Prints a Markdown table row; results go to docs/BENCHMARKS.md. This is a benchmark, not a
 //! test: nothing here asserts a speed.
 
 mod common;
+#[path = "../tests/common/pki.rs"]
+mod pki;
 
 use std::time::{Duration, Instant};
 
@@ -32,13 +36,26 @@ async fn main() {
     let records = env_or("STRATO_BENCH_RECORDS", 1_000_000);
     let value_bytes = env_or("STRATO_BENCH_VALUE_BYTES", 100);
     let codec = std::env::var("STRATO_BENCH_CODEC").unwrap_or_else(|_| "none".into());
+    let security = std::env::var("STRATO_BENCH_SECURITY").unwrap_or_else(|_| "plaintext".into());
     let dir = tempfile::tempdir().unwrap();
-    let broker = common::start_broker(dir.path(), 3, &[]);
+    let (extra, client_security) = match security.as_str() {
+        "plaintext" => (Vec::new(), Vec::new()),
+        "sasl_ssl" => sasl_ssl(dir.path()),
+        other => panic!("STRATO_BENCH_SECURITY={other}: expected plaintext or sasl_ssl"),
+    };
+    let broker = common::start_broker(dir.path(), 3, &extra);
     let bootstrap = broker.bootstrap.clone();
+    let client = || {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &bootstrap);
+        for (k, v) in &client_security {
+            config.set(k, v);
+        }
+        config
+    };
     let payload: Vec<u8> = (0..value_bytes).map(|i| b'a' + (i % 26) as u8).collect();
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
+    let producer: FutureProducer = client()
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
@@ -78,8 +95,7 @@ async fn main() {
     let produce_secs = started.elapsed().as_secs_f64();
     let mb = (records * value_bytes) as f64 / 1e6;
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
+    let consumer: BaseConsumer = client()
         .set("group.id", "bench")
         .set("enable.auto.commit", "false")
         .create()
@@ -103,13 +119,8 @@ async fn main() {
     let consume_secs = started.elapsed().as_secs_f64();
 
     // End-to-end latency: one record at a time, produce -> consumer (parked in a long poll).
-    let latency_producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
-    let tail: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
+    let latency_producer: FutureProducer = client().set("linger.ms", "0").create().unwrap();
+    let tail: BaseConsumer = client()
         .set("group.id", "bench-tail")
         .set("fetch.wait.max.ms", "10000")
         .create()
@@ -161,7 +172,7 @@ async fn main() {
     latencies.sort();
 
     println!(
-        "| {records} x {value_bytes} B, codec {codec} | produce {:.1} MB/s ({:.0} rec/s) | consume {:.1} MB/s ({:.0} rec/s) | e2e p50 {:.1} ms p99 {:.1} ms |",
+        "| {records} x {value_bytes} B, codec {codec}, {security} | produce {:.1} MB/s ({:.0} rec/s) | consume {:.1} MB/s ({:.0} rec/s) | e2e p50 {:.1} ms p99 {:.1} ms |",
         mb / produce_secs,
         records as f64 / produce_secs,
         mb / consume_secs,
@@ -169,4 +180,44 @@ async fn main() {
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
     );
+}
+
+/// A SASL_SSL-only broker's flags and the clients' settings: a CA and broker certificate
+/// (rcgen) and a SCRAM user made with `strato user create` before the broker starts.
+fn sasl_ssl(dir: &std::path::Path) -> (Vec<String>, Vec<(String, String)>) {
+    use std::io::Write;
+    let pki = pki::Pki::new(dir, "bench");
+    let cert = pki.broker();
+    let mut create = std::process::Command::new(env!("CARGO_BIN_EXE_strato"))
+        .args(["user", "create", "bench", "--password-stdin", "--data-dir"])
+        .arg(dir)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"bench-password")
+        .unwrap();
+    assert!(create.wait().unwrap().success(), "strato user create");
+    let extra = vec![
+        "--listeners".to_string(),
+        "SASL_SSL://127.0.0.1:0".to_string(),
+        "--tls-cert".to_string(),
+        cert.cert.display().to_string(),
+        "--tls-key".to_string(),
+        cert.key.display().to_string(),
+    ];
+    let client = [
+        ("security.protocol", "SASL_SSL".to_string()),
+        ("ssl.ca.location", pki.ca_file().display().to_string()),
+        ("sasl.mechanism", "SCRAM-SHA-512".to_string()),
+        ("sasl.username", "bench".to_string()),
+        ("sasl.password", "bench-password".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    (extra, client)
 }

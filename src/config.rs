@@ -14,6 +14,8 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand,
 use strato_tiering::cache::{DISK_BLOCK_BYTES_DEFAULT, DISK_BLOCKS_MIN};
 
 pub mod acl;
+pub mod client;
+pub mod command_config;
 pub mod security;
 pub mod tools;
 pub mod users;
@@ -167,7 +169,7 @@ pub enum GroupCommand {
     Delete(GroupDeleteArgs),
 }
 
-/// How to reach the cluster and how long to wait for it.
+/// How to reach the cluster, how to log in and how long to wait for it.
 #[derive(Debug, Clone, Args)]
 pub struct KafkaClientArgs {
     /// host:port of any broker of the cluster.
@@ -176,6 +178,9 @@ pub struct KafkaClientArgs {
     /// Longest wait for a connection or for one response.
     #[arg(long, env = "STRATO_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// TLS and SASL, for a secured cluster.
+    #[command(flatten)]
+    pub security: client::ClientSecurityArgs,
 }
 
 /// Output for people (aligned columns) or for scripts (JSON).
@@ -1129,6 +1134,79 @@ mod tests {
         ] {
             let err = bench_replay(args).unwrap_err().to_string();
             assert!(err.contains(message), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn security_flags_are_checked_together() {
+        let (args, _) = serve(&[
+            "--listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+            "--advertised-listeners",
+            "SASL_SSL://b1.example.com:9093",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--super-users",
+            "User:admin; User:ops",
+            "--sasl-mechanisms",
+            "PLAIN,SCRAM-SHA-512,PLAIN",
+            "--connections-max-reauth-ms",
+            "60000",
+        ]);
+        let security = args.validate().unwrap().security;
+        assert_eq!(security.listeners.len(), 2);
+        assert_eq!(security.listeners[0].advertised, None);
+        assert_eq!(
+            security.listeners[1].advertised,
+            Some(("b1.example.com".to_string(), 9093))
+        );
+        assert_eq!(security.super_users.len(), 2);
+        assert_eq!(security.super_users[1].to_string(), "User:ops");
+        assert_eq!(security.sasl_mechanisms.len(), 2, "duplicates dropped");
+        assert_eq!(
+            security.connections_max_reauth,
+            Some(Duration::from_secs(60))
+        );
+        for (flags, message) in [
+            (
+                &["--listen", "127.0.0.1:1", "--listeners", "PLAINTEXT://:1"][..],
+                "--listen and --listeners",
+            ),
+            (
+                &["--advertised-listeners", "PLAINTEXT://h:1"],
+                "needs --listeners",
+            ),
+            (&["--listeners", "SSL://127.0.0.1:0"], "--tls-cert"),
+            (&["--tls-cert", "c.pem"], "go together"),
+            (&["--tls-client-ca", "ca.pem"], "--tls-client-ca needs"),
+            (
+                &[
+                    "--listeners",
+                    "PLAINTEXT://127.0.0.1:0",
+                    "--advertised-listeners",
+                    "SSL://h:1",
+                ],
+                "no SSL listener",
+            ),
+            (&["--sasl-mechanisms", "GSSAPI"], "unknown mechanism"),
+            (
+                &[
+                    "--listeners",
+                    "SASL_PLAINTEXT://127.0.0.1:0",
+                    "--sasl-mechanisms",
+                    "",
+                ],
+                "at least one",
+            ),
+            (&["--super-users", "admin"], "not a principal"),
+            (&["--connections-max-reauth-ms", "10"], "at least 1000"),
+            (&["--max-connections-per-ip", "0"], "positive"),
+        ] {
+            let (args, _) = serve(flags);
+            let err = format!("{:#}", args.validate().unwrap_err());
+            assert!(err.contains(message), "{flags:?}: {err}");
         }
     }
 

@@ -7,6 +7,7 @@
 //! order (Kafka clients require it).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -34,6 +35,10 @@ async fn sleep_until_deadline(deadline: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// Largest frame read before a SASL listener's client authenticated (Kafka's
+/// `sasl.server.max.receive.size` default): SASL tokens are small.
+pub const UNAUTHENTICATED_REQUEST_BYTES_MAX: u64 = 512 * 1024;
 
 /// Bytes read per read call while a frame arrives; a frame's buffer grows as its bytes
 /// arrive, so a client announcing a large frame cannot make us allocate it up front.
@@ -127,11 +132,20 @@ async fn run(
     let inflight_max = ctx.config.max_inflight_requests;
     let max_request_bytes = ctx.config.max_request_bytes;
     let budget = ctx.request_memory.clone();
+    // Until a SASL listener's client has authenticated, its frames are held to Kafka's
+    // `sasl.server.max.receive.size`: a stranger cannot make the broker buffer 100 MiB.
+    let authenticated = Arc::new(AtomicBool::new(!session.listener.uses_sasl()));
+    let reader_authenticated = authenticated.clone();
     let (frames_tx, mut frames_rx) = mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(inflight_max);
     let reader_task = tokio::spawn(
         async move {
             loop {
-                match read_frame(&mut reader, max_request_bytes, &budget).await {
+                let max = if reader_authenticated.load(Ordering::Acquire) {
+                    max_request_bytes
+                } else {
+                    UNAUTHENTICATED_REQUEST_BYTES_MAX.min(max_request_bytes)
+                };
+                match read_frame(&mut reader, max, &budget).await {
                     Ok(Some(frame)) => {
                         if frames_tx.send(frame).await.is_err() {
                             return;
@@ -195,6 +209,9 @@ async fn run(
                 if session.close_after_response {
                     // A failed authentication: answer it, then close.
                     reading = false;
+                }
+                if session.sasl.authenticated.is_some() {
+                    authenticated.store(true, Ordering::Release);
                 }
             }
             _ = tokio::time::sleep_until(idle_deadline), if reading && pending.is_empty() => {

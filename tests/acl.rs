@@ -1041,12 +1041,31 @@ fn settings<'a>(login: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a s
     login.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
+/// `strato ARGS` logged in as `user` (password `<user>-secret`) with SCRAM-SHA-256 over
+/// SASL_PLAINTEXT.
+fn strato_as(user: &str, args: &[&str]) -> Output {
+    run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_strato"))
+            .args(args)
+            .args([
+                "--security-protocol",
+                "SASL_PLAINTEXT",
+                "--sasl-mechanism",
+                "SCRAM-SHA-256",
+                "--sasl-username",
+                user,
+            ])
+            .env("STRATO_SASL_PASSWORD", format!("{user}-secret")),
+        CLI_DEADLINE,
+    )
+}
+
 /// Goal: distinct SASL users get the rights their ACLs give them, and a super user among
 /// them may do everything. Method: users alice, bob, carol and admin made with `strato
-/// user`; ACLs created through the broker's PLAINTEXT listener, where `User:ANONYMOUS` is a
-/// super user; librdkafka logs in with SCRAM-SHA-256 on the SASL_PLAINTEXT listener. alice
-/// may write `ledger`, bob may read it in group `auditors`, everyone (`User:*`) may describe
-/// topic `public`, carol has nothing else, admin is a super user.
+/// user`, a broker whose only listener is SASL_PLAINTEXT and whose super user is admin;
+/// admin creates topics and ACLs with the CLI logged in over SASL (alice may not), and
+/// librdkafka logs in with SCRAM-SHA-256. alice may write `ledger`, bob may read it in group
+/// `auditors`, everyone (`User:*`) may describe topic `public`, carol has nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sasl_users_get_the_rights_of_their_acls() {
     let dir = tempfile::tempdir().unwrap();
@@ -1056,29 +1075,67 @@ async fn sasl_users_get_the_rights_of_their_acls() {
     }
     let mut args = vec![
         "--listeners",
-        "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "SASL_PLAINTEXT://127.0.0.1:0",
         "--authorizer",
         "true",
         "--super-users",
-        "User:ANONYMOUS;User:admin",
+        "User:admin",
     ];
     args.extend_from_slice(&REBALANCE_DELAY);
     let broker = tokio::task::block_in_place(|| Broker::start(dir.path(), &args));
-    let plaintext = broker.listener("PLAINTEXT").to_string();
     let sasl = broker.listener("SASL_PLAINTEXT").to_string();
     tokio::task::block_in_place(|| {
+        let admin_ok = |args: &[&str]| {
+            let out = strato_as("admin", args);
+            assert!(
+                out.status.success(),
+                "strato {args:?} as admin: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
         for topic in ["ledger", "public"] {
-            create_topic(&plaintext, topic, 1);
+            admin_ok(&["topic", "create", topic, "--bootstrap", &sasl]);
         }
         let allow = |principal: &str, operation: &str, resource: &[&str]| {
-            let mut args = vec!["--allow-principal", principal, "--operation", operation];
+            let mut args = vec![
+                "acl",
+                "create",
+                "--bootstrap",
+                &sasl,
+                "--allow-principal",
+                principal,
+                "--operation",
+                operation,
+            ];
             args.extend_from_slice(resource);
-            grant(&plaintext, &args);
+            admin_ok(&args);
         };
         allow("User:alice", "Write", &["--topic", "ledger"]);
         allow("User:bob", "Read", &["--topic", "ledger"]);
         allow("User:bob", "Read", &["--group", "auditors"]);
         allow("User:*", "Describe", &["--topic", "public"]);
+        // alice may not give herself more.
+        let out = strato_as(
+            "alice",
+            &[
+                "acl",
+                "create",
+                "--bootstrap",
+                &sasl,
+                "--allow-principal",
+                "User:alice",
+                "--operation",
+                "All",
+                "--topic",
+                "*",
+            ],
+        );
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("CLUSTER_AUTHORIZATION_FAILED"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
     let [alice, bob, carol, admin] = ["alice", "bob", "carol", "admin"].map(scram_login);
 

@@ -22,14 +22,15 @@ impl Drop for Broker {
 
 /// Starts `strato serve` on `data_dir` with `extra` flags, `partitions` per new topic.
 pub fn start_broker(data_dir: &std::path::Path, partitions: i32, extra: &[String]) -> Broker {
+    // A benchmark that names its listeners gets those instead of one PLAINTEXT listener.
+    let listen: &[&str] = if extra.iter().any(|a| a.starts_with("--listeners")) {
+        &[]
+    } else {
+        &["--listen", "127.0.0.1:0"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["serve", "--http-listen", "127.0.0.1:0"])
+        .args(listen)
         .args(["--default-partitions", &partitions.to_string()])
         .arg("--data-dir")
         .arg(data_dir)

@@ -358,7 +358,7 @@ async fn write_topic(
     records: u64,
 ) -> anyhow::Result<Throughput> {
     let options = client_options();
-    let mut client = Client::connect(bootstrap, options).await?;
+    let mut client = Client::connect(bootstrap, options.clone()).await?;
     let node = *client
         .node_ids()
         .first()
@@ -408,7 +408,8 @@ async fn write_topic(
             .context("build a record batch")??;
             let addr = &leaders[&partition];
             if !connections.contains_key(addr) {
-                connections.insert(addr.clone(), Connection::connect(addr, options).await?);
+                let connection = Connection::connect(addr, options.clone()).await?;
+                connections.insert(addr.clone(), connection);
             }
             let connection = connections.get_mut(addr).expect("inserted above");
             let wire_bytes = batch.len() as u64;
@@ -516,7 +517,7 @@ impl Totals {
 /// them before the replay starts); returns the throughput and the number of partitions.
 async fn replay_topic(bootstrap: &str, topic: &str) -> anyhow::Result<(Throughput, usize)> {
     let options = client_options();
-    let mut client = Client::connect(bootstrap, options).await?;
+    let mut client = Client::connect(bootstrap, options.clone()).await?;
     let leaders = leaders(&mut client, topic).await?;
     let tps: Vec<TopicPartition> = leaders
         .keys()
@@ -538,6 +539,7 @@ async fn replay_topic(bootstrap: &str, topic: &str) -> anyhow::Result<(Throughpu
         .map(|(addr, partition, start, end)| {
             let totals = &totals;
             let progress = progress.clone();
+            let options = options.clone();
             async move {
                 let (decoded, wire_bytes) =
                     replay_partition(&addr, topic, partition, start, end, options, progress)

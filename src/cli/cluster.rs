@@ -17,6 +17,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::kafka_client::{ClientError, ClientOptions, ClientRequest, Connection, ErrorCode};
+use super::transport::host_port;
 
 /// Attempts of a coordinator-routed request while the coordinator moves or loads.
 const COORDINATOR_ATTEMPTS_MAX: u32 = 5;
@@ -89,7 +90,7 @@ pub struct Client {
 impl Client {
     /// Connects to `bootstrap` and learns the brokers of the cluster.
     pub async fn connect(bootstrap: &str, options: ClientOptions) -> Result<Self, ClientError> {
-        let bootstrap = Connection::connect(bootstrap, options).await?;
+        let bootstrap = Connection::connect(bootstrap, options.clone()).await?;
         let mut client = Self {
             options,
             bootstrap,
@@ -158,7 +159,7 @@ impl Client {
         self.brokers = response
             .brokers
             .iter()
-            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .map(|b| (b.node_id.0, host_port(b.host.as_str(), b.port)))
             .collect();
         Ok(response)
     }
@@ -211,7 +212,7 @@ impl Client {
                 .brokers
                 .get(&node_id)
                 .ok_or(ClientError::UnknownNode { node_id })?;
-            let connection = Connection::connect(addr, self.options).await?;
+            let connection = Connection::connect(addr, self.options.clone()).await?;
             self.nodes.insert(node_id, connection);
         }
         Ok(self.nodes.get_mut(&node_id).expect("inserted above"))
@@ -249,7 +250,7 @@ impl Client {
             };
             let code = ErrorCode(code);
             if code.is_ok() {
-                self.brokers.insert(node_id, format!("{host}:{port}"));
+                self.brokers.insert(node_id, host_port(&host, port));
                 self.coordinators.insert(group.to_string(), node_id);
                 return Ok(node_id);
             }

@@ -14,6 +14,7 @@ use super::group_api::{self, DescribedGroup};
 use super::group_reset;
 use super::kafka_client::{ClientOptions, ErrorCode};
 use super::table::render_table;
+use super::transport::Security;
 use crate::config::{
     GroupCommand, GroupDeleteArgs, GroupDescribeArgs, GroupListArgs, KafkaClientArgs, OutputFormat,
 };
@@ -44,14 +45,35 @@ pub async fn run(command: GroupCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connects to the cluster `args` name, with their security settings (checked here: a bad
+/// combination stops the command before any connection).
 pub(super) async fn connect(args: &KafkaClientArgs) -> anyhow::Result<Client> {
+    let security_args = args.security.clone();
+    // Reads the password file and the TLS files (or the system's CA certificates).
+    let security = tokio::task::spawn_blocking(move || -> anyhow::Result<Security> {
+        let config = security_args.validate()?;
+        Security::load(&config).context("set up TLS")
+    })
+    .await
+    .context("read the security settings")??;
+    let protocol = security.protocol();
     let options = ClientOptions {
         request_timeout: Duration::from_millis(args.request_timeout_ms),
+        security,
         ..ClientOptions::default()
     };
     Client::connect(&args.bootstrap, options)
         .await
-        .with_context(|| format!("connect to the cluster at {}", args.bootstrap))
+        .map_err(|err| {
+            let hint = err
+                .connect_hint()
+                .map(|hint| format!(" ({hint})"))
+                .unwrap_or_default();
+            anyhow::Error::new(err).context(format!(
+                "connect to the cluster at {} over {protocol}{hint}",
+                args.bootstrap
+            ))
+        })
 }
 
 pub(super) fn json_text(value: &Value) -> String {

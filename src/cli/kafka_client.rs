@@ -1,9 +1,11 @@
-//! A small async Kafka client for the operator CLI, on `kafka-protocol` over TCP: one
-//! [`Connection`] to one broker.
+//! A small async Kafka client for the operator CLI, on `kafka-protocol` over TCP or TLS
+//! (`transport.rs`): one [`Connection`] to one broker.
 //!
-//! A connection negotiates versions with ApiVersions, then sends one request at a time with
-//! a fresh correlation id, a timeout and a bound on the response size, so a slow or
-//! misbehaving peer can neither hang the CLI nor make it allocate without limit. Routing
+//! A connection negotiates versions with ApiVersions and, on a SASL protocol, logs in
+//! (SaslHandshake v1, then SaslAuthenticate carrying `sasl_login.rs`'s tokens; again before
+//! the session lifetime the broker gave runs out, KIP-368). Then it sends one request at a
+//! time with a fresh correlation id, a timeout and a bound on the response size, so a slow
+//! or misbehaving peer can neither hang the CLI nor make it allocate without limit. Routing
 //! to partition leaders and group coordinators is `cli::cluster`'s job.
 
 use std::collections::BTreeMap;
@@ -18,11 +20,16 @@ use kafka_protocol::messages::{
     DescribeAclsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
     FindCoordinatorRequest, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest,
     MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
-    ResponseHeader,
+    ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Message, Request, StrBytes, VersionRange};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::sasl_login;
+use super::transport::{self, Security, Stream};
+use crate::security::sasl::SaslMechanism;
+use crate::security::scram::ScramError;
 
 /// Largest response accepted. Kafka's own clients have no bound of their own; 100 MiB is the
 /// broker's default `max_request_bytes` and far above any group or offset listing.
@@ -53,6 +60,10 @@ macro_rules! client_versions {
 
 client_versions! {
     ApiVersionsRequest => 0..=3,
+    // v1 wraps the tokens in SaslAuthenticate requests; v0's bare frames are not spoken.
+    SaslHandshakeRequest => 1..=1,
+    // v1 gives the session lifetime (KIP-368).
+    SaslAuthenticateRequest => 0..=2,
     // v1 is the first with "null topics = all topics".
     MetadataRequest => 1..=13,
     ListOffsetsRequest => 1..=10,
@@ -78,11 +89,12 @@ client_versions! {
     DeleteAclsRequest => 1..=3,
 }
 
-/// Timeouts and bounds of a client's connections.
-#[derive(Debug, Clone, Copy)]
+/// Timeouts, bounds and security of a client's connections.
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub request_timeout: Duration,
     pub response_bytes_max: usize,
+    pub security: Security,
 }
 
 impl Default for ClientOptions {
@@ -90,6 +102,7 @@ impl Default for ClientOptions {
         Self {
             request_timeout: REQUEST_TIMEOUT_DEFAULT,
             response_bytes_max: RESPONSE_BYTES_MAX_DEFAULT,
+            security: Security::plaintext(),
         }
     }
 }
@@ -166,6 +179,39 @@ pub enum ClientError {
     },
     #[error("connect to {addr}: no answer within {timeout:?}")]
     ConnectTimeout { addr: String, timeout: Duration },
+    #[error("the host of {addr} is neither a DNS name nor an IP address: no TLS server name")]
+    ServerName { addr: String },
+    #[error("TLS handshake with {addr}")]
+    Tls {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("TLS handshake with {addr}: not done within {timeout:?}")]
+    TlsTimeout { addr: String, timeout: Duration },
+    #[error("the broker at {addr} does not offer SASL mechanism {mechanism}; it offers: {offered}")]
+    SaslMechanismRefused {
+        addr: String,
+        mechanism: SaslMechanism,
+        offered: String,
+    },
+    #[error(
+        "SASL {mechanism} authentication of user {user:?} at {addr} failed: {code}{}",
+        message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+    )]
+    Authentication {
+        addr: String,
+        mechanism: SaslMechanism,
+        user: String,
+        code: ErrorCode,
+        /// The broker's explanation (SaslAuthenticate's error message).
+        message: Option<String>,
+    },
+    #[error("SASL {mechanism} exchange with {addr}")]
+    SaslExchange {
+        addr: String,
+        mechanism: SaslMechanism,
+        source: ScramError,
+    },
     #[error("{api:?} request to {addr}")]
     Io {
         addr: String,
@@ -248,12 +294,20 @@ impl ClientError {
         match self {
             ClientError::Connect { .. }
             | ClientError::ConnectTimeout { .. }
+            | ClientError::TlsTimeout { .. }
             | ClientError::Io { .. }
             | ClientError::RequestTimeout { .. }
             | ClientError::Broken { .. }
             | ClientError::UnknownNode { .. } => true,
-            ClientError::Kafka { code, .. } => code.is_retryable(),
-            ClientError::ResponseSize { .. }
+            ClientError::Kafka { code, .. } | ClientError::Authentication { code, .. } => {
+                code.is_retryable()
+            }
+            // Mostly certificates that do not verify: trying again changes nothing.
+            ClientError::Tls { .. }
+            | ClientError::ServerName { .. }
+            | ClientError::SaslMechanismRefused { .. }
+            | ClientError::SaslExchange { .. }
+            | ClientError::ResponseSize { .. }
             | ClientError::CorrelationMismatch { .. }
             | ClientError::Encode { .. }
             | ClientError::Decode { .. }
@@ -261,6 +315,51 @@ impl ClientError {
             | ClientError::NoCommonVersion { .. }
             | ClientError::FeatureUnsupported { .. }
             | ClientError::BadResponse { .. } => false,
+        }
+    }
+
+    /// Advice for a failure to connect, when the error alone may not say what to check: a
+    /// client of the wrong security protocol sees a TLS handshake the listener does not
+    /// speak, a connection closed, bytes that are no response (a TLS alert read as a frame)
+    /// or a SaslHandshake refused by a listener without SASL.
+    pub fn connect_hint(&self) -> Option<&'static str> {
+        const PROTOCOL: &str =
+            "does the listener speak this security protocol? see --security-protocol";
+        let tls_error = match self {
+            ClientError::Tls { source, .. } | ClientError::Io { source, .. } => source
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+            _ => None,
+        };
+        match tls_error {
+            Some(rustls::Error::InvalidCertificate(_)) => {
+                return Some(
+                    "is the broker's CA in --tls-ca, and does its certificate name the host dialled?",
+                );
+            }
+            Some(rustls::Error::AlertReceived(
+                rustls::AlertDescription::CertificateRequired
+                | rustls::AlertDescription::BadCertificate
+                | rustls::AlertDescription::UnknownCA,
+            )) => {
+                return Some(
+                    "the listener wants a client certificate signed by a CA it trusts: see --tls-cert and --tls-key",
+                );
+            }
+            _ => {}
+        }
+        match self {
+            ClientError::Tls { .. }
+            | ClientError::Io { .. }
+            | ClientError::ResponseSize { .. }
+            | ClientError::Decode { .. }
+            | ClientError::CorrelationMismatch { .. } => Some(PROTOCOL),
+            ClientError::Kafka {
+                api: ApiKey::SaslHandshake,
+                code,
+                ..
+            } if code.is(ResponseError::IllegalSaslState) => Some(PROTOCOL),
+            _ => None,
         }
     }
 }
@@ -276,15 +375,17 @@ fn choose_version(client: VersionRange, broker: VersionRange) -> Option<i16> {
     (!common.is_empty()).then_some(common.max)
 }
 
-/// One TCP connection to one broker, with the API versions it advertised.
+/// One connection (TCP or TLS) to one broker, with the API versions it advertised.
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     options: ClientOptions,
     correlation_id: i32,
     broker_versions: BTreeMap<i16, VersionRange>,
     /// Set when an exchange failed half way: the stream position is unknown.
     broken: bool,
+    /// KIP-368: when the SASL session must be renewed, before the next request.
+    reauthenticate_at: Option<Instant>,
 }
 
 impl fmt::Debug for Connection {
@@ -297,25 +398,10 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` (host:port) and negotiates API versions.
+    /// Connects to `addr` (host:port; with TLS, its host is the server name checked),
+    /// negotiates API versions and, on a SASL protocol, logs in.
     pub async fn connect(addr: &str, options: ClientOptions) -> Result<Self, ClientError> {
-        let stream = tokio::time::timeout(options.request_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| ClientError::ConnectTimeout {
-                addr: addr.to_string(),
-                timeout: options.request_timeout,
-            })?
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?;
-        // Requests are small and sent one at a time: Nagle would only add latency.
-        stream
-            .set_nodelay(true)
-            .map_err(|source| ClientError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let stream = transport::open(addr, &options.security, options.request_timeout).await?;
         let mut connection = Self {
             addr: addr.to_string(),
             stream,
@@ -323,8 +409,10 @@ impl Connection {
             correlation_id: 0,
             broker_versions: BTreeMap::new(),
             broken: false,
+            reauthenticate_at: None,
         };
         connection.negotiate().await?;
+        connection.authenticate().await?;
         Ok(connection)
     }
 
@@ -398,8 +486,34 @@ impl Connection {
         })
     }
 
-    /// Sends the request `build` makes for the negotiated version and returns the response.
+    /// Logs in with the SASL credentials of the options, if any, and remembers when to
+    /// renew the session.
+    async fn authenticate(&mut self) -> Result<(), ClientError> {
+        let security = self.options.security.clone();
+        if let Some(credentials) = security.sasl() {
+            self.reauthenticate_at = sasl_login::login(self, credentials).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the request `build` makes for the negotiated version and returns the response;
+    /// first renews the SASL session if it is due.
     pub async fn send<R: ClientRequest>(
+        &mut self,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<R::Response, ClientError> {
+        if self
+            .reauthenticate_at
+            .is_some_and(|at| Instant::now() >= at)
+        {
+            tracing::debug!(addr = %self.addr, "re-authenticating: the SASL session ends soon");
+            self.authenticate().await?;
+        }
+        self.send_now(build).await
+    }
+
+    /// `send` without the session check (the SASL requests themselves).
+    pub(super) async fn send_now<R: ClientRequest>(
         &mut self,
         build: impl FnOnce(i16) -> R,
     ) -> Result<R::Response, ClientError> {
@@ -527,11 +641,13 @@ enum FrameError {
 }
 
 async fn write_and_read(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     frame: &[u8],
     response_bytes_max: usize,
 ) -> Result<Bytes, FrameError> {
     stream.write_all(frame).await.map_err(FrameError::Io)?;
+    // TLS may hold the last record back until flushed.
+    stream.flush().await.map_err(FrameError::Io)?;
     let size = stream.read_i32().await.map_err(FrameError::Io)?;
     // A response holds at least a correlation id.
     let len = usize::try_from(size)

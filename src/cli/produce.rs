@@ -333,6 +333,7 @@ mod tests {
             client: crate::config::KafkaClientArgs {
                 bootstrap: String::new(),
                 request_timeout_ms: 1,
+                security: Default::default(),
             },
             topic: "t".to_string(),
             values: Vec::new(),

@@ -2,22 +2,18 @@
 //! (the way the first administrator is made, before anyone can log in to use
 //! AlterUserScramCredentials). Passwords come from standard input and are stored salted.
 
-use std::io::Read;
-
 use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::cli::cluster_status::open_metadata;
 use crate::cli::table::render_table;
 use crate::config::OutputFormat;
+use crate::config::client::read_password;
 use crate::config::users::{
     ScramMechanismArg, UserCommand, UserCreateArgs, UserDeleteArgs, UserListArgs,
 };
 use crate::security::credentials;
 use crate::security::scram::{ITERATIONS_MAX, ITERATIONS_MIN, ScramCredential, ScramMechanism};
-
-/// Longest password read from standard input.
-const PASSWORD_BYTES_MAX: u64 = 4096;
 
 pub async fn run(command: UserCommand) -> anyhow::Result<()> {
     match command {
@@ -25,28 +21,6 @@ pub async fn run(command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Delete(args) => delete(args).await,
         UserCommand::List(args) => list(args).await,
     }
-}
-
-/// The password on standard input, without one trailing line break.
-fn read_password() -> anyhow::Result<Vec<u8>> {
-    let mut password = Vec::new();
-    std::io::stdin()
-        .take(PASSWORD_BYTES_MAX + 1)
-        .read_to_end(&mut password)
-        .context("read the password from standard input")?;
-    if password.len() as u64 > PASSWORD_BYTES_MAX {
-        bail!("the password is longer than {PASSWORD_BYTES_MAX} bytes");
-    }
-    if password.ends_with(b"\n") {
-        password.pop();
-        if password.ends_with(b"\r") {
-            password.pop();
-        }
-    }
-    if password.is_empty() {
-        bail!("the password on standard input is empty");
-    }
-    Ok(password)
 }
 
 async fn create(args: UserCreateArgs) -> anyhow::Result<()> {
@@ -59,12 +33,12 @@ async fn create(args: UserCreateArgs) -> anyhow::Result<()> {
         Some(ScramMechanismArg::ScramSha256) => vec![ScramMechanism::Sha256],
         Some(ScramMechanismArg::ScramSha512) => vec![ScramMechanism::Sha512],
     };
-    let password = read_password()?;
+    let password = read_password(std::io::stdin(), "standard input")?;
     let iterations = args.iterations;
     let credentials = tokio::task::spawn_blocking(move || {
         mechanisms
             .into_iter()
-            .map(|m| ScramCredential::from_password(m, &password, iterations))
+            .map(|m| ScramCredential::from_password(m, password.expose().as_bytes(), iterations))
             .collect::<Result<Vec<_>, _>>()
     })
     .await

@@ -37,6 +37,15 @@ impl SaslMechanism {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.name() == name)
     }
+
+    /// The SCRAM variant, or `None` for PLAIN.
+    pub fn scram(self) -> Option<ScramMechanism> {
+        match self {
+            SaslMechanism::Plain => None,
+            SaslMechanism::ScramSha256 => Some(ScramMechanism::Sha256),
+            SaslMechanism::ScramSha512 => Some(ScramMechanism::Sha512),
+        }
+    }
 }
 
 impl fmt::Display for SaslMechanism {

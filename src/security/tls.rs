@@ -1,27 +1,29 @@
 //! TLS of SSL and SASL_SSL listeners (rustls with the aws-lc-rs provider): the server
 //! configurations built from `--tls-cert`, `--tls-key` and `--tls-client-ca`, rebuilt when
 //! those files change (a certificate rotation needs no restart), and the principal of a
-//! client certificate.
+//! client certificate. Also the CLI's client configuration (`client_config`): the brokers'
+//! CA (or the system's), and a client certificate for SSL listeners that require one.
 //!
 //! **Invariant:** a connection is served with one complete, consistent configuration: a
 //! new set of files replaces the old one only once it parses and its key matches its
-//! certificate; until then the previous one stays in use.
+//! certificate; until then the previous one stays in use. A client always verifies the
+//! broker's certificate and name; there is no switch to turn that off.
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rustls::RootCertStore;
-use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::listener::SecurityProtocol;
 use super::principal::Principal;
+use crate::config::client::{CertificateFiles, ClientTlsFiles};
 use crate::config::security::TlsFiles;
 
 /// How often the TLS files are read to notice a rotation.
@@ -52,6 +54,10 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
     #[error("client CA: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error(
+        "no usable CA certificate in the system's store ({details}); give the brokers' CA with --tls-ca"
+    )]
+    NoSystemRoots { details: String },
 }
 
 /// The bytes of the TLS files, as last read.
@@ -121,18 +127,22 @@ struct Acceptors {
     sasl_ssl: TlsAcceptor,
 }
 
-fn build(files: &TlsFiles, contents: FileContents) -> Result<Acceptors, TlsError> {
-    let chain = certificates(&contents.cert, &files.cert)?;
-    let key = PrivateKeyDer::from_pem_slice(&contents.key).map_err(|source| match source {
+fn private_key(pem: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|source| match source {
         rustls::pki_types::pem::Error::NoItemsFound => TlsError::Missing {
-            path: files.key.display().to_string(),
+            path: path.display().to_string(),
             what: "private key",
         },
         source => TlsError::Pem {
-            path: files.key.display().to_string(),
+            path: path.display().to_string(),
             source,
         },
-    })?;
+    })
+}
+
+fn build(files: &TlsFiles, contents: FileContents) -> Result<Acceptors, TlsError> {
+    let chain = certificates(&contents.cert, &files.cert)?;
+    let key = private_key(&contents.key, &files.key)?;
     let builder =
         || ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions();
     let sasl_ssl = builder()?
@@ -246,6 +256,48 @@ impl Tls {
             }
         }
     }
+}
+
+/// The CLI's TLS configuration: trust `files.ca` (PEM), or the system's CA certificates
+/// without it; present `files.client_cert` when given. Blocking: it reads files.
+pub fn client_config(files: &ClientTlsFiles) -> Result<ClientConfig, TlsError> {
+    let mut roots = RootCertStore::empty();
+    match &files.ca {
+        Some(path) => {
+            for cert in certificates(&read_file(path)?, path)? {
+                roots.add(cert)?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+            if added == 0 {
+                let details = if native.errors.is_empty() {
+                    "it is empty".to_string()
+                } else {
+                    native
+                        .errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                return Err(TlsError::NoSystemRoots { details });
+            }
+        }
+    }
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let config = match &files.client_cert {
+        Some(CertificateFiles { cert, key }) => {
+            let chain = certificates(&read_file(cert)?, cert)?;
+            let key = private_key(&read_file(key)?, key)?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(config)
 }
 
 /// The principal of a verified client certificate: `User:<subject CN>`, or `User:<subject

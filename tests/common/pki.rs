@@ -1,5 +1,8 @@
 //! Test certificates made with rcgen: a CA, a broker certificate for 127.0.0.1 and
-//! localhost, and client certificates by common name, written as PEM files.
+//! localhost, and client certificates by common name, written as PEM files. Also used by
+//! benches/throughput.rs (`STRATO_BENCH_SECURITY=sasl_ssl`).
+
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +16,6 @@ pub struct Pki {
     dir: PathBuf,
     name: String,
     issuer: Issuer<'static, KeyPair>,
-    /// The CA certificate, PEM.
-    pub ca_pem: String,
 }
 
 /// PEM files of one certificate and its key.
@@ -33,13 +34,11 @@ impl Pki {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
-        let ca_pem = cert.pem();
-        std::fs::write(dir.join(format!("{name}-ca.pem")), &ca_pem).unwrap();
+        std::fs::write(dir.join(format!("{name}-ca.pem")), cert.pem()).unwrap();
         Pki {
             dir: dir.to_path_buf(),
             name: name.to_string(),
             issuer: Issuer::new(params, key),
-            ca_pem,
         }
     }
 
