@@ -13,6 +13,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use strato_tiering::cache::{DISK_BLOCK_BYTES_DEFAULT, DISK_BLOCKS_MIN};
 
+pub mod acl;
 pub mod client;
 pub mod command_config;
 pub mod security;
@@ -98,6 +99,13 @@ pub enum Command {
     /// Example: `printf '%s' "$PW" | strato user create alice --password-stdin`
     #[command(subcommand)]
     User(users::UserCommand),
+    /// Create, list and delete ACLs (brokers started with `--authorizer true`).
+    ///
+    /// Talks to a running cluster over the Kafka protocol, like kafka-acls.sh.
+    ///
+    /// Example: `strato acl create --allow-principal User:alice --operation Write --topic orders`
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,6 +25,7 @@ use crate::log::flush::LogWriter;
 use crate::log::topics::TopicRegistry;
 use crate::metrics::metadata_store::TimedMetadataStore;
 use crate::producer_ids::ProducerIdAllocator;
+use crate::security::authorizer::Authorizer;
 use crate::security::listener::SecurityProtocol;
 
 /// TTL of the broker's lease (DESIGN.md: 10 s); kept alive every third of it.
@@ -141,6 +142,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let flusher = tokio::spawn(log.clone().run(flush_shutdown.clone()));
     let topics = TopicRegistry::new(meta.clone(), cluster.clone(), lease);
     let loaded = topics.load_all().await.context("load topics")?;
+    let authorizer = Arc::new(Authorizer::new(
+        config.security.authorizer,
+        config.security.super_users.clone(),
+    ));
+    // ACLs are read before the first connection is served, and followed from then on.
+    let acl_watch_stop = CancellationToken::new();
+    let acl_watch = if authorizer.is_enabled() {
+        let bindings = authorizer.load(meta.as_ref()).await.context("load ACLs")?;
+        tracing::info!(bindings, "authorizer enabled");
+        Some(tokio::spawn(
+            authorizer.clone().run(meta.clone(), acl_watch_stop.clone()),
+        ))
+    } else {
+        None
+    };
 
     let ctx = Arc::new(BrokerCtx {
         broker_id,
@@ -159,6 +175,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             cluster.clone(),
             config.group_limits.clone(),
         )),
+        authorizer,
         request_memory: Arc::new(Semaphore::new(config.max_queued_request_bytes as usize)),
         tls: tls.clone(),
         connections_per_ip: crate::security::limits::ConnectionsPerIp::new(
@@ -264,6 +281,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let _ = group_timers.await;
     cluster_stop.cancel();
     let _ = cluster_watch.await;
+    acl_watch_stop.cancel();
+    if let Some(acl_watch) = acl_watch {
+        let _ = acl_watch.await;
+    }
     http_shutdown.cancel();
     let _ = http.await;
     tls_reload_stop.cancel();

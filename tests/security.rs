@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::pki::Pki;
-use common::{Broker, run_client_script_with_env, wait_until, wire};
+use common::{Broker, add_user, run_client_script_with_env, wait_until, wire};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
@@ -33,28 +33,6 @@ fn strato(args: &[&str], input: &str) -> std::process::Output {
         Some(input.as_bytes()),
         Duration::from_secs(60),
     )
-}
-
-/// Makes `name` a SCRAM user (both mechanisms) in the embedded store of `data_dir`, with the
-/// broker stopped, as an operator makes the first admin.
-fn add_user(data_dir: &Path, name: &str, password: &str) {
-    let data_dir = data_dir.to_str().unwrap();
-    let output = strato(
-        &[
-            "user",
-            "create",
-            name,
-            "--password-stdin",
-            "--data-dir",
-            data_dir,
-        ],
-        &format!("{password}\n"),
-    );
-    assert!(
-        output.status.success(),
-        "strato user create: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// librdkafka settings for a SASL login on `bootstrap`.

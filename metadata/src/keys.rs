@@ -72,6 +72,29 @@ pub fn group_id_marker(group_id: &str) -> String {
     format!("{GROUP_IDS_PREFIX}{}", encode_group_id(group_id))
 }
 
+/// `acls/`: one key per ACL binding.
+pub const ACLS_PREFIX: &str = "acls/";
+
+/// `acls/<resource type>/<pattern type>/<name>/<principal>/<host>/<operation>/<permission>`:
+/// the enums as Kafka's wire codes, the strings escaped as group ids are (so a `/` in a
+/// resource name or a principal cannot shift the segments). Equal bindings share a key.
+pub fn acl(
+    resource_type: i8,
+    pattern_type: i8,
+    resource_name: &str,
+    principal: &str,
+    host: &str,
+    operation: i8,
+    permission_type: i8,
+) -> String {
+    format!(
+        "{ACLS_PREFIX}{resource_type}/{pattern_type}/{}/{}/{}/{operation}/{permission_type}",
+        encode_group_id(resource_name),
+        encode_group_id(principal),
+        encode_group_id(host),
+    )
+}
+
 /// `users/<user>`: one key per user with SCRAM credentials.
 pub const USERS_PREFIX: &str = "users/";
 
@@ -128,6 +151,20 @@ mod tests {
         assert!(keys[0].ends_with("/00000000000000000000"));
         assert!(keys[3].ends_with("/00000000000001000000"));
         assert!(keys[1].ends_with("9"));
+    }
+
+    #[test]
+    fn acl_keys_hold_every_part_in_its_own_segment() {
+        assert_eq!(
+            acl(2, 3, "orders", "User:alice", "*", 3, 3),
+            "acls/2/3/orders/User%3Aalice/%2A/3/3"
+        );
+        // A slash in a name cannot make two bindings share a key.
+        assert_ne!(
+            acl(2, 3, "a/b", "User:c", "*", 3, 3),
+            acl(2, 3, "a", "b/User:c", "*", 3, 3)
+        );
+        assert!(acl(3, 4, "g", "User:x", "::1", 8, 2).starts_with(ACLS_PREFIX));
     }
 
     #[test]

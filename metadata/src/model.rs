@@ -318,6 +318,37 @@ pub struct GroupIdRecord {
 }
 record_codec!(GroupIdRecord);
 
+/// `acls/<resource type>/<pattern type>/<name>/<principal>/<host>/<operation>/<permission>`:
+/// one ACL binding, with Kafka's wire codes for the enums. The key holds every part, so
+/// storing the same binding twice writes one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclRecord {
+    pub v: u32,
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub pattern_type: i8,
+    pub principal: String,
+    pub host: String,
+    pub operation: i8,
+    pub permission_type: i8,
+}
+record_codec!(AclRecord);
+
+impl AclRecord {
+    /// The key this record is stored at.
+    pub fn key(&self) -> String {
+        crate::keys::acl(
+            self.resource_type,
+            self.pattern_type,
+            &self.resource_name,
+            &self.principal,
+            &self.host,
+            self.operation,
+            self.permission_type,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

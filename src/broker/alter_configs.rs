@@ -5,6 +5,9 @@
 //!
 //! Broker configs are static: they come from `strato serve` flags, and a change is refused
 //! with INVALID_REQUEST naming the flags, as Kafka refuses a non-dynamic broker config.
+//!
+//! A topic needs ALTER_CONFIGS on it (TOPIC_AUTHORIZATION_FAILED), the broker ALTER_CONFIGS on
+//! the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,10 +19,14 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
+use super::describe_configs::{
+    RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC, config_access,
+};
 use super::topic_config::{self, ConfigChangeError, ConfigOp};
 use super::{BrokerCtx, error};
 use crate::log::topics::TopicError;
+use crate::security::Session;
+use crate::security::acl::AclOperation;
 
 const BROKER_CONFIGS_STATIC: &str = "broker configs are static: set them with `strato serve` flags \
                                      (or STRATO_* variables, or --config) and restart the broker";
@@ -43,7 +50,11 @@ impl Change {
     }
 }
 
-pub(super) async fn alter(ctx: &Arc<BrokerCtx>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub(super) async fn alter(
+    ctx: &Arc<BrokerCtx>,
+    req: AlterConfigsRequest,
+    session: &Session,
+) -> AlterConfigsResponse {
     let resources = req
         .resources
         .into_iter()
@@ -60,7 +71,7 @@ pub(super) async fn alter(ctx: &Arc<BrokerCtx>, req: AlterConfigsRequest) -> Alt
             )
         })
         .collect();
-    let responses = apply_all(ctx, resources, req.validate_only)
+    let responses = apply_all(ctx, resources, req.validate_only, session)
         .await
         .into_iter()
         .map(|(resource_type, resource_name, (code, message))| {
@@ -77,6 +88,7 @@ pub(super) async fn alter(ctx: &Arc<BrokerCtx>, req: AlterConfigsRequest) -> Alt
 pub(super) async fn incremental(
     ctx: &Arc<BrokerCtx>,
     req: IncrementalAlterConfigsRequest,
+    session: &Session,
 ) -> IncrementalAlterConfigsResponse {
     let resources = req
         .resources
@@ -106,7 +118,7 @@ pub(super) async fn incremental(
             )
         })
         .collect();
-    let responses = apply_all(ctx, resources, req.validate_only)
+    let responses = apply_all(ctx, resources, req.validate_only, session)
         .await
         .into_iter()
         .map(|(resource_type, resource_name, (code, message))| {
@@ -127,6 +139,7 @@ async fn apply_all(
     ctx: &Arc<BrokerCtx>,
     resources: Vec<(i8, StrBytes, Result<Change, Outcome>)>,
     validate_only: bool,
+    session: &Session,
 ) -> Vec<(i8, StrBytes, Outcome)> {
     let mut seen = BTreeSet::new();
     let duplicates: BTreeSet<(i8, StrBytes)> = resources
@@ -141,8 +154,21 @@ async fn apply_all(
                 error::code(ResponseError::InvalidRequest),
                 Some("the resource appears more than once in the request".to_string()),
             ),
-            Err(outcome) => outcome,
-            Ok(change) => apply(ctx, resource_type, name.as_str(), change, validate_only).await,
+            _ => match config_access(
+                ctx,
+                session,
+                resource_type,
+                name.as_str(),
+                AclOperation::AlterConfigs,
+            ) {
+                Err(denied) => (error::code(denied), None),
+                Ok(()) => match change {
+                    Err(outcome) => outcome,
+                    Ok(change) => {
+                        apply(ctx, resource_type, name.as_str(), change, validate_only).await
+                    }
+                },
+            },
         };
         outcomes.push((resource_type, name, outcome));
     }

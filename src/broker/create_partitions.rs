@@ -5,6 +5,8 @@
 //!
 //! Replica assignments mean nothing here (every broker reads the same object store), so a
 //! given assignment is only checked for having one entry per new partition.
+//!
+//! Each topic needs ALTER (TOPIC_AUTHORIZATION_FAILED).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,10 +17,13 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use super::{BrokerCtx, error};
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub(super) async fn handle(
     ctx: &Arc<BrokerCtx>,
     req: CreatePartitionsRequest,
+    session: &Session,
 ) -> CreatePartitionsResponse {
     let mut seen = BTreeSet::new();
     let duplicates: BTreeSet<String> = req
@@ -41,6 +46,16 @@ pub(super) async fn handle(
             results.push(fail(
                 ResponseError::InvalidRequest,
                 format!("topic {name:?} appears more than once in the request"),
+            ));
+            continue;
+        }
+        if !ctx
+            .authorizer
+            .allows(session, AclOperation::Alter, ResourceType::Topic, &name)
+        {
+            results.push(fail(
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
             ));
             continue;
         }

@@ -1,4 +1,7 @@
 //! CreateTopics: validates names, partition counts and configs; honours `validate_only`.
+//! Needs CREATE on the cluster or on the topic (TOPIC_AUTHORIZATION_FAILED); the configs
+//! are returned only with DESCRIBE_CONFIGS on the topic (else `topic_config_error_code`
+//! TOPIC_AUTHORIZATION_FAILED), as Kafka does.
 //!
 //! Replication factor: durability comes from the object store, not from broker replicas,
 //! so any positive factor (or -1 for the default) is accepted and reported back as asked.
@@ -16,6 +19,8 @@ use kafka_protocol::protocol::StrBytes;
 use super::BrokerCtx;
 use super::error;
 use super::topic_config;
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// `config_source` DEFAULT_CONFIG and TOPIC_CONFIG (Kafka `DescribeConfigsResponse.ConfigSource`).
 const CONFIG_SOURCE_TOPIC: i8 = 1;
@@ -25,6 +30,7 @@ pub(super) async fn handle(
     ctx: &Arc<BrokerCtx>,
     req: CreateTopicsRequest,
     version: i16,
+    session: &Session,
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
@@ -38,6 +44,13 @@ pub(super) async fn handle(
                 .with_num_partitions(-1)
                 .with_replication_factor(-1)
         };
+        if !super::metadata::may_create_topic(ctx, session, name.as_str()) {
+            results.push(fail(
+                error::code(ResponseError::TopicAuthorizationFailed),
+                "Authorization failed.".to_string(),
+            ));
+            continue;
+        }
         let partitions = if topic.num_partitions == -1 && !topic.assignments.is_empty() {
             topic.assignments.len() as i32
         } else if topic.num_partitions == -1 {
@@ -76,6 +89,12 @@ pub(super) async fn handle(
             .await
         {
             Ok(created) => {
+                let describable = ctx.authorizer.allows_quietly(
+                    session,
+                    AclOperation::DescribeConfigs,
+                    ResourceType::Topic,
+                    name.as_str(),
+                );
                 let described: Vec<CreatableTopicConfigs> = topic_config::TOPIC_CONFIGS
                     .iter()
                     .map(|def| {
@@ -98,7 +117,12 @@ pub(super) async fn handle(
                         } else {
                             topic.replication_factor
                         })
-                        .with_configs(if version >= 5 { Some(described) } else { None }),
+                        .with_configs((version >= 5 && describable).then_some(described))
+                        .with_topic_config_error_code(if version >= 5 && !describable {
+                            error::code(ResponseError::TopicAuthorizationFailed)
+                        } else {
+                            error::NONE
+                        }),
                 );
             }
             Err(err) => {

@@ -1,5 +1,6 @@
 //! DeleteRecords: moves partitions' log start offsets forward (the records below become
 //! unreadable at once; their index entries go now, their objects with garbage collection).
+//! Each topic needs DELETE (TOPIC_AUTHORIZATION_FAILED per partition).
 
 use std::sync::Arc;
 
@@ -11,23 +12,46 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, ResponseKind};
 
 use super::{BrokerCtx, Reply, error};
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// `offset` -1 in a request means "up to the high watermark" (Kafka's
 /// `DeleteRecordsRequest.HIGH_WATERMARK`).
 const TO_HIGH_WATERMARK: i64 = -1;
 
-pub(super) fn handle(ctx: &Arc<BrokerCtx>, req: DeleteRecordsRequest) -> Reply {
+pub(super) fn handle(ctx: &Arc<BrokerCtx>, req: DeleteRecordsRequest, session: &Session) -> Reply {
+    // Decided at admission: the session stays with the connection.
+    let allowed: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| {
+            ctx.authorizer.allows(
+                session,
+                AclOperation::Delete,
+                ResourceType::Topic,
+                t.name.as_str(),
+            )
+        })
+        .collect();
     let ctx = ctx.clone();
     Reply::Later(
         async move {
             let mut topics = Vec::with_capacity(req.topics.len());
-            for t in req.topics {
+            for (t, allowed) in req.topics.into_iter().zip(allowed) {
                 let topic = ctx.topics.get(t.name.as_str());
                 let mut partitions = Vec::with_capacity(t.partitions.len());
                 for p in t.partitions {
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if !allowed {
+                        partitions.push(
+                            result.with_error_code(error::code(
+                                ResponseError::TopicAuthorizationFailed,
+                            )),
+                        );
+                        continue;
+                    }
                     let partition = topic
                         .as_ref()
                         .and_then(|topic| topic.partition(p.partition_index));

@@ -1,6 +1,7 @@
 //! DeleteTopics: the topic's metadata and the groups' committed offsets of it go at once
 //! (clients see UNKNOWN_TOPIC_OR_PARTITION, the name can be reused), its objects with
-//! garbage collection.
+//! garbage collection. Each topic needs DELETE (TOPIC_AUTHORIZATION_FAILED); one named by id
+//! that the client may not describe answers UNKNOWN_TOPIC_ID, as Kafka does.
 
 use std::sync::Arc;
 
@@ -11,11 +12,14 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{BrokerCtx, error};
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub(super) async fn handle(
     ctx: &Arc<BrokerCtx>,
     req: DeleteTopicsRequest,
     version: i16,
+    session: &Session,
 ) -> DeleteTopicsResponse {
     // v6 names topics by name or id; older versions by name.
     let wanted: Vec<(Option<String>, Uuid)> = if version >= 6 {
@@ -30,8 +34,20 @@ pub(super) async fn handle(
             .collect()
     };
     let mut responses = Vec::with_capacity(wanted.len());
+    let authorizer = &ctx.authorizer;
     for (name, topic_id) in wanted {
-        let name = name.or_else(|| ctx.topics.get_by_id(topic_id).map(|t| t.name.clone()));
+        let by_id = name.is_none();
+        let name = name
+            .or_else(|| ctx.topics.get_by_id(topic_id).map(|t| t.name.clone()))
+            .filter(|name| {
+                !by_id
+                    || authorizer.allows_quietly(
+                        session,
+                        AclOperation::Describe,
+                        ResourceType::Topic,
+                        name,
+                    )
+            });
         let result = DeletableTopicResult::default()
             .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
             .with_topic_id(topic_id);
@@ -39,6 +55,11 @@ pub(super) async fn handle(
             responses.push(result.with_error_code(error::code(ResponseError::UnknownTopicId)));
             continue;
         };
+        if !authorizer.allows(session, AclOperation::Delete, ResourceType::Topic, &name) {
+            responses
+                .push(result.with_error_code(error::code(ResponseError::TopicAuthorizationFailed)));
+            continue;
+        }
         let code = match ctx.topics.delete(&name).await {
             Ok(true) => {
                 // Committed offsets of the topic go with it (a failure here leaves them for

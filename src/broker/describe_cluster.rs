@@ -1,4 +1,6 @@
-//! DescribeCluster: the live brokers (what admin clients show as the cluster).
+//! DescribeCluster: the live brokers (what admin clients show as the cluster). Answered to
+//! everyone, as Kafka does; the cluster's authorized operations, when asked for, need DESCRIBE
+//! on the cluster (else 0).
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::BrokerCtx;
 use super::error;
 use crate::security::Session;
+use crate::security::acl::{AclOperation, CLUSTER_RESOURCE_NAME, ResourceType};
 
 /// `cluster_authorized_operations` when the client did not ask for them (Kafka's INT32_MIN).
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -22,9 +25,17 @@ pub(super) fn handle(
     version: i16,
     session: &Session,
 ) -> DescribeClusterResponse {
+    let authorizer = &ctx.authorizer;
+    let authorized_operations = if !req.include_cluster_authorized_operations {
+        AUTHORIZED_OPERATIONS_OMITTED
+    } else if authorizer.allows_cluster(session, AclOperation::Describe) {
+        authorizer.authorized_operations(session, ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
+    } else {
+        0
+    };
     let response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(ctx.cluster_id.clone()))
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+        .with_cluster_authorized_operations(authorized_operations);
     let response = if version >= 1 {
         response.with_endpoint_type(ENDPOINT_TYPE_BROKERS)
     } else {

@@ -1,6 +1,8 @@
 //! DescribeConfigs for topics (every known config, overrides as TOPIC_CONFIG and the rest as
 //! DEFAULT_CONFIG; read from the stored topic record, so a change made through any broker is
-//! seen at once) and for this broker (its effective settings, read-only).
+//! seen at once) and for this broker (its effective settings, read-only). A topic needs
+//! DESCRIBE_CONFIGS on it (TOPIC_AUTHORIZATION_FAILED), the broker DESCRIBE_CONFIGS on the
+//! cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 use std::sync::Arc;
 
@@ -14,6 +16,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::topic_config::{self, ConfigType};
 use super::{BrokerCtx, broker_config, error};
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Resource types (Kafka `ConfigResource.Type`).
 pub(super) const RESOURCE_TOPIC: i8 = 2;
@@ -73,6 +77,7 @@ fn synonym(name: &str, value: &str, source: i8) -> DescribeConfigsSynonym {
 pub(super) async fn handle(
     ctx: &Arc<BrokerCtx>,
     req: DescribeConfigsRequest,
+    session: &Session,
 ) -> DescribeConfigsResponse {
     let detail = Detail {
         synonyms: req.include_synonyms,
@@ -80,7 +85,7 @@ pub(super) async fn handle(
     };
     let mut results = Vec::with_capacity(req.resources.len());
     for resource in req.resources {
-        results.push(describe(ctx, resource, detail).await);
+        results.push(describe(ctx, resource, detail, session).await);
     }
     DescribeConfigsResponse::default().with_results(results)
 }
@@ -89,6 +94,7 @@ async fn describe(
     ctx: &Arc<BrokerCtx>,
     resource: DescribeConfigsResource,
     detail: Detail,
+    session: &Session,
 ) -> DescribeConfigsResult {
     let base = DescribeConfigsResult::default()
         .with_resource_type(resource.resource_type)
@@ -98,6 +104,15 @@ async fn describe(
             .with_error_code(error::code(code))
             .with_error_message(Some(StrBytes::from_string(message)))
     };
+    if let Err(denied) = config_access(
+        ctx,
+        session,
+        resource.resource_type,
+        resource.resource_name.as_str(),
+        AclOperation::DescribeConfigs,
+    ) {
+        return base.with_error_code(error::code(denied));
+    }
     let wanted = |name: &str| {
         resource
             .configuration_keys
@@ -191,6 +206,33 @@ async fn describe(
             ResponseError::InvalidRequest,
             format!("config resource type {other} is not supported"),
         ),
+    }
+}
+
+/// Whether `session` may do `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a config
+/// resource: on the topic for a topic, on the cluster for the broker and its loggers (other
+/// resource types are refused later as unsupported). The error is Kafka's for a denial.
+pub(super) fn config_access(
+    ctx: &BrokerCtx,
+    session: &Session,
+    resource_type: i8,
+    name: &str,
+    operation: AclOperation,
+) -> Result<(), ResponseError> {
+    match resource_type {
+        RESOURCE_TOPIC
+            if !ctx
+                .authorizer
+                .allows(session, operation, ResourceType::Topic, name) =>
+        {
+            Err(ResponseError::TopicAuthorizationFailed)
+        }
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER
+            if !ctx.authorizer.allows_cluster(session, operation) =>
+        {
+            Err(ResponseError::ClusterAuthorizationFailed)
+        }
+        _ => Ok(()),
     }
 }
 

@@ -3,6 +3,9 @@
 //! chunk bytes). The partitions led elsewhere are in the answers of their leaders, so tools
 //! that ask every broker (kafka-log-dirs.sh) see each partition once. A broker has no local
 //! log, so total and usable bytes are unknown (-1).
+//!
+//! Needs DESCRIBE on the cluster: otherwise no result, and CLUSTER_AUTHORIZATION_FAILED from
+//! v3 on (older versions have no error field), as Kafka does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,11 +17,26 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, 
 use kafka_protocol::protocol::StrBytes;
 
 use super::{BrokerCtx, error};
+use crate::security::Session;
+use crate::security::acl::AclOperation;
 
 /// `total_bytes` / `usable_bytes` when unknown (KIP-827).
 const BYTES_UNKNOWN: i64 = -1;
 
-pub(super) fn handle(ctx: &Arc<BrokerCtx>, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub(super) fn handle(
+    ctx: &Arc<BrokerCtx>,
+    req: DescribeLogDirsRequest,
+    session: &Session,
+) -> DescribeLogDirsResponse {
+    if !ctx
+        .authorizer
+        .allows_cluster(session, AclOperation::Describe)
+    {
+        // The field is not encoded before v3: older clients see an empty result.
+        return DescribeLogDirsResponse::default().with_error_code(error::code(
+            kafka_protocol::ResponseError::ClusterAuthorizationFailed,
+        ));
+    }
     // None: every partition; else the named partitions of the named topics.
     let wanted: Option<BTreeMap<String, BTreeSet<i32>>> = req.topics.map(|topics| {
         let mut wanted: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();

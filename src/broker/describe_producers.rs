@@ -1,7 +1,8 @@
 //! DescribeProducers (KIP-664): the idempotent producers of partitions this broker leads,
 //! as committed with the partition state (ids, epochs, last sequence, last write time).
 //! Transactions are not supported, so no producer has an open transaction. Partitions led
-//! elsewhere get NOT_LEADER_OR_FOLLOWER, unknown ones UNKNOWN_TOPIC_OR_PARTITION.
+//! elsewhere get NOT_LEADER_OR_FOLLOWER, unknown ones UNKNOWN_TOPIC_OR_PARTITION. Each
+//! topic needs READ (TOPIC_AUTHORIZATION_FAILED per partition), as in Kafka.
 
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ use kafka_protocol::messages::describe_producers_response::{
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
 use super::{BrokerCtx, error};
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// `coordinator_epoch` and `current_txn_start_offset` of a producer without a transaction.
 const NO_COORDINATOR_EPOCH: i32 = -1;
@@ -20,17 +23,28 @@ const NO_TXN_START_OFFSET: i64 = -1;
 pub(super) fn handle(
     ctx: &Arc<BrokerCtx>,
     req: DescribeProducersRequest,
+    session: &Session,
 ) -> DescribeProducersResponse {
     let topics = req
         .topics
         .into_iter()
         .map(|requested| {
             let topic = ctx.topics.get(requested.name.as_str());
+            let allowed = ctx.authorizer.allows(
+                session,
+                AclOperation::Read,
+                ResourceType::Topic,
+                requested.name.as_str(),
+            );
             let partitions = requested
                 .partition_indexes
                 .iter()
                 .map(|&index| {
                     let response = PartitionResponse::default().with_partition_index(index);
+                    if !allowed {
+                        return response
+                            .with_error_code(error::code(ResponseError::TopicAuthorizationFailed));
+                    }
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(index)) else {
                         return response
                             .with_error_code(error::code(ResponseError::UnknownTopicOrPartition));

@@ -5,6 +5,9 @@
 //! partition already led by its preferred replica (admin tools count that as success), an
 //! unknown one UNKNOWN_TOPIC_OR_PARTITION. A request for all partitions gets no per-partition
 //! results, as in Kafka, where partitions that need no election are left out.
+//!
+//! Needs ALTER on the cluster: otherwise CLUSTER_AUTHORIZATION_FAILED, at the top (v1+) and
+//! for every named partition.
 
 use std::sync::Arc;
 
@@ -14,6 +17,8 @@ use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{BrokerCtx, error};
+use crate::security::Session;
+use crate::security::acl::AclOperation;
 
 /// Election types (Kafka `ElectionType`).
 const ELECTION_PREFERRED: i8 = 0;
@@ -26,14 +31,22 @@ pub(super) fn handle(
     ctx: &Arc<BrokerCtx>,
     req: ElectLeadersRequest,
     version: i16,
+    session: &Session,
 ) -> ElectLeadersResponse {
+    let authorized = ctx.authorizer.allows_cluster(session, AclOperation::Alter);
     // v0 has no election type: it always asks for the preferred leader.
     if version >= 1 && !matches!(req.election_type, ELECTION_PREFERRED | ELECTION_UNCLEAN) {
         return ElectLeadersResponse::default()
             .with_error_code(error::code(ResponseError::InvalidRequest));
     }
+    let denied = error::code(ResponseError::ClusterAuthorizationFailed);
+    let top_level = if authorized || version < 1 {
+        error::NONE
+    } else {
+        denied
+    };
     let Some(topics) = req.topic_partitions else {
-        return ElectLeadersResponse::default();
+        return ElectLeadersResponse::default().with_error_code(top_level);
     };
     let results = topics
         .into_iter()
@@ -44,7 +57,12 @@ pub(super) fn handle(
                 .iter()
                 .map(|&index| {
                     let known = topic.as_ref().is_some_and(|t| t.partition(index).is_some());
-                    let (code, message) = if known {
+                    let (code, message) = if !authorized {
+                        (
+                            ResponseError::ClusterAuthorizationFailed,
+                            "Authorization failed.",
+                        )
+                    } else if known {
                         (ResponseError::ElectionNotNeeded, NOT_NEEDED)
                     } else {
                         (
@@ -63,5 +81,7 @@ pub(super) fn handle(
                 .with_partition_result(partition_result)
         })
         .collect();
-    ElectLeadersResponse::default().with_replica_election_results(results)
+    ElectLeadersResponse::default()
+        .with_error_code(top_level)
+        .with_replica_election_results(results)
 }

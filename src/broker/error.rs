@@ -5,6 +5,7 @@ use strato_metadata::MetadataError;
 
 use crate::log::flush::FlushFailure;
 use crate::log::topics::TopicError;
+use crate::security::acl_store::AclStoreError;
 
 pub fn code(err: ResponseError) -> i16 {
     err.code()
@@ -59,5 +60,20 @@ pub fn from_group_store(err: &MetadataError) -> i16 {
         MetadataError::Corrupt { .. } | MetadataError::Invalid { .. } => {
             ResponseError::UnknownServerError.code()
         }
+    }
+}
+
+/// Errors of creating or deleting ACL bindings.
+pub fn from_acl_store(err: &AclStoreError) -> i16 {
+    match err {
+        AclStoreError::Invalid(_) => ResponseError::InvalidRequest.code(),
+        // Not retriable: only deleting bindings makes room.
+        AclStoreError::TooMany { .. } => ResponseError::PolicyViolation.code(),
+        AclStoreError::Metadata(err) => match err.as_ref() {
+            MetadataError::Timeout { .. } | MetadataError::Unavailable { .. } => {
+                ResponseError::RequestTimedOut.code()
+            }
+            _ => ResponseError::UnknownServerError.code(),
+        },
     }
 }

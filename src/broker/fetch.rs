@@ -8,6 +8,9 @@
 //! the committed index (`log::replica`). A leader asked by a consumer in another rack
 //! (`rack_id`, Fetch v11+) names a broker in the consumer's rack as the preferred read
 //! replica instead of returning records (KIP-392), so reads stay inside a zone.
+//!
+//! Each topic needs READ (TOPIC_AUTHORIZATION_FAILED per partition), checked when the request
+//! is admitted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +25,8 @@ use strato_tiering::batch;
 use super::error::{self, NONE};
 use super::{BrokerCtx, Reply};
 use crate::log::partition::Partition;
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Longest long poll, whatever the client asks for.
 const MAX_WAIT_LIMIT: Duration = Duration::from_secs(60);
@@ -49,12 +54,25 @@ struct WantedTopic {
     partitions: Vec<Wanted>,
 }
 
-pub(super) fn handle(ctx: &Arc<BrokerCtx>, req: FetchRequest, version: i16) -> Reply {
+pub(super) fn handle(
+    ctx: &Arc<BrokerCtx>,
+    req: FetchRequest,
+    version: i16,
+    session: &Session,
+) -> Reply {
+    let wanted = resolve(ctx, &req, version, session);
     let ctx = ctx.clone();
-    Reply::Later(async move { Some(ResponseKind::Fetch(fetch(&ctx, req, version).await)) }.boxed())
+    Reply::Later(
+        async move { Some(ResponseKind::Fetch(fetch(&ctx, req, wanted, version).await)) }.boxed(),
+    )
 }
 
-fn resolve(ctx: &BrokerCtx, req: &FetchRequest, version: i16) -> Vec<WantedTopic> {
+fn resolve(
+    ctx: &BrokerCtx,
+    req: &FetchRequest,
+    version: i16,
+    session: &Session,
+) -> Vec<WantedTopic> {
     let client_rack = (version >= 11 && !req.rack_id.is_empty()).then(|| req.rack_id.to_string());
     req.topics
         .iter()
@@ -69,6 +87,16 @@ fn resolve(ctx: &BrokerCtx, req: &FetchRequest, version: i16) -> Vec<WantedTopic
             } else {
                 error::code(ResponseError::UnknownTopicOrPartition)
             };
+            // By name, a topic that does not exist is denied like one that does.
+            let name = if version >= 13 {
+                topic.as_ref().map(|t| t.name.as_str())
+            } else {
+                Some(t.topic.as_str())
+            };
+            let denied = name.is_some_and(|name| {
+                !ctx.authorizer
+                    .allows(session, AclOperation::Read, ResourceType::Topic, name)
+            });
             let partitions = t
                 .partitions
                 .iter()
@@ -76,6 +104,7 @@ fn resolve(ctx: &BrokerCtx, req: &FetchRequest, version: i16) -> Vec<WantedTopic
                     index: p.partition,
                     client_rack: client_rack.clone(),
                     partition: match &topic {
+                        _ if denied => Err(error::code(ResponseError::TopicAuthorizationFailed)),
                         None => Err(unknown),
                         Some(topic) => topic
                             .partition(p.partition)
@@ -95,8 +124,12 @@ fn resolve(ctx: &BrokerCtx, req: &FetchRequest, version: i16) -> Vec<WantedTopic
         .collect()
 }
 
-async fn fetch(ctx: &Arc<BrokerCtx>, req: FetchRequest, version: i16) -> FetchResponse {
-    let wanted = resolve(ctx, &req, version);
+async fn fetch(
+    ctx: &Arc<BrokerCtx>,
+    req: FetchRequest,
+    wanted: Vec<WantedTopic>,
+    version: i16,
+) -> FetchResponse {
     let max_wait =
         Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_LIMIT);
     let deadline = tokio::time::Instant::now() + max_wait;

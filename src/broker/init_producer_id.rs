@@ -1,4 +1,5 @@
-//! InitProducerId for idempotent (non-transactional) producers.
+//! InitProducerId for idempotent (non-transactional) producers: IDEMPOTENT_WRITE on the
+//! cluster or WRITE on some topic (KIP-679), else CLUSTER_AUTHORIZATION_FAILED.
 
 use std::sync::Arc;
 
@@ -7,20 +8,34 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use super::BrokerCtx;
 use super::error;
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub(super) async fn handle(
     ctx: &Arc<BrokerCtx>,
     req: InitProducerIdRequest,
+    session: &Session,
 ) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
+    if let Some(transactional_id) = &req.transactional_id {
         // Transactions are not implemented; tell the client at once instead of letting it
-        // retry against a coordinator that does not exist.
+        // retry against a coordinator that does not exist. Kafka's check (WRITE on the
+        // transactional id) still runs, so a denial is logged and counted as in Kafka.
+        let authorized = ctx.authorizer.allows(
+            session,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            transactional_id.as_str(),
+        );
+        tracing::debug!(authorized, "InitProducerId for a transactional id refused");
         return response.with_error_code(error::code(
             ResponseError::TransactionalIdAuthorizationFailed,
         ));
+    }
+    if !ctx.authorizer.allows_idempotent_write(session) {
+        return response.with_error_code(error::code(ResponseError::ClusterAuthorizationFailed));
     }
     // KIP-360: a producer that already has an id asks for an epoch bump.
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {

@@ -1,5 +1,6 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4),
 //! earliest pending upload (-5) and by timestamp, through the index entries' max timestamps.
+//! Each topic needs DESCRIBE (TOPIC_AUTHORIZATION_FAILED per partition).
 
 use std::sync::Arc;
 
@@ -13,6 +14,8 @@ use strato_tiering::batch;
 use super::BrokerCtx;
 use super::error::{self, NONE};
 use crate::log::partition::Partition;
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -24,12 +27,19 @@ pub(super) async fn handle(
     ctx: &Arc<BrokerCtx>,
     req: ListOffsetsRequest,
     version: i16,
+    session: &Session,
 ) -> ListOffsetsResponse {
     // `leader_epoch` exists from v4 on; older versions must leave it at its default.
     let epoch_field = |epoch: i32| if version >= 4 { epoch } else { -1 };
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let topic = ctx.topics.get(t.name.as_str());
+        let allowed = ctx.authorizer.allows(
+            session,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            t.name.as_str(),
+        );
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let base = ListOffsetsPartitionResponse::default()
@@ -37,6 +47,12 @@ pub(super) async fn handle(
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
+            if !allowed {
+                partitions.push(
+                    base.with_error_code(error::code(ResponseError::TopicAuthorizationFailed)),
+                );
+                continue;
+            }
             let partition = topic
                 .as_ref()
                 .and_then(|topic| topic.partition(p.partition_index));

@@ -1,5 +1,9 @@
 //! Metadata: brokers, cluster id, topics with their partitions and leaders. Creates unknown
 //! topics when the client allows it and `--auto-create-topics` is on.
+//!
+//! Authorization (Kafka's `handleTopicMetadataRequest`): a topic needs DESCRIBE; asked for
+//! all topics, the others are left out; asked by name, they answer TOPIC_AUTHORIZATION_FAILED.
+//! Auto-creation needs CREATE on the cluster or the topic, else TOPIC_AUTHORIZATION_FAILED.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use super::BrokerCtx;
 use super::error;
 use crate::log::topics::{Topic, TopicError};
 use crate::security::Session;
+use crate::security::acl::{AclOperation, CLUSTER_RESOURCE_NAME, ResourceType};
 
 /// `topic_authorized_operations` when the client did not ask for them (Kafka's INT32_MIN).
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -34,16 +39,50 @@ pub(super) async fn handle(
     // v0-3 always allow auto-creation; v4+ ask for it.
     let allow_create =
         ctx.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let authorizer = &ctx.authorizer;
     let mut topics = Vec::new();
     if all_topics {
         for topic in ctx.topics.all() {
-            topics.push(topic_metadata(ctx, &topic).await);
+            if authorizer.allows_quietly(
+                session,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                &topic.name,
+            ) {
+                topics.push(topic_metadata(ctx, &topic).await);
+            }
         }
     } else {
         for requested in req.topics.unwrap_or_default() {
-            topics.push(resolve(ctx, requested.name, requested.topic_id, allow_create).await);
+            topics.push(
+                resolve(
+                    ctx,
+                    requested.name,
+                    requested.topic_id,
+                    allow_create,
+                    session,
+                )
+                .await,
+            );
         }
     }
+    if req.include_topic_authorized_operations {
+        let denied = error::code(ResponseError::TopicAuthorizationFailed);
+        for topic in topics.iter_mut().filter(|t| t.error_code != denied) {
+            if let Some(name) = &topic.name {
+                topic.topic_authorized_operations =
+                    authorizer.authorized_operations(session, ResourceType::Topic, name.as_str());
+            }
+        }
+    }
+    // Kafka answers 0 to a client that may not describe the cluster.
+    let cluster_authorized_operations = if !req.include_cluster_authorized_operations {
+        AUTHORIZED_OPERATIONS_OMITTED
+    } else if authorizer.allows_cluster(session, AclOperation::Describe) {
+        authorizer.authorized_operations(session, ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
+    } else {
+        0
+    };
     let live = ctx.cluster.live();
     let controller = live.keys().next().copied().unwrap_or(ctx.broker_id);
     // Each broker's address on the listener the client came in on; a broker without that
@@ -67,7 +106,7 @@ pub(super) async fn handle(
         .with_cluster_id(Some(StrBytes::from_string(ctx.cluster_id.clone())))
         .with_controller_id(BrokerId(controller))
         .with_topics(topics)
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_cluster_authorized_operations(cluster_authorized_operations)
 }
 
 async fn resolve(
@@ -75,10 +114,25 @@ async fn resolve(
     name: Option<TopicName>,
     topic_id: Uuid,
     allow_create: bool,
+    session: &Session,
 ) -> MetadataResponseTopic {
+    let authorizer = &ctx.authorizer;
     let Some(name) = name else {
-        // By id (v10+).
+        // By id (v10+). Topic ids are not secret, so a denial names the id (as Kafka does).
         return match ctx.topics.get_by_id(topic_id) {
+            Some(topic)
+                if !authorizer.allows(
+                    session,
+                    AclOperation::Describe,
+                    ResourceType::Topic,
+                    &topic.name,
+                ) =>
+            {
+                MetadataResponseTopic::default()
+                    .with_topic_id(topic_id)
+                    .with_error_code(error::code(ResponseError::TopicAuthorizationFailed))
+                    .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+            }
             Some(topic) => topic_metadata(ctx, &topic).await,
             None => MetadataResponseTopic::default()
                 .with_topic_id(topic_id)
@@ -92,6 +146,15 @@ async fn resolve(
             .with_error_code(code)
             .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
     };
+    // Whether the topic exists is not told to a client that may not describe it.
+    if !authorizer.allows(
+        session,
+        AclOperation::Describe,
+        ResourceType::Topic,
+        name.as_str(),
+    ) {
+        return failed(error::code(ResponseError::TopicAuthorizationFailed));
+    }
     match ctx.topics.lookup(name.as_str()).await {
         Ok(Some(topic)) => return topic_metadata(ctx, &topic).await,
         Ok(None) => {}
@@ -105,6 +168,9 @@ async fn resolve(
     }
     if !allow_create {
         return failed(error::code(ResponseError::UnknownTopicOrPartition));
+    }
+    if !may_create_topic(ctx, session, name.as_str()) {
+        return failed(error::code(ResponseError::TopicAuthorizationFailed));
     }
     match ctx
         .topics
@@ -127,6 +193,19 @@ async fn resolve(
             failed(error::from_topic(&err))
         }
     }
+}
+
+/// Whether `session` may create the topic `name`: CREATE on the cluster or on the topic (also
+/// for auto-creation by Produce).
+pub(super) fn may_create_topic(ctx: &BrokerCtx, session: &Session, name: &str) -> bool {
+    ctx.authorizer.allows_quietly(
+        session,
+        AclOperation::Create,
+        ResourceType::Cluster,
+        CLUSTER_RESOURCE_NAME,
+    ) || ctx
+        .authorizer
+        .allows(session, AclOperation::Create, ResourceType::Topic, name)
 }
 
 /// Partitions whose leader is looked up in the metadata store at once.

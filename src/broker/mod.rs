@@ -20,6 +20,7 @@ use crate::producer_ids::ProducerIdAllocator;
 use crate::protocol::{self, Request};
 use crate::security::Session;
 
+mod acls;
 mod alter_configs;
 mod broker_config;
 mod create_partitions;
@@ -62,6 +63,8 @@ pub struct BrokerCtx {
     pub replicas: crate::log::replica::ReplicaViews,
     pub producer_ids: ProducerIdAllocator,
     pub groups: Arc<crate::group::GroupCoordinator>,
+    /// Whether a session may do what it asks (ACLs, super users, `--authorizer`).
+    pub authorizer: Arc<crate::security::authorizer::Authorizer>,
     /// Bytes of request frames read but not yet admitted, across all connections.
     pub request_memory: Arc<tokio::sync::Semaphore>,
     /// TLS of SSL and SASL_SSL listeners (`None` without --tls-cert).
@@ -122,10 +125,10 @@ pub async fn handle(
             protocol::api_versions_response(),
         )))),
         RequestKind::DescribeUserScramCredentials(req) => now(
-            ResponseKind::DescribeUserScramCredentials(users::describe(ctx, req).await),
+            ResponseKind::DescribeUserScramCredentials(users::describe(ctx, req, session).await),
         ),
         RequestKind::AlterUserScramCredentials(req) => now(
-            ResponseKind::AlterUserScramCredentials(users::alter(ctx, req).await),
+            ResponseKind::AlterUserScramCredentials(users::alter(ctx, req, session).await),
         ),
         RequestKind::SaslHandshake(req) => sasl::handshake(ctx, req, version, session),
         RequestKind::SaslAuthenticate(req) => sasl::authenticate(ctx, req, version, session).await,
@@ -133,77 +136,86 @@ pub async fn handle(
             metadata::handle(ctx, req, version, session).await,
         )))),
         RequestKind::CreateTopics(req) => Reply::Now(Some(Box::new(ResponseKind::CreateTopics(
-            create_topics::handle(ctx, req, version).await,
+            create_topics::handle(ctx, req, version, session).await,
         )))),
         RequestKind::DescribeConfigs(req) => now(ResponseKind::DescribeConfigs(
-            describe_configs::handle(ctx, req).await,
+            describe_configs::handle(ctx, req, session).await,
         )),
         RequestKind::AlterConfigs(req) => now(ResponseKind::AlterConfigs(
-            alter_configs::alter(ctx, req).await,
+            alter_configs::alter(ctx, req, session).await,
         )),
         RequestKind::IncrementalAlterConfigs(req) => now(ResponseKind::IncrementalAlterConfigs(
-            alter_configs::incremental(ctx, req).await,
+            alter_configs::incremental(ctx, req, session).await,
         )),
         RequestKind::CreatePartitions(req) => now(ResponseKind::CreatePartitions(
-            create_partitions::handle(ctx, req).await,
+            create_partitions::handle(ctx, req, session).await,
         )),
         RequestKind::DescribeLogDirs(req) => now(ResponseKind::DescribeLogDirs(
-            describe_log_dirs::handle(ctx, req),
+            describe_log_dirs::handle(ctx, req, session),
         )),
         RequestKind::ElectLeaders(req) => now(ResponseKind::ElectLeaders(elect_leaders::handle(
-            ctx, req, version,
+            ctx, req, version, session,
         ))),
         RequestKind::DescribeProducers(req) => now(ResponseKind::DescribeProducers(
-            describe_producers::handle(ctx, req),
+            describe_producers::handle(ctx, req, session),
         )),
         RequestKind::InitProducerId(req) => Reply::Now(Some(Box::new(
-            ResponseKind::InitProducerId(init_producer_id::handle(ctx, req).await),
+            ResponseKind::InitProducerId(init_producer_id::handle(ctx, req, session).await),
         ))),
         RequestKind::ListOffsets(req) => Reply::Now(Some(Box::new(ResponseKind::ListOffsets(
-            list_offsets::handle(ctx, req, version).await,
+            list_offsets::handle(ctx, req, version, session).await,
         )))),
-        RequestKind::Produce(req) => produce::handle(ctx, req, version).await,
-        RequestKind::Fetch(req) => fetch::handle(ctx, req, version),
+        RequestKind::Produce(req) => produce::handle(ctx, req, version, session).await,
+        RequestKind::Fetch(req) => fetch::handle(ctx, req, version, session),
         RequestKind::OffsetForLeaderEpoch(req) => now(ResponseKind::OffsetForLeaderEpoch(
-            offset_for_leader_epoch::handle(ctx, req),
+            offset_for_leader_epoch::handle(ctx, req, session),
         )),
         RequestKind::DescribeCluster(req) => now(ResponseKind::DescribeCluster(
             describe_cluster::handle(ctx, req, version, session),
         )),
-        RequestKind::DeleteRecords(req) => delete_records::handle(ctx, req),
+        RequestKind::DeleteRecords(req) => delete_records::handle(ctx, req, session),
         RequestKind::DeleteTopics(req) => now(ResponseKind::DeleteTopics(
-            delete_topics::handle(ctx, req, version).await,
+            delete_topics::handle(ctx, req, version, session).await,
         )),
         RequestKind::FindCoordinator(req) => now(ResponseKind::FindCoordinator(
             group::find_coordinator::handle(ctx, req, version, session),
         )),
         RequestKind::JoinGroup(req) => {
-            group::membership::join(ctx, req, version, &client_id, session.peer)
+            group::membership::join(ctx, req, version, &client_id, session)
         }
-        RequestKind::SyncGroup(req) => group::membership::sync(ctx, req),
+        RequestKind::SyncGroup(req) => group::membership::sync(ctx, req, session),
         RequestKind::Heartbeat(req) => now(ResponseKind::Heartbeat(group::membership::heartbeat(
-            ctx, req,
+            ctx, req, session,
         ))),
         RequestKind::LeaveGroup(req) => now(ResponseKind::LeaveGroup(group::membership::leave(
-            ctx, req, version,
+            ctx, req, version, session,
         ))),
         RequestKind::OffsetCommit(req) => now(ResponseKind::OffsetCommit(
-            group::offsets::commit(ctx, req).await,
+            group::offsets::commit(ctx, req, session).await,
         )),
         RequestKind::OffsetFetch(req) => now(ResponseKind::OffsetFetch(
-            group::offsets::fetch(ctx, req, version).await,
+            group::offsets::fetch(ctx, req, version, session).await,
         )),
         RequestKind::OffsetDelete(req) => now(ResponseKind::OffsetDelete(
-            group::offsets::delete(ctx, req).await,
+            group::offsets::delete(ctx, req, session).await,
         )),
         RequestKind::DescribeGroups(req) => now(ResponseKind::DescribeGroups(
-            group::admin::describe(ctx, req, version).await,
+            group::admin::describe(ctx, req, version, session).await,
         )),
-        RequestKind::ListGroups(req) => {
-            now(ResponseKind::ListGroups(group::admin::list(ctx, req).await))
-        }
+        RequestKind::ListGroups(req) => now(ResponseKind::ListGroups(
+            group::admin::list(ctx, req, session).await,
+        )),
         RequestKind::DeleteGroups(req) => now(ResponseKind::DeleteGroups(
-            group::admin::delete(ctx, req).await,
+            group::admin::delete(ctx, req, session).await,
+        )),
+        RequestKind::CreateAcls(req) => now(ResponseKind::CreateAcls(
+            acls::create(ctx, req, session).await,
+        )),
+        RequestKind::DescribeAcls(req) => now(ResponseKind::DescribeAcls(acls::describe(
+            ctx, req, session,
+        ))),
+        RequestKind::DeleteAcls(req) => now(ResponseKind::DeleteAcls(
+            acls::delete(ctx, req, session).await,
         )),
         _ => return Err(HandleError::Unhandled(request.api_key)),
     };

@@ -1,6 +1,7 @@
 //! OffsetForLeaderEpoch: where a leader epoch ended, so that a client that saw a leader
 //! change can tell whether its position is still in the log (KIP-101/KIP-320 truncation
-//! detection). Answered from the epoch history committed with the partition state.
+//! detection). Answered from the epoch history committed with the partition state. Each
+//! topic needs DESCRIBE (TOPIC_AUTHORIZATION_FAILED per partition).
 
 use std::sync::Arc;
 
@@ -12,16 +13,25 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use super::BrokerCtx;
 use super::error;
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub(super) fn handle(
     ctx: &Arc<BrokerCtx>,
     req: OffsetForLeaderEpochRequest,
+    session: &Session,
 ) -> OffsetForLeaderEpochResponse {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
             let topic = ctx.topics.get(t.topic.as_str());
+            let allowed = ctx.authorizer.allows(
+                session,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                t.topic.as_str(),
+            );
             let partitions = t
                 .partitions
                 .into_iter()
@@ -30,6 +40,10 @@ pub(super) fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if !allowed {
+                        return base
+                            .with_error_code(error::code(ResponseError::TopicAuthorizationFailed));
+                    }
                     let partition = topic
                         .as_ref()
                         .and_then(|topic| topic.partition(p.partition));

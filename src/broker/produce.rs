@@ -2,6 +2,10 @@
 //! sequences, assign offsets by rewriting `baseOffset`, append to the open segment, and
 //! answer once the flush holding the batch is committed (acks=1 and acks=-1 alike mean
 //! "durable in object storage"; acks=0 gets no answer).
+//!
+//! Each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED per partition); auto-creating one also
+//! CREATE on the cluster or the topic. Transactional produce (WRITE on the transactional id)
+//! does not exist yet: a transactional id is refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +27,8 @@ use crate::log::flush::{FlushFailure, PendingBatch, now_ms};
 use crate::log::partition::Partition;
 use crate::log::producer::{IncomingBatch, SequenceCheck, last_sequence};
 use crate::log::topics::Topic;
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Produce timeout when the client sends none (Kafka clients default to 30 s).
 const PRODUCE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
@@ -62,7 +68,12 @@ struct TopicSlot {
     partitions: Vec<PartitionSlot>,
 }
 
-pub(super) async fn handle(ctx: &Arc<BrokerCtx>, req: ProduceRequest, version: i16) -> Reply {
+pub(super) async fn handle(
+    ctx: &Arc<BrokerCtx>,
+    req: ProduceRequest,
+    version: i16,
+    session: &Session,
+) -> Reply {
     let acks = req.acks;
     let timeout = match req.timeout_ms {
         t if t <= 0 => PRODUCE_TIMEOUT_DEFAULT,
@@ -82,7 +93,7 @@ pub(super) async fn handle(ctx: &Arc<BrokerCtx>, req: ProduceRequest, version: i
         let topic = if request_error.is_some() {
             Err(request_error.unwrap_or(NONE))
         } else {
-            resolve_topic(ctx, &topic_data.name, topic_data.topic_id, version).await
+            resolve_topic(ctx, &topic_data.name, topic_data.topic_id, version, session).await
         };
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
@@ -189,19 +200,35 @@ async fn resolve_topic(
     name: &TopicName,
     topic_id: uuid::Uuid,
     version: i16,
+    session: &Session,
 ) -> Result<Arc<Topic>, i16> {
+    let may_write = |name: &str| {
+        ctx.authorizer
+            .allows(session, AclOperation::Write, ResourceType::Topic, name)
+    };
+    let denied = error::code(ResponseError::TopicAuthorizationFailed);
     if version >= 13 {
-        return ctx
+        let topic = ctx
             .topics
             .get_by_id(topic_id)
-            .ok_or(error::code(ResponseError::UnknownTopicId));
+            .ok_or(error::code(ResponseError::UnknownTopicId))?;
+        return if may_write(&topic.name) {
+            Ok(topic)
+        } else {
+            Err(denied)
+        };
+    }
+    if !may_write(name.as_str()) {
+        return Err(denied);
     }
     match ctx.topics.lookup(name.as_str()).await {
         Ok(Some(topic)) => return Ok(topic),
         Ok(None) => {}
         Err(err) => return Err(error::from_metadata(&err)),
     }
-    if !ctx.config.auto_create_topics {
+    if !ctx.config.auto_create_topics
+        || !super::metadata::may_create_topic(ctx, session, name.as_str())
+    {
         return Err(error::code(ResponseError::UnknownTopicOrPartition));
     }
     match ctx

@@ -1,6 +1,9 @@
 //! DescribeUserScramCredentials and AlterUserScramCredentials (KIP-554): Kafka's AdminClient
 //! lists users and sets or removes their SCRAM credentials. The client salts the password;
 //! only the salt, the iteration count and the derived keys are stored.
+//!
+//! Describing needs DESCRIBE on the cluster, altering ALTER on the cluster
+//! (CLUSTER_AUTHORIZATION_FAILED), as in Kafka.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,6 +20,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{BrokerCtx, error};
+use crate::security::Session;
+use crate::security::acl::AclOperation;
 use crate::security::credentials::{self, Change, UserSummary};
 use crate::security::scram::{CredentialError, ScramCredential, ScramMechanism};
 
@@ -54,9 +59,18 @@ fn user_error(
 pub(super) async fn describe(
     ctx: &Arc<BrokerCtx>,
     req: DescribeUserScramCredentialsRequest,
+    session: &Session,
 ) -> DescribeUserScramCredentialsResponse {
     let meta = ctx.meta.as_ref();
     let response = DescribeUserScramCredentialsResponse::default();
+    if !ctx
+        .authorizer
+        .allows_cluster(session, AclOperation::Describe)
+    {
+        return response
+            .with_error_code(error::code(ResponseError::ClusterAuthorizationFailed))
+            .with_error_message(Some(text("DESCRIBE on the cluster is not allowed")));
+    }
     // KIP-554: a null or empty list asks for every user (librdkafka sends an empty one).
     let users = req.users.filter(|users| !users.is_empty());
     let Some(users) = users else {
@@ -131,7 +145,9 @@ fn refuse(changes: &mut UserChanges, code: ResponseError, message: String) {
 pub(super) async fn alter(
     ctx: &Arc<BrokerCtx>,
     req: AlterUserScramCredentialsRequest,
+    session: &Session,
 ) -> AlterUserScramCredentialsResponse {
+    let authorized = ctx.authorizer.allows_cluster(session, AclOperation::Alter);
     // Per user (in name order), every change and the mechanisms already named.
     let mut users: BTreeMap<String, UserChanges> = BTreeMap::new();
     let mut named: HashMap<(String, i8), usize> = HashMap::new();
@@ -219,7 +235,15 @@ pub(super) async fn alter(
     let mut results = Vec::with_capacity(users.len());
     for (name, changes) in users {
         let result = AlterUserScramCredentialsResult::default().with_user(text(name.clone()));
-        if let Some((code, message)) = changes.refused {
+        let refused = if authorized {
+            changes.refused
+        } else {
+            Some((
+                ResponseError::ClusterAuthorizationFailed,
+                "ALTER on the cluster is not allowed".to_string(),
+            ))
+        };
+        if let Some((code, message)) = refused {
             results.push(
                 result
                     .with_error_code(error::code(code))

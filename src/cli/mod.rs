@@ -5,6 +5,8 @@
 //! (read-only) shows what the protocol cannot (index entries, bytes and garbage), and
 //! `strato user` makes SCRAM users before anyone can log in.
 
+pub mod acl;
+pub mod acl_api;
 pub mod bench;
 mod bench_broker;
 pub mod cluster;

@@ -3,7 +3,6 @@
 //! DescribeConfigs. A refused topic comes back as a [`TopicFailure`] with the broker's
 //! reason, a failed exchange as a `ClientError`.
 
-use std::fmt;
 use std::time::Duration;
 
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
@@ -19,7 +18,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::kafka_client::{ClientError, Connection, ErrorCode};
+use super::kafka_client::{ClientError, Connection, Refusal};
 
 /// Config resource type of a topic (Kafka `ConfigResource.Type.TOPIC`).
 const RESOURCE_TOPIC: i8 = 2;
@@ -28,29 +27,7 @@ const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
 /// Why the broker refused a change to a topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicFailure {
-    pub code: ErrorCode,
-    pub message: Option<String>,
-}
-
-impl TopicFailure {
-    fn new(code: i16, message: Option<&StrBytes>) -> Self {
-        Self {
-            code: ErrorCode(code),
-            message: message.map(|m| m.to_string()).filter(|m| !m.is_empty()),
-        }
-    }
-}
-
-impl fmt::Display for TopicFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.message {
-            Some(message) => write!(f, "{}: {message}", self.code),
-            None => write!(f, "{}", self.code),
-        }
-    }
-}
+pub type TopicFailure = Refusal;
 
 /// What the broker did with one topic.
 pub type Outcome = Result<(), TopicFailure>;

@@ -40,7 +40,27 @@ pub fn render(ctx: &BrokerCtx) -> String {
     render_partitions(&mut out, ctx);
     render_cluster(&mut out, ctx);
     ctx.metrics.security.render(&mut out);
+    render_authorization(&mut out, ctx);
     out.finish()
+}
+
+fn render_authorization(out: &mut Encoder, ctx: &BrokerCtx) {
+    let denials = ctx.authorizer.denials();
+    out.family(
+        "strato_authorization_denied_total",
+        "counter",
+        "Requests (or parts of one: a topic, a group) the authorizer denied, per resource type and operation (Kafka's names).",
+    );
+    for (resource_type, operation, count) in denials {
+        out.sample(
+            "strato_authorization_denied_total",
+            &[
+                ("resource_type", resource_type.name()),
+                ("operation", operation.name()),
+            ],
+            count as f64,
+        );
+    }
 }
 
 fn render_requests(out: &mut Encoder, requests: &RequestMetrics) {

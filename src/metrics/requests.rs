@@ -287,6 +287,9 @@ fn error_codes(body: &ResponseKind, f: &mut impl FnMut(i16)) {
             .iter()
             .flat_map(|t| &t.partitions)
             .for_each(|p| f(p.error_code)),
+        ResponseKind::CreateAcls(r) => r.results.iter().for_each(|c| f(c.error_code)),
+        ResponseKind::DescribeAcls(r) => f(r.error_code),
+        ResponseKind::DeleteAcls(r) => r.filter_results.iter().for_each(|d| f(d.error_code)),
         // Nothing else is served (`protocol::SUPPORTED_APIS`).
         _ => {}
     }

@@ -7,6 +7,9 @@
 //! client certificate at the handshake, a successful SASL exchange); handlers read it, never
 //! write it.
 
+pub mod acl;
+pub mod acl_store;
+pub mod authorizer;
 pub mod credentials;
 pub mod limits;
 pub mod listener;

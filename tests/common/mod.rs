@@ -335,6 +335,23 @@ impl Drop for Broker {
     }
 }
 
+/// Makes `name` a SCRAM user (both mechanisms) in the embedded store of `data_dir`, with the
+/// broker stopped, as an operator makes the first admin.
+pub fn add_user(data_dir: &Path, name: &str, password: &str) {
+    let output = run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_strato"))
+            .args(["user", "create", name, "--password-stdin", "--data-dir"])
+            .arg(data_dir),
+        Some(format!("{password}\n").as_bytes()),
+        Duration::from_secs(60),
+    );
+    assert!(
+        output.status.success(),
+        "strato user create: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Polls `cond` until it holds or `deadline` passes (for effects outside the test process).
 pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;

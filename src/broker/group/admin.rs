@@ -1,5 +1,9 @@
 //! DescribeGroups, ListGroups and DeleteGroups: active groups come from the coordinator's
 //! memory, groups without members from the metadata store (they have committed offsets).
+//!
+//! Authorization, as Kafka's: DescribeGroups needs DESCRIBE on each group, DeleteGroups
+//! DELETE (GROUP_AUTHORIZATION_FAILED per group); ListGroups lists every group to a client
+//! that may DESCRIBE the cluster, else only the groups it may DESCRIBE.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +20,8 @@ use kafka_protocol::messages::{
 use super::super::{BrokerCtx, error};
 use super::{opt_text, text};
 use crate::group::state::GroupState;
+use crate::security::Session;
+use crate::security::acl::{AclOperation, CLUSTER_RESOURCE_NAME, ResourceType};
 
 /// `authorized_operations` when the client did not ask for them (Kafka's INT32_MIN).
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -27,12 +33,33 @@ pub(in crate::broker) async fn describe(
     ctx: &Arc<BrokerCtx>,
     req: DescribeGroupsRequest,
     version: i16,
+    session: &Session,
 ) -> DescribeGroupsResponse {
+    let authorizer = &ctx.authorizer;
     let mut groups = Vec::with_capacity(req.groups.len());
     for group_id in req.groups {
+        if !authorizer.allows(
+            session,
+            AclOperation::Describe,
+            ResourceType::Group,
+            group_id.as_str(),
+        ) {
+            groups.push(
+                DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+                    .with_error_code(error::code(ResponseError::GroupAuthorizationFailed)),
+            );
+            continue;
+        }
+        let authorized_operations = if req.include_authorized_operations {
+            authorizer.authorized_operations(session, ResourceType::Group, group_id.as_str())
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        };
         let described = DescribedGroup::default()
             .with_group_id(group_id.clone())
-            .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+            .with_authorized_operations(authorized_operations);
         if !ctx.groups.owns(group_id.as_str()) {
             groups.push(
                 described
@@ -95,6 +122,7 @@ pub(in crate::broker) async fn describe(
 pub(in crate::broker) async fn list(
     ctx: &Arc<BrokerCtx>,
     req: ListGroupsRequest,
+    session: &Session,
 ) -> ListGroupsResponse {
     let mut all: BTreeMap<String, (GroupState, String)> =
         match ctx.groups.offsets().list_groups().await {
@@ -123,10 +151,23 @@ pub(in crate::broker) async fn list(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
+    // Without DESCRIBE on the cluster, only the groups the client may describe (no denial
+    // is logged for the others, as in Kafka).
+    let authorizer = &ctx.authorizer;
+    let sees_all = authorizer.allows_quietly(
+        session,
+        AclOperation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_RESOURCE_NAME,
+    );
+    let visible = |id: &str| {
+        sees_all
+            || authorizer.allows_quietly(session, AclOperation::Describe, ResourceType::Group, id)
+    };
     // Each broker lists the groups it coordinates; admin clients ask every broker.
     let groups = all
         .into_iter()
-        .filter(|(id, _)| ctx.groups.owns(id))
+        .filter(|(id, _)| ctx.groups.owns(id) && visible(id))
         .filter(|(_, (state, _))| {
             states.is_empty() || states.contains(&state.name().to_ascii_lowercase())
         })
@@ -145,10 +186,20 @@ pub(in crate::broker) async fn list(
 pub(in crate::broker) async fn delete(
     ctx: &Arc<BrokerCtx>,
     req: DeleteGroupsRequest,
+    session: &Session,
 ) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for group_id in req.groups_names {
-        let code = delete_one(ctx, group_id.as_str()).await;
+        let code = if ctx.authorizer.allows(
+            session,
+            AclOperation::Delete,
+            ResourceType::Group,
+            group_id.as_str(),
+        ) {
+            delete_one(ctx, group_id.as_str()).await
+        } else {
+            error::code(ResponseError::GroupAuthorizationFailed)
+        };
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(group_id)

@@ -1,5 +1,7 @@
 //! FindCoordinator: coordination of groups (and, once transactions exist, transactional
 //! ids) is spread over the live brokers by rendezvous hashing (`ClusterView::group_owner`).
+//! Each key needs DESCRIBE on its group (GROUP_AUTHORIZATION_FAILED) or transactional id
+//! (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::super::{BrokerCtx, error};
 use super::text;
 use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// FindCoordinator key types (Kafka `CoordinatorType`).
 const KEY_TYPE_GROUP: i8 = 0;
@@ -27,11 +30,21 @@ pub(in crate::broker) fn handle(
         let coordinator = Coordinator::default().with_key(key.clone());
         if req.key_type != KEY_TYPE_GROUP && req.key_type != KEY_TYPE_TRANSACTION {
             // Share groups (key type 2) and anything newer are not served here.
-            return coordinator
-                .with_node_id(BrokerId(-1))
-                .with_host(StrBytes::default())
-                .with_port(-1)
-                .with_error_code(error::code(ResponseError::InvalidRequest));
+            return no_coordinator(coordinator, ResponseError::InvalidRequest);
+        }
+        let (resource_type, denied) = if req.key_type == KEY_TYPE_GROUP {
+            (ResourceType::Group, ResponseError::GroupAuthorizationFailed)
+        } else {
+            (
+                ResourceType::TransactionalId,
+                ResponseError::TransactionalIdAuthorizationFailed,
+            )
+        };
+        if !ctx
+            .authorizer
+            .allows(session, AclOperation::Describe, resource_type, key.as_str())
+        {
+            return no_coordinator(coordinator, denied);
         }
         let owner = ctx.cluster.group_owner(key.as_str());
         let broker = ctx.cluster.broker(owner);
@@ -42,11 +55,7 @@ pub(in crate::broker) fn handle(
                 .with_port(i32::from(port)),
             // The owner left between the two reads (the client asks again), or it has no
             // listener of this protocol.
-            None => coordinator
-                .with_node_id(BrokerId(-1))
-                .with_host(StrBytes::default())
-                .with_port(-1)
-                .with_error_code(error::code(ResponseError::CoordinatorNotAvailable)),
+            None => no_coordinator(coordinator, ResponseError::CoordinatorNotAvailable),
         }
     };
     if version >= 4 {
@@ -59,4 +68,13 @@ pub(in crate::broker) fn handle(
         .with_node_id(single.node_id)
         .with_host(single.host)
         .with_port(single.port)
+}
+
+/// An answer without a coordinator, for `reason`.
+fn no_coordinator(coordinator: Coordinator, reason: ResponseError) -> Coordinator {
+    coordinator
+        .with_node_id(BrokerId(-1))
+        .with_host(StrBytes::default())
+        .with_port(-1)
+        .with_error_code(error::code(reason))
 }

@@ -1,8 +1,8 @@
 //! JoinGroup, SyncGroup, Heartbeat and LeaveGroup: wire types in and out of
 //! `crate::group::state::Group`. JoinGroup and SyncGroup usually wait for the rest of the
-//! group, so they answer with [`Reply::Later`].
+//! group, so they answer with [`Reply::Later`]. Each needs READ on the group
+//! (GROUP_AUTHORIZATION_FAILED), checked first, as Kafka does.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,14 @@ use super::{opt_text, text};
 use crate::group::state::{
     Answer, JoinRequest, JoinResult, LeavingMember, Protocol, SyncRequest, SyncResult,
 };
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
+
+/// READ on the group, which every membership API needs.
+fn may_join(ctx: &BrokerCtx, session: &Session, group_id: &str) -> bool {
+    ctx.authorizer
+        .allows(session, AclOperation::Read, ResourceType::Group, group_id)
+}
 
 fn join_response(result: JoinResult, version: i16) -> JoinGroupResponse {
     let protocol_name = match result.protocol_name {
@@ -73,9 +81,17 @@ pub(in crate::broker) fn join(
     req: JoinGroupRequest,
     version: i16,
     client_id: &str,
-    peer: SocketAddr,
+    session: &Session,
 ) -> Reply {
     let group_id = req.group_id.0.to_string();
+    if !may_join(ctx, session, &group_id) {
+        let code = error::code(ResponseError::GroupAuthorizationFailed);
+        return Reply::Now(Some(Box::new(ResponseKind::JoinGroup(join_error(
+            code,
+            req.member_id.as_str(),
+            version,
+        )))));
+    }
     if group_id.is_empty() {
         let code = error::code(ResponseError::InvalidGroupId);
         return Reply::Now(Some(Box::new(ResponseKind::JoinGroup(join_error(
@@ -96,7 +112,7 @@ pub(in crate::broker) fn join(
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),
         client_id: client_id.to_string(),
-        client_host: format!("/{}", peer.ip()),
+        client_host: format!("/{}", session.peer.ip()),
         session_timeout: millis(req.session_timeout_ms),
         // v0 has no rebalance timeout: Kafka uses the session timeout.
         rebalance_timeout: if version >= 1 {
@@ -153,8 +169,18 @@ fn sync_response(result: SyncResult) -> SyncGroupResponse {
         .with_assignment(result.assignment)
 }
 
-pub(in crate::broker) fn sync(ctx: &Arc<BrokerCtx>, req: SyncGroupRequest) -> Reply {
+pub(in crate::broker) fn sync(
+    ctx: &Arc<BrokerCtx>,
+    req: SyncGroupRequest,
+    session: &Session,
+) -> Reply {
     let group_id = req.group_id.0.to_string();
+    if !may_join(ctx, session, &group_id) {
+        return Reply::Now(Some(Box::new(ResponseKind::SyncGroup(
+            SyncGroupResponse::default()
+                .with_error_code(error::code(ResponseError::GroupAuthorizationFailed)),
+        ))));
+    }
     if group_id.is_empty() {
         return Reply::Now(Some(Box::new(ResponseKind::SyncGroup(
             SyncGroupResponse::default()
@@ -200,8 +226,13 @@ pub(in crate::broker) fn sync(ctx: &Arc<BrokerCtx>, req: SyncGroupRequest) -> Re
 pub(in crate::broker) fn heartbeat(
     ctx: &Arc<BrokerCtx>,
     req: HeartbeatRequest,
+    session: &Session,
 ) -> HeartbeatResponse {
     let group_id = req.group_id.0.to_string();
+    if !may_join(ctx, session, &group_id) {
+        return HeartbeatResponse::default()
+            .with_error_code(error::code(ResponseError::GroupAuthorizationFailed));
+    }
     if group_id.is_empty() {
         return HeartbeatResponse::default()
             .with_error_code(error::code(ResponseError::InvalidGroupId));
@@ -226,8 +257,13 @@ pub(in crate::broker) fn leave(
     ctx: &Arc<BrokerCtx>,
     req: LeaveGroupRequest,
     version: i16,
+    session: &Session,
 ) -> LeaveGroupResponse {
     let group_id = req.group_id.0.to_string();
+    if !may_join(ctx, session, &group_id) {
+        return LeaveGroupResponse::default()
+            .with_error_code(error::code(ResponseError::GroupAuthorizationFailed));
+    }
     if group_id.is_empty() {
         return LeaveGroupResponse::default()
             .with_error_code(error::code(ResponseError::InvalidGroupId));

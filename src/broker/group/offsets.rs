@@ -1,5 +1,10 @@
 //! OffsetCommit, OffsetFetch and OffsetDelete: committed offsets live in the metadata store;
 //! the group's in-memory state only decides whether a member may commit.
+//!
+//! Authorization, as Kafka's: OffsetCommit needs READ on the group, then READ on each topic;
+//! OffsetFetch DESCRIBE on the group, then DESCRIBE on each topic (asked partitions answer
+//! TOPIC_AUTHORIZATION_FAILED, "all offsets" leaves the topic out); OffsetDelete DELETE on the
+//! group and READ on each topic.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -28,6 +33,8 @@ use super::super::{BrokerCtx, error};
 use super::text;
 use crate::group::offsets::{TopicPartitionName, now_ms};
 use crate::group::state::GroupState;
+use crate::security::Session;
+use crate::security::acl::{AclOperation, ResourceType};
 
 /// Kafka `offset.metadata.max.bytes`: the longest metadata string stored with an offset.
 const OFFSET_METADATA_BYTES_MAX: usize = 4096;
@@ -47,6 +54,7 @@ async fn partition_exists(ctx: &BrokerCtx, topic: &str, partition: i32) -> bool 
 pub(in crate::broker) async fn commit(
     ctx: &Arc<BrokerCtx>,
     req: OffsetCommitRequest,
+    session: &Session,
 ) -> OffsetCommitResponse {
     let group_id = req.group_id.0.to_string();
     let respond_all = |code: i16| -> OffsetCommitResponse {
@@ -70,6 +78,10 @@ pub(in crate::broker) async fn commit(
                 .collect(),
         )
     };
+    let authorizer = &ctx.authorizer;
+    if !authorizer.allows(session, AclOperation::Read, ResourceType::Group, &group_id) {
+        return respond_all(error::code(ResponseError::GroupAuthorizationFailed));
+    }
     if group_id.is_empty() {
         return respond_all(error::code(ResponseError::InvalidGroupId));
     }
@@ -103,8 +115,18 @@ pub(in crate::broker) async fn commit(
     let mut to_write: Vec<(TopicPartitionName, CommittedOffsetRecord)> = Vec::new();
     let commit_ms = now_ms();
     for topic in &req.topics {
+        let readable = authorizer.allows(
+            session,
+            AclOperation::Read,
+            ResourceType::Topic,
+            topic.name.as_str(),
+        );
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
+            if !readable {
+                partitions.push(Err(error::code(ResponseError::TopicAuthorizationFailed)));
+                continue;
+            }
             let metadata = p.committed_metadata.as_ref().map(|m| m.to_string());
             if metadata
                 .as_ref()
@@ -182,8 +204,17 @@ async fn fetch_group(
     ctx: &BrokerCtx,
     group_id: &str,
     requested: Option<Vec<(String, Vec<i32>)>>,
+    session: &Session,
 ) -> FetchedGroup {
-    let stored = if ctx.groups.owns(group_id) {
+    let authorizer = &ctx.authorizer;
+    let stored = if !authorizer.allows(
+        session,
+        AclOperation::Describe,
+        ResourceType::Group,
+        group_id,
+    ) {
+        Err(error::code(ResponseError::GroupAuthorizationFailed))
+    } else if ctx.groups.owns(group_id) {
         ctx.groups
             .offsets()
             .fetch_all(group_id)
@@ -243,6 +274,15 @@ async fn fetch_group(
     match requested {
         None => {
             for ((topic, partition), record) in &stored {
+                // Topics the client may not describe are left out (Kafka does not log them).
+                if !authorizer.allows_quietly(
+                    session,
+                    AclOperation::Describe,
+                    ResourceType::Topic,
+                    topic,
+                ) {
+                    continue;
+                }
                 topics
                     .entry(topic.clone())
                     .or_default()
@@ -251,9 +291,18 @@ async fn fetch_group(
         }
         Some(requested) => {
             for (topic, partitions) in requested {
+                let allowed =
+                    authorizer.allows(session, AclOperation::Describe, ResourceType::Topic, &topic);
                 let list = topics.entry(topic.clone()).or_default();
                 for partition in partitions {
-                    list.push(entry(stored.get(&(topic.clone(), partition)), partition));
+                    list.push(if allowed {
+                        entry(stored.get(&(topic.clone(), partition)), partition)
+                    } else {
+                        FetchedOffset {
+                            error: error::code(ResponseError::TopicAuthorizationFailed),
+                            ..entry(None, partition)
+                        }
+                    });
                 }
             }
         }
@@ -268,6 +317,7 @@ pub(in crate::broker) async fn fetch(
     ctx: &Arc<BrokerCtx>,
     req: OffsetFetchRequest,
     version: i16,
+    session: &Session,
 ) -> OffsetFetchResponse {
     if version >= 8 {
         let mut groups = Vec::with_capacity(req.groups.len());
@@ -278,7 +328,7 @@ pub(in crate::broker) async fn fetch(
                     .map(|t| (t.name.to_string(), t.partition_indexes))
                     .collect()
             });
-            let fetched = fetch_group(ctx, group.group_id.as_str(), requested).await;
+            let fetched = fetch_group(ctx, group.group_id.as_str(), requested, session).await;
             groups.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id)
@@ -316,7 +366,7 @@ pub(in crate::broker) async fn fetch(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let fetched = fetch_group(ctx, req.group_id.as_str(), requested).await;
+    let fetched = fetch_group(ctx, req.group_id.as_str(), requested, session).await;
     let topics = fetched
         .topics
         .into_iter()
@@ -368,9 +418,19 @@ fn subscribed_topics(member_metadata: &[bytes::Bytes]) -> BTreeSet<String> {
 pub(in crate::broker) async fn delete(
     ctx: &Arc<BrokerCtx>,
     req: OffsetDeleteRequest,
+    session: &Session,
 ) -> OffsetDeleteResponse {
     let group_id = req.group_id.0.to_string();
     let failed = |code: i16| OffsetDeleteResponse::default().with_error_code(code);
+    let authorizer = &ctx.authorizer;
+    if !authorizer.allows(
+        session,
+        AclOperation::Delete,
+        ResourceType::Group,
+        &group_id,
+    ) {
+        return failed(error::code(ResponseError::GroupAuthorizationFailed));
+    }
     if group_id.is_empty() {
         return failed(error::code(ResponseError::InvalidGroupId));
     }
@@ -401,9 +461,17 @@ pub(in crate::broker) async fn delete(
     let mut to_delete = Vec::new();
     let mut topics = Vec::with_capacity(req.topics.len());
     for topic in &req.topics {
+        let readable = authorizer.allows(
+            session,
+            AclOperation::Read,
+            ResourceType::Topic,
+            topic.name.as_str(),
+        );
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let code = if subscribed.contains(topic.name.as_str()) {
+            let code = if !readable {
+                error::code(ResponseError::TopicAuthorizationFailed)
+            } else if subscribed.contains(topic.name.as_str()) {
                 error::code(ResponseError::GroupSubscribedToTopic)
             } else if !partition_exists(ctx, topic.name.as_str(), p.partition_index).await {
                 error::code(ResponseError::UnknownTopicOrPartition)
