@@ -3,10 +3,10 @@
 //! do, with Kafka's error codes; a super user may do everything; ACLs created through one
 //! broker of a cluster hold on the others.
 //!
-//! Until SASL exists every connection is `User:ANONYMOUS`, so a test gives ACLs to that
-//! principal: a setup phase runs the broker with `--super-users User:ANONYMOUS` (it creates
+//! Most tests give ACLs to `User:ANONYMOUS` (every PLAINTEXT connection's principal): a
+//! setup phase runs the broker with `--super-users User:ANONYMOUS` (it creates
 //! topics and ACLs), then the broker restarts on the same data directory without it, and the
-//! stored ACLs alone decide.
+//! stored ACLs alone decide. Others log in with SASL or a TLS client certificate.
 
 mod common;
 
@@ -1170,4 +1170,69 @@ async fn sasl_users_get_the_rights_of_their_acls() {
         }
         broker.stop();
     });
+}
+
+/// Goal: an mTLS client's principal is `User:<certificate CN>` and its ACLs decide. Method: a
+/// broker with an SSL listener that requires client certificates (--tls-client-ca) and a
+/// PLAINTEXT one whose anonymous clients are super users (only to set up); `User:bob` may
+/// write topic `mtls`; librdkafka with bob's certificate is acknowledged, with carol's
+/// (same CA) it gets TOPIC_AUTHORIZATION_FAILED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mtls_client_has_the_rights_of_its_certificate_cn() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::pki::Pki::new(dir.path(), "mtls");
+    let cert = pki.broker();
+    let ca = pki.ca_file();
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--listeners",
+            "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+            "--tls-cert",
+            cert.cert.to_str().unwrap(),
+            "--tls-key",
+            cert.key.to_str().unwrap(),
+            "--tls-client-ca",
+            ca.to_str().unwrap(),
+            "--authorizer",
+            "true",
+            "--super-users",
+            ANONYMOUS,
+        ],
+    );
+    let admin = broker.bootstrap();
+    tokio::task::block_in_place(|| {
+        create_topic(&admin, "mtls", 1);
+        grant(
+            &admin,
+            &[
+                "--allow-principal",
+                "User:bob",
+                "--operation",
+                "Write",
+                "--topic",
+                "mtls",
+            ],
+        );
+    });
+    let ssl = broker.listener("SSL").to_string();
+    let ca = ca.display().to_string();
+    for (cn, expected) in [
+        ("bob", Ok(())),
+        ("carol", Err(RDKafkaErrorCode::TopicAuthorizationFailed)),
+    ] {
+        let client = pki.client(cn);
+        let (cert, key) = (
+            client.cert.display().to_string(),
+            client.key.display().to_string(),
+        );
+        let login = [
+            ("security.protocol", "SSL"),
+            ("ssl.ca.location", ca.as_str()),
+            ("ssl.certificate.location", cert.as_str()),
+            ("ssl.key.location", key.as_str()),
+        ];
+        assert_eq!(produce_one_as(&ssl, "mtls", &login).await, expected, "{cn}");
+    }
+    tokio::task::block_in_place(|| broker.stop());
 }
