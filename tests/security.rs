@@ -161,19 +161,7 @@ fn consume_values(settings: &[(String, String)], topic: &str, count: usize) -> V
 async fn sasl_logins_with_librdkafka() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path(), "main");
-    let broker_cert = pki.broker();
-    add_user(&dir.path().join("data"), "alice", "alice-secret");
-    let broker = Broker::start(
-        dir.path(),
-        &[
-            "--listeners",
-            "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
-            "--tls-cert",
-            broker_cert.cert.to_str().unwrap(),
-            "--tls-key",
-            broker_cert.key.to_str().unwrap(),
-        ],
-    );
+    let broker = sasl_broker(dir.path(), &pki, &[("alice", "alice-secret")], &[]);
     let sasl_ssl = broker.listener("SASL_SSL");
     let sasl_plaintext = broker.listener("SASL_PLAINTEXT");
     let ca = pki.ca_file();
@@ -671,8 +659,6 @@ fn sasl_broker(dir: &Path, pki: &Pki, users: &[(&str, &str)], extra: &[&str]) ->
         cert.key.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Broker::start(dir, &args)
 }
 
