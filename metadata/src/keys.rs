@@ -103,6 +103,52 @@ pub fn user(name: &str) -> String {
     format!("{USERS_PREFIX}{}", encode_group_id(name))
 }
 
+/// `txns/<transactional id>`: one key per transactional id (escaped like group ids).
+pub const TXNS_PREFIX: &str = "txns/";
+
+pub fn txn(transactional_id: &str) -> String {
+    format!("{TXNS_PREFIX}{}", encode_group_id(transactional_id))
+}
+
+/// `txn-markers/<topic_id>/<p>/<producer id>`: markers waiting to be written by partition
+/// leaders.
+pub const TXN_MARKERS_PREFIX: &str = "txn-markers/";
+
+pub fn txn_markers_of_partition(topic_id: Uuid, partition: i32) -> String {
+    format!("{TXN_MARKERS_PREFIX}{topic_id}/{partition}/")
+}
+
+pub fn txn_marker(topic_id: Uuid, partition: i32, producer_id: i64) -> String {
+    format!("{TXN_MARKERS_PREFIX}{topic_id}/{partition}/{producer_id}")
+}
+
+/// `partitions/<topic_id>/<p>/aborted/`: the partition's aborted transactions by the offset of
+/// their abort marker (zero-padded: key order is offset order).
+pub fn partition_aborted_prefix(topic_id: Uuid, partition: i32) -> String {
+    format!("partitions/{topic_id}/{partition}/aborted/")
+}
+
+pub fn partition_aborted(topic_id: Uuid, partition: i32, last_offset: i64) -> String {
+    format!("partitions/{topic_id}/{partition}/aborted/{last_offset:020}")
+}
+
+/// `groups/<group>/txn-offsets/<producer id>/<topic>/<p>`: offsets committed in an open
+/// transaction (TxnOffsetCommit), made the group's committed offsets when it commits.
+pub fn group_txn_offsets_prefix(group_id: &str) -> String {
+    format!("{}txn-offsets/", group_prefix(group_id))
+}
+
+pub fn group_txn_offsets_of_producer(group_id: &str, producer_id: i64) -> String {
+    format!("{}{producer_id}/", group_txn_offsets_prefix(group_id))
+}
+
+pub fn group_txn_offset(group_id: &str, producer_id: i64, topic: &str, partition: i32) -> String {
+    format!(
+        "{}{topic}/{partition}",
+        group_txn_offsets_of_producer(group_id, producer_id)
+    )
+}
+
 pub fn broker(id: i32) -> String {
     format!("{BROKERS_PREFIX}{id}")
 }

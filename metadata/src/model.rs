@@ -139,6 +139,11 @@ pub struct ProducerRecord {
     /// The last batches written (oldest first), at most 5 as in Kafka.
     pub batches: Vec<ProducerBatchRecord>,
     pub last_write_ms: i64,
+    /// The first offset of the producer's open transaction in this partition (its first
+    /// transactional batch since the last marker); the last stable offset is the lowest of
+    /// these. Absent when no transaction is open (and in records from before transactions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_first_offset: Option<Offset>,
 }
 
 /// `partitions/<topic_id>/<p>/state`: what a partition's leader commits with every flush.
@@ -317,6 +322,111 @@ pub struct GroupIdRecord {
     pub protocol_type: Option<String>,
 }
 record_codec!(GroupIdRecord);
+
+/// Kafka's transaction states (`TransactionState`), with Kafka's names (DescribeTransactions
+/// and ListTransactions show them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TxnState {
+    Empty,
+    Ongoing,
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+    Dead,
+}
+
+impl TxnState {
+    pub const ALL: [TxnState; 7] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+        TxnState::Dead,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+            TxnState::Dead => "Dead",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// One partition of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TxnPartitionRecord {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub partition: i32,
+}
+
+/// `txns/<transactional id>`: a transactional producer's state, written by its transaction
+/// coordinator (the broker that owns the id by rendezvous hashing) with compare-and-set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnRecord {
+    pub v: u32,
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The producer id and epoch before the last bump (-1 when none): a producer retrying
+    /// InitProducerId after a lost answer is recognised (KIP-360).
+    pub last_producer_id: i64,
+    pub last_producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub state: TxnState,
+    /// The partitions of the open (or completing) transaction.
+    #[serde(default)]
+    pub partitions: Vec<TxnPartitionRecord>,
+    /// Consumer groups whose offsets the transaction commits (AddOffsetsToTxn).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// When the open transaction started (-1 when none).
+    pub start_ms: i64,
+    pub last_update_ms: i64,
+}
+record_codec!(TxnRecord);
+
+/// `txn-markers/<topic_id>/<p>/<producer id>`: a request to the partition's leader to write a
+/// transaction marker (a control batch). The coordinator writes it with the transaction's
+/// PrepareCommit/PrepareAbort state; the leader deletes it in the same metadata transaction
+/// that commits the marker, so a marker is written exactly once, whoever leads meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnMarkerRecord {
+    pub v: u32,
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Commit (true) or abort (false).
+    pub commit: bool,
+    /// Kafka's coordinator epoch, written into the marker.
+    pub coordinator_epoch: i32,
+}
+record_codec!(TxnMarkerRecord);
+
+/// `partitions/<topic_id>/<p>/aborted/<last_offset>`: an aborted transaction of the partition,
+/// from its first batch to its abort marker; read_committed fetches list the ones they
+/// overlap so that clients drop their records. Deleted when retention passes `last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTxnRecord {
+    pub v: u32,
+    pub producer_id: i64,
+    pub first_offset: Offset,
+    /// The offset of the abort marker.
+    pub last_offset: Offset,
+}
+record_codec!(AbortedTxnRecord);
 
 /// `acls/<resource type>/<pattern type>/<name>/<principal>/<host>/<operation>/<permission>`:
 /// one ACL binding, with Kafka's wire codes for the enums. The key holds every part, so

@@ -128,6 +128,7 @@ impl ProducerStates {
                 producer_epoch: batch.producer_epoch,
                 batches: Vec::new(),
                 last_write_ms: now_ms,
+                txn_first_offset: None,
             });
         if batch.producer_epoch != entry.producer_epoch {
             entry.producer_epoch = batch.producer_epoch;
