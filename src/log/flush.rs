@@ -868,7 +868,13 @@ fn replay(list: &[PendingBatch], producers: &mut ProducerStates, now_ms: i64) ->
                     producer_id: marker.producer_id,
                     first_offset,
                     last_offset: batch.base_offset,
-                    last_stable_offset: Some(last_stable_offset(producers, batch.last_offset + 1)),
+                    // Not raised to the log start: it only bounds where readers look
+                    // for transactions aborted later.
+                    last_stable_offset: Some(last_stable_offset(
+                        producers,
+                        batch.last_offset + 1,
+                        0,
+                    )),
                 });
             }
         }

@@ -179,6 +179,7 @@ async fn watch_requests(ctx: &BrokerCtx, queue: &Queue, shutdown: &CancellationT
         };
         // Listed after the watch started, so no request falls between the two.
         let mut full_scan_due = true;
+        let mut acquired_due = true;
         loop {
             if full_scan_due {
                 full_scan_due = match scan(ctx, queue, keys::TXN_MARKERS_PREFIX).await {
@@ -189,11 +190,16 @@ async fn watch_requests(ctx: &BrokerCtx, queue: &Queue, shutdown: &CancellationT
                     }
                 };
             }
-            let acquired_unlisted = list_acquired(ctx, queue, &mut listed).await;
-            let retry = full_scan_due || acquired_unlisted;
+            if acquired_due {
+                acquired_due = list_acquired(ctx, queue, &mut listed).await;
+            }
+            let retry = full_scan_due || acquired_due;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                changed = leadership.changed() => if changed.is_err() { return },
+                changed = leadership.changed() => match changed {
+                    Ok(()) => acquired_due = true,
+                    Err(_) => return,
+                },
                 _ = queue.rescan.notified() => full_scan_due = true,
                 _ = tokio::time::sleep(WATCH_RETRY), if retry => {}
                 event = events.recv() => match event {

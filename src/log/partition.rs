@@ -210,10 +210,13 @@ impl Partition {
 }
 
 impl PartitionState {
-    /// The first offset of the oldest transaction still open in the committed state, or the
-    /// HW when none is open.
+    /// The last stable offset of the committed state (see [`last_stable_offset`]).
     pub fn last_stable_offset(&self) -> Offset {
-        last_stable_offset(&self.committed_producers, self.high_watermark)
+        last_stable_offset(
+            &self.committed_producers,
+            self.high_watermark,
+            self.log_start_offset,
+        )
     }
 
     /// Starts verifying that `producer_id`'s transaction includes this partition: the guard
@@ -305,11 +308,19 @@ pub async fn load_aborted(
     Ok(aborted)
 }
 
-/// The last stable offset of a partition whose committed producer states are `producers`.
-pub fn last_stable_offset(producers: &ProducerStates, high_watermark: Offset) -> Offset {
+/// The last stable offset of a partition whose committed producer states are `producers`:
+/// the first offset of the oldest open transaction, or the HW when none is open; never below
+/// the log start (retention may pass an open transaction's start, as in Kafka's
+/// `updateFirstUnstableOffset`).
+pub fn last_stable_offset(
+    producers: &ProducerStates,
+    high_watermark: Offset,
+    log_start_offset: Offset,
+) -> Offset {
     producers
         .first_open_txn_offset()
         .map_or(high_watermark, |first| first.min(high_watermark))
+        .max(log_start_offset)
 }
 
 /// The aborted transactions that may overlap a read from `offset` through `entries` (Kafka's
@@ -528,7 +539,7 @@ mod tests {
     fn last_stable_offset_is_the_oldest_open_transaction_or_the_hw() {
         use crate::log::producer::IncomingBatch;
         let mut producers = ProducerStates::default();
-        assert_eq!(last_stable_offset(&producers, 10), 10);
+        assert_eq!(last_stable_offset(&producers, 10, 0), 10);
         for (id, offset) in [(1, 7), (2, 4)] {
             let batch = IncomingBatch {
                 producer_id: id,
@@ -539,10 +550,15 @@ mod tests {
             };
             producers.record(&batch, offset, offset, 0);
         }
-        assert_eq!(last_stable_offset(&producers, 10), 4);
+        assert_eq!(last_stable_offset(&producers, 10, 0), 4);
+        assert_eq!(
+            last_stable_offset(&producers, 10, 6),
+            6,
+            "retention passed the oldest start"
+        );
         producers.end_txn(2, 0, 1);
-        assert_eq!(last_stable_offset(&producers, 10), 7);
+        assert_eq!(last_stable_offset(&producers, 10, 0), 7);
         producers.end_txn(1, 0, 1);
-        assert_eq!(last_stable_offset(&producers, 10), 10);
+        assert_eq!(last_stable_offset(&producers, 10, 0), 10);
     }
 }

@@ -18,7 +18,8 @@ use strato_metadata::model::{
 use strato_metadata::{MetadataError, MetadataStore, keys};
 use tokio::time::Instant;
 
-use super::partition::{ReadView, aborted_overlapping, entries_from};
+use super::partition::{ReadView, aborted_overlapping, entries_from, last_stable_offset};
+use super::producer::ProducerStates;
 
 /// How stale a replica view may be before a reader at its end refreshes it.
 pub const REFRESH_INTERVAL: Duration = Duration::from_millis(100);
@@ -72,11 +73,12 @@ impl ReplicaViews {
         let fresh = view
             .refreshed
             .is_some_and(|at| at.elapsed() < REFRESH_INTERVAL);
-        // A reader at the end waits for news at most every REFRESH_INTERVAL; one beyond the
-        // end (it read newer records elsewhere) needs them now.
+        // A reader at the end (of what it may read: read_committed readers stop at the last
+        // stable offset) waits for news at most every REFRESH_INTERVAL; one beyond the end
+        // (it read newer records elsewhere) needs them now.
         if view.refreshed.is_none()
             || offset > view.high_watermark
-            || (offset == view.high_watermark && !fresh)
+            || (offset >= view.last_stable_offset && !fresh)
         {
             self.refresh(tp, &mut view).await?;
         }
@@ -157,14 +159,11 @@ impl ReplicaViews {
         }
         view.leader_epoch = leader_epoch;
         view.high_watermark = state.high_watermark;
-        view.last_stable_offset = state
-            .producers
-            .iter()
-            .filter_map(|p| p.txn_first_offset)
-            .min()
-            .map_or(state.high_watermark, |first| {
-                first.min(state.high_watermark)
-            });
+        view.last_stable_offset = last_stable_offset(
+            &ProducerStates::from_records(&state.producers),
+            state.high_watermark,
+            state.log_start_offset,
+        );
         view.log_start_offset = state.log_start_offset;
         view.refreshed = Some(Instant::now());
         Ok(())
