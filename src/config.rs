@@ -671,6 +671,16 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_TRANSACTION_MAX_OPEN", default_value_t = 10_000)]
     pub transaction_max_open: usize,
 
+    /// How long a transactional id with no transaction open is remembered after its last
+    /// request (Kafka `transactional.id.expiration.ms`); then its record is deleted and the
+    /// id starts afresh.
+    #[arg(
+        long,
+        env = "STRATO_TRANSACTIONAL_ID_EXPIRATION_MS",
+        default_value_t = 604_800_000
+    )]
+    pub transactional_id_expiration_ms: u64,
+
     /// Compacted chunks are written as zstd frames of about this many uncompressed bytes
     /// with a seek table, so a consumer's fetch reads and caches one frame, not the whole
     /// chunk (one ranged GET per frame on a cold read); at most --compaction-target-bytes
@@ -829,7 +839,8 @@ fn apply_config_file(
         compaction_frame_bytes,
         transaction_max_timeout_ms,
         transaction_max_partitions,
-        transaction_max_open
+        transaction_max_open,
+        transactional_id_expiration_ms
     );
     macro_rules! take_security {
         ($($field:ident),*) => {$(
@@ -991,6 +1002,9 @@ impl ServeArgs {
                 "--transaction-max-partitions must be between 1 and {TRANSACTION_PARTITIONS_MAX}"
             );
         }
+        if self.transactional_id_expiration_ms < 1_000 {
+            bail!("--transactional-id-expiration-ms must be at least 1000");
+        }
         if !(1..=1_000_000).contains(&self.transaction_max_open) {
             bail!("--transaction-max-open must be between 1 and 1000000");
         }
@@ -998,6 +1012,8 @@ impl ServeArgs {
             max_timeout_ms: i32::try_from(self.transaction_max_timeout_ms).expect("checked above"),
             max_partitions: self.transaction_max_partitions,
             max_open: self.transaction_max_open,
+            id_expiration_ms: i64::try_from(self.transactional_id_expiration_ms)
+                .unwrap_or(i64::MAX),
         };
         let cache_dir = data_dir.join("cache");
         Ok(Config {

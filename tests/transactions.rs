@@ -360,3 +360,35 @@ fn add_partitions_checks_the_partitions() {
     assert_eq!(state.topics[0].partitions, vec![0, 1]);
     assert!(state.transaction_start_time_ms > 0);
 }
+
+/// Goal: a transactional id idle past --transactional-id-expiration-ms is forgotten (its
+/// record deleted), and metrics count open transactions. Method: one id opens a transaction
+/// (counted in /metrics), another is registered and left idle; the idle one's
+/// DescribeTransactions turns into TRANSACTIONAL_ID_NOT_FOUND, the open one stays.
+#[test]
+fn idle_transactional_ids_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["--transactional-id-expiration-ms", "1000"]);
+    let mut client = Client::new(&broker);
+    let open = client.init("tx-open", 600_000);
+    assert_eq!(
+        client.add_offsets("tx-open", (open.producer_id.0, open.producer_epoch), "g"),
+        0
+    );
+    assert_eq!(client.init("tx-idle", 60_000).error_code, 0);
+    let (_, metrics) = broker.http_get("/metrics");
+    assert!(
+        metrics.contains("strato_transactions{state=\"open\"} 1"),
+        "{metrics}"
+    );
+    const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+    wait_until(Duration::from_secs(30), "the idle id to expire", || {
+        let response: DescribeTransactionsResponse = client.call(
+            ApiKey::DescribeTransactions,
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![tid("tx-idle")]),
+        );
+        response.transaction_states[0].error_code == TRANSACTIONAL_ID_NOT_FOUND
+    });
+    assert_eq!(client.state("tx-open"), "Ongoing");
+}

@@ -53,6 +53,9 @@ pub struct TxnLimits {
     pub max_partitions: usize,
     /// Open transactions this broker coordinates at once.
     pub max_open: usize,
+    /// Kafka's `transactional.id.expiration.ms`: an id with no transaction open and no
+    /// request for this long is forgotten (its record deleted), so `txns/` stays bounded.
+    pub id_expiration_ms: i64,
 }
 
 /// Why a coordinator request failed.
@@ -463,19 +466,40 @@ impl TxnCoordinator {
     /// ownership move) and forgets those it no longer owns.
     async fn scan(&self) -> Result<(), MetadataError> {
         let mut found: Vec<TxnRecord> = Vec::new();
+        let mut expired: Vec<(String, Version)> = Vec::new();
+        let now = now_ms();
         self.meta
             .for_each(keys::TXNS_PREFIX, None, &mut |key, value| {
                 let record = TxnRecord::decode(key, &value.value)?;
-                if matches!(
-                    record.state,
-                    TxnState::Ongoing | TxnState::PrepareCommit | TxnState::PrepareAbort
-                ) && self.owns(&record.transactional_id)
-                {
-                    found.push(record);
+                if !self.owns(&record.transactional_id) {
+                    return Ok(());
+                }
+                match record.state {
+                    TxnState::Ongoing | TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                        found.push(record)
+                    }
+                    _ if now.saturating_sub(record.last_update_ms)
+                        > self.limits.id_expiration_ms =>
+                    {
+                        expired.push((key.to_string(), value.version));
+                    }
+                    _ => {}
                 }
                 Ok(())
             })
             .await?;
+        for (key, version) in expired {
+            // Compare-and-set: an id used meanwhile is kept.
+            match self
+                .meta
+                .txn(Txn::new().when_version(&key, version).delete(&key))
+                .await
+            {
+                Ok(_) => tracing::debug!(%key, "expired an idle transactional id"),
+                Err(MetadataError::Conflict { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
         let known: HashSet<String> = {
             let mut tracked = self.tracked.lock().expect("tracked lock");
             tracked.retain(|id, _| self.owns(id));
