@@ -18,6 +18,7 @@ pub mod client;
 pub mod command_config;
 pub mod security;
 pub mod tools;
+pub mod transactions;
 pub mod users;
 
 const MIB: u64 = 1024 * 1024;
@@ -99,6 +100,12 @@ pub enum Command {
     /// Example: `printf '%s' "$PW" | strato user create alice --password-stdin`
     #[command(subcommand)]
     User(users::UserCommand),
+    /// List and describe transactions (ListTransactions, DescribeTransactions), like
+    /// kafka-transactions.sh.
+    ///
+    /// Example: `strato transaction describe payments-1`
+    #[command(subcommand)]
+    Transaction(transactions::TransactionCommand),
     /// Create, list and delete ACLs (brokers started with `--authorizer true`).
     ///
     /// Talks to a running cluster over the Kafka protocol, like kafka-acls.sh.

@@ -392,3 +392,100 @@ fn idle_transactional_ids_expire() {
     });
     assert_eq!(client.state("tx-open"), "Ongoing");
 }
+
+/// Runs `strato ARGS` against `broker`; (success, stdout, stderr).
+fn strato_cli(broker: &Broker, args: &[&str]) -> (bool, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_strato"));
+    command
+        .args(args)
+        .args(["--bootstrap", &broker.bootstrap()]);
+    let output = common::run_with_timeout(&mut command, Duration::from_secs(60));
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Goal: `strato transaction list|describe` show what the coordinators hold. Method: one id
+/// with an open transaction on two partitions, one idle; list (JSON, and filtered by state)
+/// and describe (JSON and table); an unknown id fails with Kafka's error name.
+#[test]
+fn the_cli_lists_and_describes_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["--default-partitions", "2"]);
+    let mut client = Client::new(&broker);
+    let (ok, _, stderr) = strato_cli(&broker, &["topic", "create", "out", "--partitions", "2"]);
+    assert!(ok, "{stderr}");
+    let open = client.init("tx-open", 60_000);
+    let response: AddPartitionsToTxnResponse = client.call(
+        ApiKey::AddPartitionsToTxn,
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(tid("tx-open"))
+            .with_v3_and_below_producer_id(open.producer_id)
+            .with_v3_and_below_producer_epoch(open.producer_epoch)
+            .with_v3_and_below_topics(vec![
+                AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("out")))
+                    .with_partitions(vec![0, 1]),
+            ]),
+    );
+    assert_eq!(
+        response.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    assert_eq!(client.init("tx-idle", 60_000).error_code, 0);
+
+    let (ok, stdout, stderr) = strato_cli(&broker, &["transaction", "list", "--output", "json"]);
+    assert!(ok, "{stderr}");
+    let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let states: Vec<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["transactional_id"].as_str().unwrap().to_string(),
+                t["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("tx-idle".to_string(), "Empty".to_string()),
+            ("tx-open".to_string(), "Ongoing".to_string())
+        ]
+    );
+    let (ok, stdout, _) = strato_cli(&broker, &["transaction", "list", "--state", "ongoing"]);
+    assert!(ok);
+    assert!(
+        stdout.contains("tx-open") && !stdout.contains("tx-idle"),
+        "{stdout}"
+    );
+
+    let (ok, stdout, stderr) = strato_cli(
+        &broker,
+        &["transaction", "describe", "tx-open", "--output", "json"],
+    );
+    assert!(ok, "{stderr}");
+    let described: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(described["state"], "Ongoing");
+    assert_eq!(described["producer_id"], open.producer_id.0);
+    assert_eq!(described["timeout_ms"], 60_000);
+    assert_eq!(
+        described["partitions"],
+        serde_json::json!(["out:0", "out:1"])
+    );
+    assert!(described["start_time_ms"].as_i64().unwrap() > 0);
+    let (ok, stdout, _) = strato_cli(&broker, &["transaction", "describe", "tx-idle"]);
+    assert!(ok);
+    assert!(stdout.contains("Empty"), "{stdout}");
+    let (ok, _, stderr) = strato_cli(&broker, &["transaction", "describe", "no-such-id"]);
+    assert!(!ok);
+    assert!(stderr.contains("TRANSACTIONAL_ID_NOT_FOUND"), "{stderr}");
+    let (ok, _, stderr) = strato_cli(&broker, &["transaction", "list", "--state", "Sideways"]);
+    assert!(!ok);
+    assert!(stderr.contains("--state"), "{stderr}");
+}
