@@ -18,6 +18,7 @@ pub mod client;
 pub mod command_config;
 pub mod security;
 pub mod tools;
+pub mod transactions;
 pub mod users;
 
 const MIB: u64 = 1024 * 1024;
@@ -99,6 +100,12 @@ pub enum Command {
     /// Example: `printf '%s' "$PW" | strato user create alice --password-stdin`
     #[command(subcommand)]
     User(users::UserCommand),
+    /// List and describe transactions (ListTransactions, DescribeTransactions), like
+    /// kafka-transactions.sh.
+    ///
+    /// Example: `strato transaction describe payments-1`
+    #[command(subcommand)]
+    Transaction(transactions::TransactionCommand),
     /// Create, list and delete ACLs (brokers started with `--authorizer true`).
     ///
     /// Talks to a running cluster over the Kafka protocol, like kafka-acls.sh.
@@ -652,6 +659,35 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_COMPACTION_TARGET_BYTES", default_value_t = 64 * MIB)]
     pub compaction_target_bytes: u64,
 
+    /// Longest `transaction.timeout.ms` a transactional producer may ask for (Kafka
+    /// `transaction.max.timeout.ms`); a transaction open longer is aborted.
+    #[arg(
+        long,
+        env = "STRATO_TRANSACTION_MAX_TIMEOUT_MS",
+        default_value_t = 900_000
+    )]
+    pub transaction_max_timeout_ms: u64,
+
+    /// Most partitions in one transaction (its state and marker requests are written in one
+    /// metadata transaction; etcd allows 128 operations). More: TRANSACTION_ABORTABLE.
+    #[arg(long, env = "STRATO_TRANSACTION_MAX_PARTITIONS", default_value_t = 100)]
+    pub transaction_max_partitions: usize,
+
+    /// Most open transactions this broker coordinates at once; a transaction that would open
+    /// one more gets COORDINATOR_NOT_AVAILABLE (clients retry). Bounds coordinator memory.
+    #[arg(long, env = "STRATO_TRANSACTION_MAX_OPEN", default_value_t = 10_000)]
+    pub transaction_max_open: usize,
+
+    /// How long a transactional id with no transaction open is remembered after its last
+    /// request (Kafka `transactional.id.expiration.ms`); then its record is deleted and the
+    /// id starts afresh.
+    #[arg(
+        long,
+        env = "STRATO_TRANSACTIONAL_ID_EXPIRATION_MS",
+        default_value_t = 604_800_000
+    )]
+    pub transactional_id_expiration_ms: u64,
+
     /// Compacted chunks are written as zstd frames of about this many uncompressed bytes
     /// with a seek table, so a consumer's fetch reads and caches one frame, not the whole
     /// chunk (one ranged GET per frame on a cold read); at most --compaction-target-bytes
@@ -694,6 +730,7 @@ pub struct Config {
     pub compaction_interval: Duration,
     pub compaction_target_bytes: u64,
     pub compaction_frame_bytes: u64,
+    pub txn_limits: crate::txn::TxnLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -806,7 +843,11 @@ fn apply_config_file(
         gc_grace_ms,
         compaction_interval_ms,
         compaction_target_bytes,
-        compaction_frame_bytes
+        compaction_frame_bytes,
+        transaction_max_timeout_ms,
+        transaction_max_partitions,
+        transaction_max_open,
+        transactional_id_expiration_ms
     );
     macro_rules! take_security {
         ($($field:ident),*) => {$(
@@ -955,6 +996,32 @@ impl ServeArgs {
             Some(addr) => Some(parse_host_port(addr)?),
         };
         let security = self.security.validate(self.listen, advertised_address)?;
+        // One metadata transaction holds the state and a marker request per partition.
+        const TRANSACTION_PARTITIONS_MAX: usize = 120;
+        if !(1_000..=i32::MAX as u64).contains(&self.transaction_max_timeout_ms) {
+            bail!(
+                "--transaction-max-timeout-ms must be between 1000 and {}",
+                i32::MAX
+            );
+        }
+        if !(1..=TRANSACTION_PARTITIONS_MAX).contains(&self.transaction_max_partitions) {
+            bail!(
+                "--transaction-max-partitions must be between 1 and {TRANSACTION_PARTITIONS_MAX}"
+            );
+        }
+        if self.transactional_id_expiration_ms < 1_000 {
+            bail!("--transactional-id-expiration-ms must be at least 1000");
+        }
+        if !(1..=1_000_000).contains(&self.transaction_max_open) {
+            bail!("--transaction-max-open must be between 1 and 1000000");
+        }
+        let txn_limits = crate::txn::TxnLimits {
+            max_timeout_ms: i32::try_from(self.transaction_max_timeout_ms).expect("checked above"),
+            max_partitions: self.transaction_max_partitions,
+            max_open: self.transaction_max_open,
+            id_expiration_ms: i64::try_from(self.transactional_id_expiration_ms)
+                .unwrap_or(i64::MAX),
+        };
         let cache_dir = data_dir.join("cache");
         Ok(Config {
             data_dir,
@@ -989,6 +1056,7 @@ impl ServeArgs {
             compaction_frame_bytes: self
                 .compaction_frame_bytes
                 .min(self.compaction_target_bytes),
+            txn_limits,
         })
     }
 }

@@ -18,3 +18,4 @@ pub mod producer_ids;
 pub mod protocol;
 pub mod security;
 pub mod server;
+pub mod txn;

@@ -158,6 +158,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         None
     };
 
+    let producer_ids = Arc::new(ProducerIdAllocator::new());
+    let txns = Arc::new(crate::txn::TxnCoordinator::new(
+        meta.clone(),
+        cluster.clone(),
+        producer_ids.clone(),
+        config.txn_limits.clone(),
+    ));
     let ctx = Arc::new(BrokerCtx {
         broker_id,
         cluster_id,
@@ -169,7 +176,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         log,
         replicas: crate::log::replica::ReplicaViews::new(meta.clone()),
         gc: Arc::new(crate::log::gc::GcStats::default()),
-        producer_ids: ProducerIdAllocator::new(),
+        producer_ids: producer_ids.clone(),
+        txns: txns.clone(),
         groups: Arc::new(crate::group::GroupCoordinator::new(
             meta.clone(),
             cluster.clone(),
@@ -224,6 +232,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let tls_reload = tls
         .clone()
         .map(|tls| tokio::spawn(tls.run_reloads(tls_reload_stop.clone())));
+    let txn_stop = CancellationToken::new();
+    let txn_task = tokio::spawn(txns.clone().run(txn_stop.clone()));
     let group_timers_stop = CancellationToken::new();
     let group_timers = tokio::spawn(ctx.groups.clone().run_timers(group_timers_stop.clone()));
     // The lease outlives the drain: it is revoked only after the final flush.
@@ -283,6 +293,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tracing::error!("flusher task failed: {err}");
     }
     keep_alive_stop.cancel();
+    txn_stop.cancel();
+    let _ = txn_task.await;
     group_timers_stop.cancel();
     let _ = group_timers.await;
     cluster_stop.cancel();

@@ -284,10 +284,12 @@ fn api_versions_negotiation() {
             // AlterConfigs 33, DescribeLogDirs 35, CreatePartitions 37, ElectLeaders 43,
             // IncrementalAlterConfigs 44, DescribeCluster 60, DescribeProducers 61, and
             // security: SaslHandshake 17, DescribeAcls 29, CreateAcls 30, DeleteAcls 31,
-            // SaslAuthenticate 36, DescribeUserScramCredentials 50, AlterUserScramCredentials 51.
+            // SaslAuthenticate 36, DescribeUserScramCredentials 50, AlterUserScramCredentials 51,
+            // and transactions: AddPartitionsToTxn 24, AddOffsetsToTxn 25, EndTxn 26,
+            // TxnOffsetCommit 28, DescribeTransactions 65, ListTransactions 66.
             vec![
-                0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 29, 30,
-                31, 32, 33, 35, 36, 37, 42, 43, 44, 47, 50, 51, 60, 61
+                0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+                26, 28, 29, 30, 31, 32, 33, 35, 36, 37, 42, 43, 44, 47, 50, 51, 60, 61, 65, 66
             ],
             "exactly what is implemented"
         );

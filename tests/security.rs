@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::pki::Pki;
+use common::wire::call;
 use common::{Broker, add_user, run_client_script_with_env, wait_until, wire};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
@@ -344,22 +345,6 @@ async fn certificates_rotate_without_a_restart() {
     });
     metadata(&trusting(&old.ca_file())).expect_err("the old certificate is gone");
     assert!(broker.log_text().contains("TLS certificates reloaded"));
-}
-
-/// Sends a request and reads its response on a raw connection.
-fn call<Req, Resp>(
-    stream: &mut std::net::TcpStream,
-    key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    request: &Req,
-) -> Resp
-where
-    Req: kafka_protocol::protocol::Encodable,
-    Resp: kafka_protocol::protocol::Decodable,
-{
-    wire::send(stream, key, version, correlation_id, request);
-    wire::response(stream, key, version, correlation_id)
 }
 
 fn connect(addr: std::net::SocketAddr) -> std::net::TcpStream {

@@ -90,3 +90,31 @@ pub fn from_acl_store(err: &AclStoreError) -> i16 {
         },
     }
 }
+
+/// Errors of the transaction coordinator (`crate::txn`), as Kafka's coordinator answers.
+pub fn from_coordinator(err: &crate::txn::CoordinatorError) -> i16 {
+    use crate::txn::CoordinatorError;
+    use crate::txn::state::TxnError;
+    match err {
+        CoordinatorError::Txn(TxnError::ConcurrentTransactions) => {
+            ResponseError::ConcurrentTransactions.code()
+        }
+        CoordinatorError::Txn(TxnError::ProducerFenced) => ResponseError::ProducerFenced.code(),
+        CoordinatorError::Txn(TxnError::InvalidProducerIdMapping) => {
+            ResponseError::InvalidProducerIdMapping.code()
+        }
+        CoordinatorError::Txn(TxnError::InvalidTxnState) => ResponseError::InvalidTxnState.code(),
+        CoordinatorError::Txn(TxnError::InvalidTransactionTimeout) => {
+            ResponseError::InvalidTransactionTimeout.code()
+        }
+        // No Kafka error says "too many partitions"; the client can abort and retry smaller.
+        CoordinatorError::Txn(TxnError::TooManyPartitions) => {
+            ResponseError::TransactionAbortable.code()
+        }
+        CoordinatorError::NotCoordinator => ResponseError::NotCoordinator.code(),
+        // Retriable: the client looks the coordinator up again and retries.
+        CoordinatorError::TooManyOpen => ResponseError::CoordinatorNotAvailable.code(),
+        CoordinatorError::UnknownId => ResponseError::TransactionalIdNotFound.code(),
+        CoordinatorError::Store(err) => from_group_store(err),
+    }
+}

@@ -1,5 +1,7 @@
-//! InitProducerId for idempotent (non-transactional) producers: IDEMPOTENT_WRITE on the
-//! cluster or WRITE on some topic (KIP-679), else CLUSTER_AUTHORIZATION_FAILED.
+//! InitProducerId. Idempotent (non-transactional) producers need IDEMPOTENT_WRITE on the
+//! cluster or WRITE on some topic (KIP-679), else CLUSTER_AUTHORIZATION_FAILED; a
+//! transactional id needs WRITE on it and is served by its transaction coordinator
+//! (`crate::txn`).
 
 use std::sync::Arc;
 
@@ -10,29 +12,50 @@ use super::BrokerCtx;
 use super::error;
 use crate::security::Session;
 use crate::security::acl::{AclOperation, ResourceType};
+use crate::txn::state::InitRequest;
 
 pub(super) async fn handle(
     ctx: &Arc<BrokerCtx>,
     req: InitProducerIdRequest,
+    version: i16,
     session: &Session,
 ) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if let Some(transactional_id) = &req.transactional_id {
-        // Transactions are not implemented; tell the client at once instead of letting it
-        // retry against a coordinator that does not exist. Kafka's check (WRITE on the
-        // transactional id) still runs, so a denial is logged and counted as in Kafka.
-        let authorized = ctx.authorizer.allows(
+    if let Some(transactional_id) = req.transactional_id.as_ref().filter(|id| !id.is_empty()) {
+        let transactional_id = transactional_id.as_str();
+        if !ctx.authorizer.allows(
             session,
             AclOperation::Write,
             ResourceType::TransactionalId,
-            transactional_id.as_str(),
-        );
-        tracing::debug!(authorized, "InitProducerId for a transactional id refused");
-        return response.with_error_code(error::code(
-            ResponseError::TransactionalIdAuthorizationFailed,
-        ));
+            transactional_id,
+        ) {
+            return response.with_error_code(error::code(
+                ResponseError::TransactionalIdAuthorizationFailed,
+            ));
+        }
+        let request = InitRequest {
+            timeout_ms: req.transaction_timeout_ms,
+            producer_id: req.producer_id.0,
+            producer_epoch: req.producer_epoch,
+        };
+        return match ctx.txns.init_producer_id(transactional_id, request).await {
+            Ok((id, epoch)) => response
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(err) => {
+                tracing::debug!(transactional_id, "InitProducerId refused: {err}");
+                let code = error::from_coordinator(&err);
+                // PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v4 (KIP-588).
+                let code = if version < 4 && code == error::code(ResponseError::ProducerFenced) {
+                    error::code(ResponseError::InvalidProducerEpoch)
+                } else {
+                    code
+                };
+                response.with_error_code(code)
+            }
+        };
     }
     if !ctx.authorizer.allows_idempotent_write(session) {
         return response.with_error_code(error::code(ResponseError::ClusterAuthorizationFailed));

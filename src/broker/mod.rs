@@ -42,6 +42,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod sasl;
 pub mod topic_config;
+mod txn;
 mod users;
 
 /// Everything a handler may use.
@@ -61,7 +62,9 @@ pub struct BrokerCtx {
     pub gc: Arc<crate::log::gc::GcStats>,
     /// Views of partitions other brokers lead, for reads served here (KIP-392).
     pub replicas: crate::log::replica::ReplicaViews,
-    pub producer_ids: ProducerIdAllocator,
+    pub producer_ids: Arc<ProducerIdAllocator>,
+    /// Transaction coordination for the transactional ids this broker owns.
+    pub txns: Arc<crate::txn::TxnCoordinator>,
     pub groups: Arc<crate::group::GroupCoordinator>,
     /// Whether a session may do what it asks (ACLs, super users, `--authorizer`).
     pub authorizer: Arc<crate::security::authorizer::Authorizer>,
@@ -130,6 +133,24 @@ pub async fn handle(
         RequestKind::AlterUserScramCredentials(req) => now(
             ResponseKind::AlterUserScramCredentials(users::alter(ctx, req, session).await),
         ),
+        RequestKind::AddPartitionsToTxn(req) => now(ResponseKind::AddPartitionsToTxn(
+            txn::add_partitions(ctx, req, version, session).await,
+        )),
+        RequestKind::AddOffsetsToTxn(req) => now(ResponseKind::AddOffsetsToTxn(
+            txn::add_offsets(ctx, req, version, session).await,
+        )),
+        RequestKind::EndTxn(req) => now(ResponseKind::EndTxn(
+            txn::end(ctx, req, version, session).await,
+        )),
+        RequestKind::TxnOffsetCommit(req) => now(ResponseKind::TxnOffsetCommit(
+            group::txn_offsets::commit(ctx, req, version, session).await,
+        )),
+        RequestKind::DescribeTransactions(req) => now(ResponseKind::DescribeTransactions(
+            txn::describe(ctx, req, session).await,
+        )),
+        RequestKind::ListTransactions(req) => now(ResponseKind::ListTransactions(
+            txn::list(ctx, req, session).await,
+        )),
         RequestKind::SaslHandshake(req) => sasl::handshake(ctx, req, version, session),
         RequestKind::SaslAuthenticate(req) => sasl::authenticate(ctx, req, version, session).await,
         RequestKind::Metadata(req) => Reply::Now(Some(Box::new(ResponseKind::Metadata(
@@ -159,9 +180,11 @@ pub async fn handle(
         RequestKind::DescribeProducers(req) => now(ResponseKind::DescribeProducers(
             describe_producers::handle(ctx, req, session),
         )),
-        RequestKind::InitProducerId(req) => Reply::Now(Some(Box::new(
-            ResponseKind::InitProducerId(init_producer_id::handle(ctx, req, session).await),
-        ))),
+        RequestKind::InitProducerId(req) => {
+            Reply::Now(Some(Box::new(ResponseKind::InitProducerId(
+                init_producer_id::handle(ctx, req, version, session).await,
+            ))))
+        }
         RequestKind::ListOffsets(req) => Reply::Now(Some(Box::new(ResponseKind::ListOffsets(
             list_offsets::handle(ctx, req, version, session).await,
         )))),

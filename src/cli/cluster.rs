@@ -19,6 +19,10 @@ use kafka_protocol::protocol::StrBytes;
 use super::kafka_client::{ClientError, ClientOptions, ClientRequest, Connection, ErrorCode};
 use super::transport::host_port;
 
+/// FindCoordinator key types (Kafka `CoordinatorType`).
+pub const KEY_TYPE_GROUP: i8 = 0;
+pub const KEY_TYPE_TRANSACTION: i8 = 1;
+
 /// Attempts of a coordinator-routed request while the coordinator moves or loads.
 const COORDINATOR_ATTEMPTS_MAX: u32 = 5;
 const RETRY_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
@@ -84,7 +88,8 @@ pub struct Client {
     brokers: BTreeMap<i32, String>,
     nodes: BTreeMap<i32, Connection>,
     /// Group -> coordinator node id.
-    coordinators: BTreeMap<String, i32>,
+    /// Coordinators by (FindCoordinator key type, key).
+    coordinators: BTreeMap<(i8, String), i32>,
 }
 
 impl Client {
@@ -221,7 +226,13 @@ impl Client {
     /// The node id of `group`'s coordinator (FindCoordinator, key type 0 = group), retried
     /// while the coordinator is not available yet.
     pub async fn coordinator(&mut self, group: &str) -> Result<i32, ClientError> {
-        if let Some(node_id) = self.coordinators.get(group) {
+        self.coordinator_of(KEY_TYPE_GROUP, group).await
+    }
+
+    /// The node id of the coordinator of `key` (key type 0: a group, 1: a transactional id).
+    pub async fn coordinator_of(&mut self, key_type: i8, key: &str) -> Result<i32, ClientError> {
+        let cache_key = (key_type, key.to_string());
+        if let Some(node_id) = self.coordinators.get(&cache_key) {
             return Ok(*node_id);
         }
         let mut attempt = 1;
@@ -229,11 +240,11 @@ impl Client {
             let response = self
                 .bootstrap
                 .send(|version| {
-                    let mut request = FindCoordinatorRequest::default();
+                    let mut request = FindCoordinatorRequest::default().with_key_type(key_type);
                     if version >= 4 {
-                        request.coordinator_keys = vec![StrBytes::from(group.to_string())];
+                        request.coordinator_keys = vec![StrBytes::from(key.to_string())];
                     } else {
-                        request.key = StrBytes::from(group.to_string());
+                        request.key = StrBytes::from(key.to_string());
                     }
                     request
                 })
@@ -251,7 +262,7 @@ impl Client {
             let code = ErrorCode(code);
             if code.is_ok() {
                 self.brokers.insert(node_id, host_port(&host, port));
-                self.coordinators.insert(group.to_string(), node_id);
+                self.coordinators.insert(cache_key, node_id);
                 return Ok(node_id);
             }
             if !code.is_coordinator_moved() || attempt >= COORDINATOR_ATTEMPTS_MAX {
@@ -275,14 +286,26 @@ impl Client {
         build: impl Fn(i16) -> R,
         error_of: impl Fn(&R::Response) -> ErrorCode,
     ) -> Result<R::Response, ClientError> {
+        self.send_to_coordinator_of(KEY_TYPE_GROUP, group, build, error_of)
+            .await
+    }
+
+    /// [`Client::send_to_coordinator`] for any coordinator key type.
+    pub async fn send_to_coordinator_of<R: ClientRequest>(
+        &mut self,
+        key_type: i8,
+        key: &str,
+        build: impl Fn(i16) -> R,
+        error_of: impl Fn(&R::Response) -> ErrorCode,
+    ) -> Result<R::Response, ClientError> {
         let mut attempt = 1;
         loop {
-            let node_id = self.coordinator(group).await?;
+            let node_id = self.coordinator_of(key_type, key).await?;
             let response = self.node(node_id).await?.send(&build).await?;
             if attempt >= COORDINATOR_ATTEMPTS_MAX || !error_of(&response).is_coordinator_moved() {
                 return Ok(response);
             }
-            self.coordinators.remove(group);
+            self.coordinators.remove(&(key_type, key.to_string()));
             tokio::time::sleep(backoff(attempt)).await;
             attempt += 1;
         }

@@ -17,8 +17,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateAclsRequest, CreatePartitionsRequest,
     CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
-    DescribeAclsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
-    FindCoordinatorRequest, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest,
+    DescribeAclsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    DescribeTransactionsRequest, FetchRequest, FindCoordinatorRequest,
+    IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest, ListTransactionsRequest,
     MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
     ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
@@ -87,6 +88,9 @@ client_versions! {
     CreateAclsRequest => 1..=3,
     DescribeAclsRequest => 1..=3,
     DeleteAclsRequest => 1..=3,
+    // v1 adds the duration filter; v2's id pattern is not used.
+    ListTransactionsRequest => 0..=1,
+    DescribeTransactionsRequest => 0..=0,
 }
 
 /// Timeouts, bounds and security of a client's connections.

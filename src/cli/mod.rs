@@ -23,5 +23,6 @@ pub mod segment;
 pub mod table;
 pub mod topic;
 pub mod topic_api;
+pub mod transaction;
 pub mod transport;
 pub mod user;

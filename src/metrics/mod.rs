@@ -40,6 +40,7 @@ pub fn render(ctx: &BrokerCtx) -> String {
     render_partitions(&mut out, ctx);
     render_cluster(&mut out, ctx);
     ctx.metrics.security.render(&mut out);
+    render_transactions(&mut out, ctx);
     render_authorization(&mut out, ctx);
     out.finish()
 }
@@ -430,5 +431,24 @@ fn render_cluster(out: &mut Encoder, ctx: &BrokerCtx) {
         "counter",
         "JoinGroups answered COORDINATOR_NOT_AVAILABLE because this coordinator held --group-max-groups groups.",
         &[(&[], groups.refused_joins)],
+    );
+}
+
+fn render_transactions(out: &mut Encoder, ctx: &BrokerCtx) {
+    let stats = ctx.txns.stats();
+    out.simple(
+        "strato_transactions",
+        "gauge",
+        "Transactions this broker coordinates, per state: open (Ongoing) or completing (markers being written).",
+        &[
+            (&[("state", "open")], stats.open),
+            (&[("state", "completing")], stats.completing),
+        ],
+    );
+    out.simple(
+        "strato_transaction_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest open or completing transaction this broker coordinates (0: none).",
+        &[(&[], u64::try_from(stats.oldest_age_ms / 1000).unwrap_or(0))],
     );
 }

@@ -100,6 +100,18 @@ pub fn response<T: Decodable>(
     T::decode(&mut frame, version).expect("decode response")
 }
 
+/// Sends a request and reads its response.
+pub fn call<Req: Encodable, Resp: Decodable>(
+    stream: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    request: &Req,
+) -> Resp {
+    send(stream, key, version, correlation_id, request);
+    response(stream, key, version, correlation_id)
+}
+
 /// InitProducerId v4 for an idempotent (non-transactional) producer: a new producer id, or
 /// with `current` = (id, epoch) a KIP-360 epoch bump. Returns (producer id, epoch) after
 /// checking that there was no error.

@@ -7,6 +7,7 @@ pub(super) mod admin;
 pub(super) mod find_coordinator;
 pub(super) mod membership;
 pub(super) mod offsets;
+pub(super) mod txn_offsets;
 
 use kafka_protocol::protocol::StrBytes;
 

@@ -204,6 +204,7 @@ async fn fetch_group(
     ctx: &BrokerCtx,
     group_id: &str,
     requested: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
     session: &Session,
 ) -> FetchedGroup {
     let authorizer = &ctx.authorizer;
@@ -307,6 +308,35 @@ async fn fetch_group(
             }
         }
     }
+    // KIP-447: with require_stable, a partition whose offset a transaction may still change
+    // answers UNSTABLE_OFFSET_COMMIT (retriable) instead of a value about to be replaced.
+    if require_stable {
+        match super::txn_offsets::pending_partitions(ctx, group_id).await {
+            Ok(pending) if !pending.is_empty() => {
+                let unstable = error::code(ResponseError::UnstableOffsetCommit);
+                for (topic, offsets) in topics.iter_mut() {
+                    for offset in offsets.iter_mut() {
+                        if offset.error == error::NONE
+                            && pending.contains(&(topic.clone(), offset.partition))
+                        {
+                            *offset = FetchedOffset {
+                                error: unstable,
+                                ..entry(None, offset.partition)
+                            };
+                        }
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(group = %group_id, "failed to read pending offsets: {err:#}");
+                return FetchedGroup {
+                    error: error::from_group_store(&err),
+                    topics: BTreeMap::new(),
+                };
+            }
+        }
+    }
     FetchedGroup {
         error: error::NONE,
         topics,
@@ -328,7 +358,14 @@ pub(in crate::broker) async fn fetch(
                     .map(|t| (t.name.to_string(), t.partition_indexes))
                     .collect()
             });
-            let fetched = fetch_group(ctx, group.group_id.as_str(), requested, session).await;
+            let fetched = fetch_group(
+                ctx,
+                group.group_id.as_str(),
+                requested,
+                req.require_stable,
+                session,
+            )
+            .await;
             groups.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id)
@@ -366,7 +403,14 @@ pub(in crate::broker) async fn fetch(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let fetched = fetch_group(ctx, req.group_id.as_str(), requested, session).await;
+    let fetched = fetch_group(
+        ctx,
+        req.group_id.as_str(),
+        requested,
+        version >= 7 && req.require_stable,
+        session,
+    )
+    .await;
     let topics = fetched
         .topics
         .into_iter()
