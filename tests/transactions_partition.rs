@@ -1,14 +1,13 @@
 //! Transactions from a partition's point of view (issue 17, RFC 001): transactional produce
 //! checked against the coordinator's record, markers written by the partition's leader for
-//! `txn-markers/` requests, the last stable offset and aborted transactions at read_committed
-//! (raw Fetch and ListOffsets, and librdkafka consumers at both isolation levels), a marker
-//! written exactly once across a kill -9 of its leader, and compaction keeping markers'
-//! meaning.
+//! the coordinator's `txn-markers/` requests, the last stable offset and aborted
+//! transactions at read_committed (raw Fetch and ListOffsets, and librdkafka consumers at
+//! both isolation levels), a marker written exactly once across a kill -9 of its leader,
+//! compaction keeping markers' meaning, and librdkafka's transactional producer end to end.
 //!
-//! The tests play the transaction coordinator: they write `txns/<id>` and the marker
-//! requests straight into the broker's etcd, as the coordinator does (Ongoing with the
-//! partitions while a transaction is open; PrepareCommit/PrepareAbort and one request per
-//! partition in one transaction to end it; the requests disappear once written).
+//! Transactions are driven through the broker's coordinator in raw frames where exact
+//! offsets and error codes matter (InitProducerId, AddPartitionsToTxn, Produce, EndTxn,
+//! DescribeTransactions), and with librdkafka's transactional producer otherwise.
 
 mod common;
 
@@ -17,225 +16,154 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::kafka::create_topic;
-use common::wire::{Wire, init_producer_id};
+use common::wire::Wire;
 use common::{Broker, wait_until};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, FetchRequest, ListOffsetsRequest, ProduceRequest, TopicName, TransactionalId,
+    AddPartitionsToTxnRequest, BrokerId, DescribeTransactionsRequest, EndTxnRequest, FetchRequest,
+    InitProducerIdRequest, ListOffsetsRequest, ProduceRequest, ProducerId, TopicName,
+    TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, Statistics, TopicPartitionList};
 use strato_metadata::etcd::{EtcdConfig, EtcdStore};
-use strato_metadata::model::{
-    RECORD_FORMAT_V1, TopicRecord, TxnMarkerRecord, TxnPartitionRecord, TxnRecord, TxnState,
-};
+use strato_metadata::model::TopicRecord;
 use strato_metadata::testing::etcd_server::EtcdServer;
-use strato_metadata::{MetadataStore, Txn, keys};
+use strato_metadata::{MetadataStore, keys};
 use strato_tiering::batch::test_support::{BatchSpec, build_batch, simple_batch};
 use strato_tiering::batch::{TxnMarker, iter_batches, parse_marker};
 
 /// The transactional bit of a batch's attributes.
 const TRANSACTIONAL: i16 = 0x10;
-/// How long a marker request may wait for its leader (a takeover after kill -9 waits for
-/// the dead broker's 10 s lease).
-const MARKER_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a transaction may take to complete (a takeover after kill -9 waits for the dead
+/// broker's 10 s lease).
+const COMPLETE_DEADLINE: Duration = Duration::from_secs(60);
 
-/// A broker on its own etcd, and a client of that etcd to play the coordinator with.
-struct Node {
-    broker: Broker,
-    store: EtcdStore,
-    url: String,
-    objects: String,
-    dir: tempfile::TempDir,
-    _etcd: EtcdServer,
+fn transactional_id(id: &str) -> TransactionalId {
+    TransactionalId(StrBytes::from_string(id.to_string()))
 }
 
-impl Node {
-    async fn start(extra: &[&str]) -> Node {
-        let etcd = EtcdServer::start();
-        let url = etcd.url("/strato/txn");
-        let dir = tempfile::tempdir().unwrap();
-        let objects = format!("file://{}", dir.path().join("objects").display());
-        let mut args = vec!["--metadata", &url, "--object-store", &objects];
-        args.extend_from_slice(extra);
-        let broker = Broker::start(&dir.path().join("first"), &args);
-        let store = EtcdStore::connect(EtcdConfig::from_url(&url).unwrap())
-            .await
-            .unwrap();
-        Node {
-            broker,
-            store,
-            url,
-            objects,
-            dir,
-            _etcd: etcd,
-        }
-    }
+/// A transactional producer speaking raw frames to the broker's transaction coordinator.
+struct RawTxnProducer {
+    id: String,
+    producer_id: i64,
+    producer_epoch: i16,
+}
 
-    /// The coordinator of a new transactional producer (id from a raw InitProducerId).
-    fn coordinator(&self, transactional_id: &str) -> Coordinator {
-        let mut stream = common::wire::connect(&self.broker);
-        let (producer_id, producer_epoch) = init_producer_id(&mut stream, 1, None);
-        Coordinator {
-            store: self.store.clone(),
-            transactional_id: transactional_id.to_string(),
+impl RawTxnProducer {
+    /// InitProducerId v4 with a transactional id, retried while the coordinator aborts a
+    /// transaction a previous instance left open (CONCURRENT_TRANSACTIONS).
+    fn init(wire: &mut Wire, id: &str) -> RawTxnProducer {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(Some(transactional_id(id)))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let mut producer = None;
+        wait_until(COMPLETE_DEADLINE, "InitProducerId", || {
+            let response = wire.call(4, &request);
+            if response.error_code == code(ResponseError::ConcurrentTransactions) {
+                return false;
+            }
+            assert_eq!(response.error_code, 0, "InitProducerId for {id}");
+            producer = Some((response.producer_id.0, response.producer_epoch));
+            true
+        });
+        let (producer_id, producer_epoch) = producer.expect("initialised");
+        RawTxnProducer {
+            id: id.to_string(),
             producer_id,
             producer_epoch,
         }
     }
 
-    async fn partition(&self, topic: &str, partition: i32) -> TxnPartitionRecord {
-        let key = keys::topic(topic);
-        let value = self.store.get(&key).await.unwrap().expect("topic record");
-        TxnPartitionRecord {
-            topic: topic.to_string(),
-            topic_id: TopicRecord::decode(&key, &value.value).unwrap().topic_id,
-            partition,
-        }
-    }
-}
-
-/// A node with a one-partition `topic`, the coordinator of producer `transactional_id`, the
-/// partition as the coordinator names it, and a raw connection.
-async fn one_partition(
-    topic: &str,
-    transactional_id: &str,
-    extra: &[&str],
-) -> (Node, Coordinator, TxnPartitionRecord, Wire) {
-    let node = Node::start(extra).await;
-    create_topic(&node.broker.bootstrap(), topic, 1).await;
-    let coordinator = node.coordinator(transactional_id);
-    let partition = node.partition(topic, 0).await;
-    let wire = Wire::connect(&node.broker);
-    (node, coordinator, partition, wire)
-}
-
-/// Writes what a transaction coordinator writes for one transactional producer.
-struct Coordinator {
-    store: EtcdStore,
-    transactional_id: String,
-    producer_id: i64,
-    producer_epoch: i16,
-}
-
-impl Coordinator {
-    fn record(&self, state: TxnState, partitions: &[TxnPartitionRecord]) -> TxnRecord {
-        TxnRecord {
-            v: RECORD_FORMAT_V1,
-            transactional_id: self.transactional_id.clone(),
-            producer_id: self.producer_id,
-            producer_epoch: self.producer_epoch,
-            last_producer_id: -1,
-            last_producer_epoch: -1,
-            timeout_ms: 60_000,
-            state,
-            partitions: partitions.to_vec(),
-            groups: Vec::new(),
-            start_ms: 1,
-            last_update_ms: 1,
+    /// AddPartitionsToTxn v3: `partitions` of `topic` join the transaction.
+    fn add(&self, wire: &mut Wire, topic: &str, partitions: &[i32]) {
+        let request = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(transactional_id(&self.id))
+            .with_v3_and_below_producer_id(ProducerId(self.producer_id))
+            .with_v3_and_below_producer_epoch(self.producer_epoch)
+            .with_v3_and_below_topics(vec![
+                AddPartitionsToTxnTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(partitions.to_vec()),
+            ]);
+        let response = wire.call(3, &request);
+        for result in &response.results_by_topic_v3_and_below[0].results_by_partition {
+            assert_eq!(result.partition_error_code, 0, "partition added");
         }
     }
 
-    /// AddPartitionsToTxn: the transaction is Ongoing with `partitions`.
-    async fn begin(&self, partitions: &[TxnPartitionRecord]) {
-        let record = self.record(TxnState::Ongoing, partitions);
-        self.store
-            .txn(Txn::new().put(keys::txn(&self.transactional_id), record.encode()))
-            .await
-            .unwrap();
+    /// EndTxn v3: the coordinator writes Prepare* and the marker requests.
+    fn end(&self, wire: &mut Wire, commit: bool) {
+        let request = EndTxnRequest::default()
+            .with_transactional_id(transactional_id(&self.id))
+            .with_producer_id(ProducerId(self.producer_id))
+            .with_producer_epoch(self.producer_epoch)
+            .with_committed(commit);
+        assert_eq!(wire.call(3, &request).error_code, 0, "EndTxn");
     }
 
-    /// EndTxn: Prepare* and one marker request per partition, in one transaction.
-    async fn end(&self, commit: bool, partitions: &[TxnPartitionRecord]) {
-        let state = if commit {
-            TxnState::PrepareCommit
+    /// Waits until the coordinator completed the transaction: every marker is written.
+    fn wait_complete(&self, wire: &mut Wire, commit: bool) {
+        let want = if commit {
+            "CompleteCommit"
         } else {
-            TxnState::PrepareAbort
+            "CompleteAbort"
         };
-        let mut txn = Txn::new().put(
-            keys::txn(&self.transactional_id),
-            self.record(state, partitions).encode(),
-        );
-        for p in partitions {
-            let marker = TxnMarkerRecord {
-                v: RECORD_FORMAT_V1,
-                transactional_id: self.transactional_id.clone(),
-                producer_id: self.producer_id,
-                producer_epoch: self.producer_epoch,
-                commit,
-                coordinator_epoch: 0,
-            };
-            txn = txn.put(
-                keys::txn_marker(p.topic_id, p.partition, self.producer_id),
-                marker.encode(),
-            );
-        }
-        self.store.txn(txn).await.unwrap();
+        let request = DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![transactional_id(&self.id)]);
+        wait_until(COMPLETE_DEADLINE, want, || {
+            let response = wire.call(0, &request);
+            let state = &response.transaction_states[0];
+            // NOT_COORDINATOR while a dead coordinator's lease still runs.
+            state.error_code == 0 && state.transaction_state.as_str() == want
+        });
     }
 
-    /// Waits until every partition's leader wrote its marker (the requests are gone), then
-    /// completes the transaction as the coordinator does.
-    async fn complete(&self, commit: bool, partitions: &[TxnPartitionRecord]) {
-        let deadline = Instant::now() + MARKER_DEADLINE;
-        for p in partitions {
-            while self.marker_requested(p).await {
-                assert!(
-                    Instant::now() < deadline,
-                    "marker of partition {} not written",
-                    p.partition
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        let state = if commit {
-            TxnState::CompleteCommit
-        } else {
-            TxnState::CompleteAbort
-        };
-        self.store
-            .txn(Txn::new().put(
-                keys::txn(&self.transactional_id),
-                self.record(state, &[]).encode(),
-            ))
-            .await
-            .unwrap();
-    }
-
-    async fn marker_requested(&self, p: &TxnPartitionRecord) -> bool {
-        let key = keys::txn_marker(p.topic_id, p.partition, self.producer_id);
-        self.store.get(&key).await.unwrap().is_some()
-    }
-
-    /// Produces `batch` with this producer's transactional id.
+    /// Produce v9 of a batch with this producer's transactional id.
     fn produce(&self, wire: &mut Wire, topic: &str, partition: i32, batch: Vec<u8>) -> (i16, i64) {
-        produce(wire, Some(&self.transactional_id), topic, partition, batch)
-    }
-
-    /// The same producer at another epoch.
-    fn with_epoch(&self, producer_epoch: i16) -> Coordinator {
-        Coordinator {
-            store: self.store.clone(),
-            transactional_id: self.transactional_id.clone(),
-            producer_id: self.producer_id,
-            producer_epoch,
-        }
+        produce(wire, Some(&self.id), topic, partition, batch)
     }
 
     /// A transactional batch of this producer.
     fn batch(&self, sequence: i32, records: usize) -> Vec<u8> {
+        self.batch_of(self.producer_epoch, sequence, records, 10)
+    }
+
+    fn batch_of(&self, epoch: i16, sequence: i32, records: usize, value_len: usize) -> Vec<u8> {
         build_batch(&BatchSpec {
             records,
+            value_len,
             attributes: TRANSACTIONAL,
             producer_id: self.producer_id,
-            producer_epoch: self.producer_epoch,
+            producer_epoch: epoch,
             base_sequence: sequence,
             ..BatchSpec::default()
         })
     }
+}
+
+/// A broker on a fresh data directory with a `topic` of `partitions`, a raw connection, and
+/// the transactional producer `id` initialised.
+async fn start(
+    dir: &std::path::Path,
+    args: &[&str],
+    topic: &str,
+    partitions: i32,
+    id: &str,
+) -> (Broker, Wire, RawTxnProducer) {
+    let broker = Broker::start(dir, args);
+    create_topic(&broker.bootstrap(), topic, partitions).await;
+    let mut wire = Wire::connect(&broker);
+    let producer = RawTxnProducer::init(&mut wire, id);
+    (broker, wire, producer)
 }
 
 fn topic_name(topic: &str) -> TopicName {
@@ -375,6 +303,20 @@ fn latest_offset(wire: &mut Wire, topic: &str, partition: i32, read_committed: b
 /// The offsets of the records a librdkafka consumer at `isolation` ("read_committed" or
 /// "read_uncommitted") delivers from the start of partition 0 to its end.
 fn consume_offsets(bootstrap: &str, topic: &str, isolation: &str) -> Vec<i64> {
+    consume(bootstrap, topic, 1, isolation)
+        .into_iter()
+        .map(|(_, offset, _)| offset)
+        .collect()
+}
+
+/// (partition, offset, value) of the records a librdkafka consumer at `isolation` delivers
+/// from the start of each of the `partitions` of `topic` to its end, in delivery order.
+fn consume(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+) -> Vec<(i32, i64, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "txn-tests")
@@ -384,103 +326,143 @@ fn consume_offsets(bootstrap: &str, topic: &str, isolation: &str) -> Vec<i64> {
         .create()
         .expect("create consumer");
     let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
     consumer.assign(&assignment).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut offsets = Vec::new();
-    while Instant::now() < deadline {
+    let mut records = Vec::new();
+    let mut at_end = std::collections::BTreeSet::new();
+    while at_end.len() < partitions as usize {
+        assert!(
+            Instant::now() < deadline,
+            "{isolation} consumer did not reach the end; got {records:?}"
+        );
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
-            Some(Ok(message)) => offsets.push(message.offset()),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return offsets,
+            Some(Ok(message)) => records.push((
+                message.partition(),
+                message.offset(),
+                message.payload().unwrap_or_default().to_vec(),
+            )),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
+                at_end.insert(partition);
+            }
             Some(Err(err)) => panic!("consume: {err}"),
         }
     }
-    panic!("{isolation} consumer did not reach the end; got {offsets:?}");
+    records
 }
 
 /// Goal: a transactional batch is written only inside the producer's transaction as the
 /// coordinator's record describes it, with Kafka's error codes otherwise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactional_produce_is_checked_against_the_coordinators_record() {
-    let node = Node::start(&[]).await;
-    create_topic(&node.broker.bootstrap(), "checked", 2).await;
-    let coordinator = node.coordinator("checked-txn");
-    let id = Some("checked-txn");
-    let mut wire = Wire::connect(&node.broker);
-    let p0 = node.partition("checked", 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, mut wire, producer) = start(dir.path(), &[], "checked", 2, "checked").await;
 
-    // No record yet: the coordinator does not know the producer.
+    // Not added to a transaction yet.
     assert_eq!(
-        produce(&mut wire, id, "checked", 0, coordinator.batch(0, 1)).0,
+        producer
+            .produce(&mut wire, "checked", 0, producer.batch(0, 1))
+            .0,
+        code(ResponseError::InvalidTxnState)
+    );
+    // Another producer id than the transactional id's.
+    let stranger = RawTxnProducer {
+        producer_id: producer.producer_id + 1_000,
+        id: producer.id.clone(),
+        producer_epoch: 0,
+    };
+    assert_eq!(
+        stranger
+            .produce(&mut wire, "checked", 0, stranger.batch(0, 1))
+            .0,
         code(ResponseError::InvalidProducerIdMapping)
     );
     // Transactional batches need the transactional id in the request.
     assert_eq!(
-        produce(&mut wire, None, "checked", 0, coordinator.batch(0, 1)).0,
+        produce(&mut wire, None, "checked", 0, producer.batch(0, 1)).0,
         code(ResponseError::TransactionalIdAuthorizationFailed)
     );
 
-    coordinator.begin(std::slice::from_ref(&p0)).await;
+    producer.add(&mut wire, "checked", &[0]);
     // Partition 1 was not added to the transaction.
     assert_eq!(
-        produce(&mut wire, id, "checked", 1, coordinator.batch(0, 1)).0,
+        producer
+            .produce(&mut wire, "checked", 1, producer.batch(0, 1))
+            .0,
         code(ResponseError::InvalidTxnState)
     );
     assert_eq!(
-        produce(&mut wire, id, "checked", 0, coordinator.batch(0, 2)),
+        producer.produce(&mut wire, "checked", 0, producer.batch(0, 2)),
         (0, 0)
     );
-    // Inside the open transaction: more transactional batches go without a new check;
-    // a non-transactional one of the same producer does not.
+    // Inside the open transaction: more transactional batches go without a new check; a
+    // non-transactional one of the same producer does not.
     assert_eq!(
-        produce(&mut wire, id, "checked", 0, coordinator.batch(2, 1)),
+        producer.produce(&mut wire, "checked", 0, producer.batch(2, 1)),
         (0, 2)
     );
     let plain = build_batch(&BatchSpec {
-        producer_id: coordinator.producer_id,
-        producer_epoch: coordinator.producer_epoch,
+        producer_id: producer.producer_id,
+        producer_epoch: producer.producer_epoch,
         base_sequence: 3,
         ..BatchSpec::default()
     });
     assert_eq!(
-        produce(&mut wire, id, "checked", 0, plain).0,
+        produce(&mut wire, Some("checked"), "checked", 0, plain).0,
         code(ResponseError::InvalidTxnState)
     );
 
-    // The coordinator bumped the epoch (the producer was fenced): a batch of the old epoch
-    // cannot open a transaction.
-    let p1 = node.partition("checked", 1).await;
-    let bumped = coordinator.with_epoch(coordinator.producer_epoch + 1);
-    bumped.begin(&[p0.clone(), p1.clone()]).await;
+    // A new instance fences the producer: the coordinator aborts the open transaction with
+    // a marker of the new epoch, which partition 0 learns; partition 1 never saw the
+    // producer and learns it from the coordinator's record.
+    let successor = RawTxnProducer::init(&mut wire, "checked");
+    assert!(successor.producer_epoch > producer.producer_epoch);
     assert_eq!(
-        produce(&mut wire, id, "checked", 1, coordinator.batch(0, 1)).0,
+        producer
+            .produce(&mut wire, "checked", 0, producer.batch(3, 1))
+            .0,
+        code(ResponseError::InvalidProducerEpoch)
+    );
+    assert_eq!(
+        producer
+            .produce(&mut wire, "checked", 1, producer.batch(0, 1))
+            .0,
         code(ResponseError::ProducerFenced)
     );
-    // Completing: the producer is told to retry.
-    bumped.end(true, std::slice::from_ref(&p1)).await;
-    assert_eq!(
-        produce(&mut wire, id, "checked", 1, bumped.batch(0, 1)).0,
-        code(ResponseError::NotEnoughReplicas)
+    let fetched = fetch(&mut wire, "checked", 0, 0, true);
+    assert_eq!(fetched.aborted, Some(vec![(producer.producer_id, 0)]));
+    let marker = fetched
+        .batches
+        .last()
+        .and_then(|b| b.marker)
+        .expect("a marker last");
+    assert!(!marker.commit);
+    assert!(
+        marker.producer_epoch > producer.producer_epoch,
+        "aborted under a bumped epoch"
     );
 }
 
 /// Goal: an aborted transaction is hidden from read_committed readers and visible to
 /// read_uncommitted ones, and while it is open the last stable offset holds read_committed
 /// readers (Fetch and ListOffsets) at its first offset. Method: plain records around a
-/// transaction on one partition, the abort requested as the coordinator does; raw Fetch and
-/// ListOffsets at both isolation levels before and after, and librdkafka consumers at both.
+/// transaction on one partition; raw Fetch and ListOffsets at both isolation levels before
+/// and after the abort, and librdkafka consumers at both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aborted_transaction_is_hidden_at_read_committed() {
-    let (node, coordinator, p0, mut wire) = one_partition("aborts", "aborter", &[]).await;
-    let bootstrap = node.broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, mut wire, producer) = start(dir.path(), &[], "aborts", 1, "aborter").await;
+    let bootstrap = broker.bootstrap();
 
     assert_eq!(produce_plain(&mut wire, "aborts", 2), (0, 0));
-    coordinator.begin(std::slice::from_ref(&p0)).await;
+    producer.add(&mut wire, "aborts", &[0]);
     assert_eq!(
-        coordinator.produce(&mut wire, "aborts", 0, coordinator.batch(0, 3)),
+        producer.produce(&mut wire, "aborts", 0, producer.batch(0, 3)),
         (0, 2)
     );
     assert_eq!(produce_plain(&mut wire, "aborts", 1), (0, 5));
@@ -504,8 +486,8 @@ async fn an_aborted_transaction_is_hidden_at_read_committed() {
     assert_eq!(latest_offset(&mut wire, "aborts", 0, true), 2);
     assert_eq!(latest_offset(&mut wire, "aborts", 0, false), 6);
 
-    coordinator.end(false, std::slice::from_ref(&p0)).await;
-    coordinator.complete(false, std::slice::from_ref(&p0)).await;
+    producer.end(&mut wire, false);
+    producer.wait_complete(&mut wire, false);
 
     // Decided: the marker is at 6, HW = LSO = 7, and the transaction is listed as aborted
     // for reads that overlap it.
@@ -517,22 +499,22 @@ async fn an_aborted_transaction_is_hidden_at_read_committed() {
     let marker = committed.batches.last().expect("batches");
     assert_eq!(
         (marker.base_offset, marker.producer_id),
-        (6, coordinator.producer_id)
+        (6, producer.producer_id)
     );
     assert_eq!(
         marker.marker,
         Some(TxnMarker {
-            producer_id: coordinator.producer_id,
-            producer_epoch: coordinator.producer_epoch,
+            producer_id: producer.producer_id,
+            producer_epoch: producer.producer_epoch,
             commit: false,
             coordinator_epoch: 0,
         })
     );
-    assert_eq!(committed.aborted, Some(vec![(coordinator.producer_id, 2)]));
+    assert_eq!(committed.aborted, Some(vec![(producer.producer_id, 2)]));
     let after = fetch(&mut wire, "aborts", 0, 5, true);
     assert_eq!(
         after.aborted,
-        Some(vec![(coordinator.producer_id, 2)]),
+        Some(vec![(producer.producer_id, 2)]),
         "the marker at 6 is in the range"
     );
     let past = fetch(&mut wire, "aborts", 0, 7, true);
@@ -608,11 +590,12 @@ fn poll_until(
 /// nothing; after the commit marker it delivers offsets 0..=3 in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_marker_releases_read_committed_consumers() {
-    let (node, coordinator, p0, mut wire) = one_partition("commits", "committer", &[]).await;
-    let bootstrap = node.broker.bootstrap();
-    coordinator.begin(std::slice::from_ref(&p0)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, mut wire, producer) = start(dir.path(), &[], "commits", 1, "committer").await;
+    let bootstrap = broker.bootstrap();
+    producer.add(&mut wire, "commits", &[0]);
     assert_eq!(
-        coordinator.produce(&mut wire, "commits", 0, coordinator.batch(0, 3)),
+        producer.produce(&mut wire, "commits", 0, producer.batch(0, 3)),
         (0, 0)
     );
     assert_eq!(produce_plain(&mut wire, "commits", 1), (0, 3));
@@ -642,8 +625,8 @@ async fn a_commit_marker_releases_read_committed_consumers() {
     });
     assert_eq!(delivered, Vec::<i64>::new(), "held back at the LSO");
 
-    coordinator.end(true, std::slice::from_ref(&p0)).await;
-    coordinator.complete(true, std::slice::from_ref(&p0)).await;
+    producer.end(&mut wire, true);
+    producer.wait_complete(&mut wire, true);
     tokio::task::block_in_place(|| {
         poll_until(&consumer, &mut delivered, "the committed records", &|d| {
             d.len() >= 4
@@ -657,60 +640,56 @@ async fn a_commit_marker_releases_read_committed_consumers() {
 
 /// Goal: a marker survives the death of the leader that appended it but had not committed
 /// it: the request is still in the store, and the next leader writes the marker exactly
-/// once. Method: the first broker flushes only when 1 KiB is waiting (or after 60 s), so
-/// the transaction's 2 KiB batch is committed at once but the marker waits in its open
-/// segment; the broker is killed (-9) once it logged the marker appended, and a second
-/// broker (same etcd and object store) takes the partition over when the first one's lease
-/// expires.
+/// once (and the next coordinator completes the transaction). Method: brokers on one etcd
+/// and object store; the first flushes only when 1 KiB is waiting (or after 60 s), so the
+/// transaction's 2 KiB batch is committed at once but the marker waits in its open segment;
+/// it is killed (-9) once it logged the marker appended, and a second broker takes the
+/// partition and the transactional id over when the first one's lease expires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_marker_survives_kill_9_of_its_leader() {
-    let (node, coordinator, p0, mut wire) = one_partition(
+    let etcd = EtcdServer::start();
+    let url = etcd.url("/strato/txn");
+    let dir = tempfile::tempdir().unwrap();
+    let objects = format!("file://{}", dir.path().join("objects").display());
+    let shared = ["--metadata", &url, "--object-store", &objects];
+    let mut first_args = shared.to_vec();
+    first_args.extend(["--flush-interval-ms", "60000", "--flush-bytes", "1024"]);
+    let (first, mut wire, producer) = start(
+        &dir.path().join("first"),
+        &first_args,
         "survivor",
+        1,
         "survivor",
-        &["--flush-interval-ms", "60000", "--flush-bytes", "1024"],
     )
     .await;
-    coordinator.begin(std::slice::from_ref(&p0)).await;
-    let big = build_batch(&BatchSpec {
-        records: 10,
-        value_len: 200,
-        attributes: TRANSACTIONAL,
-        producer_id: coordinator.producer_id,
-        producer_epoch: coordinator.producer_epoch,
-        base_sequence: 0,
-        ..BatchSpec::default()
-    });
-    assert_eq!(coordinator.produce(&mut wire, "survivor", 0, big), (0, 0));
-    coordinator.end(false, std::slice::from_ref(&p0)).await;
+    producer.add(&mut wire, "survivor", &[0]);
+    let big = producer.batch_of(producer.producer_epoch, 0, 10, 200);
+    assert_eq!(producer.produce(&mut wire, "survivor", 0, big), (0, 0));
+    producer.end(&mut wire, false);
     tokio::task::block_in_place(|| {
-        wait_until(MARKER_DEADLINE, "the marker appended", || {
-            node.broker
-                .log_text()
-                .contains("transaction marker appended")
+        wait_until(COMPLETE_DEADLINE, "the marker appended", || {
+            first.log_text().contains("transaction marker appended")
         })
     });
-    let Node {
-        broker,
-        store,
-        url,
-        objects,
-        dir,
-        _etcd: etcd,
-    } = node;
     drop(wire);
-    broker.kill();
-    let key = keys::txn_marker(p0.topic_id, p0.partition, coordinator.producer_id);
+    first.kill();
+    let store = EtcdStore::connect(EtcdConfig::from_url(&url).unwrap())
+        .await
+        .unwrap();
+    let topic_key = keys::topic("survivor");
+    let topic = store.get(&topic_key).await.unwrap().expect("topic record");
+    let topic_id = TopicRecord::decode(&topic_key, &topic.value)
+        .unwrap()
+        .topic_id;
+    let request = keys::txn_marker(topic_id, 0, producer.producer_id);
     assert!(
-        store.get(&key).await.unwrap().is_some(),
+        store.get(&request).await.unwrap().is_some(),
         "not committed: the request is still there"
     );
 
-    let second = Broker::start(
-        &dir.path().join("second"),
-        &["--metadata", &url, "--object-store", &objects],
-    );
-    coordinator.complete(false, std::slice::from_ref(&p0)).await;
+    let second = Broker::start(&dir.path().join("second"), &shared);
     let mut wire = Wire::connect(&second);
+    tokio::task::block_in_place(|| producer.wait_complete(&mut wire, false));
     let fetched = fetch(&mut wire, "survivor", 0, 0, false);
     let markers: Vec<_> = fetched
         .batches
@@ -722,9 +701,8 @@ async fn a_marker_survives_kill_9_of_its_leader() {
     assert_eq!(fetched.high_watermark, 11);
     let committed = fetch(&mut wire, "survivor", 0, 0, true);
     assert_eq!(committed.last_stable_offset, 11);
-    assert_eq!(committed.aborted, Some(vec![(coordinator.producer_id, 0)]));
+    assert_eq!(committed.aborted, Some(vec![(producer.producer_id, 0)]));
     drop(second);
-    drop(etcd);
 }
 
 /// Goal: compaction keeps markers' meaning: once the chunks holding an aborted transaction
@@ -734,35 +712,35 @@ async fn a_marker_survives_kill_9_of_its_leader() {
 /// newest 2 chunks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_keeps_aborted_transactions_hidden() {
-    let (node, coordinator, p0, mut wire) = one_partition(
-        "compacted",
-        "compacted",
-        &["--compaction-interval-ms", "100"],
-    )
-    .await;
-    let bootstrap = node.broker.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--compaction-interval-ms", "100"];
+    let (broker, mut wire, producer) = start(dir.path(), &args, "compacted", 1, "compacted").await;
     for offset in 0..3 {
         assert_eq!(produce_plain(&mut wire, "compacted", 1), (0, offset));
     }
-    coordinator.begin(std::slice::from_ref(&p0)).await;
+    producer.add(&mut wire, "compacted", &[0]);
     assert_eq!(
-        coordinator.produce(&mut wire, "compacted", 0, coordinator.batch(0, 2)),
+        producer.produce(&mut wire, "compacted", 0, producer.batch(0, 2)),
         (0, 3)
     );
     assert_eq!(produce_plain(&mut wire, "compacted", 1), (0, 5));
-    coordinator.end(false, std::slice::from_ref(&p0)).await;
-    coordinator.complete(false, std::slice::from_ref(&p0)).await;
+    producer.end(&mut wire, false);
+    producer.wait_complete(&mut wire, false);
     for offset in 7..11 {
         assert_eq!(produce_plain(&mut wire, "compacted", 1), (0, offset));
     }
-    // 10 chunks (one per flush) down to the compacted one and the newest 2.
+    // 10 chunks of one record or batch each (one per flush). Compaction merges runs of 4 or
+    // more small chunks, leaving the newest 2 alone, until no such run is left: then the
+    // 8 older chunks are at most 3 entries, each either one chunk or a merge of 4 or more,
+    // so the transaction's chunk (the 4th) and its marker's (the 6th) are in merged ones.
     tokio::task::block_in_place(|| {
         wait_until(Duration::from_secs(60), "the chunks compacted", || {
-            node.broker.metric("strato_index_entries") <= 3.0
+            broker.metric("strato_compaction_backlog_entries") == 0.0
+                && broker.metric("strato_compactions_total{result=\"merged\"}") >= 1.0
         })
     });
     let committed = fetch(&mut wire, "compacted", 0, 0, true);
-    assert_eq!(committed.aborted, Some(vec![(coordinator.producer_id, 3)]));
+    assert_eq!(committed.aborted, Some(vec![(producer.producer_id, 3)]));
     assert_eq!(
         committed
             .batches
@@ -771,7 +749,152 @@ async fn compaction_keeps_aborted_transactions_hidden() {
             .count(),
         1
     );
-    let offsets =
-        tokio::task::block_in_place(|| consume_offsets(&bootstrap, "compacted", "read_committed"));
+    let offsets = tokio::task::block_in_place(|| {
+        consume_offsets(&broker.bootstrap(), "compacted", "read_committed")
+    });
     assert_eq!(offsets, vec![0, 1, 2, 5, 7, 8, 9, 10]);
+}
+
+/// A librdkafka transactional producer.
+fn transactional_producer(bootstrap: &str, id: &str) -> ThreadedProducer<DefaultProducerContext> {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", id)
+        .set("linger.ms", "5")
+        .create()
+        .expect("create transactional producer");
+    producer
+        .init_transactions(Duration::from_secs(30))
+        .expect("init transactions");
+    producer
+}
+
+/// Goal: librdkafka's transactional producer works end to end: transactions over several
+/// partitions commit or abort as a whole, read_committed consumers see exactly the committed
+/// ones (in each partition in send order), read_uncommitted consumers see everything.
+/// Method: three transactions of 30 records over 3 partitions, the middle one aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_transactions_commit_and_abort_across_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "spread", 3).await;
+    let values =
+        |round: usize| -> Vec<String> { (0..30).map(|i| format!("{round}-{i}")).collect() };
+    tokio::task::block_in_place(|| {
+        let producer = transactional_producer(&bootstrap, "spreader");
+        for (round, commit) in [(0, true), (1, false), (2, true)] {
+            producer.begin_transaction().expect("begin");
+            for (i, value) in values(round).iter().enumerate() {
+                let record: BaseRecord<'_, (), String> = BaseRecord::to("spread")
+                    .partition((i % 3) as i32)
+                    .payload(value);
+                producer.send(record).map_err(|(err, _)| err).expect("send");
+            }
+            let timeout = Duration::from_secs(30);
+            // Written before the abort (an abort purges what is still queued).
+            producer.flush(timeout).expect("flush");
+            if commit {
+                producer.commit_transaction(timeout).expect("commit");
+            } else {
+                producer.abort_transaction(timeout).expect("abort");
+            }
+        }
+    });
+    let committed =
+        tokio::task::block_in_place(|| consume(&bootstrap, "spread", 3, "read_committed"));
+    let uncommitted =
+        tokio::task::block_in_place(|| consume(&bootstrap, "spread", 3, "read_uncommitted"));
+    let in_partition = |records: &[(i32, i64, Vec<u8>)], partition: i32| -> Vec<String> {
+        records
+            .iter()
+            .filter(|(p, _, _)| *p == partition)
+            .map(|(_, _, v)| String::from_utf8(v.clone()).unwrap())
+            .collect()
+    };
+    for partition in 0..3 {
+        let sent = |rounds: &[usize]| -> Vec<String> {
+            rounds
+                .iter()
+                .flat_map(|round| values(*round).into_iter().skip(partition).step_by(3))
+                .collect()
+        };
+        assert_eq!(
+            in_partition(&committed, partition as i32),
+            sent(&[0, 2]),
+            "partition {partition} at read_committed"
+        );
+        assert_eq!(
+            in_partition(&uncommitted, partition as i32),
+            sent(&[0, 1, 2]),
+            "partition {partition} at read_uncommitted"
+        );
+    }
+}
+
+/// Goal: consume-transform-produce exactly once with librdkafka: the output records and the
+/// input offsets commit in one transaction. Method: a group consumer reads 20 input records;
+/// a transactional producer writes one output record per input record and sends the
+/// consumer's offsets with the transaction; after the commit, a read_committed reader sees
+/// the 20 outputs and the group's committed offset is the end of the input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_consume_transform_produce_commits_offsets_with_the_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "input", 1).await;
+    create_topic(&bootstrap, "output", 1).await;
+    let mut wire = Wire::connect(&broker);
+    assert_eq!(produce_plain(&mut wire, "input", 20), (0, 0));
+    tokio::task::block_in_place(|| {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "transformers")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("create consumer");
+        consumer.subscribe(&["input"]).unwrap();
+        let producer = transactional_producer(&bootstrap, "transformer");
+        let mut inputs = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while inputs.len() < 20 {
+            assert!(Instant::now() < deadline, "read {} inputs", inputs.len());
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                inputs.push(message.expect("no consumer error").offset());
+            }
+        }
+        producer.begin_transaction().expect("begin");
+        for offset in &inputs {
+            let value = format!("out-{offset}");
+            let record: BaseRecord<'_, (), String> = BaseRecord::to("output").payload(&value);
+            producer.send(record).map_err(|(err, _)| err).expect("send");
+        }
+        let positions = consumer.position().unwrap();
+        let group = consumer.group_metadata().expect("group metadata");
+        producer
+            .send_offsets_to_transaction(&positions, &group, Duration::from_secs(30))
+            .expect("send offsets");
+        producer
+            .commit_transaction(Duration::from_secs(30))
+            .expect("commit");
+        let committed = consumer
+            .committed(Duration::from_secs(10))
+            .expect("committed offsets");
+        assert_eq!(
+            committed.find_partition("input", 0).map(|p| p.offset()),
+            Some(Offset::Offset(20))
+        );
+    });
+    let outputs =
+        tokio::task::block_in_place(|| consume(&bootstrap, "output", 1, "read_committed"));
+    let values: Vec<String> = outputs
+        .into_iter()
+        .map(|(_, _, v)| String::from_utf8(v).unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        (0..20).map(|i| format!("out-{i}")).collect::<Vec<_>>()
+    );
 }
