@@ -12,18 +12,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strato_metadata::model::{
-    AbortedTxnRecord, IndexEntry, Offset, PartitionStateRecord, RECORD_FORMAT_V1, TopicPartition,
-};
-use strato_metadata::{MetadataError, MetadataStore, Txn, keys};
+use strato_metadata::model::{IndexEntry, Offset, PartitionStateRecord, TopicPartition};
+use strato_metadata::{MetadataError, MetadataStore, keys};
 use strato_metrics::{Histogram, HistogramSnapshot};
 use strato_tiering::Tier;
 use strato_tiering::segment::SegmentBuilder;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::partition::{Partition, last_stable_offset};
-use super::producer::{IncomingBatch, ProducerStates};
+use super::markers::replay;
+use super::partition::Partition;
+use super::producer::IncomingBatch;
 
 /// zstd level of segment chunks: level 1 keeps a flush cheap on a 2-core node while still
 /// shrinking uncompressed client batches several times.
@@ -652,7 +651,7 @@ impl LogWriter {
             // Idle producers leave the state with this commit (bounded state, Kafka's
             // producer.id.expiration.ms); one with batches in this flush is not idle.
             producers.expire(now_ms, self.producer_expiration_ms);
-            let markers = replay(list, &mut producers, now_ms);
+            let markers = replay(list.iter(), &mut producers, now_ms);
             let new_hw = last.last_offset + 1;
             let record = state.state_record(new_hw, &producers);
             let tp = partition.tp;
@@ -822,64 +821,6 @@ impl LogWriter {
     fn notify_commit(&self) {
         self.commits.send_modify(|n| *n = n.wrapping_add(1));
     }
-}
-
-/// What the markers of one partition's flush add to its commit.
-#[derive(Debug, Default)]
-struct MarkerCommit {
-    /// Producers whose marker is in the flush (their requests are deleted).
-    producers: Vec<i64>,
-    /// Aborted transactions ended by the flush's abort markers.
-    aborted: Vec<AbortedTxnRecord>,
-}
-
-impl MarkerCommit {
-    /// Adds the request deletions and aborted entries to the partition's commit `txn`.
-    fn add_to(&self, mut txn: Txn, tp: TopicPartition) -> Txn {
-        for producer_id in &self.producers {
-            txn = txn.delete(keys::txn_marker(tp.topic_id, tp.partition, *producer_id));
-        }
-        for aborted in &self.aborted {
-            txn = txn.put(
-                keys::partition_aborted(tp.topic_id, tp.partition, aborted.last_offset),
-                aborted.encode(),
-            );
-        }
-        txn
-    }
-}
-
-/// Applies a partition's flushed batches, in offset order, to its committed producer
-/// states: data batches as written (opening transactions), markers ending them.
-fn replay(list: &[PendingBatch], producers: &mut ProducerStates, now_ms: i64) -> MarkerCommit {
-    let mut markers = MarkerCommit::default();
-    for batch in list {
-        if let Some(p) = &batch.producer {
-            producers.record(p, batch.base_offset, batch.last_offset, now_ms);
-        }
-        if let Some(marker) = &batch.marker {
-            let first_offset = producers.end_txn(marker.producer_id, marker.producer_epoch, now_ms);
-            markers.producers.push(marker.producer_id);
-            // A producer that wrote nothing here in the transaction needs no entry: there is
-            // nothing for readers to drop.
-            if let (false, Some(first_offset)) = (marker.commit, first_offset) {
-                markers.aborted.push(AbortedTxnRecord {
-                    v: RECORD_FORMAT_V1,
-                    producer_id: marker.producer_id,
-                    first_offset,
-                    last_offset: batch.base_offset,
-                    // Not raised to the log start: it only bounds where readers look
-                    // for transactions aborted later.
-                    last_stable_offset: Some(last_stable_offset(
-                        producers,
-                        batch.last_offset + 1,
-                        0,
-                    )),
-                });
-            }
-        }
-    }
-    markers
 }
 
 /// Backoff and bound of the reload after an uncertain commit (about 30 minutes in all).
@@ -1256,7 +1197,8 @@ mod tests {
             .await
             .unwrap()
             .expect("aborted entry");
-        let stored = AbortedTxnRecord::decode(&aborted_key, &stored.value).unwrap();
+        let stored =
+            strato_metadata::model::AbortedTxnRecord::decode(&aborted_key, &stored.value).unwrap();
         assert_eq!(
             (stored.producer_id, stored.first_offset, stored.last_offset),
             (100, 2, 6)
