@@ -20,22 +20,23 @@ use common::wire::Wire;
 use common::{Broker, wait_until};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, BrokerId, DescribeTransactionsRequest, EndTxnRequest, FetchRequest,
-    InitProducerIdRequest, ListOffsetsRequest, ProduceRequest, ProducerId, TopicName,
-    TransactionalId,
+    AddPartitionsToTxnRequest, BrokerId, DescribeProducersRequest, DescribeTransactionsRequest,
+    EndTxnRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest, ProduceRequest,
+    ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, Statistics, TopicPartitionList};
 use strato_metadata::etcd::{EtcdConfig, EtcdStore};
-use strato_metadata::model::TopicRecord;
+use strato_metadata::model::{RECORD_FORMAT_V1, TopicRecord, TxnMarkerRecord};
 use strato_metadata::testing::etcd_server::EtcdServer;
-use strato_metadata::{MetadataStore, keys};
+use strato_metadata::{MetadataStore, Txn, keys};
 use strato_tiering::batch::test_support::{BatchSpec, build_batch, simple_batch};
 use strato_tiering::batch::{TxnMarker, iter_batches, parse_marker};
 
@@ -300,6 +301,23 @@ fn latest_offset(wire: &mut Wire, topic: &str, partition: i32, read_committed: b
     answer.offset
 }
 
+/// DescribeProducers v0 of partition 0: (producer id, current transaction start offset).
+fn txn_start_offsets(wire: &mut Wire, topic: &str) -> Vec<(i64, i64)> {
+    let request = DescribeProducersRequest::default().with_topics(vec![
+        TopicRequest::default()
+            .with_name(topic_name(topic))
+            .with_partition_indexes(vec![0]),
+    ]);
+    let response = wire.call(0, &request);
+    let partition = &response.topics[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    partition
+        .active_producers
+        .iter()
+        .map(|p| (p.producer_id.0, p.current_txn_start_offset))
+        .collect()
+}
+
 /// The offsets of the records a librdkafka consumer at `isolation` ("read_committed" or
 /// "read_uncommitted") delivers from the start of partition 0 to its end.
 fn consume_offsets(bootstrap: &str, topic: &str, isolation: &str) -> Vec<i64> {
@@ -485,6 +503,11 @@ async fn an_aborted_transaction_is_hidden_at_read_committed() {
     assert_eq!(uncommitted.aborted, None);
     assert_eq!(latest_offset(&mut wire, "aborts", 0, true), 2);
     assert_eq!(latest_offset(&mut wire, "aborts", 0, false), 6);
+    assert_eq!(
+        txn_start_offsets(&mut wire, "aborts"),
+        vec![(producer.producer_id, 2)],
+        "DescribeProducers shows the open transaction"
+    );
 
     producer.end(&mut wire, false);
     producer.wait_complete(&mut wire, false);
@@ -524,6 +547,10 @@ async fn an_aborted_transaction_is_hidden_at_read_committed() {
         "nothing returned past the end"
     );
     assert_eq!(latest_offset(&mut wire, "aborts", 0, true), 7);
+    assert_eq!(
+        txn_start_offsets(&mut wire, "aborts"),
+        vec![(producer.producer_id, -1)]
+    );
 
     let (read_committed, read_uncommitted) = tokio::task::block_in_place(|| {
         (
@@ -703,6 +730,53 @@ async fn a_marker_survives_kill_9_of_its_leader() {
     assert_eq!(committed.last_stable_offset, 11);
     assert_eq!(committed.aborted, Some(vec![(producer.producer_id, 0)]));
     drop(second);
+}
+
+/// Goal: a marker request for a partition that does not exist (its topic deleted, or never
+/// there) does not wait forever: the partition's owner deletes it. Method: requests for an
+/// unknown topic id and for a partition past a topic's last, written straight into the
+/// broker's etcd (a coordinator racing a topic deletion could leave such keys).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marker_requests_for_missing_partitions_are_deleted() {
+    let etcd = EtcdServer::start();
+    let url = etcd.url("/strato/txn");
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["--metadata", &url]);
+    create_topic(&broker.bootstrap(), "small", 1).await;
+    let store = EtcdStore::connect(EtcdConfig::from_url(&url).unwrap())
+        .await
+        .unwrap();
+    let topic_key = keys::topic("small");
+    let topic = store.get(&topic_key).await.unwrap().expect("topic record");
+    let topic_id = TopicRecord::decode(&topic_key, &topic.value)
+        .unwrap()
+        .topic_id;
+    let request = TxnMarkerRecord {
+        v: RECORD_FORMAT_V1,
+        transactional_id: "ghost".into(),
+        producer_id: 42,
+        producer_epoch: 0,
+        commit: true,
+        coordinator_epoch: 0,
+    };
+    let stale = [
+        keys::txn_marker(uuid::Uuid::new_v4(), 0, 42),
+        keys::txn_marker(topic_id, 5, 42),
+    ];
+    for key in &stale {
+        store
+            .txn(Txn::new().put(key, request.encode()))
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + COMPLETE_DEADLINE;
+    for key in &stale {
+        while store.get(key).await.unwrap().is_some() {
+            assert!(Instant::now() < deadline, "{key} not deleted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    drop(broker);
 }
 
 /// Goal: compaction keeps markers' meaning: once the chunks holding an aborted transaction
