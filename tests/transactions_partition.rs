@@ -665,6 +665,17 @@ async fn a_commit_marker_releases_read_committed_consumers() {
     assert_eq!(fetched.aborted, Some(Vec::new()), "a commit aborts nothing");
 }
 
+/// A client of the broker's etcd at `url`, and the id of `topic`.
+async fn etcd_client(url: &str, topic: &str) -> (EtcdStore, uuid::Uuid) {
+    let store = EtcdStore::connect(EtcdConfig::from_url(url).unwrap())
+        .await
+        .unwrap();
+    let key = keys::topic(topic);
+    let record = store.get(&key).await.unwrap().expect("topic record");
+    let topic_id = TopicRecord::decode(&key, &record.value).unwrap().topic_id;
+    (store, topic_id)
+}
+
 /// Goal: a marker survives the death of the leader that appended it but had not committed
 /// it: the request is still in the store, and the next leader writes the marker exactly
 /// once (and the next coordinator completes the transaction). Method: brokers on one etcd
@@ -700,14 +711,7 @@ async fn a_marker_survives_kill_9_of_its_leader() {
     });
     drop(wire);
     first.kill();
-    let store = EtcdStore::connect(EtcdConfig::from_url(&url).unwrap())
-        .await
-        .unwrap();
-    let topic_key = keys::topic("survivor");
-    let topic = store.get(&topic_key).await.unwrap().expect("topic record");
-    let topic_id = TopicRecord::decode(&topic_key, &topic.value)
-        .unwrap()
-        .topic_id;
+    let (store, topic_id) = etcd_client(&url, "survivor").await;
     let request = keys::txn_marker(topic_id, 0, producer.producer_id);
     assert!(
         store.get(&request).await.unwrap().is_some(),
@@ -743,14 +747,7 @@ async fn marker_requests_for_missing_partitions_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path(), &["--metadata", &url]);
     create_topic(&broker.bootstrap(), "small", 1).await;
-    let store = EtcdStore::connect(EtcdConfig::from_url(&url).unwrap())
-        .await
-        .unwrap();
-    let topic_key = keys::topic("small");
-    let topic = store.get(&topic_key).await.unwrap().expect("topic record");
-    let topic_id = TopicRecord::decode(&topic_key, &topic.value)
-        .unwrap()
-        .topic_id;
+    let (store, topic_id) = etcd_client(&url, "small").await;
     let request = TxnMarkerRecord {
         v: RECORD_FORMAT_V1,
         transactional_id: "ghost".into(),
