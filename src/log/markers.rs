@@ -186,8 +186,13 @@ async fn watch_requests(ctx: &BrokerCtx, queue: &Queue, shutdown: &CancellationT
         let mut acquired_due = true;
         loop {
             if full_scan_due {
+                // Partitions led during the whole listing need no listing of their own.
+                let led_before = led_partitions(ctx);
                 full_scan_due = match scan(ctx, queue, keys::TXN_MARKERS_PREFIX).await {
-                    Ok(()) => false,
+                    Ok(()) => {
+                        listed.extend(led_before);
+                        false
+                    }
                     Err(err) => {
                         tracing::warn!("failed to list transaction marker requests: {err:#}");
                         true
@@ -222,6 +227,21 @@ async fn watch_requests(ctx: &BrokerCtx, queue: &Queue, shutdown: &CancellationT
     }
 }
 
+/// The partitions this broker leads, with their leader epochs (a new epoch is a new
+/// leadership, whose requests are listed again).
+fn led_partitions(ctx: &BrokerCtx) -> HashMap<TopicPartition, i32> {
+    let mut led = HashMap::new();
+    for topic in ctx.topics.all() {
+        for partition in &topic.partitions {
+            let state = partition.lock();
+            if !state.fenced {
+                led.insert(partition.tp, state.leader_epoch);
+            }
+        }
+    }
+    led
+}
+
 /// Lists the requests of partitions this broker leads that were not listed since it took
 /// them (at their current leader epoch); forgets the others. `true` if a listing failed (to
 /// be tried again).
@@ -230,14 +250,7 @@ async fn list_acquired(
     queue: &Queue,
     listed: &mut HashMap<TopicPartition, i32>,
 ) -> bool {
-    let mut led = HashMap::new();
-    for topic in ctx.topics.all() {
-        for partition in &topic.partitions {
-            if partition.is_led() {
-                led.insert(partition.tp, partition.leader_epoch());
-            }
-        }
-    }
+    let led = led_partitions(ctx);
     listed.retain(|tp, epoch| led.get(tp) == Some(epoch));
     let mut failed = false;
     for (tp, epoch) in led {
