@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::cluster::Cluster;
 use common::kafka::create_topic;
 use common::wire::Wire;
 use common::{Broker, wait_until};
@@ -850,32 +851,62 @@ async fn librdkafka_transactions_commit_and_abort_across_partitions() {
     let broker = Broker::start(dir.path(), &[]);
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "spread", 3).await;
-    let values =
-        |round: usize| -> Vec<String> { (0..30).map(|i| format!("{round}-{i}")).collect() };
     tokio::task::block_in_place(|| {
-        let producer = transactional_producer(&bootstrap, "spreader");
-        for (round, commit) in [(0, true), (1, false), (2, true)] {
-            producer.begin_transaction().expect("begin");
-            for (i, value) in values(round).iter().enumerate() {
-                let record: BaseRecord<'_, (), String> = BaseRecord::to("spread")
-                    .partition((i % 3) as i32)
-                    .payload(value);
-                producer.send(record).map_err(|(err, _)| err).expect("send");
-            }
-            let timeout = Duration::from_secs(30);
-            // Written before the abort (an abort purges what is still queued).
-            producer.flush(timeout).expect("flush");
-            if commit {
-                producer.commit_transaction(timeout).expect("commit");
-            } else {
-                producer.abort_transaction(timeout).expect("abort");
-            }
-        }
+        commit_abort_commit(&bootstrap, "spread", 3);
+        check_committed_only(&bootstrap, "spread", 3);
     });
-    let committed =
-        tokio::task::block_in_place(|| consume(&bootstrap, "spread", 3, "read_committed"));
-    let uncommitted =
-        tokio::task::block_in_place(|| consume(&bootstrap, "spread", 3, "read_uncommitted"));
+}
+
+/// The same on three brokers: the transaction's partitions have different leaders, each
+/// writing its markers, and a consumer bootstrapped from one broker reads them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_span_partitions_led_by_different_brokers() {
+    // Enough partitions that rendezvous hashing gives each broker some (all but surely).
+    const PARTITIONS: i32 = 30;
+    let cluster = Cluster::start(3, "/strato/txn-cluster");
+    create_topic(&cluster.bootstrap(), "spread", PARTITIONS).await;
+    tokio::task::block_in_place(|| {
+        cluster.wait_balanced(PARTITIONS as u64);
+        commit_abort_commit(&cluster.bootstrap(), "spread", PARTITIONS);
+        check_committed_only(&cluster.brokers[&2].bootstrap(), "spread", PARTITIONS);
+    });
+}
+
+/// The records of transaction `round`: 10 a partition.
+fn round_values(round: usize, partitions: i32) -> Vec<String> {
+    (0..10 * partitions as usize)
+        .map(|i| format!("{round}-{i}"))
+        .collect()
+}
+
+/// Three transactions of librdkafka's transactional producer over all `partitions` of
+/// `topic` (record i to partition i mod `partitions`): committed, aborted, committed.
+fn commit_abort_commit(bootstrap: &str, topic: &str, partitions: i32) {
+    let producer = transactional_producer(bootstrap, "spreader");
+    for (round, commit) in [(0, true), (1, false), (2, true)] {
+        producer.begin_transaction().expect("begin");
+        for (i, value) in round_values(round, partitions).iter().enumerate() {
+            let record: BaseRecord<'_, (), String> = BaseRecord::to(topic)
+                .partition(i as i32 % partitions)
+                .payload(value);
+            producer.send(record).map_err(|(err, _)| err).expect("send");
+        }
+        let timeout = Duration::from_secs(30);
+        // Written before the abort (an abort purges what is still queued).
+        producer.flush(timeout).expect("flush");
+        if commit {
+            producer.commit_transaction(timeout).expect("commit");
+        } else {
+            producer.abort_transaction(timeout).expect("abort");
+        }
+    }
+}
+
+/// After [`commit_abort_commit`]: read_committed consumers see rounds 0 and 2 in each
+/// partition, read_uncommitted ones all three.
+fn check_committed_only(bootstrap: &str, topic: &str, partitions: i32) {
+    let committed = consume(bootstrap, topic, partitions, "read_committed");
+    let uncommitted = consume(bootstrap, topic, partitions, "read_uncommitted");
     let in_partition = |records: &[(i32, i64, Vec<u8>)], partition: i32| -> Vec<String> {
         records
             .iter()
@@ -883,20 +914,25 @@ async fn librdkafka_transactions_commit_and_abort_across_partitions() {
             .map(|(_, _, v)| String::from_utf8(v.clone()).unwrap())
             .collect()
     };
-    for partition in 0..3 {
+    for partition in 0..partitions {
         let sent = |rounds: &[usize]| -> Vec<String> {
             rounds
                 .iter()
-                .flat_map(|round| values(*round).into_iter().skip(partition).step_by(3))
+                .flat_map(|round| {
+                    round_values(*round, partitions)
+                        .into_iter()
+                        .skip(partition as usize)
+                        .step_by(partitions as usize)
+                })
                 .collect()
         };
         assert_eq!(
-            in_partition(&committed, partition as i32),
+            in_partition(&committed, partition),
             sent(&[0, 2]),
             "partition {partition} at read_committed"
         );
         assert_eq!(
-            in_partition(&uncommitted, partition as i32),
+            in_partition(&uncommitted, partition),
             sent(&[0, 1, 2]),
             "partition {partition} at read_uncommitted"
         );
