@@ -939,6 +939,60 @@ fn check_committed_only(bootstrap: &str, topic: &str, partitions: i32) {
     }
 }
 
+/// Goal: Kafka's own Java client (kafka-clients 4.3) runs transactions against the broker:
+/// committed and aborted transactions over 3 partitions, read back at both isolation levels,
+/// and endOffsets at read_committed is the last stable offset (30 records and 3 markers a
+/// partition). Method: tests/clients/java (JavaTransactions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_client_transactions_commit_and_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    create_topic(&broker.bootstrap(), "java-spread", 3).await;
+    let result = tokio::task::block_in_place(|| {
+        common::run_java_class(
+            "strato.JavaTransactions",
+            &[
+                "--bootstrap",
+                &broker.bootstrap(),
+                "--topic",
+                "java-spread",
+                "--partitions",
+                "3",
+                "--transactional-id",
+                "java-spreader",
+            ],
+        )
+    });
+    for partition in 0..3 {
+        let values = |isolation: &str| -> Vec<String> {
+            result[isolation][partition.to_string()]
+                .as_array()
+                .unwrap_or_else(|| panic!("{isolation} values of {partition}: {result}"))
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        let sent = |rounds: &[usize]| -> Vec<String> {
+            rounds
+                .iter()
+                .flat_map(|round| {
+                    round_values(*round, 3)
+                        .into_iter()
+                        .skip(partition)
+                        .step_by(3)
+                })
+                .collect()
+        };
+        assert_eq!(values("read_committed"), sent(&[0, 2]), "{partition}");
+        assert_eq!(values("read_uncommitted"), sent(&[0, 1, 2]), "{partition}");
+        assert_eq!(
+            result["end_offsets"][partition.to_string()].as_i64(),
+            Some(33),
+            "{result}"
+        );
+    }
+}
+
 /// Goal: consume-transform-produce exactly once with librdkafka: the output records and the
 /// input offsets commit in one transaction. Method: a group consumer reads 20 input records;
 /// a transactional producer writes one output record per input record and sends the
