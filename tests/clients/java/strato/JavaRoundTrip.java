@@ -688,6 +688,20 @@ public final class JavaRoundTrip {
     private static final String USAGE = "usage: java -jar strato-java-clients.jar --bootstrap HOST:PORT --topic TOPIC"
             + " --count N [--timeout-s S] [--verbose]";
 
+    /** For the other programs of this jar: ends the JVM with EXIT_TIMEOUT after `seconds`. */
+    static void exitAfter(double seconds) {
+        Thread watchdog = new Thread(() -> {
+            try {
+                Thread.sleep((long) (seconds * 1000));
+            } catch (InterruptedException e) {
+                return;
+            }
+            emit(EXIT_TIMEOUT, Map.of("error", "timed out"), "timed out");
+        }, "watchdog");
+        watchdog.setDaemon(true);
+        watchdog.start();
+    }
+
     /**
      * "--name value" pairs of the other programs of this jar: every name in `known` (those
      * without a default required); exits with EXIT_BAD_ARGS on anything else.

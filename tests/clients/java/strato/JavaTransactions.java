@@ -38,17 +38,7 @@ public final class JavaTransactions {
     public static void main(String[] argv) {
         Map<String, String> args = parseArgs(argv);
         Map<String, Object> result = new TreeMap<>();
-        double timeoutS = Double.parseDouble(args.get("--timeout-s"));
-        Thread watchdog = new Thread(() -> {
-            try {
-                Thread.sleep((long) (timeoutS * 1000));
-            } catch (InterruptedException e) {
-                return;
-            }
-            JavaRoundTrip.emit(JavaRoundTrip.EXIT_TIMEOUT, Map.of("error", "timed out"), "timed out");
-        }, "watchdog");
-        watchdog.setDaemon(true);
-        watchdog.start();
+        JavaRoundTrip.exitAfter(Double.parseDouble(args.get("--timeout-s")));
         String topic = args.get("--topic");
         int partitions = Integer.parseInt(args.get("--partitions"));
         String stage = "transactions";
