@@ -3,11 +3,13 @@
 //! the coordinator's `txn-markers/` requests, the last stable offset and aborted
 //! transactions at read_committed (raw Fetch and ListOffsets, and librdkafka consumers at
 //! both isolation levels), a marker written exactly once across a kill -9 of its leader,
-//! compaction keeping markers' meaning, and librdkafka's transactional producer end to end.
+//! stale marker requests deleted, compaction keeping markers' meaning, and transactional
+//! producers end to end (librdkafka on one broker and on three, consume-transform-produce,
+//! Kafka's Java client).
 //!
 //! Transactions are driven through the broker's coordinator in raw frames where exact
 //! offsets and error codes matter (InitProducerId, AddPartitionsToTxn, Produce, EndTxn,
-//! DescribeTransactions), and with librdkafka's transactional producer otherwise.
+//! DescribeTransactions), and with real transactional producers otherwise.
 
 mod common;
 
