@@ -362,6 +362,9 @@ fn java_client_transactions() {
     assert_eq!(result["committed"], 200, "{result}");
     assert_eq!(result["read_committed"], 200, "{result}");
     assert_eq!(result["aborted_visible_committed"], 0, "{result}");
-    assert_eq!(result["read_uncommitted"], 211, "{result}: 200 + 10 aborted + the zombie's");
+    // 200 committed + 10 aborted, and the zombie's record if it reached the log before the
+    // successor fenced it (its transaction is aborted either way).
+    let uncommitted = result["read_uncommitted"].as_u64().unwrap_or(0);
+    assert!((210..=211).contains(&uncommitted), "{result}");
     assert_eq!(result["fenced"], true, "{result}");
 }
