@@ -232,8 +232,10 @@ fn consume_transform_produce_is_exactly_once_through_a_broker_kill() {
             seen_inputs.len()
         );
         if !killed && processed >= RECORDS / 3 {
-            // The broker of slot 1 dies without a goodbye.
-            cluster.take(1).kill();
+            // The transaction coordinator's broker dies without a goodbye (also the leader
+            // of some partitions): its successor must finish or abort what it left.
+            let slot = coordinator_slot(&cluster, "eos-loop");
+            cluster.take(slot).kill();
             killed = true;
         }
         let mut batch = Vec::new();
@@ -367,4 +369,28 @@ fn java_client_transactions() {
     let uncommitted = result["read_uncommitted"].as_u64().unwrap_or(0);
     assert!((210..=211).contains(&uncommitted), "{result}");
     assert_eq!(result["fenced"], true, "{result}");
+}
+
+/// The cluster slot of the broker that coordinates `transactional_id` (FindCoordinator).
+fn coordinator_slot(cluster: &Cluster, transactional_id: &str) -> usize {
+    use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
+    use kafka_protocol::protocol::StrBytes;
+    let any = cluster.brokers.values().next().expect("a broker");
+    let mut stream = common::wire::connect(any);
+    let found: FindCoordinatorResponse = common::wire::call(
+        &mut stream,
+        ApiKey::FindCoordinator,
+        3,
+        1,
+        &FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(transactional_id.to_string()))
+            .with_key_type(1),
+    );
+    assert_eq!(found.error_code, 0);
+    *cluster
+        .brokers
+        .iter()
+        .find(|(_, b)| i32::from(b.addr.port()) == found.port)
+        .expect("the coordinator is a running broker")
+        .0
 }
