@@ -157,7 +157,10 @@ fn an_abandoned_transaction_times_out_and_aborts() {
     let producer = txn_producer(
         &bootstrap,
         "abandoned",
-        &[("transaction.timeout.ms", "2000")],
+        &[
+            ("transaction.timeout.ms", "2000"),
+            ("message.timeout.ms", "2000"),
+        ],
     );
     producer.begin_transaction().unwrap();
     send(&producer, "abandoned-out", 0, "never visible");
@@ -191,7 +194,11 @@ fn consume_transform_produce_is_exactly_once_through_a_broker_kill() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(create_topic(&bootstrap, "eos-in", 3));
     rt.block_on(create_topic(&bootstrap, "eos-out", 3));
-    cluster.wait_balanced(6);
+    // Rendezvous hashing may leave a broker without any of the 6 partitions: wait until
+    // all of them are led.
+    common::wait_until(common::cluster::SETTLE_DEADLINE, "6 led partitions", || {
+        cluster.led().values().sum::<u64>() == 6
+    });
     {
         let input: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
