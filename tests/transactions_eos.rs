@@ -344,43 +344,6 @@ fn consume_transform_produce_is_exactly_once_through_a_broker_kill() {
     }
 }
 
-/// Goal: the official Java client (kafka-clients 4.3) runs a transactional producer and
-/// read_committed consumers against Strato: committed transactions are read back, an
-/// aborted one only at read_uncommitted, and a second producer with the same
-/// transactional.id fences the first (ProducerFencedException).
-#[test]
-fn java_client_transactions() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path(), &["--default-partitions", "3"]);
-    let jar = common::java_client_jar();
-    assert!(jar.is_file(), "{} does not exist: run ./scripts/test.sh", jar.display());
-    let output = common::run_with_timeout(
-        std::process::Command::new(common::java())
-            .arg("-cp")
-            .arg(&jar)
-            .arg("strato.JavaTxn")
-            .args(["--bootstrap", &broker.bootstrap(), "--topic", "java-txn"])
-            .args(["--partitions", "3", "--count", "200"]),
-        Duration::from_secs(120),
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!(
-            "JavaTxn printed no JSON: {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    assert!(output.status.success(), "{result}");
-    assert_eq!(result["committed"], 200, "{result}");
-    assert_eq!(result["read_committed"], 200, "{result}");
-    assert_eq!(result["aborted_visible_committed"], 0, "{result}");
-    // 200 committed + 10 aborted, and the zombie's record if it reached the log before the
-    // successor fenced it (its transaction is aborted either way).
-    let uncommitted = result["read_uncommitted"].as_u64().unwrap_or(0);
-    assert!((210..=211).contains(&uncommitted), "{result}");
-    assert_eq!(result["fenced"], true, "{result}");
-}
-
 /// The cluster slot of the broker that coordinates `transactional_id` (FindCoordinator).
 fn coordinator_slot(cluster: &Cluster, transactional_id: &str) -> usize {
     use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
