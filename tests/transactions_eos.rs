@@ -77,6 +77,8 @@ fn read_all(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> V
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);
             }
+            // A broker of the cluster is down: librdkafka reports it and carries on.
+            Some(Err(err)) if common::kafka::is_transient(&err) => {}
             Some(Err(err)) => panic!("consume: {err}"),
             Some(Ok(message)) => {
                 at_end.remove(&message.partition());
@@ -370,4 +372,87 @@ fn coordinator_slot(cluster: &Cluster, transactional_id: &str) -> usize {
         .find(|(_, b)| i32::from(b.addr.port()) == found.port)
         .expect("the coordinator is a running broker")
         .0
+}
+
+/// The cluster slot of the broker that leads `topic`/`partition` (Metadata).
+fn leader_slot(cluster: &Cluster, topic: &str, partition: i32) -> usize {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let any = cluster.brokers.values().next().expect("a broker");
+    let mut stream = common::wire::connect(any);
+    let metadata: MetadataResponse = common::wire::call(
+        &mut stream,
+        ApiKey::Metadata,
+        9,
+        1,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+                TopicName(StrBytes::from_string(topic.to_string())),
+            ))])),
+    );
+    let leader = metadata.topics[0]
+        .partitions
+        .iter()
+        .find(|p| p.partition_index == partition)
+        .expect("the partition")
+        .leader_id;
+    let port = metadata
+        .brokers
+        .iter()
+        .find(|b| b.node_id == leader)
+        .expect("the leader is listed")
+        .port;
+    *cluster
+        .brokers
+        .iter()
+        .find(|(_, b)| i32::from(b.addr.port()) == port)
+        .expect("the leader is a running broker")
+        .0
+}
+
+/// Goal: a coordinator that dies between PrepareCommit and the markers leaves nothing
+/// half-visible: the next coordinator finishes the commit. Method: two brokers on etcd; a
+/// transaction writes to a partition led by the broker that does not coordinate it; that
+/// leader is frozen (SIGSTOP) so the marker cannot be written, the commit is asked for
+/// (PrepareCommit stored), then the coordinator is killed -9 and the leader thawed. The
+/// survivor writes the marker, takes the coordination over and completes the transaction;
+/// read_committed readers see the records, and its next transaction works.
+#[test]
+fn a_commit_survives_its_coordinator_dying_before_the_markers() {
+    let mut cluster =
+        Cluster::start_with(2, "/strato/eos-prepared", &["--default-partitions", "8"]);
+    let bootstrap = cluster.bootstrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(create_topic(&bootstrap, "prepared", 8));
+    common::wait_until(common::cluster::SETTLE_DEADLINE, "8 led partitions", || {
+        cluster.led().values().sum::<u64>() == 8
+    });
+    let coordinator = coordinator_slot(&cluster, "prepared-tx");
+    let Some(partition) = (0..8).find(|p| leader_slot(&cluster, "prepared", *p) != coordinator)
+    else {
+        panic!("rendezvous hashing gave every partition to the coordinator's broker");
+    };
+    let leader = leader_slot(&cluster, "prepared", partition);
+    let producer = txn_producer(&bootstrap, "prepared-tx", &[]);
+    producer.begin_transaction().unwrap();
+    send(&producer, "prepared", partition, "survives");
+    producer.flush(TXN_TIMEOUT).unwrap();
+    cluster.brokers[&leader].pause();
+    // EndTxn is answered once PrepareCommit is stored; the marker waits for the leader.
+    producer.commit_transaction(TXN_TIMEOUT).unwrap();
+    drop(producer);
+    cluster.take(coordinator).kill();
+    cluster.brokers[&leader].resume();
+    let survivor = cluster.brokers[&leader].bootstrap();
+    common::wait_until(Duration::from_secs(60), "the commit to complete", || {
+        read_all(&survivor, "prepared", 8, "read_committed") == ["survives"]
+    });
+    let next = txn_producer(&survivor, "prepared-tx", &[]);
+    next.begin_transaction().unwrap();
+    send(&next, "prepared", partition, "next");
+    next.commit_transaction(TXN_TIMEOUT).unwrap();
+    let mut values = read_all(&survivor, "prepared", 8, "read_committed");
+    values.sort();
+    assert_eq!(values, ["next", "survives"]);
 }

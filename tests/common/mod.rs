@@ -238,6 +238,17 @@ impl Broker {
         self.signal("TERM");
     }
 
+    /// SIGSTOP: the broker freezes (its connections and lease stay open) until
+    /// [`Broker::resume`]. Dropping or killing a paused broker still ends it.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after [`Broker::pause`].
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
     /// Waits for a clean exit (after [`Broker::terminate`]) and starts again.
     pub fn restart_after_exit(mut self) -> Broker {
         let status = self.wait_exit(STOP_DEADLINE);
