@@ -137,7 +137,7 @@ async fn run(
     let authenticated = Arc::new(AtomicBool::new(!session.listener.uses_sasl()));
     let reader_authenticated = authenticated.clone();
     let (frames_tx, mut frames_rx) = mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(inflight_max);
-    let reader_task = tokio::spawn(
+    let mut reader_task = tokio::spawn(
         async move {
             loop {
                 let max = if reader_authenticated.load(Ordering::Acquire) {
@@ -184,11 +184,18 @@ async fn run(
             biased;
             Some(response) = pending.next(), if !pending.is_empty() => {
                 let Ok(response) = response else { break };
-                if let Some(bytes) = response
-                    && let Err(err) = writer.write_all(&bytes).await {
+                // A TLS stream may keep written bytes in its buffer: flush so the response
+                // leaves now (a no-op on plain TCP).
+                if let Some(bytes) = response {
+                    let written = match writer.write_all(&bytes).await {
+                        Ok(()) => writer.flush().await,
+                        Err(err) => Err(err),
+                    };
+                    if let Err(err) = written {
                         tracing::debug!("connection write failed: {err}");
                         break;
                     }
+                }
                 idle_deadline = tokio::time::Instant::now() + idle_timeout;
             }
             frame = frames_rx.recv(), if reading && pending.len() < inflight_max => {
@@ -226,9 +233,18 @@ async fn run(
             _ = sleep_until_deadline(drain_deadline), if drain_deadline.is_some() => break,
         }
     }
+    if session.close_after_response {
+        // The last answer is a refusal: give the client a moment to read it and close its
+        // side first. Closing at once can reach some clients (kafka-python over TLS was seen
+        // to) together with the answer, which they then drop as a lost connection.
+        let _ = tokio::time::timeout(CLOSE_LINGER, &mut reader_task).await;
+    }
     reader_task.abort();
     let _ = writer.shutdown().await;
 }
+
+/// Longest wait for a client to close after its connection's refusal was answered.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The span of one request: its connection-scoped id (`<connection id>-<correlation id>`,
 /// unique while the broker runs) and what it asks for. Everything logged while the request
