@@ -216,6 +216,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.compaction_frame_bytes,
         compaction_stop.clone(),
     ));
+    let markers_stop = CancellationToken::new();
+    let markers = tokio::spawn(crate::log::markers::run(ctx.clone(), markers_stop.clone()));
     let gc_stop = CancellationToken::new();
     let gc = tokio::spawn(crate::log::gc::run(
         meta.clone(),
@@ -279,6 +281,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let _ = gc.await;
     compaction_stop.cancel();
     let _ = compaction.await;
+    // Markers already appended are flushed below; the rest stay requested for the next
+    // leader.
+    markers_stop.cancel();
+    let _ = markers.await;
     let _ = leadership.await;
 
     tracing::info!("draining: flushing accepted batches");

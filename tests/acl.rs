@@ -10,17 +10,16 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::kafka::producer;
-use common::{Broker, add_user, run_client_script, run_with_timeout, wait_until, wire};
+use common::wire::Wire;
+use common::{Broker, add_user, run_client_script, run_with_timeout, wait_until};
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::ApiKey;
-use kafka_protocol::protocol::{Request, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
@@ -171,27 +170,12 @@ fn denials(broker: &Broker, resource_type: &str, operation: &str) -> f64 {
     ))
 }
 
-/// Raw requests on one connection, with increasing correlation ids.
-struct Wire {
-    stream: TcpStream,
-    correlation_id: i32,
+/// ACL-specific raw requests.
+trait WireExt {
+    fn topic_metadata(&mut self, topic: &str) -> (i16, i32);
 }
 
-impl Wire {
-    fn connect(broker: &Broker) -> Wire {
-        Wire {
-            stream: wire::connect(broker),
-            correlation_id: 0,
-        }
-    }
-
-    fn call<R: Request>(&mut self, version: i16, request: &R) -> R::Response {
-        let key = ApiKey::try_from(R::KEY).expect("a known API");
-        self.correlation_id += 1;
-        wire::send(&mut self.stream, key, version, self.correlation_id, request);
-        wire::response(&mut self.stream, key, version, self.correlation_id)
-    }
-
+impl WireExt for Wire {
     /// Metadata v12 for one topic: (error code, topic authorized operations).
     fn topic_metadata(&mut self, topic: &str) -> (i16, i32) {
         use kafka_protocol::messages::metadata_request::MetadataRequestTopic;

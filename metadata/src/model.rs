@@ -425,6 +425,12 @@ pub struct AbortedTxnRecord {
     pub first_offset: Offset,
     /// The offset of the abort marker.
     pub last_offset: Offset,
+    /// The partition's last stable offset right after the marker (Kafka's
+    /// `AbortedTxn.lastStableOffset`): no transaction aborted later started below it, so a
+    /// reader collecting the aborted transactions overlapping a range stops at the first
+    /// one whose value reaches the range's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_stable_offset: Option<Offset>,
 }
 record_codec!(AbortedTxnRecord);
 

@@ -1,6 +1,7 @@
-//! DescribeProducers (KIP-664): the idempotent producers of partitions this broker leads,
-//! as committed with the partition state (ids, epochs, last sequence, last write time).
-//! Transactions are not supported, so no producer has an open transaction. Partitions led
+//! DescribeProducers (KIP-664): the idempotent and transactional producers of partitions
+//! this broker leads, as committed with the partition state (ids, epochs, last sequence, last
+//! write time, the first offset of an open transaction). The coordinator epoch is not kept
+//! per producer (markers are requested through the metadata store), so it is -1. Partitions led
 //! elsewhere get NOT_LEADER_OR_FOLLOWER, unknown ones UNKNOWN_TOPIC_OR_PARTITION. Each
 //! topic needs READ (TOPIC_AUTHORIZATION_FAILED per partition), as in Kafka.
 
@@ -16,7 +17,8 @@ use super::{BrokerCtx, error};
 use crate::security::Session;
 use crate::security::acl::{AclOperation, ResourceType};
 
-/// `coordinator_epoch` and `current_txn_start_offset` of a producer without a transaction.
+/// `coordinator_epoch` (not kept), and `current_txn_start_offset` of a producer without an
+/// open transaction.
 const NO_COORDINATOR_EPOCH: i32 = -1;
 const NO_TXN_START_OFFSET: i64 = -1;
 
@@ -67,7 +69,9 @@ pub(super) fn handle(
                                 )
                                 .with_last_timestamp(p.last_write_ms)
                                 .with_coordinator_epoch(NO_COORDINATOR_EPOCH)
-                                .with_current_txn_start_offset(NO_TXN_START_OFFSET)
+                                .with_current_txn_start_offset(
+                                    p.txn_first_offset.unwrap_or(NO_TXN_START_OFFSET),
+                                )
                         })
                         .collect();
                     response.with_active_producers(producers)

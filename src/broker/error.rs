@@ -4,6 +4,7 @@ use kafka_protocol::ResponseError;
 use strato_metadata::MetadataError;
 
 use crate::log::flush::FlushFailure;
+use crate::log::producer::TxnVerifyError;
 use crate::log::topics::TopicError;
 use crate::security::acl_store::AclStoreError;
 
@@ -22,6 +23,18 @@ pub fn from_flush(failure: FlushFailure) -> i16 {
         }
         FlushFailure::Rewound => ResponseError::NotLeaderOrFollower.code(),
         FlushFailure::Busy => ResponseError::RequestTimedOut.code(),
+    }
+}
+
+/// A transactional batch that may not open a transaction in its partition, answered as
+/// Kafka's produce path answers its coordinator's verification (`ReplicaManager`): a
+/// completing transaction is NOT_ENOUGH_REPLICAS, which producers retry.
+pub fn from_txn_verification(err: TxnVerifyError) -> i16 {
+    match err {
+        TxnVerifyError::UnknownProducerId => ResponseError::InvalidProducerIdMapping.code(),
+        TxnVerifyError::ProducerFenced => ResponseError::ProducerFenced.code(),
+        TxnVerifyError::Completing => ResponseError::NotEnoughReplicas.code(),
+        TxnVerifyError::NotInTransaction => ResponseError::InvalidTxnState.code(),
     }
 }
 

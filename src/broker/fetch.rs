@@ -9,6 +9,12 @@
 //! (`rack_id`, Fetch v11+) names a broker in the consumer's rack as the preferred read
 //! replica instead of returning records (KIP-392), so reads stay inside a zone.
 //!
+//! Transactions: every answer carries the last stable offset. At read_committed
+//! (`isolation_level` 1, Fetch v4+) records stop at the LSO (whole batches: one starting at or
+//! past it is cut) and the response lists the aborted transactions overlapping the returned
+//! records (last offset at or after the fetch offset, first offset at or before the last
+//! returned one), so the client drops their records and the markers.
+//!
 //! Each topic needs READ (TOPIC_AUTHORIZATION_FAILED per partition), checked when the request
 //! is admitted.
 
@@ -18,7 +24,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind, TopicName};
 use strato_tiering::batch;
 
@@ -37,6 +45,8 @@ const CHUNKS_PER_PARTITION_PASS: usize = 64;
 const READ_AHEAD_SPANS_MAX: usize = 16;
 /// Spans a fetch reads at once for one partition (each a ranged GET on a cache miss).
 const DEMAND_READS_MAX: usize = 4;
+/// Kafka's `IsolationLevel.READ_COMMITTED`.
+const READ_COMMITTED: i8 = 1;
 
 struct Wanted {
     index: i32,
@@ -46,6 +56,8 @@ struct Wanted {
     fetch_offset: i64,
     partition_max_bytes: usize,
     current_leader_epoch: i32,
+    /// `isolation_level` 1: only decided transactions, up to the last stable offset.
+    read_committed: bool,
 }
 
 struct WantedTopic {
@@ -74,6 +86,7 @@ fn resolve(
     session: &Session,
 ) -> Vec<WantedTopic> {
     let client_rack = (version >= 11 && !req.rack_id.is_empty()).then(|| req.rack_id.to_string());
+    let read_committed = version >= 4 && req.isolation_level == READ_COMMITTED;
     req.topics
         .iter()
         .map(|t| {
@@ -113,6 +126,7 @@ fn resolve(
                     fetch_offset: p.fetch_offset,
                     partition_max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
                     current_leader_epoch: p.current_leader_epoch,
+                    read_committed,
                 })
                 .collect();
             WantedTopic {
@@ -232,7 +246,7 @@ async fn read_partition(
         return base
             .with_error_code(NONE)
             .with_high_watermark(view.high_watermark)
-            .with_last_stable_offset(view.high_watermark)
+            .with_last_stable_offset(view.last_stable_offset)
             .with_log_start_offset(view.log_start_offset)
             .with_preferred_read_replica(BrokerId(replica));
     }
@@ -258,8 +272,15 @@ async fn read_partition(
     };
     let base = base
         .with_high_watermark(view.high_watermark)
-        .with_last_stable_offset(view.high_watermark)
-        .with_log_start_offset(view.log_start_offset);
+        .with_last_stable_offset(view.last_stable_offset)
+        .with_log_start_offset(view.log_start_offset)
+        .with_aborted_transactions(w.read_committed.then(Vec::new));
+    // Nothing at or past it is returned.
+    let visible_end = if w.read_committed {
+        view.last_stable_offset
+    } else {
+        view.high_watermark
+    };
     if w.current_leader_epoch >= 0 && w.current_leader_epoch != view.leader_epoch {
         let code = if w.current_leader_epoch < view.leader_epoch {
             ResponseError::FencedLeaderEpoch
@@ -291,6 +312,7 @@ async fn read_partition(
         .buffered(DEMAND_READS_MAX);
     let mut pieces: Vec<Bytes> = Vec::new();
     let mut partition_bytes = 0usize;
+    let mut last_returned: Option<i64> = None;
     let mut index = 0;
     'chunks: while let Some(result) = reads.next().await {
         let span = &plan.spans[index];
@@ -314,7 +336,10 @@ async fn read_partition(
             if header.last_offset() < w.fetch_offset {
                 continue;
             }
-            if header.base_offset >= view.high_watermark {
+            if header.base_offset >= visible_end {
+                if let Some(run) = run.take() {
+                    pieces.push(data.slice(run));
+                }
                 break 'chunks;
             }
             let len = range.len();
@@ -327,6 +352,7 @@ async fn read_partition(
             }
             partition_bytes += len;
             *total += len;
+            last_returned = Some(header.last_offset());
             run = Some(match run {
                 Some(r) => r.start..range.end,
                 None => range,
@@ -347,7 +373,32 @@ async fn read_partition(
             out.freeze()
         }
     };
+    let base = match last_returned {
+        Some(last_returned) if w.read_committed => base.with_aborted_transactions(Some(
+            aborted_in(&view.aborted, w.fetch_offset, last_returned),
+        )),
+        _ => base,
+    };
     base.with_error_code(NONE).with_records(Some(records))
+}
+
+/// The aborted transactions a read_committed client needs for records returned from
+/// `fetch_offset` to `last_returned`: those ending at or after the fetch offset and starting
+/// at or before the last returned offset (Kafka's `collectAbortedTransactions`).
+fn aborted_in(
+    candidates: &[strato_metadata::model::AbortedTxnRecord],
+    fetch_offset: i64,
+    last_returned: i64,
+) -> Vec<AbortedTransaction> {
+    candidates
+        .iter()
+        .filter(|a| a.last_offset >= fetch_offset && a.first_offset <= last_returned)
+        .map(|a| {
+            AbortedTransaction::default()
+                .with_producer_id(kafka_protocol::messages::ProducerId(a.producer_id))
+                .with_first_offset(a.first_offset)
+        })
+        .collect()
 }
 
 /// The spans of a fetch: `spans[..demand]` hold about `serve_bytes` from the fetch offset on

@@ -1,5 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4),
 //! earliest pending upload (-5) and by timestamp, through the index entries' max timestamps.
+//! At read_committed (`isolation_level` 1, v2+) the latest offset is the last stable offset
+//! and lookups find nothing at or past it, as Kafka's `fetchOffsetForTimestamp`.
 //! Each topic needs DESCRIBE (TOPIC_AUTHORIZATION_FAILED per partition).
 
 use std::sync::Arc;
@@ -22,6 +24,8 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const EARLIEST_PENDING_UPLOAD: i64 = -5;
+/// Kafka's `IsolationLevel.READ_COMMITTED`.
+const READ_COMMITTED: i8 = 1;
 
 pub(super) async fn handle(
     ctx: &Arc<BrokerCtx>,
@@ -31,6 +35,7 @@ pub(super) async fn handle(
 ) -> ListOffsetsResponse {
     // `leader_epoch` exists from v4 on; older versions must leave it at its default.
     let epoch_field = |epoch: i32| if version >= 4 { epoch } else { -1 };
+    let read_committed = version >= 2 && req.isolation_level == READ_COMMITTED;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let topic = ctx.topics.get(t.name.as_str());
@@ -77,14 +82,29 @@ pub(super) async fn handle(
                 partitions.push(base.with_error_code(error::code(code)));
                 continue;
             }
+            // Offsets at or past it are not visible at the request's isolation level.
+            let visible_end = if read_committed {
+                partition.last_stable_offset()
+            } else {
+                partition.high_watermark()
+            };
             let result = match p.timestamp {
-                LATEST => Ok((partition.high_watermark(), -1)),
+                LATEST => Ok((visible_end, -1)),
                 EARLIEST | EARLIEST_LOCAL => Ok((partition.lock().log_start_offset, -1)),
                 // Everything committed is already in object storage.
                 EARLIEST_PENDING_UPLOAD => Ok((-1, -1)),
                 MAX_TIMESTAMP => Ok(max_timestamp(&partition)),
                 ts if ts >= 0 => by_timestamp(ctx, &partition, ts).await,
                 _ => Err(error::code(ResponseError::InvalidRequest)),
+            };
+            let result = match result {
+                Ok((offset, _))
+                    if (p.timestamp == MAX_TIMESTAMP || p.timestamp >= 0)
+                        && offset >= visible_end =>
+                {
+                    Ok((-1, -1))
+                }
+                other => other,
             };
             partitions.push(match result {
                 Ok((offset, timestamp)) => base

@@ -4,8 +4,12 @@
 //! "durable in object storage"; acks=0 gets no answer).
 //!
 //! Each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED per partition); auto-creating one also
-//! CREATE on the cluster or the topic. Transactional produce (WRITE on the transactional id)
-//! does not exist yet: a transactional id is refused.
+//! CREATE on the cluster or the topic. A request with transactional batches needs its
+//! transactional id and WRITE on it (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the whole
+//! request, as Kafka). A transactional batch is written only inside the producer's open
+//! transaction on the partition, or, for the first one, when the coordinator's record
+//! `txns/<id>` lists the partition in the producer's ongoing transaction (KIP-890 part 1,
+//! read before the partition lock and checked against a verification guard under it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,14 +22,15 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use strato_metadata::model::TxnRecord;
 use strato_tiering::batch::{self, BatchHeader};
 use tokio::sync::oneshot;
 
 use super::error::{self, NONE};
 use super::{BrokerCtx, Reply, topic_config};
 use crate::log::flush::{FlushFailure, PendingBatch, now_ms};
-use crate::log::partition::Partition;
-use crate::log::producer::{IncomingBatch, SequenceCheck, last_sequence};
+use crate::log::partition::{Partition, PartitionState};
+use crate::log::producer::{IncomingBatch, SequenceCheck, TxnCheck, last_sequence, verify_in_txn};
 use crate::log::topics::Topic;
 use crate::security::Session;
 use crate::security::acl::{AclOperation, ResourceType};
@@ -79,9 +84,10 @@ pub(super) async fn handle(
         t if t <= 0 => PRODUCE_TIMEOUT_DEFAULT,
         t => Duration::from_millis(t as u64).min(PRODUCE_TIMEOUT_MAX),
     };
+    let transactional_id = req.transactional_id.as_ref().map(|id| id.to_string());
     let request_error = if !matches!(acks, -1..=1) {
         Some(error::code(ResponseError::InvalidRequiredAcks))
-    } else if req.transactional_id.is_some() {
+    } else if has_transactional_records(&req) && !may_write_txn(ctx, session, &transactional_id) {
         Some(error::code(
             ResponseError::TransactionalIdAuthorizationFailed,
         ))
@@ -99,7 +105,14 @@ pub(super) async fn handle(
         for data in topic_data.partition_data {
             let outcome = match &topic {
                 Err(code) => Outcome::Done(*code, -1, None),
-                Ok(topic) => admit(ctx, topic, data.index, data.records, acks == 0).await,
+                Ok(topic) => {
+                    let target = Target {
+                        topic,
+                        index: data.index,
+                        transactional_id: transactional_id.as_deref(),
+                    };
+                    admit(ctx, target, data.records, acks == 0).await
+                }
             };
             let tp = topic
                 .as_ref()
@@ -168,6 +181,28 @@ pub(super) async fn handle(
         }
         .boxed(),
     )
+}
+
+/// Whether any partition's first batch is transactional (Kafka's
+/// `ProduceRequest.hasTransactionalRecords`).
+fn has_transactional_records(req: &ProduceRequest) -> bool {
+    req.topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_ref())
+        .any(|records| batch::parse_header(records).is_ok_and(|h| h.is_transactional()))
+}
+
+/// Kafka's rule for transactional records: a transactional id, and WRITE on it.
+fn may_write_txn(ctx: &BrokerCtx, session: &Session, transactional_id: &Option<String>) -> bool {
+    transactional_id.as_deref().is_some_and(|id| {
+        ctx.authorizer.allows(
+            session,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            id,
+        )
+    })
 }
 
 /// Produce v10+ names the new leader in a NOT_LEADER_OR_FOLLOWER answer (KIP-951), so the
@@ -253,15 +288,31 @@ async fn resolve_topic(
     }
 }
 
+/// Where one partition's records go.
+struct Target<'a> {
+    topic: &'a Arc<Topic>,
+    index: i32,
+    /// The request's transactional id (present and authorized if any batch is transactional).
+    transactional_id: Option<&'a str>,
+}
+
+/// Times the coordinator's record is read for one batch: a marker for the producer appended
+/// meanwhile makes a read stale, and the next one decides.
+const TXN_VERIFY_ATTEMPTS_MAX: usize = 3;
+
 /// Admission of one partition's records: everything up to the append happens here, in
 /// request order.
 async fn admit(
     ctx: &Arc<BrokerCtx>,
-    topic: &Arc<Topic>,
-    index: i32,
+    target: Target<'_>,
     records: Option<Bytes>,
     fire_and_forget: bool,
 ) -> Outcome {
+    let Target {
+        topic,
+        index,
+        transactional_id,
+    } = target;
     let Some(partition) = topic.partition(index) else {
         return Outcome::Done(
             error::code(ResponseError::UnknownTopicOrPartition),
@@ -269,12 +320,85 @@ async fn admit(
             None,
         );
     };
+    let (records, headers) = match validate(topic, index, records) {
+        Ok(valid) => valid,
+        Err(outcome) => return outcome,
+    };
+    let producer = headers
+        .first()
+        .filter(|h| h.has_producer_id())
+        .map(|h| IncomingBatch {
+            producer_id: h.producer_id,
+            producer_epoch: h.producer_epoch,
+            first_sequence: h.base_sequence,
+            last_sequence: last_sequence(h.base_sequence, h.records_count),
+            transactional: h.is_transactional(),
+        });
+    let permit = match ctx.log.reserve(records.len()).await {
+        Ok(permit) => permit,
+        Err(failure) => return Outcome::Done(error::from_flush(failure), -1, None),
+    };
+    let mut permit = Some(permit);
+    // (guard, outcome) of the last read of the coordinator's record.
+    let mut verification: Option<(u64, Result<(), i16>)> = None;
+    for _ in 0..TXN_VERIFY_ATTEMPTS_MAX {
+        let guard = {
+            let mut state = partition.lock();
+            let checked = match check_producer(&mut state, &partition, producer, &mut verification)
+            {
+                Ok(checked) => checked,
+                Err(outcome) => return outcome,
+            };
+            match checked {
+                ProducerCheck::Append => {
+                    let batch = Admitted {
+                        partition: &partition,
+                        records: &records,
+                        headers: &headers,
+                        producer,
+                        log_append_time: topic_config::log_append_time(&topic.config),
+                        fire_and_forget,
+                    };
+                    let permit = permit
+                        .take()
+                        .expect("the permit is used once, by the append");
+                    return append(ctx, &mut state, batch, permit);
+                }
+                ProducerCheck::Verify(guard) => guard,
+            }
+        };
+        let (Some(incoming), Some(transactional_id)) = (producer, transactional_id) else {
+            // Only a transactional batch is verified, and handle() refused those without an
+            // authorized transactional id.
+            return Outcome::Done(
+                error::code(ResponseError::TransactionalIdAuthorizationFailed),
+                -1,
+                None,
+            );
+        };
+        let result = read_and_verify(ctx, transactional_id, incoming, partition.tp).await;
+        verification = Some((guard, result));
+    }
+    Outcome::Done(
+        error::code(ResponseError::NotEnoughReplicas),
+        -1,
+        Some("transaction markers kept arriving while the transaction was verified".into()),
+    )
+}
+
+/// The batches of one partition's records, checked as a client may send them: (records,
+/// headers), or the outcome that refuses them.
+fn validate(
+    topic: &Topic,
+    index: i32,
+    records: Option<Bytes>,
+) -> Result<(Bytes, Vec<BatchHeader>), Outcome> {
     let Some(records) = records.filter(|r| !r.is_empty()) else {
-        return Outcome::Done(
+        return Err(Outcome::Done(
             error::code(ResponseError::CorruptMessage),
             -1,
             Some("no record batch".into()),
-        );
+        ));
     };
     let headers = match batch::validate_batches(&records, BATCHES_PER_PARTITION_MAX) {
         Ok(headers) => headers,
@@ -286,7 +410,7 @@ async fn admit(
                 }
                 _ => ResponseError::CorruptMessage,
             };
-            return Outcome::Done(error::code(code), -1, Some(err.to_string()));
+            return Err(Outcome::Done(error::code(code), -1, Some(err.to_string())));
         }
     };
     let max_message_bytes = topic_config::max_message_bytes(&topic.config);
@@ -294,75 +418,159 @@ async fn admit(
         .iter()
         .any(|h| h.total_len() as i64 > max_message_bytes)
     {
-        return Outcome::Done(error::code(ResponseError::MessageTooLarge), -1, None);
+        return Err(Outcome::Done(
+            error::code(ResponseError::MessageTooLarge),
+            -1,
+            None,
+        ));
     }
-    if headers.iter().any(BatchHeader::is_transactional) {
-        return Outcome::Done(error::code(ResponseError::InvalidTxnState), -1, None);
-    }
-    if headers.len() > 1 && headers.iter().any(BatchHeader::has_producer_id) {
-        return Outcome::Done(
+    let invalid = |message: &str| {
+        Outcome::Done(
             error::code(ResponseError::InvalidRecord),
             -1,
-            Some("idempotent produce must carry one batch per partition".into()),
-        );
-    }
-    let permit = match ctx.log.reserve(records.len()).await {
-        Ok(permit) => permit,
-        Err(failure) => return Outcome::Done(error::from_flush(failure), -1, None),
+            Some(message.into()),
+        )
     };
-    let log_append_time = topic_config::log_append_time(&topic.config);
-
-    let mut state = partition.lock();
-    if state.fenced || state.needs_reload {
-        return Outcome::Done(error::code(ResponseError::NotLeaderOrFollower), -1, None);
+    if headers.len() > 1 && headers.iter().any(BatchHeader::has_producer_id) {
+        return Err(invalid(
+            "idempotent produce must carry one batch per partition",
+        ));
     }
-    let producer = headers
-        .first()
-        .filter(|h| h.has_producer_id())
-        .map(|h| IncomingBatch {
-            producer_id: h.producer_id,
-            producer_epoch: h.producer_epoch,
-            first_sequence: h.base_sequence,
-            last_sequence: last_sequence(h.base_sequence, h.records_count),
-        });
-    if let Some(incoming) = &producer {
-        match state.producers.check(incoming) {
-            SequenceCheck::Append => {}
-            SequenceCheck::Duplicate {
+    if headers
+        .iter()
+        .any(|h| h.is_transactional() && !h.has_producer_id())
+    {
+        return Err(invalid("a transactional batch needs a producer id"));
+    }
+    Ok((records, headers))
+}
+
+/// What the producer rules say about a batch that may be written.
+enum ProducerCheck {
+    Append,
+    /// The batch opens a transaction here: read the coordinator's record, then check again
+    /// with this verification guard.
+    Verify(u64),
+}
+
+/// Sequence and transaction rules of the batch's producer under the partition lock; `Err`
+/// is the outcome that ends the admission (a duplicate, or a refusal).
+fn check_producer(
+    state: &mut PartitionState,
+    partition: &Arc<Partition>,
+    producer: Option<IncomingBatch>,
+    verification: &mut Option<(u64, Result<(), i16>)>,
+) -> Result<ProducerCheck, Outcome> {
+    let refuse = |err: ResponseError| Outcome::Done(error::code(err), -1, None);
+    if state.fenced || state.needs_reload {
+        return Err(refuse(ResponseError::NotLeaderOrFollower));
+    }
+    let Some(incoming) = producer else {
+        return Ok(ProducerCheck::Append);
+    };
+    match state.producers.check(&incoming) {
+        SequenceCheck::Append => {}
+        SequenceCheck::Duplicate {
+            base_offset,
+            last_offset,
+        } => {
+            return Err(Outcome::Duplicate {
+                partition: partition.clone(),
                 base_offset,
                 last_offset,
-            } => {
-                return Outcome::Duplicate {
-                    partition: partition.clone(),
-                    base_offset,
-                    last_offset,
-                    rewinds: state.rewinds,
-                };
-            }
-            SequenceCheck::InvalidEpoch => {
-                return Outcome::Done(error::code(ResponseError::InvalidProducerEpoch), -1, None);
-            }
-            SequenceCheck::OutOfOrder => {
-                return Outcome::Done(
-                    error::code(ResponseError::OutOfOrderSequenceNumber),
-                    -1,
-                    None,
-                );
-            }
+                rewinds: state.rewinds,
+            });
         }
+        SequenceCheck::InvalidEpoch => return Err(refuse(ResponseError::InvalidProducerEpoch)),
+        SequenceCheck::OutOfOrder => return Err(refuse(ResponseError::OutOfOrderSequenceNumber)),
     }
+    if !state.producers.has_room_for(incoming.producer_id) {
+        // Every remembered producer has an open transaction: none may be forgotten. The
+        // producer retries (as after Kafka's failed transaction verifications).
+        return Err(Outcome::Done(
+            error::code(ResponseError::NotEnoughReplicas),
+            -1,
+            Some("too many open transactions on the partition".into()),
+        ));
+    }
+    match state.producers.txn_check(&incoming) {
+        TxnCheck::Append => Ok(ProducerCheck::Append),
+        TxnCheck::Invalid => Err(refuse(ResponseError::InvalidTxnState)),
+        TxnCheck::NeedsVerification => match verification.take() {
+            // A refusal stands whatever happened since: the client only sends after its
+            // coordinator added the partition, which a later read would see as well.
+            Some((_, Err(code))) => Err(Outcome::Done(code, -1, None)),
+            Some((guard, Ok(()))) if state.take_txn_verification(incoming.producer_id, guard) => {
+                Ok(ProducerCheck::Append)
+            }
+            _ => Ok(ProducerCheck::Verify(
+                state.start_txn_verification(incoming.producer_id),
+            )),
+        },
+    }
+}
+
+/// Reads `txns/<transactional id>` and checks that it lets `incoming` open a transaction in
+/// partition `tp`: `Err` is the error code to answer.
+async fn read_and_verify(
+    ctx: &BrokerCtx,
+    transactional_id: &str,
+    incoming: IncomingBatch,
+    tp: strato_metadata::model::TopicPartition,
+) -> Result<(), i16> {
+    let key = strato_metadata::keys::txn(transactional_id);
+    let record = match ctx.meta.get(&key).await {
+        Ok(Some(value)) => match TxnRecord::decode(&key, &value.value) {
+            Ok(record) => Some(record),
+            Err(err) => {
+                tracing::error!(%key, "failed to read a transaction record: {err:#}");
+                return Err(error::from_metadata(&err));
+            }
+        },
+        Ok(None) => None,
+        Err(err) => {
+            tracing::warn!(%key, "failed to read a transaction record: {err:#}");
+            return Err(error::from_metadata(&err));
+        }
+    };
+    verify_in_txn(
+        record.as_ref(),
+        incoming.producer_id,
+        incoming.producer_epoch,
+        tp,
+    )
+    .map_err(error::from_txn_verification)
+}
+
+/// A partition's batches that passed every check, ready for offsets.
+struct Admitted<'a> {
+    partition: &'a Arc<Partition>,
+    records: &'a Bytes,
+    headers: &'a [BatchHeader],
+    producer: Option<IncomingBatch>,
+    log_append_time: bool,
+    fire_and_forget: bool,
+}
+
+/// Assigns offsets and appends to the open segment, under the partition lock.
+fn append(
+    ctx: &BrokerCtx,
+    state: &mut PartitionState,
+    batch: Admitted<'_>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Outcome {
     let base_offset = state.next_offset;
-    let append_time = if log_append_time { now_ms() } else { -1 };
-    let mut bytes = BytesMut::from(&records[..]);
+    let append_time = if batch.log_append_time { now_ms() } else { -1 };
+    let mut bytes = BytesMut::from(&batch.records[..]);
     let mut next = base_offset;
     let mut last_offset = base_offset;
     let mut position = 0usize;
-    for header in &headers {
+    for header in batch.headers {
         let range = position..position + header.total_len();
         let slice = &mut bytes[range.clone()];
         batch::set_base_offset(slice, next);
         batch::set_partition_leader_epoch(slice, state.leader_epoch);
-        if log_append_time {
+        if batch.log_append_time {
             set_log_append_time(slice, append_time);
         }
         last_offset = next + i64::from(header.last_offset_delta);
@@ -371,19 +579,24 @@ async fn admit(
     }
     let (done_tx, done_rx) = oneshot::channel();
     let pending = PendingBatch {
-        partition: partition.clone(),
+        partition: batch.partition.clone(),
         bytes: bytes.freeze(),
         base_offset,
         last_offset,
-        producer,
-        done: if fire_and_forget { None } else { Some(done_tx) },
+        producer: batch.producer,
+        marker: None,
+        done: if batch.fire_and_forget {
+            None
+        } else {
+            Some(done_tx)
+        },
         permit,
     };
     if ctx.log.append_locked(pending).is_err() {
         return Outcome::Done(error::from_flush(FlushFailure::ShuttingDown), -1, None);
     }
     state.next_offset = next;
-    if let Some(incoming) = &producer {
+    if let Some(incoming) = &batch.producer {
         state
             .producers
             .record(incoming, base_offset, last_offset, now_ms());

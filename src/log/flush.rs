@@ -20,6 +20,7 @@ use strato_tiering::segment::SegmentBuilder;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::markers::replay;
 use super::partition::Partition;
 use super::producer::IncomingBatch;
 
@@ -74,8 +75,20 @@ pub struct PendingBatch {
     pub base_offset: Offset,
     pub last_offset: Offset,
     pub producer: Option<IncomingBatch>,
+    /// Set for a transaction marker written for a `txn-markers/` request.
+    pub marker: Option<PendingMarker>,
     pub done: Option<oneshot::Sender<Result<(), FlushFailure>>>,
     pub permit: OwnedSemaphorePermit,
+}
+
+/// What the commit of a marker batch does besides the batch: end the producer's transaction
+/// in the partition state, delete the request `txn-markers/<topic_id>/<p>/<producer id>`
+/// and, for an abort of a transaction that wrote here, put its aborted entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingMarker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub commit: bool,
 }
 
 impl PendingBatch {
@@ -207,10 +220,11 @@ impl LogWriter {
     }
 
     /// Adds a batch to the open segment. The caller holds the partition's lock, so batches
-    /// of one partition enter the segment in offset order.
-    pub fn append_locked(&self, batch: PendingBatch) -> Result<(), PendingBatch> {
+    /// of one partition enter the segment in offset order. Once the flusher stopped, the
+    /// batch is dropped (its `done` sender with it) and `ShuttingDown` returned.
+    pub fn append_locked(&self, batch: PendingBatch) -> Result<(), FlushFailure> {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(batch);
+            return Err(FlushFailure::ShuttingDown);
         }
         let mut open = self.open.lock().expect("open segment lock");
         let was_empty = open.batches.is_empty();
@@ -450,7 +464,7 @@ impl LogWriter {
         target: Offset,
     ) -> Result<Offset, FlushFailure> {
         loop {
-            let (txn, new_start, doomed) = {
+            let (txn, new_start, doomed, doomed_aborted, done) = {
                 let state = partition.lock();
                 if state.fenced {
                     return Err(FlushFailure::Fenced);
@@ -458,8 +472,12 @@ impl LogWriter {
                 if state.needs_reload {
                     return Err(FlushFailure::Commit);
                 }
-                let target = target.min(state.high_watermark);
-                if target <= state.log_start_offset {
+                let target = target.min(state.high_watermark).max(state.log_start_offset);
+                // Aborted transactions whose marker is below the log start go with it (some
+                // may be left from a trim that had more than one transaction's worth).
+                if target == state.log_start_offset
+                    && state.aborted.range(..target).next().is_none()
+                {
                     return Ok(state.log_start_offset);
                 }
                 let below: Vec<&IndexEntry> = state
@@ -477,6 +495,14 @@ impl LogWriter {
                 } else {
                     target
                 };
+                let aborted_below = state.aborted.range(..new_start).count();
+                let doomed_aborted: Vec<Offset> = state
+                    .aborted
+                    .range(..new_start)
+                    .map(|(last_offset, _)| *last_offset)
+                    .take(TRIM_ENTRIES_PER_TXN - doomed.len())
+                    .collect();
+                let done = new_start >= target && doomed_aborted.len() == aborted_below;
                 let mut record =
                     state.state_record(state.high_watermark, &state.committed_producers);
                 record.log_start_offset = new_start;
@@ -485,7 +511,14 @@ impl LogWriter {
                 for base in &doomed {
                     txn = txn.delete(keys::partition_index(tp.topic_id, tp.partition, *base));
                 }
-                (txn, new_start, doomed)
+                for last_offset in &doomed_aborted {
+                    txn = txn.delete(keys::partition_aborted(
+                        tp.topic_id,
+                        tp.partition,
+                        *last_offset,
+                    ));
+                }
+                (txn, new_start, doomed, doomed_aborted, done)
             };
             match self.meta.txn(txn).await {
                 Ok(version) => {
@@ -499,13 +532,16 @@ impl LogWriter {
                     for base in doomed {
                         state.index.remove(&base);
                     }
+                    for last_offset in doomed_aborted {
+                        state.aborted.remove(&last_offset);
+                    }
                     tracing::info!(
                         topic = %partition.topic,
                         partition = partition.tp.partition,
                         log_start_offset = new_start,
                         "log start moved"
                     );
-                    if new_start >= target.min(state.high_watermark) {
+                    if done {
                         return Ok(new_start);
                     }
                 }
@@ -615,19 +651,16 @@ impl LogWriter {
             // Idle producers leave the state with this commit (bounded state, Kafka's
             // producer.id.expiration.ms); one with batches in this flush is not idle.
             producers.expire(now_ms, self.producer_expiration_ms);
-            for batch in list {
-                if let Some(p) = &batch.producer {
-                    producers.record(p, batch.base_offset, batch.last_offset, now_ms);
-                }
-            }
+            let markers = replay(list.iter(), &mut producers, now_ms);
             let new_hw = last.last_offset + 1;
             let record = state.state_record(new_hw, &producers);
             let tp = partition.tp;
-            txns.push(state.fenced_state_txn(tp, &record).put(
+            let txn = state.fenced_state_txn(tp, &record).put(
                 keys::partition_index(tp.topic_id, tp.partition, entry.base_offset),
                 entry.encode(),
-            ));
-            staged.push((entry, new_hw, producers));
+            );
+            txns.push(markers.add_to(txn, tp));
+            staged.push((entry, new_hw, producers, markers));
         }
         let results = match self.meta.txn_many(txns).await {
             Ok(results) => results,
@@ -652,7 +685,7 @@ impl LogWriter {
         // Chunks go to the cache before the HW moves, so the first fetch finds them there.
         self.tier.cache_chunks(&key, &chunk_data);
         let mut committed_batches = 0usize;
-        for (((partition, list), (entry, new_hw, producers)), result) in
+        for (((partition, list), (entry, new_hw, producers, markers)), result) in
             groups.into_iter().zip(staged).zip(results)
         {
             match result {
@@ -662,6 +695,12 @@ impl LogWriter {
                         state.high_watermark = new_hw;
                         state.state_version = version;
                         state.index.insert(entry.base_offset, entry);
+                        for producer_id in &markers.producers {
+                            state.pending_markers.remove(producer_id);
+                        }
+                        for aborted in markers.aborted {
+                            state.aborted.insert(aborted.last_offset, aborted);
+                        }
                         // What expired from the committed states goes from the checked
                         // ones too (an idle producer has nothing pending).
                         let now_ms = now_ms();
@@ -722,6 +761,9 @@ impl LogWriter {
             }
             state.next_offset = state.high_watermark;
             state.producers = state.committed_producers.clone();
+            // Every pending batch of the partition fails, its markers too: their requests
+            // are still in the store and are appended again.
+            state.pending_markers.clear();
             state.rewinds += 1;
             if why == FlushFailure::Commit {
                 // The commit's outcome is unknown; `spawn_reload` finds it out.
@@ -816,7 +858,8 @@ async fn reload_partition(
                 index.insert(entry.base_offset, entry);
             }
         }
-        Some(index)
+        let aborted = super::partition::load_aborted(meta, tp, record.high_watermark).await?;
+        Some((index, aborted))
     } else {
         None
     };
@@ -856,8 +899,9 @@ async fn reload_partition(
         for entry in new_entries {
             state.index.insert(entry.base_offset, entry);
         }
-        if let Some(index) = full_index {
+        if let Some((index, aborted)) = full_index {
             state.index = index;
+            state.aborted = aborted;
         }
         state.high_watermark = record.high_watermark;
         state.next_offset = record.high_watermark;
@@ -997,12 +1041,243 @@ mod tests {
             base_offset: base,
             last_offset: base + records as i64 - 1,
             producer: None,
+            marker: None,
             done: Some(tx),
             permit,
         };
         assert!(log.append_locked(pending).is_ok());
         state.next_offset = base + records as i64;
         (base, rx)
+    }
+
+    /// A transactional batch of `records` records of producer `producer_id` (epoch 0,
+    /// sequence `sequence`), appended as the produce handler does once it is verified.
+    async fn append_txn(
+        log: &LogWriter,
+        partition: &Arc<Partition>,
+        producer_id: i64,
+        sequence: i32,
+        records: usize,
+    ) -> (Offset, oneshot::Receiver<Result<(), FlushFailure>>) {
+        let mut bytes = strato_tiering::batch::test_support::build_batch(
+            &strato_tiering::batch::test_support::BatchSpec {
+                records,
+                attributes: 0x10,
+                producer_id,
+                producer_epoch: 0,
+                base_sequence: sequence,
+                ..Default::default()
+            },
+        );
+        let permit = log.reserve(bytes.len()).await.unwrap();
+        let mut state = partition.lock();
+        let base = state.next_offset;
+        strato_tiering::batch::set_base_offset(&mut bytes, base);
+        let incoming = IncomingBatch {
+            producer_id,
+            producer_epoch: 0,
+            first_sequence: sequence,
+            last_sequence: sequence + records as i32 - 1,
+            transactional: true,
+        };
+        let last = base + records as i64 - 1;
+        let (tx, rx) = oneshot::channel();
+        let pending = PendingBatch {
+            partition: partition.clone(),
+            bytes: Bytes::from(bytes),
+            base_offset: base,
+            last_offset: last,
+            producer: Some(incoming),
+            marker: None,
+            done: Some(tx),
+            permit,
+        };
+        assert!(log.append_locked(pending).is_ok());
+        state.next_offset = last + 1;
+        state.producers.record(&incoming, base, last, now_ms());
+        (base, rx)
+    }
+
+    /// Requests a marker in the store and appends it as the marker writer does.
+    async fn append_marker(
+        s: &Setup,
+        partition: &Arc<Partition>,
+        producer_id: i64,
+        commit: bool,
+    ) -> oneshot::Receiver<Result<(), FlushFailure>> {
+        let record = request_marker(s, partition, producer_id, commit).await;
+        append_requested(s, partition, &record).await
+    }
+
+    async fn request_marker(
+        s: &Setup,
+        partition: &Arc<Partition>,
+        producer_id: i64,
+        commit: bool,
+    ) -> strato_metadata::model::TxnMarkerRecord {
+        let tp = partition.tp;
+        let record = strato_metadata::model::TxnMarkerRecord {
+            v: RECORD_FORMAT_V1,
+            transactional_id: "txn".into(),
+            producer_id,
+            producer_epoch: 0,
+            commit,
+            coordinator_epoch: 0,
+        };
+        s.meta
+            .txn(Txn::new().put(
+                keys::txn_marker(tp.topic_id, tp.partition, producer_id),
+                record.encode(),
+            ))
+            .await
+            .unwrap();
+        record
+    }
+
+    async fn append_requested(
+        s: &Setup,
+        partition: &Arc<Partition>,
+        record: &strato_metadata::model::TxnMarkerRecord,
+    ) -> oneshot::Receiver<Result<(), FlushFailure>> {
+        let permit = s
+            .log
+            .reserve(crate::log::markers::MARKER_BATCH_BYTES)
+            .await
+            .unwrap();
+        match crate::log::markers::append_marker(&s.log, partition, record, permit) {
+            crate::log::markers::Step::Appended(done) => done,
+            _ => panic!("marker not appended"),
+        }
+    }
+
+    async fn marker_requested(meta: &dyn MetadataStore, tp: TopicPartition, id: i64) -> bool {
+        let key = keys::txn_marker(tp.topic_id, tp.partition, id);
+        meta.get(&key).await.unwrap().is_some()
+    }
+
+    /// Goal: a transaction holds the last stable offset at its first offset until its marker
+    /// commits; the marker's commit deletes its request and, for an abort, puts the aborted
+    /// entry (also in memory), and a commit marker leaves no entry. Method: two producers'
+    /// transactions on one partition, one aborted and one committed, through the flusher.
+    #[tokio::test]
+    async fn markers_end_transactions_in_the_commit_that_writes_them() {
+        let s = setup(1, Duration::from_millis(5), 8 << 20).await;
+        let partition = s.topic.partitions[0].clone();
+        let tp = partition.tp;
+        let (_, plain) = append(&s.log, &partition, 2).await;
+        let (first_a, a) = append_txn(&s.log, &partition, 100, 0, 3).await;
+        let (first_b, b) = append_txn(&s.log, &partition, 200, 0, 1).await;
+        for done in [plain, a, b] {
+            assert_eq!(done.await.unwrap(), Ok(()));
+        }
+        assert_eq!((first_a, first_b), (2, 5));
+        assert_eq!(partition.high_watermark(), 6);
+        assert_eq!(
+            partition.last_stable_offset(),
+            2,
+            "held at A's first offset"
+        );
+        let committed = committed_state(s.meta.as_ref(), &partition).await;
+        let first_offsets: Vec<_> = committed
+            .producers
+            .iter()
+            .map(|p| (p.producer_id, p.txn_first_offset))
+            .collect();
+        assert_eq!(first_offsets, vec![(100, Some(2)), (200, Some(5))]);
+
+        let abort_a = append_marker(&s, &partition, 100, false).await;
+        assert_eq!(abort_a.await.unwrap(), Ok(()));
+        assert_eq!(partition.high_watermark(), 7);
+        assert_eq!(partition.last_stable_offset(), 5, "now held by B");
+        assert!(!marker_requested(s.meta.as_ref(), tp, 100).await);
+        let aborted_key = keys::partition_aborted(tp.topic_id, tp.partition, 6);
+        let stored = s
+            .meta
+            .get(&aborted_key)
+            .await
+            .unwrap()
+            .expect("aborted entry");
+        let stored =
+            strato_metadata::model::AbortedTxnRecord::decode(&aborted_key, &stored.value).unwrap();
+        assert_eq!(
+            (stored.producer_id, stored.first_offset, stored.last_offset),
+            (100, 2, 6)
+        );
+        assert_eq!(stored.last_stable_offset, Some(5), "B was still open");
+        assert_eq!(partition.lock().aborted.get(&6), Some(&stored));
+
+        let commit_b = append_marker(&s, &partition, 200, true).await;
+        assert_eq!(commit_b.await.unwrap(), Ok(()));
+        assert_eq!(partition.high_watermark(), 8);
+        assert_eq!(partition.last_stable_offset(), 8, "nothing open: the HW");
+        assert!(!marker_requested(s.meta.as_ref(), tp, 200).await);
+        assert_eq!(partition.lock().aborted.len(), 1, "a commit adds no entry");
+        let committed = committed_state(s.meta.as_ref(), &partition).await;
+        assert!(
+            committed
+                .producers
+                .iter()
+                .all(|p| p.txn_first_offset.is_none())
+        );
+        assert!(partition.lock().pending_markers.is_empty());
+
+        // Retention past the abort marker deletes its entry in the same transaction.
+        assert_eq!(s.log.trim(partition.clone(), 7).await, Ok(7));
+        assert!(s.meta.get(&aborted_key).await.unwrap().is_none());
+        assert!(partition.lock().aborted.is_empty());
+        s.shutdown.cancel();
+    }
+
+    /// Goal: a marker whose flush fails is not half-applied: the transaction is still open,
+    /// the request is still in the store, no aborted entry exists, and the marker can be
+    /// appended again and commits once.
+    #[tokio::test]
+    async fn a_failed_marker_flush_leaves_the_request_for_a_retry() {
+        let s = setup(1, Duration::from_millis(5), 8 << 20).await;
+        let partition = s.topic.partitions[0].clone();
+        let tp = partition.tp;
+        let (_, a) = append_txn(&s.log, &partition, 100, 0, 2).await;
+        assert_eq!(a.await.unwrap(), Ok(()));
+        s.store.fail_next_puts(1000);
+        let abort = append_marker(&s, &partition, 100, false).await;
+        assert_eq!(abort.await.unwrap(), Err(FlushFailure::Upload));
+        {
+            let state = partition.lock();
+            assert!(state.pending_markers.is_empty());
+            assert_eq!(state.last_stable_offset(), 0);
+            assert_eq!(state.next_offset, 2, "rewound");
+            assert!(state.aborted.is_empty());
+        }
+        assert!(marker_requested(s.meta.as_ref(), tp, 100).await);
+        s.store.fail_next_puts(0);
+        let abort = append_marker(&s, &partition, 100, false).await;
+        assert_eq!(abort.await.unwrap(), Ok(()));
+        assert_eq!(partition.last_stable_offset(), 3);
+        assert_eq!(partition.lock().aborted.len(), 1);
+        assert!(!marker_requested(s.meta.as_ref(), tp, 100).await);
+        s.shutdown.cancel();
+    }
+
+    /// Goal: after a marker commit whose answer was lost, the reload finds the aborted entry
+    /// and the closed transaction (so nothing is written twice and reads hide the aborted
+    /// records).
+    #[tokio::test]
+    async fn reload_after_a_lost_marker_commit_answer_restores_aborted_transactions() {
+        let s = setup(1, Duration::from_millis(5), 8 << 20).await;
+        let partition = s.topic.partitions[0].clone();
+        let (_, a) = append_txn(&s.log, &partition, 100, 0, 2).await;
+        assert_eq!(a.await.unwrap(), Ok(()));
+        let record = request_marker(&s, &partition, 100, false).await;
+        s.faulty_meta.lose_next_txn_answers(1);
+        let abort = append_requested(&s, &partition, &record).await;
+        assert_eq!(abort.await.unwrap(), Err(FlushFailure::Commit));
+        wait_reloaded(&partition).await;
+        let state = partition.lock();
+        assert_eq!(state.high_watermark, 3);
+        assert_eq!(state.last_stable_offset(), 3);
+        assert_eq!(state.aborted.keys().copied().collect::<Vec<_>>(), vec![2]);
+        drop(state);
+        s.shutdown.cancel();
     }
 
     async fn committed_state(

@@ -8,6 +8,7 @@
 pub mod compaction;
 pub mod flush;
 pub mod gc;
+pub mod markers;
 pub mod partition;
 pub mod producer;
 pub mod replica;

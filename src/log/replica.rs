@@ -1,5 +1,6 @@
 //! Reads of partitions this broker does not lead. Everything a reader needs — the committed
-//! high watermark and the chunk index — is in the metadata store and the chunks are in the
+//! high watermark, the last stable offset (from the committed producer states), the aborted
+//! transactions and the chunk index — is in the metadata store and the chunks are in the
 //! shared object store, so any broker can serve any committed record (stateless reads,
 //! and KIP-392 "fetch from the closest replica").
 //!
@@ -12,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strato_metadata::model::{
-    IndexEntry, LeaderRecord, Offset, PartitionStateRecord, TopicPartition,
+    AbortedTxnRecord, IndexEntry, LeaderRecord, Offset, PartitionStateRecord, TopicPartition,
 };
 use strato_metadata::{MetadataError, MetadataStore, keys};
 use tokio::time::Instant;
 
-use super::partition::{ReadView, entries_from};
+use super::partition::{ReadView, aborted_overlapping, entries_from, last_stable_offset};
+use super::producer::ProducerStates;
 
 /// How stale a replica view may be before a reader at its end refreshes it.
 pub const REFRESH_INTERVAL: Duration = Duration::from_millis(100);
@@ -29,8 +31,11 @@ struct View {
     refreshed: Option<Instant>,
     leader_epoch: i32,
     high_watermark: Offset,
+    last_stable_offset: Offset,
     log_start_offset: Offset,
     index: BTreeMap<Offset, IndexEntry>,
+    /// Aborted transactions by marker offset, below the high watermark.
+    aborted: BTreeMap<Offset, AbortedTxnRecord>,
 }
 
 pub struct ReplicaViews {
@@ -68,21 +73,25 @@ impl ReplicaViews {
         let fresh = view
             .refreshed
             .is_some_and(|at| at.elapsed() < REFRESH_INTERVAL);
-        // A reader at the end waits for news at most every REFRESH_INTERVAL; one beyond the
-        // end (it read newer records elsewhere) needs them now.
+        // A reader at the end (of what it may read: read_committed readers stop at the last
+        // stable offset) waits for news at most every REFRESH_INTERVAL; one beyond the end
+        // (it read newer records elsewhere) needs them now.
         if view.refreshed.is_none()
             || offset > view.high_watermark
-            || (offset == view.high_watermark && !fresh)
+            || (offset >= view.last_stable_offset && !fresh)
         {
             self.refresh(tp, &mut view).await?;
         }
         self.reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let entries = entries_from(&view.index, offset, max_entries);
         Ok(ReadView {
             leader_epoch: view.leader_epoch,
             high_watermark: view.high_watermark,
+            last_stable_offset: view.last_stable_offset,
             log_start_offset: view.log_start_offset,
-            entries: entries_from(&view.index, offset, max_entries),
+            aborted: aborted_overlapping(&view.aborted, offset, &entries),
+            entries,
         })
     }
 
@@ -108,6 +117,7 @@ impl ReplicaViews {
         {
             // The log start moved (retention): read the index again from the start.
             view.index.clear();
+            view.aborted.clear();
             view.high_watermark = 0;
         }
         if state.high_watermark > view.high_watermark || view.refreshed.is_none() {
@@ -128,9 +138,32 @@ impl ReplicaViews {
                     Ok(())
                 })
                 .await?;
+            // Aborted entries after the last one known; those committed after the state was
+            // read are left for the next refresh, like index entries.
+            let prefix = keys::partition_aborted_prefix(tp.topic_id, tp.partition);
+            let after = view
+                .aborted
+                .keys()
+                .next_back()
+                .map(|last| keys::partition_aborted(tp.topic_id, tp.partition, *last));
+            let aborted = &mut view.aborted;
+            self.meta
+                .for_each(&prefix, after, &mut |key, value| {
+                    let record = AbortedTxnRecord::decode(key, &value.value)?;
+                    if record.last_offset < hw {
+                        aborted.insert(record.last_offset, record);
+                    }
+                    Ok(())
+                })
+                .await?;
         }
         view.leader_epoch = leader_epoch;
         view.high_watermark = state.high_watermark;
+        view.last_stable_offset = last_stable_offset(
+            &ProducerStates::from_records(&state.producers),
+            state.high_watermark,
+            state.log_start_offset,
+        );
         view.log_start_offset = state.log_start_offset;
         view.refreshed = Some(Instant::now());
         Ok(())

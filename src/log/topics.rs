@@ -118,6 +118,9 @@ pub struct TopicRegistry {
     /// Leadership changes since start (for metrics).
     pub acquisitions: std::sync::atomic::AtomicU64,
     pub releases: std::sync::atomic::AtomicU64,
+    /// Bumped whenever partitions are installed (led or not): the marker writer lists the
+    /// requests of partitions it newly leads.
+    leadership: watch::Sender<u64>,
 }
 
 impl TopicRegistry {
@@ -132,7 +135,13 @@ impl TopicRegistry {
             load_lock: tokio::sync::Mutex::new(()),
             acquisitions: std::sync::atomic::AtomicU64::new(0),
             releases: std::sync::atomic::AtomicU64::new(0),
+            leadership: watch::channel(0).0,
         }
+    }
+
+    /// A receiver that changes after partitions were installed (acquired, released, loaded).
+    pub fn subscribe_leadership(&self) -> watch::Receiver<u64> {
+        self.leadership.subscribe()
     }
 
     fn lease(&self) -> LeaseId {
@@ -224,13 +233,20 @@ impl TopicRegistry {
             Err(err) => return Err(err),
         }
         self.forget(name);
-        let partition_keys: Vec<String> = self
-            .meta
-            .list_all(&keys::topic_partitions_prefix(record.topic_id))
-            .await?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+        // Marker requests of its partitions go too: no leader will write them.
+        let mut partition_keys: Vec<String> = Vec::new();
+        for prefix in [
+            keys::topic_partitions_prefix(record.topic_id),
+            format!("{}{}/", keys::TXN_MARKERS_PREFIX, record.topic_id),
+        ] {
+            partition_keys.extend(
+                self.meta
+                    .list_all(&prefix)
+                    .await?
+                    .into_iter()
+                    .map(|(k, _)| k),
+            );
+        }
         for chunk in partition_keys.chunks(DELETES_PER_TXN) {
             let txn = chunk.iter().fold(Txn::new(), |txn, k| txn.delete(k));
             self.meta.txn(txn).await?;
@@ -433,6 +449,7 @@ impl TopicRegistry {
             .write()
             .expect("topics lock")
             .insert(record.name, topic.clone());
+        self.leadership.send_modify(|n| *n = n.wrapping_add(1));
         topic
     }
 
@@ -524,12 +541,15 @@ impl TopicRegistry {
             let entry = IndexEntry::decode(&key, &value.value)?;
             index.insert(entry.base_offset, entry);
         }
+        let aborted =
+            super::partition::load_aborted(self.meta.as_ref(), tp, state.high_watermark).await?;
         tracing::info!(
             topic,
             partition = tp.partition,
             leader_epoch,
             high_watermark = state.high_watermark,
             chunks = index.len(),
+            aborted_transactions = aborted.len(),
             "partition leadership acquired"
         );
         self.acquisitions
@@ -547,7 +567,7 @@ impl TopicRegistry {
             leader_version,
             state_version,
             &state,
-            index,
+            super::partition::CommittedLog { index, aborted },
         ))
     }
 
@@ -572,6 +592,8 @@ impl TopicRegistry {
             .write()
             .expect("topics lock")
             .insert(topic.name.clone(), topic);
+        drop(by_id);
+        self.leadership.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Stops leading `partition`: no new produce is admitted, batches already accepted are

@@ -471,6 +471,12 @@ pub fn run_node_script(script: &str, args: &[&str]) -> serde_json::Value {
 /// Runs the Java client program (`java -jar`, kafka-clients) with a hard timeout; returns its
 /// JSON line.
 pub fn run_java_client(args: &[&str]) -> serde_json::Value {
+    run_java_class("strato.JavaRoundTrip", args)
+}
+
+/// Runs `class` of the Java client program (tests/clients/java) with a hard timeout; returns
+/// its JSON line.
+pub fn run_java_class(class: &str, args: &[&str]) -> serde_json::Value {
     let jar = java_client_jar();
     assert!(
         jar.is_file(),
@@ -478,10 +484,14 @@ pub fn run_java_client(args: &[&str]) -> serde_json::Value {
         jar.display()
     );
     let output = run_with_timeout(
-        Command::new(java()).arg("-jar").arg(&jar).args(args),
+        Command::new(java())
+            .arg("-cp")
+            .arg(&jar)
+            .arg(class)
+            .args(args),
         CLIENT_SCRIPT_DEADLINE,
     );
-    script_json("tests/clients/java (JavaRoundTrip)", &output)
+    script_json(&format!("tests/clients/java ({class})"), &output)
 }
 
 fn client_script(script: &str) -> PathBuf {

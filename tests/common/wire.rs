@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use super::Broker;
 
@@ -18,6 +18,29 @@ pub fn connect(broker: &Broker) -> TcpStream {
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     stream
+}
+
+/// Raw requests on one connection, with increasing correlation ids.
+pub struct Wire {
+    pub stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Wire {
+    pub fn connect(broker: &Broker) -> Wire {
+        Wire {
+            stream: connect(broker),
+            correlation_id: 0,
+        }
+    }
+
+    /// Sends `request` as `version` and reads its response.
+    pub fn call<R: Request>(&mut self, version: i16, request: &R) -> R::Response {
+        let key = ApiKey::try_from(R::KEY).expect("a known API");
+        self.correlation_id += 1;
+        send(&mut self.stream, key, version, self.correlation_id, request);
+        response(&mut self.stream, key, version, self.correlation_id)
+    }
 }
 
 pub fn send<T: Encodable>(

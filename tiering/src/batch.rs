@@ -1,5 +1,6 @@
-//! Kafka record batch v2 (magic 2) headers over raw bytes: parsing, validation and the two
-//! in-place rewrites the broker needs (base offset, partition leader epoch).
+//! Kafka record batch v2 (magic 2) headers over raw bytes: parsing, validation, the two
+//! in-place rewrites the broker needs (base offset, partition leader epoch), and transaction
+//! markers (control batches), which the broker builds itself and never accepts from clients.
 //!
 //! Nothing here decompresses records. Every function that reads bytes from the network or
 //! from storage returns an error instead of panicking, and nothing allocates in proportion to
@@ -77,6 +78,8 @@ pub enum BatchError {
     },
     #[error("more than {max} record batches")]
     TooManyBatches { max: usize },
+    #[error("bad transaction marker: {reason}")]
+    BadMarker { reason: &'static str },
 }
 
 /// The fixed-size header of one v2 record batch, as stored in the bytes.
@@ -255,6 +258,31 @@ impl std::iter::FusedIterator for BatchIter<'_> {}
 /// non-negative base sequence when a producer id is set. More than `max_batches` batches is
 /// an error too, which bounds the returned `Vec`.
 pub fn validate_batches(bytes: &[u8], max_batches: usize) -> Result<Vec<BatchHeader>, BatchError> {
+    validate_all(bytes, max_batches, Origin::Client)
+}
+
+/// Like [`validate_batches`], for batches as the broker stores them: transaction markers
+/// (the control batches the broker writes, see [`build_marker_batch`]) are valid too.
+/// Segments are checked with this before upload and after read.
+pub fn validate_stored_batches(
+    bytes: &[u8],
+    max_batches: usize,
+) -> Result<Vec<BatchHeader>, BatchError> {
+    validate_all(bytes, max_batches, Origin::Stored)
+}
+
+/// Who wrote the batches being validated: only the broker writes control batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Client,
+    Stored,
+}
+
+fn validate_all(
+    bytes: &[u8],
+    max_batches: usize,
+    origin: Origin,
+) -> Result<Vec<BatchHeader>, BatchError> {
     if bytes.is_empty() {
         return Err(BatchError::Truncated {
             needed: BATCH_HEADER_LEN,
@@ -267,13 +295,13 @@ pub fn validate_batches(bytes: &[u8], max_batches: usize) -> Result<Vec<BatchHea
         if headers.len() == max_batches {
             return Err(BatchError::TooManyBatches { max: max_batches });
         }
-        validate_batch(&header, &bytes[range])?;
+        validate_batch(&header, &bytes[range], origin)?;
         headers.push(header);
     }
     Ok(headers)
 }
 
-fn validate_batch(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> {
+fn validate_batch(header: &BatchHeader, batch: &[u8], origin: Origin) -> Result<(), BatchError> {
     let actual = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
     if actual != header.crc {
         return Err(BatchError::CrcMismatch {
@@ -292,7 +320,11 @@ fn validate_batch(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> 
         return Err(bad_count());
     }
     if header.is_control() {
-        return Err(BatchError::ControlBatch);
+        return match origin {
+            Origin::Client => Err(BatchError::ControlBatch),
+            // A marker has no sequence (-1), so the sequence rule below does not apply.
+            Origin::Stored => parse_marker(batch).map(|_| ()),
+        };
     }
     if header.has_producer_id() && header.base_sequence < 0 {
         return Err(BatchError::BadSequence {
@@ -301,6 +333,193 @@ fn validate_batch(header: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> 
         });
     }
     Ok(())
+}
+
+/// A transaction marker (Kafka's `EndTransactionMarker`): the control batch a partition leader
+/// writes to end a producer's transaction in the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Commit (true) or abort (false).
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
+/// Kafka's `ControlRecordType` ids, the `type` field of a control record's key.
+const CONTROL_TYPE_ABORT: i16 = 0;
+const CONTROL_TYPE_COMMIT: i16 = 1;
+/// Version of the control record key (`version: int16, type: int16`).
+const CONTROL_KEY_VERSION: i16 = 0;
+const CONTROL_KEY_LEN: usize = 4;
+/// Version of the marker value (`version: int16, coordinator_epoch: int32`).
+const MARKER_VALUE_VERSION: i16 = 0;
+const MARKER_VALUE_LEN: usize = 6;
+/// Base sequence of a batch without sequence numbers (Kafka's `RecordBatch.NO_SEQUENCE`).
+const NO_SEQUENCE: i32 = -1;
+
+/// Builds the marker batch as Kafka's `MemoryRecords.withEndTransactionMarker` does: magic 2,
+/// uncompressed, transactional and control attributes, the producer's id and epoch, no
+/// sequence, create time `timestamp_ms`, one record whose key is (version 0, type: 0 abort,
+/// 1 commit) and whose value is (version 0, coordinator epoch), and a correct CRC-32C.
+pub fn build_marker_batch(
+    marker: &TxnMarker,
+    base_offset: Offset,
+    partition_leader_epoch: i32,
+    timestamp_ms: i64,
+) -> Vec<u8> {
+    let control_type = if marker.commit {
+        CONTROL_TYPE_COMMIT
+    } else {
+        CONTROL_TYPE_ABORT
+    };
+    let mut record = Vec::with_capacity(32);
+    record.push(0u8); // record attributes (unused)
+    put_varint(&mut record, 0); // timestamp delta
+    put_varint(&mut record, 0); // offset delta
+    put_varint(&mut record, CONTROL_KEY_LEN as i64);
+    record.extend_from_slice(&CONTROL_KEY_VERSION.to_be_bytes());
+    record.extend_from_slice(&control_type.to_be_bytes());
+    put_varint(&mut record, MARKER_VALUE_LEN as i64);
+    record.extend_from_slice(&MARKER_VALUE_VERSION.to_be_bytes());
+    record.extend_from_slice(&marker.coordinator_epoch.to_be_bytes());
+    put_varint(&mut record, 0); // no headers
+    let mut records = Vec::with_capacity(record.len() + 2);
+    put_varint(&mut records, record.len() as i64);
+    records.extend_from_slice(&record);
+
+    let mut batch = Vec::with_capacity(BATCH_HEADER_LEN + records.len());
+    batch.extend_from_slice(&base_offset.to_be_bytes());
+    let batch_length = i32::try_from(BATCH_HEADER_LEN - LOG_OVERHEAD + records.len())
+        .expect("a marker batch is a few dozen bytes");
+    batch.extend_from_slice(&batch_length.to_be_bytes());
+    batch.extend_from_slice(&partition_leader_epoch.to_be_bytes());
+    batch.push(MAGIC_V2 as u8);
+    batch.extend_from_slice(&[0; 4]); // crc, set below
+    batch.extend_from_slice(&(TRANSACTIONAL_BIT | CONTROL_BIT).to_be_bytes());
+    batch.extend_from_slice(&0i32.to_be_bytes()); // last offset delta: one record
+    batch.extend_from_slice(&timestamp_ms.to_be_bytes());
+    batch.extend_from_slice(&timestamp_ms.to_be_bytes());
+    batch.extend_from_slice(&marker.producer_id.to_be_bytes());
+    batch.extend_from_slice(&marker.producer_epoch.to_be_bytes());
+    batch.extend_from_slice(&NO_SEQUENCE.to_be_bytes());
+    batch.extend_from_slice(&1i32.to_be_bytes());
+    debug_assert_eq!(batch.len(), BATCH_HEADER_LEN);
+    batch.extend_from_slice(&records);
+    let crc = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+/// Reads the marker of a control batch (one whole batch, CRC not checked here): transactional
+/// and control attributes, uncompressed, one record with a key of version >= 0 and type abort
+/// or commit and a value of version >= 0 (later versions may append fields, as in Kafka).
+pub fn parse_marker(batch: &[u8]) -> Result<TxnMarker, BatchError> {
+    let bad = |reason| BatchError::BadMarker { reason };
+    let header = parse_header(batch)?;
+    if header.total_len() != batch.len() {
+        return Err(BatchError::BadLength {
+            batch_length: header.batch_length,
+            available: batch.len(),
+        });
+    }
+    if !header.is_control() || !header.is_transactional() {
+        return Err(bad("not a transactional control batch"));
+    }
+    if header.compression() != 0 {
+        return Err(bad("compressed"));
+    }
+    if header.records_count != 1 {
+        return Err(bad("not exactly one record"));
+    }
+    let mut reader = Reader {
+        bytes: &batch[BATCH_HEADER_LEN..],
+    };
+    let record_len = reader.varint()?;
+    let record_len = usize::try_from(record_len).map_err(|_| bad("negative record length"))?;
+    if record_len != reader.bytes.len() {
+        return Err(bad("record length does not match the batch"));
+    }
+    reader.take(1)?; // attributes
+    reader.varint()?; // timestamp delta
+    reader.varint()?; // offset delta
+    let key_len = usize::try_from(reader.varint()?).map_err(|_| bad("null key"))?;
+    if key_len < CONTROL_KEY_LEN {
+        return Err(bad("short key"));
+    }
+    let key = reader.take(key_len)?;
+    let key_version = i16::from_be_bytes([key[0], key[1]]);
+    let control_type = i16::from_be_bytes([key[2], key[3]]);
+    if key_version < 0 {
+        return Err(bad("negative key version"));
+    }
+    let commit = match control_type {
+        CONTROL_TYPE_COMMIT => true,
+        CONTROL_TYPE_ABORT => false,
+        _ => return Err(bad("not an abort or commit marker")),
+    };
+    let value_len = usize::try_from(reader.varint()?).map_err(|_| bad("null value"))?;
+    if value_len < MARKER_VALUE_LEN {
+        return Err(bad("short value"));
+    }
+    let value = reader.take(value_len)?;
+    if i16::from_be_bytes([value[0], value[1]]) < 0 {
+        return Err(bad("negative value version"));
+    }
+    let coordinator_epoch = i32::from_be_bytes([value[2], value[3], value[4], value[5]]);
+    Ok(TxnMarker {
+        producer_id: header.producer_id,
+        producer_epoch: header.producer_epoch,
+        commit,
+        coordinator_epoch,
+    })
+}
+
+/// Appends `value` as a zigzag varint (Kafka's record fields; `varlong` is the same encoding).
+fn put_varint(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    loop {
+        let byte = (zigzag & 0x7f) as u8;
+        zigzag >>= 7;
+        if zigzag == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Reads record fields from untrusted bytes without panicking.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], BatchError> {
+        if n > self.bytes.len() {
+            return Err(BatchError::BadMarker {
+                reason: "record truncated",
+            });
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    /// A zigzag varint of at most 10 bytes (a varlong; varints are the same up to 5 bytes).
+    fn varint(&mut self) -> Result<i64, BatchError> {
+        let mut value = 0u64;
+        for index in 0..10 {
+            let byte = self.take(1)?[0];
+            value |= u64::from(byte & 0x7f) << (7 * index);
+            if byte & 0x80 == 0 {
+                return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+            }
+        }
+        Err(BatchError::BadMarker {
+            reason: "varint longer than 10 bytes",
+        })
+    }
 }
 
 /// Rewrites `baseOffset`, which the CRC does not cover, so the batch stays valid.
@@ -365,16 +584,7 @@ pub mod test_support {
     }
 
     fn put_varlong(out: &mut Vec<u8>, value: i64) {
-        let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
-        loop {
-            let byte = (zigzag & 0x7f) as u8;
-            zigzag >>= 7;
-            if zigzag == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
+        put_varint(out, value);
     }
 
     /// An uncompressed v2 batch with `spec.records` records (key null, value of
@@ -612,6 +822,111 @@ mod tests {
             validate_batches(&batch, 1),
             Err(BatchError::BadRecordCount { .. })
         ));
+    }
+
+    /// Goal: a marker batch is byte for byte what Kafka writes. Method: the expected bytes
+    /// of a commit marker written out field by field from Kafka's `DefaultRecordBatch` and
+    /// `EndTransactionMarker` layouts (CRC computed independently).
+    #[test]
+    fn marker_batch_has_kafkas_layout() {
+        let marker = TxnMarker {
+            producer_id: 4000,
+            producer_epoch: 3,
+            commit: true,
+            coordinator_epoch: 7,
+        };
+        let batch = build_marker_batch(&marker, 42, 5, 1_700_000_000_123);
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&42i64.to_be_bytes());
+        expected.extend_from_slice(&(49i32 + 17).to_be_bytes()); // header rest + records
+        expected.extend_from_slice(&5i32.to_be_bytes());
+        expected.push(2);
+        expected.extend_from_slice(&[0; 4]);
+        expected.extend_from_slice(&0x30i16.to_be_bytes()); // transactional | control
+        expected.extend_from_slice(&0i32.to_be_bytes());
+        expected.extend_from_slice(&1_700_000_000_123i64.to_be_bytes());
+        expected.extend_from_slice(&1_700_000_000_123i64.to_be_bytes());
+        expected.extend_from_slice(&4000i64.to_be_bytes());
+        expected.extend_from_slice(&3i16.to_be_bytes());
+        expected.extend_from_slice(&(-1i32).to_be_bytes());
+        expected.extend_from_slice(&1i32.to_be_bytes());
+        // Record: length 16 (zigzag 32), attributes, timestamp and offset deltas, key
+        // length 4 (zigzag 8), key (0, 1), value length 6 (zigzag 12), value (0, 7), no
+        // headers.
+        expected.extend_from_slice(&[32, 0, 0, 0, 8, 0, 0, 0, 1, 12, 0, 0, 0, 0, 0, 7, 0]);
+        let crc = crc32c::crc32c(&expected[21..]);
+        expected[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(batch, expected);
+
+        let header = parse_header(&batch).unwrap();
+        assert!(header.is_control() && header.is_transactional());
+        assert_eq!(header.last_offset(), 42);
+        assert_eq!(parse_marker(&batch).unwrap(), marker);
+        let abort = TxnMarker {
+            commit: false,
+            ..marker
+        };
+        assert_eq!(
+            parse_marker(&build_marker_batch(&abort, 0, 0, 0)).unwrap(),
+            abort
+        );
+    }
+
+    /// Goal: markers are valid in stored data (segments) and refused from clients.
+    #[test]
+    fn markers_are_stored_but_never_accepted_from_clients() {
+        let marker = TxnMarker {
+            producer_id: 1,
+            producer_epoch: 0,
+            commit: false,
+            coordinator_epoch: 0,
+        };
+        let mut bytes = simple_batch(0, 2);
+        bytes.extend(build_marker_batch(&marker, 2, 0, 0));
+        assert_eq!(validate_stored_batches(&bytes, 10).unwrap().len(), 2);
+        assert_eq!(
+            validate_batches(&bytes, 10).unwrap_err(),
+            BatchError::ControlBatch
+        );
+        // A control batch that is not a marker is corrupt even in storage.
+        let not_a_marker = build_batch(&BatchSpec {
+            attributes: CONTROL_BIT | TRANSACTIONAL_BIT,
+            producer_id: 1,
+            producer_epoch: 0,
+            ..BatchSpec::default()
+        });
+        assert!(matches!(
+            validate_stored_batches(&not_a_marker, 1),
+            Err(BatchError::BadMarker { .. })
+        ));
+        assert!(matches!(
+            parse_marker(&simple_batch(0, 1)),
+            Err(BatchError::BadMarker { .. })
+        ));
+    }
+
+    /// Goal: a damaged marker never panics the parser. Method: every byte of a marker
+    /// overwritten with random values, and every truncation.
+    #[test]
+    fn damaged_markers_never_panic() {
+        let marker = TxnMarker {
+            producer_id: 9,
+            producer_epoch: 1,
+            commit: true,
+            coordinator_epoch: -1,
+        };
+        let valid = build_marker_batch(&marker, 10, 1, 1);
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        for _ in 0..20_000 {
+            let mut mutated = valid.clone();
+            let at = BATCH_HEADER_LEN + rng.below(valid.len() - BATCH_HEADER_LEN);
+            mutated[at] = rng.next_u64() as u8;
+            let _ = parse_marker(&mutated);
+            let _ = validate_stored_batches(&mutated, 1);
+        }
+        for len in 0..valid.len() {
+            assert!(parse_marker(&valid[..len]).is_err());
+        }
     }
 
     /// Goal: no input makes the parsers panic. Method: random byte strings, and valid batch

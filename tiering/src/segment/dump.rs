@@ -9,7 +9,7 @@ use super::SegmentError;
 use super::format::{ChunkMeta, ExpectedChunk};
 use super::reader::{decode_chunk, parse_segment_footer};
 use super::seek::{FrameMeta, decode_seek_table};
-use crate::batch::{BatchHeader, iter_batches};
+use crate::batch::{BatchHeader, TxnMarker, iter_batches, parse_marker};
 
 /// Everything a segment object says about itself.
 #[derive(Debug)]
@@ -27,6 +27,8 @@ pub struct ChunkDump {
     pub frames: Option<Result<Vec<FrameMeta>, SegmentError>>,
     /// The chunk's batch headers, or why it could not be decoded.
     pub batches: Result<Vec<BatchHeader>, SegmentError>,
+    /// The transaction marker of each control batch, by batch base offset.
+    pub markers: Vec<(i64, TxnMarker)>,
 }
 
 /// Parses the footer of a whole object and decodes every chunk. CPU-bound: on the async
@@ -39,10 +41,19 @@ pub fn dump_segment(object: &[u8]) -> Result<SegmentDump, SegmentError> {
             // parse_segment_footer checked that the range lies inside the object.
             let start = meta.byte_offset as usize;
             let end = start + meta.byte_length as usize;
+            let mut markers = Vec::new();
             let batches =
                 decode_chunk(&object[start..end], &ExpectedChunk::from(&meta)).and_then(|data| {
                     iter_batches(&data)
-                        .map(|item| item.map(|(header, _)| header))
+                        .map(|item| {
+                            item.map(|(header, range)| {
+                                // decode_chunk validated every control batch as a marker.
+                                if let Ok(marker) = parse_marker(&data[range]) {
+                                    markers.push((header.base_offset, marker));
+                                }
+                                header
+                            })
+                        })
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(|err| SegmentError::corrupt(err.to_string()))
                 });
@@ -54,6 +65,7 @@ pub fn dump_segment(object: &[u8]) -> Result<SegmentDump, SegmentError> {
                 meta,
                 frames,
                 batches,
+                markers,
             }
         })
         .collect();
@@ -128,6 +140,16 @@ impl fmt::Display for SegmentDump {
                                 ""
                             },
                         )?;
+                        if let Some((_, marker)) =
+                            chunk.markers.iter().find(|(o, _)| *o == batch.base_offset)
+                        {
+                            writeln!(
+                                f,
+                                "    {} marker, coordinator epoch {}",
+                                if marker.commit { "commit" } else { "abort" },
+                                marker.coordinator_epoch
+                            )?;
+                        }
                     }
                 }
                 Err(err) => writeln!(f, "  error: {err}")?,
@@ -159,6 +181,17 @@ mod tests {
             &[
                 Bytes::from(simple_batch(0, 2)),
                 Bytes::from(simple_batch(2, 3)),
+                Bytes::from(crate::batch::build_marker_batch(
+                    &TxnMarker {
+                        producer_id: 8,
+                        producer_epoch: 0,
+                        commit: false,
+                        coordinator_epoch: 2,
+                    },
+                    5,
+                    0,
+                    1,
+                )),
             ],
         );
         builder.add_chunk(tp(1), &[Bytes::from(simple_batch(50, 1))]);
@@ -166,9 +199,13 @@ mod tests {
 
         let dump = dump_segment(&built.bytes).unwrap();
         assert_eq!(dump.chunks.len(), 2);
-        assert_eq!(dump.chunks[0].batches.as_ref().unwrap().len(), 2);
+        assert_eq!(dump.chunks[0].batches.as_ref().unwrap().len(), 3);
         let text = dump.to_string();
         assert!(text.contains("2 chunks"), "{text}");
+        assert!(
+            text.contains("batch offsets 5..=5 count 1 max_ts 1 compression 0 producer 8 epoch 0 seq -1 transactional\n    abort marker, coordinator epoch 2"),
+            "{text}"
+        );
         assert!(text.contains("batch offsets 2..=4 count 3"), "{text}");
         assert!(text.contains("partition 1 offsets 50..=50"), "{text}");
 

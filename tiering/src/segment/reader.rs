@@ -13,7 +13,7 @@ use super::format::{
     CHUNK_UNCOMPRESSED_MAX, ChunkMeta, ExpectedChunk, SEGMENT_LEN_MIN, SEGMENT_MAGIC, TRAILER_LEN,
     decode_footer, decode_trailer,
 };
-use crate::batch::{BATCH_HEADER_LEN, validate_batches};
+use crate::batch::{BATCH_HEADER_LEN, validate_stored_batches};
 
 /// Parses the footer of a whole segment object and checks it against the object: both
 /// magics, footer length and CRC, and that every chunk lies between the opening magic and
@@ -122,7 +122,7 @@ pub fn decode_chunk(compressed: &[u8], expected: &ExpectedChunk) -> Result<Bytes
             data.len()
         )));
     }
-    let headers = validate_batches(&data, usize::MAX)
+    let headers = validate_stored_batches(&data, usize::MAX)
         .map_err(|err| SegmentError::corrupt(format!("chunk holds invalid batches: {err}")))?;
     let mut record_count = 0u64;
     let mut max_timestamp = i64::MIN;
@@ -137,7 +137,7 @@ pub fn decode_chunk(compressed: &[u8], expected: &ExpectedChunk) -> Result<Bytes
             )));
         }
         previous_last = Some(header.last_offset());
-        // validate_batches checked that every count is positive.
+        // validate_stored_batches checked that every count is positive.
         record_count += header.records_count.unsigned_abs() as u64;
         max_timestamp = max_timestamp.max(header.max_timestamp);
     }

@@ -14,7 +14,7 @@ use super::format::{
     CHUNK_UNCOMPRESSED_MAX, ChunkMeta, SEGMENT_MAGIC, encode_footer, encode_trailer,
 };
 use super::seek::{FrameMeta, encode_seek_table};
-use crate::batch::{iter_batches, validate_batches};
+use crate::batch::{iter_batches, validate_stored_batches};
 
 /// One partition's batches waiting for `finish`.
 #[derive(Debug)]
@@ -177,7 +177,7 @@ impl SegmentBuilder {
             // The first of the two checks of a segment (the other is on read): the bytes we
             // upload are whole batches with valid CRCs and the offsets the footer claims.
             // Failing means the broker corrupted data in memory, which is a bug.
-            let headers = validate_batches(&data, usize::MAX).unwrap_or_else(|err| {
+            let headers = validate_stored_batches(&data, usize::MAX).unwrap_or_else(|err| {
                 panic!(
                     "chunk of {:?} is invalid before upload: {err}",
                     pending.topic_partition

@@ -688,6 +688,43 @@ public final class JavaRoundTrip {
     private static final String USAGE = "usage: java -jar strato-java-clients.jar --bootstrap HOST:PORT --topic TOPIC"
             + " --count N [--timeout-s S] [--verbose]";
 
+    /** For the other programs of this jar: ends the JVM with EXIT_TIMEOUT after `seconds`. */
+    static void exitAfter(double seconds) {
+        Thread watchdog = new Thread(() -> {
+            try {
+                Thread.sleep((long) (seconds * 1000));
+            } catch (InterruptedException e) {
+                return;
+            }
+            emit(EXIT_TIMEOUT, Map.of("error", "timed out"), "timed out");
+        }, "watchdog");
+        watchdog.setDaemon(true);
+        watchdog.start();
+    }
+
+    /**
+     * "--name value" pairs of the other programs of this jar: every name in `known` (those
+     * without a default required); exits with EXIT_BAD_ARGS on anything else.
+     */
+    static Map<String, String> parseNamedArgs(
+            String program, String[] argv, Set<String> known, Map<String, String> defaults) {
+        Map<String, String> values = new HashMap<>(defaults);
+        for (int i = 0; i + 1 < argv.length; i += 2) {
+            if (!known.contains(argv[i])) {
+                System.err.println(program + ": unknown argument " + argv[i]);
+                System.exit(EXIT_BAD_ARGS);
+            }
+            values.put(argv[i], argv[i + 1]);
+        }
+        for (String name : known) {
+            if (!values.containsKey(name)) {
+                System.err.println(program + ": " + name + " is required");
+                System.exit(EXIT_BAD_ARGS);
+            }
+        }
+        return values;
+    }
+
     private static void badArgs(String message) {
         System.err.println(USAGE);
         System.err.println(PROGRAM + ": error: " + message);

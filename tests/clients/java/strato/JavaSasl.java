@@ -40,17 +40,7 @@ public final class JavaSasl {
     public static void main(String[] argv) {
         Map<String, String> args = parseArgs(argv);
         Map<String, Object> result = new TreeMap<>();
-        double timeoutS = Double.parseDouble(args.get("--timeout-s"));
-        Thread watchdog = new Thread(() -> {
-            try {
-                Thread.sleep((long) (timeoutS * 1000));
-            } catch (InterruptedException e) {
-                return;
-            }
-            JavaRoundTrip.emit(JavaRoundTrip.EXIT_TIMEOUT, Map.of("error", "timed out"), "timed out");
-        }, "watchdog");
-        watchdog.setDaemon(true);
-        watchdog.start();
+        JavaRoundTrip.exitAfter(Double.parseDouble(args.get("--timeout-s")));
         String stage = "produce";
         try {
             Properties security = security(args);
@@ -131,21 +121,6 @@ public final class JavaSasl {
 
     private static Map<String, String> parseArgs(String[] argv) {
         Set<String> known = Set.of("--bootstrap", "--topic", "--mechanism", "--user", "--ca", "--seconds", "--timeout-s");
-        Map<String, String> values = new HashMap<>();
-        values.put("--timeout-s", "60");
-        for (int i = 0; i + 1 < argv.length; i += 2) {
-            if (!known.contains(argv[i])) {
-                System.err.println(PROGRAM + ": unknown argument " + argv[i]);
-                System.exit(JavaRoundTrip.EXIT_BAD_ARGS);
-            }
-            values.put(argv[i], argv[i + 1]);
-        }
-        for (String name : known) {
-            if (!values.containsKey(name)) {
-                System.err.println(PROGRAM + ": " + name + " is required");
-                System.exit(JavaRoundTrip.EXIT_BAD_ARGS);
-            }
-        }
-        return values;
+        return JavaRoundTrip.parseNamedArgs(PROGRAM, argv, known, Map.of("--timeout-s", "60"));
     }
 }
