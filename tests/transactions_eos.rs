@@ -174,11 +174,15 @@ fn an_abandoned_transaction_times_out_and_aborts() {
     // The abandoned transaction holds the last stable offset (read_committed readers stop
     // before it) until the coordinator aborts it after 2 s; then "visible" can be read and
     // "never visible" never appears.
-    common::wait_until(Duration::from_secs(30), "the abandoned transaction to abort", || {
-        let values = read_all(&bootstrap, "abandoned-out", 1, "read_committed");
-        assert!(!values.contains(&"never visible".to_string()), "{values:?}");
-        values == ["visible"]
-    });
+    common::wait_until(
+        Duration::from_secs(30),
+        "the abandoned transaction to abort",
+        || {
+            let values = read_all(&bootstrap, "abandoned-out", 1, "read_committed");
+            assert!(!values.contains(&"never visible".to_string()), "{values:?}");
+            values == ["visible"]
+        },
+    );
 }
 
 /// Goal (issue 17's exactly-once test): a consume-transform-produce loop with librdkafka
