@@ -4,9 +4,11 @@
 # 1. Installs what the tests need on a Debian 12 machine that has only Rust: system packages
 #    through apt (skipped when everything is present), the Python Kafka clients in a cached
 #    venv, the Node.js client (kafkajs) in a cached node_modules and the Java client program
-#    (tests/clients/java) built against pinned kafka-clients jars, and LocalStack (S3) in a
-#    cached Python 3.13 venv (all skipped when the pinned versions are already there, so a
-#    second run makes no network calls).
+#    (tests/clients/java) built against pinned kafka-clients jars, LocalStack (S3) in a
+#    cached Python 3.13 venv, and librdkafka's own test runner built from the source the
+#    rdkafka dev-dependency bundles (scripts/librdkafka-tests.sh; about a minute, cached by
+#    source hash) (all skipped when the pinned versions are already there, so a second run
+#    makes no network calls).
 # 2. Runs the Terraform checks (scripts/check-terraform.sh: python-hcl2 and checkov in cached
 #    venvs of their own), `cargo fmt --check`, `cargo clippy -D warnings` and every test with
 #    cargo-nextest (plain `cargo test` when nextest is missing). All of them run even if one
@@ -16,7 +18,7 @@
 #
 # Environment (all optional):
 #   STRATO_CACHE_DIR   where the client venv, node_modules, Java jars, the Terraform check
-#                      venvs and logs live
+#                      venvs, the librdkafka test runner and logs live
 #                      (default ~/.cache/strato)
 #   CARGO_TARGET_DIR   cargo build dir                       (default ~/.cache/strato-target)
 #   STRATO_PYTHON      interpreter used to create the venv   (default python3)
@@ -30,6 +32,7 @@
 #   STRATO_TEST_NODE_PATH  node_modules with kafkajs, passed to node as NODE_PATH
 #   STRATO_TEST_JAVA       path of java
 #   STRATO_TEST_JAVA_JAR   the Java client program (java -jar), built from tests/clients/java
+#   STRATO_TEST_LIBRDKAFKA_RUNNER  librdkafka's tests/test-runner (tests/librdkafka_suite.rs)
 #   CARGO_TARGET_DIR       as above
 # and, to the test command only (not with --env, which starts nothing):
 #   STRATO_TEST_S3_ENDPOINT  http://127.0.0.1:PORT of the LocalStack started for this run
@@ -143,6 +146,8 @@ find_missing_packages() {
     need_package libc6-dev
     # ...built with its ssl feature (SASL_SSL and SCRAM tests): OpenSSL's headers, found by
     # openssl-sys through pkg-config. Also `openssl` itself for certificate checks by hand.
+    # librdkafka's test runner (scripts/librdkafka-tests.sh) needs the same: cc, c++, make,
+    # OpenSSL's headers.
     need_package libssl-dev
     need_command pkg-config pkg-config
     # The Node.js client (kafkajs). Debian's nodejs has no npm, which is a package of its own;
@@ -609,6 +614,8 @@ setup() {
     setup_node_clients
     setup_java_client
     setup_localstack
+    STRATO_TEST_LIBRDKAFKA_RUNNER="$(STRATO_CACHE_DIR="$cache_dir" scripts/librdkafka-tests.sh)" ||
+        die "building librdkafka's test runner failed (scripts/librdkafka-tests.sh)"
     if command -v flock >/dev/null 2>&1; then
         exec 9>&-
     fi
@@ -620,7 +627,7 @@ setup() {
     STRATO_TEST_JAVA="$(type -P java)"
     STRATO_TEST_JAVA_JAR="$java_jar"
     export STRATO_TEST_PYTHON STRATO_TEST_KCAT STRATO_TEST_NODE STRATO_TEST_NODE_PATH
-    export STRATO_TEST_JAVA STRATO_TEST_JAVA_JAR
+    export STRATO_TEST_JAVA STRATO_TEST_JAVA_JAR STRATO_TEST_LIBRDKAFKA_RUNNER
     # The client scripts import tests/clients/_harness.py; keep __pycache__ out of the tree.
     export PYTHONDONTWRITEBYTECODE=1
 }
@@ -636,6 +643,7 @@ if [ "$mode" = env ]; then
     printf 'export STRATO_TEST_NODE_PATH=%q\n' "$STRATO_TEST_NODE_PATH"
     printf 'export STRATO_TEST_JAVA=%q\n' "$STRATO_TEST_JAVA"
     printf 'export STRATO_TEST_JAVA_JAR=%q\n' "$STRATO_TEST_JAVA_JAR"
+    printf 'export STRATO_TEST_LIBRDKAFKA_RUNNER=%q\n' "$STRATO_TEST_LIBRDKAFKA_RUNNER"
     printf 'export CARGO_TARGET_DIR=%q\n' "$CARGO_TARGET_DIR"
     printf 'export PYTHONDONTWRITEBYTECODE=1\n'
     # --env leaves no process behind, so it starts no LocalStack; the S3 tests fail without one.
