@@ -489,3 +489,104 @@ fn the_cli_lists_and_describes_transactions() {
     assert!(!ok);
     assert!(stderr.contains("--state"), "{stderr}");
 }
+
+/// Goal: KIP-447's fencing in TxnOffsetCommit: a member of an older generation
+/// (ILLEGAL_GENERATION) or one the group does not know (UNKNOWN_MEMBER_ID) cannot commit
+/// offsets in a transaction, the current member can. Method: one member joins group `g`
+/// in raw frames (JoinGroup, SyncGroup), then TxnOffsetCommit v3 with its generation, an
+/// older one and a made-up member id.
+#[test]
+fn txn_offset_commit_fences_stale_members() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::{
+        JoinGroupRequest, JoinGroupResponse, SyncGroupRequest, SyncGroupResponse,
+    };
+    const ILLEGAL_GENERATION: i16 = 22;
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    const MEMBER_ID_REQUIRED: i16 = 79;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
+    let mut client = Client::new(&broker);
+    let join = |client: &mut Client, member_id: &str| -> JoinGroupResponse {
+        client.call(
+            ApiKey::JoinGroup,
+            5,
+            &JoinGroupRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_session_timeout_ms(30_000)
+                .with_rebalance_timeout_ms(30_000)
+                .with_member_id(StrBytes::from_string(member_id.to_string()))
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![
+                    JoinGroupRequestProtocol::default()
+                        .with_name(StrBytes::from_static_str("range"))
+                        .with_metadata(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0])),
+                ]),
+        )
+    };
+    let first = join(&mut client, "");
+    assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
+    let joined = join(&mut client, first.member_id.as_str());
+    assert_eq!(joined.error_code, 0);
+    let synced: SyncGroupResponse = client.call(
+        ApiKey::SyncGroup,
+        3,
+        &SyncGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_generation_id(joined.generation_id)
+            .with_member_id(joined.member_id.clone()),
+    );
+    assert_eq!(synced.error_code, 0);
+
+    let init = client.init("tx-m", 60_000);
+    let producer = (init.producer_id.0, init.producer_epoch);
+    assert_eq!(client.add_offsets("tx-m", producer, "g"), 0);
+    let commit = |client: &mut Client, member: &str, generation: i32| -> i16 {
+        let response: TxnOffsetCommitResponse = client.call(
+            ApiKey::TxnOffsetCommit,
+            3,
+            &TxnOffsetCommitRequest::default()
+                .with_transactional_id(tid("tx-m"))
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_producer_id(ProducerId(producer.0))
+                .with_producer_epoch(producer.1)
+                .with_generation_id(generation)
+                .with_member_id(StrBytes::from_string(member.to_string()))
+                .with_topics(vec![
+                    TxnOffsetCommitRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("in")))
+                        .with_partitions(vec![
+                            TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(3)
+                                .with_committed_leader_epoch(-1),
+                        ]),
+                ]),
+        );
+        response.topics[0].partitions[0].error_code
+    };
+    let member = joined.member_id.to_string();
+    assert_eq!(
+        commit(&mut client, &member, joined.generation_id - 1),
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        commit(&mut client, "not-a-member", joined.generation_id),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(commit(&mut client, &member, joined.generation_id), 0);
+    assert_eq!(client.end("tx-m", producer, true), 0);
+    client.wait_state("tx-m", "CompleteCommit");
+    let response: OffsetFetchResponse = client.call(
+        ApiKey::OffsetFetch,
+        7,
+        &OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("in")))
+                    .with_partition_indexes(vec![0]),
+            ])),
+    );
+    assert_eq!(response.topics[0].partitions[0].committed_offset, 3);
+}
