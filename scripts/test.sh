@@ -674,6 +674,23 @@ if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust from https://rustup.rs"
 
+# A full build and test run needs about 10 GiB in the target dir (a debug build with one binary
+# per test file, plus the release broker some tests start). When the disk is short, the
+# incremental caches go first (they only speed up rebuilds of our own crates); a disk still
+# too full then stops here with a message instead of a linker failure halfway through.
+ensure_disk_space() {
+    local need_kib=$((10 * 1024 * 1024)) free_kib
+    mkdir -p "$CARGO_TARGET_DIR"
+    free_kib=$(df -Pk "$CARGO_TARGET_DIR" | awk 'NR == 2 { print $4 }')
+    [ "$free_kib" -ge "$need_kib" ] && return
+    step "only $((free_kib / 1024)) MiB free for $CARGO_TARGET_DIR: removing the incremental caches"
+    rm -rf "$CARGO_TARGET_DIR"/debug/incremental "$CARGO_TARGET_DIR"/release/incremental
+    free_kib=$(df -Pk "$CARGO_TARGET_DIR" | awk 'NR == 2 { print $4 }')
+    [ "$free_kib" -ge "$need_kib" ] && return
+    die "only $((free_kib / 1024)) MiB free for $CARGO_TARGET_DIR; the build and tests need about 10 GiB (free some space, or 'cargo clean' there)"
+}
+ensure_disk_space
+
 failed_steps=()
 run_step() { # run_step NAME COMMAND...
     local name="$1" start=$SECONDS
