@@ -13,6 +13,7 @@ pub enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
 }
 
@@ -51,6 +52,20 @@ fn non_negative_long(v: &str) -> Result<(), &'static str> {
     match v.parse::<i64>() {
         Ok(n) if n >= 0 => Ok(()),
         _ => Err("must be an integer >= 0"),
+    }
+}
+
+fn positive_long(v: &str) -> Result<(), &'static str> {
+    match v.parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(()),
+        _ => Err("must be a positive integer"),
+    }
+}
+
+fn ratio(v: &str) -> Result<(), &'static str> {
+    match v.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
+        _ => Err("must be a number from 0 to 1"),
     }
 }
 
@@ -94,9 +109,19 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_name: "log.cleanup.policy",
         default: "delete",
         kind: ConfigType::List,
-        doc: "delete: retention.ms and retention.bytes remove old chunks. compact alone: \
-              nothing is removed (records are kept, not compacted by key)",
+        doc: "delete: retention.ms and retention.bytes remove old chunks. compact: the \
+              cleaner keeps the latest record of every key (and removes tombstones after \
+              delete.retention.ms). compact,delete: both",
         validate: cleanup_policy,
+    },
+    TopicConfigDef {
+        name: "delete.retention.ms",
+        broker_name: "log.cleaner.delete.retention.ms",
+        default: "86400000",
+        kind: ConfigType::Long,
+        doc: "compacted topics: how long a tombstone (a record with a null value) stays \
+              after the cleaner first passed over it",
+        validate: non_negative_long,
     },
     TopicConfigDef {
         name: "compression.type",
@@ -122,6 +147,33 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "CreateTime keeps the producer's timestamps; LogAppendTime sets every batch's \
               timestamp to the time the broker accepted it",
         validate: timestamp_type,
+    },
+    TopicConfigDef {
+        name: "max.compaction.lag.ms",
+        broker_name: "log.cleaner.max.compaction.lag.ms",
+        default: "9223372036854775807",
+        kind: ConfigType::Long,
+        doc: "compacted topics: a record stays uncleaned at most this long, whatever the \
+              dirty ratio",
+        validate: positive_long,
+    },
+    TopicConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        broker_name: "log.cleaner.min.cleanable.ratio",
+        default: "0.5",
+        kind: ConfigType::Double,
+        doc: "compacted topics: the cleaner runs on a partition once this share of its \
+              cleanable bytes was written since its last pass",
+        validate: ratio,
+    },
+    TopicConfigDef {
+        name: "min.compaction.lag.ms",
+        broker_name: "log.cleaner.min.compaction.lag.ms",
+        default: "0",
+        kind: ConfigType::Long,
+        doc: "compacted topics: a record stays uncleaned at least this long (by the newest \
+              timestamp of its chunk)",
+        validate: non_negative_long,
     },
     TopicConfigDef {
         name: "min.insync.replicas",
@@ -211,9 +263,41 @@ pub fn log_append_time(overrides: &BTreeMap<String, String>) -> bool {
     effective(overrides, "message.timestamp.type") == Some("LogAppendTime")
 }
 
+fn long_config(overrides: &BTreeMap<String, String>, name: &str) -> i64 {
+    effective(overrides, name)
+        .and_then(|v| v.parse().ok())
+        .or_else(|| find(name).and_then(|d| d.default.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Whether the cleaner compacts the topic by key (`cleanup.policy` includes `compact`).
+pub fn compacted(overrides: &BTreeMap<String, String>) -> bool {
+    effective(overrides, "cleanup.policy")
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == "compact"))
+}
+
+/// The cleaner's settings of a compacted topic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanerConfig {
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
+}
+
+pub fn cleaner_config(overrides: &BTreeMap<String, String>) -> CleanerConfig {
+    CleanerConfig {
+        delete_retention_ms: long_config(overrides, "delete.retention.ms"),
+        min_compaction_lag_ms: long_config(overrides, "min.compaction.lag.ms"),
+        max_compaction_lag_ms: long_config(overrides, "max.compaction.lag.ms"),
+        min_cleanable_dirty_ratio: effective(overrides, "min.cleanable.dirty.ratio")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.5),
+    }
+}
+
 /// Whether retention may remove records (`cleanup.policy` includes `delete`). A topic that
-/// is only `compact` keeps everything: key compaction is not implemented, and keeping every
-/// record is what a reader of a compacted topic can always cope with.
+/// is only `compact` loses records only to the cleaner.
 pub fn retention_deletes(overrides: &BTreeMap<String, String>) -> bool {
     effective(overrides, "cleanup.policy")
         .is_some_and(|v| v.split(',').any(|p| p.trim() == "delete"))
