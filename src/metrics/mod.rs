@@ -28,6 +28,7 @@ pub struct BrokerMetrics {
     /// Shared with the `TimedMetadataStore` that wraps the broker's store.
     pub metadata: Arc<MetadataTimings>,
     pub compaction: crate::log::compaction::CompactionStats,
+    pub cleaner: crate::log::cleaner::CleanerStats,
     pub security: security::SecurityMetrics,
 }
 

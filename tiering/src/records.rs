@@ -145,11 +145,7 @@ impl<'a> Reader<'a> {
 ///
 /// # Panics
 /// If `kept_count` is 0 (drop the batch instead) or the batch would not fit an i32 length.
-pub fn rebuild_batch(
-    original: &BatchHeader,
-    kept: &[&[u8]],
-    max_timestamp: i64,
-) -> Vec<u8> {
+pub fn rebuild_batch(original: &BatchHeader, kept: &[&[u8]], max_timestamp: i64) -> Vec<u8> {
     assert!(!kept.is_empty(), "a rebuilt batch keeps a record");
     let records_len: usize = kept.iter().map(|r| r.len()).sum();
     let mut batch = Vec::with_capacity(BATCH_HEADER_LEN + records_len);
