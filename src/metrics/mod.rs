@@ -253,7 +253,10 @@ fn render_storage(out: &mut Encoder, ctx: &BrokerCtx) {
                 &[("result", "completed")],
                 cleaner.passes.load(Ordering::Relaxed),
             ),
-            (&[("result", "failed")], cleaner.failed.load(Ordering::Relaxed)),
+            (
+                &[("result", "failed")],
+                cleaner.failed.load(Ordering::Relaxed),
+            ),
         ],
     );
     out.simple(
