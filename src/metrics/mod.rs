@@ -280,6 +280,16 @@ fn render_storage(out: &mut Encoder, ctx: &BrokerCtx) {
         "Records the key cleaner removed (superseded by a later record of their key, expired tombstones, aborted).",
         &[(&[], cleaner.records_removed.load(Ordering::Relaxed))],
     );
+    out.family(
+        "strato_cleaner_seconds_total",
+        "counter",
+        "Time the key cleaner spent in completed passes (mapping keys, rewriting chunks, swapping).",
+    );
+    out.sample(
+        "strato_cleaner_seconds_total",
+        &[],
+        cleaner.busy_micros.load(Ordering::Relaxed) as f64 / 1e6,
+    );
     let dirty = cleaner.dirty.lock().expect("dirty ratios lock").clone();
     out.family(
         "strato_cleaner_dirty_ratio",

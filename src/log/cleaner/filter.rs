@@ -100,6 +100,10 @@ impl KeyMap {
         self.latest.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+
     /// Adds the keyed records of chunk `data` at offsets from `from` on (the clean end),
     /// skipping control batches and aborted transactions, until the map is full.
     pub fn add_chunk(

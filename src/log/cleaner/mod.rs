@@ -56,6 +56,8 @@ pub struct CleanerStats {
     pub bytes_written: AtomicU64,
     /// Records removed (superseded, expired tombstones, aborted).
     pub records_removed: AtomicU64,
+    /// Time spent in passes that did work (mapping, rewriting, swapping), microseconds.
+    pub busy_micros: AtomicU64,
     /// Dirty ratio of each compacted partition this broker led at its last pass:
     /// (topic, partition) → ratio. Bounded by the partitions of the cluster.
     pub dirty: Mutex<BTreeMap<(String, i32), f64>>,
@@ -166,6 +168,7 @@ pub async fn clean_partition(
         return Ok(None);
     }
 
+    let started = std::time::Instant::now();
     // 1. The key map of the dirty range.
     let max_keys = usize::try_from(memory_bytes / KEY_MAP_BYTES_PER_KEY).unwrap_or(usize::MAX);
     let mut map = KeyMap::new(max_keys, checkpoint.clean_end);
@@ -239,6 +242,10 @@ pub async fn clean_partition(
     }
     let stats = &ctx.metrics.cleaner;
     stats.passes.fetch_add(1, Ordering::Relaxed);
+    stats.busy_micros.fetch_add(
+        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
     stats
         .records_removed
         .fetch_add(report.records_removed, Ordering::Relaxed);
