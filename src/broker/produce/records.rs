@@ -10,29 +10,14 @@
 //! producer id and epoch, base sequence and transactional flag. Control batches are never
 //! re-encoded (clients may not send them; the broker writes its markers elsewhere).
 
-use std::io::{Read, Write};
-
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-};
+use kafka_protocol::records::Record;
 use strato_tiering::batch::{self, BatchHeader};
 
+use crate::broker::record_codec::{self, CodecError};
 use crate::broker::topic_config::{self, TimestampLimits, TopicCompression};
 
-/// Largest decompressed size of one produced batch the broker decodes. Producers' batches
-/// are far smaller (librdkafka's `message.max.bytes` and Kafka's `max.message.bytes` bound
-/// the compressed batch at 1 MB by default); the bound keeps a crafted batch (a few KB of
-/// zeros that inflate to gigabytes) from taking the broker's memory.
-const DECOMPRESSED_BATCH_BYTES_MAX: usize = 32 << 20;
-/// Most records in one decoded batch: librdkafka's `batch.num.messages` is at most
-/// 1,000,000; the decoded records take about 200 bytes each besides their data.
-const RECORDS_PER_BATCH_MAX: i32 = 1_000_000;
-/// Smallest encoding of a record: length, attributes, timestamp delta, offset delta, key
-/// length, value length and header count, one byte each. A batch claiming more records than
-/// its decompressed bytes can hold is corrupt (checked before the decoder reserves them).
-const RECORD_BYTES_MIN: usize = 7;
 /// Record errors returned for one batch (Kafka returns them all; the message still counts
 /// every one).
 const RECORD_ERRORS_MAX: usize = 1_000;
@@ -56,11 +41,14 @@ pub(super) struct Refusal {
     pub record_errors: Vec<(i32, String)>,
 }
 
-impl Refusal {
-    fn corrupt(why: impl std::fmt::Display) -> Self {
+impl From<CodecError> for Refusal {
+    fn from(err: CodecError) -> Self {
         Refusal {
-            code: ResponseError::CorruptMessage,
-            message: format!("cannot decode the records of a batch: {why}"),
+            code: match err {
+                CodecError::Corrupt(_) => ResponseError::CorruptMessage,
+                CodecError::Encode(_) => ResponseError::UnknownServerError,
+            },
+            message: err.to_string(),
             record_errors: Vec::new(),
         }
     }
@@ -124,7 +112,7 @@ impl RecordRules {
                 }
                 continue;
             }
-            let decoded = decode(header, &slice)?;
+            let decoded = record_codec::decode(header, &slice)?;
             self.check(&decoded, header, now_ms)?;
             if !self.recompresses(header) {
                 if let Some(out) = rebuilt.as_mut() {
@@ -232,118 +220,8 @@ fn timestamp_error(
     )
 }
 
-fn codec_of(id: u8) -> Option<Compression> {
-    match id {
-        0 => Some(Compression::None),
-        1 => Some(Compression::Gzip),
-        2 => Some(Compression::Snappy),
-        3 => Some(Compression::Lz4),
-        4 => Some(Compression::Zstd),
-        _ => None,
-    }
-}
-
-/// Decodes one batch's records, decompressing with a bound on size and record count.
-fn decode(header: &BatchHeader, batch: &Bytes) -> Result<Vec<Record>, Refusal> {
-    if header.records_count > RECORDS_PER_BATCH_MAX {
-        return Err(Refusal::corrupt(format!(
-            "{} records in one batch, at most {RECORDS_PER_BATCH_MAX} are accepted",
-            header.records_count
-        )));
-    }
-    let claimed = usize::try_from(header.records_count).unwrap_or(usize::MAX);
-    let decompress = |payload: &mut Bytes, codec: Compression| -> anyhow::Result<Bytes> {
-        let data = decompress(payload, codec)?;
-        anyhow::ensure!(
-            claimed.saturating_mul(RECORD_BYTES_MIN) <= data.len(),
-            "{claimed} records cannot fit in {} bytes",
-            data.len()
-        );
-        Ok(data)
-    };
-    let mut buf = batch.clone();
-    let set = RecordBatchDecoder::decode_with_custom_compression(&mut buf, Some(decompress))
-        .map_err(|err| Refusal::corrupt(format!("{err:#}")))?;
-    if set.records.len() != claimed {
-        return Err(Refusal::corrupt(format!(
-            "the batch claims {claimed} records and holds {}",
-            set.records.len()
-        )));
-    }
-    Ok(set.records)
-}
-
-/// Decompresses a batch's records section, at most [`DECOMPRESSED_BATCH_BYTES_MAX`].
-fn decompress(payload: &Bytes, codec: Compression) -> anyhow::Result<Bytes> {
-    let limit = DECOMPRESSED_BATCH_BYTES_MAX as u64 + 1;
-    let mut out = Vec::new();
-    match codec {
-        Compression::None => return Ok(payload.clone()),
-        Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(&payload[..])
-                .take(limit)
-                .read_to_end(&mut out)?;
-        }
-        Compression::Lz4 => {
-            lz4::Decoder::new(&payload[..])?
-                .take(limit)
-                .read_to_end(&mut out)?;
-        }
-        Compression::Zstd => {
-            zstd::stream::read::Decoder::new(&payload[..])?
-                .take(limit)
-                .read_to_end(&mut out)?;
-        }
-        Compression::Snappy => out = snappy_decompress(payload)?,
-    }
-    anyhow::ensure!(
-        out.len() <= DECOMPRESSED_BATCH_BYTES_MAX,
-        "the records decompress to more than {DECOMPRESSED_BATCH_BYTES_MAX} bytes"
-    );
-    Ok(Bytes::from(out))
-}
-
-/// The framing Kafka's Java client writes snappy in (snappy-java's `SnappyOutputStream`):
-/// this magic, a version and a compatible version, then blocks of (length, raw snappy).
-const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
-const XERIAL_HEADER_LEN: usize = 16;
-
-/// Snappy as Kafka producers write it: xerial-framed blocks (Java, librdkafka) or one raw
-/// block. Each block's declared length counts against the bound before it is allocated.
-fn snappy_decompress(payload: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut append = |block: &[u8]| -> anyhow::Result<()> {
-        let len = snap::raw::decompress_len(block)?;
-        anyhow::ensure!(
-            out.len().saturating_add(len) <= DECOMPRESSED_BATCH_BYTES_MAX,
-            "the records decompress to more than {DECOMPRESSED_BATCH_BYTES_MAX} bytes"
-        );
-        let at = out.len();
-        out.resize(at + len, 0);
-        snap::raw::Decoder::new().decompress(block, &mut out[at..])?;
-        Ok(())
-    };
-    if !payload.starts_with(XERIAL_MAGIC) {
-        append(payload)?;
-        return Ok(out);
-    }
-    let mut rest = payload
-        .get(XERIAL_HEADER_LEN..)
-        .ok_or_else(|| anyhow::anyhow!("truncated snappy header"))?;
-    while !rest.is_empty() {
-        let (len, tail) = rest
-            .split_first_chunk::<4>()
-            .ok_or_else(|| anyhow::anyhow!("truncated snappy block length"))?;
-        let len = u32::from_be_bytes(*len) as usize;
-        anyhow::ensure!(len <= tail.len(), "truncated snappy block");
-        append(&tail[..len])?;
-        rest = &tail[len..];
-    }
-    Ok(out)
-}
-
-/// Appends `records` to `out` as one batch in the topic's codec, with the header fields of
-/// the batch they came from.
+/// Appends `records` to `out` as one batch in the topic's codec, and checks that it kept
+/// the header fields of the batch they came from.
 fn encode(
     out: &mut BytesMut,
     records: &[Record],
@@ -353,29 +231,13 @@ fn encode(
     let TopicCompression::Codec { id, level } = target else {
         return Ok(());
     };
-    let Some(compression) = codec_of(id) else {
-        return Err(Refusal::corrupt(format!("unknown codec {id}")));
-    };
-    let internal = |err: anyhow::Error| Refusal {
-        code: ResponseError::UnknownServerError,
-        message: format!("failed to recompress a batch: {err:#}"),
-        record_errors: Vec::new(),
-    };
     let start = out.len();
-    let options = RecordEncodeOptions {
-        version: batch::MAGIC_V2,
-        compression,
-    };
-    let compressor = |plain: &mut BytesMut, out: &mut BytesMut, codec: Compression| {
-        compress(plain, out, codec, level)
-    };
-    RecordBatchEncoder::encode_with_custom_compression(out, records, &options, Some(compressor))
-        .map_err(internal)?;
+    record_codec::encode(out, records, id, level)?;
     // The encoder starts a new batch where the records' producer fields or sequences change;
-    // those of one decoded batch never do, so it wrote exactly one. Its first timestamp is
-    // the smallest one (Kafka's is the first record's): records keep their timestamps.
+    // those of one decoded batch never do, so it wrote exactly one.
+    let internal = |why: String| Refusal::from(CodecError::Encode(why));
     let written = batch::validate_batches(&out[start..], 1)
-        .map_err(|err| internal(anyhow::anyhow!("the re-encoded batch is not valid: {err}")))?;
+        .map_err(|err| internal(format!("the re-encoded batch is not valid: {err}")))?;
     let rebuilt = written[0];
     let same = rebuilt.records_count == header.records_count
         && rebuilt.last_offset_delta == header.last_offset_delta
@@ -384,56 +246,9 @@ fn encode(
         && rebuilt.base_sequence == header.base_sequence
         && rebuilt.is_transactional() == header.is_transactional();
     if !same {
-        return Err(internal(anyhow::anyhow!(
+        return Err(internal(format!(
             "the re-encoded batch differs from the produced one: {rebuilt:?} for {header:?}"
         )));
-    }
-    Ok(())
-}
-
-/// Compresses a batch's records section with the topic's level (Kafka's
-/// `compression.<codec>.level`, KIP-390).
-fn compress(
-    plain: &mut BytesMut,
-    out: &mut BytesMut,
-    codec: Compression,
-    level: i32,
-) -> anyhow::Result<()> {
-    use bytes::BufMut;
-    use kafka_protocol::compression::Compressor;
-    match codec {
-        Compression::None => out.extend_from_slice(plain),
-        Compression::Gzip => {
-            let level = match u32::try_from(level) {
-                Ok(level) => flate2::Compression::new(level),
-                // -1: zlib's default, as Kafka's `GzipCompression`.
-                Err(_) => flate2::Compression::default(),
-            };
-            let mut encoder = flate2::write::GzEncoder::new(out.writer(), level);
-            encoder.write_all(plain)?;
-            encoder.finish()?;
-        }
-        Compression::Snappy => {
-            // Snappy has no levels; the crate writes Kafka's xerial framing.
-            kafka_protocol::compression::Snappy::compress(out, |buf: &mut BytesMut| {
-                buf.extend_from_slice(plain);
-                Ok(())
-            })?;
-        }
-        Compression::Lz4 => {
-            // Independent blocks, as Kafka's `Lz4BlockOutputStream` writes them.
-            let mut encoder = lz4::EncoderBuilder::new()
-                .level(u32::try_from(level).unwrap_or(1))
-                .block_mode(lz4::BlockMode::Independent)
-                .build(out.writer())?;
-            encoder.write_all(plain)?;
-            let (_, result) = encoder.finish();
-            result?;
-        }
-        Compression::Zstd => {
-            let compressed = zstd::bulk::compress(plain, level)?;
-            out.extend_from_slice(&compressed);
-        }
     }
     Ok(())
 }
@@ -441,6 +256,9 @@ fn compress(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::records::{
+        Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    };
     use std::collections::BTreeMap;
 
     fn record(offset: i64, key: Option<&'static str>, timestamp: i64) -> Record {
@@ -591,17 +409,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn decompression_is_bounded() {
-        // 64 MiB of zeros gzip to ~64 KB: refused, not inflated.
-        let zeros = vec![0u8; 64 << 20];
-        let mut plain = BytesMut::from(&zeros[..]);
-        let mut out = BytesMut::new();
-        compress(&mut plain, &mut out, Compression::Gzip, 9).unwrap();
-        assert!(decompress(&out.freeze(), Compression::Gzip).is_err());
-        assert!(snappy_decompress(b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01\xff").is_err());
-        assert!(snappy_decompress(&[0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
     }
 }
