@@ -691,15 +691,13 @@ async fn topic_compression_type_recompresses_batches() {
     }
 }
 
-/// DescribeConfigs v4 of one resource with synonyms and documentation (raw, to see the
-/// fields librdkafka does not surface): (name, value, source, type, documentation,
+/// One config as DescribeConfigs describes it: (name, value, source, type, documentation,
 /// synonym names).
-fn describe_raw(
-    broker: &Broker,
-    resource_type: i8,
-    name: &str,
-    keys: &[&str],
-) -> Vec<(String, Option<String>, i8, i8, String, Vec<String>)> {
+type Described = (String, Option<String>, i8, i8, String, Vec<String>);
+
+/// DescribeConfigs v4 of one resource with synonyms and documentation (raw, to see the
+/// fields librdkafka does not surface).
+fn describe_raw(broker: &Broker, resource_type: i8, name: &str, keys: &[&str]) -> Vec<Described> {
     let request = DescribeConfigsRequest::default()
         .with_include_synonyms(true)
         .with_include_documentation(true)
