@@ -688,6 +688,12 @@ pub struct ServeArgs {
     )]
     pub transactional_id_expiration_ms: u64,
 
+    /// Memory of the key cleaner's map in one pass over a compacted partition (Kafka's
+    /// `log.cleaner.dedupe.buffer.size`): up to 64 bytes per distinct key; a partition whose
+    /// dirty part has more keys is cleaned over several passes.
+    #[arg(long, env = "STRATO_CLEANER_MEMORY_BYTES", default_value_t = 128 * MIB)]
+    pub cleaner_memory_bytes: u64,
+
     /// Compacted chunks are written as zstd frames of about this many uncompressed bytes
     /// with a seek table, so a consumer's fetch reads and caches one frame, not the whole
     /// chunk (one ranged GET per frame on a cold read); at most --compaction-target-bytes
@@ -730,6 +736,7 @@ pub struct Config {
     pub compaction_interval: Duration,
     pub compaction_target_bytes: u64,
     pub compaction_frame_bytes: u64,
+    pub cleaner_memory_bytes: u64,
     pub txn_limits: crate::txn::TxnLimits,
 }
 
@@ -844,6 +851,7 @@ fn apply_config_file(
         compaction_interval_ms,
         compaction_target_bytes,
         compaction_frame_bytes,
+        cleaner_memory_bytes,
         transaction_max_timeout_ms,
         transaction_max_partitions,
         transaction_max_open,
@@ -971,6 +979,9 @@ impl ServeArgs {
         if self.compaction_frame_bytes < 1024 {
             bail!("--compaction-frame-bytes must be at least 1024");
         }
+        if self.cleaner_memory_bytes < 64 * 1024 {
+            bail!("--cleaner-memory-bytes must be at least 65536 (1024 keys)");
+        }
         if self.retention_check_interval_ms < 10 {
             bail!("--retention-check-interval-ms must be at least 10");
         }
@@ -1056,6 +1067,7 @@ impl ServeArgs {
             compaction_frame_bytes: self
                 .compaction_frame_bytes
                 .min(self.compaction_target_bytes),
+            cleaner_memory_bytes: self.cleaner_memory_bytes,
             txn_limits,
         })
     }

@@ -173,6 +173,11 @@ pub fn partition_state(topic_id: Uuid, partition: i32) -> String {
     format!("partitions/{topic_id}/{partition}/state")
 }
 
+/// The key cleaner's checkpoint of a compacted partition (`model::CleanerRecord`).
+pub fn partition_cleaner(topic_id: Uuid, partition: i32) -> String {
+    format!("partitions/{topic_id}/{partition}/cleaner")
+}
+
 pub fn partition_index_prefix(topic_id: Uuid, partition: i32) -> String {
     format!("partitions/{topic_id}/{partition}/index/")
 }

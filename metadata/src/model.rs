@@ -434,6 +434,27 @@ pub struct AbortedTxnRecord {
 }
 record_codec!(AbortedTxnRecord);
 
+/// `partitions/<topic_id>/<p>/cleaner`: the key cleaner's checkpoint of a compacted
+/// partition, written by its leader (fenced like a commit) when a cleaning pass completes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanerRecord {
+    pub v: u32,
+    /// Below it the log holds at most one record per key (Kafka's cleaner checkpoint, the
+    /// first dirty offset).
+    pub clean_end: Offset,
+    /// When offsets became clean: each entry says the offsets below `offset` (and at or above
+    /// the previous entry's) were clean from `at_ms` on. A tombstone goes
+    /// `delete.retention.ms` after that. Bounded; merging entries only makes a time later.
+    pub passes: Vec<CleanedRange>,
+}
+record_codec!(CleanerRecord);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanedRange {
+    pub offset: Offset,
+    pub at_ms: i64,
+}
+
 /// `acls/<resource type>/<pattern type>/<name>/<principal>/<host>/<operation>/<permission>`:
 /// one ACL binding, with Kafka's wire codes for the enums. The key holds every part, so
 /// storing the same binding twice writes one key.

@@ -1,12 +1,13 @@
 //! Decoding and encoding the records of v2 record batches through the `kafka-protocol`
 //! records codec, for the broker's record-level work (produce's rules and recompression,
-//! ListOffsets by timestamp). Decompression is bounded (the crate's own inflates without a
-//! limit), and compression takes Kafka's levels (KIP-390; the crate fixes its own).
+//! ListOffsets by timestamp). Decompression is bounded (the cleaner's
+//! `log::cleaner::decompress`; the crate's own inflates without a limit), and compression
+//! takes Kafka's levels (KIP-390; the crate fixes its own).
 //!
 //! The crate's codec callbacks return `anyhow::Result`, so the helpers they call do too; the
 //! module's functions return [`CodecError`].
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -77,73 +78,15 @@ pub(super) fn decode(header: &BatchHeader, batch: &Bytes) -> Result<Vec<Record>,
     Ok(set.records)
 }
 
-/// Decompresses a batch's records section, at most [`DECOMPRESSED_BATCH_BYTES_MAX`].
+/// Decompresses a batch's records section, at most [`DECOMPRESSED_BATCH_BYTES_MAX`] (the
+/// cleaner's bounded decompression, shared).
 pub(super) fn decompress(payload: &Bytes, codec: Compression) -> anyhow::Result<Bytes> {
-    let limit = DECOMPRESSED_BATCH_BYTES_MAX as u64 + 1;
-    let mut out = Vec::new();
-    match codec {
-        Compression::None => return Ok(payload.clone()),
-        Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(&payload[..])
-                .take(limit)
-                .read_to_end(&mut out)?;
-        }
-        Compression::Lz4 => {
-            lz4::Decoder::new(&payload[..])?
-                .take(limit)
-                .read_to_end(&mut out)?;
-        }
-        Compression::Zstd => {
-            zstd::stream::read::Decoder::new(&payload[..])?
-                .take(limit)
-                .read_to_end(&mut out)?;
-        }
-        Compression::Snappy => out = snappy_decompress(payload)?,
+    if codec == Compression::None {
+        return Ok(payload.clone());
     }
-    anyhow::ensure!(
-        out.len() <= DECOMPRESSED_BATCH_BYTES_MAX,
-        "the records decompress to more than {DECOMPRESSED_BATCH_BYTES_MAX} bytes"
-    );
-    Ok(Bytes::from(out))
-}
-
-/// The framing Kafka's Java client writes snappy in (snappy-java's `SnappyOutputStream`):
-/// this magic, a version and a compatible version, then blocks of (length, raw snappy).
-const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
-const XERIAL_HEADER_LEN: usize = 16;
-
-/// Snappy as Kafka producers write it: xerial-framed blocks (Java, librdkafka) or one raw
-/// block. Each block's declared length counts against the bound before it is allocated.
-pub(super) fn snappy_decompress(payload: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut append = |block: &[u8]| -> anyhow::Result<()> {
-        let len = snap::raw::decompress_len(block)?;
-        anyhow::ensure!(
-            out.len().saturating_add(len) <= DECOMPRESSED_BATCH_BYTES_MAX,
-            "the records decompress to more than {DECOMPRESSED_BATCH_BYTES_MAX} bytes"
-        );
-        let at = out.len();
-        out.resize(at + len, 0);
-        snap::raw::Decoder::new().decompress(block, &mut out[at..])?;
-        Ok(())
-    };
-    if !payload.starts_with(XERIAL_MAGIC) {
-        append(payload)?;
-        return Ok(out);
-    }
-    let mut rest = payload
-        .get(XERIAL_HEADER_LEN..)
-        .ok_or_else(|| anyhow::anyhow!("truncated snappy header"))?;
-    while !rest.is_empty() {
-        let (len, tail) = rest
-            .split_first_chunk::<4>()
-            .ok_or_else(|| anyhow::anyhow!("truncated snappy block length"))?;
-        let len = u32::from_be_bytes(*len) as usize;
-        anyhow::ensure!(len <= tail.len(), "truncated snappy block");
-        append(&tail[..len])?;
-        rest = &tail[len..];
-    }
-    Ok(out)
+    crate::log::cleaner::decompress::decompress(codec as u8, payload, DECOMPRESSED_BATCH_BYTES_MAX)
+        .map(Bytes::from)
+        .map_err(|why| anyhow::anyhow!(why))
 }
 
 /// Compresses a batch's records section with the topic's level (Kafka's
@@ -228,7 +171,5 @@ mod tests {
         let mut out = BytesMut::new();
         compress(&mut plain, &mut out, Compression::Gzip, 9).unwrap();
         assert!(decompress(&out.freeze(), Compression::Gzip).is_err());
-        assert!(snappy_decompress(b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01\xff").is_err());
-        assert!(snappy_decompress(&[0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
     }
 }

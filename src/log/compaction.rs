@@ -63,7 +63,7 @@ pub fn runs(
         let fits = entry.uncompressed_length < small
             && run_bytes + entry.uncompressed_length <= target_bytes
             && run.len() < ENTRIES_PER_STEP_MAX
-            && (run.is_empty() || candidates[run.end - 1].last_offset + 1 == entry.base_offset);
+            && (run.is_empty() || candidates[run.end - 1].last_offset < entry.base_offset);
         if fits {
             if run.is_empty() {
                 run = at..at;
@@ -121,7 +121,7 @@ async fn compact_run(
     let tp = partition.tp;
     let built = tokio::task::spawn_blocking(move || {
         let mut builder = SegmentBuilder::new(ZSTD_LEVEL).with_frames(frame_bytes);
-        builder.add_chunk(tp, &chunks);
+        builder.add_sparse_chunk(tp, &chunks);
         builder.finish()
     })
     .await
@@ -153,7 +153,7 @@ async fn compact_run(
         .map_err(|err| format!("upload compacted segment: {err:#}"))?;
     let swapped = ctx
         .log
-        .replace_chunks(partition.clone(), run, new_entry)
+        .replace_chunks(partition.clone(), run, vec![new_entry], Vec::new())
         .await
         .map_err(|err| format!("swap index entries: {err}"))?;
     if swapped {
@@ -191,6 +191,9 @@ pub async fn run(
                 if !partition.is_led() {
                     continue;
                 }
+                if crate::broker::topic_config::compacted(&topic.config) {
+                    clean(&ctx, &topic, partition, target_bytes, frame_bytes).await;
+                }
                 let (_, entries) = partition.index_snapshot();
                 let Some(run) = plan(&entries, target_bytes, KEEP_NEWEST) else {
                     continue;
@@ -219,6 +222,46 @@ pub async fn run(
                     }
                 }
             }
+        }
+    }
+}
+
+/// One key cleaning pass over `partition` of compacted `topic` (see `log::cleaner`).
+async fn clean(
+    ctx: &BrokerCtx,
+    topic: &crate::log::topics::Topic,
+    partition: &Arc<crate::log::partition::Partition>,
+    target_bytes: u64,
+    frame_bytes: u64,
+) {
+    let result = crate::log::cleaner::clean_partition(
+        ctx,
+        &topic.config,
+        partition,
+        ctx.config.cleaner_memory_bytes,
+        target_bytes,
+        frame_bytes,
+    )
+    .await;
+    match result {
+        Ok(Some(report)) => tracing::info!(
+            topic = %topic.name,
+            partition = partition.tp.partition,
+            clean_end = report.clean_end,
+            keys = report.keys,
+            removed = report.records_removed,
+            bytes_read = report.bytes_read,
+            bytes_written = report.bytes_written,
+            "cleaned compacted partition"
+        ),
+        Ok(None) => {}
+        Err(err) => {
+            ctx.metrics.cleaner.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                topic = %topic.name,
+                partition = partition.tp.partition,
+                "failed to clean, will retry: {err}"
+            );
         }
     }
 }

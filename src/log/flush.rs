@@ -41,7 +41,8 @@ struct TrimRequest {
 struct ReplaceRequest {
     partition: Arc<Partition>,
     old: Vec<IndexEntry>,
-    new: IndexEntry,
+    new: Vec<IndexEntry>,
+    puts: Vec<(String, bytes::Bytes)>,
     done: tokio::sync::oneshot::Sender<Result<bool, FlushFailure>>,
 }
 
@@ -298,23 +299,39 @@ impl LogWriter {
         }
     }
 
-    /// Replaces the index entries `old` (consecutive, from `new.base_offset` to
-    /// `new.last_offset`) by `new`, in one fenced transaction run by the flusher between
-    /// flushes. `Ok(false)`: the partition's index no longer holds exactly `old` (a trim got
-    /// there first), nothing changed.
+    /// Replaces the index entries `old` (consecutive) by `new` (none, or entries inside the
+    /// range `old` covered, in offset order), and puts `puts` (e.g. the cleaner's checkpoint),
+    /// in one fenced transaction run by the flusher between flushes. `Ok(false)`: the
+    /// partition's index no longer holds exactly `old` (a trim got there first), nothing
+    /// changed. With `old` empty only `puts` are written (fenced all the same).
+    ///
+    /// Merging chunks keeps the range; the key cleaner may leave less (records removed: the
+    /// index then has a gap, which readers skip).
     pub async fn replace_chunks(
         &self,
         partition: Arc<Partition>,
         old: Vec<IndexEntry>,
-        new: IndexEntry,
+        new: Vec<IndexEntry>,
+        puts: Vec<(String, bytes::Bytes)>,
     ) -> Result<bool, FlushFailure> {
-        assert!(!old.is_empty(), "a replacement replaces something");
-        assert_eq!(old[0].base_offset, new.base_offset, "same first offset");
-        assert_eq!(
-            old[old.len() - 1].last_offset,
-            new.last_offset,
-            "same last offset"
+        assert!(
+            !old.is_empty() || new.is_empty(),
+            "new entries replace something"
         );
+        if let (Some(first), Some(last)) = (old.first(), old.last()) {
+            let mut floor = first.base_offset;
+            for entry in &new {
+                assert!(
+                    entry.base_offset >= floor && entry.last_offset >= entry.base_offset,
+                    "new entries ascend inside the replaced range"
+                );
+                floor = entry.last_offset + 1;
+            }
+            assert!(
+                floor <= last.last_offset + 1,
+                "new entries end inside the range"
+            );
+        }
         let (done, rx) = tokio::sync::oneshot::channel();
         self.enqueue(
             &self.replaces,
@@ -322,6 +339,7 @@ impl LogWriter {
                 partition,
                 old,
                 new,
+                puts,
                 done,
             },
         )?;
@@ -356,7 +374,8 @@ impl LogWriter {
         &self,
         partition: &Arc<Partition>,
         old: &[IndexEntry],
-        new: IndexEntry,
+        new: Vec<IndexEntry>,
+        puts: Vec<(String, bytes::Bytes)>,
     ) -> Result<bool, FlushFailure> {
         let tp = partition.tp;
         let txn = {
@@ -373,28 +392,35 @@ impl LogWriter {
             {
                 return Ok(false);
             }
-            if let Some(age_ms) = self.too_old_to_reference(&new.object) {
-                // Garbage collection may already delete it: drop the step (the object is
-                // then an orphan and collected).
-                tracing::warn!(topic = %partition.topic, partition = tp.partition, object = %new.object, age_ms, "compacted object too old to reference (slow upload or queue); swap dropped");
-                return Ok(false);
+            for entry in &new {
+                if let Some(age_ms) = self.too_old_to_reference(&entry.object) {
+                    // Garbage collection may already delete it: drop the step (the object is
+                    // then an orphan and collected).
+                    tracing::warn!(topic = %partition.topic, partition = tp.partition, object = %entry.object, age_ms, "rewritten object too old to reference (slow upload or queue); swap dropped");
+                    return Ok(false);
+                }
             }
             // The state is written unchanged so that its version moves: a reload after an
             // uncertain outcome then sees that something applied and reads the index again.
             let record = state.state_record(state.high_watermark, &state.committed_producers);
-            let mut txn = state
-                .fenced_state_txn(tp, &record)
-                // Same key as the first old entry (same base offset): overwritten in place.
-                .put(
-                    keys::partition_index(tp.topic_id, tp.partition, new.base_offset),
-                    new.encode(),
+            let mut txn = state.fenced_state_txn(tp, &record);
+            for e in old {
+                if !new.iter().any(|n| n.base_offset == e.base_offset) {
+                    txn = txn.delete(keys::partition_index(
+                        tp.topic_id,
+                        tp.partition,
+                        e.base_offset,
+                    ));
+                }
+            }
+            for n in &new {
+                txn = txn.put(
+                    keys::partition_index(tp.topic_id, tp.partition, n.base_offset),
+                    n.encode(),
                 );
-            for e in &old[1..] {
-                txn = txn.delete(keys::partition_index(
-                    tp.topic_id,
-                    tp.partition,
-                    e.base_offset,
-                ));
+            }
+            for (key, value) in puts {
+                txn = txn.put(key, value);
             }
             txn
         };
@@ -405,7 +431,9 @@ impl LogWriter {
                 for e in old {
                     state.index.remove(&e.base_offset);
                 }
-                state.index.insert(new.base_offset, new);
+                for n in new {
+                    state.index.insert(n.base_offset, n);
+                }
                 Ok(true)
             }
             Err(MetadataError::Conflict { .. }) => {
@@ -452,7 +480,7 @@ impl LogWriter {
         let replaces = std::mem::take(&mut *self.replaces.lock().expect("replaces lock"));
         for replace in replaces {
             let result = self
-                .apply_replace(&replace.partition, &replace.old, replace.new)
+                .apply_replace(&replace.partition, &replace.old, replace.new, replace.puts)
                 .await;
             let _ = replace.done.send(result);
         }

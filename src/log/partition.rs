@@ -199,6 +199,11 @@ impl Partition {
         self.lock().last_stable_offset()
     }
 
+    /// The committed aborted transactions (for the key cleaner).
+    pub fn aborted_snapshot(&self) -> Vec<AbortedTxnRecord> {
+        self.lock().aborted.values().copied().collect()
+    }
+
     /// All committed index entries (for timestamp lookups).
     pub fn index_snapshot(&self) -> (Offset, Vec<IndexEntry>) {
         let state = self.lock();

@@ -28,6 +28,7 @@ pub struct BrokerMetrics {
     /// Shared with the `TimedMetadataStore` that wraps the broker's store.
     pub metadata: Arc<MetadataTimings>,
     pub compaction: crate::log::compaction::CompactionStats,
+    pub cleaner: crate::log::cleaner::CleanerStats,
     pub security: security::SecurityMetrics,
 }
 
@@ -242,6 +243,56 @@ fn render_storage(out: &mut Encoder, ctx: &BrokerCtx) {
         "Chunks replaced by compaction (their index entries merged into one).",
         &[(&[], compaction.chunks.load(Ordering::Relaxed))],
     );
+    let cleaner = &ctx.metrics.cleaner;
+    out.simple(
+        "strato_cleaner_passes_total",
+        "counter",
+        "Key cleaning passes over compacted partitions, by outcome (failed: retried later).",
+        &[
+            (
+                &[("result", "completed")],
+                cleaner.passes.load(Ordering::Relaxed),
+            ),
+            (
+                &[("result", "failed")],
+                cleaner.failed.load(Ordering::Relaxed),
+            ),
+        ],
+    );
+    out.simple(
+        "strato_cleaner_bytes_total",
+        "counter",
+        "Uncompressed bytes of the chunks the key cleaner rewrote, read (before) and written (after).",
+        &[
+            (
+                &[("direction", "read")],
+                cleaner.bytes_read.load(Ordering::Relaxed),
+            ),
+            (
+                &[("direction", "written")],
+                cleaner.bytes_written.load(Ordering::Relaxed),
+            ),
+        ],
+    );
+    out.simple(
+        "strato_cleaner_records_removed_total",
+        "counter",
+        "Records the key cleaner removed (superseded by a later record of their key, expired tombstones, aborted).",
+        &[(&[], cleaner.records_removed.load(Ordering::Relaxed))],
+    );
+    let dirty = cleaner.dirty.lock().expect("dirty ratios lock").clone();
+    out.family(
+        "strato_cleaner_dirty_ratio",
+        "gauge",
+        "Share of a compacted partition's cleanable bytes written since its last cleaning, per partition this broker leads.",
+    );
+    for ((topic, partition), ratio) in &dirty {
+        out.sample(
+            "strato_cleaner_dirty_ratio",
+            &[("topic", topic), ("partition", &partition.to_string())],
+            *ratio,
+        );
+    }
 }
 
 fn render_metadata(out: &mut Encoder, timings: &MetadataTimings) {

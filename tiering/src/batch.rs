@@ -262,7 +262,8 @@ pub fn validate_batches(bytes: &[u8], max_batches: usize) -> Result<Vec<BatchHea
 }
 
 /// Like [`validate_batches`], for batches as the broker stores them: transaction markers
-/// (the control batches the broker writes, see [`build_marker_batch`]) are valid too.
+/// (the control batches the broker writes, see [`build_marker_batch`]) are valid too, and
+/// so are batches with fewer records than offsets (cleaned, see `records::rebuild_batch`).
 /// Segments are checked with this before upload and after read.
 pub fn validate_stored_batches(
     bytes: &[u8],
@@ -316,7 +317,11 @@ fn validate_batch(header: &BatchHeader, batch: &[u8], origin: Origin) -> Result<
     if header.records_count <= 0 || header.last_offset_delta < 0 {
         return Err(bad_count());
     }
-    if i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1 {
+    // A client's batch holds a record for every offset it spans; a stored one may hold
+    // fewer: the key cleaner removes records but keeps the batch's offsets (as Kafka's).
+    let spanned = i64::from(header.last_offset_delta) + 1;
+    let count = i64::from(header.records_count);
+    if count > spanned || (origin == Origin::Client && count != spanned) {
         return Err(bad_count());
     }
     if header.is_control() {

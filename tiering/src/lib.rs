@@ -2,7 +2,7 @@
 //! the choice of object store from a URL, the chunk cache and [`Tier`], the only code
 //! that talks to `object_store`.
 //!
-//! It knows nothing of the Kafka protocol beyond the record batch v2 header (`batch`), and
+//! It knows nothing of the Kafka protocol beyond the record batch v2 format (`batch`, `records`), and
 //! exposes no `object_store` error types: callers get [`TieringError`].
 
 mod aws_profile;
@@ -11,6 +11,7 @@ pub mod cache;
 mod error;
 pub mod faulty;
 pub mod keys;
+pub mod records;
 pub mod segment;
 pub mod store;
 mod tier;

@@ -97,6 +97,17 @@ impl SegmentBuilder {
     /// If `batches` is empty, is not made of whole batch headers, or its offsets are not
     /// contiguous: the broker validated and numbered these batches, so any of those is a bug.
     pub fn add_chunk(&mut self, topic_partition: TopicPartition, batches: &[Bytes]) {
+        self.add(topic_partition, batches, true);
+    }
+
+    /// Like [`add_chunk`](Self::add_chunk), but the batches' offsets need only ascend: the
+    /// key cleaner removes records, so a cleaned chunk has gaps between its batches (and
+    /// merging cleaned chunks keeps them).
+    pub fn add_sparse_chunk(&mut self, topic_partition: TopicPartition, batches: &[Bytes]) {
+        self.add(topic_partition, batches, false);
+    }
+
+    fn add(&mut self, topic_partition: TopicPartition, batches: &[Bytes], contiguous: bool) {
         let mut range: Option<(Offset, Offset)> = None;
         let mut max_timestamp = i64::MIN;
         let mut uncompressed_length = 0u64;
@@ -113,11 +124,18 @@ impl SegmentBuilder {
                 range = match range {
                     None => Some((header.base_offset, header.last_offset())),
                     Some((base_offset, last_offset)) => {
-                        assert_eq!(
-                            header.base_offset,
-                            last_offset + 1,
-                            "offsets of {topic_partition:?} are not contiguous in a chunk"
-                        );
+                        if contiguous {
+                            assert_eq!(
+                                header.base_offset,
+                                last_offset + 1,
+                                "offsets of {topic_partition:?} are not contiguous in a chunk"
+                            );
+                        } else {
+                            assert!(
+                                header.base_offset > last_offset,
+                                "offsets of {topic_partition:?} do not ascend in a chunk"
+                            );
+                        }
                         Some((base_offset, header.last_offset()))
                     }
                 };

@@ -1,0 +1,241 @@
+//! The records inside a v2 record batch, for the key cleaner: iterate the (uncompressed)
+//! records section record by record without copying, and rebuild a batch that keeps some of
+//! its records byte for byte.
+//!
+//! A rebuilt batch keeps the original's base offset, base timestamp, last offset delta,
+//! producer id, epoch and base sequence, so every kept record's offset, timestamp and
+//! sequence (all deltas from those) are what they were; only the record count, the max
+//! timestamp, the compression (none: chunks are zstd-compressed as a whole) and the CRC
+//! change. This is what Kafka's cleaner does for v2 batches.
+//!
+//! Every input is untrusted: errors, never panics.
+
+use crate::batch::{BATCH_HEADER_LEN, BatchHeader};
+
+/// Why the records of a batch cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad record in batch: {reason}")]
+pub struct RecordError {
+    pub reason: &'static str,
+}
+
+fn bad(reason: &'static str) -> RecordError {
+    RecordError { reason }
+}
+
+/// One record of a batch, borrowed from the records section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRecord<'a> {
+    /// The whole record, its length prefix included (what a rebuilt batch copies).
+    pub bytes: &'a [u8],
+    pub offset_delta: i64,
+    pub timestamp_delta: i64,
+    /// `None` for a record without a key.
+    pub key: Option<&'a [u8]>,
+    /// A record whose value is null: a tombstone on a compacted topic.
+    pub value_is_null: bool,
+}
+
+/// The records of `section` (a batch's records, uncompressed), at most `count` of them; the
+/// section must hold exactly that many.
+pub fn iter_records(section: &[u8], count: usize) -> RecordIter<'_> {
+    RecordIter {
+        rest: section,
+        left: count,
+        failed: false,
+    }
+}
+
+pub struct RecordIter<'a> {
+    rest: &'a [u8],
+    left: usize,
+    failed: bool,
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = Result<RawRecord<'a>, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.left == 0 {
+            if self.rest.is_empty() {
+                return None;
+            }
+            self.failed = true;
+            return Some(Err(bad("bytes after the last record")));
+        }
+        self.left -= 1;
+        let result = next_record(&mut self.rest);
+        if result.is_err() {
+            self.failed = true;
+        }
+        Some(result)
+    }
+}
+
+fn next_record<'a>(rest: &mut &'a [u8]) -> Result<RawRecord<'a>, RecordError> {
+    let whole: &'a [u8] = rest;
+    let mut reader = Reader { bytes: whole };
+    let length = reader.varint()?;
+    let length = usize::try_from(length).map_err(|_| bad("negative record length"))?;
+    let prefix = whole.len() - reader.bytes.len();
+    let end = prefix
+        .checked_add(length)
+        .filter(|end| *end <= whole.len())
+        .ok_or(bad("record longer than its batch"))?;
+    let bytes = &whole[..end];
+    let mut body = Reader {
+        bytes: &whole[prefix..end],
+    };
+    body.take(1)?; // attributes (unused)
+    let timestamp_delta = body.varint()?;
+    let offset_delta = body.varint()?;
+    let key_len = body.varint()?;
+    let key = match key_len {
+        -1 => None,
+        n if n >= 0 => Some(body.take(usize::try_from(n).map_err(|_| bad("key length"))?)?),
+        _ => return Err(bad("negative key length")),
+    };
+    let value_len = body.varint()?;
+    if value_len < -1 {
+        return Err(bad("negative value length"));
+    }
+    *rest = &whole[end..];
+    Ok(RawRecord {
+        bytes,
+        offset_delta,
+        timestamp_delta,
+        key,
+        value_is_null: value_len == -1,
+    })
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+        if n > self.bytes.len() {
+            return Err(bad("record truncated"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn varint(&mut self) -> Result<i64, RecordError> {
+        let mut value = 0u64;
+        for index in 0..10 {
+            let byte = self.take(1)?[0];
+            value |= u64::from(byte & 0x7f) << (7 * index);
+            if byte & 0x80 == 0 {
+                return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+            }
+        }
+        Err(bad("varint longer than 10 bytes"))
+    }
+}
+
+/// A batch like `original` (its header) holding only `kept` records (whole records as
+/// [`RawRecord::bytes`], in their order), uncompressed, with `max_timestamp` (the kept
+/// records' newest; for LogAppendTime batches the original's).
+///
+/// # Panics
+/// If `kept_count` is 0 (drop the batch instead) or the batch would not fit an i32 length.
+pub fn rebuild_batch(original: &BatchHeader, kept: &[&[u8]], max_timestamp: i64) -> Vec<u8> {
+    assert!(!kept.is_empty(), "a rebuilt batch keeps a record");
+    let records_len: usize = kept.iter().map(|r| r.len()).sum();
+    let mut batch = Vec::with_capacity(BATCH_HEADER_LEN + records_len);
+    batch.extend_from_slice(&original.base_offset.to_be_bytes());
+    let batch_length = i32::try_from(BATCH_HEADER_LEN - 12 + records_len)
+        .expect("kept records are fewer bytes than their batch");
+    batch.extend_from_slice(&batch_length.to_be_bytes());
+    batch.extend_from_slice(&original.partition_leader_epoch.to_be_bytes());
+    batch.push(original.magic as u8);
+    batch.extend_from_slice(&[0; 4]); // CRC, set below
+    let attributes = original.attributes & !0x07; // no compression
+    batch.extend_from_slice(&attributes.to_be_bytes());
+    batch.extend_from_slice(&original.last_offset_delta.to_be_bytes());
+    batch.extend_from_slice(&original.base_timestamp.to_be_bytes());
+    batch.extend_from_slice(&max_timestamp.to_be_bytes());
+    batch.extend_from_slice(&original.producer_id.to_be_bytes());
+    batch.extend_from_slice(&original.producer_epoch.to_be_bytes());
+    batch.extend_from_slice(&original.base_sequence.to_be_bytes());
+    let count = i32::try_from(kept.len()).expect("fewer records than the original");
+    batch.extend_from_slice(&count.to_be_bytes());
+    debug_assert_eq!(batch.len(), BATCH_HEADER_LEN);
+    for record in kept {
+        batch.extend_from_slice(record);
+    }
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::test_support::{BatchSpec, build_batch};
+    use crate::batch::{parse_header, validate_stored_batches};
+
+    #[test]
+    fn records_are_read_and_a_rebuilt_batch_keeps_offsets_and_timestamps() {
+        let original = build_batch(&BatchSpec {
+            base_offset: 100,
+            records: 5,
+            base_timestamp: 1_000,
+            producer_id: 7,
+            producer_epoch: 1,
+            base_sequence: 40,
+            ..BatchSpec::default()
+        });
+        let header = parse_header(&original).unwrap();
+        let records: Vec<RawRecord> = iter_records(&original[BATCH_HEADER_LEN..], 5)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(records.len(), 5);
+        assert_eq!(
+            records.iter().map(|r| r.offset_delta).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
+        // Keep the second and the fourth.
+        let kept = [records[1].bytes, records[3].bytes];
+        let rebuilt = rebuild_batch(&header, &kept, 1_003);
+        let headers = validate_stored_batches(&rebuilt, 1).unwrap();
+        let new = headers[0];
+        assert_eq!(new.base_offset, 100);
+        assert_eq!(new.last_offset(), 104, "the batch still ends where it did");
+        assert_eq!(new.records_count, 2);
+        assert_eq!(new.base_sequence, 40);
+        assert_eq!(new.producer_id, 7);
+        assert_eq!(new.max_timestamp, 1_003);
+        let again: Vec<RawRecord> = iter_records(&rebuilt[BATCH_HEADER_LEN..], 2)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(again[0], records[1]);
+        assert_eq!(again[1], records[3]);
+    }
+
+    #[test]
+    fn malformed_records_are_errors() {
+        let original = build_batch(&BatchSpec {
+            records: 3,
+            ..BatchSpec::default()
+        });
+        let section = &original[BATCH_HEADER_LEN..];
+        // Too few records claimed: bytes left over.
+        assert!(iter_records(section, 2).any(|r| r.is_err()));
+        // Too many: truncated.
+        assert!(iter_records(section, 4).any(|r| r.is_err()));
+        // Cut anywhere: an error, never a panic.
+        for cut in 0..section.len() {
+            assert!(iter_records(&section[..cut], 3).any(|r| r.is_err()));
+        }
+        // A huge length.
+        let huge = [0xfe, 0xff, 0xff, 0xff, 0x0f];
+        assert!(iter_records(&huge, 1).next().unwrap().is_err());
+    }
+}
