@@ -3,7 +3,7 @@
 //! read-only: they come from `strato serve` flags (see `config.rs`).
 
 use super::BrokerCtx;
-use super::topic_config::{ConfigType, TOPIC_CONFIGS};
+use super::topic_config::{self, ConfigType};
 use crate::config::MetadataUrl;
 
 /// One broker setting.
@@ -206,10 +206,15 @@ pub(super) fn settings(ctx: &BrokerCtx) -> Vec<BrokerSetting> {
             "--gc-grace-ms",
         ),
     ];
-    // The defaults of topic configs, under their broker names (`log.retention.ms`, ...).
-    settings.extend(TOPIC_CONFIGS.iter().map(|def| BrokerSetting {
-        fixed_default: true,
-        ..setting(def.broker_name, def.default, def.kind, def.doc)
-    }));
+    // The defaults of topic configs, under their broker names (`log.retention.ms`,
+    // `compression.type`, ...), described as the topic configs they are the defaults of.
+    settings.extend(
+        topic_config::all()
+            .filter(|def| !def.broker_name.is_empty())
+            .map(|def| BrokerSetting {
+                fixed_default: true,
+                ..setting(def.broker_name, def.default, def.kind, def.doc)
+            }),
+    );
     settings
 }

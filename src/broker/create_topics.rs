@@ -95,8 +95,7 @@ pub(super) async fn handle(
                     ResourceType::Topic,
                     name.as_str(),
                 );
-                let described: Vec<CreatableTopicConfigs> = topic_config::TOPIC_CONFIGS
-                    .iter()
+                let described: Vec<CreatableTopicConfigs> = topic_config::all()
                     .map(|def| {
                         let (value, source) = match configs.get(def.name) {
                             Some(v) => (v.clone(), CONFIG_SOURCE_TOPIC),

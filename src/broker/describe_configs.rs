@@ -137,20 +137,24 @@ async fn describe(
                         .with_error_message(Some(StrBytes::from_string(err.to_string())));
                 }
             };
-            let configs = topic_config::TOPIC_CONFIGS
-                .iter()
+            let configs = topic_config::all()
                 .filter(|def| wanted(def.name))
                 .map(|def| {
-                    let default = synonym(def.broker_name, def.default, SOURCE_DEFAULT);
+                    // Kafka lists the broker default as a synonym, except for configs that
+                    // have none (an empty `broker_name`).
+                    let default = (!def.broker_name.is_empty())
+                        .then(|| synonym(def.broker_name, def.default, SOURCE_DEFAULT));
                     let entry = match record.config.get(def.name) {
                         Some(value) => Entry {
                             value: Some(value.clone()),
                             source: SOURCE_TOPIC,
-                            synonyms: vec![synonym(def.name, value, SOURCE_TOPIC), default],
+                            synonyms: std::iter::once(synonym(def.name, value, SOURCE_TOPIC))
+                                .chain(default)
+                                .collect(),
                             ..topic_entry(def)
                         },
                         None => Entry {
-                            synonyms: vec![default],
+                            synonyms: default.into_iter().collect(),
                             ..topic_entry(def)
                         },
                     };

@@ -1,11 +1,14 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4),
-//! earliest pending upload (-5) and by timestamp, through the index entries' max timestamps.
+//! earliest pending upload (-5) and by timestamp: the first record whose timestamp is at
+//! least the one asked, found through the index entries' max timestamps, then the records
+//! of the chunk that holds it.
 //! At read_committed (`isolation_level` 1, v2+) the latest offset is the last stable offset
 //! and lookups find nothing at or past it, as Kafka's `fetchOffsetForTimestamp`.
 //! Each topic needs DESCRIBE (TOPIC_AUTHORIZATION_FAILED per partition).
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -15,6 +18,7 @@ use strato_tiering::batch;
 
 use super::BrokerCtx;
 use super::error::{self, NONE};
+use super::record_codec::{self, CodecError};
 use crate::log::partition::Partition;
 use crate::security::Session;
 use crate::security::acl::{AclOperation, ResourceType};
@@ -134,37 +138,74 @@ fn max_timestamp(partition: &Partition) -> (i64, i64) {
         .map_or((-1, -1), |e| (e.last_offset, e.max_timestamp))
 }
 
-/// First batch whose max timestamp is at least `ts`: its base offset and max timestamp;
-/// (-1, -1) when no record is that recent.
+/// The first record, at or past the log start, whose timestamp is at least `ts`: its offset
+/// and timestamp; (-1, -1) when no record is that recent (Kafka's `fetchOffsetByTimestamp`).
+/// The index entries' max timestamps pick the chunks that may hold it, the frames' max
+/// timestamps the spans to read, the batches' max timestamps the batch; that batch's records
+/// decide. A chunk or batch without such a record (a cleaned chunk has offset gaps, or no
+/// batch at all; a producer's header may overstate) moves the search on to the next.
 async fn by_timestamp(
     ctx: &Arc<BrokerCtx>,
     partition: &Partition,
     ts: i64,
 ) -> Result<(i64, i64), i16> {
     let (_, entries) = partition.index_snapshot();
-    let Some(entry) = entries.iter().find(|e| e.max_timestamp >= ts) else {
-        return Ok((-1, -1));
-    };
-    let storage_error = |err: strato_tiering::TieringError| {
-        tracing::error!(object = %entry.object, "failed to read chunk: {err:#}");
-        error::code(ResponseError::KafkaStorageError)
-    };
-    // Only the first frame of a compacted chunk that is recent enough is read.
-    let spans = ctx
-        .tier
-        .spans(entry, entry.base_offset)
-        .await
-        .map_err(storage_error)?;
-    let Some(span) = spans.iter().find(|s| s.expected.max_timestamp >= ts) else {
-        return Ok((entry.base_offset, entry.max_timestamp));
-    };
-    let data = ctx.tier.read_span(span).await.map_err(storage_error)?;
-    for item in batch::iter_batches(&data) {
-        let Ok((header, _)) = item else { break };
-        if header.max_timestamp >= ts {
-            return Ok((header.base_offset, header.max_timestamp));
+    let log_start = partition.lock().log_start_offset;
+    let candidates = entries
+        .iter()
+        .filter(|e| e.max_timestamp >= ts && e.last_offset >= log_start);
+    for entry in candidates {
+        let storage_error = |what: &str, err: &dyn std::fmt::Display| {
+            tracing::error!(object = %entry.object, "failed to {what}: {err:#}");
+            error::code(ResponseError::KafkaStorageError)
+        };
+        let from = entry.base_offset.max(log_start);
+        let spans = ctx
+            .tier
+            .spans(entry, from)
+            .await
+            .map_err(|err| storage_error("read a chunk", &err))?;
+        for span in spans.iter().filter(|s| s.expected.max_timestamp >= ts) {
+            let data = ctx
+                .tier
+                .read_span(span)
+                .await
+                .map_err(|err| storage_error("read a chunk", &err))?;
+            let found = first_record_at_or_after(&data, ts, log_start)
+                .map_err(|err| storage_error("decode a stored batch", &err))?;
+            if let Some(found) = found {
+                return Ok(found);
+            }
         }
     }
-    // The span's max timestamp says a batch qualifies; fall back to the span's start.
-    Ok((span.base_offset(), span.expected.max_timestamp))
+    Ok((-1, -1))
+}
+
+/// In the batches of one span: the first record with a timestamp of at least `ts` and an
+/// offset of at least `log_start`, as (offset, timestamp).
+fn first_record_at_or_after(
+    data: &Bytes,
+    ts: i64,
+    log_start: i64,
+) -> Result<Option<(i64, i64)>, CodecError> {
+    for item in batch::iter_batches(data) {
+        let (header, range) = item.map_err(|err| CodecError::Corrupt(err.to_string()))?;
+        if header.max_timestamp < ts || header.last_offset() < log_start {
+            continue;
+        }
+        let records = record_codec::decode(&header, &data.slice(range))?;
+        let found = records.iter().find_map(|record| {
+            // A LogAppendTime batch's records all have its max timestamp, the append time.
+            let timestamp = if header.is_log_append_time() {
+                header.max_timestamp
+            } else {
+                record.timestamp
+            };
+            (timestamp >= ts && record.offset >= log_start).then_some((record.offset, timestamp))
+        });
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
 }

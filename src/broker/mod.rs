@@ -40,6 +40,7 @@ mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod record_codec;
 mod sasl;
 pub mod topic_config;
 mod txn;

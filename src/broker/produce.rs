@@ -1,7 +1,10 @@
 //! Produce: validate each partition's batch without decompressing it, check idempotent
 //! sequences, assign offsets by rewriting `baseOffset`, append to the open segment, and
 //! answer once the flush holding the batch is committed (acks=1 and acks=-1 alike mean
-//! "durable in object storage"; acks=0 gets no answer).
+//! "durable in object storage"; acks=0 gets no answer). Records are decoded only where a
+//! topic config needs them (`records.rs`: keys on compacted topics, timestamp limits,
+//! recompression into the topic's `compression.type`); refused records are answered with
+//! KIP-467's record errors (Produce v8+).
 //!
 //! Each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED per partition); auto-creating one also
 //! CREATE on the cluster or the topic. A request with transactional batches needs its
@@ -18,7 +21,8 @@ use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -35,6 +39,8 @@ use crate::log::topics::Topic;
 use crate::security::Session;
 use crate::security::acl::{AclOperation, ResourceType};
 
+mod records;
+
 /// Produce timeout when the client sends none (Kafka clients default to 30 s).
 const PRODUCE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 /// Upper bound of a client's produce timeout.
@@ -45,6 +51,8 @@ const BATCHES_PER_PARTITION_MAX: usize = 64;
 /// How one partition's part of the request ends.
 enum Outcome {
     Done(i16, i64, Option<String>),
+    /// Refused for some of its records (KIP-467).
+    Refused(records::Refusal),
     /// Appended: answer when the flush commits.
     Appended {
         base_offset: i64,
@@ -145,8 +153,21 @@ pub(super) async fn handle(
             for topic in topics {
                 let mut partition_responses = Vec::with_capacity(topic.partitions.len());
                 for slot in topic.partitions {
-                    let (code, base_offset, append_time, message) =
-                        complete(&ctx, slot.outcome, deadline).await;
+                    let (code, base_offset, append_time, message, record_errors) =
+                        match slot.outcome {
+                            Outcome::Refused(refusal) => (
+                                error::code(refusal.code),
+                                -1,
+                                -1,
+                                Some(refusal.message),
+                                refusal.record_errors,
+                            ),
+                            outcome => {
+                                let (code, base_offset, append_time, message) =
+                                    complete(&ctx, outcome, deadline).await;
+                                (code, base_offset, append_time, message, Vec::new())
+                            }
+                        };
                     let mut response = PartitionProduceResponse::default()
                         .with_index(slot.index)
                         .with_error_code(code)
@@ -154,6 +175,20 @@ pub(super) async fn handle(
                         .with_log_append_time_ms(append_time)
                         .with_log_start_offset(0)
                         .with_error_message(message.map(StrBytes::from_string));
+                    if version >= RECORD_ERRORS_VERSION {
+                        response = response.with_record_errors(
+                            record_errors
+                                .into_iter()
+                                .map(|(index, message)| {
+                                    BatchIndexAndErrorMessage::default()
+                                        .with_batch_index(index)
+                                        .with_batch_index_error_message(Some(
+                                            StrBytes::from_string(message),
+                                        ))
+                                })
+                                .collect(),
+                        );
+                    }
                     if version >= CURRENT_LEADER_VERSION
                         && code == error::code(ResponseError::NotLeaderOrFollower)
                         && let Some(tp) = slot.tp
@@ -204,6 +239,9 @@ fn may_write_txn(ctx: &BrokerCtx, session: &Session, transactional_id: &Option<S
         )
     })
 }
+
+/// Produce v8+ answers record errors (KIP-467).
+const RECORD_ERRORS_VERSION: i16 = 8;
 
 /// Produce v10+ names the new leader in a NOT_LEADER_OR_FOLLOWER answer (KIP-951), so the
 /// client can retry there without a Metadata round trip.
@@ -324,6 +362,10 @@ async fn admit(
         Ok(valid) => valid,
         Err(outcome) => return outcome,
     };
+    let (records, headers) = match apply_record_rules(topic, index, records, headers).await {
+        Ok(valid) => valid,
+        Err(outcome) => return outcome,
+    };
     let producer = headers
         .first()
         .filter(|h| h.has_producer_id())
@@ -441,6 +483,73 @@ fn validate(
         .any(|h| h.is_transactional() && !h.has_producer_id())
     {
         return Err(invalid("a transactional batch needs a producer id"));
+    }
+    Ok((records, headers))
+}
+
+/// The record-level rules of the topic's configs (`records.rs`): the records to append (the
+/// same, or rebuilt in the topic's codec) and their headers, or the outcome that refuses
+/// them. Decoding runs on the blocking pool, and only when a rule needs it.
+async fn apply_record_rules(
+    topic: &Topic,
+    index: i32,
+    records: Bytes,
+    headers: Vec<BatchHeader>,
+) -> Result<(Bytes, Vec<BatchHeader>), Outcome> {
+    let rules = records::RecordRules::of(&topic.name, index, &topic.config);
+    let now = now_ms();
+    if !rules.needs_records(&headers, now) {
+        return Ok((records, headers));
+    }
+    let applied = tokio::task::spawn_blocking(move || {
+        let rebuilt = rules.apply(&records, &headers, now)?;
+        Ok::<_, records::Refusal>(match rebuilt {
+            Some(rebuilt) => (rebuilt, None),
+            None => (records, Some(headers)),
+        })
+    })
+    .await;
+    let (records, headers) = match applied {
+        Ok(Ok(applied)) => applied,
+        Ok(Err(refusal)) => {
+            tracing::debug!(topic = %topic.name, partition = index, ?refusal, "refused records");
+            return Err(Outcome::Refused(refusal));
+        }
+        Err(err) => {
+            tracing::error!(topic = %topic.name, "failed to check records: {err}");
+            return Err(Outcome::Done(
+                error::code(ResponseError::UnknownServerError),
+                -1,
+                None,
+            ));
+        }
+    };
+    let headers = match headers {
+        Some(headers) => headers,
+        // Rebuilt batches are checked like produced ones, their size included (Kafka
+        // checks it again after recompression).
+        None => match batch::validate_batches(&records, BATCHES_PER_PARTITION_MAX) {
+            Ok(headers) => headers,
+            Err(err) => {
+                tracing::error!(topic = %topic.name, "a recompressed batch is invalid: {err}");
+                return Err(Outcome::Done(
+                    error::code(ResponseError::UnknownServerError),
+                    -1,
+                    None,
+                ));
+            }
+        },
+    };
+    let max_message_bytes = topic_config::max_message_bytes(&topic.config);
+    if headers
+        .iter()
+        .any(|h| h.total_len() as i64 > max_message_bytes)
+    {
+        return Err(Outcome::Done(
+            error::code(ResponseError::MessageTooLarge),
+            -1,
+            Some("the batch recompressed in the topic's compression.type is too large".into()),
+        ));
     }
     Ok((records, headers))
 }
@@ -629,6 +738,7 @@ async fn complete(
 ) -> (i16, i64, i64, Option<String>) {
     match outcome {
         Outcome::Done(code, offset, message) => (code, offset, -1, message),
+        Outcome::Refused(refusal) => (error::code(refusal.code), -1, -1, Some(refusal.message)),
         Outcome::Appended {
             base_offset,
             log_append_time_ms,

@@ -1,5 +1,10 @@
 //! Topic configs Strato knows: defaults, types, validation, how clients see them, and how
-//! AlterConfigs / IncrementalAlterConfigs change a topic's overrides.
+//! AlterConfigs / IncrementalAlterConfigs change a topic's overrides. `TOPIC_CONFIGS` are the
+//! ones that act (or are Strato's answer to a Kafka concept); `ignored::IGNORED_CONFIGS` are
+//! the rest of Kafka 3.9's topic configs, accepted and described with no effect. [`all`]
+//! chains both; names outside them are refused.
+
+mod ignored;
 
 use std::collections::BTreeMap;
 
@@ -89,10 +94,42 @@ fn timestamp_type(v: &str) -> Result<(), &'static str> {
 }
 
 fn compression_type(v: &str) -> Result<(), &'static str> {
-    // Batches are stored as the producer sent them; recompression is not implemented.
-    match v {
-        "producer" => Ok(()),
-        _ => Err("only `producer` is supported: batches are stored as produced"),
+    match TopicCompression::parse(v) {
+        Some(_) => Ok(()),
+        None => Err("must be one of uncompressed, zstd, lz4, snappy, gzip, producer"),
+    }
+}
+
+/// An int within `min..=max` (Kafka's `ConfigDef.Range.between`).
+fn int_between(v: &str, min: i32, max: i32) -> bool {
+    v.parse::<i32>().is_ok_and(|n| (min..=max).contains(&n))
+}
+
+/// Kafka's `CompressionType.GZIP.levelValidator()`: 1 to 9, or -1 for zlib's default.
+fn gzip_level(v: &str) -> Result<(), &'static str> {
+    if v == "-1" || int_between(v, 1, 9) {
+        Ok(())
+    } else {
+        Err("must be between 1 and 9 or equal to -1")
+    }
+}
+
+/// Kafka's `CompressionType.LZ4.levelValidator()`.
+fn lz4_level(v: &str) -> Result<(), &'static str> {
+    if int_between(v, 1, 17) {
+        Ok(())
+    } else {
+        Err("must be between 1 and 17")
+    }
+}
+
+/// Kafka's `CompressionType.ZSTD.levelValidator()`: zstd's `ZSTD_minCLevel()` to
+/// `ZSTD_MAX_CLEVEL`.
+fn zstd_level(v: &str) -> Result<(), &'static str> {
+    if int_between(v, -131_072, 22) {
+        Ok(())
+    } else {
+        Err("must be between -131072 and 22")
     }
 }
 
@@ -128,8 +165,34 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_name: "compression.type",
         default: "producer",
         kind: ConfigType::String,
-        doc: "only producer: batches are stored as the producer compressed them",
+        doc: "the final compression type of the topic's batches: gzip, snappy, lz4 or zstd; \
+              uncompressed (no compression); producer keeps the producer's codec. A batch in \
+              another codec is recompressed on produce, as Kafka does",
         validate: compression_type,
+    },
+    TopicConfigDef {
+        name: "compression.gzip.level",
+        broker_name: "compression.gzip.level",
+        default: "-1",
+        kind: ConfigType::Int,
+        doc: "the compression level to use if compression.type is set to gzip",
+        validate: gzip_level,
+    },
+    TopicConfigDef {
+        name: "compression.lz4.level",
+        broker_name: "compression.lz4.level",
+        default: "9",
+        kind: ConfigType::Int,
+        doc: "the compression level to use if compression.type is set to lz4",
+        validate: lz4_level,
+    },
+    TopicConfigDef {
+        name: "compression.zstd.level",
+        broker_name: "compression.zstd.level",
+        default: "3",
+        kind: ConfigType::Int,
+        doc: "the compression level to use if compression.type is set to zstd",
+        validate: zstd_level,
     },
     TopicConfigDef {
         name: "max.message.bytes",
@@ -147,6 +210,34 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "CreateTime keeps the producer's timestamps; LogAppendTime sets every batch's \
               timestamp to the time the broker accepted it",
         validate: timestamp_type,
+    },
+    TopicConfigDef {
+        name: "message.timestamp.before.max.ms",
+        broker_name: "log.message.timestamp.before.max.ms",
+        default: LONG_MAX,
+        kind: ConfigType::Long,
+        doc: "CreateTime topics: a batch with a record older than this (by the broker's \
+              clock) is refused with INVALID_TIMESTAMP",
+        validate: non_negative_long,
+    },
+    TopicConfigDef {
+        name: "message.timestamp.after.max.ms",
+        broker_name: "log.message.timestamp.after.max.ms",
+        default: LONG_MAX,
+        kind: ConfigType::Long,
+        doc: "CreateTime topics: a batch with a record newer than this ahead of the broker's \
+              clock is refused with INVALID_TIMESTAMP",
+        validate: non_negative_long,
+    },
+    TopicConfigDef {
+        name: "message.timestamp.difference.max.ms",
+        broker_name: "log.message.timestamp.difference.max.ms",
+        default: LONG_MAX,
+        kind: ConfigType::Long,
+        doc: "[DEPRECATED] the before and after limit of a CreateTime record's timestamp, \
+              where message.timestamp.before.max.ms and message.timestamp.after.max.ms are \
+              left at their defaults",
+        validate: non_negative_long,
     },
     TopicConfigDef {
         name: "max.compaction.lag.ms",
@@ -225,12 +316,20 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     },
 ];
 
+/// Kafka's `Long.MAX_VALUE`, the default of limits that are off.
+const LONG_MAX: &str = "9223372036854775807";
+
+/// Every topic config Strato accepts: those that act, then those accepted with no effect.
+pub fn all() -> impl Iterator<Item = &'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().chain(ignored::IGNORED_CONFIGS)
+}
+
 pub fn find(name: &str) -> Option<&'static TopicConfigDef> {
-    TOPIC_CONFIGS.iter().find(|c| c.name == name)
+    all().find(|c| c.name == name)
 }
 
 fn unknown(name: &str) -> String {
-    let known: Vec<&str> = TOPIC_CONFIGS.iter().map(|c| c.name).collect();
+    let known: Vec<&str> = all().map(|c| c.name).collect();
     format!("unknown topic config {name:?}; known: {}", known.join(", "))
 }
 
@@ -261,6 +360,82 @@ pub fn max_message_bytes(overrides: &BTreeMap<String, String>) -> i64 {
 
 pub fn log_append_time(overrides: &BTreeMap<String, String>) -> bool {
     effective(overrides, "message.timestamp.type") == Some("LogAppendTime")
+}
+
+/// The codec a topic stores its batches in (`compression.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicCompression {
+    /// Batches keep the producer's codec.
+    Producer,
+    /// Batches are stored in this codec (Kafka's attribute bits: 0 none, 1 gzip, 2 snappy,
+    /// 3 lz4, 4 zstd) at this level (`compression.<codec>.level`; none for snappy and none).
+    Codec { id: u8, level: i32 },
+}
+
+impl TopicCompression {
+    fn parse(v: &str) -> Option<(Self, &'static str)> {
+        let (id, level_config) = match v {
+            "producer" => return Some((Self::Producer, "")),
+            "uncompressed" => (0, ""),
+            "gzip" => (1, "compression.gzip.level"),
+            "snappy" => (2, ""),
+            "lz4" => (3, "compression.lz4.level"),
+            "zstd" => (4, "compression.zstd.level"),
+            _ => return None,
+        };
+        Some((Self::Codec { id, level: 0 }, level_config))
+    }
+}
+
+/// The topic's `compression.type` with its level.
+pub fn compression(overrides: &BTreeMap<String, String>) -> TopicCompression {
+    let parsed = effective(overrides, "compression.type").and_then(TopicCompression::parse);
+    match parsed {
+        Some((TopicCompression::Codec { id, .. }, level_config)) => TopicCompression::Codec {
+            id,
+            level: if level_config.is_empty() {
+                0
+            } else {
+                long_config(overrides, level_config) as i32
+            },
+        },
+        _ => TopicCompression::Producer,
+    }
+}
+
+/// The range of CreateTime timestamps a topic accepts, as limits relative to the broker's
+/// clock (`message.timestamp.before.max.ms`, `message.timestamp.after.max.ms`; each falls
+/// back to the deprecated `message.timestamp.difference.max.ms` while at its default, as
+/// Kafka's `LogConfig`). `None` when both are off or the topic uses LogAppendTime, so
+/// produce never needs to look at record timestamps.
+pub fn timestamp_limits(overrides: &BTreeMap<String, String>) -> Option<TimestampLimits> {
+    if log_append_time(overrides) {
+        return None;
+    }
+    let difference = long_config(overrides, "message.timestamp.difference.max.ms");
+    let limit = |name: &str| match long_config(overrides, name) {
+        i64::MAX => difference,
+        set => set,
+    };
+    let limits = TimestampLimits {
+        before_max_ms: limit("message.timestamp.before.max.ms"),
+        after_max_ms: limit("message.timestamp.after.max.ms"),
+    };
+    (limits.before_max_ms != i64::MAX || limits.after_max_ms != i64::MAX).then_some(limits)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampLimits {
+    pub before_max_ms: i64,
+    pub after_max_ms: i64,
+}
+
+impl TimestampLimits {
+    /// Kafka's `LogValidator.recordHasInvalidTimestamp` (without overflow).
+    pub fn admits(&self, timestamp: i64, now_ms: i64) -> bool {
+        let difference = i128::from(now_ms) - i128::from(timestamp);
+        difference <= i128::from(self.before_max_ms) && -difference <= i128::from(self.after_max_ms)
+    }
 }
 
 fn long_config(overrides: &BTreeMap<String, String>, name: &str) -> i64 {

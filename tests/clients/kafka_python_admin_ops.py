@@ -104,7 +104,11 @@ def main() -> None:
             request_timeout_ms=timeout_ms,
         )
         for i in range(3):
-            producer.send(topic, value=f"v{i}".encode(), partition=0).get(timeout=deadline.remaining_s())
+            # Keyed: the topic is compacted by now, and a compacted topic refuses keyless
+            # records (INVALID_RECORD, as Kafka).
+            producer.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode(), partition=0).get(
+                timeout=deadline.remaining_s()
+            )
         h.close_with_timeout(producer.close, 5, "producer")
 
         stage = "describe producers"
