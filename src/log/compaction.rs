@@ -183,7 +183,16 @@ pub async fn run(
 ) {
     let mut passes = super::Periodic::new(interval, shutdown.clone());
     while passes.next().await {
-        for topic in ctx.topics.all() {
+        let topics = ctx.topics.all();
+        // The cleaner's dirty-ratio gauges cover the compacted partitions led here.
+        ctx.metrics.cleaner.retain_dirty(|name, index| {
+            topics.iter().any(|t| {
+                t.name == name
+                    && crate::broker::topic_config::compacted(&t.config)
+                    && t.partition(index).is_some_and(|p| p.is_led())
+            })
+        });
+        for topic in topics {
             for partition in &topic.partitions {
                 if shutdown.is_cancelled() {
                     return;
