@@ -319,3 +319,62 @@ async fn a_connect_style_config_topic_reads_back_after_compaction_and_restart() 
     );
     broker.stop();
 }
+
+/// Goal: a dirty range with more keys than the key map holds is cleaned over several passes.
+/// Method: `--cleaner-memory-bytes 65536` holds 1,024 keys; 5,000 keys updated 10 times each
+/// (50,000 records) and a last record alone; wait until a reader from offset 0 gets exactly
+/// the latest record of every key, and check that it took several passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_keys_than_the_map_holds_are_cleaned_over_several_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--compaction-interval-ms",
+            "100",
+            "--cleaner-memory-bytes",
+            "65536",
+        ],
+    );
+    let topic = "many-keys";
+    create_compacted(
+        &broker.bootstrap(),
+        topic,
+        &[("min.cleanable.dirty.ratio", "0.01")],
+    )
+    .await;
+    let keys = 5_000;
+    let records: Vec<Rec> = (0..keys * 10)
+        .map(|i| Rec {
+            key: Some(format!("key-{}", i % keys).into_bytes()),
+            value: Some(format!("value-{i}").into_bytes()),
+            headers: Vec::new(),
+            timestamp: None,
+        })
+        .collect();
+    let p = producer(&broker.bootstrap(), &[("enable.idempotence", "true")]);
+    let mut landed = produce_all(&p, topic, &records).await;
+    let last = Rec {
+        key: Some(b"last".to_vec()),
+        value: Some(b"x".to_vec()),
+        headers: Vec::new(),
+        timestamp: None,
+    };
+    landed.extend(produce_all(&p, topic, std::slice::from_ref(&last)).await);
+    let expected = latest(&landed);
+    assert_eq!(expected.len(), keys + 1);
+    let bootstrap = broker.bootstrap();
+    tokio::task::block_in_place(|| {
+        wait_until(
+            Duration::from_secs(120),
+            "every key is down to its latest record",
+            || holds_exactly(&read_all(&bootstrap, topic), &expected),
+        )
+    });
+    let passes = broker.metric("strato_cleaner_passes_total{result=\"completed\"}");
+    assert!(
+        passes >= 5.0,
+        "5,000 keys in maps of 1,024: {passes} passes"
+    );
+    broker.stop();
+}
