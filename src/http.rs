@@ -1,5 +1,5 @@
 //! The HTTP endpoint for operators (`--http-listen`, default 127.0.0.1:9644):
-//! `/metrics` in Prometheus text format (`crate::metrics::render`), `/health` (the process
+//! `/metrics` in Prometheus text format (`crate::broker::metrics_page::render`), `/health` (the process
 //! is up) and `/ready` (the metadata store answers, the object store answers, and the
 //! broker's registration lease is held; 503 with one line per failing check otherwise).
 //! Served with hyper; one small task per connection.
@@ -86,7 +86,7 @@ async fn respond(
         "/metrics" => (
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            crate::metrics::render(&state.ctx),
+            crate::broker::metrics_page::render(&state.ctx),
         ),
         "/health" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
         "/ready" => {

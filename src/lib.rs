@@ -18,4 +18,5 @@ pub mod producer_ids;
 pub mod protocol;
 pub mod security;
 pub mod server;
+pub mod topic_config;
 pub mod txn;

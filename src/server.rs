@@ -140,7 +140,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     );
     let flush_shutdown = CancellationToken::new();
     let flusher = tokio::spawn(log.clone().run(flush_shutdown.clone()));
-    let topics = TopicRegistry::new(meta.clone(), cluster.clone(), lease);
+    let topics = Arc::new(TopicRegistry::new(meta.clone(), cluster.clone(), lease));
     let loaded = topics.load_all().await.context("load topics")?;
     let authorizer = Arc::new(Authorizer::new(
         config.security.authorizer,
@@ -202,22 +202,33 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let stop = leadership_stop.clone();
         tokio::spawn(async move { ctx.topics.run_leadership(changes, stop).await })
     };
+    let log_tasks = Arc::new(crate::log::LogTasks {
+        broker_id: ctx.broker_id,
+        meta: ctx.meta.clone(),
+        tier: ctx.tier.clone(),
+        cluster: ctx.cluster.clone(),
+        topics: ctx.topics.clone(),
+        log: ctx.log.clone(),
+        compaction: ctx.metrics.compaction.clone(),
+        cleaner: ctx.metrics.cleaner.clone(),
+    });
     let retention_stop = CancellationToken::new();
     let retention = tokio::spawn(crate::log::retention::run(
-        ctx.clone(),
+        log_tasks.clone(),
         config.retention_check_interval,
         retention_stop.clone(),
     ));
     let compaction_stop = CancellationToken::new();
     let compaction = tokio::spawn(crate::log::compaction::run(
-        ctx.clone(),
+        log_tasks.clone(),
         config.compaction_interval,
         config.compaction_target_bytes,
         config.compaction_frame_bytes,
+        config.cleaner_memory_bytes,
         compaction_stop.clone(),
     ));
     let markers_stop = CancellationToken::new();
-    let markers = tokio::spawn(crate::log::markers::run(ctx.clone(), markers_stop.clone()));
+    let markers = tokio::spawn(crate::log::markers::run(log_tasks, markers_stop.clone()));
     let gc_stop = CancellationToken::new();
     let gc = tokio::spawn(crate::log::gc::run(
         meta.clone(),

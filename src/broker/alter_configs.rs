@@ -22,11 +22,11 @@ use kafka_protocol::protocol::StrBytes;
 use super::describe_configs::{
     RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC, config_access,
 };
-use super::topic_config::{self, ConfigChangeError, ConfigOp};
 use super::{BrokerCtx, error};
 use crate::log::topics::TopicError;
 use crate::security::Session;
 use crate::security::acl::AclOperation;
+use crate::topic_config::{self, ConfigChangeError, ConfigOp};
 
 const BROKER_CONFIGS_STATIC: &str = "broker configs are static: set them with `strato serve` flags \
                                      (or STRATO_* variables, or --config) and restart the broker";

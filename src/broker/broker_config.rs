@@ -3,8 +3,8 @@
 //! read-only: they come from `strato serve` flags (see `config.rs`).
 
 use super::BrokerCtx;
-use super::topic_config::{self, ConfigType};
 use crate::config::MetadataUrl;
+use crate::topic_config::{self, ConfigType};
 
 /// One broker setting.
 pub(super) struct BrokerSetting {

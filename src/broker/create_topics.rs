@@ -18,9 +18,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::BrokerCtx;
 use super::error;
-use super::topic_config;
 use crate::security::Session;
 use crate::security::acl::{AclOperation, ResourceType};
+use crate::topic_config;
 
 /// `config_source` DEFAULT_CONFIG and TOPIC_CONFIG (Kafka `DescribeConfigsResponse.ConfigSource`).
 const CONFIG_SOURCE_TOPIC: i8 = 1;

@@ -14,10 +14,10 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::topic_config::{self, ConfigType};
 use super::{BrokerCtx, broker_config, error};
 use crate::security::Session;
 use crate::security::acl::{AclOperation, ResourceType};
+use crate::topic_config::{self, ConfigType};
 
 /// Resource types (Kafka `ConfigResource.Type`).
 pub(super) const RESOURCE_TOPIC: i8 = 2;

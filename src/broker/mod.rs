@@ -38,11 +38,11 @@ mod group;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+pub mod metrics_page;
 mod offset_for_leader_epoch;
 mod produce;
 mod record_codec;
 mod sasl;
-pub mod topic_config;
 mod txn;
 mod users;
 
@@ -57,7 +57,7 @@ pub struct BrokerCtx {
     pub registration: strato_metadata::model::BrokerRecord,
     pub meta: Arc<dyn MetadataStore>,
     pub tier: Arc<Tier>,
-    pub topics: TopicRegistry,
+    pub topics: Arc<TopicRegistry>,
     pub log: Arc<LogWriter>,
     /// Garbage collection counters.
     pub gc: Arc<crate::log::gc::GcStats>,

@@ -31,13 +31,14 @@ use strato_tiering::batch::{self, BatchHeader};
 use tokio::sync::oneshot;
 
 use super::error::{self, NONE};
-use super::{BrokerCtx, Reply, topic_config};
+use super::{BrokerCtx, Reply};
 use crate::log::flush::{FlushFailure, PendingBatch, now_ms};
 use crate::log::partition::{Partition, PartitionState};
 use crate::log::producer::{IncomingBatch, SequenceCheck, TxnCheck, last_sequence, verify_in_txn};
 use crate::log::topics::Topic;
 use crate::security::Session;
 use crate::security::acl::{AclOperation, ResourceType};
+use crate::topic_config;
 
 mod records;
 

@@ -20,7 +20,7 @@ use strato_metadata::model::IndexEntry;
 use strato_tiering::segment::SegmentBuilder;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::BrokerCtx;
+use crate::log::LogTasks;
 
 /// Chunks merged at most in one step: the swap deletes them and puts one entry in a single
 /// transaction, and etcd allows 128 operations per transaction.
@@ -104,7 +104,7 @@ pub fn backlog(entries: &[IndexEntry], target_bytes: u64) -> (usize, Option<u64>
 /// Merges `run` into one chunk in a new object and swaps the index entries. Returns false
 /// when the partition changed meanwhile (the step is simply dropped).
 async fn compact_run(
-    ctx: &BrokerCtx,
+    ctx: &LogTasks,
     partition: Arc<crate::log::partition::Partition>,
     run: Vec<IndexEntry>,
     frame_bytes: u64,
@@ -175,20 +175,21 @@ pub struct CompactionStats {
 
 /// Compacts the partitions this broker leads every `interval`, until `shutdown`.
 pub async fn run(
-    ctx: Arc<BrokerCtx>,
+    ctx: Arc<LogTasks>,
     interval: Duration,
     target_bytes: u64,
     frame_bytes: u64,
+    cleaner_memory_bytes: u64,
     shutdown: CancellationToken,
 ) {
     let mut passes = super::Periodic::new(interval, shutdown.clone());
     while passes.next().await {
         let topics = ctx.topics.all();
         // The cleaner's dirty-ratio gauges cover the compacted partitions led here.
-        ctx.metrics.cleaner.retain_dirty(|name, index| {
+        ctx.cleaner.retain_dirty(|name, index| {
             topics.iter().any(|t| {
                 t.name == name
-                    && crate::broker::topic_config::compacted(&t.config)
+                    && crate::topic_config::compacted(&t.config)
                     && t.partition(index).is_some_and(|p| p.is_led())
             })
         });
@@ -200,15 +201,22 @@ pub async fn run(
                 if !partition.is_led() {
                     continue;
                 }
-                if crate::broker::topic_config::compacted(&topic.config) {
-                    clean(&ctx, &topic, partition, target_bytes, frame_bytes).await;
+                if crate::topic_config::compacted(&topic.config) {
+                    clean(
+                        &ctx,
+                        &topic,
+                        partition,
+                        (target_bytes, frame_bytes),
+                        cleaner_memory_bytes,
+                    )
+                    .await;
                 }
                 let (_, entries) = partition.index_snapshot();
                 let Some(run) = plan(&entries, target_bytes, KEEP_NEWEST) else {
                     continue;
                 };
                 let merged = run.len();
-                let stats = &ctx.metrics.compaction;
+                let stats = &ctx.compaction;
                 match compact_run(&ctx, partition.clone(), run, frame_bytes).await {
                     Ok(true) => {
                         stats.merged.fetch_add(1, Ordering::Relaxed);
@@ -237,17 +245,17 @@ pub async fn run(
 
 /// One key cleaning pass over `partition` of compacted `topic` (see `log::cleaner`).
 async fn clean(
-    ctx: &BrokerCtx,
+    ctx: &LogTasks,
     topic: &crate::log::topics::Topic,
     partition: &Arc<crate::log::partition::Partition>,
-    target_bytes: u64,
-    frame_bytes: u64,
+    (target_bytes, frame_bytes): (u64, u64),
+    memory_bytes: u64,
 ) {
     let result = crate::log::cleaner::clean_partition(
         ctx,
         &topic.config,
         partition,
-        ctx.config.cleaner_memory_bytes,
+        memory_bytes,
         target_bytes,
         frame_bytes,
     )
@@ -265,7 +273,7 @@ async fn clean(
         ),
         Ok(None) => {}
         Err(err) => {
-            ctx.metrics.cleaner.failed.fetch_add(1, Ordering::Relaxed);
+            ctx.cleaner.failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 topic = %topic.name,
                 partition = partition.tp.partition,

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use super::flush::{FlushFailure, LogWriter, PendingBatch, PendingMarker, now_ms};
 use super::partition::{MARKERS_PENDING_MAX, Partition, last_stable_offset};
 use super::producer::ProducerStates;
-use crate::broker::BrokerCtx;
+use crate::log::LogTasks;
 
 /// Marker requests queued on one broker; more are dropped and found again by listing the
 /// prefix once the queue has drained.
@@ -128,7 +128,7 @@ impl Queue {
 }
 
 /// Writes the markers requested for partitions this broker leads, until `shutdown`.
-pub async fn run(ctx: std::sync::Arc<BrokerCtx>, shutdown: CancellationToken) {
+pub async fn run(ctx: std::sync::Arc<LogTasks>, shutdown: CancellationToken) {
     let queue = Queue::default();
     tokio::join!(
         watch_requests(&ctx, &queue, &shutdown),
@@ -139,7 +139,7 @@ pub async fn run(ctx: std::sync::Arc<BrokerCtx>, shutdown: CancellationToken) {
 /// Whether this broker handles `request`: it leads the partition, or it owns the partition
 /// by rendezvous hashing and does not know it (a request to delete if the partition does not
 /// exist).
-fn is_mine(ctx: &BrokerCtx, request: &MarkerRequest) -> bool {
+fn is_mine(ctx: &LogTasks, request: &MarkerRequest) -> bool {
     match ctx
         .topics
         .get_by_id(request.tp.topic_id)
@@ -151,7 +151,7 @@ fn is_mine(ctx: &BrokerCtx, request: &MarkerRequest) -> bool {
 }
 
 /// Queues every request under `prefix` that this broker handles.
-async fn scan(ctx: &BrokerCtx, queue: &Queue, prefix: &str) -> Result<(), MetadataError> {
+async fn scan(ctx: &LogTasks, queue: &Queue, prefix: &str) -> Result<(), MetadataError> {
     ctx.meta
         .for_each(prefix, None, &mut |key, _| {
             match MarkerRequest::from_key(key) {
@@ -166,7 +166,7 @@ async fn scan(ctx: &BrokerCtx, queue: &Queue, prefix: &str) -> Result<(), Metada
 
 /// Follows `txn-markers/` and this broker's leadership changes, queueing the requests of
 /// partitions it leads.
-async fn watch_requests(ctx: &BrokerCtx, queue: &Queue, shutdown: &CancellationToken) {
+async fn watch_requests(ctx: &LogTasks, queue: &Queue, shutdown: &CancellationToken) {
     let mut leadership = ctx.topics.subscribe_leadership();
     // Partitions whose requests were listed, with the leader epoch they were listed at.
     let mut listed: HashMap<TopicPartition, i32> = HashMap::new();
@@ -229,7 +229,7 @@ async fn watch_requests(ctx: &BrokerCtx, queue: &Queue, shutdown: &CancellationT
 
 /// The partitions this broker leads, with their leader epochs (a new epoch is a new
 /// leadership, whose requests are listed again).
-fn led_partitions(ctx: &BrokerCtx) -> HashMap<TopicPartition, i32> {
+fn led_partitions(ctx: &LogTasks) -> HashMap<TopicPartition, i32> {
     let mut led = HashMap::new();
     for topic in ctx.topics.all() {
         for partition in &topic.partitions {
@@ -246,7 +246,7 @@ fn led_partitions(ctx: &BrokerCtx) -> HashMap<TopicPartition, i32> {
 /// them (at their current leader epoch); forgets the others. `true` if a listing failed (to
 /// be tried again).
 async fn list_acquired(
-    ctx: &BrokerCtx,
+    ctx: &LogTasks,
     queue: &Queue,
     listed: &mut HashMap<TopicPartition, i32>,
 ) -> bool {
@@ -277,7 +277,7 @@ async fn list_acquired(
 }
 
 /// Writes queued requests in rounds until `shutdown`.
-async fn write_markers(ctx: &BrokerCtx, queue: &Queue, shutdown: &CancellationToken) {
+async fn write_markers(ctx: &LogTasks, queue: &Queue, shutdown: &CancellationToken) {
     loop {
         let round = queue.take_round();
         if round.is_empty() {
@@ -314,7 +314,7 @@ pub(crate) enum Step {
 
 /// Appends the markers of `round` and waits for their commits; returns the requests to try
 /// again.
-async fn write_round(ctx: &BrokerCtx, round: Vec<MarkerRequest>) -> Vec<MarkerRequest> {
+async fn write_round(ctx: &LogTasks, round: Vec<MarkerRequest>) -> Vec<MarkerRequest> {
     let steps: Vec<(MarkerRequest, Step)> = futures::stream::iter(round)
         .map(|request| async move { (request, prepare(ctx, request).await) })
         .buffer_unordered(MARKER_READS_CONCURRENCY)
@@ -341,7 +341,7 @@ async fn write_round(ctx: &BrokerCtx, round: Vec<MarkerRequest>) -> Vec<MarkerRe
 
 /// Reads `request` again and appends its marker if it is still there and the partition is
 /// led here.
-async fn prepare(ctx: &BrokerCtx, request: MarkerRequest) -> Step {
+async fn prepare(ctx: &LogTasks, request: MarkerRequest) -> Step {
     let Some(partition) = ctx
         .topics
         .get_by_id(request.tp.topic_id)
@@ -445,7 +445,7 @@ pub(crate) fn append_marker(
 /// A request for a partition this broker does not know: deleted by the partition's
 /// rendezvous owner if the store has no such topic or partition (deleted, or never there);
 /// left alone if the topic exists (not loaded here yet: its leader lists the request).
-async fn delete_if_unknown(ctx: &BrokerCtx, request: MarkerRequest) -> Step {
+async fn delete_if_unknown(ctx: &LogTasks, request: MarkerRequest) -> Step {
     if ctx.cluster.partition_owner(request.tp) != ctx.broker_id {
         return Step::Done;
     }

@@ -16,6 +16,25 @@ pub mod replica;
 pub mod retention;
 pub mod topics;
 
+use std::sync::Arc;
+
+use strato_metadata::MetadataStore;
+use strato_tiering::Tier;
+
+/// What the log's background tasks (retention, compaction and key cleaning, transaction
+/// markers) work with, handed down by `server.rs`: the stores, the writer, the topics and
+/// their counters. The tasks know nothing of the Kafka request layer above them.
+pub struct LogTasks {
+    pub broker_id: i32,
+    pub meta: Arc<dyn MetadataStore>,
+    pub tier: Arc<Tier>,
+    pub cluster: Arc<crate::cluster::ClusterView>,
+    pub topics: Arc<topics::TopicRegistry>,
+    pub log: Arc<flush::LogWriter>,
+    pub compaction: Arc<compaction::CompactionStats>,
+    pub cleaner: Arc<cleaner::CleanerStats>,
+}
+
 /// The schedule of a periodic background pass (retention, compaction, garbage collection):
 /// the first pass one interval after start (a restarting cluster takes its partitions back
 /// before it deletes or rewrites anything, as Kafka's retention check), missed ticks

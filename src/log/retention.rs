@@ -11,7 +11,8 @@ use strato_metadata::model::{IndexEntry, Offset};
 use tokio_util::sync::CancellationToken;
 
 use super::flush::now_ms;
-use crate::broker::{BrokerCtx, topic_config};
+use crate::log::LogTasks;
+use crate::topic_config;
 
 /// Where the log should start under the given limits (-1: no limit), never inside a chunk:
 /// only whole chunks go. `entries` are the partition's index entries in offset order,
@@ -54,7 +55,7 @@ fn config_i64(config: &std::collections::BTreeMap<String, String>, name: &str) -
 
 /// Applies retention to every partition this broker leads, every `interval`, until
 /// `shutdown`.
-pub async fn run(ctx: Arc<BrokerCtx>, interval: Duration, shutdown: CancellationToken) {
+pub async fn run(ctx: Arc<LogTasks>, interval: Duration, shutdown: CancellationToken) {
     let (topics, log) = (&ctx.topics, &ctx.log);
     let mut passes = super::Periodic::new(interval, shutdown.clone());
     while passes.next().await {

@@ -47,7 +47,7 @@ impl SecurityMetrics {
         self.unauthenticated_closed.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn render(&self, out: &mut Encoder) {
+    pub fn render(&self, out: &mut Encoder) {
         out.family(
             "strato_sasl_authentications_total",
             "counter",

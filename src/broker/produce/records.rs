@@ -16,7 +16,7 @@ use kafka_protocol::records::Record;
 use strato_tiering::batch::{self, BatchHeader};
 
 use crate::broker::record_codec::{self, CodecError};
-use crate::broker::topic_config::{self, TimestampLimits, TopicCompression};
+use crate::topic_config::{self, TimestampLimits, TopicCompression};
 
 /// Record errors returned for one batch (Kafka returns them all; the message still counts
 /// every one).

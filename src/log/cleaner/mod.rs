@@ -39,7 +39,8 @@ use self::filter::{Aborted, KEY_MAP_BYTES_PER_KEY, KeyMap, Retain, clean_chunk};
 use super::compaction::ENTRIES_PER_STEP_MAX;
 use super::flush::now_ms;
 use super::partition::Partition;
-use crate::broker::{BrokerCtx, topic_config};
+use crate::log::LogTasks;
+use crate::topic_config;
 
 /// zstd level of cleaned chunks (written once, read many times).
 const ZSTD_LEVEL: i32 = 3;
@@ -123,7 +124,7 @@ fn dirty_ratio(cleanable: &[IndexEntry], clean_end: Offset) -> f64 {
 /// One cleaning pass over `partition` if it is due. `Ok(None)`: nothing to do, or a swap
 /// found the partition changed (the next pass tries again).
 pub async fn clean_partition(
-    ctx: &BrokerCtx,
+    ctx: &LogTasks,
     topic_config: &BTreeMap<String, String>,
     partition: &Arc<Partition>,
     memory_bytes: u64,
@@ -153,9 +154,7 @@ pub async fn clean_partition(
         return Ok(None);
     };
     let ratio = dirty_ratio(cleanable, checkpoint.clean_end);
-    ctx.metrics
-        .cleaner
-        .set_dirty(&partition.topic, tp.partition, ratio);
+    ctx.cleaner.set_dirty(&partition.topic, tp.partition, ratio);
     if last.last_offset < checkpoint.clean_end {
         return Ok(None);
     }
@@ -240,7 +239,7 @@ pub async fn clean_partition(
     if !written {
         return Ok(None);
     }
-    let stats = &ctx.metrics.cleaner;
+    let stats = &ctx.cleaner;
     stats.passes.fetch_add(1, Ordering::Relaxed);
     stats.busy_micros.fetch_add(
         u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -260,7 +259,7 @@ pub async fn clean_partition(
         .take(cleanable.len())
         .filter(|e| e.last_offset >= map.end)
         .count();
-    ctx.metrics.cleaner.set_dirty(
+    ctx.cleaner.set_dirty(
         &partition.topic,
         tp.partition,
         if remaining == 0 { 0.0 } else { ratio },
@@ -268,7 +267,7 @@ pub async fn clean_partition(
     Ok(Some(report))
 }
 
-async fn read(ctx: &BrokerCtx, entry: &IndexEntry) -> Result<Bytes, String> {
+async fn read(ctx: &LogTasks, entry: &IndexEntry) -> Result<Bytes, String> {
     ctx.tier
         .read_chunk(entry)
         .await
@@ -299,7 +298,7 @@ impl Run {
     /// to do when no record was removed). False when the partition changed meanwhile.
     async fn swap(
         self,
-        ctx: &BrokerCtx,
+        ctx: &LogTasks,
         partition: &Arc<Partition>,
         frame_bytes: u64,
         report: &mut PassReport,
