@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -21,24 +19,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use common::start_broker;
+use common::{metric, start_broker};
 
 const VALUE_BYTES: usize = 100;
 const TOPIC: &str = "changelog";
-
-fn metric(http: &str, series: &str) -> f64 {
-    let mut stream = TcpStream::connect(http).unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
 
 /// Bytes and number of the segment objects under the file store of `data_dir`.
 fn bucket(data_dir: &Path) -> (u64, u64) {

@@ -43,6 +43,16 @@ async fn create_compacted(bootstrap: &str, topic: &str, configs: &[(&str, &str)]
     }
 }
 
+/// A record of `key` and `value`, no headers, the producer's timestamp.
+fn keyed(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Rec {
+    Rec {
+        key: Some(key.into()),
+        value: Some(value.into()),
+        headers: Vec::new(),
+        timestamp: None,
+    }
+}
+
 fn update(i: usize, updates: usize) -> Rec {
     let key = i % KEYS;
     // The last update of the first keys deletes them.
@@ -199,12 +209,7 @@ async fn changelog(mut broker: Broker, updates: usize, kills: Option<(u64, usize
     }
     assert_eq!(landed.len(), updates, "every update acknowledged");
     // One more record in a flush of its own: the updates are then all cleanable.
-    let sentinel = Rec {
-        key: Some(b"sentinel".to_vec()),
-        value: Some(b"0".to_vec()),
-        headers: Vec::new(),
-        timestamp: None,
-    };
+    let sentinel = keyed("sentinel", "0");
     let p = producer(&broker.bootstrap(), &[("enable.idempotence", "true")]);
     landed.extend(produce_all(&p, topic, std::slice::from_ref(&sentinel)).await);
     let expected = latest(&landed);
@@ -345,21 +350,11 @@ async fn more_keys_than_the_map_holds_are_cleaned_over_several_passes() {
     .await;
     let keys = 5_000;
     let records: Vec<Rec> = (0..keys * 10)
-        .map(|i| Rec {
-            key: Some(format!("key-{}", i % keys).into_bytes()),
-            value: Some(format!("value-{i}").into_bytes()),
-            headers: Vec::new(),
-            timestamp: None,
-        })
+        .map(|i| keyed(format!("key-{}", i % keys), format!("value-{i}")))
         .collect();
     let p = producer(&broker.bootstrap(), &[("enable.idempotence", "true")]);
     let mut landed = produce_all(&p, topic, &records).await;
-    let last = Rec {
-        key: Some(b"last".to_vec()),
-        value: Some(b"x".to_vec()),
-        headers: Vec::new(),
-        timestamp: None,
-    };
+    let last = keyed("last", "x");
     landed.extend(produce_all(&p, topic, std::slice::from_ref(&last)).await);
     let expected = latest(&landed);
     assert_eq!(expected.len(), keys + 1);

@@ -3,7 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -72,4 +73,20 @@ pub fn start_broker(data_dir: &std::path::Path, partitions: i32, extra: &[String
         bootstrap,
         http,
     }
+}
+
+/// The value of `series` (name and labels, as exposed) on the broker's `/metrics` at `http`;
+/// 0 when absent.
+pub fn metric(http: &str, series: &str) -> f64 {
+    let mut stream = TcpStream::connect(http).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
 }

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use strato_metadata::model::IndexEntry;
-use strato_tiering::segment::SegmentBuilder;
+use strato_metadata::model::{IndexEntry, TopicPartition};
+use strato_tiering::segment::{ChunkMeta, SegmentBuilder};
 use tokio_util::sync::CancellationToken;
 
 use crate::log::LogTasks;
@@ -101,6 +101,57 @@ pub fn backlog(entries: &[IndexEntry], target_bytes: u64) -> (usize, Option<u64>
     (pending, oldest)
 }
 
+/// The uncompressed batches of the chunk `entry` points at (what compaction and the key
+/// cleaner rewrite).
+pub(crate) async fn read_chunk(ctx: &LogTasks, entry: &IndexEntry) -> Result<Bytes, String> {
+    ctx.tier
+        .read_chunk(entry)
+        .await
+        .map_err(|err| format!("read chunk of {}: {err:#}", entry.object))
+}
+
+/// One partition's chunk, alone in a new object that is uploaded already: its index entry,
+/// and what `Tier::cache_chunks` takes once the entry is swapped in.
+pub(crate) struct WrittenChunk {
+    pub key: String,
+    pub entry: IndexEntry,
+    pub cache: Vec<(ChunkMeta, Bytes)>,
+}
+
+impl WrittenChunk {
+    /// Writes `batches` (ascending offsets, gaps allowed) of `tp` as one seekable chunk
+    /// (frames of `frame_bytes`) of a new object and uploads it.
+    pub(crate) async fn upload(
+        ctx: &LogTasks,
+        tp: TopicPartition,
+        batches: Vec<Bytes>,
+        frame_bytes: u64,
+    ) -> Result<Self, String> {
+        let built = tokio::task::spawn_blocking(move || {
+            let mut builder = SegmentBuilder::new(ZSTD_LEVEL).with_frames(frame_bytes);
+            builder.add_sparse_chunk(tp, &batches);
+            builder.finish()
+        })
+        .await
+        .map_err(|err| format!("build segment: {err}"))?
+        .map_err(|err| format!("build segment: {err:#}"))?;
+        let key = strato_tiering::keys::new_segment_key();
+        let cache = built.chunk_data();
+        let (meta, _) = cache.first().ok_or("built segment has no chunk")?;
+        let entry = meta.to_index_entry(&key);
+        ctx.tier
+            .upload(&key, built.bytes)
+            .await
+            .map_err(|err| format!("upload segment: {err:#}"))?;
+        Ok(Self { key, entry, cache })
+    }
+
+    /// Fills the chunk cache (after the swap).
+    pub(crate) fn cache(&self, ctx: &LogTasks) {
+        ctx.tier.cache_chunks(&self.key, &self.cache);
+    }
+}
+
 /// Merges `run` into one chunk in a new object and swaps the index entries. Returns false
 /// when the partition changed meanwhile (the step is simply dropped).
 async fn compact_run(
@@ -111,26 +162,10 @@ async fn compact_run(
 ) -> Result<bool, String> {
     let mut chunks: Vec<Bytes> = Vec::with_capacity(run.len());
     for entry in &run {
-        chunks.push(
-            ctx.tier
-                .read_chunk(entry)
-                .await
-                .map_err(|err| format!("read chunk of {}: {err:#}", entry.object))?,
-        );
+        chunks.push(read_chunk(ctx, entry).await?);
     }
-    let tp = partition.tp;
-    let built = tokio::task::spawn_blocking(move || {
-        let mut builder = SegmentBuilder::new(ZSTD_LEVEL).with_frames(frame_bytes);
-        builder.add_sparse_chunk(tp, &chunks);
-        builder.finish()
-    })
-    .await
-    .map_err(|err| format!("build compacted segment: {err}"))?
-    .map_err(|err| format!("build compacted segment: {err:#}"))?;
-    let key = strato_tiering::keys::new_segment_key();
-    let chunk_data = built.chunk_data();
-    let (meta, _) = chunk_data.first().ok_or("compacted segment has no chunk")?;
-    let new_entry = meta.to_index_entry(&key);
+    let written = WrittenChunk::upload(ctx, partition.tp, chunks, frame_bytes).await?;
+    let new_entry = written.entry.clone();
     // Exactly the records of the run, or the swap would show a gap or a duplicate.
     let first = run.first().expect("a run is not empty");
     let last = run.last().expect("a run is not empty");
@@ -147,17 +182,13 @@ async fn compact_run(
         run.iter().map(|e| e.record_count).sum::<u64>(),
         "compacted chunk holds every record of the run"
     );
-    ctx.tier
-        .upload(&key, built.bytes.clone())
-        .await
-        .map_err(|err| format!("upload compacted segment: {err:#}"))?;
     let swapped = ctx
         .log
         .replace_chunks(partition.clone(), run, vec![new_entry], Vec::new())
         .await
         .map_err(|err| format!("swap index entries: {err}"))?;
     if swapped {
-        ctx.tier.cache_chunks(&key, &chunk_data);
+        written.cache(ctx);
     }
     Ok(swapped)
 }
@@ -286,21 +317,10 @@ async fn clean(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strato_metadata::model::{Offset, RECORD_FORMAT_V1};
+    use strato_metadata::model::Offset;
 
     fn entry(base: Offset, last: Offset, bytes: u64) -> IndexEntry {
-        IndexEntry {
-            v: RECORD_FORMAT_V1,
-            object: format!("segments/00/{base}.seg"),
-            byte_offset: 0,
-            byte_length: bytes,
-            uncompressed_length: bytes,
-            base_offset: base,
-            last_offset: last,
-            max_timestamp: 0,
-            record_count: (last - base + 1) as u64,
-            seek_table_length: 0,
-        }
+        crate::log::test_entry(base, last, 0, bytes)
     }
 
     fn run_bases(run: Option<Vec<IndexEntry>>) -> Vec<Offset> {

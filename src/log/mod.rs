@@ -62,3 +62,26 @@ impl Periodic {
         }
     }
 }
+
+/// An index entry for tests of the log's planning code: a chunk of `bytes` bytes (compressed
+/// and not) holding every offset from `base` to `last`, the newest record at `max_timestamp`.
+#[cfg(test)]
+pub(crate) fn test_entry(
+    base: strato_metadata::model::Offset,
+    last: strato_metadata::model::Offset,
+    max_timestamp: i64,
+    bytes: u64,
+) -> strato_metadata::model::IndexEntry {
+    strato_metadata::model::IndexEntry {
+        v: strato_metadata::model::RECORD_FORMAT_V1,
+        object: format!("segments/00/{base}.seg"),
+        byte_offset: 0,
+        byte_length: bytes,
+        uncompressed_length: bytes,
+        base_offset: base,
+        last_offset: last,
+        max_timestamp,
+        record_count: (last - base + 1) as u64,
+        seek_table_length: 0,
+    }
+}

@@ -92,22 +92,7 @@ pub async fn run(ctx: Arc<LogTasks>, interval: Duration, shutdown: CancellationT
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strato_metadata::model::RECORD_FORMAT_V1;
-
-    fn entry(base: Offset, last: Offset, max_timestamp: i64, bytes: u64) -> IndexEntry {
-        IndexEntry {
-            v: RECORD_FORMAT_V1,
-            object: "segments/00/x.seg".into(),
-            byte_offset: 0,
-            byte_length: bytes,
-            uncompressed_length: bytes,
-            base_offset: base,
-            last_offset: last,
-            max_timestamp,
-            record_count: (last - base + 1) as u64,
-            seek_table_length: 0,
-        }
-    }
+    use crate::log::test_entry as entry;
 
     #[test]
     fn whole_chunks_go_by_age_and_by_size() {

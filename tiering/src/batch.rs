@@ -411,9 +411,14 @@ pub fn build_marker_batch(
     batch.extend_from_slice(&1i32.to_be_bytes());
     debug_assert_eq!(batch.len(), BATCH_HEADER_LEN);
     batch.extend_from_slice(&records);
+    set_crc(&mut batch);
+    batch
+}
+
+/// Computes and writes the CRC-32C of a whole batch built in memory.
+pub(crate) fn set_crc(batch: &mut [u8]) {
     let crc = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-    batch
 }
 
 /// Reads the marker of a control batch (one whole batch, CRC not checked here): transactional
@@ -437,7 +442,7 @@ pub fn parse_marker(batch: &[u8]) -> Result<TxnMarker, BatchError> {
     if header.records_count != 1 {
         return Err(bad("not exactly one record"));
     }
-    let mut reader = Reader {
+    let mut reader = crate::records::Reader {
         bytes: &batch[BATCH_HEADER_LEN..],
     };
     let record_len = reader.varint()?;
@@ -494,36 +499,10 @@ fn put_varint(out: &mut Vec<u8>, value: i64) {
     }
 }
 
-/// Reads record fields from untrusted bytes without panicking.
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], BatchError> {
-        if n > self.bytes.len() {
-            return Err(BatchError::BadMarker {
-                reason: "record truncated",
-            });
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
-    }
-
-    /// A zigzag varint of at most 10 bytes (a varlong; varints are the same up to 5 bytes).
-    fn varint(&mut self) -> Result<i64, BatchError> {
-        let mut value = 0u64;
-        for index in 0..10 {
-            let byte = self.take(1)?[0];
-            value |= u64::from(byte & 0x7f) << (7 * index);
-            if byte & 0x80 == 0 {
-                return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
-            }
-        }
-        Err(BatchError::BadMarker {
-            reason: "varint longer than 10 bytes",
-        })
+/// A marker record's fields are read like any record's; their errors are the marker's.
+impl From<crate::records::RecordError> for BatchError {
+    fn from(err: crate::records::RecordError) -> Self {
+        BatchError::BadMarker { reason: err.reason }
     }
 }
 
@@ -633,8 +612,7 @@ pub mod test_support {
 
     /// Recomputes the CRC after a test edited a covered field.
     pub fn fix_crc(batch: &mut [u8]) {
-        let crc = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
-        batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        set_crc(batch);
     }
 
     /// A plain batch of `records` records starting at `base_offset`.

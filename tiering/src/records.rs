@@ -112,12 +112,14 @@ fn next_record<'a>(rest: &mut &'a [u8]) -> Result<RawRecord<'a>, RecordError> {
     })
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
+/// Reads record fields from untrusted bytes without panicking (also the transaction
+/// markers of `batch`).
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
         if n > self.bytes.len() {
             return Err(bad("record truncated"));
         }
@@ -126,7 +128,8 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn varint(&mut self) -> Result<i64, RecordError> {
+    /// A zigzag varint of at most 10 bytes (a varlong; varints are the same up to 5 bytes).
+    pub(crate) fn varint(&mut self) -> Result<i64, RecordError> {
         let mut value = 0u64;
         for index in 0..10 {
             let byte = self.take(1)?[0];
@@ -170,8 +173,7 @@ pub fn rebuild_batch(original: &BatchHeader, kept: &[&[u8]], max_timestamp: i64)
     for record in kept {
         batch.extend_from_slice(record);
     }
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    crate::batch::set_crc(&mut batch);
     batch
 }
 

@@ -33,17 +33,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use strato_metadata::keys;
 use strato_metadata::model::{CleanerRecord, IndexEntry, Offset, RECORD_FORMAT_V1};
-use strato_tiering::segment::SegmentBuilder;
 
 use self::filter::{Aborted, KEY_MAP_BYTES_PER_KEY, KeyMap, Retain, clean_chunk};
-use super::compaction::ENTRIES_PER_STEP_MAX;
+use super::compaction::{ENTRIES_PER_STEP_MAX, WrittenChunk, read_chunk};
 use super::flush::now_ms;
 use super::partition::Partition;
 use crate::log::LogTasks;
 use crate::topic_config;
-
-/// zstd level of cleaned chunks (written once, read many times).
-const ZSTD_LEVEL: i32 = 3;
 
 /// Counters and gauges for metrics.
 #[derive(Debug, Default)]
@@ -175,7 +171,7 @@ pub async fn clean_partition(
         .iter()
         .filter(|e| e.last_offset >= checkpoint.clean_end)
     {
-        let data = read(ctx, entry).await?;
+        let data = read_chunk(ctx, entry).await?;
         let from = checkpoint.clean_end;
         let aborted_ref = &aborted;
         // CPU work (decompression, hashing) off the async threads.
@@ -210,7 +206,7 @@ pub async fn clean_partition(
     let rewrite: Vec<&IndexEntry> = entries.iter().filter(|e| e.base_offset < map.end).collect();
     let mut run = Run::default();
     for entry in rewrite {
-        let data = read(ctx, entry).await?;
+        let data = read_chunk(ctx, entry).await?;
         let cleaned = tokio::task::block_in_place(|| clean_chunk(&data, &retain))?;
         run.push(entry.clone(), cleaned, entry.uncompressed_length);
         if run.old.len() >= ENTRIES_PER_STEP_MAX || run.bytes >= target_bytes {
@@ -267,13 +263,6 @@ pub async fn clean_partition(
     Ok(Some(report))
 }
 
-async fn read(ctx: &LogTasks, entry: &IndexEntry) -> Result<Bytes, String> {
-    ctx.tier
-        .read_chunk(entry)
-        .await
-        .map_err(|err| format!("read chunk of {}: {err:#}", entry.object))
-}
-
 /// Consecutive chunks being cleaned into one.
 #[derive(Default)]
 struct Run {
@@ -306,38 +295,21 @@ impl Run {
         if !self.changed || self.old.is_empty() {
             return Ok(true);
         }
-        let tp = partition.tp;
         let kept_bytes: u64 = self.batches.iter().map(|b| b.len() as u64).sum();
-        let kept_records = self.batches.len();
-        let mut new_entries = Vec::new();
-        let mut built_chunks = Vec::new();
-        let key = strato_tiering::keys::new_segment_key();
-        if kept_records > 0 {
-            let batches = self.batches;
-            let built = tokio::task::spawn_blocking(move || {
-                let mut builder = SegmentBuilder::new(ZSTD_LEVEL).with_frames(frame_bytes);
-                builder.add_sparse_chunk(tp, &batches);
-                builder.finish()
-            })
-            .await
-            .map_err(|err| format!("build cleaned segment: {err}"))?
-            .map_err(|err| format!("build cleaned segment: {err:#}"))?;
-            built_chunks = built.chunk_data();
-            let (meta, _) = built_chunks.first().ok_or("cleaned segment has no chunk")?;
-            new_entries.push(meta.to_index_entry(&key));
-            ctx.tier
-                .upload(&key, built.bytes.clone())
-                .await
-                .map_err(|err| format!("upload cleaned segment: {err:#}"))?;
-        }
+        let written = if self.batches.is_empty() {
+            None
+        } else {
+            Some(WrittenChunk::upload(ctx, partition.tp, self.batches, frame_bytes).await?)
+        };
+        let new_entries = written.iter().map(|w| w.entry.clone()).collect();
         let swapped = ctx
             .log
             .replace_chunks(partition.clone(), self.old, new_entries, Vec::new())
             .await
             .map_err(|err| format!("swap cleaned chunks: {err}"))?;
         if swapped {
-            if !built_chunks.is_empty() {
-                ctx.tier.cache_chunks(&key, &built_chunks);
+            if let Some(written) = &written {
+                written.cache(ctx);
             }
             report.records_removed += self.records_removed;
             report.bytes_read += self.bytes;
@@ -350,21 +322,7 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(base: Offset, last: Offset, max_timestamp: i64, bytes: u64) -> IndexEntry {
-        IndexEntry {
-            v: RECORD_FORMAT_V1,
-            object: format!("segments/00/{base}.seg"),
-            byte_offset: 0,
-            byte_length: bytes,
-            uncompressed_length: bytes,
-            base_offset: base,
-            last_offset: last,
-            max_timestamp,
-            record_count: (last - base + 1) as u64,
-            seek_table_length: 0,
-        }
-    }
+    use crate::log::test_entry as entry;
 
     #[test]
     fn the_cleanable_log_stops_at_the_active_chunk_the_lso_and_the_lag() {
