@@ -31,6 +31,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use strato_metadata::keys;
 use strato_metadata::model::{CleanerRecord, IndexEntry, Offset, RECORD_FORMAT_V1};
 
@@ -167,11 +168,14 @@ pub async fn clean_partition(
     // 1. The key map of the dirty range.
     let max_keys = usize::try_from(memory_bytes / KEY_MAP_BYTES_PER_KEY).unwrap_or(usize::MAX);
     let mut map = KeyMap::new(max_keys, checkpoint.clean_end);
-    for entry in cleanable
+    let dirty = cleanable
         .iter()
         .filter(|e| e.last_offset >= checkpoint.clean_end)
-    {
-        let data = read_chunk(ctx, entry).await?;
+        .cloned()
+        .collect();
+    let mut reads = read_ahead(ctx, dirty);
+    while let Some(data) = reads.next().await {
+        let data = data?;
         let from = checkpoint.clean_end;
         let aborted_ref = &aborted;
         // CPU work (decompression, hashing) off the async threads.
@@ -205,10 +209,11 @@ pub async fn clean_partition(
     };
     let rewrite: Vec<&IndexEntry> = entries.iter().filter(|e| e.base_offset < map.end).collect();
     let mut run = Run::default();
-    for entry in rewrite {
-        let data = read_chunk(ctx, entry).await?;
+    let mut reads = read_ahead(ctx, rewrite.iter().map(|e| (*e).clone()).collect());
+    for entry in &rewrite {
+        let data = reads.next().await.expect("a read per entry")?;
         let cleaned = tokio::task::block_in_place(|| clean_chunk(&data, &retain))?;
-        run.push(entry.clone(), cleaned, entry.uncompressed_length);
+        run.push((*entry).clone(), cleaned, entry.uncompressed_length);
         if run.old.len() >= ENTRIES_PER_STEP_MAX || run.bytes >= target_bytes {
             if !run.swap(ctx, partition, frame_bytes, &mut report).await? {
                 return Ok(None);
@@ -261,6 +266,22 @@ pub async fn clean_partition(
         if remaining == 0 { 0.0 } else { ratio },
     );
     Ok(Some(report))
+}
+
+/// Chunks read at once, ahead of the one being processed (a cold pass reads the log from
+/// the object store, one GET per chunk or frame).
+const CHUNK_READS_AHEAD: usize = 4;
+
+/// The chunks of `entries`, in order, read [`CHUNK_READS_AHEAD`] at a time.
+fn read_ahead(
+    ctx: &LogTasks,
+    entries: Vec<IndexEntry>,
+) -> impl futures::Stream<Item = Result<Bytes, String>> + Send + Unpin + '_ {
+    Box::pin(
+        futures::stream::iter(entries)
+            .map(move |entry| async move { read_chunk(ctx, &entry).await })
+            .buffered(CHUNK_READS_AHEAD),
+    )
 }
 
 /// Consecutive chunks being cleaned into one.
