@@ -497,11 +497,12 @@ async fn apply_record_rules(
     records: Bytes,
     headers: Vec<BatchHeader>,
 ) -> Result<(Bytes, Vec<BatchHeader>), Outcome> {
-    let rules = records::RecordRules::of(&topic.name, index, &topic.config);
+    let rules = records::RecordRules::of(&topic.config);
     let now = now_ms();
     if !rules.needs_records(&headers, now) {
         return Ok((records, headers));
     }
+    let rules = rules.named(&topic.name, index);
     let applied = tokio::task::spawn_blocking(move || {
         let rebuilt = rules.apply(&records, &headers, now)?;
         Ok::<_, records::Refusal>(match rebuilt {

@@ -55,17 +55,21 @@ impl From<CodecError> for Refusal {
 }
 
 impl RecordRules {
-    pub(super) fn of(
-        topic: &str,
-        partition: i32,
-        config: &std::collections::BTreeMap<String, String>,
-    ) -> Self {
+    /// The rules of a topic's `config`; [`named`](Self::named) before they are applied.
+    pub(super) fn of(config: &std::collections::BTreeMap<String, String>) -> Self {
         RecordRules {
-            partition_name: format!("{topic}-{partition}"),
+            partition_name: String::new(),
             compacted: topic_config::compacted(config),
             timestamps: topic_config::timestamp_limits(config),
             compression: topic_config::compression(config),
         }
+    }
+
+    /// The rules for partition `partition` of `topic` (named in refusals). Only on the slow
+    /// path: the hot path of a produce allocates nothing here.
+    pub(super) fn named(mut self, topic: &str, partition: i32) -> Self {
+        self.partition_name = format!("{topic}-{partition}");
+        self
     }
 
     /// Whether any batch needs its records decoded (the cheap check of the hot path).
@@ -294,7 +298,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        RecordRules::of("t", 0, &config)
+        RecordRules::of(&config).named("t", 0)
     }
 
     fn headers(bytes: &Bytes) -> Vec<BatchHeader> {
