@@ -22,6 +22,8 @@ pub mod transactions;
 pub mod users;
 
 const MIB: u64 = 1024 * 1024;
+/// `--cache-disk-bytes` when not given and the object store is s3://.
+const CACHE_DISK_BYTES_S3_DEFAULT: u64 = 1024 * MIB;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -564,9 +566,11 @@ pub struct ServeArgs {
     pub cache_memory_bytes: u64,
 
     /// Local disk for decompressed chunks evicted from memory, under <data-dir>/cache
-    /// (0: memory only). Emptied at start-up: it is a cache, not state.
-    #[arg(long, env = "STRATO_CACHE_DISK_BYTES", default_value_t = 1024 * MIB)]
-    pub cache_disk_bytes: u64,
+    /// (0: memory only). Emptied at start-up: it is a cache, not state. Default: 1 GiB for
+    /// s3://, 0 for file:// and memory:// (a read of a local segment costs no more than a
+    /// read of the disk tier, and filling the tier would write every produced byte twice).
+    #[arg(long, env = "STRATO_CACHE_DISK_BYTES")]
+    pub cache_disk_bytes: Option<u64>,
 
     /// Most client connections served at once; more wait in the accept queue.
     #[arg(long, env = "STRATO_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -939,12 +943,19 @@ impl ServeArgs {
             bail!("--max-connections must be 1..=1000000 and --max-inflight-requests positive");
         }
         let disk_bytes_min = DISK_BLOCKS_MIN * DISK_BLOCK_BYTES_DEFAULT;
-        if self.cache_disk_bytes != 0 && self.cache_disk_bytes < disk_bytes_min {
+        let cache_disk_bytes = self.cache_disk_bytes.unwrap_or(
+            if object_store_url.starts_with("s3://") && self.cache_memory_bytes > 0 {
+                CACHE_DISK_BYTES_S3_DEFAULT
+            } else {
+                0
+            },
+        );
+        if cache_disk_bytes != 0 && cache_disk_bytes < disk_bytes_min {
             bail!(
                 "--cache-disk-bytes must be 0 (no disk tier) or at least {disk_bytes_min} ({DISK_BLOCKS_MIN} blocks of {DISK_BLOCK_BYTES_DEFAULT} bytes)"
             );
         }
-        if self.cache_disk_bytes != 0 && self.cache_memory_bytes == 0 {
+        if cache_disk_bytes != 0 && self.cache_memory_bytes == 0 {
             bail!(
                 "--cache-disk-bytes needs --cache-memory-bytes: the disk tier holds chunks evicted from memory"
             );
@@ -1051,7 +1062,7 @@ impl ServeArgs {
             max_queued_request_bytes: self.max_queued_request_bytes,
             max_unflushed_bytes: self.max_unflushed_bytes,
             cache_memory_bytes: self.cache_memory_bytes,
-            cache_disk_bytes: self.cache_disk_bytes,
+            cache_disk_bytes,
             cache_dir,
             max_connections: self.max_connections,
             max_inflight_requests: self.max_inflight_requests,
@@ -1122,8 +1133,21 @@ mod tests {
         assert!(config.object_store_url.starts_with("file:///"));
         assert!(config.object_store_url.ends_with("strato-data/objects"));
         assert_eq!(config.cache_memory_bytes, 256 * MIB);
-        assert_eq!(config.cache_disk_bytes, 1024 * MIB);
+        // A local object store gets no disk tier: reading its segments is as cheap.
+        assert_eq!(config.cache_disk_bytes, 0);
         assert!(config.cache_dir.ends_with("strato-data/cache"));
+    }
+
+    #[test]
+    fn s3_gets_a_disk_tier_and_a_longer_flush_interval_by_default() {
+        let (args, _) = serve(&["--object-store", "s3://bucket/prefix"]);
+        let config = args.validate().unwrap();
+        assert_eq!(config.cache_disk_bytes, 1024 * MIB);
+        assert_eq!(config.flush_interval, Duration::from_millis(100));
+        let (args, _) = serve(&["--object-store", "s3://bucket", "--cache-disk-bytes", "0"]);
+        assert_eq!(args.validate().unwrap().cache_disk_bytes, 0);
+        let (args, _) = serve(&["--cache-disk-bytes", "67108864"]);
+        assert_eq!(args.validate().unwrap().cache_disk_bytes, 64 * MIB);
     }
 
     #[test]
@@ -1303,10 +1327,21 @@ mod tests {
             args.validate().is_err(),
             "a disk tier of less than 4 blocks"
         );
-        let (args, _) = serve(&["--cache-memory-bytes", "0"]);
+        let (args, _) = serve(&[
+            "--cache-memory-bytes",
+            "0",
+            "--cache-disk-bytes",
+            "67108864",
+        ]);
         assert!(
             args.validate().is_err(),
             "a disk tier without a memory tier"
+        );
+        let (args, _) = serve(&["--cache-memory-bytes", "0", "--object-store", "s3://b"]);
+        assert_eq!(
+            args.validate().unwrap().cache_disk_bytes,
+            0,
+            "no default disk tier without a memory tier"
         );
         let (args, _) = serve(&["--cache-memory-bytes", "0", "--cache-disk-bytes", "0"]);
         assert!(args.validate().is_ok(), "no chunk cache at all");
