@@ -40,9 +40,11 @@ async fn sleep_until_deadline(deadline: Option<tokio::time::Instant>) {
 /// `sasl.server.max.receive.size` default): SASL tokens are small.
 pub const UNAUTHENTICATED_REQUEST_BYTES_MAX: u64 = 512 * 1024;
 
-/// Bytes read per read call while a frame arrives; a frame's buffer grows as its bytes
-/// arrive, so a client announcing a large frame cannot make us allocate it up front.
-const READ_CHUNK: usize = 64 * 1024;
+/// A frame's buffer is allocated whole up to this size (a typical produce request, read
+/// without reallocating); a larger frame's buffer starts here and doubles as its bytes
+/// arrive, so a client announcing a huge frame and sending little makes us allocate little.
+/// Either way the frame's whole length was reserved from the request-memory budget first.
+const FRAME_PREALLOC_MAX: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 enum FrameError {
@@ -82,10 +84,12 @@ async fn read_frame<R: AsyncRead + Unpin>(
         .acquire_many_owned(u32::try_from(len).unwrap_or(u32::MAX).max(1))
         .await
         .map_err(|_| std::io::Error::other("broker shutting down"))?;
-    let mut frame = BytesMut::with_capacity(len.min(READ_CHUNK));
+    let mut frame = BytesMut::with_capacity(len.min(FRAME_PREALLOC_MAX));
     while frame.len() < len {
-        let want = (len - frame.len()).min(READ_CHUNK);
-        frame.reserve(want);
+        if frame.len() == frame.capacity() {
+            frame.reserve((len - frame.len()).min(frame.len()));
+        }
+        let want = (len - frame.len()).min(frame.capacity() - frame.len());
         let mut limited = (&mut *reader).take(want as u64);
         let n = limited.read_buf(&mut frame).await?;
         if n == 0 {

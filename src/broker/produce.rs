@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::FutureExt;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -672,26 +672,16 @@ fn append(
 ) -> Outcome {
     let base_offset = state.next_offset;
     let append_time = if batch.log_append_time { now_ms() } else { -1 };
-    let mut bytes = BytesMut::from(&batch.records[..]);
-    let mut next = base_offset;
-    let mut last_offset = base_offset;
-    let mut position = 0usize;
-    for header in batch.headers {
-        let range = position..position + header.total_len();
-        let slice = &mut bytes[range.clone()];
-        batch::set_base_offset(slice, next);
-        batch::set_partition_leader_epoch(slice, state.leader_epoch);
-        if batch.log_append_time {
-            set_log_append_time(slice, append_time);
-        }
-        last_offset = next + i64::from(header.last_offset_delta);
-        next = last_offset + 1;
-        position = range.end;
-    }
+    let spanned: i64 = batch
+        .headers
+        .iter()
+        .map(|header| i64::from(header.last_offset_delta) + 1)
+        .sum();
+    let next = base_offset + spanned;
+    let last_offset = next - 1;
     let (done_tx, done_rx) = oneshot::channel();
     let pending = PendingBatch {
         partition: batch.partition.clone(),
-        bytes: bytes.freeze(),
         base_offset,
         last_offset,
         producer: batch.producer,
@@ -703,7 +693,27 @@ fn append(
         },
         permit,
     };
-    if ctx.log.append_locked(pending).is_err() {
+    let leader_epoch = state.leader_epoch;
+    // The records are copied once, into the partition's open chunk, and numbered there.
+    let patch = |bytes: &mut [u8]| {
+        let mut next = base_offset;
+        let mut position = 0usize;
+        for header in batch.headers {
+            let slice = &mut bytes[position..position + header.total_len()];
+            batch::set_base_offset(slice, next);
+            batch::set_partition_leader_epoch(slice, leader_epoch);
+            if batch.log_append_time {
+                set_log_append_time(slice, append_time);
+            }
+            next += i64::from(header.last_offset_delta) + 1;
+            position += header.total_len();
+        }
+    };
+    if ctx
+        .log
+        .append_locked(pending, batch.records, patch)
+        .is_err()
+    {
         return Outcome::Done(error::from_flush(FlushFailure::ShuttingDown), -1, None);
     }
     state.next_offset = next;

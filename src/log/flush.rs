@@ -8,10 +8,11 @@
 //! Flushes run one after another, so commits happen in flush order and the high watermark
 //! of a partition only ever advances contiguously.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use strato_metadata::model::{IndexEntry, Offset, PartitionStateRecord, TopicPartition};
 use strato_metadata::{MetadataError, MetadataStore, keys};
 use strato_metrics::{Histogram, HistogramSnapshot};
@@ -69,10 +70,10 @@ pub enum FlushFailure {
     Busy,
 }
 
-/// A batch accepted for a partition, offsets assigned, waiting in the open segment.
+/// A batch accepted for a partition, offsets assigned, waiting in the open segment (its
+/// bytes are in the partition's open chunk, see [`LogWriter::append_locked`]).
 pub struct PendingBatch {
     pub partition: Arc<Partition>,
-    pub bytes: Bytes,
     pub base_offset: Offset,
     pub last_offset: Offset,
     pub producer: Option<IncomingBatch>,
@@ -104,9 +105,25 @@ impl PendingBatch {
 #[derive(Default)]
 struct OpenSegment {
     batches: Vec<PendingBatch>,
+    /// Each partition's batches, in offset order, in one buffer: the chunk the flush
+    /// compresses and caches as it is (produced bytes are copied once, into here).
+    chunks: HashMap<TopicPartition, BytesMut>,
     bytes: u64,
     opened_at: Option<Instant>,
 }
+
+/// What a flush takes from the open segment.
+struct TakenSegment {
+    batches: Vec<PendingBatch>,
+    chunks: HashMap<TopicPartition, BytesMut>,
+}
+
+/// First capacity of a partition's open chunk buffer: the size its last flushed chunk had
+/// (plus a quarter), so that under steady load the buffer is not reallocated while it
+/// fills; at least this much, at most the flush size.
+const CHUNK_BUFFER_MIN: usize = 64 * 1024;
+/// Partitions whose last chunk size is remembered for sizing their next buffer.
+const CHUNK_SIZES_KEPT_MAX: usize = 100_000;
 
 pub struct LogWriter {
     open: Mutex<OpenSegment>,
@@ -126,6 +143,8 @@ pub struct LogWriter {
     reference_age_max_ms: u64,
     trims: Mutex<Vec<TrimRequest>>,
     replaces: Mutex<Vec<ReplaceRequest>>,
+    /// Size of each partition's last flushed chunk (see [`CHUNK_BUFFER_MIN`]).
+    chunk_sizes: Mutex<HashMap<TopicPartition, usize>>,
     commits: watch::Sender<u64>,
     closed: std::sync::atomic::AtomicBool,
     /// Set when the broker drains: flush whatever is open at once, without waiting for the
@@ -175,6 +194,7 @@ impl LogWriter {
             reference_age_max_ms: u64::try_from(gc_grace.as_millis() / 2).unwrap_or(u64::MAX),
             trims: Mutex::new(Vec::new()),
             replaces: Mutex::new(Vec::new()),
+            chunk_sizes: Mutex::new(HashMap::new()),
             commits,
             closed: std::sync::atomic::AtomicBool::new(false),
             draining: std::sync::atomic::AtomicBool::new(false),
@@ -220,16 +240,45 @@ impl LogWriter {
             .map_err(|_| FlushFailure::ShuttingDown)
     }
 
-    /// Adds a batch to the open segment. The caller holds the partition's lock, so batches
-    /// of one partition enter the segment in offset order. Once the flusher stopped, the
-    /// batch is dropped (its `done` sender with it) and `ShuttingDown` returned.
-    pub fn append_locked(&self, batch: PendingBatch) -> Result<(), FlushFailure> {
+    /// Adds a batch to the open segment: copies `data` (whole record batches) to the end
+    /// of the partition's open chunk and lets `patch` set what the log decides in the copy
+    /// (base offsets, leader epoch, append time). The caller holds the partition's lock, so
+    /// batches of one partition enter the segment in offset order. Once the flusher
+    /// stopped, the batch is dropped (its `done` sender with it) and `ShuttingDown`
+    /// returned.
+    pub fn append_locked(
+        &self,
+        batch: PendingBatch,
+        data: &[u8],
+        patch: impl FnOnce(&mut [u8]),
+    ) -> Result<(), FlushFailure> {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(FlushFailure::ShuttingDown);
         }
+        let tp = batch.partition.tp;
         let mut open = self.open.lock().expect("open segment lock");
         let was_empty = open.batches.is_empty();
-        open.bytes += batch.bytes.len() as u64;
+        open.bytes += data.len() as u64;
+        let chunk = match open.chunks.entry(tp) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let last = self
+                    .chunk_sizes
+                    .lock()
+                    .expect("chunk sizes lock")
+                    .get(&tp)
+                    .copied()
+                    .unwrap_or(0);
+                let flush_bytes = usize::try_from(self.flush_bytes).unwrap_or(usize::MAX);
+                let capacity = (last + last / 4)
+                    .clamp(CHUNK_BUFFER_MIN, flush_bytes.max(CHUNK_BUFFER_MIN))
+                    .max(data.len());
+                entry.insert(BytesMut::with_capacity(capacity))
+            }
+        };
+        let start = chunk.len();
+        chunk.extend_from_slice(data);
+        patch(&mut chunk[start..]);
         open.batches.push(batch);
         if was_empty {
             open.opened_at = Some(Instant::now());
@@ -278,17 +327,17 @@ impl LogWriter {
                 }
                 Some(_) => {}
             }
-            let batches = self.take_open();
-            if !batches.is_empty() {
-                self.flush(batches).await;
+            let taken = self.take_open();
+            if !taken.batches.is_empty() {
+                self.flush(taken).await;
             }
         }
         // Drain: no new batches, then make the accepted ones durable.
         self.closed
             .store(true, std::sync::atomic::Ordering::Release);
-        let batches = self.take_open();
-        if !batches.is_empty() {
-            self.flush(batches).await;
+        let taken = self.take_open();
+        if !taken.batches.is_empty() {
+            self.flush(taken).await;
         }
         self.unflushed.close();
         for trim in std::mem::take(&mut *self.trims.lock().expect("trims lock")) {
@@ -592,13 +641,21 @@ impl LogWriter {
         }
     }
 
-    fn take_open(&self) -> Vec<PendingBatch> {
+    fn take_open(&self) -> TakenSegment {
         let mut open = self.open.lock().expect("open segment lock");
-        std::mem::take(&mut *open).batches
+        let open = std::mem::take(&mut *open);
+        TakenSegment {
+            batches: open.batches,
+            chunks: open.chunks,
+        }
     }
 
-    async fn flush(&self, batches: Vec<PendingBatch>) {
+    async fn flush(&self, taken: TakenSegment) {
         let started = Instant::now();
+        let TakenSegment {
+            batches,
+            mut chunks,
+        } = taken;
         // Group by partition, keeping each partition's batches in offset order.
         let mut groups: Vec<(Arc<Partition>, Vec<PendingBatch>)> = Vec::new();
         let mut group_of: std::collections::HashMap<TopicPartition, usize> =
@@ -611,14 +668,28 @@ impl LogWriter {
             }
             groups[index].1.push(batch);
         }
-        let inputs: Vec<(TopicPartition, Vec<Bytes>)> = groups
+        let inputs: Vec<(TopicPartition, Bytes)> = groups
             .iter()
-            .map(|(p, list)| (p.tp, list.iter().map(|b| b.bytes.clone()).collect()))
+            .map(|(p, _)| {
+                let chunk = chunks
+                    .remove(&p.tp)
+                    .expect("a partition with batches has an open chunk");
+                (p.tp, chunk.freeze())
+            })
             .collect();
+        {
+            let mut sizes = self.chunk_sizes.lock().expect("chunk sizes lock");
+            if sizes.len() >= CHUNK_SIZES_KEPT_MAX {
+                sizes.clear();
+            }
+            for (tp, chunk) in &inputs {
+                sizes.insert(*tp, chunk.len());
+            }
+        }
         let built = tokio::task::spawn_blocking(move || {
             let mut builder = SegmentBuilder::new(ZSTD_LEVEL);
-            for (tp, batches) in &inputs {
-                builder.add_chunk(*tp, batches);
+            for (tp, chunk) in inputs {
+                builder.add_chunk(tp, std::slice::from_ref(&chunk));
             }
             builder.finish()
         })
@@ -783,7 +854,9 @@ impl LogWriter {
                 .into_iter()
                 .partition(|b| Arc::ptr_eq(&b.partition, partition));
             open.batches = others;
-            open.bytes = open.batches.iter().map(|b| b.bytes.len() as u64).sum();
+            if let Some(chunk) = open.chunks.remove(&partition.tp) {
+                open.bytes -= chunk.len() as u64;
+            }
             if open.batches.is_empty() {
                 open.opened_at = None;
             }
@@ -1065,7 +1138,6 @@ mod tests {
         let (tx, rx) = oneshot::channel();
         let pending = PendingBatch {
             partition: partition.clone(),
-            bytes: Bytes::from(bytes),
             base_offset: base,
             last_offset: base + records as i64 - 1,
             producer: None,
@@ -1073,7 +1145,7 @@ mod tests {
             done: Some(tx),
             permit,
         };
-        assert!(log.append_locked(pending).is_ok());
+        assert!(log.append_locked(pending, &bytes, |_| {}).is_ok());
         state.next_offset = base + records as i64;
         (base, rx)
     }
@@ -1112,7 +1184,6 @@ mod tests {
         let (tx, rx) = oneshot::channel();
         let pending = PendingBatch {
             partition: partition.clone(),
-            bytes: Bytes::from(bytes),
             base_offset: base,
             last_offset: last,
             producer: Some(incoming),
@@ -1120,7 +1191,7 @@ mod tests {
             done: Some(tx),
             permit,
         };
-        assert!(log.append_locked(pending).is_ok());
+        assert!(log.append_locked(pending, &bytes, |_| {}).is_ok());
         state.next_offset = last + 1;
         state.producers.record(&incoming, base, last, now_ms());
         (base, rx)

@@ -23,7 +23,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use strato_metadata::model::{
     AbortedTxnRecord, RECORD_FORMAT_V1, TopicPartition, TopicRecord, TxnMarkerRecord,
@@ -410,7 +409,6 @@ pub(crate) fn append_marker(
     let (done, answer) = oneshot::channel();
     let pending = PendingBatch {
         partition: partition.clone(),
-        bytes: Bytes::from(bytes),
         base_offset: offset,
         last_offset: offset,
         producer: None,
@@ -422,7 +420,7 @@ pub(crate) fn append_marker(
         done: Some(done),
         permit,
     };
-    if log.append_locked(pending).is_err() {
+    if log.append_locked(pending, &bytes, |_| {}).is_err() {
         return Step::Done; // shutting down: the next leader writes it
     }
     state.next_offset = offset + 1;

@@ -186,12 +186,20 @@ impl SegmentBuilder {
         let mut chunks = Vec::with_capacity(self.chunks.len());
         let mut uncompressed = Vec::with_capacity(self.chunks.len());
         for pending in self.chunks {
-            let mut data = Vec::with_capacity(
-                usize::try_from(pending.uncompressed_length).expect("checked against the limit"),
-            );
-            for buffer in &pending.batches {
-                data.extend_from_slice(buffer);
-            }
+            // One buffer (a flush's chunk) is used as it is; several are joined.
+            let data = match pending.batches.as_slice() {
+                [one] => one.clone(),
+                several => {
+                    let mut data = Vec::with_capacity(
+                        usize::try_from(pending.uncompressed_length)
+                            .expect("checked against the limit"),
+                    );
+                    for buffer in several {
+                        data.extend_from_slice(buffer);
+                    }
+                    Bytes::from(data)
+                }
+            };
             // The first of the two checks of a segment (the other is on read): the bytes we
             // upload are whole batches with valid CRCs and the offsets the footer claims.
             // Failing means the broker corrupted data in memory, which is a bug.
@@ -219,18 +227,17 @@ impl SegmentBuilder {
             if frames.len() > 1 {
                 let mut metas = Vec::with_capacity(frames.len());
                 for (range, mut meta) in frames {
-                    let compressed = compressor.compress(&data[range]).map_err(compress_error)?;
-                    meta.byte_offset = object.len() as u64 - byte_offset;
-                    meta.byte_length = compressed.len() as u64;
-                    object.extend_from_slice(&compressed);
+                    let frame_start = object.len();
+                    compress_into(&mut compressor, &data[range], &mut object)?;
+                    meta.byte_offset = (frame_start as u64) - byte_offset;
+                    meta.byte_length = (object.len() - frame_start) as u64;
                     metas.push(meta);
                 }
                 let table = encode_seek_table(&metas);
                 seek_table_length = table.len() as u64;
                 object.extend_from_slice(&table);
             } else {
-                let compressed = compressor.compress(&data).map_err(compress_error)?;
-                object.extend_from_slice(&compressed);
+                compress_into(&mut compressor, &data, &mut object)?;
             }
             chunks.push(ChunkMeta {
                 topic_partition: pending.topic_partition,
@@ -243,7 +250,7 @@ impl SegmentBuilder {
                 record_count: pending.record_count,
                 seek_table_length,
             });
-            uncompressed.push(Bytes::from(data));
+            uncompressed.push(data);
         }
         let footer = encode_footer(&chunks);
         object.extend_from_slice(&footer);
@@ -254,6 +261,25 @@ impl SegmentBuilder {
             uncompressed,
         })
     }
+}
+
+/// Appends `data` compressed as one zstd frame to `object`, compressing straight into its
+/// spare capacity (no intermediate buffer).
+fn compress_into(
+    compressor: &mut zstd::bulk::Compressor<'_>,
+    data: &[u8],
+    object: &mut Vec<u8>,
+) -> Result<(), SegmentError> {
+    object.reserve(zstd::zstd_safe::compress_bound(data.len()));
+    let end = object.len();
+    // A cursor at the end: zstd writes after what `object` holds, not over it.
+    let mut cursor = std::io::Cursor::new(&mut *object);
+    cursor.set_position(end as u64);
+    compressor
+        .compress_to_buffer(data, &mut cursor)
+        .map_err(|source| SegmentError::Compress { source })?;
+    debug_assert!(object.len() > end, "a zstd frame is never empty");
+    Ok(())
 }
 
 /// Cuts the validated batches `data` into frames: each closed at the first batch boundary at
