@@ -258,7 +258,7 @@ impl std::iter::FusedIterator for BatchIter<'_> {}
 /// non-negative base sequence when a producer id is set. More than `max_batches` batches is
 /// an error too, which bounds the returned `Vec`.
 pub fn validate_batches(bytes: &[u8], max_batches: usize) -> Result<Vec<BatchHeader>, BatchError> {
-    validate_all(bytes, max_batches, Origin::Client)
+    validate_all(bytes, max_batches, Origin::Client, Crc::Check)
 }
 
 /// Like [`validate_batches`], for batches as the broker stores them: transaction markers
@@ -269,7 +269,25 @@ pub fn validate_stored_batches(
     bytes: &[u8],
     max_batches: usize,
 ) -> Result<Vec<BatchHeader>, BatchError> {
-    validate_all(bytes, max_batches, Origin::Stored)
+    validate_all(bytes, max_batches, Origin::Stored, Crc::Check)
+}
+
+/// [`validate_stored_batches`] without the CRC-32C pass, for batches just decompressed
+/// from a chunk: zstd's content checksum (XXH64, always written by `SegmentBuilder`)
+/// already proved them the bytes that were compressed, and those passed the CRC check
+/// before upload. Everything else is checked as there.
+pub fn validate_decompressed_batches(
+    bytes: &[u8],
+    max_batches: usize,
+) -> Result<Vec<BatchHeader>, BatchError> {
+    validate_all(bytes, max_batches, Origin::Stored, Crc::Trusted)
+}
+
+/// Whether [`validate_all`] recomputes each batch's CRC-32C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crc {
+    Check,
+    Trusted,
 }
 
 /// Who wrote the batches being validated: only the broker writes control batches.
@@ -283,6 +301,7 @@ fn validate_all(
     bytes: &[u8],
     max_batches: usize,
     origin: Origin,
+    crc: Crc,
 ) -> Result<Vec<BatchHeader>, BatchError> {
     if bytes.is_empty() {
         return Err(BatchError::Truncated {
@@ -296,19 +315,26 @@ fn validate_all(
         if headers.len() == max_batches {
             return Err(BatchError::TooManyBatches { max: max_batches });
         }
-        validate_batch(&header, &bytes[range], origin)?;
+        validate_batch(&header, &bytes[range], origin, crc)?;
         headers.push(header);
     }
     Ok(headers)
 }
 
-fn validate_batch(header: &BatchHeader, batch: &[u8], origin: Origin) -> Result<(), BatchError> {
-    let actual = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
-    if actual != header.crc {
-        return Err(BatchError::CrcMismatch {
-            expected: header.crc,
-            actual,
-        });
+fn validate_batch(
+    header: &BatchHeader,
+    batch: &[u8],
+    origin: Origin,
+    crc: Crc,
+) -> Result<(), BatchError> {
+    if crc == Crc::Check {
+        let actual = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
+        if actual != header.crc {
+            return Err(BatchError::CrcMismatch {
+                expected: header.crc,
+                actual,
+            });
+        }
     }
     let bad_count = || BatchError::BadRecordCount {
         records_count: header.records_count,

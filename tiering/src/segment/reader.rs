@@ -13,7 +13,7 @@ use super::format::{
     CHUNK_UNCOMPRESSED_MAX, ChunkMeta, ExpectedChunk, SEGMENT_LEN_MIN, SEGMENT_MAGIC, TRAILER_LEN,
     decode_footer, decode_trailer,
 };
-use crate::batch::{BATCH_HEADER_LEN, validate_stored_batches};
+use crate::batch::{BATCH_HEADER_LEN, validate_decompressed_batches};
 
 /// Parses the footer of a whole segment object and checks it against the object: both
 /// magics, footer length and CRC, and that every chunk lies between the opening magic and
@@ -97,8 +97,16 @@ fn check_chunk_meta(
     Ok(())
 }
 
+/// Whether `frame` starts with a zstd frame header whose Content_Checksum_flag is set.
+fn has_content_checksum(frame: &[u8]) -> bool {
+    const ZSTD_MAGIC: [u8; 4] = 0xFD2F_B528u32.to_le_bytes();
+    const CHECKSUM_FLAG: u8 = 0x04;
+    frame.len() > 4 && frame[..4] == ZSTD_MAGIC && frame[4] & CHECKSUM_FLAG != 0
+}
+
 /// Decompresses one chunk and checks it is what `expected` says: exactly
-/// `uncompressed_length` bytes of whole valid batches (CRCs included) with ascending offsets,
+/// `uncompressed_length` bytes of whole valid batches (their CRCs vouched for by the zstd
+/// content checksum, see [`validate_decompressed_batches`]) with ascending offsets,
 /// from `base_offset` to `last_offset`, `record_count` records and `max_timestamp`.
 ///
 /// Allocates at most `expected.uncompressed_length + 1` bytes, and refuses expectations over
@@ -109,6 +117,12 @@ pub fn decode_chunk(compressed: &[u8], expected: &ExpectedChunk) -> Result<Bytes
             "expected uncompressed length {} is over the limit of {CHUNK_UNCOMPRESSED_MAX}",
             expected.uncompressed_length
         )));
+    }
+    if !has_content_checksum(compressed) {
+        // Batch CRCs are not recomputed below: the frame's checksum must vouch for them.
+        return Err(SegmentError::corrupt(
+            "chunk is not a zstd frame with a content checksum",
+        ));
     }
     let expected_len =
         usize::try_from(expected.uncompressed_length).expect("bounded by CHUNK_UNCOMPRESSED_MAX");
@@ -122,7 +136,7 @@ pub fn decode_chunk(compressed: &[u8], expected: &ExpectedChunk) -> Result<Bytes
             data.len()
         )));
     }
-    let headers = validate_stored_batches(&data, usize::MAX)
+    let headers = validate_decompressed_batches(&data, usize::MAX)
         .map_err(|err| SegmentError::corrupt(format!("chunk holds invalid batches: {err}")))?;
     let mut record_count = 0u64;
     let mut max_timestamp = i64::MIN;
@@ -137,7 +151,7 @@ pub fn decode_chunk(compressed: &[u8], expected: &ExpectedChunk) -> Result<Bytes
             )));
         }
         previous_last = Some(header.last_offset());
-        // validate_stored_batches checked that every count is positive.
+        // validate_decompressed_batches checked that every count is positive.
         record_count += header.records_count.unsigned_abs() as u64;
         max_timestamp = max_timestamp.max(header.max_timestamp);
     }
@@ -342,6 +356,20 @@ mod tests {
         let mut trailing = compressed.clone();
         trailing.push(0);
         assert!(decode_chunk(&trailing, &expected).is_err());
+    }
+
+    /// Batch CRCs are not recomputed on read, so a chunk whose zstd frame carries no
+    /// content checksum (which no Strato writer makes) is refused rather than trusted.
+    #[test]
+    fn a_chunk_without_a_content_checksum_is_refused() {
+        let (built, _) = three_partition_segment();
+        let chunk = built.chunks[0];
+        let data = &built.uncompressed[0];
+        let expected = ExpectedChunk::from(&chunk);
+        let unchecked = zstd::bulk::compress(data, 3).unwrap();
+        let err = decode_chunk(&unchecked, &expected).unwrap_err();
+        assert!(err.to_string().contains("content checksum"), "{err}");
+        assert!(decode_chunk(b"", &expected).is_err());
     }
 
     #[test]
