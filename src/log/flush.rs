@@ -674,7 +674,7 @@ impl LogWriter {
                 let chunk = chunks
                     .remove(&p.tp)
                     .expect("a partition with batches has an open chunk");
-                (p.tp, chunk.freeze())
+                (p.tp, fit(chunk))
             })
             .collect();
         {
@@ -921,6 +921,17 @@ impl LogWriter {
 
     fn notify_commit(&self) {
         self.commits.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// A flushed chunk as the cache keeps it. The cache weighs a chunk by its length, so a
+/// buffer that grew well past its contents (doubling when the estimate of its size fell
+/// short) is copied into one of its length rather than kept with its spare capacity.
+fn fit(chunk: BytesMut) -> Bytes {
+    if chunk.capacity() > chunk.len() + chunk.len() / 4 + CHUNK_BUFFER_MIN {
+        Bytes::copy_from_slice(&chunk)
+    } else {
+        chunk.freeze()
     }
 }
 
