@@ -9,6 +9,8 @@ pub mod acl;
 pub mod acl_api;
 pub mod bench;
 mod bench_broker;
+mod bench_latency;
+mod bench_pipeline;
 pub mod cluster;
 pub mod cluster_status;
 pub mod consume;
