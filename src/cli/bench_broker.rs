@@ -1,6 +1,6 @@
 //! The broker a benchmark measures: `strato serve` (this executable) as a child process on
-//! free loopback ports, its `/metrics` and peak memory, and a TCP proxy that delays requests
-//! to S3.
+//! free loopback ports, its `/metrics`, CPU time and peak memory, and a TCP proxy that
+//! delays requests to S3.
 //!
 //! The child is stopped by pid: [`BrokerProcess::stop`] sends SIGTERM and waits (a clean
 //! stop flushes what was accepted); dropping a `BrokerProcess` (an error, Ctrl-C) kills it.
@@ -142,12 +142,7 @@ impl BrokerProcess {
 
     /// The broker's CPU time so far (user and system, all threads), in seconds.
     pub(super) async fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let path = format!("/proc/{}/stat", self.pid);
-        let stat = tokio::fs::read_to_string(&path)
-            .await
-            .with_context(|| format!("read {path}"))?;
-        let ticks = cpu_ticks(&stat).with_context(|| format!("no utime and stime in {path}"))?;
-        Ok(ticks as f64 / self.clock_ticks_per_second)
+        process_cpu_seconds(&self.pid.to_string(), self.clock_ticks_per_second).await
     }
 
     /// The broker's `/metrics` page.
@@ -193,9 +188,23 @@ pub(super) async fn scrape_metrics(http_addr: &str) -> anyhow::Result<String> {
         .with_context(|| format!("GET /metrics from {http_addr}"))
 }
 
+/// CPU time so far (user and system, all threads) of process `pid` (`self`: this one), in
+/// seconds, with the kernel's `clock_ticks_per_second`.
+pub(super) async fn process_cpu_seconds(
+    pid: &str,
+    clock_ticks_per_second: f64,
+) -> anyhow::Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = tokio::fs::read_to_string(&path)
+        .await
+        .with_context(|| format!("read {path}"))?;
+    let ticks = cpu_ticks(&stat).with_context(|| format!("no utime and stime in {path}"))?;
+    Ok(ticks as f64 / clock_ticks_per_second)
+}
+
 /// The kernel's clock ticks per second (`getconf CLK_TCK`), the unit of `/proc/<pid>/stat`
 /// CPU times.
-async fn clock_ticks_per_second() -> anyhow::Result<f64> {
+pub(super) async fn clock_ticks_per_second() -> anyhow::Result<f64> {
     let out = tokio::time::timeout(
         HTTP_TIMEOUT,
         tokio::process::Command::new("getconf")

@@ -8,9 +8,9 @@
 //! while the last one is decoded); e2e, a paced producer while one long-polling consumer per
 //! partition reads every record's send time out of its value. Around each phase the broker's
 //! CPU time (its own: `/proc/<pid>/stat`; a running one: `process_cpu_seconds_total` of
-//! `/metrics`, if there), peak RSS (its own: VmHWM, reset at the start of the phase) and
-//! object-store PUTs and GETs (`/metrics`) are read. A benchmark reports; nothing here
-//! asserts speed.
+//! `/metrics`, if there), peak RSS (its own: VmHWM, reset at the start of the phase),
+//! object-store PUTs and GETs (`/metrics`) and this process's own CPU time are read. A
+//! benchmark reports; nothing here asserts speed.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -20,7 +20,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::bench::{Throughput, client_options, create_topic, leaders, replay_topic};
-use super::bench_broker::{BrokerProcess, LatencyProxy, ServeOptions, metric, scrape_metrics};
+use super::bench_broker::{
+    BrokerProcess, LatencyProxy, ServeOptions, clock_ticks_per_second, metric, process_cpu_seconds,
+    scrape_metrics,
+};
 use super::bench_latency::LatencyHistogram;
 use super::bench_producer::{self, ProduceOutcome, ProduceTarget, ValueSource, value_stamp};
 use super::cluster::{Client, OffsetSpec, TopicPartition};
@@ -36,33 +39,37 @@ const GETS_SERIES: &str = "strato_object_store_requests_total{operation=\"get\"}
 /// The Prometheus client libraries' standard process metric.
 const CPU_SERIES: &str = "process_cpu_seconds_total";
 
-/// What the broker spent during one phase; `None` where it cannot be measured.
+/// What one phase cost; `None` where it cannot be measured.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(super) struct BrokerUsage {
-    pub(super) cpu_seconds: Option<f64>,
-    pub(super) peak_rss_bytes: Option<u64>,
+pub(super) struct PhaseCost {
+    pub(super) broker_cpu_seconds: Option<f64>,
+    pub(super) broker_peak_rss_bytes: Option<u64>,
     pub(super) object_store_puts: Option<u64>,
     pub(super) object_store_gets: Option<u64>,
+    /// This process (the benchmark's clients): on a small machine it competes with the
+    /// broker for the same cores.
+    pub(super) client_cpu_seconds: f64,
 }
 
-/// The broker's counters at one instant.
+/// The counters at one instant.
 #[derive(Debug, Clone, Copy, Default)]
-struct BrokerReading {
-    cpu_seconds: Option<f64>,
+struct Reading {
+    broker_cpu_seconds: Option<f64>,
     puts: Option<u64>,
     gets: Option<u64>,
+    client_cpu_seconds: f64,
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct ProducePhase {
     pub(super) outcome: ProduceOutcome,
-    pub(super) broker: BrokerUsage,
+    pub(super) cost: PhaseCost,
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct ConsumePhase {
     pub(super) throughput: Throughput,
-    pub(super) broker: BrokerUsage,
+    pub(super) cost: PhaseCost,
 }
 
 #[derive(Debug, Clone)]
@@ -73,7 +80,7 @@ pub(super) struct E2ePhase {
     pub(super) consumed: Throughput,
     /// Send time to the arrival of the fetch response that held the record.
     pub(super) latency: LatencyHistogram,
-    pub(super) broker: BrokerUsage,
+    pub(super) cost: PhaseCost,
 }
 
 /// Everything a run measured.
@@ -89,8 +96,14 @@ pub(super) struct LoadReport {
     pub(super) e2e: Option<E2ePhase>,
 }
 
-/// The broker under test.
-enum Target {
+/// The broker under test, and the kernel's clock ticks per second for this process's CPU
+/// time.
+struct Target {
+    broker: TargetBroker,
+    clock_ticks_per_second: f64,
+}
+
+enum TargetBroker {
     Own(Box<OwnBroker>),
     Remote { kafka: String, http: Option<String> },
 }
@@ -106,50 +119,63 @@ struct OwnBroker {
 
 impl Target {
     async fn start(broker: &BenchBroker) -> anyhow::Result<Self> {
-        match broker {
-            BenchBroker::Own(serve) => Ok(Target::Own(Box::new(OwnBroker::start(serve).await?))),
-            BenchBroker::Bootstrap { kafka, http } => Ok(Target::Remote {
+        let clock_ticks_per_second = clock_ticks_per_second().await?;
+        let broker = match broker {
+            BenchBroker::Own(serve) => TargetBroker::Own(Box::new(OwnBroker::start(serve).await?)),
+            BenchBroker::Bootstrap { kafka, http } => TargetBroker::Remote {
                 kafka: kafka.clone(),
                 http: http.clone(),
-            }),
-        }
+            },
+        };
+        Ok(Self {
+            broker,
+            clock_ticks_per_second,
+        })
     }
 
     fn kafka_addr(&self) -> &str {
-        match self {
-            Target::Own(own) => &own.process.kafka_addr,
-            Target::Remote { kafka, .. } => kafka,
+        match &self.broker {
+            TargetBroker::Own(own) => &own.process.kafka_addr,
+            TargetBroker::Remote { kafka, .. } => kafka,
+        }
+    }
+
+    fn object_store(&self) -> Option<String> {
+        match &self.broker {
+            TargetBroker::Own(own) => Some(own.object_store.clone()),
+            TargetBroker::Remote { .. } => None,
         }
     }
 
     /// The `/metrics` page, if the broker's HTTP listener is known.
     async fn metrics(&self) -> anyhow::Result<Option<String>> {
-        match self {
-            Target::Own(own) => own.process.metrics().await.map(Some),
-            Target::Remote {
+        match &self.broker {
+            TargetBroker::Own(own) => own.process.metrics().await.map(Some),
+            TargetBroker::Remote {
                 http: Some(http), ..
             } => scrape_metrics(http).await.map(Some),
-            Target::Remote { http: None, .. } => Ok(None),
+            TargetBroker::Remote { http: None, .. } => Ok(None),
         }
     }
 
-    async fn reading(&self) -> anyhow::Result<BrokerReading> {
+    async fn reading(&self) -> anyhow::Result<Reading> {
         let text = self.metrics().await?;
         let series = |name: &str| text.as_deref().and_then(|t| metric(t, name));
-        let cpu_seconds = match self {
-            Target::Own(own) => Some(own.process.cpu_seconds().await?),
-            Target::Remote { .. } => series(CPU_SERIES),
+        let broker_cpu_seconds = match &self.broker {
+            TargetBroker::Own(own) => Some(own.process.cpu_seconds().await?),
+            TargetBroker::Remote { .. } => series(CPU_SERIES),
         };
-        Ok(BrokerReading {
-            cpu_seconds,
+        Ok(Reading {
+            broker_cpu_seconds,
             puts: series(PUTS_SERIES).map(|v| v as u64),
             gets: series(GETS_SERIES).map(|v| v as u64),
+            client_cpu_seconds: process_cpu_seconds("self", self.clock_ticks_per_second).await?,
         })
     }
 
-    /// Reads the counters a phase starts from (and restarts the peak RSS).
-    async fn phase_start(&self) -> anyhow::Result<BrokerReading> {
-        if let Target::Own(own) = self
+    /// Reads the counters a phase starts from (and restarts the broker's peak RSS).
+    async fn phase_start(&self) -> anyhow::Result<Reading> {
+        if let TargetBroker::Own(own) = &self.broker
             && let Err(err) = own.process.reset_peak_rss().await
         {
             tracing::warn!("peak RSS covers the broker's life so far: failed to reset it: {err:#}");
@@ -157,30 +183,32 @@ impl Target {
         self.reading().await
     }
 
-    async fn phase_end(&self, start: BrokerReading) -> anyhow::Result<BrokerUsage> {
+    async fn phase_end(&self, start: Reading) -> anyhow::Result<PhaseCost> {
         let end = self.reading().await?;
-        let peak_rss_bytes = match self {
-            Target::Own(own) => Some(own.process.peak_rss_bytes().await?),
-            Target::Remote { .. } => None,
+        let broker_peak_rss_bytes = match &self.broker {
+            TargetBroker::Own(own) => Some(own.process.peak_rss_bytes().await?),
+            TargetBroker::Remote { .. } => None,
         };
         let delta = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
-        Ok(BrokerUsage {
-            cpu_seconds: start
-                .cpu_seconds
-                .zip(end.cpu_seconds)
-                // Rounded to microseconds: the readings are whole clock ticks.
-                .map(|(a, b)| ((b - a).max(0.0) * 1e6).round() / 1e6),
-            peak_rss_bytes,
+        // Rounded to microseconds: the readings are whole clock ticks.
+        let seconds = |a: f64, b: f64| ((b - a).max(0.0) * 1e6).round() / 1e6;
+        Ok(PhaseCost {
+            broker_cpu_seconds: start
+                .broker_cpu_seconds
+                .zip(end.broker_cpu_seconds)
+                .map(|(a, b)| seconds(a, b)),
+            broker_peak_rss_bytes,
             object_store_puts: delta(start.puts, end.puts),
             object_store_gets: delta(start.gets, end.gets),
+            client_cpu_seconds: seconds(start.client_cpu_seconds, end.client_cpu_seconds),
         })
     }
 
     /// Stops the own broker cleanly (SIGTERM, then waits).
     async fn stop(self) -> anyhow::Result<()> {
-        match self {
-            Target::Own(own) => own.stop().await,
-            Target::Remote { .. } => Ok(()),
+        match self.broker {
+            TargetBroker::Own(own) => own.stop().await,
+            TargetBroker::Remote { .. } => Ok(()),
         }
     }
 }
@@ -257,10 +285,7 @@ async fn run_phases(config: &BenchLoadConfig, target: &Target) -> anyhow::Result
     let leaders = leaders(&mut client, topic).await?;
     let mut report = LoadReport {
         kafka_addr: target.kafka_addr().to_string(),
-        object_store: match target {
-            Target::Own(own) => Some(own.object_store.clone()),
-            Target::Remote { .. } => None,
-        },
+        object_store: target.object_store(),
         partitions: leaders.len(),
         produce: None,
         consume: None,
@@ -274,7 +299,7 @@ async fn run_phases(config: &BenchLoadConfig, target: &Target) -> anyhow::Result
         let records = config.records.context("bench e2e has a record count")?;
         let start = target.phase_start().await?;
         let mut phase = e2e(config, &mut client, &produce_target, records, &options).await?;
-        phase.broker = target.phase_end(start).await?;
+        phase.cost = target.phase_end(start).await?;
         report.e2e = Some(phase);
         return Ok(report);
     }
@@ -285,8 +310,8 @@ async fn run_phases(config: &BenchLoadConfig, target: &Target) -> anyhow::Result
             bench_producer::produce(&produce_target, &config.producer, values, records, &options)
                 .await
                 .with_context(|| format!("produce to topic {topic}"))?;
-        let broker = target.phase_end(start).await?;
-        report.produce = Some(ProducePhase { outcome, broker });
+        let cost = target.phase_end(start).await?;
+        report.produce = Some(ProducePhase { outcome, cost });
     }
     if config.kind == BenchLoadKind::Consume {
         // One partition per request: its answer is bounded by the smaller of the two limits,
@@ -299,8 +324,8 @@ async fn run_phases(config: &BenchLoadConfig, target: &Target) -> anyhow::Result
         let (throughput, _) = replay_topic(target.kafka_addr(), topic, "consume", fetch)
             .await
             .with_context(|| format!("consume topic {topic}"))?;
-        let broker = target.phase_end(start).await?;
-        report.consume = Some(ConsumePhase { throughput, broker });
+        let cost = target.phase_end(start).await?;
+        report.consume = Some(ConsumePhase { throughput, cost });
     }
     Ok(report)
 }
@@ -396,7 +421,7 @@ async fn e2e(
             seconds: started.elapsed().as_secs_f64(),
         },
         latency,
-        broker: BrokerUsage::default(),
+        cost: PhaseCost::default(),
     })
 }
 

@@ -7,13 +7,14 @@
 //! `broker_cpu_seconds`, `broker_cpu_seconds_per_gib`, `broker_peak_rss_bytes`,
 //! `object_store_puts`, `object_store_gets`, `puts_per_gib`, `gets_per_gib` — per GiB of the
 //! phase's record values; `null` where not measurable (`--bootstrap` without `--http`, or a
-//! broker whose `/metrics` lacks the series).
+//! broker whose `/metrics` lacks the series) — and `client_cpu_seconds`, the benchmark
+//! process's own CPU time (it shares the machine's cores with a broker it started).
 
 use serde_json::{Value, json};
 
 use super::bench::{Throughput, compression_name, per_gib, render_output, throughput_json};
 use super::bench_latency::{LatencyHistogram, LatencySummary};
-use super::bench_load::{BrokerUsage, LoadReport};
+use super::bench_load::{LoadReport, PhaseCost};
 use super::bench_producer::ProduceOutcome;
 use super::table::render_table;
 use crate::config::bench::{BenchBroker, BenchLoadConfig};
@@ -38,15 +39,16 @@ fn add_latency(value: &mut Value, prefix: &str, latency: &LatencyHistogram) {
     value[format!("{prefix}max_ms")] = field(|s| s.max_ms);
 }
 
-fn add_broker(value: &mut Value, usage: &BrokerUsage, value_bytes: u64) {
+fn add_cost(value: &mut Value, cost: &PhaseCost, value_bytes: u64) {
     let per_gib_of = |amount: Option<f64>| amount.and_then(|a| per_gib(a, value_bytes));
-    value["broker_cpu_seconds"] = json!(usage.cpu_seconds);
-    value["broker_cpu_seconds_per_gib"] = json!(per_gib_of(usage.cpu_seconds));
-    value["broker_peak_rss_bytes"] = json!(usage.peak_rss_bytes);
-    value["object_store_puts"] = json!(usage.object_store_puts);
-    value["object_store_gets"] = json!(usage.object_store_gets);
-    value["puts_per_gib"] = json!(per_gib_of(usage.object_store_puts.map(|n| n as f64)));
-    value["gets_per_gib"] = json!(per_gib_of(usage.object_store_gets.map(|n| n as f64)));
+    value["broker_cpu_seconds"] = json!(cost.broker_cpu_seconds);
+    value["broker_cpu_seconds_per_gib"] = json!(per_gib_of(cost.broker_cpu_seconds));
+    value["broker_peak_rss_bytes"] = json!(cost.broker_peak_rss_bytes);
+    value["object_store_puts"] = json!(cost.object_store_puts);
+    value["object_store_gets"] = json!(cost.object_store_gets);
+    value["puts_per_gib"] = json!(per_gib_of(cost.object_store_puts.map(|n| n as f64)));
+    value["gets_per_gib"] = json!(per_gib_of(cost.object_store_gets.map(|n| n as f64)));
+    value["client_cpu_seconds"] = json!(cost.client_cpu_seconds);
 }
 
 /// The producer's counts: `records_produced`, `records_acked`, `errors` (records whose
@@ -81,12 +83,12 @@ fn report_json(config: &BenchLoadConfig, report: &LoadReport) -> Value {
         let mut value = throughput_json(&phase.outcome.acked);
         add_producer_counts(&mut value, &phase.outcome);
         add_latency(&mut value, "latency_", &phase.outcome.latency);
-        add_broker(&mut value, &phase.broker, phase.outcome.acked.value_bytes);
+        add_cost(&mut value, &phase.cost, phase.outcome.acked.value_bytes);
         value
     });
     let consume = report.consume.as_ref().map(|phase| {
         let mut value = throughput_json(&phase.throughput);
-        add_broker(&mut value, &phase.broker, phase.throughput.value_bytes);
+        add_cost(&mut value, &phase.cost, phase.throughput.value_bytes);
         value
     });
     let e2e = report.e2e.as_ref().map(|phase| {
@@ -96,7 +98,7 @@ fn report_json(config: &BenchLoadConfig, report: &LoadReport) -> Value {
         add_producer_counts(&mut value, &phase.produce);
         add_latency(&mut value, "latency_", &phase.latency);
         add_latency(&mut value, "produce_latency_", &phase.produce.latency);
-        add_broker(&mut value, &phase.broker, phase.consumed.value_bytes);
+        add_cost(&mut value, &phase.cost, phase.consumed.value_bytes);
         value
     });
     json!({
@@ -157,9 +159,9 @@ fn report_table(config: &BenchLoadConfig, report: &LoadReport) -> String {
                    t: &Throughput,
                    latency: Option<&LatencyHistogram>,
                    errors: Option<u64>,
-                   usage: &BrokerUsage| {
+                   cost: &PhaseCost| {
         rows.push(phase_row(phase, t, latency, errors));
-        costs.push(cost_row(phase, usage, t.value_bytes));
+        costs.push(cost_row(phase, cost, t.value_bytes));
     };
     if let Some(p) = &report.produce {
         let errors = Some(p.outcome.errors);
@@ -168,15 +170,15 @@ fn report_table(config: &BenchLoadConfig, report: &LoadReport) -> String {
             &p.outcome.acked,
             Some(&p.outcome.latency),
             errors,
-            &p.broker,
+            &p.cost,
         );
     }
     if let Some(c) = &report.consume {
-        add("consume", &c.throughput, None, None, &c.broker);
+        add("consume", &c.throughput, None, None, &c.cost);
     }
     if let Some(e) = &report.e2e {
         let errors = Some(e.produce.errors);
-        add("e2e", &e.consumed, Some(&e.latency), errors, &e.broker);
+        add("e2e", &e.consumed, Some(&e.latency), errors, &e.cost);
     }
     out.push_str(&render_table(
         &[
@@ -205,6 +207,7 @@ fn report_table(config: &BenchLoadConfig, report: &LoadReport) -> String {
             "PUTS/GIB",
             "GETS",
             "GETS/GIB",
+            "CLIENT_CPU_S",
         ],
         &costs,
     ));
@@ -250,7 +253,7 @@ fn phase_row(
     ]
 }
 
-fn cost_row(phase: &str, usage: &BrokerUsage, value_bytes: u64) -> Vec<String> {
+fn cost_row(phase: &str, cost: &PhaseCost, value_bytes: u64) -> Vec<String> {
     let per_gib_of = |amount: Option<f64>, decimals: usize| {
         amount
             .and_then(|a| per_gib(a, value_bytes))
@@ -259,14 +262,15 @@ fn cost_row(phase: &str, usage: &BrokerUsage, value_bytes: u64) -> Vec<String> {
     let count = |n: Option<u64>| n.map_or_else(dash, |n| n.to_string());
     vec![
         phase.to_string(),
-        usage.cpu_seconds.map_or_else(dash, |s| format!("{s:.2}")),
-        per_gib_of(usage.cpu_seconds, 2),
-        usage
-            .peak_rss_bytes
+        cost.broker_cpu_seconds
+            .map_or_else(dash, |s| format!("{s:.2}")),
+        per_gib_of(cost.broker_cpu_seconds, 2),
+        cost.broker_peak_rss_bytes
             .map_or_else(dash, |b| format!("{:.1}", b as f64 / BYTES_PER_MIB)),
-        count(usage.object_store_puts),
-        per_gib_of(usage.object_store_puts.map(|n| n as f64), 0),
-        count(usage.object_store_gets),
-        per_gib_of(usage.object_store_gets.map(|n| n as f64), 0),
+        count(cost.object_store_puts),
+        per_gib_of(cost.object_store_puts.map(|n| n as f64), 0),
+        count(cost.object_store_gets),
+        per_gib_of(cost.object_store_gets.map(|n| n as f64), 0),
+        format!("{:.2}", cost.client_cpu_seconds),
     ]
 }
