@@ -314,13 +314,8 @@ async fn run_phases(config: &BenchLoadConfig, target: &Target) -> anyhow::Result
         report.produce = Some(ProducePhase { outcome, cost });
     }
     if config.kind == BenchLoadKind::Consume {
-        // One partition per request: its answer is bounded by the smaller of the two limits,
-        // as librdkafka's would be (a first batch above them still comes whole, KIP-74).
-        let fetch = FetchOptions {
-            max_wait: config.fetch.wait_max,
-            bytes_max: config.fetch.bytes_max.min(config.fetch.partition_bytes_max),
-        };
         let start = target.phase_start().await?;
+        let fetch = fetch_options(config);
         let (throughput, _) = replay_topic(target.kafka_addr(), topic, "consume", fetch)
             .await
             .with_context(|| format!("consume topic {topic}"))?;
@@ -349,26 +344,9 @@ async fn e2e(
     records: u64,
     options: &ClientOptions,
 ) -> anyhow::Result<E2ePhase> {
-    let tps: Vec<TopicPartition> = target
-        .leaders
-        .keys()
-        .map(|p| TopicPartition::new(target.topic, *p))
-        .collect();
-    let ends = client.list_offsets(&tps, OffsetSpec::Latest).await?;
     // Every consumer is connected before the first record is produced.
-    let mut consumers = Vec::with_capacity(tps.len());
-    for tp in &tps {
-        let start = ends[tp].map_err(|code| anyhow::anyhow!("end offset of {tp}: {code}"))?;
-        let addr = &target.leaders[&tp.partition];
-        let connection = Connection::connect(addr, options.clone())
-            .await
-            .with_context(|| format!("connect to the leader of {tp} at {addr}"))?;
-        consumers.push((connection, tp.partition, start));
-    }
-    let fetch = FetchOptions {
-        max_wait: config.fetch.wait_max,
-        bytes_max: config.fetch.bytes_max.min(config.fetch.partition_bytes_max),
-    };
+    let consumers = connect_at_end(client, target, options).await?;
+    let fetch = fetch_options(config);
     let (consumed_tx, mut consumed_rx) = watch::channel(0u64);
     let shared = E2eConsumers {
         consumed: consumed_tx,
@@ -423,6 +401,40 @@ async fn e2e(
         latency,
         cost: PhaseCost::default(),
     })
+}
+
+/// A connection to each partition's leader and the partition's end offset.
+async fn connect_at_end(
+    client: &mut Client,
+    target: &ProduceTarget<'_>,
+    options: &ClientOptions,
+) -> anyhow::Result<Vec<(Connection, i32, i64)>> {
+    let tps: Vec<TopicPartition> = target
+        .leaders
+        .keys()
+        .map(|p| TopicPartition::new(target.topic, *p))
+        .collect();
+    let ends = client.list_offsets(&tps, OffsetSpec::Latest).await?;
+    let mut consumers = Vec::with_capacity(tps.len());
+    for tp in &tps {
+        let end = ends[tp].map_err(|code| anyhow::anyhow!("end offset of {tp}: {code}"))?;
+        let addr = &target.leaders[&tp.partition];
+        let connection = Connection::connect(addr, options.clone())
+            .await
+            .with_context(|| format!("connect to the leader of {tp} at {addr}"))?;
+        consumers.push((connection, tp.partition, end));
+    }
+    Ok(consumers)
+}
+
+/// How the consumers fetch. One partition per request: its answer is bounded by the smaller
+/// of the two limits, as librdkafka's would be (a first batch above them still comes whole,
+/// KIP-74).
+fn fetch_options(config: &BenchLoadConfig) -> FetchOptions {
+    FetchOptions {
+        max_wait: config.fetch.wait_max,
+        bytes_max: config.fetch.bytes_max.min(config.fetch.partition_bytes_max),
+    }
 }
 
 /// One partition's e2e consumer: long polls from `start` forever, recording for every

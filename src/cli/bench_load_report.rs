@@ -124,7 +124,8 @@ fn report_json(config: &BenchLoadConfig, report: &LoadReport) -> Value {
     })
 }
 
-fn report_table(config: &BenchLoadConfig, report: &LoadReport) -> String {
+/// The run's settings and broker, for the top of the tables.
+fn table_heading(config: &BenchLoadConfig, report: &LoadReport) -> String {
     let producer = &config.producer;
     let rate = match producer.rate {
         0 => "unlimited rate".to_string(),
@@ -139,7 +140,7 @@ fn report_table(config: &BenchLoadConfig, report: &LoadReport) -> String {
         }
         _ => format!("broker at {}", report.kafka_addr),
     };
-    let mut out = format!(
+    format!(
         "bench {}: topic {} ({} partitions), {} B records, {} compression, acks={}, linger {} ms, \
          batches ≤ {} B, {}idempotent, {} in flight, {rate}\n{broker}\n\n",
         config.kind.name(),
@@ -152,7 +153,11 @@ fn report_table(config: &BenchLoadConfig, report: &LoadReport) -> String {
         producer.batch_bytes,
         if producer.idempotent { "" } else { "not " },
         producer.in_flight,
-    );
+    )
+}
+
+fn report_table(config: &BenchLoadConfig, report: &LoadReport) -> String {
+    let mut out = table_heading(config, report);
     let mut rows = Vec::new();
     let mut costs = Vec::new();
     let mut add = |phase: &str,

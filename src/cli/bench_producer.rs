@@ -137,29 +137,13 @@ pub(super) async fn produce(
     records: u64,
     options: &ClientOptions,
 ) -> anyhow::Result<ProduceOutcome> {
-    // Partitions by leader, and for the application's round robin (in partition order) the
-    // leader and queue slot of each partition.
-    let mut leader_addrs: Vec<&str> = Vec::new();
-    let mut leader_partitions: Vec<Vec<i32>> = Vec::new();
-    let mut route: Vec<(usize, usize)> = Vec::with_capacity(target.leaders.len());
-    for (partition, addr) in target.leaders {
-        let leader_idx = match leader_addrs.iter().position(|a| a == addr) {
-            Some(idx) => idx,
-            None => {
-                leader_addrs.push(addr);
-                leader_partitions.push(Vec::new());
-                leader_addrs.len() - 1
-            }
-        };
-        route.push((leader_idx, leader_partitions[leader_idx].len()));
-        leader_partitions[leader_idx].push(*partition);
-    }
-    if route.is_empty() {
+    let routes = route_partitions(target.leaders);
+    if routes.route.is_empty() {
         bail!("topic {} has no partitions", target.topic);
     }
-    let mut leaders = Vec::with_capacity(leader_addrs.len());
-    let mut connections = Vec::with_capacity(leader_addrs.len());
-    for (addr, partitions) in leader_addrs.iter().zip(&leader_partitions) {
+    let mut leaders = Vec::with_capacity(routes.leaders.len());
+    let mut connections = Vec::with_capacity(routes.leaders.len());
+    for (addr, partitions) in &routes.leaders {
         let connection = Connection::connect(addr, options.clone())
             .await
             .with_context(|| format!("connect to the leader at {addr}"))?;
@@ -190,12 +174,52 @@ pub(super) async fn produce(
         let pipeline = Pipeline::new(connection, options, config.in_flight)?;
         senders.spawn(run_sender(queues.clone(), pipeline, version, ctx.clone()));
     }
-    let application = append_records(&leaders, &route, records, config, &values, &ctx);
+    let application = append_records(&leaders, &routes.route, records, config, &values, &ctx);
+    let mut outcome = run_to_end(application, senders).await?;
+    ctx.progress.finish_and_clear();
+    outcome.records_produced = records;
+    outcome.acked.seconds = started.elapsed().as_secs_f64();
+    Ok(outcome)
+}
+
+/// Where the application's records go.
+struct Routes<'a> {
+    /// Each leader's address and partitions.
+    leaders: Vec<(&'a str, Vec<i32>)>,
+    /// For the round robin (in partition order): the leader and queue slot of each partition.
+    route: Vec<(usize, usize)>,
+}
+
+fn route_partitions(leaders: &BTreeMap<i32, String>) -> Routes<'_> {
+    let mut routes = Routes {
+        leaders: Vec::new(),
+        route: Vec::with_capacity(leaders.len()),
+    };
+    for (partition, addr) in leaders {
+        let leader_idx = match routes.leaders.iter().position(|(a, _)| a == addr) {
+            Some(idx) => idx,
+            None => {
+                routes.leaders.push((addr, Vec::new()));
+                routes.leaders.len() - 1
+            }
+        };
+        let partitions = &mut routes.leaders[leader_idx].1;
+        routes.route.push((leader_idx, partitions.len()));
+        partitions.push(*partition);
+    }
+    routes
+}
+
+/// Runs the application to its end while the senders send, then waits for the senders
+/// (they finish once everything appended is answered); one that fails stops the run
+/// (dropping the set aborts the others).
+async fn run_to_end(
+    application: impl Future<Output = anyhow::Result<()>>,
+    mut senders: JoinSet<anyhow::Result<SenderTotals>>,
+) -> anyhow::Result<ProduceOutcome> {
     tokio::pin!(application);
     let mut appended = false;
     let mut outcome = ProduceOutcome::default();
-    // The senders finish after the application has appended everything; one that fails
-    // stops the run (dropping the set aborts the others).
     loop {
         tokio::select! {
             result = &mut application, if !appended => {
@@ -204,15 +228,11 @@ pub(super) async fn produce(
             }
             joined = senders.join_next() => match joined {
                 Some(result) => outcome.merge(result.context("producer task")??),
-                None if appended => break,
+                None if appended => return Ok(outcome),
                 None => bail!("the producer's senders stopped before the application finished"),
             },
         }
     }
-    ctx.progress.finish_and_clear();
-    outcome.records_produced = records;
-    outcome.acked.seconds = started.elapsed().as_secs_f64();
-    Ok(outcome)
 }
 
 /// An idempotent producer's id and epoch (InitProducerId without a transactional id).
@@ -677,6 +697,17 @@ mod tests {
         assert_eq!((taken[0].partition, taken[0].records.len()), (1, 1));
         assert_eq!(taken[0].base_sequence, 0, "sequences are per partition");
         assert_eq!(queues.next_deadline(linger), (None, true));
+    }
+
+    #[test]
+    fn partitions_are_routed_to_their_leaders_in_partition_order() {
+        let leaders: BTreeMap<i32, String> = [(0, "b"), (1, "a"), (2, "b"), (3, "a")]
+            .into_iter()
+            .map(|(p, addr)| (p, addr.to_string()))
+            .collect();
+        let routes = route_partitions(&leaders);
+        assert_eq!(routes.leaders, [("b", vec![0, 2]), ("a", vec![1, 3])]);
+        assert_eq!(routes.route, [(0, 0), (1, 0), (0, 1), (1, 1)]);
     }
 
     #[test]
