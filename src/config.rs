@@ -14,6 +14,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand,
 use strato_tiering::cache::{DISK_BLOCK_BYTES_DEFAULT, DISK_BLOCKS_MIN};
 
 pub mod acl;
+pub mod bench;
 pub mod client;
 pub mod command_config;
 pub mod security;
@@ -73,9 +74,10 @@ pub enum Command {
     /// Example: `strato group describe my-app --bootstrap broker1.example.com:9092`
     #[command(subcommand)]
     Group(GroupCommand),
-    /// Benchmarks that run a broker of their own (this executable) and measure it.
+    /// Benchmarks of a broker of their own (this executable) or, for produce, consume and
+    /// e2e, of a running one.
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(bench::BenchCommand),
     /// Inspect the cluster's stored state (reads the metadata and object stores directly).
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -304,177 +306,6 @@ pub struct SegmentDumpArgs {
     /// Lines for people, or one JSON document for scripts.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Write N MiB into a topic, restart the broker (its chunk cache starts empty), replay
-    /// every partition from offset 0 and report MB/s, object-store GETs and peak memory.
-    ///
-    /// Starts `strato serve` (this executable) as a child process on free loopback ports and
-    /// stops it on exit. S3 buckets must exist (LocalStack: `curl -X PUT
-    /// http://127.0.0.1:4566/bench`); `--s3-latency-ms` adds a delay per request to S3 during
-    /// the replay.
-    ///
-    /// Example: `strato bench replay --size-mib 256 --compression lz4 --object-store
-    /// s3://bench/run1 --s3-endpoint http://127.0.0.1:4566 --s3-latency-ms 30`
-    Replay(BenchReplayArgs),
-}
-
-/// Record compression of the benchmark producer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchCompression {
-    None,
-    Lz4,
-    Zstd,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct BenchReplayArgs {
-    /// MiB of record values to write.
-    #[arg(long, default_value_t = 1024)]
-    pub size_mib: u64,
-    /// Topic to write and replay (default: strato-bench-replay).
-    #[arg(long)]
-    pub topic: Option<String>,
-    /// Replay the topic as it is in --data-dir instead of writing (no restart needed: the
-    /// broker starts with an empty cache).
-    #[arg(long)]
-    pub existing: bool,
-    /// Partitions of the topic the benchmark creates.
-    #[arg(long, default_value_t = 3)]
-    pub partitions: i32,
-    /// Bytes per record value (every other byte random, the rest repetitive).
-    #[arg(long, default_value_t = 1000)]
-    pub value_bytes: usize,
-    /// Compression of the produced record batches.
-    #[arg(long, value_enum, default_value = "lz4")]
-    pub compression: BenchCompression,
-    /// Object store of the broker (`strato serve --object-store`; default: file://<data-dir>/objects).
-    #[arg(long)]
-    pub object_store: Option<String>,
-    /// S3 endpoint of the broker (`strato serve --s3-endpoint`), e.g. http://127.0.0.1:4566.
-    #[arg(long)]
-    pub s3_endpoint: Option<String>,
-    /// Latency added to every request to --s3-endpoint during the replay, by a TCP proxy in
-    /// this process (emulates a distant S3).
-    #[arg(long, default_value_t = 0)]
-    pub s3_latency_ms: u64,
-    /// Data directory of the broker (metadata, file:// objects); default: a temporary
-    /// directory, removed afterwards.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Extra option for `strato serve` (repeatable), e.g.
-    /// `--serve-arg=--cache-memory-bytes=67108864`.
-    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
-    pub serve_arg: Vec<String>,
-    /// Before the replay, run a broker that compacts every second until nothing is left to
-    /// merge: the replay then reads what a topic that has been up a while holds (big
-    /// per-partition chunks, read frame by frame) rather than one small chunk per flush.
-    #[arg(long)]
-    pub compact: bool,
-    /// Aligned columns for people, or JSON for scripts.
-    #[arg(long, value_enum, default_value = "table")]
-    pub output: OutputFormat,
-}
-
-/// A checked `strato bench replay` plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BenchReplayConfig {
-    pub topic: String,
-    /// Records to write; `None` with `--existing`.
-    pub records: Option<u64>,
-    pub partitions: i32,
-    pub value_bytes: usize,
-    pub compression: BenchCompression,
-    pub object_store: Option<String>,
-    pub s3_endpoint: Option<String>,
-    /// `host:port` of the S3 endpoint and the added latency, when a proxy is wanted.
-    pub s3_latency: Option<(String, Duration)>,
-    pub data_dir: Option<PathBuf>,
-    pub serve_args: Vec<String>,
-    /// Compact the topic fully before the replay.
-    pub compact: bool,
-    pub output: OutputFormat,
-}
-
-/// The benchmark topic when `--topic` is not given.
-pub const BENCH_TOPIC_DEFAULT: &str = "strato-bench-replay";
-/// Largest record value: a batch of one must stay under Kafka's default `max.message.bytes`
-/// (1 MiB + 12), whatever the compression.
-pub const BENCH_VALUE_BYTES_MAX: usize = 512 * 1024;
-
-impl BenchReplayArgs {
-    /// Checks the flags against each other; a bad combination stops with a clear message.
-    pub fn validate(&self) -> anyhow::Result<BenchReplayConfig> {
-        if self.size_mib == 0 {
-            bail!("--size-mib must be at least 1");
-        }
-        if !(1..=10_000).contains(&self.partitions) {
-            bail!("--partitions must be between 1 and 10000");
-        }
-        if !(1..=BENCH_VALUE_BYTES_MAX).contains(&self.value_bytes) {
-            bail!("--value-bytes must be between 1 and {BENCH_VALUE_BYTES_MAX}");
-        }
-        if self.existing && self.data_dir.is_none() {
-            bail!("--existing needs --data-dir: the topic's metadata lives there");
-        }
-        let s3_latency = match (self.s3_latency_ms, &self.s3_endpoint) {
-            (0, _) => None,
-            (_, None) => bail!("--s3-latency-ms needs --s3-endpoint"),
-            (ms, Some(endpoint)) => {
-                let Some(host_port) = endpoint
-                    .strip_prefix("http://")
-                    .map(|rest| rest.trim_end_matches('/'))
-                    .filter(|rest| !rest.is_empty() && !rest.contains('/'))
-                else {
-                    bail!(
-                        "--s3-latency-ms needs an http://host:port --s3-endpoint, got {endpoint:?}"
-                    );
-                };
-                if ms > 60_000 {
-                    bail!("--s3-latency-ms must be at most 60000");
-                }
-                Some((host_port.to_string(), Duration::from_millis(ms)))
-            }
-        };
-        if self.s3_endpoint.is_some()
-            && !self
-                .object_store
-                .as_deref()
-                .is_some_and(|url| url.starts_with("s3://"))
-        {
-            bail!("--s3-endpoint needs an s3:// --object-store");
-        }
-        let bytes = self
-            .size_mib
-            .checked_mul(MIB)
-            .context("--size-mib is too large")?;
-        let value_bytes = u64::try_from(self.value_bytes).expect("at most 512 KiB");
-        let records = (bytes / value_bytes).max(1);
-        let topic = self
-            .topic
-            .clone()
-            .unwrap_or(BENCH_TOPIC_DEFAULT.to_string());
-        if topic.is_empty() || topic.len() > 249 {
-            // Kafka's topic name limit (Topic.MAX_NAME_LENGTH).
-            bail!("--topic must have 1 to 249 characters");
-        }
-        Ok(BenchReplayConfig {
-            topic,
-            records: (!self.existing).then_some(records),
-            partitions: self.partitions,
-            value_bytes: self.value_bytes,
-            compression: self.compression,
-            object_store: self.object_store.clone(),
-            s3_endpoint: self.s3_endpoint.clone(),
-            s3_latency,
-            data_dir: self.data_dir.clone(),
-            serve_args: self.serve_arg.clone(),
-            compact: self.compact,
-            output: self.output,
-        })
-    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -1171,74 +1002,6 @@ mod tests {
             "127.0.0.1:999",
             "flag wins"
         );
-    }
-
-    fn bench_replay(args: &[&str]) -> anyhow::Result<BenchReplayConfig> {
-        let mut argv = vec!["strato", "bench", "replay"];
-        argv.extend_from_slice(args);
-        let cli = Cli::try_parse_from(argv).unwrap();
-        let Command::Bench(BenchCommand::Replay(replay)) = cli.command else {
-            panic!("bench replay")
-        };
-        replay.validate()
-    }
-
-    #[test]
-    fn bench_replay_flags_are_checked_together() {
-        let config = bench_replay(&[]).unwrap();
-        assert_eq!(config.records, Some(1024 * MIB / 1000));
-        assert_eq!(config.topic, BENCH_TOPIC_DEFAULT);
-        assert_eq!(config.partitions, 3);
-        assert_eq!(config.compression, BenchCompression::Lz4);
-        assert_eq!(config.s3_latency, None);
-        assert_eq!(config.output, OutputFormat::Table);
-        let config = bench_replay(&[
-            "--object-store",
-            "s3://bench/run1",
-            "--s3-endpoint",
-            "http://127.0.0.1:4566/",
-            "--s3-latency-ms",
-            "30",
-            "--serve-arg=--cache-memory-bytes=67108864",
-            "--value-bytes",
-            "3000",
-            "--size-mib",
-            "1",
-        ])
-        .unwrap();
-        assert_eq!(
-            config.s3_latency,
-            Some(("127.0.0.1:4566".to_string(), Duration::from_millis(30)))
-        );
-        assert_eq!(config.serve_args, ["--cache-memory-bytes=67108864"]);
-        assert_eq!(config.records, Some(MIB / 3000), "whole records only");
-        let config = bench_replay(&["--existing", "--data-dir", "/tmp/x"]).unwrap();
-        assert_eq!(config.records, None, "--existing writes nothing");
-
-        for (args, message) in [
-            (&["--size-mib", "0"][..], "--size-mib"),
-            (&["--partitions", "0"], "--partitions"),
-            (&["--value-bytes", "0"], "--value-bytes"),
-            (&["--value-bytes", "1000000"], "--value-bytes"),
-            (&["--existing"], "--data-dir"),
-            (&["--s3-latency-ms", "30"], "--s3-endpoint"),
-            (
-                &[
-                    "--object-store",
-                    "s3://b",
-                    "--s3-endpoint",
-                    "https://s3.example.com",
-                    "--s3-latency-ms",
-                    "30",
-                ],
-                "http://",
-            ),
-            (&["--s3-endpoint", "http://127.0.0.1:4566"], "s3://"),
-            (&["--topic", ""], "--topic"),
-        ] {
-            let err = bench_replay(args).unwrap_err().to_string();
-            assert!(err.contains(message), "{args:?}: {err}");
-        }
     }
 
     #[test]

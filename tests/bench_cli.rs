@@ -1,6 +1,9 @@
-//! `strato bench replay`: a small run against the embedded default (file:// objects, a
-//! temporary data dir) writes, restarts the broker and replays, and its JSON report agrees
-//! with itself. Nothing is asserted about speed: a benchmark reports, it is not a test.
+//! `strato bench replay|produce|consume|e2e`: small runs against the embedded default
+//! (file:// objects, a temporary data dir) and against a running broker (`--bootstrap`),
+//! whose JSON reports agree with themselves. Nothing is asserted about speed: a benchmark
+//! reports, it is not a test.
+
+mod common;
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -31,26 +34,31 @@ fn wait_or_stop(child: &mut Child, deadline: Duration) -> std::process::ExitStat
     let end = Instant::now() + STOP_DEADLINE;
     while Instant::now() < end {
         if child.try_wait().expect("wait strato bench").is_some() {
-            panic!("strato bench replay did not finish within {deadline:?}; stopped it");
+            panic!("strato bench did not finish within {deadline:?}; stopped it");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("strato bench replay ignored SIGTERM; killed it (its broker may be left running)");
+    panic!("strato bench ignored SIGTERM; killed it (its broker may be left running)");
 }
 
 /// Runs `strato bench replay` with `args` and `--output json`; its JSON report.
 fn bench_json(args: &[&str]) -> serde_json::Value {
+    bench_sub_json("replay", args)
+}
+
+/// Runs `strato bench <sub>` with `args` and `--output json`; its JSON report.
+fn bench_sub_json(sub: &str, args: &[&str]) -> serde_json::Value {
     let mut child = strato()
-        .args(["bench", "replay", "--output", "json"])
+        .args(["bench", sub, "--output", "json"])
         .args(args)
         .env_remove("STRATO_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn strato bench replay");
+        .expect("spawn strato bench");
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
@@ -160,4 +168,246 @@ fn bench_replay_help_has_an_example_and_bad_flags_stop_it() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--s3-endpoint"), "{err}");
+}
+
+/// Every `latency_<p>_ms` with `prefix` of a phase: present, positive and ordered.
+fn assert_latencies_ordered(phase: &serde_json::Value, prefix: &str) {
+    let get = |name: &str| {
+        phase[format!("{prefix}{name}_ms")]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {prefix}{name}_ms: {phase}"))
+    };
+    let (p50, p99, p999, max) = (get("p50"), get("p99"), get("p999"), get("max"));
+    assert!(p50 > 0.0, "{phase}");
+    assert!(p50 <= p99 && p99 <= p999 && p999 <= max, "{phase}");
+}
+
+/// The cost fields of a phase of a run on its own broker: the broker's CPU time, peak
+/// memory and PUTs measured and positive (a produce flushes at least once), GETs counted,
+/// the client's CPU time measured.
+fn assert_own_broker_measured(phase: &serde_json::Value) {
+    for field in [
+        "broker_cpu_seconds",
+        "broker_cpu_seconds_per_gib",
+        "broker_peak_rss_bytes",
+        "object_store_puts",
+        "puts_per_gib",
+    ] {
+        let value = phase[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {field}: {phase}"));
+        assert!(value > 0.0, "{field}: {phase}");
+    }
+    assert!(phase["object_store_gets"].is_u64(), "{phase}");
+    assert!(phase["gets_per_gib"].is_f64(), "{phase}");
+    // In clock ticks (10 ms), which a short phase of this process may not fill.
+    assert!(
+        phase["client_cpu_seconds"].as_f64().unwrap() >= 0.0,
+        "{phase}"
+    );
+}
+
+/// The producer's own account: every record produced was acknowledged, none failed.
+fn assert_all_acked(phase: &serde_json::Value, records: u64) {
+    assert_eq!(phase["records_produced"], records, "{phase}");
+    assert_eq!(phase["records_acked"], records, "{phase}");
+    assert_eq!(phase["errors"], 0, "{phase}");
+    assert_eq!(phase["error_codes"], serde_json::json!({}), "{phase}");
+    assert!(phase["requests"].as_u64().unwrap() > 0, "{phase}");
+    assert!(
+        phase["batches"].as_u64().unwrap() >= phase["requests"].as_u64().unwrap(),
+        "{phase}"
+    );
+}
+
+/// Goal: `bench produce` reports an idempotent, lingering producer that got every record
+/// acknowledged, with per-record latency and the broker's cost. Method: 16 MiB of 1 KiB
+/// records, lz4, over 3 partitions on the embedded default; the JSON report agrees with
+/// itself.
+#[test]
+fn bench_produce_reports_every_record_acknowledged_and_the_broker_cost() {
+    let report = bench_sub_json(
+        "produce",
+        &[
+            "--size-mib",
+            "16",
+            "--partitions",
+            "3",
+            "--compression",
+            "lz4",
+        ],
+    );
+    assert_eq!(report["benchmark"], "produce");
+    assert_eq!(report["partitions"], 3);
+    assert_eq!(report["compression"], "lz4");
+    assert_eq!(report["acks"], "all");
+    assert_eq!(report["idempotent"], true);
+    assert_eq!(report["broker"]["kind"], "own");
+    assert!(
+        report["consume"].is_null() && report["e2e"].is_null(),
+        "{report}"
+    );
+    let produce = &report["produce"];
+    let records = 16 * 1024 * 1024 / 1024;
+    assert_all_acked(produce, records);
+    assert_eq!(produce["records"], records, "{report}");
+    assert_eq!(produce["value_bytes"], records * 1024, "{report}");
+    let wire = produce["wire_bytes"].as_u64().unwrap();
+    assert!(
+        wire > 0 && wire < records * 1024,
+        "lz4 shrinks the values: {report}"
+    );
+    assert!(
+        produce["value_mb_per_s"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert_latencies_ordered(produce, "latency_");
+    assert_own_broker_measured(produce);
+}
+
+/// Goal: `bench consume` reads back exactly what its produce phase wrote. Method: 32 MiB
+/// over 2 partitions, then a read from offset 0 to the end offsets; records, value bytes and
+/// batch bytes agree between the phases.
+#[test]
+fn bench_consume_reads_back_every_record_produced() {
+    let report = bench_sub_json("consume", &["--size-mib", "32", "--partitions", "2"]);
+    assert_eq!(report["benchmark"], "consume");
+    let (produce, consume) = (&report["produce"], &report["consume"]);
+    let records = 32 * 1024;
+    assert_all_acked(produce, records);
+    assert_eq!(consume["records"], records, "{report}");
+    assert_eq!(consume["value_bytes"], produce["value_bytes"], "{report}");
+    assert_eq!(
+        consume["wire_bytes"], produce["wire_bytes"],
+        "the broker returns the batches as produced: {report}"
+    );
+    assert_eq!(report["max_partition_fetch_bytes"], 1_048_576);
+    assert_eq!(report["fetch_max_bytes"], 52_428_800);
+    assert_latencies_ordered(produce, "latency_");
+    assert_own_broker_measured(produce);
+    for field in ["broker_cpu_seconds", "broker_cpu_seconds_per_gib"] {
+        // The kernel counts CPU time in clock ticks (10 ms), which a short read may not fill.
+        assert!(consume[field].as_f64().unwrap() >= 0.0, "{field}: {report}");
+    }
+    assert!(
+        consume["broker_peak_rss_bytes"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(consume["object_store_gets"].is_u64(), "{report}");
+}
+
+/// Goal: `bench e2e` measures produce→consume latency of every record a paced producer
+/// sent. Method: 300 records at the default 1000 records/s with linger 0 and a long-polling
+/// consumer; every record is consumed once, and both latency sets are ordered.
+#[test]
+fn bench_e2e_reports_produce_to_consume_latency_of_every_record() {
+    let report = bench_sub_json("e2e", &["--records", "300"]);
+    assert_eq!(report["benchmark"], "e2e");
+    assert_eq!(report["rate"], 1000);
+    assert_eq!(report["linger_ms"], 0);
+    assert_eq!(report["fetch_wait_max_ms"], 500);
+    assert!(report["produce"].is_null(), "{report}");
+    let e2e = &report["e2e"];
+    assert_all_acked(e2e, 300);
+    assert_eq!(e2e["records"], 300, "consumed: {report}");
+    assert_eq!(e2e["value_bytes"], 300 * 1024, "{report}");
+    assert_latencies_ordered(e2e, "latency_");
+    assert_latencies_ordered(e2e, "produce_latency_");
+    assert_own_broker_measured(e2e);
+}
+
+/// Goal: with `--bootstrap` the benchmarks measure a running broker, taking its costs from
+/// `/metrics` (`--http`) and leaving out what it cannot see. Method: a broker started by the
+/// test; `bench produce` writes 2 MiB to it, then `bench consume` reads the topic as it is.
+#[test]
+fn bench_measures_a_running_broker_with_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::Broker::start(dir.path(), &[]);
+    let (kafka, http) = (broker.bootstrap(), broker.http_addr.to_string());
+    let target = [
+        "--bootstrap",
+        &kafka,
+        "--http",
+        &http,
+        "--topic",
+        "bench-running",
+    ];
+    let mut args = target.to_vec();
+    args.extend(["--size-mib", "2", "--partitions", "2"]);
+    let report = bench_sub_json("produce", &args);
+    assert_eq!(report["broker"]["kind"], "bootstrap");
+    let produce = &report["produce"];
+    assert_all_acked(produce, 2048);
+    assert!(produce["broker_peak_rss_bytes"].is_null(), "{report}");
+    assert!(
+        produce["object_store_puts"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    let (_, metrics) = broker.http_get("/metrics");
+    let cpu = &produce["broker_cpu_seconds"];
+    if metrics.contains("\nprocess_cpu_seconds_total ") {
+        assert!(cpu.as_f64().unwrap() >= 0.0, "{report}");
+    } else {
+        assert!(cpu.is_null(), "not exposed by /metrics: {report}");
+    }
+
+    let report = bench_sub_json("consume", &target);
+    assert!(report["produce"].is_null(), "reads what is there: {report}");
+    assert_eq!(report["partitions"], 2);
+    assert_eq!(report["consume"]["records"], 2048, "{report}");
+    broker.stop();
+}
+
+#[test]
+fn bench_load_help_has_examples_and_bad_flags_stop_it() {
+    for (sub, flags) in [
+        (
+            "produce",
+            &[
+                "--bootstrap",
+                "--http",
+                "--records",
+                "--size-mib",
+                "--record-bytes",
+                "--compression",
+                "--acks",
+                "--linger-ms",
+                "--batch-bytes",
+                "--idempotent",
+                "--in-flight",
+                "--rate",
+                "--s3-latency-ms",
+                "--serve-arg",
+                "--output",
+            ][..],
+        ),
+        (
+            "consume",
+            &["--fetch-max-bytes", "--max-partition-fetch-bytes"],
+        ),
+        ("e2e", &["--fetch-wait-max-ms", "--rate"]),
+    ] {
+        let out = strato().args(["bench", sub, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        let help = String::from_utf8(out.stdout).unwrap();
+        for flag in flags {
+            assert!(help.contains(flag), "bench {sub} --help lacks {flag}");
+        }
+        let example = format!("Example: `strato bench {sub}");
+        assert!(
+            help.contains(&example),
+            "bench {sub} --help lacks an example"
+        );
+    }
+    // Refused before any broker starts.
+    for (args, message) in [
+        (&["produce", "--acks", "1"][..], "--idempotent"),
+        (&["e2e", "--http", "127.0.0.1:1"], "--bootstrap"),
+        (&["consume", "--s3-latency-ms", "30"], "--s3-endpoint"),
+    ] {
+        let out = strato().arg("bench").args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
 }

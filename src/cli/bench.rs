@@ -27,7 +27,9 @@ use super::cluster::{Client, OffsetSpec, TopicPartition};
 use super::kafka_client::{ClientError, ClientOptions, Connection};
 use super::record_api::{self, DecodedBatch, FetchOptions};
 use super::table::render_table;
-use crate::config::{BenchCommand, BenchCompression, BenchReplayConfig, OutputFormat};
+use super::{bench_load, bench_load_report};
+use crate::config::OutputFormat;
+use crate::config::bench::{BenchCommand, BenchCompression, BenchLoadConfig, BenchReplayConfig};
 
 /// Record values per produced batch. With 1000-byte values and no compression a batch stays
 /// under Kafka's default `max.message.bytes` (1 MiB + 12), which the broker enforces.
@@ -44,6 +46,10 @@ const FETCH_BYTES_MAX: i32 = 8 * 1024 * 1024;
 const FETCH_RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Long poll of a fetch that finds nothing new.
 const FETCH_MAX_WAIT: Duration = Duration::from_millis(500);
+const REPLAY_FETCH: FetchOptions = FetchOptions {
+    max_wait: FETCH_MAX_WAIT,
+    bytes_max: FETCH_BYTES_MAX,
+};
 /// Fetched responses waiting for the decoder, per partition: the next fetch overlaps the
 /// decoding of the last one, and memory stays bounded.
 const DECODE_QUEUE: usize = 2;
@@ -70,10 +76,23 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             print!("{}", render(&config, &report));
             Ok(())
         }
+        BenchCommand::Produce(args) => run_load(args.validate()?).await,
+        BenchCommand::Consume(args) => run_load(args.validate()?).await,
+        BenchCommand::E2e(args) => run_load(args.validate()?).await,
     }
 }
 
-async fn interrupted() -> &'static str {
+async fn run_load(config: BenchLoadConfig) -> anyhow::Result<()> {
+    // As for replay: an interruption drops the run, which kills the broker it started.
+    let report = tokio::select! {
+        report = bench_load::run(&config) => report?,
+        signal = interrupted() => bail!("{signal}: benchmark stopped"),
+    };
+    print!("{}", bench_load_report::render(&config, &report));
+    Ok(())
+}
+
+pub(super) async fn interrupted() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         return std::future::pending().await;
@@ -86,17 +105,17 @@ async fn interrupted() -> &'static str {
 
 /// Records and bytes moved in some seconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Throughput {
-    records: u64,
+pub(super) struct Throughput {
+    pub(super) records: u64,
     /// Record value bytes (what an application sees).
-    value_bytes: u64,
+    pub(super) value_bytes: u64,
     /// Record batch bytes on the wire (compressed).
-    wire_bytes: u64,
-    seconds: f64,
+    pub(super) wire_bytes: u64,
+    pub(super) seconds: f64,
 }
 
 impl Throughput {
-    fn per_second(&self, amount: f64) -> f64 {
+    pub(super) fn per_second(&self, amount: f64) -> f64 {
         if self.seconds > 0.0 {
             amount / self.seconds
         } else {
@@ -104,26 +123,27 @@ impl Throughput {
         }
     }
 
-    fn value_mb_per_s(&self) -> f64 {
+    pub(super) fn value_mb_per_s(&self) -> f64 {
         self.per_second(self.value_bytes as f64 / BYTES_PER_MB)
     }
 
-    fn wire_mb_per_s(&self) -> f64 {
+    pub(super) fn wire_mb_per_s(&self) -> f64 {
         self.per_second(self.wire_bytes as f64 / BYTES_PER_MB)
     }
 
-    fn records_per_s(&self) -> f64 {
+    pub(super) fn records_per_s(&self) -> f64 {
         self.per_second(self.records as f64)
     }
 }
 
 /// Object-store GETs per GiB of record values replayed.
 fn gets_per_gib(gets: u64, value_bytes: u64) -> f64 {
-    if value_bytes == 0 {
-        0.0
-    } else {
-        gets as f64 / (value_bytes as f64 / BYTES_PER_GIB)
-    }
+    per_gib(gets as f64, value_bytes).unwrap_or(0.0)
+}
+
+/// `amount` per GiB of `value_bytes`; `None` without bytes.
+pub(super) fn per_gib(amount: f64, value_bytes: u64) -> Option<f64> {
+    (value_bytes > 0).then(|| amount / (value_bytes as f64 / BYTES_PER_GIB))
 }
 
 /// The broker's object-store and cache counters from `/metrics`.
@@ -236,7 +256,7 @@ async fn compact(serve: &ServeOptions) -> anyhow::Result<Compaction> {
 async fn replay(config: &BenchReplayConfig) -> anyhow::Result<Report> {
     // Declared before the brokers, so it is removed after they are stopped.
     let temp_dir;
-    let data_dir = match &config.data_dir {
+    let data_dir = match &config.serve.data_dir {
         Some(dir) => dir.clone(),
         None => {
             temp_dir = tempfile::Builder::new()
@@ -248,11 +268,12 @@ async fn replay(config: &BenchReplayConfig) -> anyhow::Result<Report> {
     };
     let serve = ServeOptions {
         data_dir,
-        object_store: config.object_store.clone(),
-        s3_endpoint: config.s3_endpoint.clone(),
-        extra_args: config.serve_args.clone(),
+        object_store: config.serve.object_store.clone(),
+        s3_endpoint: config.serve.s3_endpoint.clone(),
+        extra_args: config.serve.serve_args.clone(),
     };
     let object_store = config
+        .serve
         .object_store
         .clone()
         .unwrap_or_else(|| format!("file://{}", serve.data_dir.join("objects").display()));
@@ -279,7 +300,7 @@ async fn replay(config: &BenchReplayConfig) -> anyhow::Result<Report> {
     };
 
     // A fresh broker process: its chunk cache is empty, every chunk comes from the store.
-    let proxy = match &config.s3_latency {
+    let proxy = match &config.serve.s3_latency {
         Some((target, latency)) => Some(LatencyProxy::start(target.clone(), *latency).await?),
         None => None,
     };
@@ -292,9 +313,10 @@ async fn replay(config: &BenchReplayConfig) -> anyhow::Result<Report> {
     };
     let broker = BrokerProcess::start(&replay_serve).await?;
     let before = StoreCounters::parse(&broker.metrics().await?)?;
-    let (replay, partitions) = replay_topic(&broker.kafka_addr, &config.topic)
-        .await
-        .with_context(|| format!("replay topic {}", config.topic))?;
+    let (replay, partitions) =
+        replay_topic(&broker.kafka_addr, &config.topic, "replay", REPLAY_FETCH)
+            .await
+            .with_context(|| format!("replay topic {}", config.topic))?;
     let store = StoreCounters::parse(&broker.metrics().await?)?.since(before);
     let replay_peak_rss_bytes = broker.peak_rss_bytes().await?;
     broker
@@ -314,15 +336,45 @@ async fn replay(config: &BenchReplayConfig) -> anyhow::Result<Report> {
     })
 }
 
-fn client_options() -> ClientOptions {
+pub(super) fn client_options() -> ClientOptions {
     ClientOptions {
         response_bytes_max: FETCH_RESPONSE_BYTES_MAX,
         ..ClientOptions::default()
     }
 }
 
+/// Creates `topic` with `partitions` partitions; false if it exists already.
+pub(super) async fn create_topic(
+    client: &mut Client,
+    topic: &str,
+    partitions: i32,
+    options: &ClientOptions,
+) -> anyhow::Result<bool> {
+    let node = *client
+        .node_ids()
+        .first()
+        .context("the cluster has no brokers")?;
+    let created = record_api::create_topic(
+        client.node(node).await?,
+        topic,
+        partitions,
+        options.request_timeout,
+    )
+    .await;
+    match created {
+        Ok(()) => Ok(true),
+        Err(ClientError::Kafka { code, .. }) if code.is(ResponseError::TopicAlreadyExists) => {
+            Ok(false)
+        }
+        Err(err) => Err(err).with_context(|| format!("create topic {topic}")),
+    }
+}
+
 /// Partition -> host:port of its leader, once every partition of `topic` has one.
-async fn leaders(client: &mut Client, topic: &str) -> anyhow::Result<BTreeMap<i32, String>> {
+pub(super) async fn leaders(
+    client: &mut Client,
+    topic: &str,
+) -> anyhow::Result<BTreeMap<i32, String>> {
     let deadline = Instant::now() + LEADER_WAIT;
     loop {
         let layouts = client.topic_layouts(&[topic.to_string()]).await?;
@@ -359,26 +411,11 @@ async fn write_topic(
 ) -> anyhow::Result<Throughput> {
     let options = client_options();
     let mut client = Client::connect(bootstrap, options.clone()).await?;
-    let node = *client
-        .node_ids()
-        .first()
-        .context("the cluster has no brokers")?;
-    let created = record_api::create_topic(
-        client.node(node).await?,
-        &config.topic,
-        config.partitions,
-        options.request_timeout,
-    )
-    .await;
-    match created {
-        Ok(()) => {}
-        Err(ClientError::Kafka { code, .. }) if code.is(ResponseError::TopicAlreadyExists) => {
-            bail!(
-                "topic {} exists already: pass --existing to replay it as it is, or choose another --topic",
-                config.topic
-            )
-        }
-        Err(err) => return Err(err).context("create the topic"),
+    if !create_topic(&mut client, &config.topic, config.partitions, &options).await? {
+        bail!(
+            "topic {} exists already: pass --existing to replay it as it is, or choose another --topic",
+            config.topic
+        )
     }
     let leaders = Arc::new(leaders(&mut client, &config.topic).await?);
     let partitions: Vec<i32> = leaders.keys().copied().collect();
@@ -430,7 +467,7 @@ async fn write_topic(
     Ok(totals.throughput(started.elapsed()))
 }
 
-fn compression(choice: BenchCompression) -> Compression {
+pub(super) fn compression(choice: BenchCompression) -> Compression {
     match choice {
         BenchCompression::None => Compression::None,
         BenchCompression::Lz4 => Compression::Lz4,
@@ -438,7 +475,7 @@ fn compression(choice: BenchCompression) -> Compression {
     }
 }
 
-fn compression_name(choice: BenchCompression) -> &'static str {
+pub(super) fn compression_name(choice: BenchCompression) -> &'static str {
     match choice {
         BenchCompression::None => "none",
         BenchCompression::Lz4 => "lz4",
@@ -446,7 +483,7 @@ fn compression_name(choice: BenchCompression) -> &'static str {
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -454,7 +491,7 @@ fn now_ms() -> i64 {
 
 /// `count` values of `value_bytes` for batch `batch_idx`: every other byte random
 /// (xorshift), the rest `x`, like benches/replay.rs (lz4 shrinks them by about a fifth).
-fn bench_values(batch_idx: u64, count: u64, value_bytes: usize) -> Vec<Bytes> {
+pub(super) fn bench_values(batch_idx: u64, count: u64, value_bytes: usize) -> Vec<Bytes> {
     let mut seed = batch_idx.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..count)
         .map(|_| {
@@ -472,7 +509,7 @@ fn bench_values(batch_idx: u64, count: u64, value_bytes: usize) -> Vec<Bytes> {
 
 /// A progress bar of `records` on standard error; indicatif hides it when standard error is
 /// not a terminal (scripts, `--output json` piped, tests).
-fn progress_bar(phase: &'static str, records: u64) -> indicatif::ProgressBar {
+pub(super) fn progress_bar(phase: &'static str, records: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(records),
         indicatif::ProgressDrawTarget::stderr(),
@@ -515,7 +552,12 @@ impl Totals {
 
 /// Replays every partition of `topic` from its start to its end offset (as ListOffsets gives
 /// them before the replay starts); returns the throughput and the number of partitions.
-async fn replay_topic(bootstrap: &str, topic: &str) -> anyhow::Result<(Throughput, usize)> {
+pub(super) async fn replay_topic(
+    bootstrap: &str,
+    topic: &str,
+    phase: &'static str,
+    fetch: FetchOptions,
+) -> anyhow::Result<(Throughput, usize)> {
     let options = client_options();
     let mut client = Client::connect(bootstrap, options.clone()).await?;
     let leaders = leaders(&mut client, topic).await?;
@@ -533,7 +575,7 @@ async fn replay_topic(bootstrap: &str, topic: &str) -> anyhow::Result<(Throughpu
     }
     let totals = Totals::default();
     let records: i64 = plans.iter().map(|(_, _, start, end)| end - start).sum();
-    let progress = progress_bar("replay", u64::try_from(records).unwrap_or(0));
+    let progress = progress_bar(phase, u64::try_from(records).unwrap_or(0));
     let started = Instant::now();
     futures::stream::iter(plans)
         .map(|(addr, partition, start, end)| {
@@ -541,10 +583,16 @@ async fn replay_topic(bootstrap: &str, topic: &str) -> anyhow::Result<(Throughpu
             let progress = progress.clone();
             let options = options.clone();
             async move {
-                let (decoded, wire_bytes) =
-                    replay_partition(&addr, topic, partition, start, end, options, progress)
-                        .await
-                        .with_context(|| format!("replay partition {partition}"))?;
+                let (decoded, wire_bytes) = replay_partition(
+                    &addr,
+                    topic,
+                    (partition, start, end),
+                    fetch,
+                    options,
+                    progress,
+                )
+                .await
+                .with_context(|| format!("replay partition {partition}"))?;
                 totals.add(decoded.records, decoded.value_bytes, wire_bytes);
                 anyhow::Ok(())
             }
@@ -562,17 +610,12 @@ async fn replay_topic(bootstrap: &str, topic: &str) -> anyhow::Result<(Throughpu
 async fn replay_partition(
     addr: &str,
     topic: &str,
-    partition: i32,
-    start: i64,
-    end: i64,
+    (partition, start, end): (i32, i64, i64),
+    fetch_options: FetchOptions,
     options: ClientOptions,
     progress: indicatif::ProgressBar,
 ) -> anyhow::Result<(DecodedBatch, u64)> {
     let mut connection = Connection::connect(addr, options).await?;
-    let fetch_options = FetchOptions {
-        max_wait: FETCH_MAX_WAIT,
-        bytes_max: FETCH_BYTES_MAX,
-    };
     let (batches_tx, mut batches_rx) = mpsc::channel::<(Vec<Bytes>, i64)>(DECODE_QUEUE);
     let fetcher = async move {
         let mut offset = start;
@@ -629,18 +672,31 @@ async fn replay_partition(
 }
 
 fn render(config: &BenchReplayConfig, report: &Report) -> String {
-    match config.output {
+    render_output(
+        config.output,
+        || report_json(config, report),
+        || report_table(config, report),
+    )
+}
+
+/// A benchmark's report as `output` asks: one pretty JSON document, or tables.
+pub(super) fn render_output(
+    output: OutputFormat,
+    json: impl FnOnce() -> Value,
+    table: impl FnOnce() -> String,
+) -> String {
+    match output {
         OutputFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&report_json(config, report))
-                .expect("a serde_json::Value serializes");
+            let mut text =
+                serde_json::to_string_pretty(&json()).expect("a serde_json::Value serializes");
             text.push('\n');
             text
         }
-        OutputFormat::Table => report_table(config, report),
+        OutputFormat::Table => table(),
     }
 }
 
-fn throughput_json(t: &Throughput) -> Value {
+pub(super) fn throughput_json(t: &Throughput) -> Value {
     json!({
         "records": t.records,
         "value_bytes": t.value_bytes,
@@ -678,7 +734,7 @@ fn report_json(config: &BenchReplayConfig, report: &Report) -> Value {
         "value_bytes": config.value_bytes,
         "compression": compression_name(config.compression),
         "object_store": report.object_store,
-        "s3_latency_ms": config.s3_latency.as_ref().map_or(0, |(_, l)| l.as_millis() as u64),
+        "s3_latency_ms": config.serve.s3_latency.as_ref().map_or(0, |(_, l)| l.as_millis() as u64),
         "write": write,
         "compaction": compaction,
         "replay": replay,
@@ -686,7 +742,7 @@ fn report_json(config: &BenchReplayConfig, report: &Report) -> Value {
 }
 
 fn report_table(config: &BenchReplayConfig, report: &Report) -> String {
-    let latency = match &config.s3_latency {
+    let latency = match &config.serve.s3_latency {
         Some((_, latency)) => format!(", +{} ms per S3 request", latency.as_millis()),
         None => String::new(),
     };
@@ -776,6 +832,13 @@ mod tests {
         assert_eq!(gets_per_gib(352, 1 << 30), 352.0);
         assert_eq!(gets_per_gib(88, 256 << 20), 352.0);
         assert_eq!(gets_per_gib(5, 0), 0.0);
+    }
+
+    #[test]
+    fn amounts_per_gib_scale_to_a_gib_of_values() {
+        assert_eq!(per_gib(3.0, 1 << 30), Some(3.0));
+        assert_eq!(per_gib(1.0, 256 << 20), Some(4.0));
+        assert_eq!(per_gib(1.0, 0), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The broker a benchmark measures: `strato serve` (this executable) as a child process on
-//! free loopback ports, its `/metrics` and peak memory, and a TCP proxy that delays requests
-//! to S3.
+//! free loopback ports, its `/metrics`, CPU time and peak memory, and a TCP proxy that
+//! delays requests to S3.
 //!
 //! The child is stopped by pid: [`BrokerProcess::stop`] sends SIGTERM and waits (a clean
 //! stop flushes what was accepted); dropping a `BrokerProcess` (an error, Ctrl-C) kills it.
@@ -54,12 +54,14 @@ pub(super) struct BrokerProcess {
     pub(super) kafka_addr: String,
     pub(super) http_addr: String,
     log: Arc<Mutex<VecDeque<String>>>,
+    clock_ticks_per_second: f64,
 }
 
 impl BrokerProcess {
     /// Starts the broker and waits until both listeners are bound.
     pub(super) async fn start(options: &ServeOptions) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("find the strato executable")?;
+        let clock_ticks_per_second = clock_ticks_per_second().await?;
         let mut command = tokio::process::Command::new(exe);
         command
             .args(["--log-format", "text", "serve"])
@@ -94,6 +96,7 @@ impl BrokerProcess {
             kafka_addr: String::new(),
             http_addr: String::new(),
             log,
+            clock_ticks_per_second,
         };
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         while broker.kafka_addr.is_empty() || broker.http_addr.is_empty() {
@@ -128,12 +131,23 @@ impl BrokerProcess {
         vm_hwm_bytes(&status).with_context(|| format!("no VmHWM line in {path}"))
     }
 
+    /// Starts the broker's peak resident memory (VmHWM) again from its current RSS, so the
+    /// next [`BrokerProcess::peak_rss_bytes`] is the peak of what ran in between (Linux 4.0+).
+    pub(super) async fn reset_peak_rss(&self) -> anyhow::Result<()> {
+        let path = format!("/proc/{}/clear_refs", self.pid);
+        tokio::fs::write(&path, "5")
+            .await
+            .with_context(|| format!("write 5 to {path}"))
+    }
+
+    /// The broker's CPU time so far (user and system, all threads), in seconds.
+    pub(super) async fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        process_cpu_seconds(&self.pid.to_string(), self.clock_ticks_per_second).await
+    }
+
     /// The broker's `/metrics` page.
     pub(super) async fn metrics(&self) -> anyhow::Result<String> {
-        tokio::time::timeout(HTTP_TIMEOUT, http_get(&self.http_addr, "/metrics"))
-            .await
-            .with_context(|| format!("GET /metrics from {}: no answer", self.http_addr))?
-            .with_context(|| format!("GET /metrics from {}", self.http_addr))
+        scrape_metrics(&self.http_addr).await
     }
 
     /// SIGTERM, then waits for a clean exit (killed after `STOP_TIMEOUT`).
@@ -164,6 +178,64 @@ impl BrokerProcess {
             }
         }
     }
+}
+
+/// The `/metrics` page of the broker whose HTTP listener is `http_addr`.
+pub(super) async fn scrape_metrics(http_addr: &str) -> anyhow::Result<String> {
+    tokio::time::timeout(HTTP_TIMEOUT, http_get(http_addr, "/metrics"))
+        .await
+        .with_context(|| format!("GET /metrics from {http_addr}: no answer"))?
+        .with_context(|| format!("GET /metrics from {http_addr}"))
+}
+
+/// CPU time so far (user and system, all threads) of process `pid` (`self`: this one), in
+/// seconds, with the kernel's `clock_ticks_per_second`.
+pub(super) async fn process_cpu_seconds(
+    pid: &str,
+    clock_ticks_per_second: f64,
+) -> anyhow::Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = tokio::fs::read_to_string(&path)
+        .await
+        .with_context(|| format!("read {path}"))?;
+    let ticks = cpu_ticks(&stat).with_context(|| format!("no utime and stime in {path}"))?;
+    Ok(ticks as f64 / clock_ticks_per_second)
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`), the unit of `/proc/<pid>/stat`
+/// CPU times.
+pub(super) async fn clock_ticks_per_second() -> anyhow::Result<f64> {
+    let out = tokio::time::timeout(
+        HTTP_TIMEOUT,
+        tokio::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .context("getconf CLK_TCK: no answer")?
+    .context("run getconf CLK_TCK")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.trim().parse::<f64>() {
+        Ok(ticks) if out.status.success() && ticks > 0.0 => Ok(ticks),
+        _ => bail!(
+            "getconf CLK_TCK answered {:?} ({})",
+            text.trim(),
+            out.status
+        ),
+    }
+}
+
+/// User plus system CPU time (fields 14 and 15, in clock ticks) of a `/proc/<pid>/stat`
+/// line. The command name (field 2) is in parentheses and may hold spaces or parentheses,
+/// so fields are counted after the last `)`.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // `rest` starts at field 3 (state): utime is its 12th field.
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    utime.checked_add(stime)
 }
 
 /// Reads the broker's log: reports the bound listeners, keeps the last lines.
@@ -345,6 +417,15 @@ mod tests {
         assert_eq!(vm_hwm_bytes(status), Some(2048 * 1024));
         assert_eq!(vm_hwm_bytes("Name:\tstrato\n"), None);
         assert_eq!(vm_hwm_bytes("VmHWM:\t12 MB\n"), None, "only kB is known");
+    }
+
+    #[test]
+    fn cpu_time_is_utime_plus_stime() {
+        let stat = "4242 (strato (x) y) S 1 4242 4242 0 -1 4194560 9823 0 0 0 1500 250 0 0 \
+                    20 0 9 0 77 1234 567 18446744073709551615";
+        assert_eq!(cpu_ticks(stat), Some(1750));
+        assert_eq!(cpu_ticks("4242 (strato) S 1"), None);
+        assert_eq!(cpu_ticks("garbage"), None);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! the session lifetime the broker gave runs out, KIP-368). Then it sends one request at a
 //! time with a fresh correlation id, a timeout and a bound on the response size, so a slow
 //! or misbehaving peer can neither hang the CLI nor make it allocate without limit. Routing
-//! to partition leaders and group coordinators is `cli::cluster`'s job.
+//! to partition leaders and group coordinators is `cli::cluster`'s job; the benchmark
+//! producer's `bench_pipeline` takes over a connection's stream to keep several requests in
+//! flight.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,9 +21,9 @@ use kafka_protocol::messages::{
     CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
     DescribeAclsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
     DescribeTransactionsRequest, FetchRequest, FindCoordinatorRequest,
-    IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest, ListTransactionsRequest,
-    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, ListGroupsRequest, ListOffsetsRequest,
+    ListTransactionsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
+    ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Message, Request, StrBytes, VersionRange};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -91,6 +93,8 @@ client_versions! {
     // v1 adds the duration filter; v2's id pattern is not used.
     ListTransactionsRequest => 0..=1,
     DescribeTransactionsRequest => 0..=0,
+    // Without a transactional id (an idempotent producer); v3's producer id and epoch stay -1.
+    InitProducerIdRequest => 0..=5,
 }
 
 /// Timeouts, bounds and security of a client's connections.
@@ -579,46 +583,79 @@ impl Connection {
             api,
             timeout,
         })?;
-        let mut body = match read {
-            Ok(body) => body,
-            Err(FrameError::Io(source)) => {
-                return Err(ClientError::Io {
-                    addr: self.addr.clone(),
-                    api,
-                    source,
-                });
-            }
-            Err(FrameError::Size(size)) => {
-                return Err(ClientError::ResponseSize {
-                    addr: self.addr.clone(),
-                    api,
-                    size,
-                    max: self.options.response_bytes_max,
-                });
-            }
-        };
-        let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
-            .map_err(|err| ClientError::Decode {
-                addr: self.addr.clone(),
-                api,
-                version,
-                reason: format!("response header: {err:#}"),
-            })?;
-        if header.correlation_id != correlation_id {
-            return Err(ClientError::CorrelationMismatch {
-                addr: self.addr.clone(),
-                api,
-                expected: correlation_id,
-                got: header.correlation_id,
-            });
-        }
+        let body = response_body(
+            &self.addr,
+            api,
+            version,
+            correlation_id,
+            read,
+            self.options.response_bytes_max,
+        )?;
         self.broken = false;
         Ok(body)
     }
+
+    /// The connection's stream, for a caller that pipelines requests itself (`bench
+    /// produce`): it asks [`Connection::version`] first and frames with [`encode_frame`],
+    /// [`read_frame`] and [`response_body`]. No SASL re-authentication happens after this.
+    pub(super) fn into_stream(self) -> Result<Stream, ClientError> {
+        if self.broken {
+            return Err(ClientError::Broken { addr: self.addr });
+        }
+        Ok(self.stream)
+    }
+}
+
+/// The body after the response header of a frame read for request `correlation_id`, or the
+/// error that `frame` (the read) or the header holds.
+pub(super) fn response_body(
+    addr: &str,
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    frame: Result<Bytes, FrameError>,
+    response_bytes_max: usize,
+) -> Result<Bytes, ClientError> {
+    let mut body = match frame {
+        Ok(body) => body,
+        Err(FrameError::Io(source)) => {
+            return Err(ClientError::Io {
+                addr: addr.to_string(),
+                api,
+                source,
+            });
+        }
+        Err(FrameError::Size(size)) => {
+            return Err(ClientError::ResponseSize {
+                addr: addr.to_string(),
+                api,
+                size,
+                max: response_bytes_max,
+            });
+        }
+    };
+    let header =
+        ResponseHeader::decode(&mut body, api.response_header_version(version)).map_err(|err| {
+            ClientError::Decode {
+                addr: addr.to_string(),
+                api,
+                version,
+                reason: format!("response header: {err:#}"),
+            }
+        })?;
+    if header.correlation_id != correlation_id {
+        return Err(ClientError::CorrelationMismatch {
+            addr: addr.to_string(),
+            api,
+            expected: correlation_id,
+            got: header.correlation_id,
+        });
+    }
+    Ok(body)
 }
 
 /// Length prefix, request header (v1 or v2, by the API version's flexibility), body.
-fn encode_frame(
+pub(super) fn encode_frame(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -638,7 +675,7 @@ fn encode_frame(
     Ok(frame)
 }
 
-enum FrameError {
+pub(super) enum FrameError {
     Io(std::io::Error),
     /// The length prefix was negative, too short for a header or above the limit.
     Size(i64),
@@ -652,6 +689,14 @@ async fn write_and_read(
     stream.write_all(frame).await.map_err(FrameError::Io)?;
     // TLS may hold the last record back until flushed.
     stream.flush().await.map_err(FrameError::Io)?;
+    read_frame(stream, response_bytes_max).await
+}
+
+/// One length-prefixed response frame of at most `response_bytes_max` bytes.
+pub(super) async fn read_frame(
+    stream: &mut (impl AsyncRead + Unpin),
+    response_bytes_max: usize,
+) -> Result<Bytes, FrameError> {
     let size = stream.read_i32().await.map_err(FrameError::Io)?;
     // A response holds at least a correlation id.
     let len = usize::try_from(size)

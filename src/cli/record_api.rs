@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, ProduceRequest, ProduceResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Record,
@@ -75,6 +77,34 @@ pub fn encode_records(
     compression: Compression,
     timestamp_ms: i64,
 ) -> Result<Bytes, RecordError> {
+    encode_stamped(records, compression, timestamp_ms, ProducerStamp::NONE)
+}
+
+/// The producer fields of a record batch (KIP-98): an idempotent producer's id and epoch
+/// and the sequence number of the batch's first record, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+impl ProducerStamp {
+    pub const NONE: ProducerStamp = ProducerStamp {
+        producer_id: NO_PRODUCER_ID,
+        producer_epoch: NO_PRODUCER_EPOCH,
+        base_sequence: NO_SEQUENCE,
+    };
+}
+
+/// One record batch v2 of `records` from the producer `stamp` names, all with
+/// `timestamp_ms`.
+pub fn encode_stamped(
+    records: &[OutRecord],
+    compression: Compression,
+    timestamp_ms: i64,
+    stamp: ProducerStamp,
+) -> Result<Bytes, RecordError> {
     let records: Vec<Record> = records
         .iter()
         .zip(0i64..)
@@ -84,13 +114,13 @@ pub fn encode_records(
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-                producer_id: NO_PRODUCER_ID,
-                producer_epoch: NO_PRODUCER_EPOCH,
+                producer_id: stamp.producer_id,
+                producer_epoch: stamp.producer_epoch,
                 timestamp_type: TimestampType::Creation,
                 offset,
                 // The encoder starts a new batch wherever `offset - sequence` changes; this
-                // keeps it constant and the batch's base sequence at NO_SEQUENCE (-1).
-                sequence: NO_SEQUENCE.wrapping_add(offset as i32),
+                // keeps it constant and the batch's base sequence at the stamp's (NONE: -1).
+                sequence: stamp.base_sequence.wrapping_add(offset as i32),
                 timestamp: timestamp_ms,
                 key: out.key.clone(),
                 value: out.value.clone(),
@@ -258,6 +288,9 @@ pub async fn produce(
     Ok(())
 }
 
+/// Per partition of a Produce request, the base offset the broker assigned or its error.
+pub type PartitionAnswers = Vec<(i32, Result<i64, ErrorCode>)>;
+
 /// Produces one encoded batch per entry of `batches` (partition, batch) with `acks=all`;
 /// per partition, the base offset the broker assigned or its error.
 pub async fn produce_partitions(
@@ -265,9 +298,21 @@ pub async fn produce_partitions(
     topic: &str,
     batches: Vec<(i32, Bytes)>,
     timeout: Duration,
-) -> Result<Vec<(i32, Result<i64, ErrorCode>)>, ClientError> {
-    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+) -> Result<PartitionAnswers, ClientError> {
     let partitions: Vec<i32> = batches.iter().map(|(p, _)| *p).collect();
+    let request = produce_request(topic, batches, ACKS_ALL, timeout);
+    let response = connection.send(|_| request).await?;
+    produce_answers(connection.addr(), &partitions, &response)
+}
+
+/// A Produce request of one encoded batch per entry of `batches` (partition, batch).
+pub fn produce_request(
+    topic: &str,
+    batches: Vec<(i32, Bytes)>,
+    acks: i16,
+    timeout: Duration,
+) -> ProduceRequest {
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     let partition_data = batches
         .into_iter()
         .map(|(index, records)| {
@@ -276,29 +321,34 @@ pub async fn produce_partitions(
                 .with_records(Some(records))
         })
         .collect();
-    let response = connection
-        .send(|_| {
-            ProduceRequest::default()
-                .with_acks(ACKS_ALL)
-                .with_timeout_ms(timeout_ms)
-                .with_topic_data(vec![
-                    TopicProduceData::default()
-                        .with_name(TopicName(StrBytes::from(topic.to_string())))
-                        .with_partition_data(partition_data),
-                ])
-        })
-        .await?;
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from(topic.to_string())))
+                .with_partition_data(partition_data),
+        ])
+}
+
+/// Per partition asked for (in that order), the base offset the broker assigned or its
+/// error; a partition the response leaves out makes it a bad response.
+pub fn produce_answers(
+    addr: &str,
+    partitions: &[i32],
+    response: &ProduceResponse,
+) -> Result<PartitionAnswers, ClientError> {
     let answers: Vec<_> = response
         .responses
         .iter()
         .flat_map(|t| &t.partition_responses)
         .collect();
     partitions
-        .into_iter()
-        .map(|partition| {
+        .iter()
+        .map(|&partition| {
             let Some(answer) = answers.iter().find(|a| a.index == partition) else {
                 return Err(ClientError::BadResponse {
-                    addr: connection.addr().to_string(),
+                    addr: addr.to_string(),
                     api: ApiKey::Produce,
                     reason: format!("no answer for partition {partition}"),
                 });
