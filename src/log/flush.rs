@@ -118,9 +118,10 @@ struct TakenSegment {
     chunks: HashMap<TopicPartition, BytesMut>,
 }
 
-/// First capacity of a partition's open chunk buffer: the size its last flushed chunk had
-/// (plus a quarter), so that under steady load the buffer is not reallocated while it
-/// fills; at least this much, at most the flush size.
+/// First capacity of a partition's open chunk buffer: an estimate of its chunk size (the
+/// larger of its last chunk and three quarters of the previous estimate, so a smaller flush
+/// does not shrink it at once), plus a quarter, so that under steady load the buffer is
+/// not reallocated while it fills; at least this much, at most the flush size.
 const CHUNK_BUFFER_MIN: usize = 64 * 1024;
 /// Partitions whose last chunk size is remembered for sizing their next buffer.
 const CHUNK_SIZES_KEPT_MAX: usize = 100_000;
@@ -683,7 +684,8 @@ impl LogWriter {
                 sizes.clear();
             }
             for (tp, chunk) in &inputs {
-                sizes.insert(*tp, chunk.len());
+                let estimate = sizes.entry(*tp).or_insert(0);
+                *estimate = chunk.len().max(*estimate / 4 * 3);
             }
         }
         let built = tokio::task::spawn_blocking(move || {
@@ -925,10 +927,11 @@ impl LogWriter {
 }
 
 /// A flushed chunk as the cache keeps it. The cache weighs a chunk by its length, so a
-/// buffer that grew well past its contents (doubling when the estimate of its size fell
-/// short) is copied into one of its length rather than kept with its spare capacity.
+/// buffer with more than half its length spare (it doubled when the estimate fell short,
+/// or the estimate was high) is copied into one of its length rather than kept with its
+/// spare capacity: cached chunks take at most 1.5 times their weight.
 fn fit(chunk: BytesMut) -> Bytes {
-    if chunk.capacity() > chunk.len() + chunk.len() / 4 + CHUNK_BUFFER_MIN {
+    if chunk.capacity() > chunk.len() + chunk.len() / 2 + CHUNK_BUFFER_MIN {
         Bytes::copy_from_slice(&chunk)
     } else {
         chunk.freeze()
