@@ -16,6 +16,17 @@ use strato_metadata::{MetadataStore, WatchEvent, keys};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+/// How long a broker that left (its registration gone: a drain, or a lease that expired)
+/// is still listed in Metadata responses, though it leads and coordinates nothing. librdkafka
+/// (2.10+) drops brokers Metadata no longer lists, and a request waiting for a coordinator
+/// on a dropped broker is never retried: a transactional producer's TxnOffsetCommit to the
+/// group coordinator that just died then blocks `send_offsets_to_transaction` forever (seen
+/// in `transactions_eos`). Listed, the dead broker's failed reconnects make the client
+/// look the coordinator up again within a second.
+const DEPARTED_LISTED_FOR: Duration = Duration::from_secs(60);
+/// Departed brokers remembered at most (the oldest are forgotten first).
+const DEPARTED_MAX: usize = 1000;
+
 /// Pause before re-establishing a failed watch of the broker registrations.
 const WATCH_RETRY: Duration = Duration::from_secs(1);
 /// How long a leader read from the metadata store is reused for Metadata responses.
@@ -34,6 +45,8 @@ pub struct Leader {
 pub struct ClusterView {
     broker_id: i32,
     brokers: RwLock<BTreeMap<i32, BrokerRecord>>,
+    /// Brokers that left the live set, and when (see [`DEPARTED_LISTED_FOR`]).
+    departed: std::sync::Mutex<BTreeMap<i32, (std::time::Instant, BrokerRecord)>>,
     /// Bumped on every change of the live set; the leadership loop waits on it.
     changes: watch::Sender<u64>,
     leaders:
@@ -46,6 +59,7 @@ impl ClusterView {
         Self {
             broker_id,
             brokers: RwLock::new(BTreeMap::from([(broker_id, me)])),
+            departed: std::sync::Mutex::new(BTreeMap::new()),
             changes,
             leaders: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
@@ -58,6 +72,19 @@ impl ClusterView {
     /// Live brokers by id.
     pub fn live(&self) -> BTreeMap<i32, BrokerRecord> {
         self.brokers.read().expect("cluster lock").clone()
+    }
+
+    /// The brokers Metadata lists: the live ones, and those that left less than
+    /// [`DEPARTED_LISTED_FOR`] ago (by id).
+    pub fn listed(&self) -> BTreeMap<i32, BrokerRecord> {
+        let mut listed = self.live();
+        let departed = self.departed.lock().expect("departed lock");
+        for (id, (left_at, record)) in departed.iter() {
+            if left_at.elapsed() < DEPARTED_LISTED_FOR {
+                listed.entry(*id).or_insert_with(|| record.clone());
+            }
+        }
+        listed
     }
 
     pub fn broker(&self, id: i32) -> Option<BrokerRecord> {
@@ -173,6 +200,29 @@ impl ClusterView {
         }
         let before: Vec<i32> = current.keys().copied().collect();
         let after: Vec<i32> = brokers.keys().copied().collect();
+        let left: Vec<(i32, BrokerRecord)> = current
+            .iter()
+            .filter(|(id, _)| !brokers.contains_key(id))
+            .map(|(id, record)| (*id, record.clone()))
+            .collect();
+        {
+            let mut departed = self.departed.lock().expect("departed lock");
+            let now = std::time::Instant::now();
+            departed.retain(|id, (left_at, _)| {
+                !brokers.contains_key(id) && left_at.elapsed() < DEPARTED_LISTED_FOR
+            });
+            for (id, record) in left {
+                departed.insert(id, (now, record));
+            }
+            while departed.len() > DEPARTED_MAX {
+                let oldest = departed
+                    .iter()
+                    .min_by_key(|(_, (left_at, _))| *left_at)
+                    .map(|(id, _)| *id)
+                    .expect("not empty");
+                departed.remove(&oldest);
+            }
+        }
         *current = brokers;
         drop(current);
         tracing::info!(?before, ?after, "live brokers changed");
@@ -369,5 +419,25 @@ mod tests {
         assert!(!v.set_live(BTreeMap::new(), &record(5)));
         assert!(v.is_live(5));
         assert_eq!(v.group_owner("anything"), 5);
+    }
+
+    /// A broker that left owns nothing at once but stays listed for Metadata a while (so
+    /// clients waiting on it as a coordinator look again); back again, it is live.
+    #[test]
+    fn a_broker_that_left_is_still_listed_but_owns_nothing() {
+        let v = view(&[1, 2, 3]);
+        v.set_live(BTreeMap::from([(1, record(1)), (3, record(3))]), &record(1));
+        assert!(!v.is_live(2));
+        assert_eq!(v.live().keys().copied().collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(v.listed().keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+        for tp in partitions(50) {
+            assert_ne!(v.partition_owner(tp), 2);
+        }
+        v.set_live(
+            BTreeMap::from([(1, record(1)), (2, record(2)), (3, record(3))]),
+            &record(1),
+        );
+        assert!(v.is_live(2));
+        assert!(v.departed.lock().unwrap().is_empty());
     }
 }

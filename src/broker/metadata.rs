@@ -83,12 +83,19 @@ pub(super) async fn handle(
     } else {
         0
     };
-    let live = ctx.cluster.live();
-    let controller = live.keys().next().copied().unwrap_or(ctx.broker_id);
+    let listed = ctx.cluster.listed();
+    let controller = ctx
+        .cluster
+        .live()
+        .keys()
+        .next()
+        .copied()
+        .unwrap_or(ctx.broker_id);
     // Each broker's address on the listener the client came in on; a broker without that
-    // listener is left out, as Kafka does.
+    // listener is left out, as Kafka does. Brokers that just left are still listed (see
+    // `cluster::DEPARTED_LISTED_FOR`).
     let listener = session.listener.name();
-    let brokers = live
+    let brokers = listed
         .into_values()
         .filter_map(|b| {
             let (host, port) = b.endpoint(listener)?;
