@@ -77,27 +77,20 @@ async fn main() {
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .unwrap();
-    let mut futures = Vec::with_capacity(50_000);
+    let mut deliveries = common::Deliveries::default();
     for i in 0..updates {
         let key = format!("key-{:06}", i % keys);
         let value = format!("{{\"key\": {}, \"update\": {i:>12}}}", i % keys);
         let mut payload = value.into_bytes();
         payload.resize(VALUE_BYTES, b' ');
-        futures.push(
-            producer
-                .send_result(FutureRecord::to(TOPIC).key(&key).payload(&payload))
-                .map_err(|(e, _)| e)
-                .expect("enqueue"),
-        );
-        if futures.len() >= 50_000 {
-            for f in futures.drain(..) {
-                f.await.unwrap().map_err(|(e, _)| e).unwrap();
-            }
-        }
+        deliveries
+            .send(
+                &producer,
+                FutureRecord::to(TOPIC).key(&key).payload(&payload),
+            )
+            .await;
     }
-    for f in futures.drain(..) {
-        f.await.unwrap().map_err(|(e, _)| e).unwrap();
-    }
+    deliveries.wait_all().await;
     // One record in a flush of its own: every update is then cleanable.
     producer
         .send(

@@ -145,7 +145,7 @@ async fn main() {
         .unwrap();
     let mut payload = vec![0u8; VALUE_BYTES];
     let mut seed = 0x1234_5678_u64;
-    let mut futures = Vec::with_capacity(50_000);
+    let mut deliveries = common::Deliveries::default();
     for i in 0..records {
         // Half random, half repetitive: lz4 compresses it about 2:1.
         for (j, byte) in payload.iter_mut().enumerate() {
@@ -159,21 +159,14 @@ async fn main() {
             }
         }
         let key = (i % 997).to_string();
-        futures.push(
-            producer
-                .send_result(FutureRecord::to("replay").key(&key).payload(&payload))
-                .map_err(|(e, _)| e)
-                .expect("enqueue"),
-        );
-        if futures.len() >= 50_000 {
-            for f in futures.drain(..) {
-                f.await.unwrap().map_err(|(e, _)| e).unwrap();
-            }
-        }
+        deliveries
+            .send(
+                &producer,
+                FutureRecord::to("replay").key(&key).payload(&payload),
+            )
+            .await;
     }
-    for f in futures.drain(..) {
-        f.await.unwrap().map_err(|(e, _)| e).unwrap();
-    }
+    deliveries.wait_all().await;
     producer.flush(Duration::from_secs(60)).unwrap();
     drop(producer);
     drop(broker);

@@ -90,3 +90,36 @@ pub fn metric(http: &str, series: &str) -> f64 {
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
         .unwrap_or(0.0)
 }
+
+/// Delivery futures of a librdkafka producer, awaited 50,000 at a time so a benchmark's
+/// memory stays bounded; every delivery must succeed.
+#[derive(Default)]
+pub struct Deliveries(Vec<rdkafka::producer::DeliveryFuture>);
+
+impl Deliveries {
+    /// Enqueues `record` (the local queue must have room) and keeps its delivery future.
+    pub async fn send<K, P>(
+        &mut self,
+        producer: &rdkafka::producer::FutureProducer,
+        record: rdkafka::producer::FutureRecord<'_, K, P>,
+    ) where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
+        let future = producer
+            .send_result(record)
+            .map_err(|(e, _)| e)
+            .expect("enqueue");
+        self.0.push(future);
+        if self.0.len() >= 50_000 {
+            self.wait_all().await;
+        }
+    }
+
+    /// Waits for every delivery kept so far.
+    pub async fn wait_all(&mut self) {
+        for future in self.0.drain(..) {
+            future.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+    }
+}

@@ -456,11 +456,7 @@ fn validate(
             return Err(Outcome::Done(error::code(code), -1, Some(err.to_string())));
         }
     };
-    let max_message_bytes = topic_config::max_message_bytes(&topic.config);
-    if headers
-        .iter()
-        .any(|h| h.total_len() as i64 > max_message_bytes)
-    {
+    if over_max_message_bytes(&headers, &topic.config) {
         return Err(Outcome::Done(
             error::code(ResponseError::MessageTooLarge),
             -1,
@@ -542,11 +538,7 @@ async fn apply_record_rules(
             }
         },
     };
-    let max_message_bytes = topic_config::max_message_bytes(&topic.config);
-    if headers
-        .iter()
-        .any(|h| h.total_len() as i64 > max_message_bytes)
-    {
+    if over_max_message_bytes(&headers, &topic.config) {
         return Err(Outcome::Done(
             error::code(ResponseError::MessageTooLarge),
             -1,
@@ -651,6 +643,17 @@ async fn read_and_verify(
         tp,
     )
     .map_err(error::from_txn_verification)
+}
+
+/// Whether a batch is over the topic's `max.message.bytes` (Kafka compares whole batches).
+fn over_max_message_bytes(
+    headers: &[BatchHeader],
+    config: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    let max_message_bytes = topic_config::max_message_bytes(config);
+    headers
+        .iter()
+        .any(|h| h.total_len() as i64 > max_message_bytes)
 }
 
 /// A partition's batches that passed every check, ready for offsets.

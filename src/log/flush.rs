@@ -144,7 +144,7 @@ pub struct LogWriter {
     reference_age_max_ms: u64,
     trims: Mutex<Vec<TrimRequest>>,
     replaces: Mutex<Vec<ReplaceRequest>>,
-    /// Size of each partition's last flushed chunk (see [`CHUNK_BUFFER_MIN`]).
+    /// Each partition's estimated chunk size (see [`CHUNK_BUFFER_MIN`]).
     chunk_sizes: Mutex<HashMap<TopicPartition, usize>>,
     commits: watch::Sender<u64>,
     closed: std::sync::atomic::AtomicBool,
@@ -669,13 +669,13 @@ impl LogWriter {
             }
             groups[index].1.push(batch);
         }
-        let inputs: Vec<(TopicPartition, Bytes)> = groups
+        let inputs: Vec<(TopicPartition, BytesMut)> = groups
             .iter()
             .map(|(p, _)| {
                 let chunk = chunks
                     .remove(&p.tp)
                     .expect("a partition with batches has an open chunk");
-                (p.tp, fit(chunk))
+                (p.tp, chunk)
             })
             .collect();
         {
@@ -691,7 +691,7 @@ impl LogWriter {
         let built = tokio::task::spawn_blocking(move || {
             let mut builder = SegmentBuilder::new(ZSTD_LEVEL);
             for (tp, chunk) in inputs {
-                builder.add_chunk(tp, std::slice::from_ref(&chunk));
+                builder.add_chunk(tp, std::slice::from_ref(&fit(chunk)));
             }
             builder.finish()
         })
