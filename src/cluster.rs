@@ -22,8 +22,10 @@ use tokio_util::sync::CancellationToken;
 /// on a dropped broker is never retried: a transactional producer's TxnOffsetCommit to the
 /// group coordinator that just died then blocks `send_offsets_to_transaction` forever (seen
 /// in `transactions_eos`). Listed, the dead broker's failed reconnects make the client
-/// look the coordinator up again within a second.
-const DEPARTED_LISTED_FOR: Duration = Duration::from_secs(60);
+/// look the coordinator up again within a second. 30 s covers librdkafka's longest
+/// reconnect backoff (10 s, plus jitter) twice; tools that ask every listed broker
+/// (Java's listConsumerGroups) may fail for that long after a broker leaves.
+const DEPARTED_LISTED_FOR: Duration = Duration::from_secs(30);
 /// Departed brokers remembered at most (the oldest are forgotten first).
 const DEPARTED_MAX: usize = 1000;
 

@@ -11,8 +11,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FindCoordinatorRequest, ListOffsetsRequest, MetadataRequest,
-    MetadataResponse, TopicName,
+    ApiKey, BrokerId, DescribeClusterRequest, FindCoordinatorRequest, ListOffsetsRequest,
+    MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -110,6 +110,34 @@ impl Client {
     /// Node ids of the brokers in the last Metadata response.
     pub fn node_ids(&self) -> Vec<i32> {
         self.brokers.keys().copied().collect()
+    }
+
+    /// Node ids of the live brokers, for requests every broker must answer (ListGroups,
+    /// ListTransactions). DescribeCluster lists only live brokers, where Metadata may still
+    /// list one that just left (Strato does for a while, for librdkafka's sake); a broker
+    /// without DescribeCluster (Kafka before 2.8) gets the Metadata list.
+    pub async fn live_node_ids(&mut self) -> Result<Vec<i32>, ClientError> {
+        self.metadata(Some(&[])).await?;
+        if self.bootstrap.version::<DescribeClusterRequest>().is_err() {
+            return Ok(self.node_ids());
+        }
+        let response = self
+            .bootstrap
+            .send(|_| DescribeClusterRequest::default())
+            .await?;
+        if response.error_code != 0 {
+            return Err(ClientError::Kafka {
+                addr: self.bootstrap.addr().to_string(),
+                api: ApiKey::DescribeCluster,
+                code: ErrorCode(response.error_code),
+            });
+        }
+        Ok(response
+            .brokers
+            .iter()
+            .map(|broker| broker.broker_id.0)
+            .filter(|id| self.brokers.contains_key(id))
+            .collect())
     }
 
     /// host:port of broker `node_id`, as the last Metadata response gave it.

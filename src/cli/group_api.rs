@@ -43,9 +43,8 @@ pub async fn list_groups(
     client: &mut Client,
     states: &[String],
 ) -> Result<Vec<ListedGroup>, ClientError> {
-    client.metadata(Some(&[])).await?;
     let mut groups = BTreeMap::new();
-    for node_id in client.node_ids() {
+    for node_id in client.live_node_ids().await? {
         let connection = client.node(node_id).await?;
         let version = connection.version::<ListGroupsRequest>()?;
         if !states.is_empty() && version < LIST_GROUPS_STATES_VERSION {

@@ -19,7 +19,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateAclsRequest, CreatePartitionsRequest,
     CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
-    DescribeAclsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
     DescribeTransactionsRequest, FetchRequest, FindCoordinatorRequest,
     IncrementalAlterConfigsRequest, InitProducerIdRequest, ListGroupsRequest, ListOffsetsRequest,
     ListTransactionsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
@@ -93,6 +93,8 @@ client_versions! {
     // v1 adds the duration filter; v2's id pattern is not used.
     ListTransactionsRequest => 0..=1,
     DescribeTransactionsRequest => 0..=0,
+    // v1 adds the endpoint type (brokers, the default).
+    DescribeClusterRequest => 0..=1,
     // Without a transactional id (an idempotent producer); v3's producer id and epoch stay -1.
     InitProducerIdRequest => 0..=5,
 }

@@ -58,9 +58,12 @@ async fn list(args: TransactionListArgs) -> anyhow::Result<String> {
         states.push(known.to_string());
     }
     let mut client = connect(&args.client).await?;
-    client.metadata(Some(&[])).await.context("read metadata")?;
+    let node_ids = client
+        .live_node_ids()
+        .await
+        .context("read the cluster's brokers")?;
     let mut listed = BTreeMap::new();
-    for node_id in client.node_ids() {
+    for node_id in node_ids {
         let connection = client.node(node_id).await?;
         let response = connection
             .send(|version| {
