@@ -371,6 +371,12 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_FLUSH_BYTES", default_value_t = 8 * MIB)]
     pub flush_bytes: u64,
 
+    /// Segment uploads in flight at once: the next flush uploads while earlier ones are
+    /// still on their way, so object store latency costs latency, not throughput (commits
+    /// stay in flush order). All of them count in --max-unflushed-bytes.
+    #[arg(long, env = "STRATO_FLUSH_UPLOADS_MAX", default_value_t = 4)]
+    pub flush_uploads_max: u32,
+
     /// Create unknown topics on Metadata and Produce requests.
     #[arg(long, env = "STRATO_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_create_topics: bool,
@@ -550,6 +556,7 @@ pub struct Config {
     pub rack: Option<String>,
     pub flush_interval: Duration,
     pub flush_bytes: u64,
+    pub flush_uploads_max: u32,
     pub auto_create_topics: bool,
     pub default_partitions: i32,
     pub max_request_bytes: u64,
@@ -663,6 +670,7 @@ fn apply_config_file(
         rack,
         flush_interval_ms,
         flush_bytes,
+        flush_uploads_max,
         auto_create_topics,
         default_partitions,
         max_request_bytes,
@@ -762,6 +770,12 @@ impl ServeArgs {
             bail!(
                 "--max-queued-request-bytes must be between --max-request-bytes and {}",
                 u32::MAX
+            );
+        }
+        if !(1..=64).contains(&self.flush_uploads_max) {
+            bail!(
+                "--flush-uploads-max must be between 1 and 64, got {}",
+                self.flush_uploads_max
             );
         }
         if self.max_unflushed_bytes < self.flush_bytes {
@@ -887,6 +901,7 @@ impl ServeArgs {
             rack: self.rack.clone(),
             flush_interval: Duration::from_millis(flush_interval_ms),
             flush_bytes: self.flush_bytes,
+            flush_uploads_max: self.flush_uploads_max,
             auto_create_topics: self.auto_create_topics,
             default_partitions: self.default_partitions,
             max_request_bytes: self.max_request_bytes,
@@ -1080,6 +1095,8 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         let (args, _) = serve(&["--flush-interval-ms", "0"]);
+        assert!(args.validate().is_err());
+        let (args, _) = serve(&["--flush-uploads-max", "0"]);
         assert!(args.validate().is_err());
         let (args, _) = serve(&["--metadata", "zookeeper://x"]);
         assert!(args.validate().is_err());

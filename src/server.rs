@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::BrokerCtx;
 use crate::cluster::ClusterView;
 use crate::config::{Config, MetadataUrl};
-use crate::log::flush::LogWriter;
+use crate::log::flush::{LogWriter, LogWriterConfig};
 use crate::log::topics::TopicRegistry;
 use crate::metrics::metadata_store::TimedMetadataStore;
 use crate::producer_ids::ProducerIdAllocator;
@@ -132,11 +132,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let log = LogWriter::new(
         tier.clone(),
         meta.clone(),
-        config.flush_interval,
-        config.flush_bytes,
-        u32::try_from(config.max_unflushed_bytes).unwrap_or(u32::MAX),
-        config.producer_id_expiration,
-        config.gc_grace,
+        LogWriterConfig {
+            flush_interval: config.flush_interval,
+            flush_bytes: config.flush_bytes,
+            unflushed_max: u32::try_from(config.max_unflushed_bytes).unwrap_or(u32::MAX),
+            uploads_max: config.flush_uploads_max as usize,
+            producer_expiration: config.producer_id_expiration,
+            gc_grace: config.gc_grace,
+        },
     );
     let flush_shutdown = CancellationToken::new();
     let flusher = tokio::spawn(log.clone().run(flush_shutdown.clone()));

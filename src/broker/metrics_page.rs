@@ -174,6 +174,12 @@ fn render_storage(out: &mut Encoder, ctx: &BrokerCtx) {
         "Bytes of segment objects written by flushes.",
         &[(&[], log.flushed_bytes)],
     );
+    out.simple(
+        "strato_flush_uploads_in_flight",
+        "gauge",
+        "Flushes built and uploading or waiting for their turn to commit (at most --flush-uploads-max).",
+        &[(&[], log.uploads_in_flight)],
+    );
     out.family(
         "strato_flush_bytes",
         "histogram",

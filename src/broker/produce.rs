@@ -695,6 +695,7 @@ fn append(
             Some(done_tx)
         },
         permit,
+        rewinds: state.rewinds,
     };
     let leader_epoch = state.leader_epoch;
     // The records are copied once, into the partition's open chunk, and numbered there.

@@ -5,10 +5,17 @@
 //! segment reached `flush_bytes`. One PUT per flush whatever the number of partitions, then
 //! one fenced transaction per partition (sent together with `txn_many`). Only after the
 //! commit do high watermarks move, producers get their acks and parked fetches wake.
-//! Flushes run one after another, so commits happen in flush order and the high watermark
-//! of a partition only ever advances contiguously.
+//!
+//! Flushes are pipelined: while one segment uploads, the next can be built and uploaded
+//! (at most `uploads_max` uploads in flight, `--flush-uploads-max`), so object store
+//! latency costs latency, not throughput. Commits still happen one at a time, in flush
+//! order, so the high watermark of a partition only ever advances contiguously. A failed
+//! upload or commit rewinds its partitions, and every later batch of those partitions,
+//! in the open segment or in a flush still uploading, fails with it (`Rewound`): a batch
+//! remembers the partition's rewind count when it was appended, and one appended before
+//! a rewind is never committed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,9 +23,10 @@ use bytes::{Bytes, BytesMut};
 use strato_metadata::model::{IndexEntry, Offset, PartitionStateRecord, TopicPartition};
 use strato_metadata::{MetadataError, MetadataStore, keys};
 use strato_metrics::{Histogram, HistogramSnapshot};
-use strato_tiering::Tier;
-use strato_tiering::segment::SegmentBuilder;
+use strato_tiering::segment::{ChunkMeta, SegmentBuilder};
+use strato_tiering::{Tier, TieringError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::markers::replay;
@@ -81,6 +89,9 @@ pub struct PendingBatch {
     pub marker: Option<PendingMarker>,
     pub done: Option<oneshot::Sender<Result<(), FlushFailure>>>,
     pub permit: OwnedSemaphorePermit,
+    /// The partition's `rewinds` when the batch was appended: a batch appended before a
+    /// later rewind is never committed (its offsets were given out again).
+    pub rewinds: u64,
 }
 
 /// What the commit of a marker batch does besides the batch: end the producer's transaction
@@ -118,6 +129,85 @@ struct TakenSegment {
     chunks: HashMap<TopicPartition, BytesMut>,
 }
 
+/// A flush whose segment is built and uploading (or uploaded), waiting for its turn to
+/// commit.
+struct InFlight {
+    key: String,
+    /// Each partition's batches in offset order, in the segment's chunk order.
+    groups: Vec<(Arc<Partition>, Vec<PendingBatch>)>,
+    chunk_data: Vec<(ChunkMeta, Bytes)>,
+    object_bytes: usize,
+    started: Instant,
+    /// The upload task until its outcome is taken into `uploaded`.
+    upload: Option<JoinHandle<Result<(), TieringError>>>,
+    uploaded: Option<Result<(), String>>,
+}
+
+impl InFlight {
+    fn upload_done(&self) -> bool {
+        self.uploaded.is_some() || self.upload.as_ref().is_none_or(|u| u.is_finished())
+    }
+
+    async fn take_outcome(&mut self) -> Result<(), String> {
+        if let Some(upload) = self.upload.take() {
+            self.uploaded = Some(upload_outcome(upload.await));
+        }
+        self.uploaded
+            .take()
+            .unwrap_or(Err("upload outcome taken twice".into()))
+    }
+}
+
+fn upload_outcome(
+    joined: Result<Result<(), TieringError>, tokio::task::JoinError>,
+) -> Result<(), String> {
+    match joined {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(format!("{err:#}")),
+        Err(err) => Err(format!("upload task failed: {err}")),
+    }
+}
+
+/// Waits for the oldest in-flight upload to end (forever when there is none), keeping its
+/// outcome in the flush.
+async fn wait_oldest_upload(oldest: Option<&mut InFlight>) {
+    match oldest {
+        Some(flight) if flight.uploaded.is_none() => {
+            if let Some(upload) = flight.upload.as_mut() {
+                let joined = upload.await;
+                flight.upload = None;
+                flight.uploaded = Some(upload_outcome(joined));
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `due`, or forever when there is nothing to wait for.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How the log writer flushes (from the broker's flags).
+#[derive(Debug, Clone, Copy)]
+pub struct LogWriterConfig {
+    /// Longest a batch waits in the open segment (`--flush-interval-ms`).
+    pub flush_interval: Duration,
+    /// Open segment size that starts a flush at once (`--flush-bytes`).
+    pub flush_bytes: u64,
+    /// Produced bytes accepted but not yet durable (`--max-unflushed-bytes`).
+    pub unflushed_max: u32,
+    /// Segment uploads in flight at once (`--flush-uploads-max`).
+    pub uploads_max: usize,
+    /// Idle producer states are dropped after this (`--producer-id-expiration-ms`).
+    pub producer_expiration: Duration,
+    /// Garbage collection grace (`--gc-grace-ms`), see `reference_age_max_ms`.
+    pub gc_grace: Duration,
+}
+
 /// First capacity of a partition's open chunk buffer: an estimate of its chunk size (the
 /// larger of its last chunk and three quarters of the previous estimate, so a smaller flush
 /// does not shrink it at once), plus a quarter, so that under steady load the buffer is
@@ -135,6 +225,7 @@ pub struct LogWriter {
     meta: Arc<dyn MetadataStore>,
     flush_interval: Duration,
     flush_bytes: u64,
+    uploads_max: usize,
     /// Idle producer states are dropped after this (`--producer-id-expiration-ms`).
     producer_expiration_ms: i64,
     /// Oldest a segment object may be when a commit first references it: half the garbage
@@ -154,6 +245,7 @@ pub struct LogWriter {
     flushes: std::sync::atomic::AtomicU64,
     failed_flushes: std::sync::atomic::AtomicU64,
     flushed_bytes: std::sync::atomic::AtomicU64,
+    uploads_in_flight: std::sync::atomic::AtomicU64,
     /// Segment object size of each committed flush.
     flush_size: Histogram,
     /// Build + upload + commit time of each committed flush.
@@ -168,31 +260,31 @@ pub struct LogStats {
     /// Flushes whose upload or commit failed as a whole.
     pub failed_flushes: u64,
     pub flushed_bytes: u64,
+    /// Flushes built and not yet committed (uploading, or waiting to commit in order).
+    pub uploads_in_flight: u64,
 }
 
 impl LogWriter {
     pub fn new(
         tier: Arc<Tier>,
         meta: Arc<dyn MetadataStore>,
-        flush_interval: Duration,
-        flush_bytes: u64,
-        unflushed_max: u32,
-        producer_expiration: Duration,
-        gc_grace: Duration,
+        config: LogWriterConfig,
     ) -> Arc<Self> {
         let (commits, _) = watch::channel(0);
         Arc::new(Self {
             open: Mutex::new(OpenSegment::default()),
             wake: Notify::new(),
-            unflushed: Arc::new(Semaphore::new(unflushed_max as usize)),
-            unflushed_max,
+            unflushed: Arc::new(Semaphore::new(config.unflushed_max as usize)),
+            unflushed_max: config.unflushed_max,
             tier,
             meta,
-            flush_interval,
-            flush_bytes,
-            producer_expiration_ms: i64::try_from(producer_expiration.as_millis())
+            flush_interval: config.flush_interval,
+            flush_bytes: config.flush_bytes,
+            uploads_max: config.uploads_max.max(1),
+            producer_expiration_ms: i64::try_from(config.producer_expiration.as_millis())
                 .unwrap_or(i64::MAX),
-            reference_age_max_ms: u64::try_from(gc_grace.as_millis() / 2).unwrap_or(u64::MAX),
+            reference_age_max_ms: u64::try_from(config.gc_grace.as_millis() / 2)
+                .unwrap_or(u64::MAX),
             trims: Mutex::new(Vec::new()),
             replaces: Mutex::new(Vec::new()),
             chunk_sizes: Mutex::new(HashMap::new()),
@@ -202,6 +294,7 @@ impl LogWriter {
             flushes: std::sync::atomic::AtomicU64::new(0),
             failed_flushes: std::sync::atomic::AtomicU64::new(0),
             flushed_bytes: std::sync::atomic::AtomicU64::new(0),
+            uploads_in_flight: std::sync::atomic::AtomicU64::new(0),
             flush_size: Histogram::bytes(),
             flush_duration: Histogram::durations(),
         })
@@ -213,6 +306,7 @@ impl LogWriter {
             flushes: self.flushes.load(Relaxed),
             failed_flushes: self.failed_flushes.load(Relaxed),
             flushed_bytes: self.flushed_bytes.load(Relaxed),
+            uploads_in_flight: self.uploads_in_flight.load(Relaxed),
         }
     }
 
@@ -300,45 +394,34 @@ impl LogWriter {
     }
 
     /// Runs the flusher until `shutdown`; then flushes what is open and returns.
+    ///
+    /// One task does everything that writes the partitions' committed state (commits,
+    /// trims, chunk swaps), so those never race; only uploads run beside it.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         loop {
             self.apply_trims().await;
-            let due = {
-                let open = self.open.lock().expect("open segment lock");
-                let draining = self.draining.load(std::sync::atomic::Ordering::Acquire);
-                match open.opened_at {
-                    None => None,
-                    Some(_) if draining || open.bytes >= self.flush_bytes => Some(Instant::now()),
-                    Some(at) => Some(at + self.flush_interval),
-                }
-            };
-            match due {
-                None => {
-                    tokio::select! {
-                        _ = self.wake.notified() => continue,
-                        _ = shutdown.cancelled() => break,
-                    }
-                }
-                Some(due) if due > Instant::now() => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(due.into()) => {}
-                        _ = self.wake.notified() => continue,
-                        _ = shutdown.cancelled() => break,
-                    }
-                }
-                Some(_) => {}
+            self.commit_uploaded(&mut in_flight).await;
+            let room = in_flight.len() < self.uploads_max;
+            let due = if room { self.flush_due() } else { None };
+            if due.is_some_and(|due| due <= Instant::now()) {
+                self.start_flush(&mut in_flight).await;
+                continue;
             }
-            let taken = self.take_open();
-            if !taken.batches.is_empty() {
-                self.flush(taken).await;
+            tokio::select! {
+                _ = wait_oldest_upload(in_flight.front_mut()) => {}
+                _ = sleep_until(due) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.cancelled() => break,
             }
         }
         // Drain: no new batches, then make the accepted ones durable.
         self.closed
             .store(true, std::sync::atomic::Ordering::Release);
-        let taken = self.take_open();
-        if !taken.batches.is_empty() {
-            self.flush(taken).await;
+        self.start_flush(&mut in_flight).await;
+        while let Some(mut flight) = in_flight.pop_front() {
+            let uploaded = flight.take_outcome().await;
+            self.commit_flush(flight, uploaded).await;
         }
         self.unflushed.close();
         for trim in std::mem::take(&mut *self.trims.lock().expect("trims lock")) {
@@ -346,6 +429,26 @@ impl LogWriter {
         }
         for replace in std::mem::take(&mut *self.replaces.lock().expect("replaces lock")) {
             let _ = replace.done.send(Err(FlushFailure::ShuttingDown));
+        }
+    }
+
+    /// When the open segment is due for a flush, if anything is open.
+    fn flush_due(&self) -> Option<Instant> {
+        let open = self.open.lock().expect("open segment lock");
+        let draining = self.draining.load(std::sync::atomic::Ordering::Acquire);
+        match open.opened_at {
+            None => None,
+            Some(_) if draining || open.bytes >= self.flush_bytes => Some(Instant::now()),
+            Some(at) => Some(at + self.flush_interval),
+        }
+    }
+
+    /// Commits, in flush order, the oldest flushes whose uploads have ended.
+    async fn commit_uploaded(&self, in_flight: &mut VecDeque<InFlight>) {
+        while in_flight.front().is_some_and(InFlight::upload_done) {
+            let mut flight = in_flight.pop_front().expect("front checked");
+            let uploaded = flight.take_outcome().await;
+            self.commit_flush(flight, uploaded).await;
         }
     }
 
@@ -651,12 +754,17 @@ impl LogWriter {
         }
     }
 
-    async fn flush(&self, taken: TakenSegment) {
+    /// Takes the open segment (if anything is open), builds its object and starts its
+    /// upload.
+    async fn start_flush(&self, in_flight: &mut VecDeque<InFlight>) {
         let started = Instant::now();
         let TakenSegment {
             batches,
             mut chunks,
-        } = taken;
+        } = self.take_open();
+        if batches.is_empty() {
+            return;
+        }
         // Group by partition, keeping each partition's batches in offset order.
         let mut groups: Vec<(Arc<Partition>, Vec<PendingBatch>)> = Vec::new();
         let mut group_of: std::collections::HashMap<TopicPartition, usize> =
@@ -705,11 +813,40 @@ impl LogWriter {
             }
         };
         let key = strato_tiering::keys::new_segment_key();
-        let object_bytes = built.bytes.len();
-        if let Err(err) = self.tier.upload(&key, built.bytes.clone()).await {
+        let tier = self.tier.clone();
+        let (upload_key, bytes) = (key.clone(), built.bytes.clone());
+        let upload = tokio::spawn(async move { tier.upload(&upload_key, bytes).await });
+        self.uploads_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        in_flight.push_back(InFlight {
+            key,
+            groups,
+            chunk_data: built.chunk_data(),
+            object_bytes: built.bytes.len(),
+            started,
+            upload: Some(upload),
+            uploaded: None,
+        });
+    }
+
+    /// Commits a flush whose upload ended: one fenced transaction per partition, then high
+    /// watermarks move and producers get their answers. Partitions rewound since their
+    /// batches were appended fail them (`Rewound`) without a commit.
+    async fn commit_flush(&self, flight: InFlight, uploaded: Result<(), String>) {
+        self.uploads_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let InFlight {
+            key,
+            groups,
+            chunk_data,
+            object_bytes,
+            started,
+            ..
+        } = flight;
+        if let Err(err) = uploaded {
             self.failed_flushes
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::error!(segment = %key, "failed to upload segment: {err:#}");
+            tracing::error!(segment = %key, "failed to upload segment: {err}");
             for (partition, list) in groups {
                 self.rewind(&partition, list, FlushFailure::Upload);
             }
@@ -730,8 +867,12 @@ impl LogWriter {
             return;
         }
 
+        let (groups, chunk_data) = self.drop_rewound(groups, chunk_data);
+        if groups.is_empty() {
+            self.notify_commit();
+            return;
+        }
         // One fenced transaction per partition.
-        let chunk_data = built.chunk_data();
         assert_eq!(chunk_data.len(), groups.len(), "one chunk per partition");
         let mut txns = Vec::with_capacity(groups.len());
         let mut staged = Vec::with_capacity(groups.len());
@@ -771,8 +912,9 @@ impl LogWriter {
                 tracing::error!(segment = %key, "failed to commit flush: {err:#}");
                 for (partition, list) in groups {
                     // The outcome is unknown: the commit may have applied.
-                    self.rewind(&partition, list, FlushFailure::Commit);
-                    self.spawn_reload(partition);
+                    if self.rewind(&partition, list, FlushFailure::Commit) {
+                        self.spawn_reload(partition);
+                    }
                 }
                 self.notify_commit();
                 return;
@@ -826,8 +968,8 @@ impl LogWriter {
                     if failure == FlushFailure::Fenced {
                         partition.lock().fenced = true;
                     }
-                    self.rewind(&partition, list, failure);
-                    if failure == FlushFailure::Commit {
+                    let rewound = self.rewind(&partition, list, failure);
+                    if rewound && failure == FlushFailure::Commit {
                         // A timeout or lost connection: the commit may have applied.
                         self.spawn_reload(partition);
                     }
@@ -848,9 +990,25 @@ impl LogWriter {
     /// Fails `failed` and every later batch of the partition still in the open segment, and
     /// rewinds the partition to its committed state: nothing above the HW was visible or
     /// acked, so those offsets are simply assigned again.
-    fn rewind(&self, partition: &Arc<Partition>, failed: Vec<PendingBatch>, why: FlushFailure) {
+    ///
+    /// Batches appended before the partition's last rewind (a later flush still uploading
+    /// when an earlier one failed) only fail, with `Rewound`: the partition was rewound
+    /// for them already, and what was appended since is valid. Returns whether it rewound.
+    fn rewind(
+        &self,
+        partition: &Arc<Partition>,
+        failed: Vec<PendingBatch>,
+        why: FlushFailure,
+    ) -> bool {
         let later: Vec<PendingBatch> = {
             let mut state = partition.lock();
+            if failed.first().is_some_and(|b| b.rewinds != state.rewinds) {
+                drop(state);
+                for batch in failed {
+                    batch.finish(Err(FlushFailure::Rewound));
+                }
+                return false;
+            }
             let mut open = self.open.lock().expect("open segment lock");
             let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut open.batches)
                 .into_iter()
@@ -880,6 +1038,37 @@ impl LogWriter {
         for batch in later {
             batch.finish(Err(FlushFailure::Rewound));
         }
+        true
+    }
+
+    /// Fails the groups of `groups` whose partition was rewound since their batches were
+    /// appended (`Rewound`), and returns the others with their chunks.
+    #[allow(clippy::type_complexity)]
+    fn drop_rewound(
+        &self,
+        groups: Vec<(Arc<Partition>, Vec<PendingBatch>)>,
+        chunk_data: Vec<(ChunkMeta, Bytes)>,
+    ) -> (
+        Vec<(Arc<Partition>, Vec<PendingBatch>)>,
+        Vec<(ChunkMeta, Bytes)>,
+    ) {
+        assert_eq!(chunk_data.len(), groups.len(), "one chunk per partition");
+        let mut kept = (
+            Vec::with_capacity(groups.len()),
+            Vec::with_capacity(groups.len()),
+        );
+        for ((partition, list), chunk) in groups.into_iter().zip(chunk_data) {
+            let rewinds = partition.lock().rewinds;
+            if list.first().is_some_and(|b| b.rewinds != rewinds) {
+                for batch in list {
+                    batch.finish(Err(FlushFailure::Rewound));
+                }
+            } else {
+                kept.0.push((partition, list));
+                kept.1.push(chunk);
+            }
+        }
+        kept
     }
 
     /// After a commit whose outcome is unknown, the partition takes no produce until its
@@ -1043,7 +1232,7 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashSet};
 
     use object_store::memory::InMemory;
     use strato_metadata::Txn;
@@ -1057,6 +1246,9 @@ mod tests {
 
     use super::*;
     use crate::log::topics::{Topic, TopicRegistry};
+
+    /// Uploads in flight in these tests: more than one, so pipelining is exercised.
+    const UPLOADS_MAX_TEST: usize = 4;
 
     struct Setup {
         log: Arc<LogWriter>,
@@ -1118,11 +1310,14 @@ mod tests {
         let log = LogWriter::new(
             tier,
             meta.clone(),
-            flush_interval,
-            flush_bytes,
-            1 << 24,
-            Duration::from_secs(86_400),
-            gc_grace,
+            LogWriterConfig {
+                flush_interval,
+                flush_bytes,
+                unflushed_max: 1 << 24,
+                uploads_max: UPLOADS_MAX_TEST,
+                producer_expiration: Duration::from_secs(86_400),
+                gc_grace,
+            },
         );
         let shutdown = CancellationToken::new();
         tokio::spawn(log.clone().run(shutdown.clone()));
@@ -1158,6 +1353,7 @@ mod tests {
             marker: None,
             done: Some(tx),
             permit,
+            rewinds: state.rewinds,
         };
         assert!(log.append_locked(pending, &bytes, |_| {}).is_ok());
         state.next_offset = base + records as i64;
@@ -1204,6 +1400,7 @@ mod tests {
             marker: None,
             done: Some(tx),
             permit,
+            rewinds: state.rewinds,
         };
         assert!(log.append_locked(pending, &bytes, |_| {}).is_ok());
         state.next_offset = last + 1;
@@ -1435,6 +1632,88 @@ mod tests {
         s.shutdown.cancel();
     }
 
+    /// Waits (polling, with a deadline) until `ready` holds.
+    async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !ready() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Goal: a flush uploads while an earlier one is still uploading (pipelined), and
+    /// commits still happen in flush order: the later flush, though uploaded first, is
+    /// acknowledged only after the earlier one commits.
+    /// Method: the first PUT is held until released; the second goes through.
+    #[tokio::test]
+    async fn uploads_overlap_and_commits_keep_flush_order() {
+        let s = setup(2, Duration::from_millis(5), 8 << 20).await;
+        let (p0, p1) = (s.topic.partitions[0].clone(), s.topic.partitions[1].clone());
+        s.store.hold_next_puts(1);
+        let (_, mut a) = append(&s.log, &p0, 2).await;
+        wait_until("first upload held", || s.store.puts_held() == 1).await;
+        let (_, mut b) = append(&s.log, &p1, 3).await;
+        wait_until("second upload done", || s.store.puts_completed() == 1).await;
+        assert!(
+            a.try_recv().is_err() && b.try_recv().is_err(),
+            "nothing acked yet"
+        );
+        assert_eq!((p0.high_watermark(), p1.high_watermark()), (0, 0));
+        s.store.release_held_puts(false);
+        assert_eq!(a.await.unwrap(), Ok(()));
+        assert_eq!(b.await.unwrap(), Ok(()));
+        assert_eq!((p0.high_watermark(), p1.high_watermark()), (2, 3));
+        let objects: HashSet<String> = [&p0, &p1]
+            .iter()
+            .flat_map(|p| {
+                p.lock()
+                    .index
+                    .values()
+                    .map(|e| e.object.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(objects.len(), 2, "two flushes, two objects");
+        s.shutdown.cancel();
+    }
+
+    /// Goal: when a flush's upload fails while a later flush is already uploaded, the
+    /// later flush commits its other partitions but not the failed partition's batches
+    /// (their offsets are given out again): those fail as `Rewound`, nothing of them is
+    /// acknowledged or indexed, and the partition goes on from its high watermark.
+    #[tokio::test]
+    async fn a_failed_upload_fails_the_later_flushes_of_its_partitions_only() {
+        let s = setup(2, Duration::from_millis(5), 8 << 20).await;
+        let (p0, p1) = (s.topic.partitions[0].clone(), s.topic.partitions[1].clone());
+        s.store.hold_next_puts(1);
+        let (_, a) = append(&s.log, &p0, 2).await;
+        wait_until("first upload held", || s.store.puts_held() == 1).await;
+        let (base_b, b) = append(&s.log, &p0, 3).await;
+        let (_, c) = append(&s.log, &p1, 1).await;
+        assert_eq!(base_b, 2);
+        wait_until("later upload done", || s.store.puts_completed() >= 1).await;
+        s.store.release_held_puts(true);
+        assert_eq!(a.await.unwrap(), Err(FlushFailure::Upload));
+        assert_eq!(b.await.unwrap(), Err(FlushFailure::Rewound));
+        assert_eq!(c.await.unwrap(), Ok(()));
+        assert_eq!(p1.high_watermark(), 1);
+        {
+            let state = p0.lock();
+            assert_eq!((state.high_watermark, state.next_offset), (0, 0));
+            assert!(state.index.is_empty(), "nothing of p0 indexed");
+        }
+        let (base_d, d) = append(&s.log, &p0, 4).await;
+        assert_eq!(base_d, 0, "the failed offsets are given out again");
+        assert_eq!(d.await.unwrap(), Ok(()));
+        assert_eq!(p0.high_watermark(), 4);
+        assert_eq!(p0.lock().index.len(), 1);
+        assert_eq!(
+            committed_state(s.meta.as_ref(), &p0).await.high_watermark,
+            4
+        );
+        s.shutdown.cancel();
+    }
+
     /// Goal: an object older than half the GC grace when its upload ends is never
     /// referenced, since garbage collection may already be deleting it: the flush fails
     /// like a failed upload (nothing acknowledged) and works again once uploads are fast.
@@ -1533,11 +1812,14 @@ mod tests {
         let log = LogWriter::new(
             tier,
             meta,
-            Duration::from_secs(3600),
-            1 << 20,
-            4096,
-            Duration::from_secs(86_400),
-            Duration::from_secs(3600),
+            LogWriterConfig {
+                flush_interval: Duration::from_secs(3600),
+                flush_bytes: 1 << 20,
+                unflushed_max: 4096,
+                uploads_max: UPLOADS_MAX_TEST,
+                producer_expiration: Duration::from_secs(86_400),
+                gc_grace: Duration::from_secs(3600),
+            },
         );
         let held = log.reserve(4096).await.unwrap();
         let mut waiting = Box::pin(log.reserve(100));

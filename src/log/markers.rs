@@ -419,6 +419,7 @@ pub(crate) fn append_marker(
         }),
         done: Some(done),
         permit,
+        rewinds: state.rewinds,
     };
     if log.append_locked(pending, &bytes, |_| {}).is_err() {
         return Step::Done; // shutting down: the next leader writes it

@@ -3,12 +3,16 @@
 //! is never acked). Faults are armed at run time: `fail_next_puts(n)` fails the next `n`
 //! PUTs with a retryable-looking error, `fail_puts_after(n)` lets `n` more PUTs through and
 //! fails all later ones (until re-armed), `hang_next_gets(n)` makes the next `n` GETs never
-//! answer (callers' timeouts must cut them off), `set_latency(d)` delays every request and
-//! `set_slow_body(d)` delays every chunk of a GET's body (streamed bodies, as S3's are).
+//! answer (callers' timeouts must cut them off), `set_latency(d)` delays every request,
+//! `set_slow_body(d)` delays every chunk of a GET's body (streamed bodies, as S3's are) and
+//! `hold_next_puts(n)` keeps the next `n` PUTs waiting until `release_held_puts(fail)`
+//! (with `fail`, they fail, and so does every later PUT to their keys: a retried upload
+//! that keeps failing).
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -29,6 +33,19 @@ pub struct FaultyObjectStore {
     puts_seen: AtomicU64,
     latency_micros: AtomicU64,
     body_chunk_delay_micros: AtomicU64,
+    puts_to_hold: AtomicU32,
+    puts_held: AtomicU32,
+    puts_completed: AtomicU64,
+    /// Bumped by each release; a held PUT waits for the next release.
+    releases: tokio::sync::watch::Sender<Release>,
+    /// Keys whose PUTs fail from now on (held PUTs released with `fail`).
+    doomed: Mutex<HashSet<Path>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Release {
+    count: u64,
+    fail: bool,
 }
 
 impl FaultyObjectStore {
@@ -41,7 +58,63 @@ impl FaultyObjectStore {
             puts_seen: AtomicU64::new(0),
             latency_micros: AtomicU64::new(0),
             body_chunk_delay_micros: AtomicU64::new(0),
+            puts_to_hold: AtomicU32::new(0),
+            puts_held: AtomicU32::new(0),
+            puts_completed: AtomicU64::new(0),
+            releases: tokio::sync::watch::Sender::new(Release::default()),
+            doomed: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The next `n` PUTs wait (after `set_latency`'s delay) until `release_held_puts`.
+    pub fn hold_next_puts(&self, n: u32) {
+        self.puts_to_hold.store(n, Ordering::Relaxed);
+    }
+
+    /// Lets every held PUT go on: with `fail`, each fails, and so does every later PUT to
+    /// the same key.
+    pub fn release_held_puts(&self, fail: bool) {
+        self.releases.send_modify(|release| {
+            release.count += 1;
+            release.fail = fail;
+        });
+    }
+
+    /// PUTs waiting for `release_held_puts` now.
+    pub fn puts_held(&self) -> u32 {
+        self.puts_held.load(Ordering::Relaxed)
+    }
+
+    /// PUTs that succeeded so far.
+    pub fn puts_completed(&self) -> u64 {
+        self.puts_completed.load(Ordering::Relaxed)
+    }
+
+    /// Waits at the gate if this PUT is to be held; `Err` if it is released to fail.
+    async fn maybe_hold(&self, location: &Path) -> Result<(), ()> {
+        if !take_one(&self.puts_to_hold) {
+            return Ok(());
+        }
+        let mut releases = self.releases.subscribe();
+        let before = releases.borrow_and_update().count;
+        self.puts_held.fetch_add(1, Ordering::Relaxed);
+        let fail = match releases.wait_for(|release| release.count > before).await {
+            Ok(release) => release.fail,
+            Err(_) => false,
+        };
+        self.puts_held.fetch_sub(1, Ordering::Relaxed);
+        if fail {
+            self.doomed
+                .lock()
+                .expect("doomed lock")
+                .insert(location.clone());
+            return Err(());
+        }
+        Ok(())
+    }
+
+    fn is_doomed(&self, location: &Path) -> bool {
+        self.doomed.lock().expect("doomed lock").contains(location)
     }
 
     /// Delays each chunk of every streamed GET body by `delay` (a slow or congested link).
@@ -121,13 +194,22 @@ impl ObjectStore for FaultyObjectStore {
     ) -> object_store::Result<PutResult> {
         self.puts_seen.fetch_add(1, Ordering::Relaxed);
         self.delay().await;
-        if take_one(&self.put_failures) || !self.put_allowed() {
+        let held_to_fail = self.maybe_hold(location).await.is_err();
+        if held_to_fail
+            || self.is_doomed(location)
+            || take_one(&self.put_failures)
+            || !self.put_allowed()
+        {
             return Err(object_store::Error::Generic {
                 store: "faulty",
                 source: "injected 503 Slow Down".into(),
             });
         }
-        self.inner.put_opts(location, payload, opts).await
+        let result = self.inner.put_opts(location, payload, opts).await;
+        if result.is_ok() {
+            self.puts_completed.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 
     async fn put_multipart_opts(
@@ -237,5 +319,45 @@ mod tests {
         let body = store.get(&path).await.unwrap().bytes().await.unwrap();
         assert_eq!(&body[..], b"v");
         assert!(started.elapsed() >= std::time::Duration::from_millis(20));
+    }
+
+    /// Goal: held PUTs wait for their release; released to fail, they fail and so does
+    /// every later PUT to their keys, while other keys still work.
+    #[tokio::test]
+    async fn held_puts_wait_for_their_release() {
+        let store = Arc::new(FaultyObjectStore::new(Arc::new(InMemory::new())));
+        store.hold_next_puts(1);
+        let held = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .put(&Path::from("a"), PutPayload::from_static(b"v"))
+                    .await
+            }
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while store.puts_held() == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the PUT is held");
+        store
+            .put(&Path::from("b"), PutPayload::from_static(b"v"))
+            .await
+            .expect("PUTs beyond the held ones go through");
+        assert_eq!(store.puts_completed(), 1);
+        assert!(!held.is_finished());
+        store.release_held_puts(true);
+        assert!(held.await.unwrap().is_err());
+        assert!(
+            store
+                .put(&Path::from("a"), PutPayload::from_static(b"v"))
+                .await
+                .is_err(),
+            "a retry of a PUT released to fail fails too"
+        );
+        assert_eq!(store.puts_held(), 0);
+        assert_eq!(store.puts_completed(), 1);
     }
 }
