@@ -32,6 +32,9 @@ const METRICS_BYTES_MAX: u64 = 4 * 1024 * 1024;
 const PROXY_CONNECTIONS_MAX: usize = 256;
 /// Bytes a proxy connection reads (and delays) at a time.
 const PROXY_CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks a proxy connection holds in its delay line (4 MiB per connection): data arriving
+/// faster than that many chunks per latency waits for room.
+const PROXY_CHUNKS_DELAYED_MAX: usize = 64;
 
 /// What `strato serve` is started with, besides free loopback ports.
 #[derive(Debug, Clone)]
@@ -320,9 +323,11 @@ pub(super) fn metric(text: &str, series: &str) -> Option<f64> {
     })
 }
 
-/// A TCP proxy on a free loopback port in front of `target` that delays every chunk a
-/// client sends by a fixed latency (a GET is one chunk, so one delay per request),
-/// emulating a distant object store. Stopped when dropped.
+/// A TCP proxy on a free loopback port in front of `target` that delays what a client
+/// sends by a fixed latency, as a delay line: each chunk goes on `latency` after it
+/// arrived, and chunks in flight do not wait for one another, so a request of any size
+/// costs one latency (plus its transfer), as it does from a distant object store.
+/// Stopped when dropped.
 pub(super) struct LatencyProxy {
     /// `http://127.0.0.1:PORT`, to give the broker as its S3 endpoint.
     pub(super) endpoint: String,
@@ -387,15 +392,27 @@ async fn proxy_connection(
     server.set_nodelay(true).context("set TCP_NODELAY")?;
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
-    let upstream = async {
-        let mut buf = vec![0u8; PROXY_CHUNK_BYTES];
+    let (delayed, mut due) =
+        mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(PROXY_CHUNKS_DELAYED_MAX);
+    let receive = async move {
         loop {
+            let mut buf = vec![0u8; PROXY_CHUNK_BYTES];
             let n = client_read.read(&mut buf).await?;
             if n == 0 {
                 break;
             }
-            tokio::time::sleep(latency).await;
-            server_write.write_all(&buf[..n]).await?;
+            buf.truncate(n);
+            let at = tokio::time::Instant::now() + latency;
+            if delayed.send((at, buf)).await.is_err() {
+                break;
+            }
+        }
+        anyhow::Ok(())
+    };
+    let upstream = async {
+        while let Some((at, chunk)) = due.recv().await {
+            tokio::time::sleep_until(at).await;
+            server_write.write_all(&chunk).await?;
         }
         server_write.shutdown().await
     };
@@ -403,13 +420,52 @@ async fn proxy_connection(
         tokio::io::copy(&mut server_read, &mut client_write).await?;
         client_write.shutdown().await
     };
-    tokio::try_join!(upstream, downstream).context("relay")?;
+    let relay = async { tokio::try_join!(upstream, downstream).map_err(anyhow::Error::from) };
+    tokio::try_join!(receive, relay).context("relay")?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Goal: the latency proxy relays every byte in order both ways, delays what the
+    /// client sends by its latency, and a large request costs one latency, not one per
+    /// chunk (checked loosely: well under the 32 chunk delays a per-chunk delay would add).
+    #[tokio::test]
+    async fn latency_proxy_delays_requests_once_and_keeps_their_bytes() {
+        let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target_addr = target.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = target.accept().await.unwrap();
+            let mut received = Vec::new();
+            conn.read_to_end(&mut received).await.unwrap();
+            let digest = crc32c::crc32c(&received).to_be_bytes();
+            conn.write_all(&digest).await.unwrap();
+            conn.shutdown().await.unwrap();
+            received.len()
+        });
+        let latency = Duration::from_millis(50);
+        let proxy = LatencyProxy::start(target_addr, latency).await.unwrap();
+        let addr = proxy.endpoint.strip_prefix("http://").unwrap().to_string();
+        let request: Vec<u8> = (0..32 * PROXY_CHUNK_BYTES)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let started = tokio::time::Instant::now();
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(&request).await.unwrap();
+        conn.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).await.unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(server.await.unwrap(), request.len());
+        assert_eq!(answer, crc32c::crc32c(&request).to_be_bytes());
+        assert!(elapsed >= latency, "delayed by {elapsed:?}");
+        assert!(
+            elapsed < latency * 16,
+            "a 32-chunk request took {elapsed:?}: delayed per chunk"
+        );
+    }
 
     #[test]
     fn peak_rss_comes_from_vm_hwm() {
