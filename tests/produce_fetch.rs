@@ -36,6 +36,7 @@ async fn hundred_thousand_records_every_codec_survive_restarts() {
         landed.extend(produce_all(&producer, "codecs", &records).await);
     }
     assert_eq!(landed.len(), 100_000);
+    assert_chunk_encodings(&dir.path().join("data"));
     let partitions_used = landed
         .keys()
         .map(|(p, _)| *p)
@@ -55,6 +56,23 @@ async fn hundred_thousand_records_every_codec_survive_restarts() {
     let broker = broker.restart_killed();
     let consumed = consume_all(&broker.bootstrap(), "codecs", 3, landed.len());
     assert_eq!(consumed, landed, "after kill -9");
+}
+
+/// Batches the producer compressed are stored as they came (raw chunks, no zstd pass);
+/// uncompressed ones are zstd-compressed by the broker: both kinds are in the bucket.
+fn assert_chunk_encodings(data_dir: &std::path::Path) {
+    use strato_tiering::segment::{ChunkEncoding, parse_segment_footer};
+    let (mut raw, mut zstd) = (0, 0);
+    for file in common::segment_files(data_dir) {
+        let object = std::fs::read(&file).unwrap();
+        for chunk in parse_segment_footer(&object).unwrap() {
+            match chunk.encoding {
+                ChunkEncoding::Raw => raw += 1,
+                ChunkEncoding::Zstd => zstd += 1,
+            }
+        }
+    }
+    assert!(raw > 0 && zstd > 0, "raw chunks {raw}, zstd chunks {zstd}");
 }
 
 /// Goal: records acknowledged just before kill -9 are there after the restart, and offsets

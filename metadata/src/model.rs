@@ -190,7 +190,7 @@ pub struct IndexEntry {
     pub v: u32,
     /// Object key of the segment, relative to the object store's root.
     pub object: String,
-    /// Byte range of the zstd chunk inside the object.
+    /// Byte range of the chunk inside the object.
     pub byte_offset: u64,
     pub byte_length: u64,
     pub uncompressed_length: u64,
@@ -204,11 +204,19 @@ pub struct IndexEntry {
     /// Absent in entries written before seek tables existed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seek_table_length: u64,
+    /// The chunk is the batches themselves, not zstd (producer-compressed batches are
+    /// stored as they came). Absent (false) in entries of zstd chunks.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub raw: bool,
 }
 record_codec!(IndexEntry);
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// `producers/next_id`: the next producer id not yet handed out in a block.
@@ -553,9 +561,19 @@ mod tests {
             max_timestamp: 1_700_000_000_000,
             record_count: 10,
             seek_table_length: 0,
+            raw: false,
         };
         let bytes = entry.encode();
         assert_eq!(IndexEntry::decode("k", &bytes).unwrap(), entry);
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("raw"),
+            "a zstd entry is written as before raw chunks existed"
+        );
+        let raw = IndexEntry {
+            raw: true,
+            ..entry.clone()
+        };
+        assert_eq!(IndexEntry::decode("k", &raw.encode()).unwrap(), raw);
 
         let mut future = entry.clone();
         future.v = 99;

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use serde_json::{Value, json};
-use strato_tiering::segment::{SegmentDump, dump_segment};
+use strato_tiering::segment::{ChunkEncoding, SegmentDump, dump_segment};
 
 use crate::config::{OutputFormat, SegmentDumpArgs};
 
@@ -55,6 +55,10 @@ fn to_json(dump: &SegmentDump) -> Value {
                 "byte_length": meta.byte_length,
                 "uncompressed_length": meta.uncompressed_length,
                 "seek_table_length": meta.seek_table_length,
+                "encoding": match meta.encoding {
+                    ChunkEncoding::Zstd => "zstd",
+                    ChunkEncoding::Raw => "raw",
+                },
             });
             match &chunk.frames {
                 None => {}

@@ -83,5 +83,6 @@ pub(crate) fn test_entry(
         max_timestamp,
         record_count: (last - base + 1) as u64,
         seek_table_length: 0,
+        raw: false,
     }
 }

@@ -500,6 +500,7 @@ mod tests {
             max_timestamp: 0,
             record_count: 1,
             seek_table_length: 0,
+            raw: false,
         }
     }
 

@@ -4,14 +4,17 @@
 //! "STRSEG01" | chunk 0 | chunk 1 | ... | footer | footer_len: u32 LE | footer_crc32c: u32 LE | "STRSEG01"
 //! chunk  = zstd frame (content size + content checksum) of the concatenated raw record batches
 //!          of ONE partition, ascending offsets
-//!          (or, for a seekable chunk, several such frames and a seek table: see `seek`)
+//!          (or, for a seekable chunk, several such frames and a seek table: see `seek`;
+//!          or, encoding 1, the batches themselves: batches the producer compressed are
+//!          stored as they came, their CRCs checked on read)
 //! footer = version u16 | chunk_count u32 | chunk_count * entry      (all little-endian)
 //! entry  = topic_id [u8; 16] | partition i32 | base_offset i64 | last_offset i64
 //!        | max_timestamp i64 | byte_offset u64 | byte_length u64 | uncompressed_length u64
-//!        | record_count u64 | seek_table_length u64
+//!        | record_count u64 | seek_table_length u64 | encoding u8 (0 zstd, 1 raw)
 //! ```
 //! This is a persisted format: a change means a new footer version and a decoder for the old
-//! one. Version 1 (written before seek tables) has no `seek_table_length`; version 2 adds it.
+//! one. Version 1 (written before seek tables) has no `seek_table_length`; version 2 adds it;
+//! version 3 adds `encoding` (older chunks are all zstd).
 //! `footer_crc32c` is CRC-32C over the footer bytes.
 
 use strato_metadata::model::{IndexEntry, Offset, RECORD_FORMAT_V1, TopicPartition};
@@ -21,19 +24,58 @@ use super::SegmentError;
 
 /// First and last eight bytes of every segment object.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"STRSEG01";
-/// Footer format written by this code (version 1 is still read).
-pub const FOOTER_VERSION: u16 = 2;
+/// Footer format written by this code (versions 1 and 2 are still read).
+pub const FOOTER_VERSION: u16 = 3;
 /// `footer_len` + `footer_crc32c` + closing magic.
 pub const TRAILER_LEN: usize = 4 + 4 + SEGMENT_MAGIC.len();
 /// `version` + `chunk_count`.
 pub(crate) const FOOTER_PREFIX_LEN: usize = 2 + 4;
-/// One footer entry per chunk (version 2).
-pub(crate) const FOOTER_ENTRY_LEN: usize = 16 + 4 + 8 * 8;
-/// One footer entry per chunk in version 1 footers.
+/// One footer entry per chunk (version 3).
+pub(crate) const FOOTER_ENTRY_LEN: usize = 16 + 4 + 8 * 8 + 1;
+/// One footer entry per chunk in version 2 footers (no encoding).
+const FOOTER_ENTRY_LEN_V2: usize = 16 + 4 + 8 * 8;
+/// One footer entry per chunk in version 1 footers (no seek table length either).
 const FOOTER_ENTRY_LEN_V1: usize = 16 + 4 + 8 * 7;
 /// The smallest object: magics, an empty footer and the trailer.
 pub(crate) const SEGMENT_LEN_MIN: usize = SEGMENT_MAGIC.len() + FOOTER_PREFIX_LEN + TRAILER_LEN;
-const _: () = assert!(FOOTER_ENTRY_LEN == 84 && FOOTER_ENTRY_LEN_V1 == 76);
+const _: () =
+    assert!(FOOTER_ENTRY_LEN == 85 && FOOTER_ENTRY_LEN_V2 == 84 && FOOTER_ENTRY_LEN_V1 == 76);
+
+/// How a chunk's batches are stored in the object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChunkEncoding {
+    /// zstd frame(s) with content checksums (the frames' checksums vouch for the batches).
+    #[default]
+    Zstd,
+    /// The batches as they are: chosen when the producer already compressed (nearly) all
+    /// of them, where a zstd pass costs CPU and saves next to nothing. Batch CRCs are
+    /// checked on read.
+    Raw,
+}
+
+impl ChunkEncoding {
+    fn code(self) -> u8 {
+        match self {
+            Self::Zstd => 0,
+            Self::Raw => 1,
+        }
+    }
+
+    fn from_code(code: u8) -> Result<Self, SegmentError> {
+        match code {
+            0 => Ok(Self::Zstd),
+            1 => Ok(Self::Raw),
+            _ => Err(SegmentError::corrupt(format!(
+                "unknown chunk encoding {code}"
+            ))),
+        }
+    }
+
+    /// The encoding an index entry records.
+    pub fn of_entry(entry: &IndexEntry) -> Self {
+        if entry.raw { Self::Raw } else { Self::Zstd }
+    }
+}
 
 /// Largest uncompressed chunk a writer produces and a reader accepts. Decoding allocates the
 /// expected length up front, so this bounds the memory a corrupt footer or index entry can
@@ -59,6 +101,7 @@ pub struct ChunkMeta {
     pub record_count: u64,
     /// Bytes of the seek table at the end of the chunk (0: one zstd frame, no table).
     pub seek_table_length: u64,
+    pub encoding: ChunkEncoding,
 }
 
 impl ChunkMeta {
@@ -75,6 +118,7 @@ impl ChunkMeta {
             max_timestamp: self.max_timestamp,
             record_count: self.record_count,
             seek_table_length: self.seek_table_length,
+            raw: self.encoding == ChunkEncoding::Raw,
         }
     }
 }
@@ -87,6 +131,7 @@ pub struct ExpectedChunk {
     pub max_timestamp: i64,
     pub uncompressed_length: u64,
     pub record_count: u64,
+    pub encoding: ChunkEncoding,
 }
 
 impl From<&ChunkMeta> for ExpectedChunk {
@@ -97,6 +142,7 @@ impl From<&ChunkMeta> for ExpectedChunk {
             max_timestamp: meta.max_timestamp,
             uncompressed_length: meta.uncompressed_length,
             record_count: meta.record_count,
+            encoding: meta.encoding,
         }
     }
 }
@@ -109,6 +155,7 @@ impl From<&IndexEntry> for ExpectedChunk {
             max_timestamp: entry.max_timestamp,
             uncompressed_length: entry.uncompressed_length,
             record_count: entry.record_count,
+            encoding: ChunkEncoding::of_entry(entry),
         }
     }
 }
@@ -130,6 +177,7 @@ pub(crate) fn encode_footer(chunks: &[ChunkMeta]) -> Vec<u8> {
         out.extend_from_slice(&chunk.uncompressed_length.to_le_bytes());
         out.extend_from_slice(&chunk.record_count.to_le_bytes());
         out.extend_from_slice(&chunk.seek_table_length.to_le_bytes());
+        out.push(chunk.encoding.code());
     }
     debug_assert_eq!(
         out.len(),
@@ -154,6 +202,10 @@ impl<'a> FieldReader<'a> {
         out.copy_from_slice(&self.bytes[self.position..self.position + N]);
         self.position += N;
         out
+    }
+
+    pub(crate) fn u8(&mut self) -> u8 {
+        u8::from_le_bytes(self.array())
     }
 
     pub(crate) fn u16(&mut self) -> u16 {
@@ -190,6 +242,7 @@ pub(crate) fn decode_footer(footer: &[u8]) -> Result<Vec<ChunkMeta>, SegmentErro
     let version = reader.u16();
     let entry_len = match version {
         1 => FOOTER_ENTRY_LEN_V1,
+        2 => FOOTER_ENTRY_LEN_V2,
         FOOTER_VERSION => FOOTER_ENTRY_LEN,
         _ => {
             return Err(SegmentError::corrupt(format!(
@@ -219,6 +272,11 @@ pub(crate) fn decode_footer(footer: &[u8]) -> Result<Vec<ChunkMeta>, SegmentErro
             uncompressed_length: reader.u64(),
             record_count: reader.u64(),
             seek_table_length: if version == 1 { 0 } else { reader.u64() },
+            encoding: if version < 3 {
+                ChunkEncoding::Zstd
+            } else {
+                ChunkEncoding::from_code(reader.u8())?
+            },
         });
     }
     Ok(chunks)
@@ -271,11 +329,24 @@ mod tests {
             uncompressed_length: 300,
             record_count: 10,
             seek_table_length: 0,
+            encoding: ChunkEncoding::Zstd,
         };
-        let v2 = encode_footer(&[meta]);
+        let v3 = encode_footer(&[meta]);
+        assert_eq!(decode_footer(&v3).unwrap(), vec![meta]);
+        let raw = ChunkMeta {
+            encoding: ChunkEncoding::Raw,
+            ..meta
+        };
+        assert_eq!(decode_footer(&encode_footer(&[raw])).unwrap(), vec![raw]);
+        let mut unknown = encode_footer(&[raw]);
+        *unknown.last_mut().unwrap() = 7;
+        assert!(decode_footer(&unknown).is_err(), "unknown encoding");
+        // Version 2: the same entry without its encoding (zstd).
+        let mut v2 = v3[..v3.len() - 1].to_vec();
+        v2[..2].copy_from_slice(&2u16.to_le_bytes());
         assert_eq!(decode_footer(&v2).unwrap(), vec![meta]);
-        // Version 1: the same entry without its last field.
-        let mut v1 = v2[..v2.len() - 8].to_vec();
+        // Version 1: without its seek table length either.
+        let mut v1 = v3[..v3.len() - 9].to_vec();
         v1[..2].copy_from_slice(&1u16.to_le_bytes());
         assert_eq!(decode_footer(&v1).unwrap(), vec![meta]);
         v1[..2].copy_from_slice(&3u16.to_le_bytes());

@@ -15,7 +15,8 @@ mod writer;
 // The files split the work; callers see one path per item, `strato_tiering::segment::X`.
 pub use dump::{ChunkDump, SegmentDump, dump_segment};
 pub use format::{
-    CHUNK_UNCOMPRESSED_MAX, ChunkMeta, ExpectedChunk, FOOTER_VERSION, SEGMENT_MAGIC, TRAILER_LEN,
+    CHUNK_UNCOMPRESSED_MAX, ChunkEncoding, ChunkMeta, ExpectedChunk, FOOTER_VERSION, SEGMENT_MAGIC,
+    TRAILER_LEN,
 };
 pub use reader::{decode_chunk, parse_segment_footer};
 pub use seek::{FrameMeta, SEEK_TABLE_BYTES_MAX, decode_seek_table};

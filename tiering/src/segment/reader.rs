@@ -10,10 +10,12 @@ use bytes::Bytes;
 
 use super::SegmentError;
 use super::format::{
-    CHUNK_UNCOMPRESSED_MAX, ChunkMeta, ExpectedChunk, SEGMENT_LEN_MIN, SEGMENT_MAGIC, TRAILER_LEN,
-    decode_footer, decode_trailer,
+    CHUNK_UNCOMPRESSED_MAX, ChunkEncoding, ChunkMeta, ExpectedChunk, SEGMENT_LEN_MIN,
+    SEGMENT_MAGIC, TRAILER_LEN, decode_footer, decode_trailer,
 };
-use crate::batch::{BATCH_HEADER_LEN, validate_decompressed_batches};
+use crate::batch::{
+    BATCH_HEADER_LEN, BatchHeader, validate_decompressed_batches, validate_stored_batches,
+};
 
 /// Parses the footer of a whole segment object and checks it against the object: both
 /// magics, footer length and CRC, and that every chunk lies between the opening magic and
@@ -94,6 +96,11 @@ fn check_chunk_meta(
     {
         return fail("implausible seek table length");
     }
+    if chunk.encoding == ChunkEncoding::Raw
+        && (chunk.byte_length != chunk.uncompressed_length || chunk.seek_table_length != 0)
+    {
+        return fail("raw chunk whose stored and batch lengths differ, or with a seek table");
+    }
     Ok(())
 }
 
@@ -104,7 +111,8 @@ fn has_content_checksum(frame: &[u8]) -> bool {
     frame.len() > 4 && frame[..4] == ZSTD_MAGIC && frame[4] & CHECKSUM_FLAG != 0
 }
 
-/// Decompresses one chunk and checks it is what `expected` says: exactly
+/// Decompresses one chunk (a raw chunk is taken as it is, its batch CRCs checked) and
+/// checks it is what `expected` says: exactly
 /// `uncompressed_length` bytes of whole valid batches (their CRCs vouched for by the zstd
 /// content checksum, see [`validate_decompressed_batches`]) with ascending offsets,
 /// from `base_offset` to `last_offset`, `record_count` records and `max_timestamp`.
@@ -118,14 +126,17 @@ pub fn decode_chunk(compressed: &[u8], expected: &ExpectedChunk) -> Result<Bytes
             expected.uncompressed_length
         )));
     }
+    let expected_len =
+        usize::try_from(expected.uncompressed_length).expect("bounded by CHUNK_UNCOMPRESSED_MAX");
+    if expected.encoding == ChunkEncoding::Raw {
+        return decode_raw_chunk(compressed, expected, expected_len);
+    }
     if !has_content_checksum(compressed) {
         // Batch CRCs are not recomputed below: the frame's checksum must vouch for them.
         return Err(SegmentError::corrupt(
             "chunk is not a zstd frame with a content checksum",
         ));
     }
-    let expected_len =
-        usize::try_from(expected.uncompressed_length).expect("bounded by CHUNK_UNCOMPRESSED_MAX");
     // One spare byte: a chunk that decompresses to more than expected fills it (or overflows
     // the buffer, which zstd reports as an error) instead of passing as the right length.
     let data = zstd::bulk::decompress(compressed, expected_len + 1)
@@ -138,10 +149,35 @@ pub fn decode_chunk(compressed: &[u8], expected: &ExpectedChunk) -> Result<Bytes
     }
     let headers = validate_decompressed_batches(&data, usize::MAX)
         .map_err(|err| SegmentError::corrupt(format!("chunk holds invalid batches: {err}")))?;
+    check_batches(&headers, expected)?;
+    Ok(Bytes::from(data))
+}
+
+/// A raw chunk (the batches themselves): no checksum covers them but their own CRCs, so
+/// those are checked.
+fn decode_raw_chunk(
+    stored: &[u8],
+    expected: &ExpectedChunk,
+    expected_len: usize,
+) -> Result<Bytes, SegmentError> {
+    if stored.len() != expected_len {
+        return Err(SegmentError::corrupt(format!(
+            "raw chunk is {} bytes, expected {expected_len}",
+            stored.len()
+        )));
+    }
+    let headers = validate_stored_batches(stored, usize::MAX)
+        .map_err(|err| SegmentError::corrupt(format!("chunk holds invalid batches: {err}")))?;
+    check_batches(&headers, expected)?;
+    Ok(Bytes::copy_from_slice(stored))
+}
+
+/// Checks that a chunk's batches ascend and hold what `expected` says.
+fn check_batches(headers: &[BatchHeader], expected: &ExpectedChunk) -> Result<(), SegmentError> {
     let mut record_count = 0u64;
     let mut max_timestamp = i64::MIN;
     let mut previous_last: Option<i64> = None;
-    for header in &headers {
+    for header in headers {
         if let Some(previous_last) = previous_last
             && header.base_offset <= previous_last
         {
@@ -151,7 +187,7 @@ pub fn decode_chunk(compressed: &[u8], expected: &ExpectedChunk) -> Result<Bytes
             )));
         }
         previous_last = Some(header.last_offset());
-        // validate_decompressed_batches checked that every count is positive.
+        // The batch validation checked that every count is positive.
         record_count += header.records_count.unsigned_abs() as u64;
         max_timestamp = max_timestamp.max(header.max_timestamp);
     }
@@ -175,7 +211,7 @@ pub fn decode_chunk(compressed: &[u8], expected: &ExpectedChunk) -> Result<Bytes
             expected.max_timestamp
         )));
     }
-    Ok(Bytes::from(data))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -225,6 +261,72 @@ mod tests {
             inputs.push((partition, batches.concat()));
         }
         (builder.finish().unwrap(), inputs)
+    }
+
+    /// Goal: a chunk of producer-compressed batches is stored as it came (no zstd pass,
+    /// flagged raw in the footer) and reads back byte for byte; a chunk of mostly plain
+    /// batches is still zstd; a flipped byte in a raw chunk is caught by the batch CRCs.
+    #[test]
+    fn producer_compressed_chunks_are_stored_raw_and_checked_on_read() {
+        const LZ4: i16 = 3;
+        let compressed: Vec<u8> = [0, 5, 9]
+            .iter()
+            .flat_map(|&base| {
+                build_batch(&BatchSpec {
+                    base_offset: base,
+                    records: if base == 0 { 5 } else { 4 },
+                    attributes: LZ4,
+                    value_len: 300,
+                    ..BatchSpec::default()
+                })
+            })
+            .collect();
+        let mut mixed = simple_batch(0, 20);
+        mixed.extend(build_batch(&BatchSpec {
+            base_offset: 20,
+            records: 1,
+            attributes: LZ4,
+            ..BatchSpec::default()
+        }));
+        let mut builder = SegmentBuilder::new(3);
+        builder.add_chunk(tp(1, 0), &[Bytes::from(compressed.clone())]);
+        builder.add_chunk(tp(1, 1), &[Bytes::from(mixed.clone())]);
+        let built = builder.finish().unwrap();
+        let chunks = parse_segment_footer(&built.bytes).unwrap();
+        assert_eq!(chunks, built.chunks);
+        assert_eq!(chunks[0].encoding, ChunkEncoding::Raw);
+        assert_eq!(chunks[1].encoding, ChunkEncoding::Zstd);
+        let range =
+            |c: &ChunkMeta| c.byte_offset as usize..(c.byte_offset + c.byte_length) as usize;
+        let stored = &built.bytes[range(&chunks[0])];
+        assert_eq!(stored, &compressed[..], "stored as it came");
+        let entry = chunks[0].to_index_entry("segments/00/x.seg");
+        assert!(entry.raw);
+        let expected = ExpectedChunk::from(&entry);
+        assert_eq!(
+            &decode_chunk(stored, &expected).unwrap()[..],
+            &compressed[..]
+        );
+        assert_eq!(
+            &decode_chunk(
+                &built.bytes[range(&chunks[1])],
+                &ExpectedChunk::from(&chunks[1])
+            )
+            .unwrap()[..],
+            &mixed[..]
+        );
+        let mut flipped = stored.to_vec();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x01;
+        assert!(matches!(
+            decode_chunk(&flipped, &expected),
+            Err(SegmentError::Corrupt { .. })
+        ));
+        let as_zstd = ExpectedChunk {
+            encoding: ChunkEncoding::Zstd,
+            ..expected
+        };
+        assert!(decode_chunk(stored, &as_zstd).is_err(), "not a zstd frame");
     }
 
     #[test]

@@ -19,7 +19,7 @@
 use strato_metadata::model::{IndexEntry, Offset};
 
 use super::SegmentError;
-use super::format::{CHUNK_UNCOMPRESSED_MAX, ExpectedChunk, FieldReader};
+use super::format::{CHUNK_UNCOMPRESSED_MAX, ChunkEncoding, ExpectedChunk, FieldReader};
 use crate::batch::BATCH_HEADER_LEN;
 
 /// zstd skippable frame magic used for seek tables (any of 0x184D2A50..=0x184D2A5F is
@@ -59,6 +59,7 @@ impl From<&FrameMeta> for ExpectedChunk {
             max_timestamp: frame.max_timestamp,
             uncompressed_length: frame.uncompressed_length,
             record_count: frame.record_count,
+            encoding: ChunkEncoding::Zstd,
         }
     }
 }

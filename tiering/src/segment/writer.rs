@@ -11,10 +11,24 @@ use zstd::zstd_safe::CParameter;
 
 use super::SegmentError;
 use super::format::{
-    CHUNK_UNCOMPRESSED_MAX, ChunkMeta, SEGMENT_MAGIC, encode_footer, encode_trailer,
+    CHUNK_UNCOMPRESSED_MAX, ChunkEncoding, ChunkMeta, SEGMENT_MAGIC, encode_footer, encode_trailer,
 };
 use super::seek::{FrameMeta, encode_seek_table};
-use crate::batch::{iter_batches, validate_stored_batches};
+use crate::batch::{BatchHeader, iter_batches, validate_stored_batches};
+
+/// A chunk whose bytes are at least this share (in percent) of producer-compressed batches
+/// is stored raw: zstd would spend CPU to gain next to nothing on them.
+const RAW_WHEN_COMPRESSED_PERCENT: u64 = 90;
+
+/// Whether batches the producer compressed make up (nearly) all of a chunk.
+fn mostly_compressed(headers: &[BatchHeader], chunk_len: usize) -> bool {
+    let compressed: u64 = headers
+        .iter()
+        .filter(|h| h.compression() != 0)
+        .map(|h| h.total_len() as u64)
+        .sum();
+    compressed * 100 >= chunk_len as u64 * RAW_WHEN_COMPRESSED_PERCENT
+}
 
 /// One partition's batches waiting for `finish`.
 #[derive(Debug)]
@@ -224,7 +238,11 @@ impl SegmentBuilder {
                 .map(|frame_bytes| split_frames(&data, frame_bytes))
                 .unwrap_or_default();
             let mut seek_table_length = 0;
-            if frames.len() > 1 {
+            let mut encoding = ChunkEncoding::Zstd;
+            if frames.len() <= 1 && mostly_compressed(&headers, data.len()) {
+                encoding = ChunkEncoding::Raw;
+                object.extend_from_slice(&data);
+            } else if frames.len() > 1 {
                 let mut metas = Vec::with_capacity(frames.len());
                 for (range, mut meta) in frames {
                     let frame_start = object.len();
@@ -249,6 +267,7 @@ impl SegmentBuilder {
                 uncompressed_length: pending.uncompressed_length,
                 record_count: pending.record_count,
                 seek_table_length,
+                encoding,
             });
             uncompressed.push(data);
         }
