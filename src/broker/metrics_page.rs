@@ -24,6 +24,9 @@ pub fn render(ctx: &BrokerCtx) -> String {
     ctx.metrics.security.render(&mut out);
     render_transactions(&mut out, ctx);
     render_authorization(&mut out, ctx);
+    if let Some(process) = crate::metrics::process::ProcessSnapshot::read() {
+        process.render(&mut out);
+    }
     out.finish()
 }
 

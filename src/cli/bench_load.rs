@@ -8,7 +8,8 @@
 //! while the last one is decoded); e2e, a paced producer while one long-polling consumer per
 //! partition reads every record's send time out of its value. Around each phase the broker's
 //! CPU time (its own: `/proc/<pid>/stat`; a running one: `process_cpu_seconds_total` of
-//! `/metrics`, if there), peak RSS (its own: VmHWM, reset at the start of the phase),
+//! `/metrics`, if there), peak RSS (its own: VmHWM, reset at the start of the phase; a
+//! running one: `strato_process_peak_resident_memory_bytes`, its peak since it started),
 //! object-store PUTs and GETs (`/metrics`) and this process's own CPU time are read. A
 //! benchmark reports; nothing here asserts speed.
 
@@ -38,6 +39,8 @@ const PUTS_SERIES: &str = "strato_object_store_requests_total{operation=\"put\"}
 const GETS_SERIES: &str = "strato_object_store_requests_total{operation=\"get\"}";
 /// The Prometheus client libraries' standard process metric.
 const CPU_SERIES: &str = "process_cpu_seconds_total";
+/// Strato's peak resident memory (VmHWM) since the broker started.
+const PEAK_RSS_SERIES: &str = "strato_process_peak_resident_memory_bytes";
 
 /// What one phase cost; `None` where it cannot be measured.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -55,6 +58,8 @@ pub(super) struct PhaseCost {
 #[derive(Debug, Clone, Copy, Default)]
 struct Reading {
     broker_cpu_seconds: Option<f64>,
+    /// A running broker's peak RSS since it started (`/metrics`), if it exposes it.
+    broker_peak_rss_bytes: Option<u64>,
     puts: Option<u64>,
     gets: Option<u64>,
     client_cpu_seconds: f64,
@@ -167,6 +172,7 @@ impl Target {
         };
         Ok(Reading {
             broker_cpu_seconds,
+            broker_peak_rss_bytes: series(PEAK_RSS_SERIES).map(|v| v as u64),
             puts: series(PUTS_SERIES).map(|v| v as u64),
             gets: series(GETS_SERIES).map(|v| v as u64),
             client_cpu_seconds: process_cpu_seconds("self", self.clock_ticks_per_second).await?,
@@ -187,7 +193,8 @@ impl Target {
         let end = self.reading().await?;
         let broker_peak_rss_bytes = match &self.broker {
             TargetBroker::Own(own) => Some(own.process.peak_rss_bytes().await?),
-            TargetBroker::Remote { .. } => None,
+            // Not reset per phase: the peak since the broker started.
+            TargetBroker::Remote { .. } => end.broker_peak_rss_bytes,
         };
         let delta = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
         // Rounded to microseconds: the readings are whole clock ticks.

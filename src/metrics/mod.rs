@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 pub mod metadata_store;
+pub mod process;
 pub mod requests;
 pub mod security;
 
