@@ -23,8 +23,8 @@ use bytes::{Bytes, BytesMut};
 use strato_metadata::model::{IndexEntry, Offset, PartitionStateRecord, TopicPartition};
 use strato_metadata::{MetadataError, MetadataStore, keys};
 use strato_metrics::{Histogram, HistogramSnapshot};
+use strato_tiering::Tier;
 use strato_tiering::segment::{ChunkMeta, SegmentBuilder};
-use strato_tiering::{Tier, TieringError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -129,18 +129,23 @@ struct TakenSegment {
     chunks: HashMap<TopicPartition, BytesMut>,
 }
 
-/// A flush whose segment is built and uploading (or uploaded), waiting for its turn to
+/// A flush whose segment is being built and uploaded (or is), waiting for its turn to
 /// commit.
 struct InFlight {
     key: String,
     /// Each partition's batches in offset order, in the segment's chunk order.
     groups: Vec<(Arc<Partition>, Vec<PendingBatch>)>,
+    started: Instant,
+    /// The build-and-upload task until its outcome is taken into `uploaded`.
+    upload: Option<JoinHandle<Result<Uploaded, String>>>,
+    uploaded: Option<Result<Uploaded, String>>,
+}
+
+/// What a flush's task hands its commit: each chunk's footer entry and batches (for the
+/// cache), and the object's size.
+struct Uploaded {
     chunk_data: Vec<(ChunkMeta, Bytes)>,
     object_bytes: usize,
-    started: Instant,
-    /// The upload task until its outcome is taken into `uploaded`.
-    upload: Option<JoinHandle<Result<(), TieringError>>>,
-    uploaded: Option<Result<(), String>>,
 }
 
 impl InFlight {
@@ -148,7 +153,7 @@ impl InFlight {
         self.uploaded.is_some() || self.upload.as_ref().is_none_or(|u| u.is_finished())
     }
 
-    async fn take_outcome(&mut self) -> Result<(), String> {
+    async fn take_outcome(&mut self) -> Result<Uploaded, String> {
         if let Some(upload) = self.upload.take() {
             self.uploaded = Some(upload_outcome(upload.await));
         }
@@ -159,13 +164,36 @@ impl InFlight {
 }
 
 fn upload_outcome(
-    joined: Result<Result<(), TieringError>, tokio::task::JoinError>,
-) -> Result<(), String> {
-    match joined {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => Err(format!("{err:#}")),
-        Err(err) => Err(format!("upload task failed: {err}")),
-    }
+    joined: Result<Result<Uploaded, String>, tokio::task::JoinError>,
+) -> Result<Uploaded, String> {
+    joined.unwrap_or_else(|err| Err(format!("flush task failed: {err}")))
+}
+
+/// Builds the segment object of `inputs` (in the blocking pool) and uploads it as `key`.
+async fn build_and_upload(
+    tier: Arc<Tier>,
+    key: String,
+    inputs: Vec<(TopicPartition, BytesMut)>,
+) -> Result<Uploaded, String> {
+    let built = tokio::task::spawn_blocking(move || {
+        let mut builder = SegmentBuilder::new(ZSTD_LEVEL);
+        for (tp, chunk) in inputs {
+            builder.add_chunk(tp, std::slice::from_ref(&fit(chunk)));
+        }
+        builder.finish()
+    })
+    .await
+    .map_err(|err| format!("segment build failed: {err}"))?
+    // Batches were validated on the way in, so this is a bug; the flush fails like a
+    // failed upload (nothing acknowledged).
+    .map_err(|err| format!("failed to build a segment from validated batches: {err:#}"))?;
+    tier.upload(&key, built.bytes.clone())
+        .await
+        .map_err(|err| format!("{err:#}"))?;
+    Ok(Uploaded {
+        chunk_data: built.chunk_data(),
+        object_bytes: built.bytes.len(),
+    })
 }
 
 /// Waits for the oldest in-flight upload to end (forever when there is none), keeping its
@@ -796,33 +824,15 @@ impl LogWriter {
                 *estimate = chunk.len().max(*estimate / 4 * 3);
             }
         }
-        let built = tokio::task::spawn_blocking(move || {
-            let mut builder = SegmentBuilder::new(ZSTD_LEVEL);
-            for (tp, chunk) in inputs {
-                builder.add_chunk(tp, std::slice::from_ref(&fit(chunk)));
-            }
-            builder.finish()
-        })
-        .await
-        .expect("segment build does not panic");
-        let built = match built {
-            Ok(built) => built,
-            Err(err) => {
-                // Batches were validated on the way in, so this is a bug.
-                panic!("failed to build a segment from validated batches: {err:#}");
-            }
-        };
         let key = strato_tiering::keys::new_segment_key();
-        let tier = self.tier.clone();
-        let (upload_key, bytes) = (key.clone(), built.bytes.clone());
-        let upload = tokio::spawn(async move { tier.upload(&upload_key, bytes).await });
+        // Built and uploaded in a task: several flushes build and upload at once, and
+        // this loop goes on taking and committing meanwhile.
+        let upload = tokio::spawn(build_and_upload(self.tier.clone(), key.clone(), inputs));
         self.uploads_in_flight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         in_flight.push_back(InFlight {
             key,
             groups,
-            chunk_data: built.chunk_data(),
-            object_bytes: built.bytes.len(),
             started,
             upload: Some(upload),
             uploaded: None,
@@ -832,38 +842,32 @@ impl LogWriter {
     /// Commits a flush whose upload ended: one fenced transaction per partition, then high
     /// watermarks move and producers get their answers. Partitions rewound since their
     /// batches were appended fail them (`Rewound`) without a commit.
-    async fn commit_flush(&self, flight: InFlight, uploaded: Result<(), String>) {
+    async fn commit_flush(&self, flight: InFlight, uploaded: Result<Uploaded, String>) {
         self.uploads_in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let InFlight {
             key,
             groups,
-            chunk_data,
-            object_bytes,
             started,
             ..
         } = flight;
-        if let Err(err) = uploaded {
-            self.failed_flushes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::error!(segment = %key, "failed to upload segment: {err}");
-            for (partition, list) in groups {
-                self.rewind(&partition, list, FlushFailure::Upload);
+        let Uploaded {
+            chunk_data,
+            object_bytes,
+        } = match uploaded {
+            Ok(uploaded) => uploaded,
+            Err(err) => {
+                self.fail_upload(&key, groups, &err);
+                return;
             }
-            self.notify_commit();
-            return;
-        }
-
+        };
         if let Some(age_ms) = self.too_old_to_reference(&key) {
             // Garbage collection may already delete an object this old: fail the flush as
             // if the upload had failed (nothing acknowledged; producers retry).
-            self.failed_flushes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::error!(segment = %key, age_ms, "segment upload took more than half the GC grace period; not committed");
-            for (partition, list) in groups {
-                self.rewind(&partition, list, FlushFailure::Upload);
-            }
-            self.notify_commit();
+            let why = format!(
+                "the object is {age_ms} ms old, more than half the GC grace period; not committed"
+            );
+            self.fail_upload(&key, groups, &why);
             return;
         }
 
@@ -985,6 +989,18 @@ impl LogWriter {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "segment flushed"
         );
+    }
+
+    /// A flush whose build or upload failed: nothing of it is acknowledged, its partitions
+    /// rewind.
+    fn fail_upload(&self, key: &str, groups: Vec<(Arc<Partition>, Vec<PendingBatch>)>, err: &str) {
+        self.failed_flushes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(segment = %key, "failed to upload segment: {err}");
+        for (partition, list) in groups {
+            self.rewind(&partition, list, FlushFailure::Upload);
+        }
+        self.notify_commit();
     }
 
     /// Fails `failed` and every later batch of the partition still in the open segment, and
