@@ -151,6 +151,16 @@ fn render_storage(out: &mut Encoder, ctx: &BrokerCtx) {
         &[
             (&[("kind", "singleflight_wait")], tier.singleflight_waits),
             (&[("kind", "read_ahead")], tier.prefetches),
+            (&[("kind", "whole_object_wait")], tier.whole_object_waits),
+        ],
+    );
+    out.simple(
+        "strato_whole_object_reads_total",
+        "counter",
+        "Flush objects read whole by one GET on a cache miss, and the chunks of theirs cached besides the one asked for.",
+        &[
+            (&[("kind", "object")], tier.whole_object_reads),
+            (&[("kind", "extra_chunk")], tier.whole_object_chunks),
         ],
     );
     out.simple(
