@@ -108,7 +108,9 @@ pub struct TierConfig {
     /// objects are at most about `--flush-bytes`; compacted ones are far larger.
     pub whole_object_bytes_max: u64,
     /// Whole-object reads in flight at once (each holds up to `whole_object_bytes_max`
-    /// compressed bytes and its decoded chunks); more wait for a slot.
+    /// compressed bytes and one decoded chunk outside the cache); more wait for a slot.
+    /// Several, so that a fast reader is not held to one object GET at a time (S3 serves
+    /// one GET stream at around 100 MB/s).
     pub whole_object_reads_max: usize,
     /// Objects larger than this are uploaded in parts (S3 multipart upload).
     pub multipart_threshold_bytes: usize,
@@ -122,12 +124,14 @@ pub struct TierConfig {
 pub const WHOLE_OBJECT_BYTES_MAX_DEFAULT: u64 = 16 * 1024 * 1024;
 
 /// Most decoded bytes of the other chunks one whole-object read decodes and caches: at most
-/// this, and at most a sixteenth of the cache's memory tier, so that the
-/// `whole_object_reads_max` (4) reads in flight together never hold more than a quarter of
-/// the cache in chunks not yet cached, and what they cache is not evicted by itself before
-/// readers ask for it. Chunks past the budget are read by range when asked for.
+/// this, and at most an eighth of the cache's memory tier, so that the
+/// `whole_object_reads_max` (4) reads in flight together claim at most half of the cache
+/// and what one caches is not evicted by the others before readers ask for it. Chunks past
+/// the budget are read by range when asked for. Decoded chunks are cached one by one as
+/// they are decoded, so a read holds its compressed object and one decoded chunk outside
+/// the cache.
 const WHOLE_OBJECT_DECODED_BYTES_MAX: u64 = 64 * 1024 * 1024;
-const WHOLE_OBJECT_CACHE_SHARE: u64 = 16;
+const WHOLE_OBJECT_CACHE_SHARE: u64 = 8;
 
 /// S3's smallest part of a multipart upload (except the last one).
 const S3_MULTIPART_PART_MIN: usize = 5 * 1024 * 1024;

@@ -121,17 +121,19 @@ impl Tier {
         // The footer's CRC covers only the footer (84 bytes a chunk): cheap enough here.
         let footer = parse_segment_footer(&object).map_err(|err| corrupt(err.to_string()))?;
         check_in_footer(&footer, span).map_err(corrupt)?;
-        let pieces = self.pieces_to_decode(&span.object, &footer, span);
-        let decoded = tokio::task::spawn_blocking(move || decode_pieces(&object, &pieces))
-            .await
-            .map_err(|err| join_error("decode chunks", err))?;
-        let mut decoded = decoded.into_iter();
-        let (_, wanted) = decoded.next().expect("the wanted chunk is decoded first");
-        let data = wanted.map_err(|err| corrupt(err.to_string()))?;
+        let mut pieces = self
+            .pieces_to_decode(&span.object, &footer, span)
+            .into_iter();
+        let wanted = pieces.next().expect("the wanted chunk is decoded first");
+        let data = decode_piece(&object, wanted)
+            .await?
+            .map_err(|err| corrupt(err.to_string()))?;
         self.cache
             .insert(&span.object, span.byte_offset, data.clone());
-        self.cache_others(&span.object, decoded);
         self.whole_object_reads.fetch_add(1, Ordering::Relaxed);
+        for piece in pieces {
+            self.cache_other(&span.object, &object, piece).await?;
+        }
         Ok(Some(data))
     }
 
@@ -162,28 +164,29 @@ impl Tier {
         pieces
     }
 
-    /// Caches the other chunks of a whole read; one that does not decode is left out (a
-    /// reader of it reads it by range and gets the error there).
-    fn cache_others(
+    /// Decodes and caches another chunk of a whole read; one that does not decode is left
+    /// out (a reader of it reads it by range and gets the error there).
+    async fn cache_other(
         &self,
-        object: &str,
-        decoded: impl Iterator<Item = (u64, Result<Bytes, SegmentError>)>,
-    ) {
-        for (byte_offset, result) in decoded {
-            match result {
-                Ok(data) => {
-                    self.cache.insert(object, byte_offset, data);
-                    self.whole_object_chunks.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(err) => {
-                    tracing::warn!(
-                        object,
-                        byte_offset,
-                        "chunk of a whole read does not decode: {err}"
-                    );
-                }
+        key: &str,
+        object: &Bytes,
+        piece: Piece,
+    ) -> Result<(), TieringError> {
+        let byte_offset = piece.byte_offset;
+        match decode_piece(object, piece).await? {
+            Ok(data) => {
+                self.cache.insert(key, byte_offset, data);
+                self.whole_object_chunks.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => {
+                tracing::warn!(
+                    object = key,
+                    byte_offset,
+                    "chunk of a whole read does not decode: {err}"
+                );
             }
         }
+        Ok(())
     }
 }
 
@@ -210,18 +213,19 @@ fn check_in_footer(footer: &[ChunkMeta], span: &Span) -> Result<(), String> {
     }
 }
 
-/// Decodes each piece of `object` (CPU work: run off the async runtime). The footer was
-/// parsed and checked, so every piece lies inside the object.
-fn decode_pieces(object: &Bytes, pieces: &[Piece]) -> Vec<(u64, Result<Bytes, SegmentError>)> {
-    pieces
-        .iter()
-        .map(|piece| {
-            let start = usize::try_from(piece.byte_offset).expect("inside the object");
-            let length = usize::try_from(piece.byte_length).expect("inside the object");
-            let compressed = &object[start..start + length];
-            (piece.byte_offset, decode_chunk(compressed, &piece.expected))
-        })
-        .collect()
+/// Decodes one piece of `object` off the async runtime (one piece at a time, so a whole
+/// read holds at most one decoded chunk that is not cached yet). The footer was parsed and
+/// checked, so the piece lies inside the object.
+async fn decode_piece(
+    object: &Bytes,
+    piece: Piece,
+) -> Result<Result<Bytes, SegmentError>, TieringError> {
+    let start = usize::try_from(piece.byte_offset).expect("inside the object");
+    let length = usize::try_from(piece.byte_length).expect("inside the object");
+    let compressed = object.slice(start..start + length);
+    tokio::task::spawn_blocking(move || decode_chunk(&compressed, &piece.expected))
+        .await
+        .map_err(|err| join_error("decode chunk", err))
 }
 
 /// The leader of a whole read: on drop (done, failed or cancelled) it ends the flight and

@@ -38,7 +38,7 @@ const JUDGE_AFTER_OBJECTS: u64 = 32;
 /// Verdicts kept (the newest), as bits of a `u32`.
 const VERDICTS_KEPT: u32 = 32;
 /// Verdicts needed before rule 2 applies at all.
-const VERDICTS_MIN: u32 = 8;
+const VERDICTS_MIN: u32 = 4;
 const _: () = assert!(VERDICTS_MIN <= VERDICTS_KEPT && VERDICTS_KEPT <= u32::BITS);
 
 /// What a reader whose chunk missed the cache does.
@@ -291,7 +291,7 @@ mod tests {
     }
 
     /// Goal: rule 2 turns on for many-partition readers and off again for one-partition
-    /// readers. Method: ask for two chunks of each of 8 objects (8 "several" verdicts), then
+    /// readers. Method: ask for two chunks of each of 4 objects (4 "several" verdicts), then
     /// the first chunk of a new object is read whole; then ask for one chunk of each of
     /// many objects, which are judged "one" as newer ones come, until first chunks are read
     /// alone again.
