@@ -683,15 +683,20 @@ async fn regain_leadership(ctx: &BrokerCtx) -> anyhow::Result<LeaseId> {
 /// a whole-object read holds the compressed object in memory while it decodes.
 const WHOLE_OBJECT_BYTES_CAP: u64 = 64 * 1024 * 1024;
 
-/// Object store settings of the broker: cold reads may fetch a flush object whole up to
-/// twice the flush size (a flush overshoots `--flush-bytes` by at most one batch, and its
-/// object is compressed), at least the default, at most `WHOLE_OBJECT_BYTES_CAP`.
+/// Object store settings of the broker: cold reads may fetch a flush object whole up to the
+/// largest a flush writes — the open segment, which backpressure bounds at
+/// `--max-unflushed-bytes` (a flush overshoots `--flush-bytes` while the previous one is
+/// uploading; under load objects of 3-4x `--flush-bytes` are common) — at least the
+/// default, at most `WHOLE_OBJECT_BYTES_CAP`.
 fn tier_config(config: &Config) -> TierConfig {
     TierConfig {
-        whole_object_bytes_max: config.flush_bytes.saturating_mul(2).clamp(
-            strato_tiering::WHOLE_OBJECT_BYTES_MAX_DEFAULT,
-            WHOLE_OBJECT_BYTES_CAP,
-        ),
+        whole_object_bytes_max: config
+            .max_unflushed_bytes
+            .max(config.flush_bytes.saturating_mul(2))
+            .clamp(
+                strato_tiering::WHOLE_OBJECT_BYTES_MAX_DEFAULT,
+                WHOLE_OBJECT_BYTES_CAP,
+            ),
         ..TierConfig::default()
     }
 }
