@@ -104,8 +104,9 @@ pub struct TierConfig {
     /// Chunks read ahead (in the background) at once for sequential readers.
     pub read_ahead_concurrency_max: usize,
     /// Largest object a cold read may fetch whole, one GET for all its chunks (see
-    /// `whole_reads`); chunks of larger objects are read by range. 0: never whole. Flush
-    /// objects are at most about `--flush-bytes`; compacted ones are far larger.
+    /// `whole_reads`); chunks of larger objects are read by range. 0: never whole. A flush
+    /// object holds at most the broker's open segment (`--max-unflushed-bytes`), compressed;
+    /// compacted ones are far larger and seekable.
     pub whole_object_bytes_max: u64,
     /// Whole-object reads in flight at once (each holds up to `whole_object_bytes_max`
     /// compressed bytes and one decoded chunk outside the cache); more wait for a slot.
@@ -118,9 +119,8 @@ pub struct TierConfig {
     pub multipart_part_bytes: usize,
 }
 
-/// Default of `TierConfig::whole_object_bytes_max`: twice the default `--flush-bytes`
-/// (8 MiB), so every flush object of a default broker qualifies (a flush may overshoot its
-/// size by one batch).
+/// Default of `TierConfig::whole_object_bytes_max`, and the least the broker uses (it
+/// derives its bound from `--max-unflushed-bytes`): twice the default `--flush-bytes`.
 pub const WHOLE_OBJECT_BYTES_MAX_DEFAULT: u64 = 16 * 1024 * 1024;
 
 /// Most decoded bytes of the other chunks one whole-object read decodes and caches: at most
