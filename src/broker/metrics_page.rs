@@ -164,6 +164,12 @@ fn render_storage(out: &mut Encoder, ctx: &BrokerCtx) {
         ],
     );
     out.simple(
+        "strato_whole_object_read_bytes_total",
+        "counter",
+        "Bytes received by whole-object reads (part of strato_object_store_bytes_total{direction=\"get\"}).",
+        &[(&[], tier.whole_object_bytes)],
+    );
+    out.simple(
         "strato_chunk_cache_bytes",
         "gauge",
         "Bytes of decompressed chunks in the memory tier of the chunk cache.",

@@ -180,6 +180,9 @@ pub struct TierStats {
     pub whole_object_reads: u64,
     /// Chunks those reads decoded and cached besides the one their reader asked for.
     pub whole_object_chunks: u64,
+    /// Bytes received by those reads (part of `get_bytes`): whole objects, footers and
+    /// chunks no index entry points at any more (replaced by compaction) included.
+    pub whole_object_bytes: u64,
     /// Readers whose chunk missed and who waited for another reader's whole-object read.
     pub whole_object_waits: u64,
     /// Bytes of decompressed chunks in the memory tier of the cache now.
@@ -284,6 +287,7 @@ pub struct Tier {
     prefetches: AtomicU64,
     whole_object_reads: AtomicU64,
     whole_object_chunks: AtomicU64,
+    whole_object_bytes: AtomicU64,
     whole_object_waits: AtomicU64,
     /// Which cold reads fetch their object whole, and those reads in flight.
     whole_reads: WholeReads,
@@ -328,6 +332,7 @@ impl Tier {
             prefetches: AtomicU64::new(0),
             whole_object_reads: AtomicU64::new(0),
             whole_object_chunks: AtomicU64::new(0),
+            whole_object_bytes: AtomicU64::new(0),
             whole_object_waits: AtomicU64::new(0),
             whole_reads: WholeReads::default(),
             inflight: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -356,6 +361,7 @@ impl Tier {
             prefetches: self.prefetches.load(Ordering::Relaxed),
             whole_object_reads: self.whole_object_reads.load(Ordering::Relaxed),
             whole_object_chunks: self.whole_object_chunks.load(Ordering::Relaxed),
+            whole_object_bytes: self.whole_object_bytes.load(Ordering::Relaxed),
             whole_object_waits: self.whole_object_waits.load(Ordering::Relaxed),
             cache_bytes: self.cache.memory_bytes(),
             failures: std::array::from_fn(|i| self.requests.failures[i].load(Ordering::Relaxed)),

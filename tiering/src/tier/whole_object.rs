@@ -114,6 +114,8 @@ impl Tier {
         };
         self.get_bytes
             .fetch_add(object.len() as u64, Ordering::Relaxed);
+        self.whole_object_bytes
+            .fetch_add(object.len() as u64, Ordering::Relaxed);
         let corrupt = |reason: String| TieringError::Corrupt {
             key: span.object.clone(),
             reason,

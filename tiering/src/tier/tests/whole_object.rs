@@ -76,6 +76,7 @@ async fn every_chunk_of_a_flush_object_costs_one_get_for_many_partition_readers(
         .map(|(_, b)| b.chunks[0].byte_length)
         .sum();
     assert_eq!(stats.get_bytes, object_bytes + first_chunks);
+    assert_eq!(stats.whole_object_bytes, object_bytes);
 
     // Everything is cached now: a second pass costs nothing.
     for (key, built) in &objects {
