@@ -68,7 +68,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let cache = ChunkCache::open(cache_config)
         .await
         .with_context(|| format!("open chunk cache in {}", config.cache_dir.display()))?;
-    let tier = Arc::new(Tier::new(store, cache, TierConfig::default()));
+    let tier = Arc::new(Tier::new(store, cache, tier_config(&config)));
 
     let tls = match &config.security.tls {
         Some(files) => Some(
@@ -680,4 +680,26 @@ async fn regain_leadership(ctx: &BrokerCtx) -> anyhow::Result<LeaseId> {
         .await
         .context("re-acquire partitions")?;
     Ok(lease)
+}
+
+/// Largest `TierConfig::whole_object_bytes_max` a broker uses, whatever its flush size:
+/// a whole-object read holds the compressed object in memory while it decodes.
+const WHOLE_OBJECT_BYTES_CAP: u64 = 64 * 1024 * 1024;
+
+/// Object store settings of the broker: cold reads may fetch a flush object whole up to the
+/// largest a flush writes — the open segment, which backpressure bounds at
+/// `--max-unflushed-bytes` (a flush overshoots `--flush-bytes` while the previous one is
+/// uploading; under load objects of 3-4x `--flush-bytes` are common) — at least the
+/// default, at most `WHOLE_OBJECT_BYTES_CAP`.
+fn tier_config(config: &Config) -> TierConfig {
+    TierConfig {
+        whole_object_bytes_max: config
+            .max_unflushed_bytes
+            .max(config.flush_bytes.saturating_mul(2))
+            .clamp(
+                strato_tiering::WHOLE_OBJECT_BYTES_MAX_DEFAULT,
+                WHOLE_OBJECT_BYTES_CAP,
+            ),
+        ..TierConfig::default()
+    }
 }

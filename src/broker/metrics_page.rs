@@ -154,7 +154,23 @@ fn render_storage(out: &mut Encoder, ctx: &BrokerCtx) {
         &[
             (&[("kind", "singleflight_wait")], tier.singleflight_waits),
             (&[("kind", "read_ahead")], tier.prefetches),
+            (&[("kind", "whole_object_wait")], tier.whole_object_waits),
         ],
+    );
+    out.simple(
+        "strato_whole_object_reads_total",
+        "counter",
+        "Flush objects read whole by one GET on a cache miss, and the chunks of theirs cached besides the one asked for.",
+        &[
+            (&[("kind", "object")], tier.whole_object_reads),
+            (&[("kind", "extra_chunk")], tier.whole_object_chunks),
+        ],
+    );
+    out.simple(
+        "strato_whole_object_read_bytes_total",
+        "counter",
+        "Bytes received by whole-object reads (part of strato_object_store_bytes_total{direction=\"get\"}).",
+        &[(&[], tier.whole_object_bytes)],
     );
     out.simple(
         "strato_chunk_cache_bytes",

@@ -2,7 +2,8 @@
 //! can show what the broker does when the object store misbehaves (DESIGN.md: a failed PUT
 //! is never acked). Faults are armed at run time: `fail_next_puts(n)` fails the next `n`
 //! PUTs with a retryable-looking error, `fail_puts_after(n)` lets `n` more PUTs through and
-//! fails all later ones (until re-armed), `hang_next_gets(n)` makes the next `n` GETs never
+//! fails all later ones (until re-armed), `fail_next_gets(n)` fails the next `n` GETs with a
+//! retryable-looking error, `hang_next_gets(n)` makes the next `n` GETs never
 //! answer (callers' timeouts must cut them off), `set_latency(d)` delays every request,
 //! `set_slow_body(d)` delays every chunk of a GET's body (streamed bodies, as S3's are) and
 //! `hold_next_puts(n)` keeps the next `n` PUTs waiting until `release_held_puts(fail)`
@@ -29,8 +30,10 @@ pub struct FaultyObjectStore {
     put_failures: AtomicU32,
     /// PUTs still allowed before every PUT fails; `u64::MAX` = no such limit.
     puts_before_failing: AtomicU64,
+    get_failures: AtomicU32,
     get_hangs: AtomicU32,
     puts_seen: AtomicU64,
+    gets_seen: AtomicU64,
     latency_micros: AtomicU64,
     body_chunk_delay_micros: AtomicU64,
     puts_to_hold: AtomicU32,
@@ -54,8 +57,10 @@ impl FaultyObjectStore {
             inner,
             put_failures: AtomicU32::new(0),
             puts_before_failing: AtomicU64::new(u64::MAX),
+            get_failures: AtomicU32::new(0),
             get_hangs: AtomicU32::new(0),
             puts_seen: AtomicU64::new(0),
+            gets_seen: AtomicU64::new(0),
             latency_micros: AtomicU64::new(0),
             body_chunk_delay_micros: AtomicU64::new(0),
             puts_to_hold: AtomicU32::new(0),
@@ -161,6 +166,16 @@ impl FaultyObjectStore {
         self.put_failures.store(n, Ordering::Relaxed);
     }
 
+    /// The next `n` GETs fail (as an S3 503 would).
+    pub fn fail_next_gets(&self, n: u32) {
+        self.get_failures.store(n, Ordering::Relaxed);
+    }
+
+    /// GET attempts seen so far (ranged or whole), failed ones included.
+    pub fn gets_seen(&self) -> u64 {
+        self.gets_seen.load(Ordering::Relaxed)
+    }
+
     /// The next `n` GETs never complete.
     pub fn hang_next_gets(&self, n: u32) {
         self.get_hangs.store(n, Ordering::Relaxed);
@@ -225,7 +240,14 @@ impl ObjectStore for FaultyObjectStore {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
+        self.gets_seen.fetch_add(1, Ordering::Relaxed);
         self.delay().await;
+        if take_one(&self.get_failures) {
+            return Err(object_store::Error::Generic {
+                store: "faulty",
+                source: "injected 503 Slow Down".into(),
+            });
+        }
         if take_one(&self.get_hangs) {
             std::future::pending::<()>().await;
         }
@@ -309,6 +331,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.puts_seen(), 5);
+        store.fail_next_gets(1);
+        assert!(store.get(&path).await.is_err());
+        store.get(&path).await.unwrap();
+        assert_eq!(store.gets_seen(), 2);
         store.set_latency(std::time::Duration::from_millis(20));
         let started = tokio::time::Instant::now();
         store.get(&path).await.unwrap();

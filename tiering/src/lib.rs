@@ -18,4 +18,7 @@ mod tier;
 
 // `error` and `tier` are private files of one public facade: each item has this one path.
 pub use error::{StoreError, TieringError, error_chain};
-pub use tier::{OBJECT_READ_BYTES_MAX, Span, StoreOperation, Tier, TierConfig, TierStats};
+pub use tier::{
+    OBJECT_READ_BYTES_MAX, Span, StoreOperation, Tier, TierConfig, TierStats,
+    WHOLE_OBJECT_BYTES_MAX_DEFAULT,
+};

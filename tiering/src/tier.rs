@@ -24,8 +24,11 @@ use crate::error::{TieringError, error_chain};
 use crate::segment::{ChunkMeta, ExpectedChunk, FrameMeta, decode_chunk, decode_seek_table};
 
 mod seek_tables;
+mod whole_object;
+mod whole_reads;
 
 use seek_tables::SeekTables;
+use whole_reads::{Plan, WholeReads};
 
 /// A piece of a chunk that is read, decoded and cached on its own: a whole chunk of one zstd
 /// frame, or one frame of a seekable chunk (`segment::seek`; compaction writes those).
@@ -37,6 +40,9 @@ pub struct Span {
     pub byte_length: u64,
     /// What the span decodes to.
     pub expected: ExpectedChunk,
+    /// A frame of a seekable chunk (compaction's): always read by range, never by a
+    /// whole-object read (such objects are large).
+    pub seekable: bool,
 }
 
 impl Span {
@@ -47,6 +53,7 @@ impl Span {
             byte_offset: entry.byte_offset,
             byte_length: entry.byte_length,
             expected: ExpectedChunk::from(entry),
+            seekable: false,
         }
     }
 
@@ -56,6 +63,7 @@ impl Span {
             byte_offset: entry.byte_offset + frame.byte_offset,
             byte_length: frame.byte_length,
             expected: ExpectedChunk::from(frame),
+            seekable: true,
         }
     }
 
@@ -95,11 +103,35 @@ pub struct TierConfig {
     pub concurrent_requests_max: usize,
     /// Chunks read ahead (in the background) at once for sequential readers.
     pub read_ahead_concurrency_max: usize,
+    /// Largest object a cold read may fetch whole, one GET for all its chunks (see
+    /// `whole_reads`); chunks of larger objects are read by range. 0: never whole. A flush
+    /// object holds at most the broker's open segment (`--max-unflushed-bytes`), compressed;
+    /// compacted ones are far larger and seekable.
+    pub whole_object_bytes_max: u64,
+    /// Whole-object reads in flight at once (each holds up to `whole_object_bytes_max`
+    /// compressed bytes and one decoded chunk outside the cache); more wait for a slot.
+    /// Several, so that a fast reader is not held to one object GET at a time (S3 serves
+    /// one GET stream at around 100 MB/s).
+    pub whole_object_reads_max: usize,
     /// Objects larger than this are uploaded in parts (S3 multipart upload).
     pub multipart_threshold_bytes: usize,
     /// Size of each part of a multipart upload (S3 needs at least 5 MiB but the last).
     pub multipart_part_bytes: usize,
 }
+
+/// Default of `TierConfig::whole_object_bytes_max`, and the least the broker uses (it
+/// derives its bound from `--max-unflushed-bytes`): twice the default `--flush-bytes`.
+pub const WHOLE_OBJECT_BYTES_MAX_DEFAULT: u64 = 16 * 1024 * 1024;
+
+/// Most decoded bytes of the other chunks one whole-object read decodes and caches: at most
+/// this, and at most an eighth of the cache's memory tier, so that the
+/// `whole_object_reads_max` (4) reads in flight together claim at most half of the cache
+/// and what one caches is not evicted by the others before readers ask for it. Chunks past
+/// the budget are read by range when asked for. Decoded chunks are cached one by one as
+/// they are decoded, so a read holds its compressed object and one decoded chunk outside
+/// the cache.
+const WHOLE_OBJECT_DECODED_BYTES_MAX: u64 = 64 * 1024 * 1024;
+const WHOLE_OBJECT_CACHE_SHARE: u64 = 8;
 
 /// S3's smallest part of a multipart upload (except the last one).
 const S3_MULTIPART_PART_MIN: usize = 5 * 1024 * 1024;
@@ -115,6 +147,8 @@ impl Default for TierConfig {
             retry_backoff_max: Duration::from_secs(2),
             concurrent_requests_max: 64,
             read_ahead_concurrency_max: 16,
+            whole_object_bytes_max: WHOLE_OBJECT_BYTES_MAX_DEFAULT,
+            whole_object_reads_max: 4,
             multipart_threshold_bytes: 64 * 1024 * 1024,
             multipart_part_bytes: 16 * 1024 * 1024,
         }
@@ -142,6 +176,15 @@ pub struct TierStats {
     pub singleflight_waits: u64,
     /// Background chunk reads started by read-ahead.
     pub prefetches: u64,
+    /// Objects read whole by one GET (cold reads of flush objects, see `whole_reads`).
+    pub whole_object_reads: u64,
+    /// Chunks those reads decoded and cached besides the one their reader asked for.
+    pub whole_object_chunks: u64,
+    /// Bytes received by those reads (part of `get_bytes`): whole objects, footers and
+    /// chunks no index entry points at any more (replaced by compaction) included.
+    pub whole_object_bytes: u64,
+    /// Readers whose chunk missed and who waited for another reader's whole-object read.
+    pub whole_object_waits: u64,
     /// Bytes of decompressed chunks in the memory tier of the cache now.
     pub cache_bytes: u64,
     /// LIST requests (garbage collection).
@@ -242,6 +285,14 @@ pub struct Tier {
     cache_misses: AtomicU64,
     singleflight_waits: AtomicU64,
     prefetches: AtomicU64,
+    whole_object_reads: AtomicU64,
+    whole_object_chunks: AtomicU64,
+    whole_object_bytes: AtomicU64,
+    whole_object_waits: AtomicU64,
+    /// Which cold reads fetch their object whole, and those reads in flight.
+    whole_reads: WholeReads,
+    /// Bounds whole-object reads (`whole_object_reads_max`).
+    whole_read_slots: tokio::sync::Semaphore,
     /// Chunk GETs in progress, by (object, byte offset): their readers wait on the Notify.
     inflight: InflightReads,
     /// Bounds read-ahead (`read_ahead_concurrency_max`).
@@ -270,6 +321,7 @@ impl Tier {
             read_ahead: Arc::new(tokio::sync::Semaphore::new(
                 config.read_ahead_concurrency_max.max(1),
             )),
+            whole_read_slots: tokio::sync::Semaphore::new(config.whole_object_reads_max.max(1)),
             config,
             put_bytes: AtomicU64::new(0),
             get_bytes: AtomicU64::new(0),
@@ -278,6 +330,11 @@ impl Tier {
             cache_misses: AtomicU64::new(0),
             singleflight_waits: AtomicU64::new(0),
             prefetches: AtomicU64::new(0),
+            whole_object_reads: AtomicU64::new(0),
+            whole_object_chunks: AtomicU64::new(0),
+            whole_object_bytes: AtomicU64::new(0),
+            whole_object_waits: AtomicU64::new(0),
+            whole_reads: WholeReads::default(),
             inflight: std::sync::Mutex::new(std::collections::HashMap::new()),
             seek_tables: SeekTables::default(),
             jitter_state: AtomicU64::new(seed),
@@ -302,6 +359,10 @@ impl Tier {
             cache_misses: self.cache_misses.load(Ordering::Relaxed),
             singleflight_waits: self.singleflight_waits.load(Ordering::Relaxed),
             prefetches: self.prefetches.load(Ordering::Relaxed),
+            whole_object_reads: self.whole_object_reads.load(Ordering::Relaxed),
+            whole_object_chunks: self.whole_object_chunks.load(Ordering::Relaxed),
+            whole_object_bytes: self.whole_object_bytes.load(Ordering::Relaxed),
+            whole_object_waits: self.whole_object_waits.load(Ordering::Relaxed),
             cache_bytes: self.cache.memory_bytes(),
             failures: std::array::from_fn(|i| self.requests.failures[i].load(Ordering::Relaxed)),
         }
@@ -460,11 +521,18 @@ impl Tier {
     ///
     /// Singleflight: concurrent readers of the same span share one GET; the others wait for
     /// it and take the result from the cache (if it failed, one of them tries again).
+    ///
+    /// A miss on a chunk of a small flush object may read the whole object instead (one GET
+    /// that caches every chunk of it, see `whole_reads`), so that readers of its other
+    /// chunks find them cached.
     pub async fn read_span(&self, span: &Span) -> Result<Bytes, TieringError> {
         self.singleflight(
             (span.object.clone(), span.byte_offset),
             || async {
                 let hit = self.cache.get(&span.object, span.byte_offset).await?;
+                if !span.seekable {
+                    self.whole_reads.note_hit(&span.object, span.byte_offset);
+                }
                 Some(self.count_hit(hit))
             },
             || self.fetch_span(span),
@@ -536,7 +604,10 @@ impl Tier {
     /// skipped rather than queued, so read-ahead never piles up.
     pub fn prefetch(self: &Arc<Self>, spans: &[Span]) {
         for span in spans {
-            if self.cache.contains(&span.object, span.byte_offset) {
+            // A chunk of an object being read whole will be cached by that read.
+            if self.cache.contains(&span.object, span.byte_offset)
+                || self.whole_reads.is_reading_object(&span.object)
+            {
                 continue;
             }
             let Ok(permit) = self.read_ahead.clone().try_acquire_owned() else {
@@ -563,8 +634,22 @@ impl Tier {
         hit.data
     }
 
+    /// Reads `span`, which missed the cache, as its singleflight leader: the whole object
+    /// or the span alone, as `whole_reads` decides.
     async fn fetch_span(&self, span: &Span) -> Result<Bytes, TieringError> {
         self.cache_misses.fetch_add(1, Ordering::Relaxed);
+        if !self.may_read_whole(span) {
+            return self.fetch_range(span).await;
+        }
+        match self.whole_reads.plan(&span.object, span.byte_offset) {
+            Plan::Range => self.fetch_range(span).await,
+            Plan::Lead(flight) => self.lead_whole_read(span, flight).await,
+            Plan::Wait(flight) => self.await_whole_read(span, flight).await,
+        }
+    }
+
+    /// Reads `span` alone with one ranged GET, decodes and caches it.
+    async fn fetch_range(&self, span: &Span) -> Result<Bytes, TieringError> {
         let corrupt = |reason: String| TieringError::Corrupt {
             key: span.object.clone(),
             reason,
@@ -680,6 +765,23 @@ impl Tier {
     /// The whole object `key` (for tools such as `strato segment dump`), at most
     /// [`OBJECT_READ_BYTES_MAX`] bytes. Bypasses the cache.
     pub async fn read_object(&self, key: &str) -> Result<Bytes, TieringError> {
+        self.get_object(key, OBJECT_READ_BYTES_MAX)
+            .await?
+            .map_err(|size| TieringError::Corrupt {
+                key: key.to_string(),
+                reason: format!(
+                    "object of {size} bytes is larger than any segment ({OBJECT_READ_BYTES_MAX} bytes)"
+                ),
+            })
+    }
+
+    /// The whole object `key` with one GET, or `Err(size)` if it is larger than
+    /// `bytes_max` (its body is then dropped unread).
+    async fn get_object(
+        &self,
+        key: &str,
+        bytes_max: u64,
+    ) -> Result<Result<Bytes, u64>, TieringError> {
         let path = parse_key(key)?;
         let store = &self.store;
         self.retry(
@@ -693,19 +795,14 @@ impl Tier {
                     .get(&path)
                     .await
                     .map_err(|err| store_error("get object", key, err))?;
-                if result.meta.size > OBJECT_READ_BYTES_MAX {
-                    return Err(TieringError::Corrupt {
-                        key: key.to_string(),
-                        reason: format!(
-                            "object of {} bytes is larger than any segment ({OBJECT_READ_BYTES_MAX} bytes)",
-                            result.meta.size
-                        ),
-                    });
+                if result.meta.size > bytes_max {
+                    return Ok(Err(result.meta.size));
                 }
-                result
+                let bytes = result
                     .bytes()
                     .await
-                    .map_err(|err| store_error("get object", key, err))
+                    .map_err(|err| store_error("get object", key, err))?;
+                Ok(Ok(bytes))
             },
         )
         .await

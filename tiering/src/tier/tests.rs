@@ -520,3 +520,5 @@ async fn a_seek_table_that_disagrees_with_its_entry_is_refused() {
     let err = tier.read_chunk(&entry).await.unwrap_err();
     assert!(matches!(err, TieringError::Corrupt { .. }), "{err:?}");
 }
+
+mod whole_object;
