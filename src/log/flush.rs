@@ -176,7 +176,7 @@ async fn build_and_upload(
     inputs: Vec<(TopicPartition, BytesMut)>,
 ) -> Result<Uploaded, String> {
     let built = tokio::task::spawn_blocking(move || {
-        let mut builder = SegmentBuilder::new(ZSTD_LEVEL);
+        let mut builder = SegmentBuilder::new(ZSTD_LEVEL).with_workers(compression_workers());
         for (tp, chunk) in inputs {
             builder.add_chunk(tp, std::slice::from_ref(&fit(chunk)));
         }
@@ -210,6 +210,19 @@ async fn wait_oldest_upload(oldest: Option<&mut InFlight>) {
         _ => std::future::pending().await,
     }
 }
+
+/// zstd worker threads for a flush's large chunks: one per core, at most
+/// [`COMPRESSION_WORKERS_MAX`] (a flush of one busy partition is one large chunk, and its
+/// producer waits for the whole of it).
+fn compression_workers() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    u32::try_from(cores)
+        .unwrap_or(1)
+        .min(COMPRESSION_WORKERS_MAX)
+}
+
+/// Upper bound of [`compression_workers`].
+const COMPRESSION_WORKERS_MAX: u32 = 4;
 
 /// Sleeps until `due`, or forever when there is nothing to wait for.
 async fn sleep_until(due: Option<Instant>) {

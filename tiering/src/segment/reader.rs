@@ -263,6 +263,35 @@ mod tests {
         (builder.finish().unwrap(), inputs)
     }
 
+    /// Goal: a chunk compressed by zstd worker threads (several jobs) is one ordinary
+    /// frame that reads back byte for byte, checked like any other.
+    #[test]
+    fn chunks_compressed_by_worker_threads_read_back() {
+        // 3 MiB: three jobs of `WORKER_JOB_BYTES`.
+        let batches: Vec<u8> = (0..80)
+            .flat_map(|i| {
+                build_batch(&BatchSpec {
+                    base_offset: i * 20,
+                    records: 20,
+                    value_len: 2500,
+                    ..BatchSpec::default()
+                })
+            })
+            .collect();
+        assert!(batches.len() > 3 << 20);
+        let mut builder = SegmentBuilder::new(1).with_workers(2);
+        builder.add_chunk(tp(1, 0), &[Bytes::from(batches.clone())]);
+        let built = builder.finish().unwrap();
+        let chunk = built.chunks[0];
+        assert_eq!(chunk.encoding, ChunkEncoding::Zstd);
+        let stored = &built.bytes
+            [chunk.byte_offset as usize..(chunk.byte_offset + chunk.byte_length) as usize];
+        assert_eq!(
+            &decode_chunk(stored, &ExpectedChunk::from(&chunk)).unwrap()[..],
+            &batches[..]
+        );
+    }
+
     /// Goal: a chunk of producer-compressed batches is stored as it came (no zstd pass,
     /// flagged raw in the footer) and reads back byte for byte; a chunk of mostly plain
     /// batches is still zstd; a flipped byte in a raw chunk is caught by the batch CRCs.
