@@ -1706,6 +1706,41 @@ mod tests {
         s.shutdown.cancel();
     }
 
+    /// Goal: at most `uploads_max` flushes upload at once; a segment due meanwhile waits
+    /// in the open segment, then goes when one of them commits.
+    /// Method: every append fills the segment (flush at once); the first 4 PUTs are held;
+    /// two trims, run by the flusher loop one pass after another, prove the loop went
+    /// round with the fifth segment due.
+    #[tokio::test]
+    async fn uploads_in_flight_are_bounded() {
+        let batch_len = simple_batch(0, 1).len() as u64;
+        let s = setup(1, Duration::from_secs(3600), batch_len).await;
+        let partition = s.topic.partitions[0].clone();
+        s.store.hold_next_puts(UPLOADS_MAX_TEST as u32);
+        let mut acks = Vec::new();
+        for held in 1..=UPLOADS_MAX_TEST as u32 {
+            acks.push(append(&s.log, &partition, 1).await.1);
+            wait_until("upload held", || s.store.puts_held() == held).await;
+        }
+        acks.push(append(&s.log, &partition, 1).await.1);
+        for _ in 0..2 {
+            s.log.trim(partition.clone(), 0).await.unwrap();
+        }
+        assert_eq!(
+            s.store.puts_seen(),
+            UPLOADS_MAX_TEST as u64,
+            "no fifth upload"
+        );
+        assert_eq!(s.log.stats().uploads_in_flight, UPLOADS_MAX_TEST as u64);
+        s.store.release_held_puts(false);
+        for ack in acks {
+            assert_eq!(ack.await.unwrap(), Ok(()));
+        }
+        assert_eq!(partition.high_watermark(), UPLOADS_MAX_TEST as i64 + 1);
+        assert_eq!(s.log.stats().uploads_in_flight, 0);
+        s.shutdown.cancel();
+    }
+
     /// Goal: when a flush's upload fails while a later flush is already uploaded, the
     /// later flush commits its other partitions but not the failed partition's batches
     /// (their offsets are given out again): those fail as `Rewound`, nothing of them is
