@@ -80,6 +80,9 @@ async fn a_cold_replay_of_twelve_partitions_costs_one_get_per_four_mib() {
         &[
             "--flush-interval-ms",
             "5000",
+            // S3's flush size (file:// flushes at 2 MiB by default).
+            "--flush-bytes",
+            "8388608",
             "--compaction-interval-ms",
             "3600000",
         ],
