@@ -8,6 +8,7 @@ pub mod group;
 pub mod kafka;
 pub mod pki;
 pub mod proxy;
+pub mod registry;
 pub mod s3;
 pub mod wire;
 
