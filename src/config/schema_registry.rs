@@ -90,3 +90,30 @@ impl SchemaRegistryArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(listen: &str, schema_bytes: usize) -> SchemaRegistryArgs {
+        SchemaRegistryArgs {
+            schema_registry_listen: listen.to_string(),
+            schema_registry_max_schema_bytes: schema_bytes,
+            schema_registry_max_subjects: 1,
+            schema_registry_max_versions: 1,
+            schema_registry_max_schemas: 1,
+        }
+    }
+
+    #[test]
+    fn empty_listen_disables_and_limits_are_checked() {
+        assert_eq!(args("", 1).validate().unwrap().listen, None);
+        assert_eq!(
+            args("127.0.0.1:0", 1).validate().unwrap().listen,
+            Some("127.0.0.1:0".parse().unwrap())
+        );
+        assert!(args("localhost", 1).validate().is_err());
+        assert!(args("", 0).validate().is_err());
+        assert!(args("", SCHEMA_BYTES_MAX + 1).validate().is_err());
+    }
+}
