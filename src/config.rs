@@ -17,6 +17,7 @@ pub mod acl;
 pub mod bench;
 pub mod client;
 pub mod command_config;
+pub mod schema_registry;
 pub mod security;
 pub mod tools;
 pub mod transactions;
@@ -342,6 +343,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub security: security::SecurityArgs,
 
+    #[command(flatten)]
+    pub schema_registry: schema_registry::SchemaRegistryArgs,
+
     /// Metadata store: `local` (embedded, in the data dir) or
     /// `etcd://host:port[,host:port...][/prefix]` (default prefix `/strato/default`).
     #[arg(long, env = "STRATO_METADATA", default_value = "local")]
@@ -557,6 +561,7 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// Listeners, TLS, SASL, authorizer, connection limits.
     pub security: security::SecurityConfig,
+    pub schema_registry: schema_registry::SchemaRegistryConfig,
     pub metadata: MetadataUrl,
     pub object_store_url: String,
     pub s3_endpoint: Option<String>,
@@ -729,6 +734,20 @@ fn apply_config_file(
         connections_max_idle_ms,
         connections_max_reauth_ms
     );
+    macro_rules! take_schema_registry {
+        ($($field:ident),*) => {$(
+            if overridden(stringify!($field)) {
+                args.schema_registry.$field = from_file.schema_registry.$field.clone();
+            }
+        )*};
+    }
+    take_schema_registry!(
+        schema_registry_listen,
+        schema_registry_max_schema_bytes,
+        schema_registry_max_subjects,
+        schema_registry_max_versions,
+        schema_registry_max_schemas
+    );
     Ok(())
 }
 
@@ -873,6 +892,7 @@ impl ServeArgs {
             Some(addr) => Some(parse_host_port(addr)?),
         };
         let security = self.security.validate(self.listen, advertised_address)?;
+        let schema_registry = self.schema_registry.validate()?;
         // One metadata transaction holds the state and a marker request per partition.
         const TRANSACTION_PARTITIONS_MAX: usize = 120;
         if !(1_000..=i32::MAX as u64).contains(&self.transaction_max_timeout_ms) {
@@ -904,6 +924,7 @@ impl ServeArgs {
             data_dir,
             http_listen: self.http_listen,
             security,
+            schema_registry,
             metadata,
             object_store_url,
             s3_endpoint: self.s3_endpoint.clone(),

@@ -15,7 +15,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +47,28 @@ pub async fn serve(listener: TcpListener, ctx: Arc<BrokerCtx>, shutdown: Cancell
         ctx,
         last_probe: Mutex::new(None),
     });
-    let slots = Arc::new(tokio::sync::Semaphore::new(HTTP_CONNECTIONS_MAX));
+    serve_connections(listener, shutdown, HTTP_CONNECTIONS_MAX, move |req| {
+        respond(state.clone(), req)
+    })
+    .await;
+}
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves HTTP/1.1 on `listener` until `shutdown`: each connection in a task of its own, at
+/// most `connections_max` at once (more wait in the accept queue), each request answered by
+/// `handler`. Shared by `/metrics` and the schema registry.
+pub async fn serve_connections<H, F>(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    connections_max: usize,
+    handler: H,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(connections_max));
     loop {
         let permit = tokio::select! {
             permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
@@ -64,11 +85,12 @@ pub async fn serve(listener: TcpListener, ctx: Arc<BrokerCtx>, shutdown: Cancell
             },
             _ = shutdown.cancelled() => return,
         };
-        let state = state.clone();
+        let handler = handler.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| respond(state.clone(), req));
             let result = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service_fn(handler))
                 .await;
             if let Err(err) = result {
                 tracing::debug!("HTTP connection ended: {err}");

@@ -16,6 +16,7 @@ pub mod log;
 pub mod metrics;
 pub mod producer_ids;
 pub mod protocol;
+pub mod schema_registry;
 pub mod security;
 pub mod server;
 pub mod topic_config;

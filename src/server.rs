@@ -273,6 +273,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         http_shutdown.clone(),
     ));
     tracing::info!(addr = %http_bound, "http listener bound");
+    let registry_stop = CancellationToken::new();
+    let registry_tasks = start_schema_registry(&config, meta.clone(), registry_stop.clone())
+        .await
+        .context("start the schema registry")?;
     // Tests and scripts read these lines to learn the ports when listeners use port 0.
     for (protocol, _, bound) in &listeners {
         tracing::info!(addr = %bound, listener = %protocol, "kafka listener bound");
@@ -319,6 +323,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     http_shutdown.cancel();
     let _ = http.await;
+    registry_stop.cancel();
+    for task in registry_tasks {
+        let _ = task.await;
+    }
     tls_reload_stop.cancel();
     if let Some(task) = tls_reload {
         let _ = task.await;
@@ -329,6 +337,34 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds `--schema-registry-listen` (unless disabled), reads the registry, and starts its
+/// watch and its HTTP server; both end when `stop` is cancelled.
+async fn start_schema_registry(
+    config: &Config,
+    meta: Arc<dyn MetadataStore>,
+    stop: CancellationToken,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    use crate::schema_registry::{api, store::Registry};
+    let Some(addr) = config.schema_registry.listen else {
+        tracing::info!("schema registry disabled");
+        return Ok(Vec::new());
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("bind schema registry listener {addr}"))?;
+    let bound = listener
+        .local_addr()
+        .context("read bound schema registry address")?;
+    let registry = Arc::new(Registry::new(meta, config.schema_registry.limits.clone()));
+    let keys = registry.load().await.context("read the schema registry")?;
+    tracing::debug!(keys, "schema registry read");
+    let watch = tokio::spawn(registry.clone().run(stop.clone()));
+    let server = tokio::spawn(api::serve(listener, registry, stop));
+    // Tests and scripts read this line to learn the port when the address uses port 0.
+    tracing::info!(addr = %bound, "schema registry listener bound");
+    Ok(vec![watch, server])
 }
 
 async fn accept_loop(

@@ -31,6 +31,7 @@ pub fn start_broker(data_dir: &std::path::Path, partitions: i32, extra: &[String
     };
     let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
         .args(["serve", "--http-listen", "127.0.0.1:0"])
+        .args(["--schema-registry-listen", ""])
         .args(listen)
         .args(["--default-partitions", &partitions.to_string()])
         .arg("--data-dir")

@@ -187,6 +187,53 @@ pub fn partition_index(topic_id: Uuid, partition: i32, base_offset: i64) -> Stri
     format!("partitions/{topic_id}/{partition}/index/{base_offset:020}")
 }
 
+/// Everything the built-in schema registry stores (`strato::schema_registry`).
+pub const SCHEMA_REGISTRY_PREFIX: &str = "schema-registry/";
+/// The next schema id to allocate (`model::SchemaIdCounterRecord`), moved by compare-and-set.
+pub const SCHEMA_REGISTRY_NEXT_ID: &str = "schema-registry/next-id";
+/// The global compatibility level (`model::SchemaConfigRecord`).
+pub const SCHEMA_REGISTRY_CONFIG: &str = "schema-registry/config";
+/// The global mode (`model::SchemaModeRecord`).
+pub const SCHEMA_REGISTRY_MODE: &str = "schema-registry/mode";
+pub const SCHEMA_REGISTRY_IDS_PREFIX: &str = "schema-registry/ids/";
+pub const SCHEMA_REGISTRY_FINGERPRINTS_PREFIX: &str = "schema-registry/fingerprints/";
+pub const SCHEMA_REGISTRY_SUBJECTS_PREFIX: &str = "schema-registry/subjects/";
+
+/// A schema by id (`model::SchemaRecord`); ids are zero-padded so key order is id order.
+pub fn schema_by_id(id: u32) -> String {
+    format!("{SCHEMA_REGISTRY_IDS_PREFIX}{id:010}")
+}
+
+/// The id of the schema whose identity hashes to `fingerprint` (hex), written once: the
+/// compare-and-set on it makes concurrent registrations of one schema agree on one id.
+pub fn schema_fingerprint(fingerprint: &str) -> String {
+    format!("{SCHEMA_REGISTRY_FINGERPRINTS_PREFIX}{fingerprint}")
+}
+
+/// `schema-registry/subjects/<subject>/`: everything stored for one subject (escaped into
+/// one key segment like a group id).
+pub fn schema_subject_prefix(subject: &str) -> String {
+    format!(
+        "{SCHEMA_REGISTRY_SUBJECTS_PREFIX}{}/",
+        encode_group_id(subject)
+    )
+}
+
+/// One version of a subject (`model::SubjectVersionRecord`), zero-padded for key order.
+pub fn schema_subject_version(subject: &str, version: u32) -> String {
+    format!("{}versions/{version:010}", schema_subject_prefix(subject))
+}
+
+/// A subject's own compatibility level (`model::SchemaConfigRecord`).
+pub fn schema_subject_config(subject: &str) -> String {
+    format!("{}config", schema_subject_prefix(subject))
+}
+
+/// A subject's own mode (`model::SchemaModeRecord`).
+pub fn schema_subject_mode(subject: &str) -> String {
+    format!("{}mode", schema_subject_prefix(subject))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +277,17 @@ mod tests {
         assert_eq!(group_offset("g", "t", 3), "groups/g/offsets/t/3");
         assert_eq!(decode_group_id("%zz"), None);
         assert_eq!(decode_group_id("%4"), None);
+    }
+
+    #[test]
+    fn schema_registry_keys_sort_and_escape_subjects() {
+        assert_eq!(schema_by_id(7), "schema-registry/ids/0000000007");
+        assert!(schema_by_id(9) < schema_by_id(10));
+        assert!(schema_subject_version("s", 9) < schema_subject_version("s", 10));
+        assert_eq!(
+            schema_subject_version("a/b", 1),
+            "schema-registry/subjects/a%2Fb/versions/0000000001"
+        );
+        assert!(!schema_subject_config("a/versions").starts_with(&schema_subject_prefix("a")));
     }
 }

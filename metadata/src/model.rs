@@ -494,6 +494,76 @@ impl AclRecord {
     }
 }
 
+/// `schema-registry/next-id`: the next schema id to hand out (ids start at 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaIdCounterRecord {
+    pub v: u32,
+    pub next_id: u32,
+}
+record_codec!(SchemaIdCounterRecord);
+
+/// A schema reference: the named type `name` is the schema registered as `subject`/`version`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SchemaReferenceRecord {
+    pub name: String,
+    pub subject: String,
+    pub version: u32,
+}
+
+/// `schema-registry/ids/<id>`: a schema, written once with its id and never changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaRecord {
+    pub v: u32,
+    pub id: u32,
+    /// `AVRO`, `JSON` or `PROTOBUF` (the registry's `schemaType`).
+    pub schema_type: String,
+    /// The schema text as the registry returns it.
+    pub schema: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<SchemaReferenceRecord>,
+}
+record_codec!(SchemaRecord);
+
+/// `schema-registry/fingerprints/<hash>`: the id of the schema with this identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaFingerprintRecord {
+    pub v: u32,
+    pub id: u32,
+}
+record_codec!(SchemaFingerprintRecord);
+
+/// `schema-registry/subjects/<subject>/versions/<version>`: one version of a subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectVersionRecord {
+    pub v: u32,
+    pub subject: String,
+    pub version: u32,
+    pub id: u32,
+    /// Soft-deleted: hidden unless asked for with `deleted=true`, kept until deleted
+    /// permanently.
+    #[serde(default)]
+    pub deleted: bool,
+}
+record_codec!(SubjectVersionRecord);
+
+/// `schema-registry/config` and `schema-registry/subjects/<subject>/config`: a
+/// compatibility level (`BACKWARD`, `FULL_TRANSITIVE`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaConfigRecord {
+    pub v: u32,
+    pub compatibility: String,
+}
+record_codec!(SchemaConfigRecord);
+
+/// `schema-registry/mode` and `schema-registry/subjects/<subject>/mode`: `READWRITE`,
+/// `READONLY` or `IMPORT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaModeRecord {
+    pub v: u32,
+    pub mode: String,
+}
+record_codec!(SchemaModeRecord);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,8 @@ impl BrokerProcess {
         command
             .args(["--log-format", "text", "serve"])
             .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            // Benchmarks need no schema registry, and 8081 may be taken.
+            .args(["--schema-registry-listen", ""])
             .arg("--data-dir")
             .arg(&options.data_dir);
         if let Some(url) = &options.object_store {

@@ -8,6 +8,7 @@ pub mod group;
 pub mod kafka;
 pub mod pki;
 pub mod proxy;
+pub mod registry;
 pub mod s3;
 pub mod wire;
 
@@ -29,6 +30,8 @@ pub struct Broker {
     pub addr: SocketAddr,
     /// The /metrics, /health, /ready listener.
     pub http_addr: SocketAddr,
+    /// The schema registry's listener, once logged (None: disabled or not logged yet).
+    schema_registry_addr: Arc<Mutex<Option<SocketAddr>>>,
     pub data_dir: PathBuf,
     extra_args: Vec<String>,
     /// Environment variables set for the broker process (kept across restarts).
@@ -64,6 +67,15 @@ impl Broker {
         } else {
             &["--listen", "127.0.0.1:0"]
         };
+        // Brokers of parallel tests must not race for the registry's default port 8081.
+        let registry: &[&str] = if extra_args
+            .iter()
+            .any(|a| a.starts_with("--schema-registry-listen"))
+        {
+            &[]
+        } else {
+            &["--schema-registry-listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_strato"))
             .arg("serve")
             .arg("--data-dir")
@@ -71,6 +83,7 @@ impl Broker {
             .args(listen)
             .arg("--http-listen")
             .arg("127.0.0.1:0")
+            .args(registry)
             .args(&extra_args)
             .env("STRATO_LOG", "info,strato=debug")
             .env_remove("STRATO_CONFIG")
@@ -87,6 +100,8 @@ impl Broker {
         let log_writer = log.clone();
         let listeners = Arc::new(Mutex::new(Vec::new()));
         let listeners_writer = listeners.clone();
+        let schema_registry_addr = Arc::new(Mutex::new(None));
+        let registry_writer = schema_registry_addr.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -99,6 +114,9 @@ impl Broker {
                 if let Some(addr) = bound_address(&line, "http listener bound") {
                     let _ = http_tx.send(addr);
                 }
+                if let Some(addr) = bound_address(&line, "schema registry listener bound") {
+                    *registry_writer.lock().unwrap() = Some(addr);
+                }
                 log_writer.lock().unwrap().push(line);
             }
         });
@@ -106,6 +124,7 @@ impl Broker {
             child: Some(child),
             addr: "127.0.0.1:0".parse().unwrap(),
             http_addr: "127.0.0.1:0".parse().unwrap(),
+            schema_registry_addr,
             data_dir,
             extra_args,
             envs,
@@ -157,6 +176,25 @@ impl Broker {
             .map(|(_, b)| b.to_string())
             .unwrap_or_default();
         (status, body)
+    }
+
+    /// The schema registry's bound address. It is logged before the Kafka listeners, so a
+    /// started broker has logged it (unless the test disabled the registry).
+    pub fn schema_registry(&self) -> SocketAddr {
+        self.schema_registry_addr
+            .lock()
+            .unwrap()
+            .unwrap_or_else(|| {
+                panic!(
+                    "broker logged no schema registry listener; log:\n{}",
+                    self.log_text()
+                )
+            })
+    }
+
+    /// `http://<schema registry address>`, for clients.
+    pub fn schema_registry_url(&self) -> String {
+        format!("http://{}", self.schema_registry())
     }
 
     pub fn bootstrap(&self) -> String {
