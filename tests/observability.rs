@@ -130,6 +130,7 @@ async fn metrics_parse_and_follow_client_traffic() {
         ("strato_request_duration_seconds", "histogram"),
         ("strato_flush_bytes", "histogram"),
         ("strato_flush_duration_seconds", "histogram"),
+        ("strato_flush_phase_seconds", "histogram"),
         ("strato_object_store_request_duration_seconds", "histogram"),
         ("strato_metadata_request_duration_seconds", "histogram"),
     ] {
@@ -192,6 +193,13 @@ async fn metrics_parse_and_follow_client_traffic() {
         after.value("strato_flush_duration_seconds_count", &[]),
         flushes
     );
+    for phase in ["build", "upload", "wait", "commit"] {
+        assert_eq!(
+            after.value("strato_flush_phase_seconds_count", &[("phase", phase)]),
+            flushes,
+            "flush phase {phase}"
+        );
+    }
     assert_eq!(
         after.value("strato_flush_bytes_sum", &[]),
         after.value("strato_flushed_bytes_total", &[]),

@@ -215,6 +215,12 @@ fn render_storage(out: &mut Encoder, ctx: &BrokerCtx) {
         &[],
         &ctx.log.flush_duration(),
     );
+    out.histograms(
+        "strato_flush_phase_seconds",
+        "Phases of each committed flush: build (compression), upload (PUT), wait (for earlier flushes' commits, which are in flush order) and commit (metadata commit through the acknowledgements).",
+        "phase",
+        ctx.log.flush_phases(),
+    );
     out.simple(
         "strato_gc_passes_total",
         "counter",

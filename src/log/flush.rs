@@ -146,6 +146,10 @@ struct InFlight {
 struct Uploaded {
     chunk_data: Vec<(ChunkMeta, Bytes)>,
     object_bytes: usize,
+    build: Duration,
+    upload: Duration,
+    /// When the upload ended (the wait for the commit's turn starts).
+    uploaded_at: Instant,
 }
 
 impl InFlight {
@@ -175,6 +179,7 @@ async fn build_and_upload(
     key: String,
     inputs: Vec<(TopicPartition, BytesMut)>,
 ) -> Result<Uploaded, String> {
+    let build_started = Instant::now();
     let built = tokio::task::spawn_blocking(move || {
         let mut builder = SegmentBuilder::new(ZSTD_LEVEL).with_workers(compression_workers());
         for (tp, chunk) in inputs {
@@ -187,12 +192,17 @@ async fn build_and_upload(
     // Batches were validated on the way in, so this is a bug; the flush fails like a
     // failed upload (nothing acknowledged).
     .map_err(|err| format!("failed to build a segment from validated batches: {err:#}"))?;
+    let upload_started = Instant::now();
     tier.upload(&key, built.bytes.clone())
         .await
         .map_err(|err| format!("{err:#}"))?;
+    let uploaded_at = Instant::now();
     Ok(Uploaded {
         chunk_data: built.chunk_data(),
         object_bytes: built.bytes.len(),
+        build: upload_started - build_started,
+        upload: uploaded_at - upload_started,
+        uploaded_at,
     })
 }
 
@@ -223,6 +233,11 @@ fn compression_workers() -> u32 {
 
 /// Upper bound of [`compression_workers`].
 const COMPRESSION_WORKERS_MAX: u32 = 4;
+
+/// The phases of a committed flush: building its object (compression), its PUT, waiting
+/// for the earlier flushes' commits (commits are in flush order), and its metadata commit
+/// through the acknowledgements.
+pub const FLUSH_PHASES: [&str; 4] = ["build", "upload", "wait", "commit"];
 
 /// Sleeps until `due`, or forever when there is nothing to wait for.
 async fn sleep_until(due: Option<Instant>) {
@@ -291,6 +306,8 @@ pub struct LogWriter {
     flush_size: Histogram,
     /// Build + upload + commit time of each committed flush.
     flush_duration: Histogram,
+    /// The parts of it, by [`FLUSH_PHASES`].
+    flush_phases: [Histogram; 4],
 }
 
 /// Counters of the flusher since start.
@@ -338,6 +355,7 @@ impl LogWriter {
             uploads_in_flight: std::sync::atomic::AtomicU64::new(0),
             flush_size: Histogram::bytes(),
             flush_duration: Histogram::durations(),
+            flush_phases: std::array::from_fn(|_| Histogram::durations()),
         })
     }
 
@@ -357,6 +375,13 @@ impl LogWriter {
 
     pub fn flush_duration(&self) -> HistogramSnapshot {
         self.flush_duration.snapshot()
+    }
+
+    /// Each phase of the committed flushes, by name ([`FLUSH_PHASES`]).
+    pub fn flush_phases(&self) -> impl Iterator<Item = (&'static str, HistogramSnapshot)> + '_ {
+        FLUSH_PHASES
+            .into_iter()
+            .zip(self.flush_phases.iter().map(Histogram::snapshot))
     }
 
     /// A receiver that changes after every flush commit (wakes long-poll fetches).
@@ -867,6 +892,9 @@ impl LogWriter {
         let Uploaded {
             chunk_data,
             object_bytes,
+            build,
+            upload,
+            uploaded_at,
         } = match uploaded {
             Ok(uploaded) => uploaded,
             Err(err) => {
@@ -921,6 +949,7 @@ impl LogWriter {
             txns.push(markers.add_to(txn, tp));
             staged.push((entry, new_hw, producers, markers));
         }
+        let commit_started = Instant::now();
         let results = match self.meta.txn_many(txns).await {
             Ok(results) => results,
             Err(err) => {
@@ -995,6 +1024,15 @@ impl LogWriter {
         }
         self.notify_commit();
         self.flush_duration.observe_duration(started.elapsed());
+        let phases = [
+            build,
+            upload,
+            commit_started.saturating_duration_since(uploaded_at),
+            commit_started.elapsed(),
+        ];
+        for (histogram, took) in self.flush_phases.iter().zip(phases) {
+            histogram.observe_duration(took);
+        }
         tracing::debug!(
             segment = %key,
             bytes = object_bytes,
