@@ -176,12 +176,13 @@ fn upload_outcome(
 /// Builds the segment object of `inputs` (in the blocking pool) and uploads it as `key`.
 async fn build_and_upload(
     tier: Arc<Tier>,
+    compression_workers: u32,
     key: String,
     inputs: Vec<(TopicPartition, BytesMut)>,
 ) -> Result<Uploaded, String> {
     let build_started = Instant::now();
     let built = tokio::task::spawn_blocking(move || {
-        let mut builder = SegmentBuilder::new(ZSTD_LEVEL).with_workers(compression_workers());
+        let mut builder = SegmentBuilder::new(ZSTD_LEVEL).with_workers(compression_workers);
         for (tp, chunk) in inputs {
             builder.add_chunk(tp, std::slice::from_ref(&fit(chunk)));
         }
@@ -239,6 +240,12 @@ const COMPRESSION_WORKERS_MAX: u32 = 4;
 /// through the acknowledgements.
 pub const FLUSH_PHASES: [&str; 4] = ["build", "upload", "wait", "commit"];
 
+/// Whether a partition's batches of one flush were appended before its last rewind (all of
+/// them were appended between the same two rewinds, so the first tells).
+fn appended_before_a_rewind(batches: &[PendingBatch], rewinds: u64) -> bool {
+    batches.first().is_some_and(|b| b.rewinds != rewinds)
+}
+
 /// Sleeps until `due`, or forever when there is nothing to wait for.
 async fn sleep_until(due: Option<Instant>) {
     match due {
@@ -282,6 +289,9 @@ pub struct LogWriter {
     flush_interval: Duration,
     flush_bytes: u64,
     uploads_max: usize,
+    /// zstd worker threads of a flush's large chunks (counted once: reading the cores
+    /// reads cgroup files).
+    compression_workers: u32,
     /// Idle producer states are dropped after this (`--producer-id-expiration-ms`).
     producer_expiration_ms: i64,
     /// Oldest a segment object may be when a commit first references it: half the garbage
@@ -339,6 +349,7 @@ impl LogWriter {
             flush_interval: config.flush_interval,
             flush_bytes: config.flush_bytes,
             uploads_max: config.uploads_max.max(1),
+            compression_workers: compression_workers(),
             producer_expiration_ms: i64::try_from(config.producer_expiration.as_millis())
                 .unwrap_or(i64::MAX),
             reference_age_max_ms: u64::try_from(config.gc_grace.as_millis() / 2)
@@ -865,7 +876,12 @@ impl LogWriter {
         let key = strato_tiering::keys::new_segment_key();
         // Built and uploaded in a task: several flushes build and upload at once, and
         // this loop goes on taking and committing meanwhile.
-        let upload = tokio::spawn(build_and_upload(self.tier.clone(), key.clone(), inputs));
+        let upload = tokio::spawn(build_and_upload(
+            self.tier.clone(),
+            self.compression_workers,
+            key.clone(),
+            inputs,
+        ));
         self.uploads_in_flight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         in_flight.push_back(InFlight {
@@ -1069,7 +1085,7 @@ impl LogWriter {
     ) -> bool {
         let later: Vec<PendingBatch> = {
             let mut state = partition.lock();
-            if failed.first().is_some_and(|b| b.rewinds != state.rewinds) {
+            if appended_before_a_rewind(&failed, state.rewinds) {
                 drop(state);
                 for batch in failed {
                     batch.finish(Err(FlushFailure::Rewound));
@@ -1126,7 +1142,7 @@ impl LogWriter {
         );
         for ((partition, list), chunk) in groups.into_iter().zip(chunk_data) {
             let rewinds = partition.lock().rewinds;
-            if list.first().is_some_and(|b| b.rewinds != rewinds) {
+            if appended_before_a_rewind(&list, rewinds) {
                 for batch in list {
                     batch.finish(Err(FlushFailure::Rewound));
                 }
