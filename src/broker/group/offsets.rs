@@ -208,6 +208,33 @@ async fn fetch_group(
     session: &Session,
 ) -> FetchedGroup {
     let authorizer = &ctx.authorizer;
+    // KIP-447: with require_stable, a partition whose offset a transaction may still change
+    // answers UNSTABLE_OFFSET_COMMIT (retriable) instead of a value about to be replaced.
+    // The pending offsets are read before the committed ones: a transaction's completion moves
+    // each pending offset into the committed ones atomically, so a partition not pending at
+    // this read has its final offset visible to the later one (read the other way round, a
+    // completion between the reads answered "no offset" for a committed partition).
+    let pending = if require_stable
+        && ctx.groups.owns(group_id)
+        && authorizer.allows_quietly(
+            session,
+            AclOperation::Describe,
+            ResourceType::Group,
+            group_id,
+        ) {
+        match super::txn_offsets::pending_partitions(ctx, group_id).await {
+            Ok(pending) => pending,
+            Err(err) => {
+                tracing::warn!(group = %group_id, "failed to read pending offsets: {err:#}");
+                return FetchedGroup {
+                    error: error::from_group_store(&err),
+                    topics: BTreeMap::new(),
+                };
+            }
+        }
+    } else {
+        Default::default()
+    };
     let stored = if !authorizer.allows(
         session,
         AclOperation::Describe,
@@ -308,32 +335,18 @@ async fn fetch_group(
             }
         }
     }
-    // KIP-447: with require_stable, a partition whose offset a transaction may still change
-    // answers UNSTABLE_OFFSET_COMMIT (retriable) instead of a value about to be replaced.
-    if require_stable {
-        match super::txn_offsets::pending_partitions(ctx, group_id).await {
-            Ok(pending) if !pending.is_empty() => {
-                let unstable = error::code(ResponseError::UnstableOffsetCommit);
-                for (topic, offsets) in topics.iter_mut() {
-                    for offset in offsets.iter_mut() {
-                        if offset.error == error::NONE
-                            && pending.contains(&(topic.clone(), offset.partition))
-                        {
-                            *offset = FetchedOffset {
-                                error: unstable,
-                                ..entry(None, offset.partition)
-                            };
-                        }
-                    }
+    if !pending.is_empty() {
+        let unstable = error::code(ResponseError::UnstableOffsetCommit);
+        for (topic, offsets) in topics.iter_mut() {
+            for offset in offsets.iter_mut() {
+                if offset.error == error::NONE
+                    && pending.contains(&(topic.clone(), offset.partition))
+                {
+                    *offset = FetchedOffset {
+                        error: unstable,
+                        ..entry(None, offset.partition)
+                    };
                 }
-            }
-            Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(group = %group_id, "failed to read pending offsets: {err:#}");
-                return FetchedGroup {
-                    error: error::from_group_store(&err),
-                    topics: BTreeMap::new(),
-                };
             }
         }
     }
