@@ -502,6 +502,11 @@ pub mod faulty {
         inner: Arc<dyn MetadataStore>,
         fail_txns: AtomicU32,
         lose_txn_answers: AtomicU32,
+        hold_txn_manys: AtomicU32,
+        held_txn_manys: AtomicU32,
+        /// `true` lets held calls go on.
+        released: tokio::sync::watch::Sender<bool>,
+        txn_many_calls: AtomicU32,
     }
 
     fn take_one(counter: &AtomicU32) -> bool {
@@ -516,7 +521,33 @@ pub mod faulty {
                 inner,
                 fail_txns: AtomicU32::new(0),
                 lose_txn_answers: AtomicU32::new(0),
+                hold_txn_manys: AtomicU32::new(0),
+                held_txn_manys: AtomicU32::new(0),
+                released: tokio::sync::watch::Sender::new(false),
+                txn_many_calls: AtomicU32::new(0),
             }
+        }
+
+        /// The next `n` `txn_many` calls wait, before they are applied, until
+        /// [`Self::release_held_txn_manys`].
+        pub fn hold_next_txn_manys(&self, n: u32) {
+            self.released.send_replace(false);
+            self.hold_txn_manys.store(n, Ordering::Relaxed);
+        }
+
+        /// Lets the held `txn_many` calls (and those still to be held) go on.
+        pub fn release_held_txn_manys(&self) {
+            self.released.send_replace(true);
+        }
+
+        /// `txn_many` calls waiting to be released.
+        pub fn txn_manys_held(&self) -> u32 {
+            self.held_txn_manys.load(Ordering::Relaxed)
+        }
+
+        /// `txn_many` calls so far.
+        pub fn txn_many_calls(&self) -> u32 {
+            self.txn_many_calls.load(Ordering::Relaxed)
         }
 
         /// The next `n` transaction calls are not applied and time out.
@@ -575,7 +606,18 @@ pub mod faulty {
             &self,
             txns: Vec<Txn>,
         ) -> Result<Vec<Result<Version, MetadataError>>, MetadataError> {
-            match self.injected() {
+            self.txn_many_calls.fetch_add(1, Ordering::Relaxed);
+            // A fault is decided when the call starts, so one armed while a call is held
+            // falls on the next call.
+            let injected = self.injected();
+            if take_one(&self.hold_txn_manys) {
+                let mut released = self.released.subscribe();
+                self.held_txn_manys.fetch_add(1, Ordering::Relaxed);
+                // The sender lives as long as `self`, so this ends only on release.
+                let _ = released.wait_for(|released| *released).await;
+                self.held_txn_manys.fetch_sub(1, Ordering::Relaxed);
+            }
+            match injected {
                 None => self.inner.txn_many(txns).await,
                 Some(false) => Err(TIMEOUT),
                 Some(true) => {

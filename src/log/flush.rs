@@ -8,8 +8,12 @@
 //!
 //! Flushes are pipelined: while one segment uploads, the next can be built and uploaded
 //! (at most `uploads_max` uploads in flight, `--flush-uploads-max`), so object store
-//! latency costs latency, not throughput. Commits still happen one at a time, in flush
-//! order, so the high watermark of a partition only ever advances contiguously. A failed
+//! latency costs latency, not throughput. Commits happen one at a time, in flush order,
+//! so the high watermark of a partition only ever advances contiguously; the flushes whose
+//! uploads ended while a commit ran are committed together in the next one (one
+//! transaction per partition for all of them, one fsync on the embedded store), and new
+//! flushes start while a commit runs, so a slow commit neither stalls the uploads behind it
+//! nor lets the open segment grow past its size. A failed
 //! upload or commit rewinds its partitions, and every later batch of those partitions,
 //! in the open segment or in a flush still uploading, fails with it (`Rewound`): a batch
 //! remembers the partition's rewind count when it was appended, and one appended before
@@ -30,7 +34,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::markers::replay;
-use super::partition::Partition;
+use super::partition::{MARKERS_PENDING_MAX, Partition};
 use super::producer::IncomingBatch;
 
 /// zstd level of segment chunks: level 1 keeps a flush cheap on a 2-core node while still
@@ -152,6 +156,18 @@ struct Uploaded {
     uploaded_at: Instant,
 }
 
+/// A flush whose upload succeeded, in a group commit.
+struct ReadyFlush {
+    key: String,
+    started: Instant,
+    /// The chunks of the partitions it still commits (see `drop_rewound`).
+    chunk_data: Vec<(ChunkMeta, Bytes)>,
+    object_bytes: usize,
+    build: Duration,
+    upload: Duration,
+    uploaded_at: Instant,
+}
+
 impl InFlight {
     fn upload_done(&self) -> bool {
         self.uploaded.is_some() || self.upload.as_ref().is_none_or(|u| u.is_finished())
@@ -220,6 +236,40 @@ async fn wait_oldest_upload(oldest: Option<&mut InFlight>) {
         }
         _ => std::future::pending().await,
     }
+}
+
+/// A commit of flushes under way in the flusher loop.
+type CommitFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+/// Runs the commit under way to its end and clears it (forever when there is none).
+async fn finish_commit(committing: &mut Option<CommitFuture<'_>>) {
+    match committing.as_mut() {
+        Some(commit) => {
+            commit.await;
+            *committing = None;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Flushes committed together at most (group commit): each adds an index entry to its
+/// partitions' transactions, which hold at most 128 operations (etcd's limit) with the
+/// state and the markers' operations.
+const COMMIT_GROUP_MAX: usize = 16;
+const _: () = assert!(1 + COMMIT_GROUP_MAX + 2 * MARKERS_PENDING_MAX <= 128);
+
+/// Takes the oldest flushes whose uploads have ended, in flush order, at most
+/// [`COMMIT_GROUP_MAX`].
+async fn take_uploaded(
+    in_flight: &mut VecDeque<InFlight>,
+) -> Vec<(InFlight, Result<Uploaded, String>)> {
+    let mut ready = Vec::new();
+    while ready.len() < COMMIT_GROUP_MAX && in_flight.front().is_some_and(InFlight::upload_done) {
+        let mut flight = in_flight.pop_front().expect("front checked");
+        let uploaded = flight.take_outcome().await;
+        ready.push((flight, uploaded));
+    }
+    ready
 }
 
 /// zstd worker threads for a flush's large chunks: one per core, at most
@@ -476,9 +526,18 @@ impl LogWriter {
     /// trims, chunk swaps), so those never race; only uploads run beside it.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        // The commit under way: flushes keep starting while it runs, so a slow commit
+        // neither delays the next uploads nor lets the open segment grow past its size.
+        let mut committing: Option<CommitFuture<'_>> = None;
         loop {
-            self.apply_trims().await;
-            self.commit_uploaded(&mut in_flight).await;
+            if committing.is_none() {
+                // Trims and chunk swaps run between commits, never beside one.
+                self.apply_trims().await;
+                let ready = take_uploaded(&mut in_flight).await;
+                if !ready.is_empty() {
+                    committing = Some(Box::pin(self.commit_flushes(ready)));
+                }
+            }
             let room = in_flight.len() < self.uploads_max;
             let due = if room { self.flush_due() } else { None };
             if due.is_some_and(|due| due <= Instant::now()) {
@@ -486,6 +545,7 @@ impl LogWriter {
                 continue;
             }
             tokio::select! {
+                _ = finish_commit(&mut committing) => {}
                 _ = wait_oldest_upload(in_flight.front_mut()) => {}
                 _ = sleep_until(due) => {}
                 _ = self.wake.notified() => {}
@@ -495,10 +555,14 @@ impl LogWriter {
         // Drain: no new batches, then make the accepted ones durable.
         self.closed
             .store(true, std::sync::atomic::Ordering::Release);
+        if let Some(commit) = committing.take() {
+            commit.await;
+        }
         self.start_flush(&mut in_flight).await;
-        while let Some(mut flight) = in_flight.pop_front() {
-            let uploaded = flight.take_outcome().await;
-            self.commit_flush(flight, uploaded).await;
+        while !in_flight.is_empty() {
+            wait_oldest_upload(in_flight.front_mut()).await;
+            let ready = take_uploaded(&mut in_flight).await;
+            self.commit_flushes(ready).await;
         }
         self.unflushed.close();
         for trim in std::mem::take(&mut *self.trims.lock().expect("trims lock")) {
@@ -517,15 +581,6 @@ impl LogWriter {
             None => None,
             Some(_) if draining || open.bytes >= self.flush_bytes => Some(Instant::now()),
             Some(at) => Some(at + self.flush_interval),
-        }
-    }
-
-    /// Commits, in flush order, the oldest flushes whose uploads have ended.
-    async fn commit_uploaded(&self, in_flight: &mut VecDeque<InFlight>) {
-        while in_flight.front().is_some_and(InFlight::upload_done) {
-            let mut flight = in_flight.pop_front().expect("front checked");
-            let uploaded = flight.take_outcome().await;
-            self.commit_flush(flight, uploaded).await;
         }
     }
 
@@ -893,62 +948,83 @@ impl LogWriter {
         });
     }
 
-    /// Commits a flush whose upload ended: one fenced transaction per partition, then high
-    /// watermarks move and producers get their answers. Partitions rewound since their
-    /// batches were appended fail them (`Rewound`) without a commit.
-    async fn commit_flush(&self, flight: InFlight, uploaded: Result<Uploaded, String>) {
-        self.uploads_in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let InFlight {
-            key,
-            groups,
-            started,
-            ..
-        } = flight;
-        let Uploaded {
-            chunk_data,
-            object_bytes,
-            build,
-            upload,
-            uploaded_at,
-        } = match uploaded {
-            Ok(uploaded) => uploaded,
-            Err(err) => {
-                self.fail_upload(&key, groups, &err);
-                return;
+    /// Commits flushes whose uploads ended, in flush order, together (group commit): one
+    /// fenced transaction per partition for all of them, holding each flush's index entry,
+    /// then high watermarks move and producers get their answers. A failed upload fails its
+    /// flush (its partitions rewind); partitions rewound since their batches were appended
+    /// fail them (`Rewound`) without a commit.
+    async fn commit_flushes(&self, flights: Vec<(InFlight, Result<Uploaded, String>)>) {
+        // Per partition, the index entries and batches of every flush that reached here, in
+        // flush order: contiguous, since a rewind drops every batch appended before it.
+        let mut parts: Vec<(Arc<Partition>, Vec<IndexEntry>, Vec<PendingBatch>)> = Vec::new();
+        let mut part_of: HashMap<TopicPartition, usize> = HashMap::new();
+        let mut ready: Vec<ReadyFlush> = Vec::with_capacity(flights.len());
+        for (flight, uploaded) in flights {
+            self.uploads_in_flight
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            let InFlight {
+                key,
+                groups,
+                started,
+                ..
+            } = flight;
+            let uploaded = match uploaded {
+                Ok(uploaded) => uploaded,
+                Err(err) => {
+                    self.fail_upload(&key, groups, &err);
+                    continue;
+                }
+            };
+            if let Some(age_ms) = self.too_old_to_reference(&key) {
+                // Garbage collection may already delete an object this old: fail the flush
+                // as if the upload had failed (nothing acknowledged; producers retry).
+                let why = format!(
+                    "the object is {age_ms} ms old, more than half the GC grace period; not committed"
+                );
+                self.fail_upload(&key, groups, &why);
+                continue;
             }
-        };
-        if let Some(age_ms) = self.too_old_to_reference(&key) {
-            // Garbage collection may already delete an object this old: fail the flush as
-            // if the upload had failed (nothing acknowledged; producers retry).
-            let why = format!(
-                "the object is {age_ms} ms old, more than half the GC grace period; not committed"
-            );
-            self.fail_upload(&key, groups, &why);
-            return;
+            let (groups, chunk_data) = self.drop_rewound(groups, uploaded.chunk_data);
+            for ((partition, list), (meta, _)) in groups.into_iter().zip(&chunk_data) {
+                let entry: IndexEntry = meta.to_index_entry(&key);
+                assert_eq!(
+                    entry.base_offset,
+                    list.first().expect("batches").base_offset
+                );
+                assert_eq!(entry.last_offset, list.last().expect("batches").last_offset);
+                let next = parts.len();
+                let index = *part_of.entry(partition.tp).or_insert(next);
+                if index == next {
+                    parts.push((partition, Vec::new(), Vec::new()));
+                }
+                parts[index].1.push(entry);
+                parts[index].2.extend(list);
+            }
+            ready.push(ReadyFlush {
+                key,
+                started,
+                chunk_data,
+                object_bytes: uploaded.object_bytes,
+                build: uploaded.build,
+                upload: uploaded.upload,
+                uploaded_at: uploaded.uploaded_at,
+            });
         }
-
-        let (groups, chunk_data) = self.drop_rewound(groups, chunk_data);
-        if groups.is_empty() {
+        if parts.is_empty() {
             self.notify_commit();
             return;
         }
-        // One fenced transaction per partition.
-        assert_eq!(chunk_data.len(), groups.len(), "one chunk per partition");
-        let mut txns = Vec::with_capacity(groups.len());
-        let mut staged = Vec::with_capacity(groups.len());
-        for ((partition, list), (meta, _)) in groups.iter().zip(&chunk_data) {
-            let entry: IndexEntry = meta.to_index_entry(&key);
+        let mut txns = Vec::with_capacity(parts.len());
+        let mut staged = Vec::with_capacity(parts.len());
+        for (partition, entries, list) in &parts {
             let state = partition.lock();
-            let first = list.first().expect("group has batches");
-            let last = list.last().expect("group has batches");
+            let first = list.first().expect("a partition here has batches");
+            let last = list.last().expect("a partition here has batches");
             assert_eq!(
                 first.base_offset, state.high_watermark,
                 "flush of {:?} must continue at the high watermark",
                 partition.tp
             );
-            assert_eq!(entry.base_offset, first.base_offset);
-            assert_eq!(entry.last_offset, last.last_offset);
             let mut producers = state.committed_producers.clone();
             let now_ms = now_ms();
             // Idle producers leave the state with this commit (bounded state, Kafka's
@@ -958,21 +1034,25 @@ impl LogWriter {
             let new_hw = last.last_offset + 1;
             let record = state.state_record(new_hw, &producers);
             let tp = partition.tp;
-            let txn = state.fenced_state_txn(tp, &record).put(
-                keys::partition_index(tp.topic_id, tp.partition, entry.base_offset),
-                entry.encode(),
-            );
+            let mut txn = state.fenced_state_txn(tp, &record);
+            for entry in entries {
+                txn = txn.put(
+                    keys::partition_index(tp.topic_id, tp.partition, entry.base_offset),
+                    entry.encode(),
+                );
+            }
             txns.push(markers.add_to(txn, tp));
-            staged.push((entry, new_hw, producers, markers));
+            staged.push((new_hw, producers, markers));
         }
         let commit_started = Instant::now();
         let results = match self.meta.txn_many(txns).await {
             Ok(results) => results,
             Err(err) => {
                 self.failed_flushes
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!(segment = %key, "failed to commit flush: {err:#}");
-                for (partition, list) in groups {
+                    .fetch_add(ready.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                let segments: Vec<&str> = ready.iter().map(|r| r.key.as_str()).collect();
+                tracing::error!(?segments, "failed to commit flushes: {err:#}");
+                for (partition, _, list) in parts {
                     // The outcome is unknown: the commit may have applied.
                     if self.rewind(&partition, list, FlushFailure::Commit) {
                         self.spawn_reload(partition);
@@ -983,15 +1063,19 @@ impl LogWriter {
             }
         };
         self.flushes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.flushed_bytes
-            .fetch_add(object_bytes as u64, std::sync::atomic::Ordering::Relaxed);
-        self.flush_size.observe(object_bytes as u64);
-        // Chunks go to the cache before the HW moves, so the first fetch finds them there.
-        self.tier.cache_chunks(&key, &chunk_data);
+            .fetch_add(ready.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for flush in &ready {
+            self.flushed_bytes.fetch_add(
+                flush.object_bytes as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            self.flush_size.observe(flush.object_bytes as u64);
+            // Chunks go to the cache before the HW moves, so the first fetch finds them.
+            self.tier.cache_chunks(&flush.key, &flush.chunk_data);
+        }
         let mut committed_batches = 0usize;
-        for (((partition, list), (entry, new_hw, producers, markers)), result) in
-            groups.into_iter().zip(staged).zip(results)
+        for (((partition, entries, list), (new_hw, producers, markers)), result) in
+            parts.into_iter().zip(staged).zip(results)
         {
             match result {
                 Ok(version) => {
@@ -999,7 +1083,9 @@ impl LogWriter {
                         let mut state = partition.lock();
                         state.high_watermark = new_hw;
                         state.state_version = version;
-                        state.index.insert(entry.base_offset, entry);
+                        for entry in entries {
+                            state.index.insert(entry.base_offset, entry);
+                        }
                         for producer_id in &markers.producers {
                             state.pending_markers.remove(producer_id);
                         }
@@ -1039,22 +1125,24 @@ impl LogWriter {
             }
         }
         self.notify_commit();
-        self.flush_duration.observe_duration(started.elapsed());
-        let phases = [
-            build,
-            upload,
-            commit_started.saturating_duration_since(uploaded_at),
-            commit_started.elapsed(),
-        ];
-        for (histogram, took) in self.flush_phases.iter().zip(phases) {
-            histogram.observe_duration(took);
+        for flush in &ready {
+            self.flush_duration
+                .observe_duration(flush.started.elapsed());
+            let phases = [
+                flush.build,
+                flush.upload,
+                commit_started.saturating_duration_since(flush.uploaded_at),
+                commit_started.elapsed(),
+            ];
+            for (histogram, took) in self.flush_phases.iter().zip(phases) {
+                histogram.observe_duration(took);
+            }
         }
         tracing::debug!(
-            segment = %key,
-            bytes = object_bytes,
+            flushes = ready.len(),
             batches = committed_batches,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "segment flushed"
+            elapsed_ms = commit_started.elapsed().as_millis() as u64,
+            "flushes committed"
         );
     }
 
@@ -1765,6 +1853,103 @@ mod tests {
     /// Method: every append fills the segment (flush at once); the first 4 PUTs are held;
     /// two trims, run by the flusher loop one pass after another, prove the loop went
     /// round with the fifth segment due.
+    /// Goal: while a commit runs, new flushes start and upload, and the flushes whose uploads
+    /// ended meanwhile are committed together (group commit) in flush order: one more
+    /// `txn_many`, one transaction per partition holding each flush's index entry.
+    /// Method: the first commit is held until released; two more flushes upload meanwhile.
+    #[tokio::test]
+    async fn flushes_uploaded_during_a_commit_are_committed_together() {
+        let s = setup(2, Duration::from_millis(5), 8 << 20).await;
+        let (p0, p1) = (s.topic.partitions[0].clone(), s.topic.partitions[1].clone());
+        s.faulty_meta.hold_next_txn_manys(1);
+        let (_, a) = append(&s.log, &p0, 2).await;
+        wait_until("first commit held", || s.faulty_meta.txn_manys_held() == 1).await;
+        let calls_before = s.faulty_meta.txn_many_calls();
+        let (_, b) = append(&s.log, &p0, 3).await;
+        let (_, c) = append(&s.log, &p1, 1).await;
+        wait_until("second upload done", || s.store.puts_completed() == 2).await;
+        let (_, d) = append(&s.log, &p0, 4).await;
+        wait_until("third upload done", || s.store.puts_completed() == 3).await;
+        assert_eq!((p0.high_watermark(), p1.high_watermark()), (0, 0));
+        s.faulty_meta.release_held_txn_manys();
+        for (name, ack) in [("a", a), ("b", b), ("c", c), ("d", d)] {
+            assert_eq!(ack.await.unwrap(), Ok(()), "batch {name}");
+        }
+        assert_eq!((p0.high_watermark(), p1.high_watermark()), (9, 1));
+        assert_eq!(
+            s.faulty_meta.txn_many_calls() - calls_before,
+            1,
+            "the two later flushes commit in one txn_many"
+        );
+        let entries: Vec<(Offset, Offset, String)> = p0
+            .lock()
+            .index
+            .values()
+            .map(|e| (e.base_offset, e.last_offset, e.object.clone()))
+            .collect();
+        assert_eq!(
+            entries.iter().map(|e| (e.0, e.1)).collect::<Vec<_>>(),
+            vec![(0, 1), (2, 4), (5, 8)]
+        );
+        let objects: HashSet<&String> = entries.iter().map(|e| &e.2).collect();
+        assert_eq!(objects.len(), 3, "three flushes, three objects");
+        for partition in [&p0, &p1] {
+            let state = committed_state(s.meta.as_ref(), partition).await;
+            assert_eq!(state.high_watermark, partition.high_watermark());
+            let stored = s
+                .meta
+                .list_all(&keys::partition_index_prefix(
+                    partition.tp.topic_id,
+                    partition.tp.partition,
+                ))
+                .await
+                .unwrap();
+            assert_eq!(stored.len(), partition.lock().index.len());
+        }
+        s.shutdown.cancel();
+    }
+
+    /// Goal: a group commit that fails fails every batch of every flush in it (nothing of
+    /// them acknowledged), the partitions rewind to what committed before, and produce goes
+    /// on from there once their state is read back.
+    /// Method: the first commit is held, a failure is armed for the next one, and two
+    /// flushes upload meanwhile.
+    #[tokio::test]
+    async fn a_failed_group_commit_fails_all_of_its_flushes() {
+        let s = setup(2, Duration::from_millis(5), 8 << 20).await;
+        let (p0, p1) = (s.topic.partitions[0].clone(), s.topic.partitions[1].clone());
+        s.faulty_meta.hold_next_txn_manys(1);
+        let (_, a) = append(&s.log, &p0, 2).await;
+        wait_until("first commit held", || s.faulty_meta.txn_manys_held() == 1).await;
+        s.faulty_meta.fail_next_txns(1);
+        let (_, b) = append(&s.log, &p0, 3).await;
+        let (_, c) = append(&s.log, &p1, 1).await;
+        wait_until("second upload done", || s.store.puts_completed() == 2).await;
+        let (_, d) = append(&s.log, &p0, 4).await;
+        wait_until("third upload done", || s.store.puts_completed() == 3).await;
+        s.faulty_meta.release_held_txn_manys();
+        assert_eq!(a.await.unwrap(), Ok(()));
+        for (name, ack) in [("b", b), ("c", c), ("d", d)] {
+            assert_eq!(
+                ack.await.unwrap(),
+                Err(FlushFailure::Commit),
+                "batch {name}"
+            );
+        }
+        wait_reloaded(&p0).await;
+        wait_reloaded(&p1).await;
+        assert_eq!((p0.high_watermark(), p1.high_watermark()), (2, 0));
+        assert_eq!(
+            committed_state(s.meta.as_ref(), &p0).await.high_watermark,
+            2
+        );
+        let (base, e) = append(&s.log, &p0, 1).await;
+        assert_eq!(base, 2, "the failed offsets are given out again");
+        assert_eq!(e.await.unwrap(), Ok(()));
+        assert_eq!(p0.high_watermark(), 3);
+        s.shutdown.cancel();
+    }
+
     #[tokio::test]
     async fn uploads_in_flight_are_bounded() {
         let batch_len = simple_batch(0, 1).len() as u64;
