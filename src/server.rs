@@ -168,6 +168,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         producer_ids.clone(),
         config.txn_limits.clone(),
     ));
+    // Every broker keeps the schema registry's copy current, for Produce's schema id
+    // validation, whether or not it serves the REST API.
+    let registry = Arc::new(crate::schema_registry::store::Registry::new(
+        meta.clone(),
+        config.schema_registry.limits.clone(),
+    ));
+    let registry_keys = registry.load().await.context("read the schema registry")?;
+    tracing::debug!(keys = registry_keys, "schema registry read");
     let ctx = Arc::new(BrokerCtx {
         broker_id,
         cluster_id,
@@ -187,6 +195,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.group_limits.clone(),
         )),
         authorizer,
+        schemas: registry.clone(),
         request_memory: Arc::new(Semaphore::new(config.max_queued_request_bytes as usize)),
         tls: tls.clone(),
         connections_per_ip: crate::security::limits::ConnectionsPerIp::new(
@@ -274,7 +283,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ));
     tracing::info!(addr = %http_bound, "http listener bound");
     let registry_stop = CancellationToken::new();
-    let registry_tasks = start_schema_registry(&config, meta.clone(), registry_stop.clone())
+    let registry_tasks = start_schema_registry(&config, registry, registry_stop.clone())
         .await
         .context("start the schema registry")?;
     // Tests and scripts read these lines to learn the ports when listeners use port 0.
@@ -339,17 +348,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     Ok(())
 }
 
-/// Binds `--schema-registry-listen` (unless disabled), reads the registry, and starts its
-/// watch and its HTTP server; both end when `stop` is cancelled.
+/// Starts the watch that keeps the schema registry's copy current and, unless
+/// `--schema-registry-listen` disables it, binds the REST API and serves it; both end when
+/// `stop` is cancelled.
 async fn start_schema_registry(
     config: &Config,
-    meta: Arc<dyn MetadataStore>,
+    registry: Arc<crate::schema_registry::store::Registry>,
     stop: CancellationToken,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    use crate::schema_registry::{api, store::Registry};
+    use crate::schema_registry::api;
+    let watch = tokio::spawn(registry.clone().run(stop.clone()));
     let Some(addr) = config.schema_registry.listen else {
-        tracing::info!("schema registry disabled");
-        return Ok(Vec::new());
+        tracing::info!("schema registry REST API disabled");
+        return Ok(vec![watch]);
     };
     let listener = TcpListener::bind(addr)
         .await
@@ -357,10 +368,6 @@ async fn start_schema_registry(
     let bound = listener
         .local_addr()
         .context("read bound schema registry address")?;
-    let registry = Arc::new(Registry::new(meta, config.schema_registry.limits.clone()));
-    let keys = registry.load().await.context("read the schema registry")?;
-    tracing::debug!(keys, "schema registry read");
-    let watch = tokio::spawn(registry.clone().run(stop.clone()));
     let server = tokio::spawn(api::serve(listener, registry, stop));
     // Tests and scripts read this line to learn the port when the address uses port 0.
     tracing::info!(addr = %bound, "schema registry listener bound");

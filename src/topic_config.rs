@@ -100,6 +100,17 @@ fn compression_type(v: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Confluent's default subject name strategy, the only one Strato's validation knows.
+const TOPIC_NAME_STRATEGY: &str = "io.confluent.kafka.serializers.subject.TopicNameStrategy";
+
+fn subject_name_strategy(v: &str) -> Result<(), &'static str> {
+    if v == TOPIC_NAME_STRATEGY || v == "TopicNameStrategy" {
+        Ok(())
+    } else {
+        Err("only io.confluent.kafka.serializers.subject.TopicNameStrategy is supported")
+    }
+}
+
 /// An int within `min..=max` (Kafka's `ConfigDef.Range.between`).
 fn int_between(v: &str, min: i32, max: i32) -> bool {
     v.parse::<i32>().is_ok_and(|n| (min..=max).contains(&n))
@@ -150,6 +161,45 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
               cleaner keeps the latest record of every key (and removes tombstones after \
               delete.retention.ms). compact,delete: both",
         validate: cleanup_policy,
+    },
+    TopicConfigDef {
+        name: "confluent.key.schema.validation",
+        broker_name: "",
+        default: "false",
+        kind: ConfigType::Boolean,
+        doc: "true: Produce refuses (INVALID_RECORD) a record whose key does not start with \
+              the magic byte 0 and the id of a schema registered under the subject \
+              <topic>-key in the built-in schema registry (Confluent Server's validation)",
+        validate: boolean,
+    },
+    TopicConfigDef {
+        name: "confluent.key.subject.name.strategy",
+        broker_name: "",
+        default: TOPIC_NAME_STRATEGY,
+        kind: ConfigType::String,
+        doc: "the subject that keys' schema ids are checked against: only \
+              TopicNameStrategy (<topic>-key) is supported",
+        validate: subject_name_strategy,
+    },
+    TopicConfigDef {
+        name: "confluent.value.schema.validation",
+        broker_name: "",
+        default: "false",
+        kind: ConfigType::Boolean,
+        doc: "true: Produce refuses (INVALID_RECORD) a record whose value is not null and \
+              does not start with the magic byte 0 and the id of a schema registered under \
+              the subject <topic>-value in the built-in schema registry (Confluent Server's \
+              validation)",
+        validate: boolean,
+    },
+    TopicConfigDef {
+        name: "confluent.value.subject.name.strategy",
+        broker_name: "",
+        default: TOPIC_NAME_STRATEGY,
+        kind: ConfigType::String,
+        doc: "the subject that values' schema ids are checked against: only \
+              TopicNameStrategy (<topic>-value) is supported",
+        validate: subject_name_strategy,
     },
     TopicConfigDef {
         name: "delete.retention.ms",
@@ -443,6 +493,28 @@ fn long_config(overrides: &BTreeMap<String, String>, name: &str) -> i64 {
         .and_then(|v| v.parse().ok())
         .or_else(|| find(name).and_then(|d| d.default.parse().ok()))
         .unwrap_or(0)
+}
+
+/// Which parts of a topic's records Produce checks for registered schema ids
+/// (`confluent.key.schema.validation`, `confluent.value.schema.validation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchemaValidation {
+    pub key: bool,
+    pub value: bool,
+}
+
+impl SchemaValidation {
+    pub fn any(self) -> bool {
+        self.key || self.value
+    }
+}
+
+pub fn schema_validation(overrides: &BTreeMap<String, String>) -> SchemaValidation {
+    let on = |name| effective(overrides, name).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    SchemaValidation {
+        key: on("confluent.key.schema.validation"),
+        value: on("confluent.value.schema.validation"),
+    }
 }
 
 /// Whether the cleaner compacts the topic by key (`cleanup.policy` includes `compact`).

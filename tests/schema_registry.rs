@@ -500,3 +500,105 @@ fn confluent_kafka_avro_serializers() {
     let sr = broker.schema_registry();
     assert_eq!(get(sr, "/subjects"), (200, json!(["users-value"])));
 }
+
+/// Goal: a topic with `confluent.value.schema.validation=true` takes only values framed
+/// with a schema id registered under `<topic>-value` (Confluent's wire format), as
+/// Confluent Server does: a plain value and an unregistered id are refused with
+/// INVALID_RECORD, null values (tombstones) and keys pass, and consumers see only what was
+/// accepted. The schema is registered through one broker of a cluster and the records are
+/// produced at once to whichever leads, so the leader may have to read the subject again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn value_schema_validation_refuses_unregistered_ids() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use rdkafka::producer::FutureRecord;
+
+    let cluster = common::cluster::Cluster::start(2, "/strato/schema-validation");
+    let bootstrap = cluster.bootstrap();
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("create admin client");
+    let topic = NewTopic::new("typed", 2, TopicReplication::Fixed(1))
+        .set("confluent.value.schema.validation", "true");
+    for result in admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .expect("create topics request")
+    {
+        result.expect("topic created");
+    }
+    let bad_strategy = NewTopic::new("typed-records", 1, TopicReplication::Fixed(1)).set(
+        "confluent.value.subject.name.strategy",
+        "io.confluent.kafka.serializers.subject.RecordNameStrategy",
+    );
+    let refused = admin
+        .create_topics(&[bad_strategy], &AdminOptions::new())
+        .await
+        .expect("create topics request");
+    assert!(
+        matches!(&refused[0], Err((_, RDKafkaErrorCode::InvalidConfig))),
+        "{refused:?}"
+    );
+
+    let sr = cluster.brokers[&1].schema_registry();
+    let id = u32::try_from(registered_id(sr, "typed-value", &user_v1())).unwrap();
+    let framed = |id: u32| {
+        let mut value = vec![0u8];
+        value.extend_from_slice(&id.to_be_bytes());
+        value.extend_from_slice(&[2, 0]);
+        value
+    };
+    let producer = common::kafka::producer(&bootstrap, &[("message.timeout.ms", "30000")]);
+    let send = |partition: i32, key: &'static str, value: Option<Vec<u8>>| {
+        let producer = &producer;
+        async move {
+            let mut record = FutureRecord::<str, [u8]>::to("typed")
+                .partition(partition)
+                .key(key);
+            if let Some(value) = value.as_deref() {
+                record = record.payload(value);
+            }
+            producer
+                .send(record, Duration::from_secs(30))
+                .await
+                .map(|_| ())
+                .map_err(|(err, _)| err)
+        }
+    };
+    // Both partitions: with two brokers, usually one leads each, and one of them did not
+    // take the registration.
+    for partition in 0..2 {
+        send(partition, "good", Some(framed(id)))
+            .await
+            .expect("a registered id is accepted");
+        send(partition, "tombstone", None)
+            .await
+            .expect("a null value is accepted");
+        for (what, value) in [
+            ("plain", b"{\"id\": 1}".to_vec()),
+            ("unregistered", framed(id + 1000)),
+            ("short", vec![0, 0, 0]),
+        ] {
+            let err = send(partition, "bad", Some(value)).await.expect_err(what);
+            assert!(
+                matches!(
+                    err,
+                    KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord)
+                ),
+                "{what}: {err:?}"
+            );
+        }
+    }
+    let keys: Vec<(i32, String)> = tokio::task::block_in_place(|| {
+        common::kafka::consume_all(&bootstrap, "typed", 2, 4)
+            .into_iter()
+            .map(|((partition, _), rec)| (partition, String::from_utf8(rec.key.unwrap()).unwrap()))
+            .collect()
+    });
+    let expected: Vec<(i32, String)> = (0..2)
+        .flat_map(|p| [(p, "good".to_string()), (p, "tombstone".to_string())])
+        .collect();
+    assert_eq!(keys, expected);
+}

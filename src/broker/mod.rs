@@ -69,6 +69,9 @@ pub struct BrokerCtx {
     pub groups: Arc<crate::group::GroupCoordinator>,
     /// Whether a session may do what it asks (ACLs, super users, `--authorizer`).
     pub authorizer: Arc<crate::security::authorizer::Authorizer>,
+    /// The schema registry's in-memory copy, for Produce's schema id validation
+    /// (kept current whether or not this broker serves the registry's REST API).
+    pub schemas: Arc<dyn crate::schema_registry::SchemaIds>,
     /// Bytes of request frames read but not yet admitted, across all connections.
     pub request_memory: Arc<tokio::sync::Semaphore>,
     /// TLS of SSL and SASL_SSL listeners (`None` without --tls-cert).

@@ -363,7 +363,9 @@ async fn admit(
         Ok(valid) => valid,
         Err(outcome) => return outcome,
     };
-    let (records, headers) = match apply_record_rules(topic, index, records, headers).await {
+    let schemas = ctx.schemas.clone();
+    let (records, headers) = match apply_record_rules(topic, index, records, headers, schemas).await
+    {
         Ok(valid) => valid,
         Err(outcome) => return outcome,
     };
@@ -492,21 +494,38 @@ async fn apply_record_rules(
     index: i32,
     records: Bytes,
     headers: Vec<BatchHeader>,
+    schemas: Arc<dyn crate::schema_registry::SchemaIds>,
 ) -> Result<(Bytes, Vec<BatchHeader>), Outcome> {
     let rules = records::RecordRules::of(&topic.config);
     let now = now_ms();
     if !rules.needs_records(&headers, now) {
         return Ok((records, headers));
     }
-    let rules = rules.named(&topic.name, index);
-    let applied = tokio::task::spawn_blocking(move || {
-        let rebuilt = rules.apply(&records, &headers, now)?;
-        Ok::<_, records::Refusal>(match rebuilt {
-            Some(rebuilt) => (rebuilt, None),
-            None => (records, Some(headers)),
+    let rules = rules.named(&topic.name, index, schemas.clone());
+    let checks_schema_ids = rules.checked_subjects().next().is_some();
+    let run = |rules: records::RecordRules, records: Bytes, headers: Vec<BatchHeader>| {
+        tokio::task::spawn_blocking(move || {
+            let rebuilt = rules.apply(&records, &headers, now)?;
+            Ok::<_, records::Refusal>(match rebuilt {
+                Some(rebuilt) => (rebuilt, None),
+                None => (records, Some(headers)),
+            })
         })
-    })
-    .await;
+    };
+    // Kept for a second check (cheap: `Bytes` is shared, the headers are a few).
+    let kept = checks_schema_ids.then(|| (records.clone(), headers.clone()));
+    let mut applied = run(rules.clone(), records, headers).await;
+    if let Some((records_again, headers_again)) = kept
+        && let Ok(Err(refusal)) = &applied
+        && refusal.code == ResponseError::InvalidRecord
+    {
+        // An id registered through another broker a moment ago may not be in this one's
+        // copy yet: read the subjects again and check once more.
+        for subject in rules.checked_subjects() {
+            schemas.refresh(subject).await;
+        }
+        applied = run(rules, records_again, headers_again).await;
+    }
     let (records, headers) = match applied {
         Ok(Ok(applied)) => applied,
         Ok(Err(refusal)) => {

@@ -21,6 +21,19 @@ pub mod store;
 
 use std::fmt;
 
+/// What Produce asks the registry when a topic validates schema ids
+/// (`confluent.key.schema.validation`, `confluent.value.schema.validation`).
+#[async_trait::async_trait]
+pub trait SchemaIds: Send + Sync {
+    /// Whether schema `id` is the schema of a live (not deleted) version of `subject`.
+    fn registered(&self, subject: &str, id: u32) -> bool;
+
+    /// Reads `subject` again from where the registry is stored, when `registered` said no:
+    /// a version registered through another broker a moment ago may not have reached this
+    /// one's copy yet.
+    async fn refresh(&self, subject: &str);
+}
+
 /// Bounds of what the registry keeps (each broker holds all of it in memory).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryLimits {

@@ -788,3 +788,29 @@ fn deleted_record(subject: &str, version: u32, id: u32) -> Bytes {
     }
     .encode()
 }
+
+#[async_trait::async_trait]
+impl super::SchemaIds for Registry {
+    async fn refresh(&self, subject: &str) {
+        let prefix = keys::schema_subject_prefix(subject);
+        match self.meta.list_all(&prefix).await {
+            Ok(entries) => self.write_state(|state| {
+                for (key, value) in &entries {
+                    if let Err(err) = state.apply_put(key, &value.value, value.version) {
+                        tracing::warn!(%key, "ignoring a bad schema registry record: {err:#}");
+                    }
+                }
+            }),
+            Err(err) => tracing::warn!(%subject, "failed to read a subject: {err:#}"),
+        }
+    }
+
+    fn registered(&self, subject: &str, id: u32) -> bool {
+        self.read(|state| {
+            state
+                .subjects
+                .get(subject)
+                .is_some_and(|s| s.live().any(|(_, live_id)| live_id == id))
+        })
+    }
+}

@@ -1,6 +1,8 @@
 //! Record-level rules of a produced partition's batches, the ones the batch headers cannot
 //! decide: keys on compacted topics, CreateTime timestamps within
-//! `message.timestamp.{before,after}.max.ms`, and the topic's `compression.type`. The
+//! `message.timestamp.{before,after}.max.ms`, schema ids of keys and values registered in the
+//! schema registry (`confluent.{key,value}.schema.validation`), and the topic's
+//! `compression.type`. The
 //! records are decoded (and decompressed, bounded) through the `kafka-protocol` records
 //! codec only when a rule needs them, so a topic with Kafka's defaults pays nothing.
 //!
@@ -16,20 +18,38 @@ use kafka_protocol::records::Record;
 use strato_tiering::batch::{self, BatchHeader};
 
 use crate::broker::record_codec::{self, CodecError};
-use crate::topic_config::{self, TimestampLimits, TopicCompression};
+use crate::schema_registry::SchemaIds;
+use crate::topic_config::{self, SchemaValidation, TimestampLimits, TopicCompression};
 
 /// Record errors returned for one batch (Kafka returns them all; the message still counts
 /// every one).
 const RECORD_ERRORS_MAX: usize = 1_000;
 
 /// What a topic's configs ask of its records.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct RecordRules {
     /// `topic-partition`, as Kafka's messages name it.
     partition_name: String,
+    /// The subjects of TopicNameStrategy, `<topic>-key` and `<topic>-value`.
+    subjects: [String; 2],
     compacted: bool,
     timestamps: Option<TimestampLimits>,
     compression: TopicCompression,
+    schema_ids: SchemaValidation,
+    /// Where schema ids are looked up (set by [`named`](Self::named)).
+    schemas: Option<std::sync::Arc<dyn SchemaIds>>,
+}
+
+impl std::fmt::Debug for RecordRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordRules")
+            .field("partition_name", &self.partition_name)
+            .field("compacted", &self.compacted)
+            .field("timestamps", &self.timestamps)
+            .field("compression", &self.compression)
+            .field("schema_ids", &self.schema_ids)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a partition's batches were refused.
@@ -59,17 +79,37 @@ impl RecordRules {
     pub(super) fn of(config: &std::collections::BTreeMap<String, String>) -> Self {
         RecordRules {
             partition_name: String::new(),
+            subjects: Default::default(),
             compacted: topic_config::compacted(config),
             timestamps: topic_config::timestamp_limits(config),
             compression: topic_config::compression(config),
+            schema_ids: topic_config::schema_validation(config),
+            schemas: None,
         }
     }
 
-    /// The rules for partition `partition` of `topic` (named in refusals). Only on the slow
-    /// path: the hot path of a produce allocates nothing here.
-    pub(super) fn named(mut self, topic: &str, partition: i32) -> Self {
+    /// The rules for partition `partition` of `topic` (named in refusals), schema ids looked
+    /// up in `schemas`. Only on the slow path: the hot path of a produce allocates nothing
+    /// here.
+    pub(super) fn named(
+        mut self,
+        topic: &str,
+        partition: i32,
+        schemas: std::sync::Arc<dyn SchemaIds>,
+    ) -> Self {
         self.partition_name = format!("{topic}-{partition}");
+        self.subjects = [format!("{topic}-key"), format!("{topic}-value")];
+        self.schemas = Some(schemas);
         self
+    }
+
+    /// The subjects whose schema ids are checked.
+    pub(super) fn checked_subjects(&self) -> impl Iterator<Item = &str> {
+        [self.schema_ids.key, self.schema_ids.value]
+            .into_iter()
+            .zip(&self.subjects)
+            .filter(|(checked, _)| *checked)
+            .map(|(_, subject)| subject.as_str())
     }
 
     /// Whether any batch needs its records decoded (the cheap check of the hot path).
@@ -79,6 +119,7 @@ impl RecordRules {
 
     fn batch_needs_records(&self, header: &BatchHeader, now_ms: i64) -> bool {
         self.compacted
+            || (self.schema_ids.any() && !header.is_control())
             || self.recompresses(header)
             || self
                 .timestamps
@@ -148,6 +189,8 @@ impl RecordRules {
                     "Compacted topic cannot accept message without key in topic partition {}.",
                     self.partition_name
                 ))
+            } else if let Some(error) = self.schema_id_error(record, header) {
+                Some(error)
             } else {
                 self.timestamps.and_then(|limits| {
                     let ts = record.timestamp;
@@ -196,6 +239,53 @@ impl RecordRules {
             message,
             record_errors: errors,
         })
+    }
+}
+
+impl RecordRules {
+    /// Why a record's key or value does not carry a schema id registered under its subject
+    /// (Confluent's wire format: the magic byte 0, then the id as a big-endian u32).
+    fn schema_id_error(&self, record: &Record, header: &BatchHeader) -> Option<String> {
+        if header.is_control() {
+            return None;
+        }
+        let parts = [
+            (self.schema_ids.key, "key", &record.key, &self.subjects[0]),
+            (
+                self.schema_ids.value,
+                "value",
+                &record.value,
+                &self.subjects[1],
+            ),
+        ];
+        for (checked, part, bytes, subject) in parts {
+            // A null value is a tombstone and a null key no key: nothing to check.
+            let Some(bytes) = bytes.as_ref().filter(|_| checked) else {
+                continue;
+            };
+            let id = match bytes.as_ref() {
+                [0, a, b, c, d, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
+                _ => {
+                    return Some(format!(
+                        "the record's {part} does not start with a schema id (magic byte 0 and \
+                         4 id bytes) for subject {subject} in topic partition {}",
+                        self.partition_name
+                    ));
+                }
+            };
+            let registered = self
+                .schemas
+                .as_ref()
+                .is_some_and(|schemas| schemas.registered(subject, id));
+            if !registered {
+                return Some(format!(
+                    "schema id {id} of the record's {part} is not registered under subject \
+                     {subject} in topic partition {}",
+                    self.partition_name
+                ));
+            }
+        }
+        None
     }
 }
 
@@ -264,6 +354,94 @@ mod tests {
         Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
     };
     use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    /// A registry without schemas.
+    struct NoSchemas;
+
+    #[async_trait::async_trait]
+    impl SchemaIds for NoSchemas {
+        async fn refresh(&self, _subject: &str) {}
+
+        fn registered(&self, _subject: &str, _id: u32) -> bool {
+            false
+        }
+    }
+
+    /// A registry with the given (subject, id) pairs.
+    struct Registered(Vec<(&'static str, u32)>);
+
+    #[async_trait::async_trait]
+    impl SchemaIds for Registered {
+        async fn refresh(&self, _subject: &str) {}
+
+        fn registered(&self, subject: &str, id: u32) -> bool {
+            self.0.contains(&(subject, id))
+        }
+    }
+
+    fn framed(id: u32, payload: &[u8]) -> Bytes {
+        let mut out = vec![0u8];
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(payload);
+        Bytes::from(out)
+    }
+
+    /// Goal: with `confluent.value.schema.validation`, a batch is refused whole
+    /// (INVALID_RECORD, one record error per bad record) when a value lacks the magic byte
+    /// or carries an id not registered under `<topic>-value`; null values pass, keys are not
+    /// checked unless their own flag is on, and a valid batch is kept as it is.
+    #[test]
+    fn schema_ids_are_checked_against_the_topic_subjects() {
+        let config: BTreeMap<String, String> = [(
+            "confluent.value.schema.validation".to_string(),
+            "true".to_string(),
+        )]
+        .into();
+        let registry = Arc::new(Registered(vec![("t-value", 5), ("t-key", 9)]));
+        let rules = RecordRules::of(&config).named("t", 0, registry.clone());
+        let with_value = |offset, value: Option<Bytes>| Record {
+            value,
+            ..record(offset, Some("k"), 5)
+        };
+        let good = batch_of(
+            &[with_value(0, Some(framed(5, b"x"))), with_value(1, None)],
+            Compression::Lz4,
+        );
+        assert!(rules.needs_records(&headers(&good), 1_000));
+        assert_eq!(rules.apply(&good, &headers(&good), 1_000), Ok(None));
+        let bad = batch_of(
+            &[
+                with_value(0, Some(framed(5, b"x"))),
+                with_value(1, Some(Bytes::from_static(b"plain json"))),
+                with_value(2, Some(framed(9, b"x"))),
+                with_value(3, Some(Bytes::from_static(&[0, 0, 5]))),
+            ],
+            Compression::None,
+        );
+        let refusal = rules.apply(&bad, &headers(&bad), 1_000).unwrap_err();
+        assert_eq!(refusal.code, ResponseError::InvalidRecord);
+        let indexes: Vec<i32> = refusal.record_errors.iter().map(|e| e.0).collect();
+        assert_eq!(indexes, vec![1, 2, 3]);
+        assert!(refusal.record_errors[1].1.contains("schema id 9"));
+        assert!(refusal.record_errors[1].1.contains("t-value"));
+
+        let keys: BTreeMap<String, String> = [(
+            "confluent.key.schema.validation".to_string(),
+            "true".to_string(),
+        )]
+        .into();
+        let rules = RecordRules::of(&keys).named("t", 0, registry);
+        let keyed = |offset, key: &[u8]| Record {
+            key: Some(Bytes::copy_from_slice(key)),
+            ..record(offset, None, 5)
+        };
+        let key_ok = batch_of(&[keyed(0, &framed(9, b"k"))], Compression::None);
+        assert_eq!(rules.apply(&key_ok, &headers(&key_ok), 1_000), Ok(None));
+        let key_bad = batch_of(&[keyed(0, &framed(5, b"k"))], Compression::None);
+        assert!(rules.apply(&key_bad, &headers(&key_bad), 1_000).is_err());
+        assert!(!RecordRules::of(&BTreeMap::new()).needs_records(&headers(&good), 1_000));
+    }
 
     fn record(offset: i64, key: Option<&'static str>, timestamp: i64) -> Record {
         Record {
@@ -298,7 +476,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        RecordRules::of(&config).named("t", 0)
+        RecordRules::of(&config).named("t", 0, Arc::new(NoSchemas))
     }
 
     fn headers(bytes: &Bytes) -> Vec<BatchHeader> {
