@@ -75,8 +75,12 @@ pub fn open_object_store(
                 operation: "create object store directory",
                 source: StoreError::io(err),
             })?;
+            // Every write is made durable before it returns (file and directory fsync), as
+            // a PUT to S3 is: the commit that references an object follows its upload, and
+            // an acknowledged record must survive the machine, not only the process.
             let store = LocalFileSystem::new_with_prefix(&path)
-                .map_err(|err| TieringError::from_store("open object store directory", err))?;
+                .map_err(|err| TieringError::from_store("open object store directory", err))?
+                .with_fsync(true);
             Ok(Arc::new(store))
         }
         "memory" => {
