@@ -37,22 +37,55 @@ fn user_incompatible() -> Value {
 }
 
 fn register(addr: SocketAddr, subject: &str, schema: &Value) -> (u16, Value) {
+    post_version(addr, subject, &schema_body(schema))
+}
+
+fn registered_id(addr: SocketAddr, subject: &str, schema: &Value) -> u64 {
+    id_of(register(addr, subject, schema))
+}
+
+fn post_version(addr: SocketAddr, subject: &str, body: &Value) -> (u16, Value) {
     call(
         addr,
         "POST",
         &format!("/subjects/{subject}/versions"),
-        Some(&schema_body(schema)),
+        Some(body),
     )
 }
 
-fn registered_id(addr: SocketAddr, subject: &str, schema: &Value) -> u64 {
-    let (status, body) = register(addr, subject, schema);
+/// The id of a successful register answer.
+fn id_of((status, body): (u16, Value)) -> u64 {
     assert_eq!(status, 200, "{body}");
     body["id"].as_u64().expect("an id")
 }
 
 fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
     call(addr, "GET", path, None)
+}
+
+/// A register, lookup or compatibility body for a JSON Schema.
+fn json_body(schema: &Value) -> Value {
+    let mut body = schema_body(schema);
+    body["schemaType"] = json!("JSON");
+    body
+}
+
+fn register_json(addr: SocketAddr, subject: &str, schema: &Value) -> (u16, Value) {
+    post_version(addr, subject, &json_body(schema))
+}
+
+fn registered_json_id(addr: SocketAddr, subject: &str, schema: &Value) -> u64 {
+    id_of(register_json(addr, subject, schema))
+}
+
+/// An order as a JSON Schema with a closed content model, and `extra` properties.
+fn order(id_type: &str, extra: Value) -> Value {
+    let mut properties = json!({"id": {"type": id_type}, "item": {"type": "string"}});
+    for (name, schema) in extra.as_object().unwrap() {
+        properties[name] = schema.clone();
+    }
+    json!({"type": "object", "properties": properties, "required": ["id"],
+           "additionalProperties": false})
 }
 
 /// Goal: the register / evolve / refuse / read-back cycle a serializer goes through, with
@@ -125,7 +158,7 @@ fn register_evolve_and_read_back() {
                    {"subject": "users-value", "version": 1}])
         )
     );
-    assert_eq!(get(sr, "/schemas/types"), (200, json!(["AVRO"])));
+    assert_eq!(get(sr, "/schemas/types"), (200, json!(["JSON", "AVRO"])));
 
     // Lookup: which version of the subject holds this schema.
     let (status, found) = call(
@@ -145,6 +178,155 @@ fn register_evolve_and_read_back() {
         Some(&schema_body(&user_incompatible())),
     );
     assert_eq!((status, error_code(&missing)), (404, 40403));
+}
+
+/// Goal: JSON Schema (`schemaType` JSON) through the REST API, with Confluent's answers: a
+/// schema registered twice (another spelling too) keeps one id and version, every answer
+/// carries `schemaType`, an evolution the content-model rules allow is registered and one
+/// they do not is refused with 409 and the reason, lookups and compatibility checks take
+/// JSON, `normalize` makes equivalent spellings one schema, and bad schemas are 42201.
+#[test]
+fn json_schema_register_evolve_and_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let sr = broker.schema_registry();
+
+    let v1 = order("integer", json!({}));
+    let id1 = registered_json_id(sr, "orders-value", &v1);
+    let spaced = serde_json::to_string_pretty(&v1).unwrap();
+    let (status, again) = call(
+        sr,
+        "POST",
+        "/subjects/orders-value/versions",
+        Some(&json!({"schema": spaced, "schemaType": "JSON"})),
+    );
+    assert_eq!((status, again["id"].as_u64()), (200, Some(id1)), "{again}");
+    assert_eq!(
+        get(sr, "/subjects/orders-value/versions"),
+        (200, json!([1]))
+    );
+    let (status, version) = get(sr, "/subjects/orders-value/versions/1");
+    assert_eq!(
+        (status, &version["schemaType"]),
+        (200, &json!("JSON")),
+        "{version}"
+    );
+    let stored: Value = serde_json::from_str(version["schema"].as_str().unwrap()).unwrap();
+    assert_eq!(stored, v1);
+    let (status, by_id) = get(sr, &format!("/schemas/ids/{id1}"));
+    assert_eq!(
+        (status, &by_id["schemaType"]),
+        (200, &json!("JSON")),
+        "{by_id}"
+    );
+    let (status, found) = call(sr, "POST", "/subjects/orders-value", Some(&json_body(&v1)));
+    assert_eq!(
+        (
+            status,
+            &found["version"],
+            found["id"].as_u64(),
+            &found["schemaType"]
+        ),
+        (200, &json!(1), Some(id1), &json!("JSON")),
+        "{found}"
+    );
+
+    // A closed content model may gain an optional property (old data never has it)...
+    let v2 = order("integer", json!({"note": {"type": "string"}}));
+    let id2 = registered_json_id(sr, "orders-value", &v2);
+    assert_ne!(id1, id2);
+    // ...but not change a property's type.
+    let (status, refused) = register_json(sr, "orders-value", &order("string", json!({})));
+    assert_eq!((status, error_code(&refused)), (409, 409), "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("TYPE_CHANGED") && message.contains("#/properties/id"),
+        "{message}"
+    );
+    // An AVRO schema cannot follow a JSON one under BACKWARD.
+    let (status, refused) = register(sr, "orders-value", &user_v1());
+    assert_eq!((status, error_code(&refused)), (409, 409), "{refused}");
+
+    let check = |subject: &str, schema: &Value| {
+        let path = format!("/compatibility/subjects/{subject}/versions/latest?verbose=true");
+        let (status, body) = call(sr, "POST", &path, Some(&json_body(schema)));
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    // integer -> number widens; dropping a property a closed model had does not read it.
+    let widened = order("number", json!({"note": {"type": "string"}}));
+    assert_eq!(check("orders-value", &widened)["is_compatible"], true);
+    let dropped = check("orders-value", &order("integer", json!({})));
+    assert_eq!(dropped["is_compatible"], false, "{dropped}");
+    assert!(
+        dropped["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL"),
+        "{dropped}"
+    );
+    // FORWARD: the old schema must read the new one's data, and integer cannot read number.
+    call(
+        sr,
+        "PUT",
+        "/config/orders-value",
+        Some(&json!({"compatibility": "FORWARD"})),
+    );
+    assert_eq!(check("orders-value", &widened)["is_compatible"], false);
+
+    // An open content model cannot gain a property under BACKWARD: old data may hold it
+    // with any value.
+    let open = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    registered_json_id(sr, "open-value", &open);
+    let added = json!({"type": "object",
+                       "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}});
+    let (status, refused) = register_json(sr, "open-value", &added);
+    assert_eq!((status, error_code(&refused)), (409, 409), "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL"),
+        "{refused}"
+    );
+
+    // normalize=true: the order of `type` and `required` lists does not make a new schema.
+    let nullable = |types: Value| json!({"type": "object", "properties": {"x": {"type": types}}});
+    let normalized = |types: Value| {
+        let (status, body) = call(
+            sr,
+            "POST",
+            "/subjects/n-value/versions?normalize=true",
+            Some(&json_body(&nullable(types))),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["id"].as_u64().unwrap()
+    };
+    assert_eq!(
+        normalized(json!(["string", "null"])),
+        normalized(json!(["null", "string"]))
+    );
+    assert_eq!(get(sr, "/subjects/n-value/versions"), (200, json!([1])));
+    assert_ne!(
+        registered_json_id(sr, "raw-value", &nullable(json!(["string", "null"]))),
+        registered_json_id(sr, "raw-value", &nullable(json!(["null", "string"])))
+    );
+
+    for bad in [
+        "{not json",
+        "[1]",
+        "\"object\"",
+        "{\"type\": \"strin\"}",
+        "{\"$ref\": \"#/definitions/nowhere\"}",
+    ] {
+        let body = json!({"schema": bad, "schemaType": "JSON"});
+        let (status, refused) = call(sr, "POST", "/subjects/bad-value/versions", Some(&body));
+        assert_eq!(
+            (status, error_code(&refused)),
+            (422, 42201),
+            "{bad}: {refused}"
+        );
+    }
 }
 
 /// Goal: Confluent's error codes for the requests clients get wrong.
@@ -473,17 +655,36 @@ fn brokers_of_a_cluster_share_the_registry() {
 /// deserializer (old records resolved to the new reader schema).
 #[test]
 fn confluent_kafka_avro_serializers() {
+    let result = serializers_round_trip("schema_registry_avro.py", "users");
+    assert_eq!(result["schema_types"], json!(["AVRO", "AVRO"]), "{result}");
+}
+
+/// Goal: confluent-kafka's JSON Schema serializers work against the built-in registry end to
+/// end: they register and evolve a schema (a closed content model gaining an optional
+/// property), get 409 for an incompatible one (a new required property), and typed records
+/// produced through Strato come back through the deserializer, each validated against the
+/// new schema.
+#[test]
+fn confluent_kafka_json_serializers() {
+    let result = serializers_round_trip("schema_registry_json.py", "orders");
+    assert_eq!(result["schema_types"], json!(["JSON", "JSON"]), "{result}");
+}
+
+/// Runs a tests/clients/_serdes.py script against a new broker and checks what every such
+/// run must show: two versions, 2 x 200 records produced and consumed, 409 for the
+/// incompatible schema, the records carrying the registered ids, one subject.
+fn serializers_round_trip(script: &str, topic: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path(), &["--default-partitions", "2"]);
     let result = common::run_client_script(
-        "schema_registry_avro.py",
+        script,
         &[
             "--bootstrap",
             &broker.bootstrap(),
             "--registry",
             &broker.schema_registry_url(),
             "--topic",
-            "users",
+            topic,
             "--count",
             "200",
         ],
@@ -498,7 +699,11 @@ fn confluent_kafka_avro_serializers() {
     );
     assert_eq!(result["schema_ids_seen"], result["ids"], "{result}");
     let sr = broker.schema_registry();
-    assert_eq!(get(sr, "/subjects"), (200, json!(["users-value"])));
+    assert_eq!(
+        get(sr, "/subjects"),
+        (200, json!([format!("{topic}-value")]))
+    );
+    result
 }
 
 /// Goal: a topic with `confluent.value.schema.validation=true` takes only values framed

@@ -272,7 +272,13 @@ async fn subject_version(
 fn schemas(registry: &Registry, call: &Call, rest: &[&str]) -> Result<Reply, RegistryError> {
     only(call, Method::GET)?;
     let id = match rest {
-        ["types"] => return Ok(Reply::Json(json!([SchemaType::Avro.name()]))),
+        // Confluent's order (it answers ["JSON","PROTOBUF","AVRO"]), without PROTOBUF.
+        ["types"] => {
+            return Ok(Reply::Json(json!([
+                SchemaType::Json.name(),
+                SchemaType::Avro.name()
+            ])));
+        }
         ["ids", id, ..] => id
             .parse::<u32>()
             .map_err(|_| RegistryError::SchemaNotFound(0))?,

@@ -7,15 +7,20 @@
 //! - `state.rs` — the in-memory copy of `schema-registry/` that every read is served from.
 //! - `store.rs` — `Registry`: writes (ids and versions by compare-and-set), the watch that
 //!   keeps the copy current, and the queries behind the API.
-//! - `avro.rs` — parsing (with references), the stored text and the identity of a schema.
+//! - `avro.rs` — Avro parsing (with references), the stored text and the identity of a
+//!   schema.
 //! - `compat.rs` — Avro schema resolution rules: can a reader schema read a writer's data.
+//! - `json_schema.rs` — JSON Schema parsing, the stored text and the identity of a schema.
+//! - `json_compat/` — JSON Schema compatibility rules (Confluent's, by content model).
 //!
-//! Schema types: AVRO only for now (JSON Schema and PROTOBUF are refused as invalid).
+//! Schema types: AVRO and JSON (JSON Schema); PROTOBUF is refused as invalid.
 
 pub mod api;
 mod avro;
 mod compat;
 mod error;
+mod json_compat;
+mod json_schema;
 mod state;
 pub mod store;
 

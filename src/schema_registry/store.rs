@@ -24,8 +24,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::avro::{self, ParsedAvro};
 use super::error::RegistryError;
+use super::json_schema::{self, ParsedJson};
 use super::state::State;
-use super::{Compatibility, Mode, RegistryLimits, SchemaType, VersionSelector, compat};
+use super::{
+    Compatibility, Mode, RegistryLimits, SchemaType, VersionSelector, compat, json_compat,
+};
 
 /// Attempts of a write that keeps losing compare-and-set races to other brokers.
 const WRITE_ATTEMPTS_MAX: usize = 16;
@@ -52,7 +55,63 @@ struct Prepared {
     text: String,
     references: Vec<SchemaReferenceRecord>,
     fingerprint: String,
-    parsed: ParsedAvro,
+    parsed: Parsed,
+}
+
+/// A schema parsed by the rules of its type.
+enum Parsed {
+    Avro(ParsedAvro),
+    Json(ParsedJson),
+}
+
+impl Parsed {
+    /// Parses `text`, a schema of `schema_type` whose references have the texts
+    /// `reference_texts`, and returns it with the text the registry stores for it.
+    fn parse(
+        schema_type: SchemaType,
+        text: &str,
+        reference_texts: &[String],
+        normalize: bool,
+    ) -> Result<(Parsed, String), String> {
+        match schema_type {
+            SchemaType::Avro => {
+                let parsed = avro::parse(text, reference_texts)?;
+                let stored = avro::stored_text(text, &parsed, normalize)?;
+                Ok((Parsed::Avro(parsed), stored))
+            }
+            // References of a JSON schema are checked to exist, not resolved: a `$ref`
+            // outside the document is compared by its text (json_schema.rs).
+            SchemaType::Json => {
+                let parsed = json_schema::parse(text)?;
+                let stored = json_schema::stored_text(&parsed, normalize);
+                Ok((Parsed::Json(parsed), stored))
+            }
+            SchemaType::Protobuf => Err(format!(
+                "schema type {} is not supported (only AVRO and JSON)",
+                schema_type.name()
+            )),
+        }
+    }
+
+    /// The reasons data written with `writer` cannot be read with `self` (empty: it can).
+    fn can_read(&self, writer: &Parsed) -> Vec<String> {
+        match (self, writer) {
+            (Parsed::Avro(reader), Parsed::Avro(writer)) => compat::can_read(reader, writer),
+            (Parsed::Json(reader), Parsed::Json(writer)) => json_compat::can_read(reader, writer),
+            (reader, writer) => vec![format!(
+                "SCHEMA_TYPE_CHANGED: a {} schema cannot read data written with a {} schema",
+                reader.schema_type().name(),
+                writer.schema_type().name()
+            )],
+        }
+    }
+
+    fn schema_type(&self) -> SchemaType {
+        match self {
+            Parsed::Avro(_) => SchemaType::Avro,
+            Parsed::Json(_) => SchemaType::Json,
+        }
+    }
 }
 
 /// What registering a schema in a subject comes to, decided on the in-memory copy.
@@ -191,17 +250,10 @@ impl Registry {
         if new.schema.len() > self.limits.max_schema_bytes {
             return Err(RegistryError::SchemaTooLarge(self.limits.max_schema_bytes));
         }
-        if new.schema_type != SchemaType::Avro {
-            return Err(RegistryError::InvalidSchema(format!(
-                "schema type {} is not supported (only AVRO)",
-                new.schema_type.name()
-            )));
-        }
         let reference_texts = self.read(|s| reference_texts(s, &new.references))?;
-        let parsed = avro::parse(&new.schema, &reference_texts)
-            .map_err(|err| RegistryError::InvalidSchema(format!("{err} {}", new.schema)))?;
-        let text = avro::stored_text(&new.schema, &parsed, normalize)
-            .map_err(RegistryError::InvalidSchema)?;
+        let (parsed, text) =
+            Parsed::parse(new.schema_type, &new.schema, &reference_texts, normalize)
+                .map_err(|err| RegistryError::InvalidSchema(format!("{err} {}", new.schema)))?;
         let fingerprint = fingerprint(new.schema_type, &text, &new.references);
         Ok(Prepared {
             schema_type: new.schema_type,
@@ -213,22 +265,32 @@ impl Registry {
     }
 
     /// Parses the registered schema `id` with its references.
-    fn parse_registered(&self, id: u32) -> Result<ParsedAvro, RegistryError> {
+    fn parse_registered(&self, id: u32) -> Result<Parsed, RegistryError> {
         let (record, reference_texts) = self.read(|s| {
             let record = s.schema(id)?;
             let texts = reference_texts(s, &record.references)?;
             Ok::<_, RegistryError>((record, texts))
         })?;
-        avro::parse(&record.schema, &reference_texts).map_err(|err| {
-            RegistryError::InvalidSchema(format!("registered schema {id} does not parse: {err}"))
-        })
+        let schema_type = SchemaType::parse(&record.schema_type).ok_or_else(|| {
+            RegistryError::InvalidSchema(format!(
+                "registered schema {id} has the unknown type {:?}",
+                record.schema_type
+            ))
+        })?;
+        Parsed::parse(schema_type, &record.schema, &reference_texts, false)
+            .map(|(parsed, _)| parsed)
+            .map_err(|err| {
+                RegistryError::InvalidSchema(format!(
+                    "registered schema {id} does not parse: {err}"
+                ))
+            })
     }
 
     /// Why `new` breaks `level` against the registered versions `against` (empty: it does
     /// not).
     fn incompatibilities(
         &self,
-        new: &ParsedAvro,
+        new: &Parsed,
         against: &[(u32, u32)],
         level: Compatibility,
     ) -> Result<Vec<String>, RegistryError> {
@@ -236,14 +298,14 @@ impl Registry {
         for (version, id) in against {
             let old = self.parse_registered(*id)?;
             if level.checks_backward() {
-                for reason in compat::can_read(new, &old) {
+                for reason in new.can_read(&old) {
                     messages.push(format!(
                         "{{oldSchemaVersion: {version}, compatibility: '{level}', the new schema cannot read data written with the old one: {reason}}}"
                     ));
                 }
             }
             if level.checks_forward() {
-                for reason in compat::can_read(&old, new) {
+                for reason in old.can_read(new) {
                     messages.push(format!(
                         "{{oldSchemaVersion: {version}, compatibility: '{level}', the old schema cannot read data written with the new one: {reason}}}"
                     ));
