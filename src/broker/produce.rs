@@ -363,12 +363,11 @@ async fn admit(
         Ok(valid) => valid,
         Err(outcome) => return outcome,
     };
-    let schemas = ctx.schemas.clone();
-    let (records, headers) = match apply_record_rules(topic, index, records, headers, schemas).await
-    {
-        Ok(valid) => valid,
-        Err(outcome) => return outcome,
-    };
+    let (records, headers) =
+        match apply_record_rules(topic, index, records, headers, &ctx.schemas).await {
+            Ok(valid) => valid,
+            Err(outcome) => return outcome,
+        };
     let producer = headers
         .first()
         .filter(|h| h.has_producer_id())
@@ -494,7 +493,7 @@ async fn apply_record_rules(
     index: i32,
     records: Bytes,
     headers: Vec<BatchHeader>,
-    schemas: Arc<dyn crate::schema_registry::SchemaIds>,
+    schemas: &Arc<dyn crate::schema_registry::SchemaIds>,
 ) -> Result<(Bytes, Vec<BatchHeader>), Outcome> {
     let rules = records::RecordRules::of(&topic.config);
     let now = now_ms();
