@@ -53,6 +53,10 @@ pub async fn serve(listener: TcpListener, ctx: Arc<BrokerCtx>, shutdown: Cancell
     .await;
 }
 
+/// The client's address, in every request's extensions (for ACL host checks).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -86,11 +90,18 @@ pub async fn serve_connections<H, F>(
             _ = shutdown.cancelled() => return,
         };
         let handler = handler.clone();
+        let peer = stream.peer_addr().ok().map(PeerAddr);
         tokio::spawn(async move {
+            let service = service_fn(move |mut req: Request<Incoming>| {
+                if let Some(peer) = peer {
+                    req.extensions_mut().insert(peer);
+                }
+                handler(req)
+            });
             let result = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service_fn(handler))
+                .serve_connection(TokioIo::new(stream), service)
                 .await;
             if let Err(err) = result {
                 tracing::debug!("HTTP connection ended: {err}");

@@ -283,9 +283,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ));
     tracing::info!(addr = %http_bound, "http listener bound");
     let registry_stop = CancellationToken::new();
-    let registry_tasks = start_schema_registry(&config, registry, registry_stop.clone())
-        .await
-        .context("start the schema registry")?;
+    let registry_tasks = start_schema_registry(
+        &config,
+        registry,
+        meta.clone(),
+        ctx.authorizer.clone(),
+        registry_stop.clone(),
+    )
+    .await
+    .context("start the schema registry")?;
     // Tests and scripts read these lines to learn the ports when listeners use port 0.
     for (protocol, _, bound) in &listeners {
         tracing::info!(addr = %bound, listener = %protocol, "kafka listener bound");
@@ -354,6 +360,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 async fn start_schema_registry(
     config: &Config,
     registry: Arc<crate::schema_registry::store::Registry>,
+    meta: Arc<dyn MetadataStore>,
+    authorizer: Arc<Authorizer>,
     stop: CancellationToken,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     use crate::schema_registry::api;
@@ -368,7 +376,12 @@ async fn start_schema_registry(
     let bound = listener
         .local_addr()
         .context("read bound schema registry address")?;
-    let server = tokio::spawn(api::serve(listener, registry, stop));
+    let auth = config.schema_registry.basic_auth.then(|| {
+        Arc::new(crate::schema_registry::auth::RegistryAuth::new(
+            meta, authorizer,
+        ))
+    });
+    let server = tokio::spawn(api::serve(listener, registry, auth, stop));
     // Tests and scripts read this line to learn the port when the address uses port 0.
     tracing::info!(addr = %bound, "schema registry listener bound");
     Ok(vec![watch, server])

@@ -807,3 +807,173 @@ async fn value_schema_validation_refuses_unregistered_ids() {
         .collect();
     assert_eq!(keys, expected);
 }
+
+/// Goal: with `--schema-registry-auth basic`, the registry takes only the SCRAM users'
+/// passwords (401 with a `WWW-Authenticate` challenge otherwise) and authorizes subjects
+/// through their topics' ACLs: DESCRIBE (implied by READ) reads `<topic>-value`, WRITE
+/// registers under it, other subjects and global settings need the cluster; listings and
+/// schemas by id show only what the user may read; super users may do everything.
+#[test]
+fn basic_auth_and_acls_guard_subjects() {
+    use common::registry::call_as;
+    let dir = tempfile::tempdir().unwrap();
+    for (user, password) in [
+        ("admin", "admin-pw"),
+        ("alice", "alice-pw"),
+        ("bob", "bob-pw"),
+    ] {
+        common::add_user(&dir.path().join("data"), user, password);
+    }
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--schema-registry-auth",
+            "basic",
+            "--authorizer",
+            "true",
+            "--super-users",
+            "User:admin;User:ANONYMOUS",
+        ],
+    );
+    let sr = broker.schema_registry();
+    let admin = Some(("admin", "admin-pw"));
+    let alice = Some(("alice", "alice-pw"));
+    let bob = Some(("bob", "bob-pw"));
+
+    for credentials in [None, Some(("alice", "wrong")), Some(("nobody", "x"))] {
+        let (status, head, body) = call_as(sr, credentials, "GET", "/subjects", None);
+        assert_eq!(
+            (status, error_code(&body)),
+            (401, 401),
+            "{credentials:?}: {body}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: basic"),
+            "{head}"
+        );
+    }
+    let (status, _, body) = call_as(
+        sr,
+        admin,
+        "POST",
+        "/subjects/orders-value/versions",
+        Some(&schema_body(&user_v1())),
+    );
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_u64().unwrap();
+    let (status, _, _) = call_as(
+        sr,
+        admin,
+        "POST",
+        "/subjects/com.example.Other/versions",
+        Some(&schema_body(&user_v1())),
+    );
+    assert_eq!(status, 200);
+
+    // Alice has no ACL yet: she is authenticated, sees nothing and may read nothing.
+    assert_eq!(call_as(sr, alice, "GET", "/subjects", None).2, json!([]));
+    let (status, _, body) = call_as(sr, alice, "GET", "/subjects/orders-value/versions", None);
+    assert_eq!((status, error_code(&body)), (403, 40301), "{body}");
+    let (status, _, _) = call_as(sr, alice, "GET", &format!("/schemas/ids/{id}"), None);
+    assert_eq!(status, 403);
+    assert_eq!(call_as(sr, alice, "GET", "/schemas/types", None).0, 200);
+
+    let bootstrap = broker.bootstrap();
+    let grant = |args: &[&str]| {
+        let mut all = vec!["acl", "create", "--bootstrap", bootstrap.as_str()];
+        all.extend_from_slice(args);
+        let out = common::run_with_timeout(
+            std::process::Command::new(env!("CARGO_BIN_EXE_strato")).args(&all),
+            Duration::from_secs(60),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    grant(&[
+        "--allow-principal",
+        "User:alice",
+        "--operation",
+        "Read",
+        "--topic",
+        "orders",
+    ]);
+    grant(&[
+        "--allow-principal",
+        "User:bob",
+        "--operation",
+        "Write",
+        "--topic",
+        "orders",
+    ]);
+    wait_until(Duration::from_secs(10), "alice's ACL to hold", || {
+        call_as(sr, alice, "GET", "/subjects/orders-value/versions", None).0 == 200
+    });
+    assert_eq!(
+        call_as(sr, alice, "GET", "/subjects", None).2,
+        json!(["orders-value"])
+    );
+    assert_eq!(
+        call_as(
+            sr,
+            alice,
+            "GET",
+            &format!("/schemas/ids/{id}/subjects"),
+            None
+        )
+        .2,
+        json!(["orders-value"])
+    );
+    assert_eq!(
+        call_as(sr, alice, "GET", &format!("/schemas/ids/{id}"), None).0,
+        200
+    );
+    let (status, _, body) = call_as(
+        sr,
+        alice,
+        "POST",
+        "/subjects/orders-value/versions",
+        Some(&schema_body(&user_v2())),
+    );
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, 40301),
+        "reading is not registering"
+    );
+    let (status, _, _) = call_as(
+        sr,
+        alice,
+        "GET",
+        "/subjects/com.example.Other/versions",
+        None,
+    );
+    assert_eq!(status, 403, "a subject of no topic needs the cluster");
+
+    wait_until(Duration::from_secs(10), "bob's ACL to hold", || {
+        call_as(
+            sr,
+            bob,
+            "POST",
+            "/subjects/orders-value/versions",
+            Some(&schema_body(&user_v2())),
+        )
+        .0 == 200
+    });
+    let (status, _, _) = call_as(sr, bob, "DELETE", "/subjects/orders-value/versions/1", None);
+    assert_eq!(status, 403, "deleting needs ALTER");
+    let (status, _, _) = call_as(
+        sr,
+        bob,
+        "PUT",
+        "/config",
+        Some(&json!({"compatibility": "NONE"})),
+    );
+    assert_eq!(status, 403, "the global level needs the cluster");
+    assert_eq!(
+        call_as(sr, admin, "GET", "/subjects/orders-value/versions", None).2,
+        json!([1, 2])
+    );
+}

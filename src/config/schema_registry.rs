@@ -39,6 +39,16 @@ pub struct SchemaRegistryArgs {
     /// Most distinct schemas (ids) the registry holds.
     #[arg(long, env = "STRATO_SCHEMA_REGISTRY_MAX_SCHEMAS", default_value_t = RegistryLimits::default().max_schemas)]
     pub schema_registry_max_schemas: usize,
+
+    /// Authentication of the schema registry: `none`, or `basic` (HTTP basic auth with the
+    /// SCRAM users of `strato user`; subjects authorized by their topics' ACLs).
+    #[arg(
+        long,
+        env = "STRATO_SCHEMA_REGISTRY_AUTH",
+        default_value = "none",
+        value_parser = ["none", "basic"]
+    )]
+    pub schema_registry_auth: String,
 }
 
 /// The validated schema registry settings.
@@ -47,6 +57,8 @@ pub struct SchemaRegistryConfig {
     /// None: the registry is disabled.
     pub listen: Option<SocketAddr>,
     pub limits: RegistryLimits,
+    /// `--schema-registry-auth basic`.
+    pub basic_auth: bool,
 }
 
 impl SchemaRegistryArgs {
@@ -81,6 +93,7 @@ impl SchemaRegistryArgs {
         }
         Ok(SchemaRegistryConfig {
             listen,
+            basic_auth: self.schema_registry_auth == "basic",
             limits: RegistryLimits {
                 max_schema_bytes: self.schema_registry_max_schema_bytes,
                 max_subjects: self.schema_registry_max_subjects,
@@ -102,6 +115,7 @@ mod tests {
             schema_registry_max_subjects: 1,
             schema_registry_max_versions: 1,
             schema_registry_max_schemas: 1,
+            schema_registry_auth: "none".into(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! `{"error_code":..,"message":..}`.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use strato_metadata::model::{SchemaRecord, SchemaReferenceRecord};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::{self, RegistryAuth};
 use super::error::RegistryError;
 use super::store::{NewSchema, Registry};
 use super::{Compatibility, Mode, SchemaType, VersionSelector};
@@ -32,9 +34,16 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const BODY_OVERHEAD_BYTES: usize = 64 * 1024;
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>, shutdown: CancellationToken) {
+/// Serves the API on `listener` until `shutdown`; with `auth`, every request must
+/// authenticate and is authorized (`auth.rs`).
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    auth: Option<Arc<RegistryAuth>>,
+    shutdown: CancellationToken,
+) {
     crate::http::serve_connections(listener, shutdown, CONNECTIONS_MAX, move |req| {
-        respond(registry.clone(), req)
+        respond(registry.clone(), auth.clone(), req)
     })
     .await;
 }
@@ -47,11 +56,13 @@ enum Reply {
 
 async fn respond(
     registry: Arc<Registry>,
+    auth: Option<Arc<RegistryAuth>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let outcome = handle(&registry, req).await;
+    let outcome = handle(&registry, auth.as_deref(), req).await;
+    let unauthorized = matches!(outcome, Err(RegistryError::Unauthorized));
     let (status, body) = match outcome {
         Ok(Reply::Json(value)) => (200, value.to_string()),
         Ok(Reply::Raw(text)) => (200, text),
@@ -64,11 +75,15 @@ async fn respond(
             (status, body.to_string())
         }
     };
-    let response = Response::builder()
+    let mut response = Response::builder()
         .status(status)
-        .header("content-type", CONTENT_TYPE)
+        .header("content-type", CONTENT_TYPE);
+    if unauthorized {
+        response = response.header("www-authenticate", "Basic realm=\"strato-schema-registry\"");
+    }
+    let response = response
         .body(Full::new(Bytes::from(body)))
-        .expect("status and header are valid");
+        .expect("status and headers are valid");
     Ok(response)
 }
 
@@ -101,7 +116,22 @@ impl Call {
     }
 }
 
-async fn handle(registry: &Registry, req: Request<Incoming>) -> Result<Reply, RegistryError> {
+async fn handle(
+    registry: &Registry,
+    auth: Option<&RegistryAuth>,
+    req: Request<Incoming>,
+) -> Result<Reply, RegistryError> {
+    let session = match auth {
+        Some(auth) => {
+            let peer = req
+                .extensions()
+                .get::<crate::http::PeerAddr>()
+                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
+            let header = req.headers().get(hyper::header::AUTHORIZATION);
+            Some((auth, auth.authenticate(header, peer).await?))
+        }
+        None => None,
+    };
     let method = req.method().clone();
     let segments = req
         .uri()
@@ -119,7 +149,33 @@ async fn handle(registry: &Registry, req: Request<Incoming>) -> Result<Reply, Re
         query,
         body,
     };
-    route(registry, &call).await
+    let Some((auth, session)) = session else {
+        return route(registry, &call).await;
+    };
+    let segments: Vec<&str> = call.segments.iter().map(String::as_str).collect();
+    auth.authorize(
+        &session,
+        registry,
+        &auth::access_of(&call.method, &segments),
+    )?;
+    let reply = route(registry, &call).await?;
+    // Listings show only the subjects the user may read.
+    let lists_subjects = matches!(
+        segments.as_slice(),
+        ["subjects"] | ["schemas", "ids", _, "subjects" | "versions"]
+    );
+    Ok(match reply {
+        Reply::Json(Value::Array(items)) if lists_subjects => Reply::Json(Value::Array(
+            items
+                .into_iter()
+                .filter(|item| {
+                    let subject = item.get("subject").unwrap_or(item);
+                    subject.as_str().is_some_and(|s| auth.may_read(&session, s))
+                })
+                .collect(),
+        )),
+        reply => reply,
+    })
 }
 
 async fn read_body(body: Incoming, max: usize) -> Result<Bytes, RegistryError> {

@@ -63,6 +63,12 @@ pub(super) enum RegistryError {
     NoSuchEndpoint,
     #[error("HTTP 405 Method Not Allowed")]
     MethodNotAllowed,
+    /// No or wrong credentials (`--schema-registry-auth basic`).
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// Authenticated, but the ACLs do not allow it.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("Error in the backend data store: {0}")]
     Store(#[from] MetadataError),
     /// Other brokers kept winning the compare-and-set races of a write.
@@ -95,6 +101,8 @@ impl RegistryError {
             RegistryError::BadRequest(_) => (400, 400),
             RegistryError::NoSuchEndpoint => (404, 404),
             RegistryError::MethodNotAllowed => (405, 405),
+            RegistryError::Unauthorized => (401, 401),
+            RegistryError::Forbidden(_) => (403, 40301),
             RegistryError::Store(MetadataError::Timeout { .. }) => (500, 50002),
             RegistryError::Store(_) | RegistryError::Contention => (500, 50001),
         }

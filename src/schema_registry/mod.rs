@@ -3,6 +3,8 @@
 //! metadata store, so there is no other service to deploy.
 //!
 //! - `api.rs` — routes, query parameters and JSON bodies of the REST API.
+//! - `auth.rs` — HTTP basic authentication with the SCRAM users, and authorization of
+//!   subjects through their topics' ACLs (`--schema-registry-auth basic`).
 //! - `error.rs` — `RegistryError`: the one place errors become Confluent's `error_code`s.
 //! - `state.rs` — the in-memory copy of `schema-registry/` that every read is served from.
 //! - `store.rs` — `Registry`: writes (ids and versions by compare-and-set), the watch that
@@ -16,6 +18,7 @@
 //! Schema types: AVRO and JSON (JSON Schema); PROTOBUF is refused as invalid.
 
 pub mod api;
+pub mod auth;
 mod avro;
 mod compat;
 mod error;

@@ -21,13 +21,47 @@ pub fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) ->
 
 /// Sends `body` as it is: (status, body text).
 pub fn raw(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = exchange(addr, method, path, body, None);
+    (status, body)
+}
+
+/// [`call`] with HTTP basic credentials (`None`: no `Authorization` header): (status, the
+/// response head, body parsed as JSON or as a string).
+pub fn call_as(
+    addr: SocketAddr,
+    credentials: Option<(&str, &str)>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, String, Value) {
+    use base64::Engine;
+    let authorization = credentials.map(|(user, password)| {
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    });
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let (status, head, text) = exchange(addr, method, path, &body, authorization.as_deref());
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, head, value)
+}
+
+/// One request: (status, head, body text).
+fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    basic: Option<&str>,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to the schema registry");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    let authorization = basic
+        .map(|b| format!("Authorization: Basic {b}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{authorization}\
          Content-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
@@ -49,7 +83,7 @@ pub fn raw(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Stri
             .contains("content-type: application/vnd.schemaregistry.v1+json"),
         "{head}"
     );
-    (status, body.to_string())
+    (status, head.to_string(), body.to_string())
 }
 
 /// The Confluent `error_code` of an error body (0 when there is none).
