@@ -1137,6 +1137,12 @@ impl LogWriter {
             for (histogram, took) in self.flush_phases.iter().zip(phases) {
                 histogram.observe_duration(took);
             }
+            tracing::debug!(
+                segment = %flush.key,
+                bytes = flush.object_bytes,
+                elapsed_ms = flush.started.elapsed().as_millis() as u64,
+                "segment flushed"
+            );
         }
         tracing::debug!(
             flushes = ready.len(),
