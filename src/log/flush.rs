@@ -156,6 +156,15 @@ struct Uploaded {
     uploaded_at: Instant,
 }
 
+/// Flushes committed together: per partition, the index entries and batches of every
+/// flush, in flush order (contiguous, since a rewind drops every batch appended before it).
+#[derive(Default)]
+struct CommitGroup {
+    parts: Vec<(Arc<Partition>, Vec<IndexEntry>, Vec<PendingBatch>)>,
+    part_of: HashMap<TopicPartition, usize>,
+    ready: Vec<ReadyFlush>,
+}
+
 /// A flush whose upload succeeded, in a group commit.
 struct ReadyFlush {
     key: String,
@@ -951,14 +960,11 @@ impl LogWriter {
     /// Commits flushes whose uploads ended, in flush order, together (group commit): one
     /// fenced transaction per partition for all of them, holding each flush's index entry,
     /// then high watermarks move and producers get their answers. A failed upload fails its
-    /// flush (its partitions rewind); partitions rewound since their batches were appended
-    /// fail them (`Rewound`) without a commit.
+    /// flush (its partitions rewind) after the flushes before it are committed, as if each
+    /// had committed alone; partitions rewound since their batches were appended fail them
+    /// (`Rewound`) without a commit.
     async fn commit_flushes(&self, flights: Vec<(InFlight, Result<Uploaded, String>)>) {
-        // Per partition, the index entries and batches of every flush that reached here, in
-        // flush order: contiguous, since a rewind drops every batch appended before it.
-        let mut parts: Vec<(Arc<Partition>, Vec<IndexEntry>, Vec<PendingBatch>)> = Vec::new();
-        let mut part_of: HashMap<TopicPartition, usize> = HashMap::new();
-        let mut ready: Vec<ReadyFlush> = Vec::with_capacity(flights.len());
+        let mut group = CommitGroup::default();
         for (flight, uploaded) in flights {
             self.uploads_in_flight
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -968,22 +974,27 @@ impl LogWriter {
                 started,
                 ..
             } = flight;
-            let uploaded = match uploaded {
+            let failure = match uploaded {
+                Err(err) => Err(err),
+                Ok(uploaded) => match self.too_old_to_reference(&key) {
+                    // Garbage collection may already delete an object this old: fail the
+                    // flush as if the upload had failed (nothing acknowledged).
+                    Some(age_ms) => Err(format!(
+                        "the object is {age_ms} ms old, more than half the GC grace period; not committed"
+                    )),
+                    None => Ok(uploaded),
+                },
+            };
+            let uploaded = match failure {
                 Ok(uploaded) => uploaded,
-                Err(err) => {
-                    self.fail_upload(&key, groups, &err);
+                Err(why) => {
+                    // Its partitions rewind to what is committed, so the flushes before it
+                    // commit first (a rewind must never pass batches still to commit).
+                    self.commit_group(std::mem::take(&mut group)).await;
+                    self.fail_upload(&key, groups, &why);
                     continue;
                 }
             };
-            if let Some(age_ms) = self.too_old_to_reference(&key) {
-                // Garbage collection may already delete an object this old: fail the flush
-                // as if the upload had failed (nothing acknowledged; producers retry).
-                let why = format!(
-                    "the object is {age_ms} ms old, more than half the GC grace period; not committed"
-                );
-                self.fail_upload(&key, groups, &why);
-                continue;
-            }
             let (groups, chunk_data) = self.drop_rewound(groups, uploaded.chunk_data);
             for ((partition, list), (meta, _)) in groups.into_iter().zip(&chunk_data) {
                 let entry: IndexEntry = meta.to_index_entry(&key);
@@ -992,15 +1003,15 @@ impl LogWriter {
                     list.first().expect("batches").base_offset
                 );
                 assert_eq!(entry.last_offset, list.last().expect("batches").last_offset);
-                let next = parts.len();
-                let index = *part_of.entry(partition.tp).or_insert(next);
+                let next = group.parts.len();
+                let index = *group.part_of.entry(partition.tp).or_insert(next);
                 if index == next {
-                    parts.push((partition, Vec::new(), Vec::new()));
+                    group.parts.push((partition, Vec::new(), Vec::new()));
                 }
-                parts[index].1.push(entry);
-                parts[index].2.extend(list);
+                group.parts[index].1.push(entry);
+                group.parts[index].2.extend(list);
             }
-            ready.push(ReadyFlush {
+            group.ready.push(ReadyFlush {
                 key,
                 started,
                 chunk_data,
@@ -1010,6 +1021,12 @@ impl LogWriter {
                 uploaded_at: uploaded.uploaded_at,
             });
         }
+        self.commit_group(group).await;
+    }
+
+    /// Commits a group of flushes (see [`Self::commit_flushes`]).
+    async fn commit_group(&self, group: CommitGroup) {
+        let CommitGroup { parts, ready, .. } = group;
         if parts.is_empty() {
             self.notify_commit();
             return;
@@ -1953,6 +1970,48 @@ mod tests {
         assert_eq!(base, 2, "the failed offsets are given out again");
         assert_eq!(e.await.unwrap(), Ok(()));
         assert_eq!(p0.high_watermark(), 3);
+        s.shutdown.cancel();
+    }
+
+    /// Goal: a flush whose upload failed, in the middle of a group commit, fails after the
+    /// flushes before it commit, as if each had committed alone: its partition rewinds to the
+    /// high watermark those commits set, the flushes after it lose only that partition's
+    /// batches (`Rewound`), and the next batch continues at the high watermark (a rewind that
+    /// passed batches still to commit would give their offsets out again).
+    /// Method: the first commit is held while three flushes upload, the middle one failing.
+    #[tokio::test]
+    async fn a_failed_upload_inside_a_group_commits_the_flushes_before_it_first() {
+        let s = setup(2, Duration::from_millis(5), 8 << 20).await;
+        let (p0, p1) = (s.topic.partitions[0].clone(), s.topic.partitions[1].clone());
+        s.faulty_meta.hold_next_txn_manys(1);
+        let (_, a) = append(&s.log, &p1, 1).await;
+        wait_until("first commit held", || s.faulty_meta.txn_manys_held() == 1).await;
+        let (_, b) = append(&s.log, &p0, 2).await;
+        wait_until("second upload done", || s.store.puts_completed() == 2).await;
+        s.store.hold_next_puts(1);
+        let (_, c) = append(&s.log, &p0, 3).await;
+        wait_until("third upload held", || s.store.puts_held() == 1).await;
+        let (_, d) = append(&s.log, &p0, 4).await;
+        let (_, e) = append(&s.log, &p1, 5).await;
+        wait_until("fourth upload done", || s.store.puts_completed() == 3).await;
+        s.store.release_held_puts(true);
+        // The held PUT and its two retries (`put_retries_max` 2) fail.
+        wait_until("third upload failed", || s.store.puts_failed() == 3).await;
+        s.faulty_meta.release_held_txn_manys();
+        assert_eq!(a.await.unwrap(), Ok(()));
+        assert_eq!(b.await.unwrap(), Ok(()));
+        assert_eq!(c.await.unwrap(), Err(FlushFailure::Upload));
+        assert_eq!(d.await.unwrap(), Err(FlushFailure::Rewound));
+        assert_eq!(e.await.unwrap(), Ok(()));
+        assert_eq!((p0.high_watermark(), p1.high_watermark()), (2, 6));
+        assert_eq!(p0.lock().next_offset, 2);
+        let (base, f) = append(&s.log, &p0, 1).await;
+        assert_eq!(base, 2, "p0 continues at its high watermark");
+        assert_eq!(f.await.unwrap(), Ok(()));
+        assert_eq!(
+            committed_state(s.meta.as_ref(), &p0).await.high_watermark,
+            3
+        );
         s.shutdown.cancel();
     }
 

@@ -39,6 +39,7 @@ pub struct FaultyObjectStore {
     puts_to_hold: AtomicU32,
     puts_held: AtomicU32,
     puts_completed: AtomicU64,
+    puts_failed: AtomicU64,
     /// Bumped by each release; a held PUT waits for the next release.
     releases: tokio::sync::watch::Sender<Release>,
     /// Keys whose PUTs fail from now on (held PUTs released with `fail`).
@@ -66,6 +67,7 @@ impl FaultyObjectStore {
             puts_to_hold: AtomicU32::new(0),
             puts_held: AtomicU32::new(0),
             puts_completed: AtomicU64::new(0),
+            puts_failed: AtomicU64::new(0),
             releases: tokio::sync::watch::Sender::new(Release::default()),
             doomed: Mutex::new(HashSet::new()),
         }
@@ -93,6 +95,11 @@ impl FaultyObjectStore {
     /// PUTs that succeeded so far.
     pub fn puts_completed(&self) -> u64 {
         self.puts_completed.load(Ordering::Relaxed)
+    }
+
+    /// PUTs failed by an injected fault so far.
+    pub fn puts_failed(&self) -> u64 {
+        self.puts_failed.load(Ordering::Relaxed)
     }
 
     /// Waits at the gate if this PUT is to be held; `Err` if it is released to fail.
@@ -215,6 +222,7 @@ impl ObjectStore for FaultyObjectStore {
             || take_one(&self.put_failures)
             || !self.put_allowed()
         {
+            self.puts_failed.fetch_add(1, Ordering::Relaxed);
             return Err(object_store::Error::Generic {
                 store: "faulty",
                 source: "injected 503 Slow Down".into(),
