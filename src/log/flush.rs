@@ -1011,6 +1011,10 @@ impl LogWriter {
                 group.parts[index].1.push(entry);
                 group.parts[index].2.extend(list);
             }
+            if chunk_data.is_empty() {
+                // Every partition of it was rewound: nothing of it is committed or counted.
+                continue;
+            }
             group.ready.push(ReadyFlush {
                 key,
                 started,
