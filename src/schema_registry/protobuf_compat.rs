@@ -17,7 +17,8 @@
 //!   addition. A `required` field (proto2) may not be added or removed
 //!   (REQUIRED_FIELD_ADDED, REQUIRED_FIELD_REMOVED), nor may an optional field become
 //!   required.
-//! - A field's kind: scalar, message or enum may not change into another (FIELD_KIND_CHANGED);
+//! - A field's kind: scalar, message or enum may not change into another, nor a group
+//!   (proto2) into a message field (FIELD_KIND_CHANGED);
 //!   a message or enum field must keep its type's name (FIELD_NAMED_TYPE_CHANGED); a scalar
 //!   may change only within the groups protobuf keeps wire-compatible (int32, uint32,
 //!   int64, uint64 and bool; sint32 and sint64; fixed32 and sfixed32; fixed64 and
@@ -309,6 +310,14 @@ impl Checker {
                     w_kind.category()
                 ),
             ),
+        }
+        // A group (proto2) is delimited by start and end tags, a message field by its length:
+        // one does not parse as the other, whatever the message type.
+        if reader.is_group() != writer.is_group() {
+            self.report(
+                path,
+                "FIELD_KIND_CHANGED: a group became a message field, or the reverse".into(),
+            );
         }
         let (r_repeated, w_repeated) = (
             reader.is_list() || reader.is_map(),

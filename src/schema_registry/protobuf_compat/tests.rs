@@ -67,6 +67,7 @@ fn evolution_table() {
         ("map value kind changed", m("map<string, int32> a = 1;"), m("map<string, string> a = 1;"), false, false, "FIELD_SCALAR_KIND_CHANGED"),
         ("required field added", m2("optional int32 a = 1;"), m2("optional int32 a = 1; required int32 b = 2;"), false, false, "REQUIRED_FIELD_ADDED"),
         ("optional field added (proto2)", m2("optional int32 a = 1;"), m2("optional int32 a = 1; optional int32 b = 2;"), true, true, ""),
+        ("group made a message field", m2("optional group G = 1 { optional int32 x = 2; }"), m2("message G { optional int32 x = 2; } optional G g = 1;"), false, false, "FIELD_KIND_CHANGED"),
         ("optional made required", m2("optional int32 a = 1;"), m2("required int32 a = 1;"), false, true, "REQUIRED_FIELD_ADDED"),
         ("oneof added with new fields", m("int32 a = 1;"), m("int32 a = 1; oneof o { string b = 2; string c = 3; }"), true, true, ""),
         ("one field moved into a new oneof", m("int32 a = 1; string b = 2;"), m("int32 a = 1; oneof o { string b = 2; }"), true, true, ""),
