@@ -273,6 +273,31 @@ mod tests {
         }
     }
 
+    /// Goal: a truncated or corrupted schema, as text or serialized, is an error from the
+    /// parser or linker itself, never a panic (caught or not) or a hang. Method: every prefix
+    /// of a schema's text and of its descriptor's bytes, and every byte of the descriptor
+    /// flipped.
+    #[test]
+    fn damaged_schemas_are_errors_not_panics() {
+        let outcome = |text: &str| {
+            if let Err(err) = parse(text, &[]) {
+                assert_ne!(err, "the schema could not be parsed", "{text}");
+            }
+        };
+        for (idx, _) in USER.char_indices() {
+            outcome(&USER[..idx]);
+        }
+        let bytes = STANDARD.decode(serialized(&parse_ok(USER, &[]))).unwrap();
+        for len in 0..bytes.len() {
+            outcome(&STANDARD.encode(&bytes[..len]));
+        }
+        for idx in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[idx] ^= 0xff;
+            outcome(&STANDARD.encode(&damaged));
+        }
+    }
+
     #[test]
     fn json_names_are_lower_camel_case() {
         assert_eq!(default_json_name("created_at_ms"), "createdAtMs");
