@@ -1,7 +1,8 @@
 //! The built-in schema registry over HTTP, against a real broker: Confluent's endpoints,
 //! answers and error codes, deletes, config and mode, references, restarts, and two brokers
-//! on one etcd serving one registry. (tests/clients/schema_registry_avro.py drives it with
-//! confluent-kafka's own serializers.)
+//! on one etcd serving one registry, for AVRO, JSON and PROTOBUF schemas.
+//! (tests/clients/schema_registry_{avro,json,protobuf}.py drive it with confluent-kafka's own
+//! serializers.)
 
 mod common;
 
@@ -158,7 +159,10 @@ fn register_evolve_and_read_back() {
                    {"subject": "users-value", "version": 1}])
         )
     );
-    assert_eq!(get(sr, "/schemas/types"), (200, json!(["JSON", "AVRO"])));
+    assert_eq!(
+        get(sr, "/schemas/types"),
+        (200, json!(["JSON", "PROTOBUF", "AVRO"]))
+    );
 
     // Lookup: which version of the subject holds this schema.
     let (status, found) = call(
@@ -327,6 +331,193 @@ fn json_schema_register_evolve_and_refuse() {
             "{bad}: {refused}"
         );
     }
+}
+
+/// A register, lookup or compatibility body for a Protobuf schema (`.proto` text).
+fn proto_body(text: &str) -> Value {
+    json!({"schema": text, "schemaType": "PROTOBUF"})
+}
+
+fn register_proto(addr: SocketAddr, subject: &str, text: &str) -> (u16, Value) {
+    post_version(addr, subject, &proto_body(text))
+}
+
+/// An event message in package `test` with `fields`, and a `Kind` enum.
+fn event(fields: &str) -> String {
+    format!(
+        "syntax = \"proto3\";\npackage test;\n\nenum Kind {{ UNKNOWN = 0; CLICK = 1; }}\n\nmessage Event {{\n{fields}\n}}\n"
+    )
+}
+
+/// Goal: Protobuf (`schemaType` PROTOBUF) through the REST API, with Confluent's answers: a
+/// schema registered twice keeps one id and version, every answer carries `schemaType`, a
+/// compatible evolution (a field added, int32 widened to int64) is registered and an
+/// incompatible one (a field's type changed, a message removed) is refused with 409 and the
+/// reason, lookups and compatibility checks take PROTOBUF, `format=serialized` gives the
+/// base64 descriptor that `normalize` makes one schema with the text, and bad schemas are
+/// 42201.
+#[test]
+fn protobuf_register_evolve_and_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let sr = broker.schema_registry();
+
+    let v1 = event("  int32 id = 1;\n  Kind kind = 2;");
+    let id1 = id_of(register_proto(sr, "events-value", &v1));
+    assert_eq!(
+        id_of(register_proto(sr, "events-value", &v1)),
+        id1,
+        "the same schema twice is one schema"
+    );
+    assert_eq!(
+        get(sr, "/subjects/events-value/versions"),
+        (200, json!([1]))
+    );
+    let (status, version) = get(sr, "/subjects/events-value/versions/1");
+    assert_eq!(
+        (status, &version["schemaType"], version["schema"].as_str()),
+        (200, &json!("PROTOBUF"), Some(v1.trim())),
+        "{version}"
+    );
+    let (status, by_id) = get(sr, &format!("/schemas/ids/{id1}"));
+    assert_eq!(
+        (status, &by_id["schemaType"]),
+        (200, &json!("PROTOBUF")),
+        "{by_id}"
+    );
+    let (status, found) = call(sr, "POST", "/subjects/events-value", Some(&proto_body(&v1)));
+    assert_eq!(
+        (status, &found["version"], found["id"].as_u64()),
+        (200, &json!(1), Some(id1)),
+        "{found}"
+    );
+
+    // format=serialized: a base64 FileDescriptorProto, itself a schema the registry takes;
+    // with normalize=true it is one schema with the text it came from.
+    let (status, serialized) = get(sr, &format!("/schemas/ids/{id1}?format=serialized"));
+    assert_eq!(status, 200, "{serialized}");
+    let serialized = serialized["schema"].as_str().unwrap().to_string();
+    assert!(!serialized.contains(' '), "{serialized}");
+    let normalized = |text: &str| {
+        let (status, body) = call(
+            sr,
+            "POST",
+            "/subjects/normalized-value/versions?normalize=true",
+            Some(&proto_body(text)),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["id"].as_u64().unwrap()
+    };
+    assert_eq!(normalized(&v1), normalized(&serialized));
+    assert_eq!(
+        normalized(&v1.replace("int32 id = 1;", "int32   id=1 ;")),
+        normalized(&v1)
+    );
+    assert_eq!(
+        get(sr, "/subjects/normalized-value/versions"),
+        (200, json!([1]))
+    );
+
+    // A new field and int32 -> int64 are compatible...
+    let v2 = event("  int64 id = 1;\n  Kind kind = 2;\n  string note = 3;");
+    let id2 = id_of(register_proto(sr, "events-value", &v2));
+    assert_ne!(id1, id2);
+    // ...a field's type changed is not...
+    let (status, refused) = register_proto(sr, "events-value", &event("  string id = 1;"));
+    assert_eq!((status, error_code(&refused)), (409, 409), "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("FIELD_SCALAR_KIND_CHANGED") && message.contains("'Event.id'"),
+        "{message}"
+    );
+    // ...and neither is an AVRO schema after a PROTOBUF one.
+    let (status, refused) = register(sr, "events-value", &user_v1());
+    assert_eq!((status, error_code(&refused)), (409, 409), "{refused}");
+
+    let check = |schema: &str| {
+        let path = "/compatibility/subjects/events-value/versions/latest?verbose=true";
+        let (status, body) = call(sr, "POST", path, Some(&proto_body(schema)));
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let renamed = check(&v2.replace("message Event", "message Renamed"));
+    assert_eq!(renamed["is_compatible"], false, "{renamed}");
+    assert!(
+        renamed["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("MESSAGE_REMOVED"),
+        "{renamed}"
+    );
+    assert_eq!(
+        check(&v2.replace("string note = 3;", ""))["is_compatible"],
+        true
+    );
+    // FORWARD: the old schema must read the new one's data, and an added message is not
+    // in it.
+    call(
+        sr,
+        "PUT",
+        "/config/events-value",
+        Some(&json!({"compatibility": "FORWARD"})),
+    );
+    let added = format!("{v2}\nmessage Other {{ int32 x = 1; }}\n");
+    assert_eq!(check(&added)["is_compatible"], false);
+
+    for bad in [
+        "message",
+        "syntax = \"proto3\"; message A { int32 a = 1; int32 b = 1; }",
+        "syntax = \"proto3\"; message A { Missing m = 1; }",
+        "syntax = \"proto3\"; import \"nowhere.proto\";",
+        "AAAA",
+    ] {
+        let (status, refused) = register_proto(sr, "bad-value", bad);
+        assert_eq!(
+            (status, error_code(&refused)),
+            (422, 42201),
+            "{bad}: {refused}"
+        );
+    }
+}
+
+/// Goal: a Protobuf schema's imports resolve against its references, named by import
+/// path, and against Google's well-known files without any; an import that is neither is
+/// 42201, and a referenced schema is protected from deletion.
+#[test]
+fn protobuf_imports_resolve_against_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let sr = broker.schema_registry();
+    let address = "syntax = \"proto3\"; package acme; message Address { string city = 1; }";
+    // The subject has a '/' in it: clients send it percent-encoded.
+    id_of(register_proto(sr, "acme%2Faddress.proto", address));
+    let person = "syntax = \"proto3\"; package acme;
+                  import \"acme/address.proto\";
+                  import \"google/protobuf/timestamp.proto\";
+                  message Person { Address home = 1; google.protobuf.Timestamp born = 2; }";
+    let (status, unresolved) = register_proto(sr, "person-value", person);
+    assert_eq!(
+        (status, error_code(&unresolved)),
+        (422, 42201),
+        "{unresolved}"
+    );
+
+    let mut body = proto_body(person);
+    body["references"] =
+        json!([{"name": "acme/address.proto", "subject": "acme/address.proto", "version": 1}]);
+    let person_id = id_of(post_version(sr, "person-value", &body));
+    let (_, by_id) = get(sr, &format!("/schemas/ids/{person_id}"));
+    assert_eq!(by_id["references"][0]["name"], "acme/address.proto");
+    assert_eq!(
+        get(sr, "/subjects/acme%2Faddress.proto/versions/1/referencedby"),
+        (200, json!([person_id]))
+    );
+    let (status, code) = call(sr, "DELETE", "/subjects/acme%2Faddress.proto", None);
+    assert_eq!((status, error_code(&code)), (422, 42206));
+    // A reference under another name than the import path does not resolve it.
+    body["references"][0]["name"] = json!("address.proto");
+    let (status, refused) = post_version(sr, "person2-value", &body);
+    assert_eq!((status, error_code(&refused)), (422, 42201), "{refused}");
 }
 
 /// Goal: Confluent's error codes for the requests clients get wrong.
@@ -655,7 +846,7 @@ fn brokers_of_a_cluster_share_the_registry() {
 /// deserializer (old records resolved to the new reader schema).
 #[test]
 fn confluent_kafka_avro_serializers() {
-    let result = serializers_round_trip("schema_registry_avro.py", "users");
+    let result = serializers_round_trip("schema_registry_avro.py", "users", &[]);
     assert_eq!(result["schema_types"], json!(["AVRO", "AVRO"]), "{result}");
 }
 
@@ -666,14 +857,35 @@ fn confluent_kafka_avro_serializers() {
 /// new schema.
 #[test]
 fn confluent_kafka_json_serializers() {
-    let result = serializers_round_trip("schema_registry_json.py", "orders");
+    let result = serializers_round_trip("schema_registry_json.py", "orders", &[]);
     assert_eq!(result["schema_types"], json!(["JSON", "JSON"]), "{result}");
+}
+
+/// Goal: confluent-kafka's Protobuf serializers work against the built-in registry end to
+/// end: they register an imported file as a reference (its own subject) and leave the
+/// well-known Timestamp unregistered, register and evolve a message (a new field), get 409
+/// for an incompatible one (registered as .proto text), and messages produced through
+/// Strato come back equal through the deserializer, which fetches the writer's schema and
+/// its reference in the serialized format.
+#[test]
+fn confluent_kafka_protobuf_serializers() {
+    let result = serializers_round_trip(
+        "schema_registry_protobuf.py",
+        "people",
+        &["strato/test/address.proto"],
+    );
+    assert_eq!(
+        result["schema_types"],
+        json!(["PROTOBUF", "PROTOBUF"]),
+        "{result}"
+    );
 }
 
 /// Runs a tests/clients/_serdes.py script against a new broker and checks what every such
 /// run must show: two versions, 2 x 200 records produced and consumed, 409 for the
-/// incompatible schema, the records carrying the registered ids, one subject.
-fn serializers_round_trip(script: &str, topic: &str) -> Value {
+/// incompatible schema, the records carrying the registered ids, and no subjects but the
+/// topic's and `reference_subjects` (the serializer's references).
+fn serializers_round_trip(script: &str, topic: &str, reference_subjects: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path(), &["--default-partitions", "2"]);
     let result = common::run_client_script(
@@ -699,10 +911,10 @@ fn serializers_round_trip(script: &str, topic: &str) -> Value {
     );
     assert_eq!(result["schema_ids_seen"], result["ids"], "{result}");
     let sr = broker.schema_registry();
-    assert_eq!(
-        get(sr, "/subjects"),
-        (200, json!([format!("{topic}-value")]))
-    );
+    let mut subjects: Vec<String> = reference_subjects.iter().map(|s| s.to_string()).collect();
+    subjects.push(format!("{topic}-value"));
+    subjects.sort();
+    assert_eq!(get(sr, "/subjects"), (200, json!(subjects)));
     result
 }
 

@@ -315,6 +315,7 @@ async fn subject_version(
         let (version, id) = s.version(subject, selector, deleted)?;
         Ok::<_, RegistryError>((version, s.schema(id)?))
     })?;
+    let record = formatted(registry, call, record)?;
     match tail {
         [] => Ok(Reply::Json(version_json(subject, version, &record))),
         ["schema"] => Ok(Reply::Raw(record.schema.clone())),
@@ -328,10 +329,11 @@ async fn subject_version(
 fn schemas(registry: &Registry, call: &Call, rest: &[&str]) -> Result<Reply, RegistryError> {
     only(call, Method::GET)?;
     let id = match rest {
-        // Confluent's order (it answers ["JSON","PROTOBUF","AVRO"]), without PROTOBUF.
+        // Confluent's order.
         ["types"] => {
             return Ok(Reply::Json(json!([
                 SchemaType::Json.name(),
+                SchemaType::Protobuf.name(),
                 SchemaType::Avro.name()
             ])));
         }
@@ -351,6 +353,7 @@ fn schemas(registry: &Registry, call: &Call, rest: &[&str]) -> Result<Reply, Reg
         let live = s.usages(id, false);
         Ok((s.schema(id)?, if deleted { usages } else { live }))
     })?;
+    let record = formatted(registry, call, record)?;
     match &rest[2..] {
         [] => Ok(Reply::Json(schema_json(&record))),
         ["schema"] => Ok(Reply::Raw(record.schema.clone())),
@@ -531,6 +534,25 @@ fn schema_body(call: &Call) -> Result<NewSchema, RegistryError> {
         schema_type,
         references,
     })
+}
+
+/// `record` as `?format=` asks: `serialized` gives a Protobuf schema as a base64
+/// `FileDescriptorProto` (what confluent-kafka's deserializers ask for); other formats and
+/// types are served as stored.
+fn formatted(
+    registry: &Registry,
+    call: &Call,
+    record: Arc<SchemaRecord>,
+) -> Result<Arc<SchemaRecord>, RegistryError> {
+    if call.param("format") == Some("serialized")
+        && record.schema_type == SchemaType::Protobuf.name()
+        && let Some(serialized) = registry.serialized(record.id)?
+    {
+        let mut owned = SchemaRecord::clone(&record);
+        owned.schema = serialized;
+        return Ok(Arc::new(owned));
+    }
+    Ok(record)
 }
 
 /// `{"schema":..}` plus `schemaType` (not for AVRO) and `references` (when there are some),

@@ -14,8 +14,12 @@
 //! - `compat.rs` — Avro schema resolution rules: can a reader schema read a writer's data.
 //! - `json_schema.rs` — JSON Schema parsing, the stored text and the identity of a schema.
 //! - `json_compat/` — JSON Schema compatibility rules (Confluent's, by content model).
+//! - `protobuf.rs` — Protobuf parsing and linking (`.proto` text or a serialized
+//!   descriptor, imports from references and the well-known files), the stored text and
+//!   the identity of a schema.
+//! - `protobuf_compat.rs` — Protobuf compatibility rules (Confluent's, by field number).
 //!
-//! Schema types: AVRO and JSON (JSON Schema); PROTOBUF is refused as invalid.
+//! Schema types: AVRO, JSON (JSON Schema) and PROTOBUF.
 
 pub mod api;
 pub mod auth;
@@ -24,6 +28,8 @@ mod compat;
 mod error;
 mod json_compat;
 mod json_schema;
+mod protobuf;
+mod protobuf_compat;
 mod state;
 pub mod store;
 

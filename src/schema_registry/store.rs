@@ -25,9 +25,11 @@ use tokio_util::sync::CancellationToken;
 use super::avro::{self, ParsedAvro};
 use super::error::RegistryError;
 use super::json_schema::{self, ParsedJson};
+use super::protobuf::{self, ParsedProtobuf};
 use super::state::State;
 use super::{
     Compatibility, Mode, RegistryLimits, SchemaType, VersionSelector, compat, json_compat,
+    protobuf_compat,
 };
 
 /// Attempts of a write that keeps losing compare-and-set races to other brokers.
@@ -62,20 +64,29 @@ struct Prepared {
 enum Parsed {
     Avro(ParsedAvro),
     Json(ParsedJson),
+    Protobuf(ParsedProtobuf),
 }
 
 impl Parsed {
-    /// Parses `text`, a schema of `schema_type` whose references have the texts
-    /// `reference_texts`, and returns it with the text the registry stores for it.
+    /// Parses `text`, a schema of `schema_type` whose references reach the schemas
+    /// `references` ((reference name, text)), and returns it with the text the registry
+    /// stores for it.
     fn parse(
         schema_type: SchemaType,
         text: &str,
-        reference_texts: &[String],
+        references: &[(String, String)],
         normalize: bool,
     ) -> Result<(Parsed, String), String> {
         match schema_type {
             SchemaType::Avro => {
-                let parsed = avro::parse(text, reference_texts)?;
+                // Avro references bring named types into scope: each text once.
+                let mut texts: Vec<String> = Vec::with_capacity(references.len());
+                for (_, reference) in references {
+                    if !texts.contains(reference) {
+                        texts.push(reference.clone());
+                    }
+                }
+                let parsed = avro::parse(text, &texts)?;
                 let stored = avro::stored_text(text, &parsed, normalize)?;
                 Ok((Parsed::Avro(parsed), stored))
             }
@@ -86,10 +97,12 @@ impl Parsed {
                 let stored = json_schema::stored_text(&parsed, normalize);
                 Ok((Parsed::Json(parsed), stored))
             }
-            SchemaType::Protobuf => Err(format!(
-                "schema type {} is not supported (only AVRO and JSON)",
-                schema_type.name()
-            )),
+            // A reference's name is the path its importers import it by.
+            SchemaType::Protobuf => {
+                let parsed = protobuf::parse(text, references)?;
+                let stored = protobuf::stored_text(text, &parsed, normalize);
+                Ok((Parsed::Protobuf(parsed), stored))
+            }
         }
     }
 
@@ -98,6 +111,9 @@ impl Parsed {
         match (self, writer) {
             (Parsed::Avro(reader), Parsed::Avro(writer)) => compat::can_read(reader, writer),
             (Parsed::Json(reader), Parsed::Json(writer)) => json_compat::can_read(reader, writer),
+            (Parsed::Protobuf(reader), Parsed::Protobuf(writer)) => {
+                protobuf_compat::can_read(reader, writer)
+            }
             (reader, writer) => vec![format!(
                 "SCHEMA_TYPE_CHANGED: a {} schema cannot read data written with a {} schema",
                 reader.schema_type().name(),
@@ -110,6 +126,7 @@ impl Parsed {
         match self {
             Parsed::Avro(_) => SchemaType::Avro,
             Parsed::Json(_) => SchemaType::Json,
+            Parsed::Protobuf(_) => SchemaType::Protobuf,
         }
     }
 }
@@ -250,10 +267,9 @@ impl Registry {
         if new.schema.len() > self.limits.max_schema_bytes {
             return Err(RegistryError::SchemaTooLarge(self.limits.max_schema_bytes));
         }
-        let reference_texts = self.read(|s| reference_texts(s, &new.references))?;
-        let (parsed, text) =
-            Parsed::parse(new.schema_type, &new.schema, &reference_texts, normalize)
-                .map_err(|err| RegistryError::InvalidSchema(format!("{err} {}", new.schema)))?;
+        let references = self.read(|s| reference_texts(s, &new.references))?;
+        let (parsed, text) = Parsed::parse(new.schema_type, &new.schema, &references, normalize)
+            .map_err(|err| RegistryError::InvalidSchema(format!("{err} {}", new.schema)))?;
         let fingerprint = fingerprint(new.schema_type, &text, &new.references);
         Ok(Prepared {
             schema_type: new.schema_type,
@@ -284,6 +300,16 @@ impl Registry {
                     "registered schema {id} does not parse: {err}"
                 ))
             })
+    }
+
+    /// The registered schema `id` in Confluent's serialized format (`format=serialized`):
+    /// a Protobuf schema as a base64 `FileDescriptorProto`; `None` for the types that have
+    /// no such format (their text is served as it is).
+    pub(super) fn serialized(&self, id: u32) -> Result<Option<String>, RegistryError> {
+        match self.parse_registered(id)? {
+            Parsed::Protobuf(parsed) => Ok(Some(protobuf::serialized(&parsed))),
+            Parsed::Avro(_) | Parsed::Json(_) => Ok(None),
+        }
     }
 
     /// Why `new` breaks `level` against the registered versions `against` (empty: it does
@@ -650,11 +676,12 @@ fn fingerprint(
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The texts of every schema `references` reach, each once.
+/// (reference name, text) of every schema `references` reach, directly or not, each
+/// (name, schema) once.
 fn reference_texts(
     state: &State,
     references: &[SchemaReferenceRecord],
-) -> Result<Vec<String>, RegistryError> {
+) -> Result<Vec<(String, String)>, RegistryError> {
     let mut texts = Vec::new();
     let mut seen = HashSet::new();
     let mut pending: Vec<SchemaReferenceRecord> = references.to_vec();
@@ -668,7 +695,7 @@ fn reference_texts(
                     reference.name, reference.subject, reference.version
                 ))
             })?;
-        if !seen.insert(id) {
+        if !seen.insert((reference.name.clone(), id)) {
             continue;
         }
         if seen.len() > REFERENCES_MAX {
@@ -677,7 +704,7 @@ fn reference_texts(
             )));
         }
         let record = state.schema(id)?;
-        texts.push(record.schema.clone());
+        texts.push((reference.name, record.schema.clone()));
         pending.extend(record.references.iter().cloned());
     }
     Ok(texts)

@@ -1,4 +1,5 @@
-"""What the Schema Registry serializer scripts share (schema_registry_avro.py, schema_registry_json.py).
+"""What the Schema Registry serializer scripts share (schema_registry_avro.py, schema_registry_json.py,
+schema_registry_protobuf.py).
 
 The flow, against the broker's built-in schema registry (--registry, a URL): a serializer with
 User v1 registers it under "<topic>-value" and N records are produced with it; a serializer with
