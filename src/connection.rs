@@ -5,6 +5,13 @@
 //! order and keeps at most `max_inflight_requests` responses pending, so a parked fetch does
 //! not stop later produce requests from being admitted, while responses still leave in
 //! order (Kafka clients require it).
+//!
+//! A frame's bytes are reserved from the broker-wide `BrokerCtx::request_memory` budget
+//! (`max_queued_request_bytes`) before it is read and released once it is admitted. The
+//! connection owns its `security::Session`: `Session::admits` decides whether a request may
+//! be handled yet; after SaslHandshake v0 frames are bare SASL tokens; a failed
+//! authentication stops reading; `connections_max_idle` without a request closes it. On
+//! shutdown it stops reading and answers what it admitted, for at most `DRAIN_TIMEOUT`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

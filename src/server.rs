@@ -1,6 +1,12 @@
 //! Broker start-up and the accept loop: builds the stores, registers the broker, loads the
 //! partitions it leads, serves connections under a connection limit, and drains on
 //! shutdown (stop accepting, flush what producers sent, then exit).
+//!
+//! A broker without `--broker-id` takes a new id from `cluster/next_broker_id`: ids are
+//! never reused. A lease not renewed for a whole TTL fences every partition (`fence_all`); a
+//! lost lease does too, then a new lease is granted, the broker registered again and its
+//! partitions re-acquired (`reacquire_all`). The drain ends by revoking the lease, after the
+//! final flush, so other brokers take over without waiting for its TTL.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

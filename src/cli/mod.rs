@@ -1,9 +1,11 @@
 //! The operator CLI's cluster commands (`strato group ...`, `strato topic ...`, `strato
 //! produce`, `strato consume`) and benchmarks (`strato bench ...`). They reach brokers only
 //! through the Kafka protocol (`kafka_client`), never through the metadata store, so they
-//! work against any Kafka-compatible cluster and see exactly what clients see. The exceptions read or write the stores directly: `strato cluster status`
-//! (read-only) shows what the protocol cannot (index entries, bytes and garbage), and
-//! `strato user` makes SCRAM users before anyone can log in.
+//! work against any Kafka-compatible cluster and see exactly what clients see. The
+//! exceptions read or write the stores directly: `strato cluster status` (read-only) shows
+//! what the protocol cannot (index entries, bytes and garbage), `strato segment dump`
+//! (read-only) reads one segment object, and `strato user` makes SCRAM users before anyone
+//! can log in.
 
 pub mod acl;
 pub mod acl_api;

@@ -18,6 +18,11 @@
 //! in the open segment or in a flush still uploading, fails with it (`Rewound`): a batch
 //! remembers the partition's rewind count when it was appended, and one appended before
 //! a rewind is never committed.
+//!
+//! Produce waits for room when unflushed bytes reach `--max-unflushed-bytes` (a semaphore).
+//! At most `COMMIT_GROUP_MAX` flushes commit together. A commit whose outcome is unknown
+//! (store timeout) sets `needs_reload` on its partitions: no produce is admitted there until
+//! the committed state is read back.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

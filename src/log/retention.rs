@@ -2,7 +2,9 @@
 //! `cleanup.policy` includes `delete`): on partition leaders, a periodic pass moves the log
 //! start past whole chunks that are too old or beyond the size limit, through
 //! `LogWriter::trim` (fenced like every commit). Index entries go at once; the objects they
-//! pointed at are left to garbage collection. Each pass reads the topics' current configs.
+//! pointed at are left to garbage collection, and aborted transactions whose marker falls
+//! below the new log start are deleted in the same transactions (DeleteRecords trims the
+//! same way). Each pass reads the topics' current configs.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,14 @@
 //! Topics known to this broker and the partitions it leads: creation, loading, and
 //! leadership — acquired for the partitions the cluster view assigns to this broker,
 //! released for the others — through the metadata store.
+//!
+//! Acquiring a partition waits (at most `HANDOFF_GRACE`) for another live holder to hand
+//! it over, then bumps the epoch in `partitions/<id>/<p>/leader` by compare-and-set under the
+//! broker's lease and loads the partition's state and index. Releasing stops admitting
+//! produce, lets accepted batches commit (briefly), then deletes the leader key. Deleting a
+//! topic removes its record first (no broker loads it again), then its partitions' keys;
+//! other brokers forget it on their next pass. A topic's partitions are swapped
+//! copy-on-write (a new `Topic`), never changed in place.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};

@@ -1,5 +1,10 @@
 //! Kafka wire protocol: the versions Strato implements, request decoding and response
 //! framing. Pure functions over bytes: no IO, no storage.
+//!
+//! `SUPPORTED_APIS` is exactly what `broker::handle` serves; an ApiVersions request at an
+//! unknown version is answered as KIP-511 says. A Fetch response is encoded into
+//! `frame::SplicingBuf` (record bytes by reference) and must be byte for byte what the codec
+//! encodes, which the tests check at every Fetch version.
 
 use anyhow::Context;
 use bytes::{Buf, BufMut, Bytes, BytesMut};

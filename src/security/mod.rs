@@ -5,7 +5,12 @@
 //!
 //! **Invariant:** a connection's principal changes only through authentication (a TLS
 //! client certificate at the handshake, a successful SASL exchange); handlers read it, never
-//! write it.
+//! write it. On a SASL listener a [`Session`] admits only ApiVersions and SASL requests
+//! before authentication, and only re-authentication once the session expired (KIP-368).
+//!
+//! Authorization: ACL bindings (`acl.rs`), kept in the store under `acls/` (`acl_store.rs`)
+//! and in every broker's watched snapshot (`authorizer.rs`); `limits.rs` caps connections
+//! per IP.
 
 pub mod acl;
 pub mod acl_store;

@@ -5,6 +5,13 @@
 //! Every remote call has a per-attempt timeout and a bounded number of retries with capped,
 //! jittered exponential backoff. Dropping a returned future cancels the call; for an upload
 //! that may leave the object written or not, which is harmless because keys are never reused.
+//!
+//! Uploads above `multipart_threshold_bytes` go in parts. Reads are by [`Span`] (a whole
+//! chunk, or one frame of a seekable chunk) through the cache, with one request per span
+//! and per seek table however many readers wait (singleflight), bounded read-ahead and at
+//! most `concurrent_requests_max` requests in flight. Cold reads of small flush objects may
+//! fetch the whole object instead (`whole_reads`, `whole_object`), bounded by
+//! `whole_object_bytes_max` and `whole_object_reads_max`.
 
 use std::future::Future;
 use std::ops::Range;

@@ -21,6 +21,9 @@
 //! record has a later one of its key in the log, or was an expired tombstone or aborted) and
 //! garbage for GC; a dropped swap ends the pass without a checkpoint, and the next pass
 //! starts over.
+//!
+//! Cleaned chunks, and so the index, may have offset gaps: every reader looks up the first
+//! index entry, and the first batch, at or after the offset it wants.
 
 pub mod decompress;
 pub mod filter;

@@ -1,5 +1,7 @@
-//! The segment object format: one object per flush holding one zstd chunk per partition and
-//! a footer that makes the object self-describing.
+//! The segment object format: one object per flush holding one chunk per partition and a
+//! footer that makes the object self-describing. A chunk is zstd-compressed, or stored raw
+//! (`ChunkEncoding::Raw`, flagged in the footer and in `IndexEntry.raw`) when its batches
+//! were compressed by the producer.
 //!
 //! `format` owns the byte layout, `seek` the seek tables of chunks written as several
 //! frames, `writer` builds objects, `reader` parses footers and decodes chunks, `dump`
