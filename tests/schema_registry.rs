@@ -583,7 +583,13 @@ fn errors_carry_confluents_codes() {
             422,
             42203,
         ),
-        ("PUT", "/mode", Some(json!({"mode": "IMPORT"})), 422, 42204),
+        (
+            "PUT",
+            "/mode",
+            Some(json!({"mode": "WRITEONLY"})),
+            422,
+            42204,
+        ),
     ];
     for (method, path, body, status, code) in cases {
         let (got_status, got) = call(sr, method, path, body.as_ref());
@@ -1187,5 +1193,122 @@ fn basic_auth_and_acls_guard_subjects() {
     assert_eq!(
         call_as(sr, admin, "GET", "/subjects/orders-value/versions", None).2,
         json!([1, 2])
+    );
+}
+
+/// Goal: IMPORT mode migrates schemas with their ids and versions, as Confluent's is used
+/// to: entered only on an empty registry (or with `force`), registrations give their id
+/// and version and skip compatibility, an id or version taken by another schema is refused
+/// (42205), the same import again is answered as registered, and once back in READWRITE new
+/// ids start past the imported ones. Outside IMPORT mode an id is refused.
+#[test]
+fn import_mode_keeps_ids_and_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let sr = broker.schema_registry();
+    let with_id = |schema: &Value, id: u64, version: Option<u64>| {
+        let mut body = schema_body(schema);
+        body["id"] = json!(id);
+        if let Some(version) = version {
+            body["version"] = json!(version);
+        }
+        body
+    };
+    let post = |subject: &str, body: &Value| {
+        call(
+            sr,
+            "POST",
+            &format!("/subjects/{subject}/versions"),
+            Some(body),
+        )
+    };
+    let (status, body) = post("orders-value", &with_id(&user_v1(), 100, None));
+    assert_eq!((status, error_code(&body)), (422, 42205), "{body}");
+
+    assert_eq!(
+        call(sr, "PUT", "/mode", Some(&json!({"mode": "IMPORT"}))),
+        (200, json!({"mode": "IMPORT"}))
+    );
+    let (status, body) = post("orders-value", &schema_body(&user_v1()));
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, 42205),
+        "an id is needed: {body}"
+    );
+    assert_eq!(
+        post("orders-value", &with_id(&user_v1(), 100, Some(3))),
+        (200, json!({"id": 100}))
+    );
+    // Incompatible with v3, imported all the same.
+    assert_eq!(
+        post("orders-value", &with_id(&user_incompatible(), 205, None)),
+        (200, json!({"id": 205}))
+    );
+    assert_eq!(
+        post("orders-value", &with_id(&user_v1(), 100, Some(3))),
+        (200, json!({"id": 100})),
+        "the same import again"
+    );
+    assert_eq!(
+        post("shared-value", &with_id(&user_v1(), 100, Some(1))),
+        (200, json!({"id": 100})),
+        "one schema, one id, in two subjects"
+    );
+    for (body, why) in [
+        (
+            with_id(&user_v2(), 100, None),
+            "id 100 holds another schema",
+        ),
+        (
+            with_id(&user_v2(), 300, Some(3)),
+            "version 3 holds another schema",
+        ),
+        (with_id(&user_v1(), 301, None), "the schema has id 100"),
+    ] {
+        let (status, answer) = post("orders-value", &body);
+        assert_eq!(
+            (status, error_code(&answer)),
+            (422, 42205),
+            "{why}: {answer}"
+        );
+    }
+    assert_eq!(
+        get(sr, "/subjects/orders-value/versions"),
+        (200, json!([3, 4]))
+    );
+    assert_eq!(get(sr, "/schemas/ids/205").0, 200);
+
+    let (status, body) = call(
+        sr,
+        "PUT",
+        "/mode/other-value",
+        Some(&json!({"mode": "IMPORT"})),
+    );
+    assert_eq!(status, 200, "an empty subject: {body}");
+    assert_eq!(
+        call(sr, "PUT", "/mode", Some(&json!({"mode": "READWRITE"}))),
+        (200, json!({"mode": "READWRITE"}))
+    );
+    let (status, body) = call(sr, "PUT", "/mode", Some(&json!({"mode": "IMPORT"})));
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, 42205),
+        "not empty: {body}"
+    );
+    assert_eq!(
+        call(
+            sr,
+            "PUT",
+            "/mode?force=true",
+            Some(&json!({"mode": "IMPORT"}))
+        )
+        .0,
+        200
+    );
+    call(sr, "PUT", "/mode", Some(&json!({"mode": "READWRITE"})));
+    let new_id = registered_id(sr, "fresh-value", &user_v2());
+    assert!(
+        new_id > 205,
+        "new ids start past the imported ones: {new_id}"
     );
 }

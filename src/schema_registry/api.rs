@@ -279,9 +279,15 @@ async fn subjects(registry: &Registry, call: &Call, rest: &[&str]) -> Result<Rep
         }
         ([subject, "versions"], &Method::POST) => {
             let new = schema_body(call)?;
-            let (id, _version) = registry
-                .register(subject, &new, call.flag("normalize"))
-                .await?;
+            let normalize = call.flag("normalize");
+            let (id, _version) = match import_ids(call)? {
+                Some((id, version)) => {
+                    registry
+                        .import(subject, &new, id, version, normalize)
+                        .await?
+                }
+                None => registry.register(subject, &new, normalize).await?,
+            };
             Ok(Reply::Json(json!({ "id": id })))
         }
         ([subject, "versions", version, tail @ ..], method) => {
@@ -448,7 +454,7 @@ async fn mode(
         (&Method::PUT, _) => {
             let body: ModeBody = call.json()?;
             let mode = Mode::parse(&body.mode).ok_or(RegistryError::InvalidMode)?;
-            registry.set_mode(subject, mode).await?;
+            registry.set_mode(subject, mode, call.flag("force")).await?;
             Ok(Reply::Json(json!({ "mode": mode.name() })))
         }
         (&Method::DELETE, Some(name)) => {
@@ -500,6 +506,30 @@ struct ConfigBody {
 #[derive(Deserialize)]
 struct ModeBody {
     mode: String,
+}
+
+#[derive(Deserialize)]
+struct ImportBody {
+    id: Option<i64>,
+    version: Option<i64>,
+}
+
+/// The `id` and `version` a registration gives (IMPORT mode), if it gives an id.
+fn import_ids(call: &Call) -> Result<Option<(u32, Option<u32>)>, RegistryError> {
+    let body: ImportBody = call.json()?;
+    let positive = |n: i64| u32::try_from(n).ok().filter(|n| *n >= 1);
+    let version = match body.version {
+        None | Some(-1) => None,
+        Some(v) => Some(positive(v).ok_or_else(|| RegistryError::InvalidVersion(v.to_string()))?),
+    };
+    match body.id {
+        None | Some(-1) => Ok(None),
+        Some(id) => {
+            let id = positive(id)
+                .ok_or_else(|| RegistryError::InvalidSchema(format!("invalid schema id {id}")))?;
+            Ok(Some((id, version)))
+        }
+    }
 }
 
 /// The schema of a register, lookup or compatibility request.

@@ -46,7 +46,7 @@ pub(super) enum RegistryError {
         "Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive"
     )]
     InvalidCompatibility,
-    #[error("Invalid mode. Valid values are READWRITE and READONLY (IMPORT is not supported)")]
+    #[error("Invalid mode. Valid values are READWRITE, READONLY and IMPORT")]
     InvalidMode,
     #[error("{0}")]
     NotPermitted(String),

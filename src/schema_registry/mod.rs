@@ -187,6 +187,9 @@ impl fmt::Display for Compatibility {
 pub enum Mode {
     ReadWrite,
     ReadOnly,
+    /// Registrations carry their ids (and versions), as exported from another registry,
+    /// with no compatibility check: how a registry is migrated with its ids.
+    Import,
 }
 
 impl Mode {
@@ -194,6 +197,7 @@ impl Mode {
         match name.to_ascii_uppercase().as_str() {
             "READWRITE" => Some(Mode::ReadWrite),
             "READONLY" => Some(Mode::ReadOnly),
+            "IMPORT" => Some(Mode::Import),
             _ => None,
         }
     }
@@ -202,6 +206,7 @@ impl Mode {
         match self {
             Mode::ReadWrite => "READWRITE",
             Mode::ReadOnly => "READONLY",
+            Mode::Import => "IMPORT",
         }
     }
 }
@@ -248,7 +253,8 @@ mod tests {
         }
         assert_eq!(Compatibility::parse("SIDEWAYS"), None);
         assert_eq!(Mode::parse("readonly"), Some(Mode::ReadOnly));
-        assert_eq!(Mode::parse("IMPORT"), None);
+        assert_eq!(Mode::parse("import"), Some(Mode::Import));
+        assert_eq!(Mode::parse("READWRITE_OVERRIDE"), None);
         assert_eq!(SchemaType::parse("avro"), Some(SchemaType::Avro));
     }
 

@@ -427,20 +427,66 @@ impl Registry {
                 Some(id) => (Txn::new(), id),
                 None => self.allocate_id(&prepared, &fingerprint_key).await?,
             };
-            let version_key = keys::schema_subject_version(subject, version);
-            let record = SubjectVersionRecord {
-                v: RECORD_FORMAT_V1,
-                subject: subject.to_string(),
-                version,
-                id,
-                deleted: false,
-            };
-            let txn = txn
-                .when_version(version_key.clone(), 0)
-                .put(version_key, record.encode());
+            let txn = with_new_version(txn, subject, version, id);
             match self.commit(txn).await {
                 Ok(()) => {
                     tracing::info!(subject, version, id, "schema registered");
+                    return Ok((id, version));
+                }
+                Err(MetadataError::Conflict { .. }) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(RegistryError::Contention)
+    }
+
+    /// POST /subjects/{s}/versions with an `id` (and maybe a `version`), in IMPORT mode: the
+    /// schema is stored under that id and version as given, without a compatibility check.
+    /// The same schema, id and version again is answered as registered; another schema for
+    /// a taken id or version, or a schema this registry holds under another id, is refused.
+    pub(super) async fn import(
+        &self,
+        subject: &str,
+        new: &NewSchema,
+        id: u32,
+        version: Option<u32>,
+        normalize: bool,
+    ) -> Result<(u32, u32), RegistryError> {
+        validate_subject(subject)?;
+        if self.read(|s| s.mode(Some(subject))) != Mode::Import {
+            return Err(RegistryError::NotPermitted(format!(
+                "Subject {subject} is not in import mode: a schema id may be given only in IMPORT mode"
+            )));
+        }
+        let prepared = self.prepare(new, normalize)?;
+        let fingerprint_key = keys::schema_fingerprint(&prepared.fingerprint);
+        for attempt in 0..WRITE_ATTEMPTS_MAX {
+            if attempt > 0 {
+                self.refresh(&keys::schema_subject_prefix(subject)).await?;
+                self.refresh(&fingerprint_key).await?;
+                self.refresh(&keys::schema_by_id(id)).await?;
+            }
+            let plan =
+                self.read(|s| plan_import(s, subject, &prepared, id, version, &self.limits))?;
+            let (version, schema_is_new) = match plan {
+                ImportPlan::Existing { version } => return Ok((id, version)),
+                ImportPlan::New {
+                    version,
+                    schema_is_new,
+                } => (version, schema_is_new),
+            };
+            let txn = if schema_is_new {
+                // Ids given here from now on start past the imported one.
+                let (next_id, counter_version) = self.id_counter().await?;
+                let next_id = next_id.max(id.checked_add(1).ok_or(RegistryError::Contention)?);
+                new_schema_txn(&prepared, &fingerprint_key, id, next_id, counter_version)
+            } else {
+                Txn::new()
+            };
+            let txn = with_new_version(txn, subject, version, id);
+            match self.commit(txn).await {
+                Ok(()) => {
+                    tracing::info!(subject, version, id, "schema imported");
                     return Ok((id, version));
                 }
                 Err(MetadataError::Conflict { .. }) => continue,
@@ -457,45 +503,28 @@ impl Registry {
         prepared: &Prepared,
         fingerprint_key: &str,
     ) -> Result<(Txn, u32), RegistryError> {
-        let counter = self.meta.get(keys::SCHEMA_REGISTRY_NEXT_ID).await?;
-        let (id, counter_version) = match &counter {
-            Some(stored) => (
-                SchemaIdCounterRecord::decode(keys::SCHEMA_REGISTRY_NEXT_ID, &stored.value)?
-                    .next_id,
-                stored.version,
-            ),
-            None => (1, 0),
-        };
+        let (id, counter_version) = self.id_counter().await?;
         if self.read(|s| s.schemas.len()) >= self.limits.max_schemas {
             return Err(RegistryError::NotPermitted(format!(
                 "the registry holds {} schemas, its limit (--schema-registry-max-schemas)",
                 self.limits.max_schemas
             )));
         }
-        let next = SchemaIdCounterRecord {
-            v: RECORD_FORMAT_V1,
-            next_id: id.checked_add(1).ok_or(RegistryError::Contention)?,
-        };
-        let schema = SchemaRecord {
-            v: RECORD_FORMAT_V1,
-            id,
-            schema_type: prepared.schema_type.name().to_string(),
-            schema: prepared.text.clone(),
-            references: prepared.references.clone(),
-        };
-        let fingerprint = SchemaFingerprintRecord {
-            v: RECORD_FORMAT_V1,
-            id,
-        };
-        let schema_key = keys::schema_by_id(id);
-        let txn = Txn::new()
-            .when_version(keys::SCHEMA_REGISTRY_NEXT_ID, counter_version)
-            .when_version(fingerprint_key, 0)
-            .when_version(schema_key.clone(), 0)
-            .put(keys::SCHEMA_REGISTRY_NEXT_ID, next.encode())
-            .put(schema_key, schema.encode())
-            .put(fingerprint_key, fingerprint.encode());
+        let next_id = id.checked_add(1).ok_or(RegistryError::Contention)?;
+        let txn = new_schema_txn(prepared, fingerprint_key, id, next_id, counter_version);
         Ok((txn, id))
+    }
+
+    /// The next id to give and the version of its counter (0: never written).
+    async fn id_counter(&self) -> Result<(u32, strato_metadata::Version), RegistryError> {
+        Ok(match self.meta.get(keys::SCHEMA_REGISTRY_NEXT_ID).await? {
+            Some(stored) => (
+                SchemaIdCounterRecord::decode(keys::SCHEMA_REGISTRY_NEXT_ID, &stored.value)?
+                    .next_id,
+                stored.version,
+            ),
+            None => (1, 0),
+        })
     }
 
     /// DELETE /subjects/{s}[?permanent=true]: the versions deleted.
@@ -587,7 +616,21 @@ impl Registry {
         &self,
         subject: Option<&str>,
         mode: Mode,
+        force: bool,
     ) -> Result<(), RegistryError> {
+        if mode == Mode::Import && !force {
+            // Imported ids must not meet ids given here: import into an empty registry (or
+            // subject), unless told otherwise.
+            let used = self.read(|s| match subject {
+                None => s.subjects.values().any(|x| !x.versions.is_empty()),
+                Some(name) => s.subjects.get(name).is_some_and(|x| !x.versions.is_empty()),
+            });
+            if used {
+                return Err(RegistryError::NotPermitted(
+                    "Cannot import since found existing subjects".into(),
+                ));
+            }
+        }
         let record = SchemaModeRecord {
             v: RECORD_FORMAT_V1,
             mode: mode.name().to_string(),
@@ -731,10 +774,18 @@ fn plan_register(
     prepared: &Prepared,
     limits: &RegistryLimits,
 ) -> Result<RegisterPlan, RegistryError> {
-    if state.mode(Some(subject)) == Mode::ReadOnly {
-        return Err(RegistryError::NotPermitted(format!(
-            "Subject {subject} is in read-only mode"
-        )));
+    match state.mode(Some(subject)) {
+        Mode::ReadWrite => {}
+        Mode::ReadOnly => {
+            return Err(RegistryError::NotPermitted(format!(
+                "Subject {subject} is in read-only mode"
+            )));
+        }
+        Mode::Import => {
+            return Err(RegistryError::NotPermitted(format!(
+                "Subject {subject} is in import mode: a registration gives its schema id"
+            )));
+        }
     }
     let id = state
         .fingerprints
@@ -767,6 +818,129 @@ fn plan_register(
         version,
         against: versions_to_check(state, subject, level),
         level,
+    })
+}
+
+/// `txn` plus the new version `version` of `subject` with schema `id` (only if the version
+/// is still absent).
+fn with_new_version(txn: Txn, subject: &str, version: u32, id: u32) -> Txn {
+    let version_key = keys::schema_subject_version(subject, version);
+    let record = SubjectVersionRecord {
+        v: RECORD_FORMAT_V1,
+        subject: subject.to_string(),
+        version,
+        id,
+        deleted: false,
+    };
+    txn.when_version(version_key.clone(), 0)
+        .put(version_key, record.encode())
+}
+
+/// The writes of a schema new to the registry under `id`: its record and its fingerprint
+/// (each only if still absent), and `next-id` moved to `next_id` by compare-and-set.
+fn new_schema_txn(
+    prepared: &Prepared,
+    fingerprint_key: &str,
+    id: u32,
+    next_id: u32,
+    counter_version: strato_metadata::Version,
+) -> Txn {
+    let next = SchemaIdCounterRecord {
+        v: RECORD_FORMAT_V1,
+        next_id,
+    };
+    let schema = SchemaRecord {
+        v: RECORD_FORMAT_V1,
+        id,
+        schema_type: prepared.schema_type.name().to_string(),
+        schema: prepared.text.clone(),
+        references: prepared.references.clone(),
+    };
+    let fingerprint = SchemaFingerprintRecord {
+        v: RECORD_FORMAT_V1,
+        id,
+    };
+    let schema_key = keys::schema_by_id(id);
+    Txn::new()
+        .when_version(keys::SCHEMA_REGISTRY_NEXT_ID, counter_version)
+        .when_version(fingerprint_key, 0)
+        .when_version(schema_key.clone(), 0)
+        .put(keys::SCHEMA_REGISTRY_NEXT_ID, next.encode())
+        .put(schema_key, schema.encode())
+        .put(fingerprint_key, fingerprint.encode())
+}
+
+/// What an import writes.
+enum ImportPlan {
+    /// The subject already has this schema under this id at `version`.
+    Existing { version: u32 },
+    /// A new version; `schema_is_new`: the id is not taken yet.
+    New { version: u32, schema_is_new: bool },
+}
+
+fn plan_import(
+    state: &State,
+    subject: &str,
+    prepared: &Prepared,
+    id: u32,
+    version: Option<u32>,
+    limits: &RegistryLimits,
+) -> Result<ImportPlan, RegistryError> {
+    let refused = |why: String| Err(RegistryError::NotPermitted(why));
+    let holder = state
+        .fingerprints
+        .get(&prepared.fingerprint)
+        .map(|e| e.value);
+    let taken = state.schemas.contains_key(&id);
+    match holder {
+        Some(other) if other != id => {
+            return refused(format!(
+                "the schema is registered with id {other}: one schema has one id here"
+            ));
+        }
+        None if taken => {
+            return refused(format!(
+                "Overwrite new schema with id {id} is not permitted."
+            ));
+        }
+        _ => {}
+    }
+    let known = state.subjects.get(subject);
+    let version = match version {
+        Some(v) => v,
+        None => known
+            .and_then(|s| s.versions.keys().next_back())
+            .map_or(1, |v| v + 1),
+    };
+    if let Some(entry) = known.and_then(|s| s.versions.get(&version)) {
+        if entry.value.id == id && !entry.value.deleted {
+            return Ok(ImportPlan::Existing { version });
+        }
+        return refused(format!(
+            "Overwrite new schema with version {version} is not permitted."
+        ));
+    }
+    let versions = known.map_or(0, |s| s.versions.len());
+    if versions >= limits.max_versions {
+        return refused(format!(
+            "subject {subject} has {versions} versions, its limit (--schema-registry-max-versions)"
+        ));
+    }
+    if known.is_none() && state.subjects.len() >= limits.max_subjects {
+        return refused(format!(
+            "the registry holds {} subjects, its limit (--schema-registry-max-subjects)",
+            state.subjects.len()
+        ));
+    }
+    if !taken && state.schemas.len() >= limits.max_schemas {
+        return refused(format!(
+            "the registry holds {} schemas, its limit (--schema-registry-max-schemas)",
+            limits.max_schemas
+        ));
+    }
+    Ok(ImportPlan::New {
+        version,
+        schema_is_new: !taken,
     })
 }
 
@@ -882,15 +1056,8 @@ fn deleted_record(subject: &str, version: u32, id: u32) -> Bytes {
 impl super::SchemaIds for Registry {
     async fn refresh(&self, subject: &str) {
         let prefix = keys::schema_subject_prefix(subject);
-        match self.meta.list_all(&prefix).await {
-            Ok(entries) => self.write_state(|state| {
-                for (key, value) in &entries {
-                    if let Err(err) = state.apply_put(key, &value.value, value.version) {
-                        tracing::warn!(%key, "ignoring a bad schema registry record: {err:#}");
-                    }
-                }
-            }),
-            Err(err) => tracing::warn!(%subject, "failed to read a subject: {err:#}"),
+        if let Err(err) = Registry::refresh(self, &prefix).await {
+            tracing::warn!(%subject, "failed to read a subject: {err:#}");
         }
     }
 
