@@ -111,8 +111,9 @@ impl SplicingBuf {
     }
 }
 
-// `BufMut` is an unsafe trait; this is the one place the workspace allows `unsafe` (see the
-// root Cargo.toml): copying Fetch records into responses cost 13% of broker CPU.
+// `BufMut` is an unsafe trait; this is one of the two places the workspace allows `unsafe`
+// (see the root Cargo.toml; the other is `mallopt` in main.rs): copying Fetch records into
+// responses cost 13% of broker CPU.
 // SAFETY: every method delegates to `head`, a `BytesMut`, whose `BufMut` implementation
 // upholds the trait's contract; `put_slice` either delegates or writes nothing to `head`.
 #[allow(unsafe_code)]
