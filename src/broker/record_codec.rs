@@ -1,7 +1,7 @@
 //! Decoding and encoding the records of v2 record batches through the `kafka-protocol`
 //! records codec, for the broker's record-level work (produce's rules and recompression,
 //! ListOffsets by timestamp). Decompression is bounded (the cleaner's
-//! `log::cleaner::decompress`; the crate's own inflates without a limit), and compression
+//! `strato_tiering::decompress`; the crate's own inflates without a limit), and compression
 //! takes Kafka's levels (KIP-390; the crate fixes its own).
 //!
 //! The crate's codec callbacks return `anyhow::Result`, so the helpers they call do too; the
@@ -84,7 +84,7 @@ pub(super) fn decompress(payload: &Bytes, codec: Compression) -> anyhow::Result<
     if codec == Compression::None {
         return Ok(payload.clone());
     }
-    crate::log::cleaner::decompress::decompress(codec as u8, payload, DECOMPRESSED_BATCH_BYTES_MAX)
+    strato_tiering::decompress::decompress(codec as u8, payload, DECOMPRESSED_BATCH_BYTES_MAX)
         .map(Bytes::from)
         .map_err(|why| anyhow::anyhow!(why))
 }

@@ -8,6 +8,7 @@
 mod aws_profile;
 pub mod batch;
 pub mod cache;
+pub mod decompress;
 mod error;
 pub mod faulty;
 pub mod keys;

@@ -1,6 +1,7 @@
-//! The records inside a v2 record batch, for the key cleaner: iterate the (uncompressed)
-//! records section record by record without copying, and rebuild a batch that keeps some of
-//! its records byte for byte.
+//! The records inside a v2 record batch, for the key cleaner and for readers of the log
+//! without a broker: iterate the (uncompressed) records section record by record without
+//! copying (key, value and headers borrowed from it), and rebuild a batch that keeps some
+//! of its records byte for byte.
 //!
 //! A rebuilt batch keeps the original's base offset, base timestamp, last offset delta,
 //! producer id, epoch and base sequence, so every kept record's offset, timestamp and
@@ -32,8 +33,73 @@ pub struct RawRecord<'a> {
     pub timestamp_delta: i64,
     /// `None` for a record without a key.
     pub key: Option<&'a [u8]>,
-    /// A record whose value is null: a tombstone on a compacted topic.
-    pub value_is_null: bool,
+    /// `None` for a record whose value is null: a tombstone on a compacted topic.
+    pub value: Option<&'a [u8]>,
+    /// The headers section (after its count), read with [`RawRecord::headers`].
+    pub headers_section: &'a [u8],
+    pub header_count: usize,
+}
+
+impl<'a> RawRecord<'a> {
+    /// Whether the value is null (a tombstone on a compacted topic).
+    pub fn value_is_null(&self) -> bool {
+        self.value.is_none()
+    }
+
+    /// The headers, in order: (name, value), `None` for a null value.
+    pub fn headers(&self) -> HeaderIter<'a> {
+        HeaderIter {
+            reader: Reader {
+                bytes: self.headers_section,
+            },
+            left: self.header_count,
+        }
+    }
+}
+
+/// The headers of a record (see [`RawRecord::headers`]); checked when the record was read,
+/// so an error here is not expected, but never a panic.
+pub struct HeaderIter<'a> {
+    reader: Reader<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = Result<(&'a [u8], Option<&'a [u8]>), RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let header = next_header(&mut self.reader);
+        if header.is_err() {
+            self.left = 0;
+        }
+        Some(header)
+    }
+}
+
+fn next_header<'a>(reader: &mut Reader<'a>) -> Result<(&'a [u8], Option<&'a [u8]>), RecordError> {
+    let name_len = reader.varint()?;
+    let name_len = usize::try_from(name_len).map_err(|_| bad("negative header name length"))?;
+    let name = reader.take(name_len)?;
+    let value = nullable(reader, "negative header value length")?;
+    Ok((name, value))
+}
+
+/// A length-prefixed field, `None` for length -1.
+fn nullable<'a>(
+    reader: &mut Reader<'a>,
+    negative: &'static str,
+) -> Result<Option<&'a [u8]>, RecordError> {
+    match reader.varint()? {
+        -1 => Ok(None),
+        n if n >= 0 => Ok(Some(
+            reader.take(usize::try_from(n).map_err(|_| bad(negative))?)?,
+        )),
+        _ => Err(bad(negative)),
+    }
 }
 
 /// The records of `section` (a batch's records, uncompressed), at most `count` of them; the
@@ -92,15 +158,20 @@ fn next_record<'a>(rest: &mut &'a [u8]) -> Result<RawRecord<'a>, RecordError> {
     body.take(1)?; // attributes (unused)
     let timestamp_delta = body.varint()?;
     let offset_delta = body.varint()?;
-    let key_len = body.varint()?;
-    let key = match key_len {
-        -1 => None,
-        n if n >= 0 => Some(body.take(usize::try_from(n).map_err(|_| bad("key length"))?)?),
-        _ => return Err(bad("negative key length")),
+    let key = nullable(&mut body, "negative key length")?;
+    let value = nullable(&mut body, "negative value length")?;
+    let header_count = body.varint()?;
+    let header_count = usize::try_from(header_count).map_err(|_| bad("negative header count"))?;
+    let headers_section = body.bytes;
+    // Checked here, so that a reader of the headers meets no error later.
+    let mut headers = Reader {
+        bytes: headers_section,
     };
-    let value_len = body.varint()?;
-    if value_len < -1 {
-        return Err(bad("negative value length"));
+    for _ in 0..header_count {
+        next_header(&mut headers)?;
+    }
+    if !headers.bytes.is_empty() {
+        return Err(bad("bytes after the last header"));
     }
     *rest = &whole[end..];
     Ok(RawRecord {
@@ -108,7 +179,9 @@ fn next_record<'a>(rest: &mut &'a [u8]) -> Result<RawRecord<'a>, RecordError> {
         offset_delta,
         timestamp_delta,
         key,
-        value_is_null: value_len == -1,
+        value,
+        headers_section,
+        header_count,
     })
 }
 
@@ -182,6 +255,85 @@ mod tests {
     use super::*;
     use crate::batch::test_support::{BatchSpec, build_batch};
     use crate::batch::{parse_header, validate_stored_batches};
+
+    /// A record's fields as Kafka's encoding writes them (zigzag varints).
+    fn encoded_record(
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&[u8], Option<&[u8]>)],
+    ) -> Vec<u8> {
+        fn varint(out: &mut Vec<u8>, value: i64) {
+            let mut v = ((value << 1) ^ (value >> 63)) as u64;
+            loop {
+                let byte = (v & 0x7f) as u8;
+                v >>= 7;
+                if v == 0 {
+                    out.push(byte);
+                    return;
+                }
+                out.push(byte | 0x80);
+            }
+        }
+        fn field(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+            match bytes {
+                None => varint(out, -1),
+                Some(b) => {
+                    varint(out, b.len() as i64);
+                    out.extend_from_slice(b);
+                }
+            }
+        }
+        let mut body = vec![0u8]; // attributes
+        varint(&mut body, 7); // timestamp delta
+        varint(&mut body, 3); // offset delta
+        field(&mut body, key);
+        field(&mut body, value);
+        varint(&mut body, headers.len() as i64);
+        for (name, value) in headers {
+            field(&mut body, Some(name));
+            field(&mut body, *value);
+        }
+        let mut out = Vec::new();
+        varint(&mut out, body.len() as i64);
+        out.extend(body);
+        out
+    }
+
+    /// Goal: a record's key, value and headers are read as written, nulls included, and a
+    /// record whose headers run past it (or leave bytes over) is an error, never a panic.
+    #[test]
+    fn keys_values_and_headers_are_read() {
+        let headers: [(&[u8], Option<&[u8]>); 2] = [(b"trace", Some(b"abc")), (b"empty", None)];
+        let mut section = encoded_record(Some(b"k1"), Some(b"value one"), &headers);
+        section.extend(encoded_record(None, None, &[]));
+        let records: Vec<RawRecord> = iter_records(&section, 2).collect::<Result<_, _>>().unwrap();
+        assert_eq!(records[0].key, Some(&b"k1"[..]));
+        assert_eq!(records[0].value, Some(&b"value one"[..]));
+        assert_eq!(
+            (records[0].offset_delta, records[0].timestamp_delta),
+            (3, 7)
+        );
+        let read: Vec<(&[u8], Option<&[u8]>)> =
+            records[0].headers().collect::<Result<_, _>>().unwrap();
+        assert_eq!(read, headers.to_vec());
+        assert_eq!((records[1].key, records[1].value), (None, None));
+        assert!(records[1].value_is_null());
+        assert_eq!(records[1].headers().count(), 0);
+
+        let good = encoded_record(Some(b"k"), Some(b"v"), &[(b"h", Some(b"x"))]);
+        // The header count says 1; claim 2, and cut the record short everywhere.
+        let mut bad_count = good.clone();
+        let count_at = good.len() - 5;
+        bad_count[count_at] = 4; // zigzag 2
+        assert!(iter_records(&bad_count, 1).next().unwrap().is_err());
+        for cut in 1..good.len() {
+            let mut truncated = good[..cut].to_vec();
+            // Keep the length prefix consistent with what is left.
+            truncated[0] = ((cut as i64 - 1) << 1) as u8;
+            let result = iter_records(&truncated, 1).next().unwrap();
+            assert!(result.is_err(), "cut at {cut}");
+        }
+    }
 
     #[test]
     fn records_are_read_and_a_rebuilt_batch_keeps_offsets_and_timestamps() {

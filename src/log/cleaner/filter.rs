@@ -8,7 +8,7 @@ use strato_metadata::model::{AbortedTxnRecord, CleanedRange, CleanerRecord, Offs
 use strato_tiering::batch::{self, BatchHeader};
 use strato_tiering::records::{RawRecord, iter_records, rebuild_batch};
 
-use super::decompress::decompress;
+use strato_tiering::decompress::decompress;
 
 /// Bytes the key map may spend per key: a 16-byte hash and an 8-byte offset in a hash
 /// table that keeps some buckets free and grows by doubling.
@@ -177,7 +177,7 @@ impl Retain<'_> {
         };
         match self.map.latest.get(&key_hash(key)) {
             Some(latest) if *latest > offset => false,
-            _ => !(record.value_is_null && self.tombstone_expired(offset)),
+            _ => !(record.value_is_null() && self.tombstone_expired(offset)),
         }
     }
 }
@@ -345,7 +345,7 @@ mod tests {
                 out.push((
                     headers[0].base_offset + r.offset_delta,
                     r.key.map(|k| String::from_utf8(k.to_vec()).unwrap()),
-                    (!r.value_is_null).then(|| "v".to_string()),
+                    (!r.value_is_null()).then(|| "v".to_string()),
                 ));
             }
         }

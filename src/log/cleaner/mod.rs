@@ -25,7 +25,6 @@
 //! Cleaned chunks, and so the index, may have offset gaps: every reader looks up the first
 //! index entry, and the first batch, at or after the offset it wants.
 
-pub mod decompress;
 pub mod filter;
 
 use std::collections::BTreeMap;

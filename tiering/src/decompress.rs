@@ -1,6 +1,8 @@
 //! Decompresses the records section of a client's batch (Kafka's codecs: gzip, snappy in
 //! raw or xerial framing, lz4 frames, zstd) into at most a given number of bytes: stored
-//! batches are untrusted input, and a small batch may claim to inflate to gigabytes.
+//! batches are untrusted input, and a small batch may claim to inflate to gigabytes. Used by
+//! the broker's key cleaner and produce-side record rules, and by readers of the log without
+//! a broker (docs/rfcs/002-replay.md).
 
 use std::io::Read;
 
