@@ -262,19 +262,9 @@ mod tests {
         value: Option<&[u8]>,
         headers: &[(&[u8], Option<&[u8]>)],
     ) -> Vec<u8> {
-        fn varint(out: &mut Vec<u8>, value: i64) {
-            let mut v = ((value << 1) ^ (value >> 63)) as u64;
-            loop {
-                let byte = (v & 0x7f) as u8;
-                v >>= 7;
-                if v == 0 {
-                    out.push(byte);
-                    return;
-                }
-                out.push(byte | 0x80);
-            }
-        }
+        use crate::batch::put_varint as varint;
         fn field(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+            use crate::batch::put_varint as varint;
             match bytes {
                 None => varint(out, -1),
                 Some(b) => {
