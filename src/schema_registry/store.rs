@@ -427,14 +427,11 @@ impl Registry {
                 Some(id) => (Txn::new(), id),
                 None => self.allocate_id(&prepared, &fingerprint_key).await?,
             };
-            let txn = with_new_version(txn, subject, version, id);
-            match self.commit(txn).await {
-                Ok(()) => {
-                    tracing::info!(subject, version, id, "schema registered");
-                    return Ok((id, version));
-                }
-                Err(MetadataError::Conflict { .. }) => continue,
-                Err(err) => return Err(err.into()),
+            if self
+                .commit_new_version(txn, subject, version, id, "registered")
+                .await?
+            {
+                return Ok((id, version));
             }
         }
         Err(RegistryError::Contention)
@@ -483,17 +480,37 @@ impl Registry {
             } else {
                 Txn::new()
             };
-            let txn = with_new_version(txn, subject, version, id);
-            match self.commit(txn).await {
-                Ok(()) => {
-                    tracing::info!(subject, version, id, "schema imported");
-                    return Ok((id, version));
-                }
-                Err(MetadataError::Conflict { .. }) => continue,
-                Err(err) => return Err(err.into()),
+            if self
+                .commit_new_version(txn, subject, version, id, "imported")
+                .await?
+            {
+                return Ok((id, version));
             }
         }
         Err(RegistryError::Contention)
+    }
+
+    /// Commits `txn` plus version `version` of `subject` with schema `id`; `false`: another
+    /// write got there first (read again and retry).
+    async fn commit_new_version(
+        &self,
+        txn: Txn,
+        subject: &str,
+        version: u32,
+        id: u32,
+        what: &str,
+    ) -> Result<bool, RegistryError> {
+        match self
+            .commit(with_new_version(txn, subject, version, id))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(subject, version, id, "schema {what}");
+                Ok(true)
+            }
+            Err(MetadataError::Conflict { .. }) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// The writes that give `prepared` a new id: `next-id` moved by compare-and-set, the
