@@ -206,10 +206,39 @@ async fn changelog(mut broker: Broker, updates: usize, kills: Option<(u64, usize
         }
         Some((seed, rounds)) => {
             let mut rng = seed;
+            // Every incarnation's log, to show what each read at leadership if offsets
+            // go back.
+            let mut logs = vec![broker.log_lines()];
             for round in records.chunks(updates / rounds) {
                 let p = producer(&broker.bootstrap(), &[("enable.idempotence", "true")]);
-                landed.extend(produce_all(&p, topic, round).await);
+                let acked = produce_all(&p, topic, round).await;
                 drop(p);
+                // A restarted broker continues above every acknowledged offset.
+                let previous_end = landed.keys().next_back().map_or(-1, |(_, o)| *o);
+                let first = acked.keys().next().map_or(i64::MAX, |(_, o)| *o);
+                if first <= previous_end {
+                    let history: Vec<String> = logs
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(i, log)| {
+                            let lines = log.lock().unwrap().clone();
+                            lines
+                                .into_iter()
+                                .filter(|l| {
+                                    l.contains("leadership")
+                                        || l.contains("WARN")
+                                        || l.contains("ERROR")
+                                        || l.contains("log start")
+                                })
+                                .map(move |l| format!("[{i}] {l}"))
+                        })
+                        .collect();
+                    panic!(
+                        "offsets went back: round acknowledged from {first}, earlier rounds up to {previous_end}; logs:\n{}",
+                        history.join("\n")
+                    );
+                }
+                landed.extend(acked);
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
@@ -217,6 +246,7 @@ async fn changelog(mut broker: Broker, updates: usize, kills: Option<(u64, usize
                 // (a deliberate random moment, not a synchronisation).
                 tokio::time::sleep(Duration::from_millis(rng % 800)).await;
                 broker = tokio::task::block_in_place(|| broker.restart_killed());
+                logs.push(broker.log_lines());
             }
         }
     }

@@ -798,11 +798,13 @@ async fn complete(
             loop {
                 {
                     let state = partition.lock();
-                    if state.high_watermark > last_offset {
-                        return (NONE, base_offset, -1, None);
-                    }
+                    // A rewind first: the original batch may have been dropped and other
+                    // batches committed at its offsets since (the retry then finds out).
                     if state.rewinds != rewinds {
                         return (error::from_flush(FlushFailure::Rewound), -1, -1, None);
+                    }
+                    if state.high_watermark > last_offset {
+                        return (NONE, base_offset, -1, None);
                     }
                 }
                 match tokio::time::timeout_at(deadline, commits.changed()).await {
