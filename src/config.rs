@@ -17,6 +17,7 @@ pub mod acl;
 pub mod bench;
 pub mod client;
 pub mod command_config;
+pub mod replay;
 pub mod schema_registry;
 pub mod security;
 pub mod tools;
@@ -104,6 +105,13 @@ pub enum Command {
     ///
     /// Example: `strato consume events --from-beginning --count 10 --format '%k %v\n'`
     Consume(tools::ConsumeArgs),
+    /// Read a topic straight from the object store and the metadata store, no broker in the
+    /// path (a backfill that puts no load on the brokers): JSON lines, a count, or records
+    /// produced into another cluster. GETs and bytes read are reported at the end.
+    ///
+    /// Example: `strato replay orders --metadata etcd://10.0.0.5:2379/strato/prod
+    /// --object-store s3://strato/prod --from-time 2026-11-01T00:00:00Z --shard 0/4 > part0.jsonl`
+    Replay(Box<replay::ReplayArgs>),
     /// Create, delete and list SASL/SCRAM users (writes the metadata store directly, like
     /// `kafka-storage format --add-scram`; AdminClient's AlterUserScramCredentials does the
     /// same over the Kafka protocol).

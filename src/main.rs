@@ -41,6 +41,7 @@ fn run() -> anyhow::Result<()> {
             Command::Topic(command) => strato::cli::topic::run(command).await,
             Command::Produce(args) => strato::cli::produce::run(args).await,
             Command::Consume(args) => strato::cli::consume::run(args).await,
+            Command::Replay(args) => strato::cli::replay::run(*args).await,
             Command::User(command) => strato::cli::user::run(command).await,
             Command::Transaction(command) => strato::cli::transaction::run(command).await,
             Command::Acl(command) => strato::cli::acl::run(command).await,

@@ -236,7 +236,7 @@ async fn run_to_end(
 }
 
 /// An idempotent producer's id and epoch (InitProducerId without a transactional id).
-async fn init_producer_id(
+pub(super) async fn init_producer_id(
     connection: &mut Connection,
     options: &ClientOptions,
 ) -> anyhow::Result<ProducerStamp> {

@@ -152,6 +152,10 @@ impl Client {
     }
 
     /// The request timeout of this client's connections.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
     pub fn request_timeout(&self) -> Duration {
         self.options.request_timeout
     }

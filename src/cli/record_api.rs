@@ -52,6 +52,8 @@ pub struct OutRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     pub headers: Vec<(String, Option<Bytes>)>,
+    /// Its own timestamp (ms), instead of the batch's.
+    pub timestamp: Option<i64>,
 }
 
 /// One record batch v2 of `values` (no keys, no producer id), compressed with
@@ -121,7 +123,7 @@ pub fn encode_stamped(
                 // The encoder starts a new batch wherever `offset - sequence` changes; this
                 // keeps it constant and the batch's base sequence at the stamp's (NONE: -1).
                 sequence: stamp.base_sequence.wrapping_add(offset as i32),
-                timestamp: timestamp_ms,
+                timestamp: out.timestamp.unwrap_or(timestamp_ms),
                 key: out.key.clone(),
                 value: out.value.clone(),
                 headers: Default::default(),

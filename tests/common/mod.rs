@@ -302,6 +302,13 @@ impl Broker {
         )
     }
 
+    /// SIGTERM, wait for a clean exit, start again on the same data directory with
+    /// `extra_args` instead of the ones it had.
+    pub fn restart_with(mut self, extra_args: &[&str]) -> Broker {
+        self.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+        self.restart_graceful()
+    }
+
     /// kill -9, then start again on the same data directory.
     pub fn restart_killed(mut self) -> Broker {
         self.signal("KILL");

@@ -1,0 +1,236 @@
+//! A partition's state and index as a replay sees them: read once at the start (the end of
+//! the replay is fixed then), and read again by a reader whose chunk vanished.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use strato_metadata::keys;
+use strato_metadata::model::{AbortedTxnRecord, IndexEntry, Offset, PartitionStateRecord};
+use strato_tiering::batch;
+
+use crate::decode::batch_records;
+use crate::{ReplayError, Shared};
+
+/// A partition at one moment: its range, index and aborted transactions.
+#[derive(Debug, Clone)]
+pub struct PartitionSnapshot {
+    pub partition: i32,
+    pub log_start_offset: Offset,
+    pub high_watermark: Offset,
+    /// The first offset of the oldest open transaction, or the high watermark.
+    pub last_stable_offset: Offset,
+    /// Where a replay of this snapshot ends (exclusive): the last stable offset for
+    /// read_committed, else the high watermark.
+    pub end: Offset,
+    /// Index entries holding offsets from the log start to the end, by base offset.
+    pub(crate) entries: Arc<Vec<IndexEntry>>,
+    pub(crate) aborted: Arc<Aborted>,
+}
+
+impl PartitionSnapshot {
+    /// The index entries (chunks) of the snapshot, by base offset.
+    pub fn entries(&self) -> &[IndexEntry] {
+        &self.entries
+    }
+
+    /// Compressed bytes of the chunks holding offsets `from..to`.
+    pub fn stored_bytes(&self, from: Offset, to: Offset) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| e.last_offset >= from && e.base_offset < to)
+            .map(|e| e.byte_length)
+            .sum()
+    }
+}
+
+/// Aborted transactions by producer: (first offset, abort marker offset), sorted.
+#[derive(Debug, Default)]
+pub(crate) struct Aborted {
+    by_producer: HashMap<i64, Vec<(Offset, Offset)>>,
+}
+
+impl Aborted {
+    fn new(records: impl IntoIterator<Item = AbortedTxnRecord>) -> Self {
+        let mut by_producer: HashMap<i64, Vec<(Offset, Offset)>> = HashMap::new();
+        for r in records {
+            by_producer
+                .entry(r.producer_id)
+                .or_default()
+                .push((r.first_offset, r.last_offset));
+        }
+        for list in by_producer.values_mut() {
+            list.sort_unstable();
+        }
+        Self { by_producer }
+    }
+
+    /// Whether a transactional batch of `producer_id` at `offset` belongs to an aborted
+    /// transaction (it started at or before the batch, its abort marker comes after it).
+    pub(crate) fn covers(&self, producer_id: i64, offset: Offset) -> bool {
+        let Some(list) = self.by_producer.get(&producer_id) else {
+            return false;
+        };
+        // The transactions of one producer do not overlap: the last one starting at or
+        // before `offset` is the only candidate.
+        let at = list.partition_point(|(first, _)| *first <= offset);
+        at > 0 && offset < list[at - 1].1
+    }
+}
+
+/// Reads partition `partition`'s state, index and aborted transactions.
+pub(crate) async fn load(
+    shared: &Shared,
+    partition: i32,
+) -> Result<PartitionSnapshot, ReplayError> {
+    let topic_id = shared.topic.topic_id;
+    let state_key = keys::partition_state(topic_id, partition);
+    let state = match shared.meta.get(&state_key).await? {
+        Some(v) => PartitionStateRecord::decode(&state_key, &v.value)?,
+        None => PartitionStateRecord::empty(),
+    };
+    let entries = load_index(
+        shared,
+        partition,
+        state.log_start_offset,
+        state.high_watermark,
+    )
+    .await?;
+    let mut aborted = Vec::new();
+    for (key, value) in shared
+        .meta
+        .list_all(&keys::partition_aborted_prefix(topic_id, partition))
+        .await?
+    {
+        let record = AbortedTxnRecord::decode(&key, &value.value)?;
+        if record.last_offset < state.high_watermark {
+            aborted.push(record);
+        }
+    }
+    let last_stable_offset = state
+        .producers
+        .iter()
+        .filter_map(|p| p.txn_first_offset)
+        .min()
+        .map_or(state.high_watermark, |first| {
+            first.clamp(state.log_start_offset, state.high_watermark)
+        });
+    let end = if shared.options.read_committed {
+        last_stable_offset
+    } else {
+        state.high_watermark
+    };
+    Ok(PartitionSnapshot {
+        partition,
+        log_start_offset: state.log_start_offset,
+        high_watermark: state.high_watermark,
+        last_stable_offset,
+        end,
+        entries: Arc::new(entries),
+        aborted: Arc::new(Aborted::new(aborted)),
+    })
+}
+
+/// The index entries of `partition` holding offsets in `log_start..high_watermark`, by
+/// base offset.
+pub(crate) async fn load_index(
+    shared: &Shared,
+    partition: i32,
+    log_start: Offset,
+    high_watermark: Offset,
+) -> Result<Vec<IndexEntry>, ReplayError> {
+    let prefix = keys::partition_index_prefix(shared.topic.topic_id, partition);
+    let mut entries = Vec::new();
+    for (key, value) in shared.meta.list_all(&prefix).await? {
+        let entry = IndexEntry::decode(&key, &value.value)?;
+        if entry.last_offset >= log_start && entry.base_offset < high_watermark {
+            entries.push(entry);
+        }
+    }
+    entries.sort_unstable_by_key(|e| e.base_offset);
+    Ok(entries)
+}
+
+/// The state's log start now (a reader checks it after its chunk vanished).
+pub(crate) async fn log_start_now(shared: &Shared, partition: i32) -> Result<Offset, ReplayError> {
+    let state_key = keys::partition_state(shared.topic.topic_id, partition);
+    Ok(match shared.meta.get(&state_key).await? {
+        Some(v) => PartitionStateRecord::decode(&state_key, &v.value)?.log_start_offset,
+        None => 0,
+    })
+}
+
+/// See [`crate::Replay::offset_for_time`]. As the broker's ListOffsets: the entries' max
+/// timestamps pick the chunks that may hold the record, the frames' the spans to read, the
+/// batches' the batch; its records decide (a chunk or batch without one moves on).
+pub(crate) async fn offset_for_time(
+    shared: &Shared,
+    snapshot: &PartitionSnapshot,
+    timestamp: i64,
+) -> Result<Offset, ReplayError> {
+    let candidates = snapshot
+        .entries
+        .iter()
+        .filter(|e| e.max_timestamp >= timestamp && e.last_offset >= snapshot.log_start_offset);
+    for entry in candidates {
+        let from = entry.base_offset.max(snapshot.log_start_offset);
+        let spans = shared.tier.spans(entry, from).await?;
+        for span in spans
+            .iter()
+            .filter(|s| s.expected.max_timestamp >= timestamp)
+        {
+            let data = shared.tier.read_span(span).await?;
+            let corrupt = |reason: String| ReplayError::Corrupt {
+                object: span.object.clone(),
+                reason,
+            };
+            for item in batch::iter_batches(&data) {
+                let (header, range) = item.map_err(|e| corrupt(e.to_string()))?;
+                if header.max_timestamp < timestamp || header.last_offset() < from {
+                    continue;
+                }
+                let records = batch_records(
+                    &header,
+                    data.slice(range),
+                    snapshot.partition,
+                    shared.options.batch_bytes_max,
+                )
+                .map_err(corrupt)?;
+                for record in records {
+                    if record.timestamp >= timestamp && record.offset >= from {
+                        return Ok(record.offset.min(snapshot.end));
+                    }
+                }
+            }
+        }
+    }
+    Ok(snapshot.end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aborted(producer_id: i64, first_offset: Offset, last_offset: Offset) -> AbortedTxnRecord {
+        AbortedTxnRecord {
+            v: 1,
+            producer_id,
+            first_offset,
+            last_offset,
+            last_stable_offset: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_aborted_between_its_transaction_start_and_marker() {
+        let a = Aborted::new([aborted(7, 10, 20), aborted(7, 30, 35), aborted(8, 0, 5)]);
+        assert!(!a.covers(7, 9));
+        assert!(a.covers(7, 10));
+        assert!(a.covers(7, 19));
+        assert!(!a.covers(7, 20));
+        assert!(!a.covers(7, 25));
+        assert!(a.covers(7, 34));
+        assert!(!a.covers(7, 36));
+        assert!(a.covers(8, 0));
+        assert!(!a.covers(9, 12));
+    }
+}
