@@ -414,20 +414,27 @@ pub mod etcd_server {
                         std::fs::read_to_string(&m.log).unwrap_or_default()
                     ));
                 }
-                let healthy = Command::new("etcdctl")
+                // Healthy, and ours: ports are found free and let go before etcd binds
+                // them, so another test's etcd may have taken this client port (ours then
+                // fails to bind and exits). Only our member lists our peer URL.
+                let ours = format!("http://127.0.0.1:{}", m.peer_port);
+                let members = Command::new("etcdctl")
                     .env("ETCDCTL_API", "3")
                     .arg(format!("--endpoints=http://127.0.0.1:{}", m.client_port))
                     .args([
                         "--dial-timeout=1s",
                         "--command-timeout=2s",
-                        "endpoint",
-                        "health",
+                        "member",
+                        "list",
                     ])
-                    .stdout(Stdio::null())
                     .stderr(Stdio::null())
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false);
+                    .output();
+                let healthy = members.is_ok_and(|out| {
+                    out.status.success()
+                        && String::from_utf8_lossy(&out.stdout)
+                            .split([',', ' ', '\n'])
+                            .any(|url| url == ours)
+                });
                 if healthy {
                     return Ok(());
                 }
