@@ -75,7 +75,9 @@ fn limit_malloc_arenas() {
 fn limit_malloc_arenas() {}
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("STRATO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // foyer's INFO lines (cache builder defaults, close timings) say nothing to a user.
+    let filter = EnvFilter::try_from_env("STRATO_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,foyer=warn,foyer_storage=warn,foyer_memory=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

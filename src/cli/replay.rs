@@ -70,11 +70,16 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("--object-store {store_url}"))?;
-    let options = ReplayOptions {
+    let mut options = ReplayOptions {
         read_ahead_spans: args.read_ahead.max(1),
         read_committed: args.isolation == Isolation::ReadCommitted,
         ..ReplayOptions::default()
     };
+    if args.shard.count > 1 {
+        // A flush object holds chunks of many partitions, most of them another shard's:
+        // reading it whole would fetch them in every shard.
+        options.tier.whole_object_bytes_max = 0;
+    }
     let replay = Replay::open(meta, store, &args.topic, options).await?;
     let partitions = match &args.partitions {
         Some(list) => parse_partitions(list, replay.partitions())?,
