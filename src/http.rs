@@ -1,4 +1,5 @@
-//! The HTTP endpoint for operators (`--http-listen`, default 127.0.0.1:9644):
+//! The HTTP endpoint for operators (`--http-listen`, default 127.0.0.1:9644): the web
+//! console (`/`, `/ui/`, `/api/v1/`: `crate::console`),
 //! `/metrics` in Prometheus text format (`crate::broker::metrics_page::render`), `/health` (the process
 //! is up) and `/ready` (the metadata store answers, the object store answers, and the
 //! broker's registration lease is held; 503 with one line per failing check otherwise).
@@ -23,6 +24,7 @@ use strato_metadata::keys;
 use strato_tiering::error_chain;
 
 use crate::broker::BrokerCtx;
+use crate::console::{Console, ConsoleRequest, Samples};
 
 /// How long `/ready` waits for the metadata store.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -40,10 +42,17 @@ type ProbeOutcome = Option<(Instant, Result<(), String>)>;
 struct HttpState {
     ctx: Arc<BrokerCtx>,
     last_probe: Mutex<ProbeOutcome>,
+    console: Console,
 }
 
 pub async fn serve(listener: TcpListener, ctx: Arc<BrokerCtx>, shutdown: CancellationToken) {
+    let samples = Arc::new(Samples::default());
+    {
+        let (samples, ctx, shutdown) = (samples.clone(), ctx.clone(), shutdown.clone());
+        tokio::spawn(async move { samples.run(ctx, shutdown).await });
+    }
     let state = Arc::new(HttpState {
+        console: Console::new(ctx.clone(), samples),
         ctx,
         last_probe: Mutex::new(None),
     });
@@ -115,6 +124,15 @@ async fn respond(
     state: Arc<HttpState>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if Console::serves(req.uri().path()) {
+        let object_store = state.object_store_check().await;
+        let console_request = ConsoleRequest {
+            method: req.method(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+        };
+        return Ok(state.console.respond(console_request, object_store).await);
+    }
     let (status, content_type, body) = match req.uri().path() {
         "/metrics" => (
             StatusCode::OK,

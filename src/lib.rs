@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod console;
 pub mod group;
 pub mod http;
 pub mod log;

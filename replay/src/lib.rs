@@ -148,7 +148,19 @@ impl Replay {
         let topic = TopicRecord::decode(&key, &record.value)?;
         let cache = ChunkCache::open(ChunkCacheConfig::memory(options.cache_bytes)).await?;
         let tier = Arc::new(Tier::new(store, cache, options.tier.clone()));
-        Ok(Self {
+        Ok(Self::with_tier(meta, tier, topic, options))
+    }
+
+    /// A replay of `topic` through an existing `tier` (a broker's, with its chunk cache:
+    /// the web console reads messages this way). `options.cache_bytes` and `options.tier`
+    /// are not used; the stats count the tier's requests of everyone.
+    pub fn with_tier(
+        meta: Arc<dyn MetadataStore>,
+        tier: Arc<Tier>,
+        topic: TopicRecord,
+        options: ReplayOptions,
+    ) -> Self {
+        Self {
             shared: Arc::new(Shared {
                 meta,
                 tier,
@@ -157,7 +169,7 @@ impl Replay {
                 objects: Mutex::new(HashSet::new()),
                 index_reloads: std::sync::atomic::AtomicU64::new(0),
             }),
-        })
+        }
     }
 
     pub fn topic(&self) -> &str {

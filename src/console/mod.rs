@@ -1,0 +1,256 @@
+//! The web console on `--http-listen` (issue 22): pages under `/ui/` rendered on the server
+//! (HTML, a stylesheet, inline SVG charts; no script needed, nothing fetched from elsewhere)
+//! and the JSON API under `/api/v1/` that they are made from (`docs/API.md`). `/` redirects
+//! to `/ui/`.
+//!
+//! `api.rs` gathers the data, `pages.rs` renders it, `samples.rs` keeps the last hour of
+//! traffic counters for the overview's charts.
+//!
+//! **Invariants:** read-only (GET and HEAD only; no handler changes state); every answer is
+//! bounded (messages per request, partitions per listing, samples kept); what a page shows
+//! comes from the same API function as the JSON.
+
+pub mod api;
+mod pages;
+pub mod samples;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Response, StatusCode};
+
+use crate::broker::BrokerCtx;
+
+pub use samples::Samples;
+
+/// The console's state: the broker's handles and the traffic samples.
+pub struct Console {
+    pub(crate) ctx: Arc<BrokerCtx>,
+    pub(crate) samples: Arc<Samples>,
+}
+
+/// A request the console answers: path (percent-decoded segments), query and method.
+pub struct ConsoleRequest<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+}
+
+impl Console {
+    pub fn new(ctx: Arc<BrokerCtx>, samples: Arc<Samples>) -> Self {
+        Self { ctx, samples }
+    }
+
+    /// Whether `path` is the console's.
+    pub fn serves(path: &str) -> bool {
+        path == "/" || path == "/ui" || path.starts_with("/ui/") || path.starts_with("/api/v1/")
+    }
+
+    /// The answer to a request for one of the console's paths; `object_store` is the last
+    /// object store probe (`/ready`'s).
+    pub async fn respond(
+        &self,
+        req: ConsoleRequest<'_>,
+        object_store: Result<(), String>,
+    ) -> Response<Full<Bytes>> {
+        if req.method != Method::GET && req.method != Method::HEAD {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "the console is read-only\n");
+        }
+        if req.path == "/" || req.path == "/ui" {
+            return redirect("/ui/");
+        }
+        let query = parse_query(req.query.unwrap_or(""));
+        let segments: Vec<String> = req
+            .path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match segments.as_slice() {
+            ["api", "v1", rest @ ..] => self.api(rest, &query, object_store).await,
+            ["ui", "assets", "console.css"] => Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "text/css; charset=utf-8")
+                .header("cache-control", "max-age=3600")
+                .body(Full::new(Bytes::from_static(pages::STYLESHEET.as_bytes())))
+                .expect("static response parts are valid"),
+            ["ui", rest @ ..] => {
+                let (status, body) = pages::render(self, rest, &query, object_store).await;
+                Response::builder()
+                    .status(status)
+                    .header("content-type", "text/html; charset=utf-8")
+                    .body(Full::new(Bytes::from(body)))
+                    .expect("static response parts are valid")
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+
+    async fn api(
+        &self,
+        rest: &[&str],
+        query: &[(String, String)],
+        object_store: Result<(), String>,
+    ) -> Response<Full<Bytes>> {
+        let ctx = &self.ctx;
+        let result = match rest {
+            ["cluster"] => api::cluster(ctx, object_store).await,
+            ["topics"] => api::topics(ctx).await,
+            ["topics", name] => api::topic(ctx, name).await,
+            ["topics", name, "partitions", p, "messages"] => match p.parse::<i32>() {
+                Ok(p) => match message_query(query) {
+                    Ok((from, limit)) => api::messages(ctx, name, p, from, limit).await,
+                    Err(err) => Err(err),
+                },
+                Err(_) => Err(api::ApiError::bad_request(format!("bad partition {p:?}"))),
+            },
+            ["groups"] => api::groups(ctx).await,
+            ["groups", id] => api::group(ctx, id).await,
+            ["bucket"] => api::bucket(ctx).await,
+            ["traffic"] => Ok(self.samples.json()),
+            _ => Err(api::ApiError::not_found("no such API")),
+        };
+        let (status, body) = match result {
+            Ok(value) => (StatusCode::OK, value),
+            Err(err) => (
+                StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                serde_json::json!({ "error": err.message }),
+            ),
+        };
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                serde_json::to_vec_pretty(&body).expect("JSON values serialize"),
+            )))
+            .expect("static response parts are valid")
+    }
+}
+
+/// `offset=N` | `timestamp=MS` (default: the latest records), `limit=N`.
+pub(crate) fn message_query(
+    query: &[(String, String)],
+) -> Result<(api::Start, usize), api::ApiError> {
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    };
+    let number = |name: &str, text: &str| {
+        text.trim()
+            .parse::<i64>()
+            .map_err(|_| api::ApiError::bad_request(format!("{name}={text:?} is not a number")))
+    };
+    let from = match (get("offset"), get("timestamp")) {
+        (Some(_), Some(_)) => {
+            return Err(api::ApiError::bad_request("offset or timestamp, not both"));
+        }
+        (Some(o), None) => api::Start::Offset(number("offset", o)?),
+        (None, Some(t)) => api::Start::Timestamp(number("timestamp", t)?),
+        (None, None) => api::Start::Latest,
+    };
+    let limit = match get("limit") {
+        Some(l) => usize::try_from(number("limit", l)?.max(1)).unwrap_or(api::MESSAGES_MAX),
+        None => api::MESSAGES_DEFAULT,
+    };
+    Ok((from, limit.min(api::MESSAGES_MAX)))
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("static response parts are valid")
+}
+
+fn redirect(to: &'static str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header("location", to)
+        .body(Full::new(Bytes::new()))
+        .expect("static response parts are valid")
+}
+
+/// `a=1&b=x%20y` → [("a", "1"), ("b", "x y")] (`+` is a space).
+pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .take(32)
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+/// `%XX` escapes decoded (invalid ones and non-UTF-8 results kept as they are).
+pub(crate) fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+}
+
+/// `text` with every byte outside unreserved characters as `%XX` (a path segment or query
+/// value in a link).
+pub(crate) fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_escapes_round_trip() {
+        for text in ["plain", "a b/c%d", "grüße", "", "%zz", "%4"] {
+            assert_eq!(percent_decode(&percent_encode(text)), text);
+        }
+        assert_eq!(percent_decode("%41%42c"), "ABc");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn queries_parse() {
+        let q = parse_query("offset=5&limit=10&x=a+b%21&flag");
+        assert_eq!(q[0], ("offset".to_string(), "5".to_string()));
+        assert_eq!(q[2], ("x".to_string(), "a b!".to_string()));
+        assert_eq!(q[3], ("flag".to_string(), String::new()));
+        let (from, limit) = message_query(&q).unwrap();
+        assert!(matches!(from, api::Start::Offset(5)));
+        assert_eq!(limit, 10);
+        assert!(message_query(&parse_query("offset=1&timestamp=2")).is_err());
+        assert!(message_query(&parse_query("offset=x")).is_err());
+        let (from, limit) = message_query(&parse_query("limit=100000")).unwrap();
+        assert!(matches!(from, api::Start::Latest));
+        assert_eq!(limit, api::MESSAGES_MAX);
+    }
+}

@@ -1,0 +1,339 @@
+//! The web console (`/ui/`) and its JSON API (`/api/v1/`) against a broker with topics,
+//! messages and an active consumer group: what the API returns is checked against what was
+//! written and what the group committed; every page renders and links where it should; the
+//! console is read-only.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::kafka::{Rec, create_topic, produce_all, producer};
+use common::{Broker, wait_until};
+use rdkafka::Message;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use serde_json::Value;
+
+fn api(broker: &Broker, path: &str) -> Value {
+    let (status, body) = broker.http_get(path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|err| panic!("GET {path}: {err}: {body}"))
+}
+
+/// A raw HTTP/1.1 exchange: status line and headers, and the body.
+fn raw(broker: &Broker, method: &str, path: &str) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(broker.http_addr).expect("connect HTTP");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.to_string(), body.to_string())
+}
+
+/// Records of the test topic: JSON values, text, binary, a tombstone, headers.
+fn orders() -> Vec<Rec> {
+    (0..300)
+        .map(|i| Rec {
+            key: Some(format!("order-{i}").into_bytes()),
+            value: match i % 4 {
+                0 => Some(format!("{{\"id\":{i},\"items\":[1,2]}}").into_bytes()),
+                1 => Some(format!("plain text {i}").into_bytes()),
+                2 => Some(vec![0xde, 0xad, 0xbe, 0xef, i as u8]),
+                _ if i == 299 => None,
+                _ => Some(b"<script>alert(1)</script>".to_vec()),
+            },
+            headers: vec![("source".to_string(), Some(b"test".to_vec()))],
+            timestamp: Some(1_800_000_000_000 + i as i64 * 1_000),
+        })
+        .collect()
+}
+
+/// Goal: the API tells what is in the cluster. Method: 300 records to 3 partitions of
+/// "orders" and a few to "audit"; a consumer group ("billing") reads "orders" and commits
+/// after 150 records, and stays subscribed (an active member); then each API route is read
+/// and compared with what was written and committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_describes_topics_messages_groups_and_the_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "orders", 3).await;
+    create_topic(&bootstrap, "audit", 1).await;
+    let p = producer(&bootstrap, &[("enable.idempotence", "true")]);
+    let landed = produce_all(&p, "orders", &orders()).await;
+    produce_all(&p, "audit", &orders()[..5]).await;
+
+    // An active group that committed part of the topic.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "billing")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["orders"]).unwrap();
+    tokio::task::block_in_place(|| {
+        let mut read = 0;
+        wait_until(
+            Duration::from_secs(60),
+            "the group reads 150 records",
+            || {
+                if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(100)) {
+                    assert_eq!(msg.topic(), "orders");
+                    read += 1;
+                }
+                read >= 150
+            },
+        );
+        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    });
+    // Lag counts the partitions with a committed offset (as kafka-consumer-groups.sh).
+    let committed: Vec<(i32, i64)> = tokio::task::block_in_place(|| {
+        consumer
+            .committed(Duration::from_secs(10))
+            .unwrap()
+            .elements()
+            .iter()
+            .filter_map(|e| e.offset().to_raw().map(|o| (e.partition(), o)))
+            .filter(|(_, o)| *o >= 0)
+            .collect()
+    });
+    assert_eq!(committed.iter().map(|(_, o)| o).sum::<i64>(), 150);
+    let expected_lag: i64 = committed
+        .iter()
+        .map(|(p, o)| landed.keys().filter(|(q, _)| q == p).count() as i64 - o)
+        .sum();
+
+    tokio::task::block_in_place(|| {
+        let cluster = api(&broker, "/api/v1/cluster");
+        assert_eq!(cluster["brokers"].as_array().unwrap().len(), 1, "{cluster}");
+        assert_eq!(cluster["topics"], 2);
+        assert_eq!(cluster["partitions"], 4);
+        assert_eq!(cluster["metadata_store"]["ok"], true);
+        assert_eq!(cluster["object_store"]["ok"], true);
+
+        let topics = api(&broker, "/api/v1/topics");
+        let names: Vec<&str> = topics["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["audit", "orders"]);
+        assert_eq!(topics["topics"][1]["records"], 300);
+        assert!(topics["topics"][1]["bytes"].as_u64().unwrap() > 0);
+
+        let topic = api(&broker, "/api/v1/topics/orders");
+        let partitions = topic["partition_details"].as_array().unwrap();
+        assert_eq!(partitions.len(), 3);
+        for p in partitions {
+            let index = p["partition"].as_i64().unwrap() as i32;
+            let written = landed.keys().filter(|(q, _)| *q == index).count() as i64;
+            assert_eq!(p["end_offset"], written, "{p}");
+            assert_eq!(p["leader"], 0);
+        }
+        assert_eq!(topic["configs"]["cleanup.policy"], "delete");
+
+        // Messages by offset: exactly what landed, values shown by kind.
+        let m = api(
+            &broker,
+            "/api/v1/topics/orders/partitions/0/messages?offset=0&limit=20",
+        );
+        let messages = m["messages"].as_array().unwrap();
+        let in_p0 = landed.keys().filter(|(q, _)| *q == 0).count();
+        assert_eq!(messages.len(), 20.min(in_p0));
+        for msg in messages {
+            let offset = msg["offset"].as_i64().unwrap();
+            let rec = &landed[&(0, offset)];
+            assert_eq!(
+                msg["key"]["text"].as_str().unwrap().as_bytes(),
+                rec.key.as_deref().unwrap()
+            );
+            assert_eq!(msg["timestamp"], rec.timestamp.unwrap());
+            assert_eq!(msg["headers"][0]["name"], "source");
+            match rec.value.as_deref() {
+                None => assert!(msg["value"].is_null()),
+                Some(v) if v.starts_with(b"{") => {
+                    assert_eq!(msg["value"]["format"], "json");
+                    assert!(
+                        msg["value"]["text"]
+                            .as_str()
+                            .unwrap()
+                            .contains("\n  \"id\"")
+                    );
+                }
+                Some([0xde, ..]) => {
+                    assert_eq!(msg["value"]["format"], "hex");
+                    assert!(
+                        msg["value"]["text"]
+                            .as_str()
+                            .unwrap()
+                            .starts_with("deadbeef")
+                    );
+                }
+                Some(v) => {
+                    assert_eq!(msg["value"]["format"], "text");
+                    assert_eq!(msg["value"]["text"].as_str().unwrap().as_bytes(), v);
+                }
+            }
+        }
+        // By timestamp: the first record at or after it.
+        let (&(_, first_late), _) = landed
+            .iter()
+            .filter(|((q, _), r)| *q == 1 && r.timestamp.unwrap() >= 1_800_000_150_000)
+            .min_by_key(|((_, o), _)| *o)
+            .unwrap();
+        let m = api(
+            &broker,
+            "/api/v1/topics/orders/partitions/1/messages?timestamp=1800000150000&limit=1",
+        );
+        assert_eq!(m["messages"][0]["offset"], first_late, "{m}");
+        // Default: the latest records.
+        let m = api(
+            &broker,
+            "/api/v1/topics/orders/partitions/2/messages?limit=5",
+        );
+        let end = landed.keys().filter(|(q, _)| *q == 2).count() as i64;
+        assert_eq!(m["messages"].as_array().unwrap().len(), 5);
+        assert_eq!(m["messages"][4]["offset"], end - 1);
+        assert!(m["next_offset"].is_null());
+        let (status, _) = broker.http_get("/api/v1/topics/orders/partitions/7/messages");
+        assert_eq!(status, 404);
+        let (status, _) = broker.http_get("/api/v1/topics/nope");
+        assert_eq!(status, 404);
+        let (status, body) =
+            broker.http_get("/api/v1/topics/orders/partitions/0/messages?offset=x");
+        assert_eq!(status, 400, "{body}");
+
+        let groups = api(&broker, "/api/v1/groups");
+        let billing = groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["group_id"] == "billing")
+            .expect("the group is listed")
+            .clone();
+        assert_eq!(billing["state"], "Stable", "{billing}");
+        assert_eq!(billing["lag"], expected_lag, "{billing}");
+        let group = api(&broker, "/api/v1/groups/billing");
+        let members = group["members"].as_array().unwrap();
+        assert_eq!(members.len(), 1, "{group}");
+        let assigned = members[0]["assignment"]["orders"].as_array().unwrap();
+        assert_eq!(assigned.len(), 3, "{group}");
+        let lag: i64 = group["offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["lag"].as_i64().unwrap())
+            .sum();
+        assert_eq!(lag, expected_lag);
+        assert_eq!(group["lag"], lag);
+
+        let bucket = api(&broker, "/api/v1/bucket");
+        assert!(bucket["objects"].as_u64().unwrap() > 0, "{bucket}");
+        assert_eq!(bucket["topics"].as_array().unwrap().len(), 2);
+    });
+    drop(consumer);
+    broker.stop();
+}
+
+/// Goal: every page renders from a real broker, links to the next, escapes what it shows,
+/// and the console changes nothing. Method: a topic with JSON, text, binary and
+/// `<script>` values and a group with committed offsets; GET each page and follow the
+/// topic → messages and group → lag links; `/` redirects to `/ui/`; POST is refused; an
+/// unknown topic is a 404 page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_renders_and_links_and_the_console_is_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "orders", 2).await;
+    let p = producer(&bootstrap, &[]);
+    produce_all(&p, "orders", &orders()).await;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "shipping")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["orders"]).unwrap();
+    tokio::task::block_in_place(|| {
+        let mut read = 0;
+        wait_until(
+            Duration::from_secs(60),
+            "the group reads 100 records",
+            || {
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                    read += 1;
+                }
+                read >= 100
+            },
+        );
+        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    });
+
+    tokio::task::block_in_place(|| {
+        let (head, _) = raw(&broker, "GET", "/");
+        assert!(head.starts_with("HTTP/1.1 302"), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains("location: /ui/"),
+            "{head}"
+        );
+        let (head, _) = raw(&broker, "POST", "/api/v1/topics");
+        assert!(head.starts_with("HTTP/1.1 405"), "{head}");
+
+        let page = |path: &str| {
+            let (status, body) = broker.http_get(path);
+            assert_eq!(status, 200, "GET {path}:\n{body}");
+            assert!(body.starts_with("<!doctype html>"), "{path}");
+            body
+        };
+        let overview = page("/ui/");
+        assert!(overview.contains("Traffic, last hour"));
+        assert!(overview.contains("(this one)"));
+        let topics = page("/ui/topics");
+        assert!(topics.contains("href=\"/ui/topics/orders\""));
+        let topic = page("/ui/topics/orders");
+        assert!(topic.contains("href=\"/ui/topics/orders?partition=0#messages\""));
+        let messages = page("/ui/topics/orders?partition=0&offset=0&limit=50");
+        assert!(
+            messages.contains("<pre class=\"json\">"),
+            "JSON values are pretty-printed"
+        );
+        assert!(
+            messages.contains("<pre class=\"hex\">deadbeef"),
+            "binary values in hex"
+        );
+        assert!(
+            messages.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                && !messages.contains("<script>alert"),
+            "values are escaped"
+        );
+        assert!(messages.contains("Next messages"), "a next page link");
+        let groups = page("/ui/groups");
+        assert!(groups.contains("href=\"/ui/groups/shipping\""));
+        let group = page("/ui/groups/shipping");
+        assert!(group.contains("Total lag"));
+        assert!(group.contains("Committed offsets and lag"));
+        assert!(group.contains("href=\"/ui/topics/orders\""));
+        let bucket = page("/ui/bucket");
+        assert!(bucket.contains("Objects referenced"));
+        let (status, css) = broker.http_get("/ui/assets/console.css");
+        assert_eq!(status, 200);
+        assert!(css.contains("font"));
+        let (status, body) = broker.http_get("/ui/topics/missing");
+        assert_eq!(status, 404);
+        assert!(body.contains("no topic"));
+    });
+    drop(consumer);
+    broker.stop();
+}
