@@ -3,7 +3,8 @@
 #
 # 1. Installs what the tests need on a Debian 12 machine that has only Rust: system packages
 #    through apt (skipped when everything is present), the Python Kafka clients in a cached
-#    venv, the Node.js client (kafkajs) in a cached node_modules and the Java client program
+#    venv, the Node.js clients (kafkajs; playwright-core, which drives Debian's chromium in the
+#    console's browser test) in a cached node_modules and the Java client program
 #    (tests/clients/java) built against pinned kafka-clients jars, LocalStack (S3) in a
 #    cached Python 3.13 venv, and librdkafka's own test runner built from the source the
 #    rdkafka dev-dependency bundles (scripts/librdkafka-tests.sh; about a minute, cached by
@@ -82,7 +83,9 @@ requirements="$repo_root/tests/clients/requirements.txt"
 node_dir="$cache_dir/node-clients"
 # The Node.js Kafka clients, exact versions: kafkajs never sends flexible protocol versions, so
 # it covers the old encodings. Bump a pin here and the next run reinstalls.
-node_pins=(kafkajs@2.2.4)
+# playwright-core drives Debian's chromium in the console's browser test (it never downloads
+# a browser: the test gives it /usr/bin/chromium).
+node_pins=(kafkajs@2.2.4 playwright-core@1.65.1)
 # The Java client program: its sources and jars.txt (the pinned kafka-clients jars and where
 # they come from) are in java_src; the jars and the built program are cached in java_dir.
 java_src="$repo_root/tests/clients/java"
@@ -156,6 +159,8 @@ find_missing_packages() {
     if ! type -P node >/dev/null 2>&1; then
         missing_packages+=(nodejs npm)
     fi
+    # The web console's end-to-end test runs a headless browser (tests/console.rs).
+    need_command chromium chromium
     # The Java client program is compiled (javac, jar) and run (java) by the tests. Its jars
     # come from PyPI (tests/clients/java/jars.txt says why), so there is no Maven build.
     if ! type -P java >/dev/null 2>&1 || ! type -P javac >/dev/null 2>&1 ||
@@ -624,9 +629,11 @@ setup() {
     STRATO_TEST_KCAT="$(type -P kcat)"
     STRATO_TEST_NODE="$(type -P node)"
     STRATO_TEST_NODE_PATH="$node_dir/node_modules"
+    STRATO_TEST_CHROMIUM="$(type -P chromium)"
     STRATO_TEST_JAVA="$(type -P java)"
     STRATO_TEST_JAVA_JAR="$java_jar"
     export STRATO_TEST_PYTHON STRATO_TEST_KCAT STRATO_TEST_NODE STRATO_TEST_NODE_PATH
+    export STRATO_TEST_CHROMIUM
     export STRATO_TEST_JAVA STRATO_TEST_JAVA_JAR STRATO_TEST_LIBRDKAFKA_RUNNER
     # The client scripts import tests/clients/_harness.py; keep __pycache__ out of the tree.
     export PYTHONDONTWRITEBYTECODE=1
@@ -641,6 +648,7 @@ if [ "$mode" = env ]; then
     printf 'export STRATO_TEST_KCAT=%q\n' "$STRATO_TEST_KCAT"
     printf 'export STRATO_TEST_NODE=%q\n' "$STRATO_TEST_NODE"
     printf 'export STRATO_TEST_NODE_PATH=%q\n' "$STRATO_TEST_NODE_PATH"
+    printf 'export STRATO_TEST_CHROMIUM=%q\n' "$STRATO_TEST_CHROMIUM"
     printf 'export STRATO_TEST_JAVA=%q\n' "$STRATO_TEST_JAVA"
     printf 'export STRATO_TEST_JAVA_JAR=%q\n' "$STRATO_TEST_JAVA_JAR"
     printf 'export STRATO_TEST_LIBRDKAFKA_RUNNER=%q\n' "$STRATO_TEST_LIBRDKAFKA_RUNNER"

@@ -126,10 +126,16 @@ async fn respond(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if Console::serves(req.uri().path()) {
         let object_store = state.object_store_check().await;
+        let peer = req
+            .extensions()
+            .get::<PeerAddr>()
+            .map_or_else(|| ([127, 0, 0, 1], 0).into(), |p| p.0);
         let console_request = ConsoleRequest {
             method: req.method(),
             path: req.uri().path(),
             query: req.uri().query(),
+            authorization: req.headers().get(hyper::header::AUTHORIZATION),
+            peer,
         };
         return Ok(state.console.respond(console_request, object_store).await);
     }

@@ -23,13 +23,30 @@ fn api(broker: &Broker, path: &str) -> Value {
 
 /// A raw HTTP/1.1 exchange: status line and headers, and the body.
 fn raw(broker: &Broker, method: &str, path: &str) -> (String, String) {
+    raw_as(broker, method, path, None)
+}
+
+/// [`raw`] with HTTP basic credentials (user, password).
+fn raw_as(
+    broker: &Broker,
+    method: &str,
+    path: &str,
+    login: Option<(&str, &str)>,
+) -> (String, String) {
+    use base64::Engine;
     let mut stream = std::net::TcpStream::connect(broker.http_addr).expect("connect HTTP");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    let authorization = login.map_or(String::new(), |(user, password)| {
+        format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    });
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -335,5 +352,212 @@ async fn every_page_renders_and_links_and_the_console_is_read_only() {
         assert!(body.contains("no topic"));
     });
     drop(consumer);
+    broker.stop();
+}
+
+/// Goal: a person can use the console in a real browser. Method: a topic with messages and
+/// a group with committed offsets; tests/clients/console_browser.mjs drives headless
+/// chromium (playwright-core, Debian's browser) through overview → topics → topic →
+/// partition 0's messages → from offset 0 → next page → groups → the group's lag → bucket,
+/// saving a screenshot of each page under the test's target tmp dir; what each page showed
+/// is checked here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_walks_from_topics_to_messages_and_from_groups_to_lag() {
+    let chromium = std::env::var("STRATO_TEST_CHROMIUM").unwrap_or("/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "no browser at {chromium}: install Debian's chromium (`apt-get install chromium`; \
+         ./scripts/test.sh does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "orders", 1).await;
+    let p = producer(&bootstrap, &[]);
+    produce_all(&p, "orders", &orders()).await;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "invoicing")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["orders"]).unwrap();
+    tokio::task::block_in_place(|| {
+        let mut read = 0;
+        wait_until(
+            Duration::from_secs(60),
+            "the group reads 120 records",
+            || {
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                    read += 1;
+                }
+                read >= 120
+            },
+        );
+        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    });
+    drop(consumer);
+    let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    let url = format!("http://{}", broker.http_addr);
+    let out = tokio::task::block_in_place(|| {
+        common::run_node_script(
+            "console_browser.mjs",
+            &[
+                "--url",
+                &url,
+                "--topic",
+                "orders",
+                "--group",
+                "invoicing",
+                "--expect-value",
+                "plain text 1",
+                "--out",
+                screenshots.to_str().unwrap(),
+                "--chromium",
+                &chromium,
+            ],
+        )
+    });
+    let pages = &out["pages"];
+    assert_eq!(pages["overview"]["heading"], "Overview", "{out}");
+    assert_eq!(pages["overview"]["charts"], 3, "{out}");
+    assert_eq!(pages["topics"]["rows"], 1, "{out}");
+    assert_eq!(pages["topic"]["latest_rows"], 50, "{out}");
+    assert_eq!(pages["topic"]["first_offset"], "0", "{out}");
+    assert_eq!(pages["topic"]["shows_expected_value"], true, "{out}");
+    assert_eq!(pages["topic"]["next_first_offset"], "50", "{out}");
+    assert_eq!(pages["group"]["total_lag"], "180", "{out}");
+    assert_eq!(pages["group"]["offset_rows"], 1, "{out}");
+    assert_ne!(pages["bucket"]["objects"], "0", "{out}");
+    assert_eq!(out["page_errors"], serde_json::json!([]), "{out}");
+    let shots = out["screenshots"].as_array().unwrap();
+    assert_eq!(shots.len(), 6, "{out}");
+    for shot in shots {
+        let size = std::fs::metadata(shot.as_str().unwrap()).unwrap().len();
+        assert!(size > 10_000, "{shot} is a real screenshot ({size} bytes)");
+    }
+    eprintln!("screenshots in {}", screenshots.display());
+    broker.stop();
+}
+
+/// The status code of a raw exchange's head.
+fn status_of(head: &str) -> u16 {
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {head}"))
+}
+
+/// Goal: with the authorizer on, the console is for the cluster's users, and each sees
+/// what their ACLs let a Kafka client of theirs see. Method: users alice and admin (SCRAM);
+/// while `User:ANONYMOUS` is a super user, topics "public" and "secret" get records and alice
+/// gets READ on "public" only; then the broker runs with only admin as super user. No
+/// credentials or a wrong password: 401 with a Basic challenge. alice: the topic listing
+/// and the topics page show "public" only; "secret" (its page, its messages) is 403, and so
+/// is the overview (no DESCRIBE on the cluster); "public"'s messages are served. admin sees
+/// everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_authorizer_on_users_log_in_and_see_what_their_acls_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    tokio::task::block_in_place(|| {
+        common::add_user(&data, "alice", "alice-secret");
+        common::add_user(&data, "admin", "admin-secret");
+    });
+    let setup = Broker::start(
+        dir.path(),
+        &["--authorizer", "true", "--super-users", "User:ANONYMOUS"],
+    );
+    let bootstrap = setup.bootstrap();
+    create_topic(&bootstrap, "public", 1).await;
+    create_topic(&bootstrap, "secret", 1).await;
+    let p = producer(&bootstrap, &[]);
+    produce_all(&p, "public", &orders()[..10]).await;
+    produce_all(&p, "secret", &orders()[..10]).await;
+    drop(p);
+    let out = tokio::task::block_in_place(|| {
+        common::run_with_timeout(
+            std::process::Command::new(env!("CARGO_BIN_EXE_strato")).args([
+                "acl",
+                "create",
+                "--bootstrap",
+                &bootstrap,
+                "--allow-principal",
+                "User:alice",
+                "--operation",
+                "Read",
+                "--topic",
+                "public",
+            ]),
+            Duration::from_secs(60),
+        )
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    setup.stop();
+    let broker = Broker::start(
+        dir.path(),
+        &["--authorizer", "true", "--super-users", "User:admin"],
+    );
+
+    tokio::task::block_in_place(|| {
+        let alice = Some(("alice", "alice-secret"));
+        let admin = Some(("admin", "admin-secret"));
+        let (head, _) = raw_as(&broker, "GET", "/api/v1/topics", None);
+        assert_eq!(status_of(&head), 401, "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: basic"),
+            "{head}"
+        );
+        let (head, _) = raw_as(&broker, "GET", "/ui/topics", Some(("alice", "wrong")));
+        assert_eq!(status_of(&head), 401, "{head}");
+
+        let (head, body) = raw_as(&broker, "GET", "/api/v1/topics", alice);
+        assert_eq!(status_of(&head), 200, "{body}");
+        let topics: Value = serde_json::from_str(&body).unwrap();
+        let names: Vec<&str> = topics["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["public"]);
+        let (head, body) = raw_as(&broker, "GET", "/ui/topics", alice);
+        assert_eq!(status_of(&head), 200);
+        assert!(body.contains("/ui/topics/public") && !body.contains("secret"));
+        for path in [
+            "/api/v1/topics/secret",
+            "/api/v1/topics/secret/partitions/0/messages",
+            "/ui/topics/secret",
+            "/api/v1/cluster",
+            "/ui/",
+            "/api/v1/bucket",
+        ] {
+            let (head, body) = raw_as(&broker, "GET", path, alice);
+            assert_eq!(status_of(&head), 403, "{path}: {body}");
+        }
+        let (head, body) = raw_as(
+            &broker,
+            "GET",
+            "/api/v1/topics/public/partitions/0/messages?offset=0",
+            alice,
+        );
+        assert_eq!(status_of(&head), 200, "{body}");
+        let messages: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(messages["messages"].as_array().unwrap().len(), 10);
+
+        let (head, body) = raw_as(&broker, "GET", "/api/v1/topics", admin);
+        assert_eq!(status_of(&head), 200);
+        let topics: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(topics["topics"].as_array().unwrap().len(), 2);
+        let (head, _) = raw_as(&broker, "GET", "/ui/", admin);
+        assert_eq!(status_of(&head), 200);
+    });
     broker.stop();
 }

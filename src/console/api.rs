@@ -12,6 +12,8 @@ use strato_metadata::model::{IndexEntry, LeaderRecord, PartitionStateRecord, Top
 
 use crate::broker::BrokerCtx;
 use crate::log::topics::Topic;
+use crate::security::Session;
+use crate::security::acl::{AclOperation, CLUSTER_RESOURCE_NAME, ResourceType};
 
 /// Most messages one request returns.
 pub const MESSAGES_MAX: usize = 500;
@@ -42,6 +44,84 @@ impl ApiError {
             status: 400,
             message: what.into(),
         }
+    }
+
+    fn forbidden(what: impl Into<String>) -> Self {
+        Self {
+            status: 403,
+            message: what.into(),
+        }
+    }
+}
+
+/// Who asks, and what their ACLs let them see (everything with the authorizer off).
+pub struct Viewer<'a> {
+    pub ctx: &'a BrokerCtx,
+    session: &'a Session,
+}
+
+impl<'a> Viewer<'a> {
+    pub fn new(ctx: &'a BrokerCtx, session: &'a Session) -> Self {
+        Self { ctx, session }
+    }
+
+    fn check(
+        &self,
+        operation: AclOperation,
+        resource: ResourceType,
+        name: &str,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        if self
+            .ctx
+            .authorizer
+            .allows(self.session, operation, resource, name)
+        {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "User {} is denied operation {operation:?} on {what}",
+                self.session.principal
+            )))
+        }
+    }
+
+    /// DESCRIBE on the cluster: the overview, the bucket, the traffic.
+    pub fn cluster_access(&self) -> Result<(), ApiError> {
+        self.check(
+            AclOperation::Describe,
+            ResourceType::Cluster,
+            CLUSTER_RESOURCE_NAME,
+            "the cluster",
+        )
+    }
+
+    fn topic_access(&self, operation: AclOperation, topic: &str) -> Result<(), ApiError> {
+        self.check(
+            operation,
+            ResourceType::Topic,
+            topic,
+            &format!("topic {topic}"),
+        )
+    }
+
+    /// Whether a listing shows `topic` (not logged as a denial, as Metadata's listing).
+    fn sees_topic(&self, topic: &str) -> bool {
+        self.ctx.authorizer.allows_quietly(
+            self.session,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            topic,
+        )
+    }
+
+    fn sees_group(&self, group: &str) -> bool {
+        self.ctx.authorizer.allows_quietly(
+            self.session,
+            AclOperation::Describe,
+            ResourceType::Group,
+            group,
+        )
     }
 }
 
@@ -146,7 +226,9 @@ fn topic_named(ctx: &BrokerCtx, name: &str) -> Result<Arc<Topic>, ApiError> {
 }
 
 /// `/api/v1/cluster`.
-pub async fn cluster(ctx: &BrokerCtx, object_store: Result<(), String>) -> ApiResult {
+pub async fn cluster(viewer: &Viewer<'_>, object_store: Result<(), String>) -> ApiResult {
+    viewer.cluster_access()?;
+    let ctx = viewer.ctx;
     let metadata = match ctx.meta.get(keys::CLUSTER_ID).await {
         Ok(_) => json!({"ok": true}),
         Err(err) => json!({"ok": false, "error": strato_tiering::error_chain(&err)}),
@@ -211,8 +293,14 @@ fn topic_json(topic: &Topic, partitions: &[PartitionInfo]) -> Value {
 }
 
 /// `/api/v1/topics`.
-pub async fn topics(ctx: &BrokerCtx) -> ApiResult {
-    let mut topics = ctx.topics.all();
+pub async fn topics(viewer: &Viewer<'_>) -> ApiResult {
+    let ctx = viewer.ctx;
+    let mut topics: Vec<Arc<Topic>> = ctx
+        .topics
+        .all()
+        .into_iter()
+        .filter(|t| viewer.sees_topic(&t.name))
+        .collect();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = Vec::with_capacity(topics.len());
     let mut read = 0usize;
@@ -233,7 +321,9 @@ pub async fn topics(ctx: &BrokerCtx) -> ApiResult {
 }
 
 /// `/api/v1/topics/{name}`.
-pub async fn topic(ctx: &BrokerCtx, name: &str) -> ApiResult {
+pub async fn topic(viewer: &Viewer<'_>, name: &str) -> ApiResult {
+    let ctx = viewer.ctx;
+    viewer.topic_access(AclOperation::Describe, name)?;
     let topic = topic_named(ctx, name)?;
     let mut partitions = Vec::with_capacity(topic.partitions.len());
     for p in 0..topic.partitions.len() as i32 {
@@ -266,12 +356,14 @@ pub enum Start {
 /// `/api/v1/topics/{name}/partitions/{p}/messages`: committed records read from the log
 /// (cache or bucket) with `strato-replay`, at most `limit` (≤ [`MESSAGES_MAX`]).
 pub async fn messages(
-    ctx: &BrokerCtx,
+    viewer: &Viewer<'_>,
     name: &str,
     partition: i32,
     from: Start,
     limit: usize,
 ) -> ApiResult {
+    let ctx = viewer.ctx;
+    viewer.topic_access(AclOperation::Read, name)?;
     let topic = topic_named(ctx, name)?;
     if !(0..topic.partitions.len() as i32).contains(&partition) {
         return Err(ApiError::not_found(format!(
@@ -377,8 +469,11 @@ pub fn shown(bytes: Option<&[u8]>) -> Value {
 
 /// Committed offsets of a group joined with the partitions' end offsets: per partition the
 /// lag, and the total.
-async fn group_offsets(ctx: &BrokerCtx, group: &str) -> Result<(Vec<Value>, i64), ApiError> {
-    let committed = ctx.groups.offsets().fetch_all(group).await?;
+async fn group_offsets(viewer: &Viewer<'_>, group: &str) -> Result<(Vec<Value>, i64), ApiError> {
+    let ctx = viewer.ctx;
+    let mut committed = ctx.groups.offsets().fetch_all(group).await?;
+    // Offsets of topics the viewer may not see are left out (as OffsetFetch does).
+    committed.retain(|(topic, _), _| viewer.sees_topic(topic));
     let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let names: BTreeSet<&str> = committed.keys().map(|(t, _)| t.as_str()).collect();
     for name in names {
@@ -410,16 +505,20 @@ async fn group_offsets(ctx: &BrokerCtx, group: &str) -> Result<(Vec<Value>, i64)
 }
 
 /// `/api/v1/groups`.
-pub async fn groups(ctx: &BrokerCtx) -> ApiResult {
+pub async fn groups(viewer: &Viewer<'_>) -> ApiResult {
+    let ctx = viewer.ctx;
     let active = ctx.groups.active_groups();
     let mut out = Vec::new();
     for (group, protocol_type) in ctx.groups.offsets().list_groups().await? {
+        if !viewer.sees_group(&group) {
+            continue;
+        }
         let coordinator = ctx.cluster.group_owner(&group);
         let state = active
             .get(&group)
             .map(|(state, _)| format!("{state:?}"))
             .or_else(|| (coordinator == ctx.broker_id).then(|| "Empty".to_string()));
-        let (_, lag) = group_offsets(ctx, &group).await?;
+        let (_, lag) = group_offsets(viewer, &group).await?;
         out.push(json!({
             "group_id": group,
             "protocol_type": protocol_type,
@@ -432,14 +531,21 @@ pub async fn groups(ctx: &BrokerCtx) -> ApiResult {
 }
 
 /// `/api/v1/groups/{id}`.
-pub async fn group(ctx: &BrokerCtx, id: &str) -> ApiResult {
+pub async fn group(viewer: &Viewer<'_>, id: &str) -> ApiResult {
+    let ctx = viewer.ctx;
+    viewer.check(
+        AclOperation::Describe,
+        ResourceType::Group,
+        id,
+        &format!("group {id}"),
+    )?;
     let stored = ctx.groups.offsets().stored_group(id).await?;
     let summary = ctx.groups.summary(id);
     if stored.is_none() && summary.is_none() {
         return Err(ApiError::not_found(format!("no group {id:?}")));
     }
     let coordinator = ctx.cluster.group_owner(id);
-    let (offsets, lag) = group_offsets(ctx, id).await?;
+    let (offsets, lag) = group_offsets(viewer, id).await?;
     let members: Option<Vec<Value>> = summary.as_ref().map(|s| {
         s.members
             .iter()
@@ -498,7 +604,9 @@ fn assignment_json(bytes: &[u8]) -> Value {
 
 /// `/api/v1/bucket`: what the index refers to in the object store, per topic, and the
 /// background work waiting (compaction runs, collection passes).
-pub async fn bucket(ctx: &BrokerCtx) -> ApiResult {
+pub async fn bucket(viewer: &Viewer<'_>) -> ApiResult {
+    viewer.cluster_access()?;
+    let ctx = viewer.ctx;
     let mut topics = ctx.topics.all();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     let mut rows = Vec::new();

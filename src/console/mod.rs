@@ -6,21 +6,34 @@
 //! `api.rs` gathers the data, `pages.rs` renders it, `samples.rs` keeps the last hour of
 //! traffic counters for the overview's charts.
 //!
+//! With the authorizer on (`--authorizer true`) every request needs HTTP basic credentials
+//! of a SCRAM user (`security::http_basic`), and the user's ACLs decide what it sees, as
+//! for a Kafka client: DESCRIBE on a topic or group to see it (listings leave out the
+//! others), READ on a topic for its messages, DESCRIBE on the cluster for the overview, the
+//! bucket and the traffic.
+//!
 //! **Invariants:** read-only (GET and HEAD only; no handler changes state); every answer is
 //! bounded (messages per request, partitions per listing, samples kept); what a page shows
-//! comes from the same API function as the JSON.
+//! comes from the same API function as the JSON; with the authorizer on, nothing is shown
+//! that the user's ACLs would not let a Kafka client of theirs see.
 
 pub mod api;
 mod pages;
 pub mod samples;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::header::HeaderValue;
 use hyper::{Method, Response, StatusCode};
 
 use crate::broker::BrokerCtx;
+use crate::security::Session;
+use crate::security::http_basic::{BasicAuth, BasicAuthError};
+use crate::security::listener::SecurityProtocol;
+use crate::security::principal::Principal;
 
 pub use samples::Samples;
 
@@ -28,6 +41,8 @@ pub use samples::Samples;
 pub struct Console {
     pub(crate) ctx: Arc<BrokerCtx>,
     pub(crate) samples: Arc<Samples>,
+    /// Credentials checked on every request (when the authorizer is on).
+    basic: Option<BasicAuth>,
 }
 
 /// A request the console answers: path (percent-decoded segments), query and method.
@@ -35,11 +50,56 @@ pub struct ConsoleRequest<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub query: Option<&'a str>,
+    pub authorization: Option<&'a HeaderValue>,
+    pub peer: SocketAddr,
 }
 
 impl Console {
     pub fn new(ctx: Arc<BrokerCtx>, samples: Arc<Samples>) -> Self {
-        Self { ctx, samples }
+        let basic = ctx
+            .authorizer
+            .is_enabled()
+            .then(|| BasicAuth::new(ctx.meta.clone()));
+        Self {
+            ctx,
+            samples,
+            basic,
+        }
+    }
+
+    /// Who is asking: the user of valid basic credentials when the authorizer is on
+    /// (`Err`: the answer to give instead), else an anonymous session that every check
+    /// allows.
+    async fn session(&self, req: &ConsoleRequest<'_>) -> Result<Session, Response<Full<Bytes>>> {
+        let Some(basic) = &self.basic else {
+            return Ok(Session::new(
+                req.peer,
+                SecurityProtocol::Plaintext,
+                Principal::anonymous(),
+            ));
+        };
+        match basic.authenticate(req.authorization, req.peer).await {
+            Ok(session) => Ok(session),
+            Err(BasicAuthError::Unauthorized) => Err(Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header(
+                    "www-authenticate",
+                    "Basic realm=\"Strato console\", charset=\"UTF-8\"",
+                )
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from_static(
+                    b"log in with a user of the cluster (strato user create)\n",
+                )))
+                .expect("static response parts are valid")),
+            Err(BasicAuthError::Metadata(err)) => Err(Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from(format!(
+                    "cannot read the users: {}\n",
+                    strato_tiering::error_chain(&err)
+                ))))
+                .expect("static response parts are valid")),
+        }
     }
 
     /// Whether `path` is the console's.
@@ -60,6 +120,10 @@ impl Console {
         if req.path == "/" || req.path == "/ui" {
             return redirect("/ui/");
         }
+        let session = match self.session(&req).await {
+            Ok(session) => session,
+            Err(response) => return response,
+        };
         let query = parse_query(req.query.unwrap_or(""));
         let segments: Vec<String> = req
             .path
@@ -69,7 +133,7 @@ impl Console {
             .collect();
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         match segments.as_slice() {
-            ["api", "v1", rest @ ..] => self.api(rest, &query, object_store).await,
+            ["api", "v1", rest @ ..] => self.api(&session, rest, &query, object_store).await,
             ["ui", "assets", "console.css"] => Response::builder()
                 .status(StatusCode::OK)
                 .header("content-type", "text/css; charset=utf-8")
@@ -77,7 +141,8 @@ impl Console {
                 .body(Full::new(Bytes::from_static(pages::STYLESHEET.as_bytes())))
                 .expect("static response parts are valid"),
             ["ui", rest @ ..] => {
-                let (status, body) = pages::render(self, rest, &query, object_store).await;
+                let (status, body) =
+                    pages::render(self, &session, rest, &query, object_store).await;
                 Response::builder()
                     .status(status)
                     .header("content-type", "text/html; charset=utf-8")
@@ -90,26 +155,28 @@ impl Console {
 
     async fn api(
         &self,
+        session: &Session,
         rest: &[&str],
         query: &[(String, String)],
         object_store: Result<(), String>,
     ) -> Response<Full<Bytes>> {
         let ctx = &self.ctx;
+        let viewer = api::Viewer::new(ctx, session);
         let result = match rest {
-            ["cluster"] => api::cluster(ctx, object_store).await,
-            ["topics"] => api::topics(ctx).await,
-            ["topics", name] => api::topic(ctx, name).await,
+            ["cluster"] => api::cluster(&viewer, object_store).await,
+            ["topics"] => api::topics(&viewer).await,
+            ["topics", name] => api::topic(&viewer, name).await,
             ["topics", name, "partitions", p, "messages"] => match p.parse::<i32>() {
                 Ok(p) => match message_query(query) {
-                    Ok((from, limit)) => api::messages(ctx, name, p, from, limit).await,
+                    Ok((from, limit)) => api::messages(&viewer, name, p, from, limit).await,
                     Err(err) => Err(err),
                 },
                 Err(_) => Err(api::ApiError::bad_request(format!("bad partition {p:?}"))),
             },
-            ["groups"] => api::groups(ctx).await,
-            ["groups", id] => api::group(ctx, id).await,
-            ["bucket"] => api::bucket(ctx).await,
-            ["traffic"] => Ok(self.samples.json()),
+            ["groups"] => api::groups(&viewer).await,
+            ["groups", id] => api::group(&viewer, id).await,
+            ["bucket"] => api::bucket(&viewer).await,
+            ["traffic"] => viewer.cluster_access().map(|()| self.samples.json()),
             _ => Err(api::ApiError::not_found("no such API")),
         };
         let (status, body) = match result {

@@ -8,30 +8,33 @@ use serde_json::Value;
 
 use super::api::{self, ApiError};
 use super::{Console, percent_encode};
+use crate::security::Session;
 
 pub(super) const STYLESHEET: &str = include_str!("console.css");
 
 /// The page at `/ui/<rest>`: status and HTML.
 pub(super) async fn render(
     console: &Console,
+    session: &Session,
     rest: &[&str],
     query: &[(String, String)],
     object_store: Result<(), String>,
 ) -> (StatusCode, String) {
     let ctx = &console.ctx;
+    let viewer = api::Viewer::new(ctx, session);
     let page = match rest {
-        [] => api::cluster(ctx, object_store)
+        [] => api::cluster(&viewer, object_store)
             .await
             .map(|cluster| ("Overview", "overview", overview(&cluster, console))),
-        ["topics"] => api::topics(ctx)
+        ["topics"] => api::topics(&viewer)
             .await
             .map(|topics| ("Topics", "topics", topics_page(&topics))),
-        ["topics", name] => match api::topic(ctx, name).await {
+        ["topics", name] => match api::topic(&viewer, name).await {
             Ok(topic) => {
                 let messages = match query.iter().find(|(k, _)| k == "partition") {
                     Some((_, p)) => Some(match p.parse::<i32>() {
                         Ok(p) => match super::message_query(query) {
-                            Ok((from, limit)) => api::messages(ctx, name, p, from, limit).await,
+                            Ok((from, limit)) => api::messages(&viewer, name, p, from, limit).await,
                             Err(err) => Err(err),
                         },
                         Err(_) => Err(ApiError::bad_request(format!("bad partition {p:?}"))),
@@ -42,13 +45,13 @@ pub(super) async fn render(
             }
             Err(err) => Err(err),
         },
-        ["groups"] => api::groups(ctx)
+        ["groups"] => api::groups(&viewer)
             .await
             .map(|groups| ("Consumer groups", "groups", groups_page(&groups))),
-        ["groups", id] => api::group(ctx, id)
+        ["groups", id] => api::group(&viewer, id)
             .await
             .map(|group| ("Consumer group", "groups", group_page(&group))),
-        ["bucket"] => api::bucket(ctx)
+        ["bucket"] => api::bucket(&viewer)
             .await
             .map(|bucket| ("Bucket", "bucket", bucket_page(&bucket))),
         _ => Err(ApiError::not_found("no such page")),
@@ -513,15 +516,17 @@ fn messages_table(topic: &str, m: &Value) -> String {
         })
         .unwrap_or_default();
     let mut out = format!(
-        "<p class=\"note\">Partition {} holds offsets {} to {}.</p>",
+        "<p class=\"note\">Partition {}: log start {}, end {}.</p>",
         m["partition"],
         cell(&m["log_start_offset"]),
         cell(&m["end_offset"])
     );
+    out.push_str("<div id=\"message-list\">");
     out.push_str(&table(
         &["Offset", "Timestamp", "Key", "Value", "Headers"],
         &rows,
     ));
+    out.push_str("</div>");
     if let Some(next) = m["next_offset"].as_i64() {
         let _ = write!(
             out,

@@ -12,17 +12,11 @@
 //! cluster resource, and so do the global compatibility and mode. A schema by id is served
 //! to whoever may read a subject that uses it; listings show only readable subjects. Super
 //! users may do everything; with `--authorizer false` authentication alone decides.
-//!
-//! **Invariant:** a password is never stored, logged or kept in memory beyond the request:
-//! what is remembered of a verified one is its SHA-256 next to the stored key it matched, so
-//! a changed or deleted credential stops working on the next request.
+//! Authentication is `security::http_basic` (its invariant: no password is kept).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use aws_lc_rs::digest;
-use base64::Engine;
 use hyper::Method;
 use strato_metadata::MetadataStore;
 
@@ -31,24 +25,11 @@ use super::store::Registry;
 use crate::security::Session;
 use crate::security::acl::{AclOperation, CLUSTER_RESOURCE_NAME, ResourceType};
 use crate::security::authorizer::Authorizer;
-use crate::security::credentials;
-use crate::security::listener::SecurityProtocol;
-use crate::security::principal::Principal;
-
-/// Passwords remembered as verified; when full the memory is cleared (each entry is a user
-/// name and two hashes).
-const VERIFIED_MAX: usize = 1024;
-/// Longest `Authorization` header value read.
-const HEADER_BYTES_MAX: usize = 4096;
-
-/// A user and the SHA-256 of a password of theirs.
-type UserPassword = (String, Vec<u8>);
+use crate::security::http_basic::{BasicAuth, BasicAuthError};
 
 pub struct RegistryAuth {
-    meta: Arc<dyn MetadataStore>,
+    basic: BasicAuth,
     authorizer: Arc<Authorizer>,
-    /// Passwords that matched → the stored key each matched.
-    verified: Mutex<HashMap<UserPassword, Vec<u8>>>,
 }
 
 /// What a request does to what, for [`RegistryAuth::authorize`].
@@ -68,9 +49,8 @@ pub(super) enum Access {
 impl RegistryAuth {
     pub fn new(meta: Arc<dyn MetadataStore>, authorizer: Arc<Authorizer>) -> Self {
         RegistryAuth {
-            meta,
+            basic: BasicAuth::new(meta),
             authorizer,
-            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -81,57 +61,13 @@ impl RegistryAuth {
         header: Option<&hyper::header::HeaderValue>,
         peer: SocketAddr,
     ) -> Result<Session, RegistryError> {
-        let (user, password) = header
-            .filter(|h| h.len() <= HEADER_BYTES_MAX)
-            .and_then(|h| h.to_str().ok())
-            .and_then(parse_basic)
-            .ok_or(RegistryError::Unauthorized)?;
-        let stored = credentials::credentials(self.meta.as_ref(), &user).await?;
-        let hashed = digest::digest(&digest::SHA256, password.as_bytes())
-            .as_ref()
-            .to_vec();
-        let key = (user, hashed);
-        let remembered = self
-            .verified
-            .lock()
-            .expect("verified lock")
-            .get(&key)
-            .cloned();
-        let matched = match remembered {
-            Some(stored_key) if stored.iter().any(|c| c.stored_key == stored_key) => true,
-            _ => {
-                // A key derivation per credential: off the async workers.
-                let matched = tokio::task::spawn_blocking(move || {
-                    stored
-                        .into_iter()
-                        .find(|c| c.matches_password(password.as_bytes()))
-                        .map(|c| c.stored_key)
-                })
-                .await
-                .ok()
-                .flatten();
-                match matched {
-                    Some(stored_key) => {
-                        let mut verified = self.verified.lock().expect("verified lock");
-                        if verified.len() >= VERIFIED_MAX {
-                            verified.clear();
-                        }
-                        verified.insert(key.clone(), stored_key);
-                        true
-                    }
-                    None => false,
-                }
-            }
-        };
-        if !matched {
-            tracing::debug!(user = %key.0, %peer, "schema registry authentication failed");
-            return Err(RegistryError::Unauthorized);
-        }
-        Ok(Session::new(
-            peer,
-            SecurityProtocol::SaslPlaintext,
-            Principal::user(key.0),
-        ))
+        self.basic
+            .authenticate(header, peer)
+            .await
+            .map_err(|err| match err {
+                BasicAuthError::Unauthorized => RegistryError::Unauthorized,
+                BasicAuthError::Metadata(err) => err.into(),
+            })
     }
 
     /// Whether `session` may do `access`; a denial names what was denied.
@@ -198,20 +134,6 @@ fn subject_resource(subject: Option<&str>) -> (ResourceType, &str) {
     }
 }
 
-/// `Basic base64(user:password)`.
-fn parse_basic(value: &str) -> Option<(String, String)> {
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
-}
-
 /// What a request (method and decoded path segments) does, for authorization.
 pub(super) fn access_of(method: &Method, segments: &[&str]) -> Access {
     let subject = |s: &str| s.to_string();
@@ -237,21 +159,6 @@ pub(super) fn access_of(method: &Method, segments: &[&str]) -> Access {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn basic_credentials_parse() {
-        let header = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("alice:s3cr:et")
-        );
-        assert_eq!(
-            parse_basic(&header),
-            Some(("alice".into(), "s3cr:et".into()))
-        );
-        assert_eq!(parse_basic("Bearer abc"), None);
-        assert_eq!(parse_basic("Basic %%%"), None);
-        assert_eq!(parse_basic("Basic"), None);
-    }
 
     #[test]
     fn requests_map_to_the_subjects_topic_or_the_cluster() {

@@ -16,6 +16,7 @@ pub mod acl;
 pub mod acl_store;
 pub mod authorizer;
 pub mod credentials;
+pub mod http_basic;
 pub mod limits;
 pub mod listener;
 pub mod principal;
