@@ -339,9 +339,16 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_LISTEN")]
     pub listen: Option<SocketAddr>,
 
-    /// HTTP listener for /metrics, /health and /ready. Port 0 picks a free port.
+    /// HTTP listener for /metrics, /health, /ready and the web console (/ui/, /api/v1/).
+    /// Port 0 picks a free port.
     #[arg(long, env = "STRATO_HTTP_LISTEN", default_value = "127.0.0.1:9644")]
     pub http_listen: SocketAddr,
+
+    /// Path prefix of the web console behind a reverse proxy or ingress that forwards
+    /// `<prefix>/...` unchanged, e.g. `/strato`: the console is then at `/strato/ui/` and its
+    /// API at `/strato/api/v1/` (and its links say so).
+    #[arg(long, env = "STRATO_CONSOLE_BASE_PATH", default_value = "")]
+    pub console_base_path: String,
 
     /// host:port that Metadata responses give to clients (default: the bound listen address);
     /// with --listeners, use --advertised-listeners.
@@ -567,6 +574,8 @@ pub struct ServeArgs {
 pub struct Config {
     pub data_dir: PathBuf,
     pub http_listen: SocketAddr,
+    /// The console's path prefix: empty, or `/a/b` (no trailing slash).
+    pub console_base_path: String,
     /// Listeners, TLS, SASL, authorizer, connection limits.
     pub security: security::SecurityConfig,
     pub schema_registry: schema_registry::SchemaRegistryConfig,
@@ -683,6 +692,7 @@ fn apply_config_file(
         data_dir,
         listen,
         http_listen,
+        console_base_path,
         advertised_address,
         metadata,
         object_store,
@@ -854,6 +864,19 @@ impl ServeArgs {
         }
         // A flush whose upload takes more than half the grace is not committed (see
         // log/gc.rs), so the grace must be well above upload times: seconds at least.
+        let console_base_path = self.console_base_path.trim_end_matches('/').to_string();
+        if !console_base_path.is_empty()
+            && (!console_base_path.starts_with('/')
+                || !console_base_path[1..].split('/').all(|s| {
+                    !s.is_empty()
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+                }))
+        {
+            bail!(
+                "--console-base-path must be a path like /strato (letters, digits, -._~ between slashes)"
+            );
+        }
         if self.gc_grace_ms < 1_000 || self.gc_interval_ms < 10 {
             bail!("--gc-grace-ms must be at least 1000 and --gc-interval-ms at least 10");
         }
@@ -931,6 +954,7 @@ impl ServeArgs {
         Ok(Config {
             data_dir,
             http_listen: self.http_listen,
+            console_base_path,
             security,
             schema_registry,
             metadata,
@@ -1000,6 +1024,22 @@ mod tests {
         };
         let sub = matches.subcommand_matches("serve").unwrap().clone();
         (*serve, sub)
+    }
+
+    #[test]
+    fn console_base_paths_are_checked_and_normalized() {
+        let base = |arg: &str| {
+            serve(&["--console-base-path", arg])
+                .0
+                .validate()
+                .map(|c| c.console_base_path)
+        };
+        assert_eq!(base("").unwrap(), "");
+        assert_eq!(base("/strato/").unwrap(), "/strato");
+        assert_eq!(base("/a/b-c.d").unwrap(), "/a/b-c.d");
+        for bad in ["strato", "/a//b", "/a b", "/<x>", "/a?b"] {
+            assert!(base(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

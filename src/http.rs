@@ -124,7 +124,7 @@ async fn respond(
     state: Arc<HttpState>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    if Console::serves(req.uri().path()) {
+    if let Some(path) = state.console.route(req.uri().path()) {
         let object_store = state.object_store_check().await;
         let peer = req
             .extensions()
@@ -132,7 +132,7 @@ async fn respond(
             .map_or_else(|| ([127, 0, 0, 1], 0).into(), |p| p.0);
         let console_request = ConsoleRequest {
             method: req.method(),
-            path: req.uri().path(),
+            path,
             query: req.uri().query(),
             authorization: req.headers().get(hyper::header::AUTHORIZATION),
             peer,

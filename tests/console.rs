@@ -561,3 +561,37 @@ async fn with_the_authorizer_on_users_log_in_and_see_what_their_acls_allow() {
     });
     broker.stop();
 }
+
+/// Goal: behind an ingress that forwards `/strato/...` unchanged, the console works under
+/// that prefix. Method: a broker with `--console-base-path /strato/`; `/strato` redirects to
+/// `/strato/ui/`, pages link and load their stylesheet under the prefix, the API answers
+/// there, and `/ui/` (without it) is not the console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_lives_under_a_base_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["--console-base-path", "/strato/"]);
+    create_topic(&broker.bootstrap(), "orders", 1).await;
+    tokio::task::block_in_place(|| {
+        let (head, _) = raw(&broker, "GET", "/strato");
+        assert_eq!(status_of(&head), 302, "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains("location: /strato/ui/"),
+            "{head}"
+        );
+        let (status, body) = broker.http_get("/strato/ui/topics");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("href=\"/strato/ui/topics/orders\""), "{body}");
+        assert!(body.contains("href=\"/strato/ui/assets/console.css\""));
+        assert!(!body.contains("=\"/ui/"), "no link escapes the prefix");
+        let (status, css) = broker.http_get("/strato/ui/assets/console.css");
+        assert_eq!(status, 200);
+        assert!(css.contains("font"));
+        let topics = api(&broker, "/strato/api/v1/topics");
+        assert_eq!(topics["topics"][0]["name"], "orders");
+        let (status, _) = broker.http_get("/ui/");
+        assert_eq!(status, 404);
+        let (status, _) = broker.http_get("/metrics");
+        assert_eq!(status, 200, "the operators' endpoints stay at the root");
+    });
+    broker.stop();
+}

@@ -43,6 +43,8 @@ pub struct Console {
     pub(crate) samples: Arc<Samples>,
     /// Credentials checked on every request (when the authorizer is on).
     basic: Option<BasicAuth>,
+    /// `--console-base-path`: empty, or `/prefix`.
+    base: String,
 }
 
 /// A request the console answers: path (percent-decoded segments), query and method.
@@ -60,11 +62,21 @@ impl Console {
             .authorizer
             .is_enabled()
             .then(|| BasicAuth::new(ctx.meta.clone()));
+        let base = ctx.config.console_base_path.clone();
         Self {
             ctx,
             samples,
             basic,
+            base,
         }
+    }
+
+    /// The console's own path of a request path: what follows `--console-base-path`, if
+    /// the console serves it.
+    pub fn route<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let rest = path.strip_prefix(self.base.as_str())?;
+        let rest = if rest.is_empty() { "/" } else { rest };
+        (rest.starts_with('/') && Self::serves(rest)).then_some(rest)
     }
 
     /// Who is asking: the user of valid basic credentials when the authorizer is on
@@ -102,13 +114,13 @@ impl Console {
         }
     }
 
-    /// Whether `path` is the console's.
-    pub fn serves(path: &str) -> bool {
+    /// Whether `path` (after the base path) is the console's.
+    fn serves(path: &str) -> bool {
         path == "/" || path == "/ui" || path.starts_with("/ui/") || path.starts_with("/api/v1/")
     }
 
-    /// The answer to a request for one of the console's paths; `object_store` is the last
-    /// object store probe (`/ready`'s).
+    /// The answer to a request for one of the console's paths (`req.path` as [`Self::route`]
+    /// gives it); `object_store` is the last object store probe (`/ready`'s).
     pub async fn respond(
         &self,
         req: ConsoleRequest<'_>,
@@ -118,7 +130,7 @@ impl Console {
             return text(StatusCode::METHOD_NOT_ALLOWED, "the console is read-only\n");
         }
         if req.path == "/" || req.path == "/ui" {
-            return redirect("/ui/");
+            return redirect(&format!("{}/ui/", self.base));
         }
         let session = match self.session(&req).await {
             Ok(session) => session,
@@ -143,6 +155,12 @@ impl Console {
             ["ui", rest @ ..] => {
                 let (status, body) =
                     pages::render(self, &session, rest, &query, object_store).await;
+                // Every link of the pages starts with /ui/: behind a base path, with it.
+                let body = if self.base.is_empty() {
+                    body
+                } else {
+                    body.replace("=\"/ui/", &format!("=\"{}/ui/", self.base))
+                };
                 Response::builder()
                     .status(status)
                     .header("content-type", "text/html; charset=utf-8")
@@ -234,7 +252,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
         .expect("static response parts are valid")
 }
 
-fn redirect(to: &'static str) -> Response<Full<Bytes>> {
+fn redirect(to: &str) -> Response<Full<Bytes>> {
     Response::builder()
         .status(StatusCode::FOUND)
         .header("location", to)
