@@ -350,6 +350,11 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_CONSOLE_BASE_PATH", default_value = "")]
     pub console_base_path: String,
 
+    /// Let the web console create and delete topics and reset consumer groups' offsets
+    /// (with the authorizer on, as the user's ACLs allow). Read-only by default.
+    #[arg(long, env = "STRATO_CONSOLE_WRITE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub console_write: bool,
+
     /// host:port that Metadata responses give to clients (default: the bound listen address);
     /// with --listeners, use --advertised-listeners.
     #[arg(long, env = "STRATO_ADVERTISED_ADDRESS")]
@@ -576,6 +581,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// The console's path prefix: empty, or `/a/b` (no trailing slash).
     pub console_base_path: String,
+    /// Whether the console may create and delete topics and reset offsets.
+    pub console_write: bool,
     /// Listeners, TLS, SASL, authorizer, connection limits.
     pub security: security::SecurityConfig,
     pub schema_registry: schema_registry::SchemaRegistryConfig,
@@ -693,6 +700,7 @@ fn apply_config_file(
         listen,
         http_listen,
         console_base_path,
+        console_write,
         advertised_address,
         metadata,
         object_store,
@@ -955,6 +963,7 @@ impl ServeArgs {
             data_dir,
             http_listen: self.http_listen,
             console_base_path,
+            console_write: self.console_write,
             security,
             schema_registry,
             metadata,

@@ -125,6 +125,27 @@ async fn respond(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if let Some(path) = state.console.route(req.uri().path()) {
+        let path = path.to_string();
+        let (parts, body) = req.into_parts();
+        let body = if parts.method == hyper::Method::POST {
+            use http_body_util::BodyExt;
+            match http_body_util::Limited::new(body, crate::console::write::BODY_BYTES_MAX)
+                .collect()
+                .await
+            {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => {
+                    return Ok(Response::builder()
+                        .status(StatusCode::PAYLOAD_TOO_LARGE)
+                        .header("content-type", "text/plain")
+                        .body(Full::new(Bytes::from_static(b"request body too large\n")))
+                        .expect("static response parts are valid"));
+                }
+            }
+        } else {
+            Bytes::new()
+        };
+        let req = hyper::Request::from_parts(parts, ());
         let object_store = state.object_store_check().await;
         let peer = req
             .extensions()
@@ -132,10 +153,13 @@ async fn respond(
             .map_or_else(|| ([127, 0, 0, 1], 0).into(), |p| p.0);
         let console_request = ConsoleRequest {
             method: req.method(),
-            path,
+            path: &path,
             query: req.uri().query(),
             authorization: req.headers().get(hyper::header::AUTHORIZATION),
             peer,
+            origin: req.headers().get(hyper::header::ORIGIN),
+            host: req.headers().get(hyper::header::HOST),
+            body,
         };
         return Ok(state.console.respond(console_request, object_store).await);
     }

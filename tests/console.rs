@@ -595,3 +595,197 @@ async fn the_console_lives_under_a_base_path() {
     });
     broker.stop();
 }
+
+/// One HTTP/1.1 exchange with extra headers and a body: (status line and headers, body).
+fn request(
+    broker: &Broker,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(broker.http_addr).expect("connect HTTP");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: console.test\r\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    stream.write_all(text.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.to_string(), body.to_string())
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+
+/// Goal: with `--console-write true` the console creates and deletes topics and resets an
+/// inactive group's offsets, through the API and through the pages' forms, with the checks
+/// of the Kafka APIs. Method: create "made" (2 partitions, retention.ms) by the API; a bad
+/// config is 400, a second create 409, a POST from another site's page 403; 100 records and
+/// a group that commits 30 and leaves; reset it to latest (lag 0), to offset 5 and to
+/// earliest, each read back; while a member is active the reset is 409; a form creates
+/// "formmade" and deletes it once its name is typed; DELETE removes "made".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_console_write_topics_are_created_and_deleted_and_offsets_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["--console-write", "true"]);
+    let bootstrap = broker.bootstrap();
+    let create = r#"{"name":"made","partitions":2,"configs":{"retention.ms":"3600000"}}"#;
+    tokio::task::block_in_place(|| {
+        let (head, body) = request(&broker, "POST", "/api/v1/topics", &[JSON], create);
+        assert_eq!(status_of(&head), 201, "{body}");
+        let (head, _) = request(&broker, "POST", "/api/v1/topics", &[JSON], create);
+        assert_eq!(status_of(&head), 409);
+        let bad = r#"{"name":"bad","configs":{"retention.ms":"soon"}}"#;
+        let (head, body) = request(&broker, "POST", "/api/v1/topics", &[JSON], bad);
+        assert_eq!(status_of(&head), 400, "{body}");
+        let (head, _) = request(
+            &broker,
+            "POST",
+            "/api/v1/topics",
+            &[JSON, ("Origin", "https://evil.example")],
+            r#"{"name":"evil"}"#,
+        );
+        assert_eq!(status_of(&head), 403, "{head}");
+        let topic = api(&broker, "/api/v1/topics/made");
+        assert_eq!(topic["partitions"], 2);
+        assert_eq!(topic["overrides"]["retention.ms"], "3600000");
+        let (status, _) = broker.http_get("/api/v1/topics/evil");
+        assert_eq!(status, 404, "the refused create created nothing");
+    });
+
+    let p = producer(&bootstrap, &[]);
+    let landed = produce_all(&p, "made", &orders()[..100]).await;
+    let end = |p: i32| landed.keys().filter(|(q, _)| *q == p).count() as i64;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "resettable")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["made"]).unwrap();
+    tokio::task::block_in_place(|| {
+        let mut read = 0;
+        wait_until(
+            Duration::from_secs(60),
+            "the group reads 30 records",
+            || {
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                    read += 1;
+                }
+                read >= 30
+            },
+        );
+        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+        let reset = r#"{"topic":"made","to":"latest"}"#;
+        let path = "/api/v1/groups/resettable/reset-offsets";
+        let (head, body) = request(&broker, "POST", path, &[JSON], reset);
+        assert_eq!(status_of(&head), 409, "an active member: {body}");
+    });
+    drop(consumer);
+    tokio::task::block_in_place(|| {
+        let path = "/api/v1/groups/resettable/reset-offsets";
+        wait_until(Duration::from_secs(30), "the member has left", || {
+            api(&broker, "/api/v1/groups/resettable")["members"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
+        });
+        let committed = |group: &Value| -> Vec<i64> {
+            group["offsets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["committed_offset"].as_i64().unwrap())
+                .collect()
+        };
+        let (head, body) = request(
+            &broker,
+            "POST",
+            path,
+            &[JSON],
+            r#"{"topic":"made","to":"latest"}"#,
+        );
+        assert_eq!(status_of(&head), 200, "{body}");
+        let group = api(&broker, "/api/v1/groups/resettable");
+        assert_eq!(group["lag"], 0, "{group}");
+        assert_eq!(committed(&group), vec![end(0), end(1)]);
+        let (head, body) = request(
+            &broker,
+            "POST",
+            path,
+            &[JSON],
+            r#"{"topic":"made","to":"offset","value":5}"#,
+        );
+        assert_eq!(status_of(&head), 200, "{body}");
+        let group = api(&broker, "/api/v1/groups/resettable");
+        assert_eq!(committed(&group), vec![5.min(end(0)), 5.min(end(1))]);
+        // The page's form: to earliest, then the group page.
+        let (head, body) = request(
+            &broker,
+            "POST",
+            "/ui/groups/resettable",
+            &[FORM, ("Origin", "http://console.test")],
+            "topic=made&to=earliest&value=",
+        );
+        assert_eq!(status_of(&head), 303, "{body}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("location: /ui/groups/resettable")
+        );
+        let group = api(&broker, "/api/v1/groups/resettable");
+        assert_eq!(committed(&group), vec![0, 0]);
+        assert_eq!(group["lag"], 100);
+
+        // A topic by the form, deleted once its name is typed.
+        let (head, body) = request(
+            &broker,
+            "POST",
+            "/ui/topics",
+            &[FORM],
+            "name=formmade&partitions=1&configs=cleanup.policy%3Dcompact",
+        );
+        assert_eq!(status_of(&head), 303, "{body}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("location: /ui/topics/formmade")
+        );
+        let topic = api(&broker, "/api/v1/topics/formmade");
+        assert_eq!(topic["cleanup_policy"], "compact");
+        let page = broker.http_get("/ui/topics/formmade").1;
+        assert!(page.contains("Delete the topic"));
+        let (head, body) = request(
+            &broker,
+            "POST",
+            "/ui/topics/formmade",
+            &[FORM],
+            "confirm=nope",
+        );
+        assert_eq!(status_of(&head), 400, "{body}");
+        assert!(body.contains("to confirm"));
+        let (head, _) = request(
+            &broker,
+            "POST",
+            "/ui/topics/formmade",
+            &[FORM],
+            "confirm=formmade",
+        );
+        assert_eq!(status_of(&head), 303);
+        let (status, _) = broker.http_get("/api/v1/topics/formmade");
+        assert_eq!(status, 404);
+
+        let (head, body) = request(&broker, "DELETE", "/api/v1/topics/made", &[], "");
+        assert_eq!(status_of(&head), 200, "{body}");
+        let (status, _) = broker.http_get("/api/v1/topics/made");
+        assert_eq!(status, 404);
+    });
+    broker.stop();
+}

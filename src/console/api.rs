@@ -46,7 +46,7 @@ impl ApiError {
         }
     }
 
-    fn forbidden(what: impl Into<String>) -> Self {
+    pub(super) fn forbidden(what: impl Into<String>) -> Self {
         Self {
             status: 403,
             message: what.into(),
@@ -65,7 +65,11 @@ impl<'a> Viewer<'a> {
         Self { ctx, session }
     }
 
-    fn check(
+    pub(super) fn session(&self) -> &Session {
+        self.session
+    }
+
+    pub(super) fn check(
         &self,
         operation: AclOperation,
         resource: ResourceType,

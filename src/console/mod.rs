@@ -12,7 +12,11 @@
 //! others), READ on a topic for its messages, DESCRIBE on the cluster for the overview, the
 //! bucket and the traffic.
 //!
-//! **Invariants:** read-only (GET and HEAD only; no handler changes state); every answer is
+//! `write.rs`: with `--console-write true`, POST and DELETE create and delete topics and
+//! reset an inactive group's offsets, from the console's own pages (same origin) or scripts.
+//!
+//! **Invariants:** without `--console-write` read-only (GET and HEAD; nothing changes state),
+//! with it only through the checks of the Kafka API that does the same; every answer is
 //! bounded (messages per request, partitions per listing, samples kept); what a page shows
 //! comes from the same API function as the JSON; with the authorizer on, nothing is shown
 //! that the user's ACLs would not let a Kafka client of theirs see.
@@ -20,6 +24,7 @@
 pub mod api;
 mod pages;
 pub mod samples;
+pub mod write;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +50,8 @@ pub struct Console {
     basic: Option<BasicAuth>,
     /// `--console-base-path`: empty, or `/prefix`.
     base: String,
+    /// `--console-write`.
+    pub(crate) write: bool,
 }
 
 /// A request the console answers: path (percent-decoded segments), query and method.
@@ -54,6 +61,11 @@ pub struct ConsoleRequest<'a> {
     pub query: Option<&'a str>,
     pub authorization: Option<&'a HeaderValue>,
     pub peer: SocketAddr,
+    /// `Origin` and `Host`: a write from a page of another site is refused.
+    pub origin: Option<&'a HeaderValue>,
+    pub host: Option<&'a HeaderValue>,
+    /// The body of a POST (at most [`write::BODY_BYTES_MAX`]); empty otherwise.
+    pub body: Bytes,
 }
 
 impl Console {
@@ -63,11 +75,13 @@ impl Console {
             .is_enabled()
             .then(|| BasicAuth::new(ctx.meta.clone()));
         let base = ctx.config.console_base_path.clone();
+        let write = ctx.config.console_write;
         Self {
             ctx,
             samples,
             basic,
             base,
+            write,
         }
     }
 
@@ -126,8 +140,22 @@ impl Console {
         req: ConsoleRequest<'_>,
         object_store: Result<(), String>,
     ) -> Response<Full<Bytes>> {
-        if req.method != Method::GET && req.method != Method::HEAD {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "the console is read-only\n");
+        let writing = req.method == Method::POST || req.method == Method::DELETE;
+        if !writing && req.method != Method::GET && req.method != Method::HEAD {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        }
+        if writing && !self.write {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the console is read-only: start the brokers with --console-write true to \
+                 create and delete topics and reset offsets\n",
+            );
+        }
+        if writing && !same_origin(req.origin, req.host) {
+            return text(
+                StatusCode::FORBIDDEN,
+                "a change must come from the console's own pages (Origin differs from Host)\n",
+            );
         }
         if req.path == "/" || req.path == "/ui" {
             return redirect(&format!("{}/ui/", self.base));
@@ -144,6 +172,11 @@ impl Console {
             .map(percent_decode)
             .collect();
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if writing {
+            return self
+                .change(&session, req.method, &segments, &req.body)
+                .await;
+        }
         match segments.as_slice() {
             ["api", "v1", rest @ ..] => self.api(&session, rest, &query, object_store).await,
             ["ui", "assets", "console.css"] => Response::builder()
@@ -211,6 +244,187 @@ impl Console {
                 serde_json::to_vec_pretty(&body).expect("JSON values serialize"),
             )))
             .expect("static response parts are valid")
+    }
+}
+
+impl Console {
+    /// A POST or DELETE (with `--console-write`): the API's JSON answers, or for a page's
+    /// form a redirect to the page that shows the outcome (an error page if it failed).
+    async fn change(
+        &self,
+        session: &Session,
+        method: &Method,
+        segments: &[&str],
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        let viewer = api::Viewer::new(&self.ctx, session);
+        let form = || parse_query(std::str::from_utf8(body).unwrap_or(""));
+        let field = |form: &[(String, String)], name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let number = |text: Option<String>, what: &str| -> Result<Option<i64>, api::ApiError> {
+            text.map(|t| {
+                t.parse::<i64>().map_err(|_| {
+                    api::ApiError::bad_request(format!("{what} {t:?} is not a number"))
+                })
+            })
+            .transpose()
+        };
+        match (method, segments) {
+            (&Method::POST, ["api", "v1", "topics"]) => {
+                let result = match write::json_body(body) {
+                    Ok(map) => {
+                        let name = map.get("name").and_then(|v| v.as_str()).unwrap_or_default();
+                        let partitions = map
+                            .get("partitions")
+                            .and_then(serde_json::Value::as_i64)
+                            .map(|p| i32::try_from(p).unwrap_or(i32::MAX));
+                        let configs = map
+                            .get("configs")
+                            .and_then(|c| c.as_object())
+                            .map(|c| {
+                                c.iter()
+                                    .map(|(k, v)| {
+                                        (
+                                            k.clone(),
+                                            v.as_str()
+                                                .map_or_else(|| v.to_string(), str::to_string),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        write::create_topic(&viewer, name, partitions, configs).await
+                    }
+                    Err(err) => Err(err),
+                };
+                json_response(result, StatusCode::CREATED)
+            }
+            (&Method::DELETE, ["api", "v1", "topics", name]) => {
+                json_response(write::delete_topic(&viewer, name).await, StatusCode::OK)
+            }
+            (&Method::POST, ["api", "v1", "groups", group, "reset-offsets"]) => {
+                let result = match write::json_body(body) {
+                    Ok(map) => {
+                        let topic = map
+                            .get("topic")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default();
+                        let to = map.get("to").and_then(|v| v.as_str()).unwrap_or_default();
+                        let value = map.get("value").and_then(serde_json::Value::as_i64);
+                        match write::ResetTo::parse(to, value) {
+                            Ok(to) => write::reset_offsets(&viewer, group, topic, to).await,
+                            Err(err) => Err(err),
+                        }
+                    }
+                    Err(err) => Err(err),
+                };
+                json_response(result, StatusCode::OK)
+            }
+            (&Method::POST, ["ui", "topics"]) => {
+                let form = form();
+                let name = field(&form, "name").unwrap_or_default();
+                let result = match number(field(&form, "partitions"), "partitions") {
+                    Ok(partitions) => {
+                        let mut configs = std::collections::BTreeMap::new();
+                        for line in field(&form, "configs").unwrap_or_default().lines() {
+                            if let Some((k, v)) = line.split_once('=') {
+                                configs.insert(k.trim().to_string(), v.trim().to_string());
+                            }
+                        }
+                        let partitions = partitions.map(|p| i32::try_from(p).unwrap_or(i32::MAX));
+                        write::create_topic(&viewer, &name, partitions, configs).await
+                    }
+                    Err(err) => Err(err),
+                };
+                self.after_form(result, &format!("/ui/topics/{}", percent_encode(&name)))
+            }
+            (&Method::POST, ["ui", "topics", name]) => {
+                let form = form();
+                let result = if field(&form, "confirm").as_deref() == Some(name) {
+                    write::delete_topic(&viewer, name).await
+                } else {
+                    Err(api::ApiError::bad_request(format!(
+                        "type the topic's name ({name}) to confirm its deletion"
+                    )))
+                };
+                self.after_form(result, "/ui/topics")
+            }
+            (&Method::POST, ["ui", "groups", group]) => {
+                let form = form();
+                let topic = field(&form, "topic").unwrap_or_default();
+                let to = field(&form, "to").unwrap_or_default();
+                let result = match number(field(&form, "value"), "value") {
+                    Ok(value) => match write::ResetTo::parse(&to, value) {
+                        Ok(to) => write::reset_offsets(&viewer, group, &topic, to).await,
+                        Err(err) => Err(err),
+                    },
+                    Err(err) => Err(err),
+                };
+                self.after_form(result, &format!("/ui/groups/{}", percent_encode(group)))
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+
+    /// After a page's form: see the page (303), or an error page.
+    fn after_form(&self, result: api::ApiResult, page: &str) -> Response<Full<Bytes>> {
+        match result {
+            Ok(_) => Response::builder()
+                .status(StatusCode::SEE_OTHER)
+                .header("location", format!("{}{page}", self.base))
+                .body(Full::new(Bytes::new()))
+                .expect("static response parts are valid"),
+            Err(err) => {
+                let body = pages::error_page(&self.ctx.cluster_id, &err.message);
+                let body = if self.base.is_empty() {
+                    body
+                } else {
+                    body.replace("=\"/ui/", &format!("=\"{}/ui/", self.base))
+                };
+                Response::builder()
+                    .status(StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST))
+                    .header("content-type", "text/html; charset=utf-8")
+                    .body(Full::new(Bytes::from(body)))
+                    .expect("static response parts are valid")
+            }
+        }
+    }
+}
+
+fn json_response(result: api::ApiResult, ok: StatusCode) -> Response<Full<Bytes>> {
+    let (status, body) = match result {
+        Ok(value) => (ok, value),
+        Err(err) => (
+            StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            serde_json::json!({ "error": err.message }),
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(
+            serde_json::to_vec_pretty(&body).expect("JSON values serialize"),
+        )))
+        .expect("static response parts are valid")
+}
+
+/// Whether a change comes from the console's own pages: no `Origin` (not a browser's
+/// cross-site request: scripts, curl), or one whose host is the request's `Host`.
+fn same_origin(origin: Option<&HeaderValue>, host: Option<&HeaderValue>) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let origin_host = origin.to_str().ok().and_then(|o| {
+        o.split_once("://")
+            .map(|(_, rest)| rest.trim_end_matches('/'))
+    });
+    match (origin_host, host.and_then(|h| h.to_str().ok())) {
+        (Some(o), Some(h)) => o.eq_ignore_ascii_case(h),
+        _ => false,
     }
 }
 

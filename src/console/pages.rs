@@ -28,7 +28,7 @@ pub(super) async fn render(
             .map(|cluster| ("Overview", "overview", overview(&cluster, console))),
         ["topics"] => api::topics(&viewer)
             .await
-            .map(|topics| ("Topics", "topics", topics_page(&topics))),
+            .map(|topics| ("Topics", "topics", topics_page(&topics, console.write))),
         ["topics", name] => match api::topic(&viewer, name).await {
             Ok(topic) => {
                 let messages = match query.iter().find(|(k, _)| k == "partition") {
@@ -41,16 +41,24 @@ pub(super) async fn render(
                     }),
                     None => None,
                 };
-                Ok(("Topic", "topics", topic_page(&topic, query, messages)))
+                Ok((
+                    "Topic",
+                    "topics",
+                    topic_page(&topic, query, messages, console.write),
+                ))
             }
             Err(err) => Err(err),
         },
         ["groups"] => api::groups(&viewer)
             .await
             .map(|groups| ("Consumer groups", "groups", groups_page(&groups))),
-        ["groups", id] => api::group(&viewer, id)
-            .await
-            .map(|group| ("Consumer group", "groups", group_page(&group))),
+        ["groups", id] => api::group(&viewer, id).await.map(|group| {
+            (
+                "Consumer group",
+                "groups",
+                group_page(&group, console.write),
+            )
+        }),
         ["bucket"] => api::bucket(&viewer)
             .await
             .map(|bucket| ("Bucket", "bucket", bucket_page(&bucket))),
@@ -68,6 +76,19 @@ pub(super) async fn render(
             ),
         ),
     }
+}
+
+/// A page that tells what went wrong.
+pub(super) fn error_page(cluster_id: &str, message: &str) -> String {
+    layout(
+        "Error",
+        "",
+        cluster_id,
+        &format!(
+            "<h1>Error</h1><p class=\"error\">{}</p><p><a href=\"javascript:history.back()\">Back</a></p>",
+            esc(message)
+        ),
+    )
 }
 
 fn layout(title: &str, nav: &str, cluster_id: &str, body: &str) -> String {
@@ -312,7 +333,7 @@ fn chart(title: &str, points: &[(i64, f64)], as_bytes: bool) -> String {
     out
 }
 
-fn topics_page(topics: &Value) -> String {
+fn topics_page(topics: &Value, write: bool) -> String {
     let rows: Vec<Vec<String>> = topics["topics"]
         .as_array()
         .map(|list| {
@@ -352,6 +373,15 @@ fn topics_page(topics: &Value) -> String {
     if topics["truncated"].as_bool() == Some(true) {
         out.push_str("<p class=\"note\">Only the first topics are listed.</p>");
     }
+    if write {
+        out.push_str(
+            "<h2>Create a topic</h2><form class=\"browse\" method=\"post\" action=\"/ui/topics\">\
+             <label>Name <input name=\"name\" required></label>\
+             <label>Partitions <input name=\"partitions\" inputmode=\"numeric\" placeholder=\"default\"></label>\
+             <label>Configs (name=value, a line each) <textarea name=\"configs\" rows=\"2\"></textarea></label>\
+             <button type=\"submit\">Create</button></form>",
+        );
+    }
     out
 }
 
@@ -359,6 +389,7 @@ fn topic_page(
     topic: &Value,
     query: &[(String, String)],
     messages: Option<Result<Value, ApiError>>,
+    write: bool,
 ) -> String {
     let name = topic["name"].as_str().unwrap_or_default();
     let mut out = format!(
@@ -470,6 +501,16 @@ fn topic_page(
         })
         .unwrap_or_default();
     out.push_str(&table(&["Name", "Value", "Source"], &rows));
+    if write {
+        let _ = write!(
+            out,
+            "<h2>Delete the topic</h2><form class=\"browse\" method=\"post\" action=\"/ui/topics/{}\">\
+             <label>Type its name to confirm <input name=\"confirm\" required></label>\
+             <button type=\"submit\" class=\"danger\">Delete {}</button></form>",
+            percent_encode(name),
+            esc(name)
+        );
+    }
     out
 }
 
@@ -568,7 +609,7 @@ fn groups_page(groups: &Value) -> String {
     out
 }
 
-fn group_page(group: &Value) -> String {
+fn group_page(group: &Value, write: bool) -> String {
     let id = group["group_id"].as_str().unwrap_or_default();
     let mut out = format!(
         "<h1>Consumer group <span class=\"mono\">{}</span></h1><div class=\"cards\">",
@@ -641,6 +682,19 @@ fn group_page(group: &Value) -> String {
         &["Topic", "Partition", "Committed", "End", "Lag"],
         &rows,
     ));
+    if write {
+        let _ = write!(
+            out,
+            "<h2>Reset offsets</h2><p class=\"note\">Only while the group has no active member, on its coordinator's console.</p>\
+             <form class=\"browse\" method=\"post\" action=\"/ui/groups/{}\">\
+             <label>Topic <input name=\"topic\" required></label>\
+             <label>To <select name=\"to\"><option>earliest</option><option>latest</option>\
+             <option>offset</option><option>timestamp</option></select></label>\
+             <label>Offset or time (ms) <input name=\"value\" inputmode=\"numeric\"></label>\
+             <button type=\"submit\">Reset</button></form>",
+            percent_encode(id)
+        );
+    }
     out
 }
 
