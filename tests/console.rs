@@ -254,6 +254,20 @@ async fn the_api_describes_topics_messages_groups_and_the_bucket() {
         assert_eq!(lag, expected_lag);
         assert_eq!(group["lag"], lag);
 
+        // The lag history: sampled every 10 s for the groups with members here.
+        wait_until(Duration::from_secs(40), "a lag sample of the group", || {
+            let group = api(&broker, "/api/v1/groups/billing");
+            group["lag_history"]
+                .as_array()
+                .and_then(|h| h.last())
+                .is_some_and(|sample| sample[1] == expected_lag)
+        });
+        let page = broker.http_get("/ui/groups/billing").1;
+        assert!(
+            page.contains("Total lag, last hour"),
+            "the lag chart is drawn"
+        );
+
         let bucket = api(&broker, "/api/v1/bucket");
         assert!(bucket["objects"].as_u64().unwrap() > 0, "{bucket}");
         assert_eq!(bucket["topics"].as_array().unwrap().len(), 2);

@@ -474,10 +474,22 @@ pub fn shown(bytes: Option<&[u8]>) -> Value {
 /// Committed offsets of a group joined with the partitions' end offsets: per partition the
 /// lag, and the total.
 async fn group_offsets(viewer: &Viewer<'_>, group: &str) -> Result<(Vec<Value>, i64), ApiError> {
-    let ctx = viewer.ctx;
-    let mut committed = ctx.groups.offsets().fetch_all(group).await?;
     // Offsets of topics the viewer may not see are left out (as OffsetFetch does).
-    committed.retain(|(topic, _), _| viewer.sees_topic(topic));
+    lag_rows(viewer.ctx, group, |topic| viewer.sees_topic(topic)).await
+}
+
+/// A group's total lag (every topic), for the lag history (`samples.rs`).
+pub async fn group_lag(ctx: &BrokerCtx, group: &str) -> Result<i64, ApiError> {
+    Ok(lag_rows(ctx, group, |_| true).await?.1)
+}
+
+async fn lag_rows(
+    ctx: &BrokerCtx,
+    group: &str,
+    shown: impl Fn(&str) -> bool,
+) -> Result<(Vec<Value>, i64), ApiError> {
+    let mut committed = ctx.groups.offsets().fetch_all(group).await?;
+    committed.retain(|(topic, _), _| shown(topic));
     let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let names: BTreeSet<&str> = committed.keys().map(|(t, _)| t.as_str()).collect();
     for name in names {

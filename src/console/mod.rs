@@ -225,7 +225,10 @@ impl Console {
                 Err(_) => Err(api::ApiError::bad_request(format!("bad partition {p:?}"))),
             },
             ["groups"] => api::groups(&viewer).await,
-            ["groups", id] => api::group(&viewer, id).await,
+            ["groups", id] => api::group(&viewer, id).await.map(|mut group| {
+                group["lag_history"] = serde_json::json!(self.samples.lag_history(id));
+                group
+            }),
             ["bucket"] => api::bucket(&viewer).await,
             ["traffic"] => viewer.cluster_access().map(|()| self.samples.json()),
             _ => Err(api::ApiError::not_found("no such API")),

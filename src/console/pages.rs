@@ -53,10 +53,16 @@ pub(super) async fn render(
             .await
             .map(|groups| ("Consumer groups", "groups", groups_page(&groups))),
         ["groups", id] => api::group(&viewer, id).await.map(|group| {
+            let history: Vec<(i64, f64)> = console
+                .samples
+                .lag_history(id)
+                .into_iter()
+                .map(|(t, lag)| (t, lag as f64))
+                .collect();
             (
                 "Consumer group",
                 "groups",
-                group_page(&group, console.write),
+                group_page(&group, &history, console.write),
             )
         }),
         ["bucket"] => api::bucket(&viewer)
@@ -609,7 +615,7 @@ fn groups_page(groups: &Value) -> String {
     out
 }
 
-fn group_page(group: &Value, write: bool) -> String {
+fn group_page(group: &Value, lag_history: &[(i64, f64)], write: bool) -> String {
     let id = group["group_id"].as_str().unwrap_or_default();
     let mut out = format!(
         "<h1>Consumer group <span class=\"mono\">{}</span></h1><div class=\"cards\">",
@@ -619,7 +625,13 @@ fn group_page(group: &Value, write: bool) -> String {
     out.push_str(&card("State", &cell(&group["state"])));
     out.push_str(&card("Coordinator", &cell(&group["coordinator"])));
     out.push_str(&card("Protocol", &cell(&group["protocol"])));
-    out.push_str("</div><h2>Members</h2>");
+    out.push_str("</div>");
+    if !lag_history.is_empty() {
+        out.push_str("<div class=\"charts\">");
+        out.push_str(&chart("Total lag, last hour", lag_history, false));
+        out.push_str("</div>");
+    }
+    out.push_str("<h2>Members</h2>");
     match group["members"].as_array() {
         Some(members) => {
             let rows: Vec<Vec<String>> = members
