@@ -341,6 +341,7 @@ mod tests {
             port: 9092,
             rack: None,
             endpoints: Vec::new(),
+            http_port: None,
         }
     }
 

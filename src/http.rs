@@ -159,6 +159,7 @@ async fn respond(
             peer,
             origin: req.headers().get(hyper::header::ORIGIN),
             host: req.headers().get(hyper::header::HOST),
+            forwarded: req.headers().contains_key(crate::console::FORWARDED_HEADER),
             body,
         };
         return Ok(state.console.respond(console_request, object_store).await);

@@ -108,6 +108,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .first()
         .cloned()
         .context("validation guarantees a listener")?;
+    // Bound before registering: the registration names the console's port (other brokers'
+    // consoles ask this one about the groups it coordinates); served once the broker is up.
+    let http_listener = TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("bind HTTP listener {}", config.http_listen))?;
+    let http_bound = http_listener
+        .local_addr()
+        .context("read bound HTTP address")?;
     let template = BrokerRecord {
         v: RECORD_FORMAT_V1,
         broker_id: -1,
@@ -115,6 +123,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         port: primary.port,
         rack: config.rack.clone(),
         endpoints,
+        http_port: Some(http_bound.port()),
     };
 
     let lease = meta
@@ -275,12 +284,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         advertised = %format!("{}:{}", me.host, me.port),
         "broker ready"
     );
-    let http_listener = TcpListener::bind(config.http_listen)
-        .await
-        .with_context(|| format!("bind HTTP listener {}", config.http_listen))?;
-    let http_bound = http_listener
-        .local_addr()
-        .context("read bound HTTP address")?;
     let http_shutdown = CancellationToken::new();
     let http = tokio::spawn(crate::http::serve(
         http_listener,

@@ -803,3 +803,66 @@ async fn with_console_write_topics_are_created_and_deleted_and_offsets_reset() {
     });
     broker.stop();
 }
+
+/// Goal: any broker's console shows a group's members, though only its coordinator keeps
+/// them. Method: two brokers on etcd; a consumer of group "spread" stays subscribed; the
+/// broker that does not coordinate the group answers `/api/v1/groups/spread` with the
+/// member (asked from the coordinator's console) and its page lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_broker_shows_the_members_of_a_group_another_coordinates() {
+    let cluster = tokio::task::block_in_place(|| {
+        common::cluster::Cluster::start(2, "/strato/console-members")
+    });
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, "spread", 2).await;
+    let p = producer(&bootstrap, &[]);
+    produce_all(&p, "spread", &orders()[..20]).await;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "spread")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["spread"]).unwrap();
+    tokio::task::block_in_place(|| {
+        let mut read = 0;
+        wait_until(
+            Duration::from_secs(60),
+            "the group reads 20 records",
+            || {
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                    read += 1;
+                }
+                read >= 20
+            },
+        );
+        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+        let brokers: Vec<&Broker> = cluster.brokers.values().collect();
+        let group = api(brokers[0], "/api/v1/groups/spread");
+        let coordinator = group["coordinator"].as_i64().unwrap();
+        let other = brokers
+            .iter()
+            .find(|b| api(b, "/api/v1/cluster")["broker_id"].as_i64() != Some(coordinator))
+            .expect("a broker that does not coordinate the group");
+        wait_until(
+            Duration::from_secs(30),
+            "the other broker shows the member",
+            || {
+                let group = api(other, "/api/v1/groups/spread");
+                group["members"].as_array().is_some_and(|m| m.len() == 1)
+            },
+        );
+        let group = api(other, "/api/v1/groups/spread");
+        assert_eq!(group["state"], "Stable", "{group}");
+        assert_eq!(
+            group["members"][0]["assignment"]["spread"],
+            serde_json::json!([0, 1])
+        );
+        let page = other.http_get("/ui/groups/spread").1;
+        assert!(
+            page.contains("Assigned partitions") && page.contains("spread [0,1]"),
+            "{page}"
+        );
+    });
+    drop(consumer);
+}

@@ -85,6 +85,10 @@ pub struct BrokerRecord {
     /// existed: such a broker has one PLAINTEXT listener at `host:port`.
     #[serde(default)]
     pub endpoints: Vec<BrokerEndpoint>,
+    /// Port of the broker's HTTP listener (the console; reached at `host`). Absent in records
+    /// of brokers from before the console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<u16>,
 }
 record_codec!(BrokerRecord);
 
@@ -603,6 +607,7 @@ mod tests {
             port: 9092,
             rack: None,
             endpoints: Vec::new(),
+            http_port: None,
         };
         // A record written before listeners existed: PLAINTEXT at host:port only.
         let old = br#"{"v":1,"broker_id":1,"host":"h","port":9092}"#;

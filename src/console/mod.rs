@@ -23,6 +23,8 @@
 
 pub mod api;
 mod pages;
+mod remote;
+pub use remote::FORWARDED_HEADER;
 pub mod samples;
 pub mod write;
 
@@ -64,6 +66,8 @@ pub struct ConsoleRequest<'a> {
     /// `Origin` and `Host`: a write from a page of another site is refused.
     pub origin: Option<&'a HeaderValue>,
     pub host: Option<&'a HeaderValue>,
+    /// Set when another broker's console forwarded the request (not forwarded again).
+    pub forwarded: bool,
     /// The body of a POST (at most [`write::BODY_BYTES_MAX`]); empty otherwise.
     pub body: Bytes,
 }
@@ -178,7 +182,7 @@ impl Console {
                 .await;
         }
         match segments.as_slice() {
-            ["api", "v1", rest @ ..] => self.api(&session, rest, &query, object_store).await,
+            ["api", "v1", rest @ ..] => self.api(&req, &session, rest, &query, object_store).await,
             ["ui", "assets", "console.css"] => Response::builder()
                 .status(StatusCode::OK)
                 .header("content-type", "text/css; charset=utf-8")
@@ -187,7 +191,7 @@ impl Console {
                 .expect("static response parts are valid"),
             ["ui", rest @ ..] => {
                 let (status, body) =
-                    pages::render(self, &session, rest, &query, object_store).await;
+                    pages::render(self, &req, &session, rest, &query, object_store).await;
                 // Every link of the pages starts with /ui/: behind a base path, with it.
                 let body = if self.base.is_empty() {
                     body
@@ -206,6 +210,7 @@ impl Console {
 
     async fn api(
         &self,
+        request: &ConsoleRequest<'_>,
         session: &Session,
         rest: &[&str],
         query: &[(String, String)],
@@ -225,10 +230,14 @@ impl Console {
                 Err(_) => Err(api::ApiError::bad_request(format!("bad partition {p:?}"))),
             },
             ["groups"] => api::groups(&viewer).await,
-            ["groups", id] => api::group(&viewer, id).await.map(|mut group| {
-                group["lag_history"] = serde_json::json!(self.samples.lag_history(id));
-                group
-            }),
+            ["groups", id] => match api::group(&viewer, id).await {
+                Ok(mut group) => {
+                    group["lag_history"] = serde_json::json!(self.samples.lag_history(id));
+                    self.ask_coordinator(&mut group, id, request).await;
+                    Ok(group)
+                }
+                Err(err) => Err(err),
+            },
             ["bucket"] => api::bucket(&viewer).await,
             ["traffic"] => viewer.cluster_access().map(|()| self.samples.json()),
             _ => Err(api::ApiError::not_found("no such API")),
@@ -251,6 +260,39 @@ impl Console {
 }
 
 impl Console {
+    /// A group another broker coordinates: its members, state, protocol and lag history
+    /// from that broker's console (left as they are, with `members_error`, if it cannot
+    /// be asked).
+    pub(crate) async fn ask_coordinator(
+        &self,
+        group: &mut serde_json::Value,
+        id: &str,
+        request: &ConsoleRequest<'_>,
+    ) {
+        let coordinator = self.ctx.cluster.group_owner(id);
+        if coordinator == self.ctx.broker_id || request.forwarded {
+            return;
+        }
+        let Some(broker) = self.ctx.cluster.broker(coordinator) else {
+            return;
+        };
+        let Some(port) = broker.http_port else {
+            group["members_error"] =
+                serde_json::json!(format!("broker {coordinator} has no console"));
+            return;
+        };
+        let addr = format!("{}:{port}", broker.host);
+        let path = format!("{}/api/v1/groups/{}", self.base, percent_encode(id));
+        match remote::get_json(&addr, &path, request.authorization).await {
+            Ok(remote) => {
+                for field in ["members", "state", "protocol", "lag_history"] {
+                    group[field] = remote[field].clone();
+                }
+            }
+            Err(err) => group["members_error"] = serde_json::json!(err),
+        }
+    }
+
     /// A POST or DELETE (with `--console-write`): the API's JSON answers, or for a page's
     /// form a redirect to the page that shows the outcome (an error page if it failed).
     async fn change(

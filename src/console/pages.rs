@@ -15,6 +15,7 @@ pub(super) const STYLESHEET: &str = include_str!("console.css");
 /// The page at `/ui/<rest>`: status and HTML.
 pub(super) async fn render(
     console: &Console,
+    request: &super::ConsoleRequest<'_>,
     session: &Session,
     rest: &[&str],
     query: &[(String, String)],
@@ -52,13 +53,23 @@ pub(super) async fn render(
         ["groups"] => api::groups(&viewer)
             .await
             .map(|groups| ("Consumer groups", "groups", groups_page(&groups))),
-        ["groups", id] => api::group(&viewer, id).await.map(|group| {
-            let history: Vec<(i64, f64)> = console
-                .samples
-                .lag_history(id)
-                .into_iter()
-                .map(|(t, lag)| (t, lag as f64))
-                .collect();
+        ["groups", id] => match api::group(&viewer, id).await {
+            Ok(mut group) => {
+                group["lag_history"] = serde_json::json!(console.samples.lag_history(id));
+                console.ask_coordinator(&mut group, id, request).await;
+                Ok(group)
+            }
+            Err(err) => Err(err),
+        }
+        .map(|group| {
+            let history: Vec<(i64, f64)> = group["lag_history"]
+                .as_array()
+                .map(|h| {
+                    h.iter()
+                        .filter_map(|s| Some((s[0].as_i64()?, s[1].as_f64()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
             (
                 "Consumer group",
                 "groups",
@@ -663,8 +674,9 @@ fn group_page(group: &Value, lag_history: &[(i64, f64)], write: bool) -> String 
         None => {
             let _ = write!(
                 out,
-                "<p class=\"note\">Members are kept by the group's coordinator, broker {}; open its console to see them.</p>",
-                cell(&group["coordinator"])
+                "<p class=\"note\">Members are kept by the group's coordinator, broker {}, which could not be asked: {}</p>",
+                cell(&group["coordinator"]),
+                cell(&group["members_error"])
             );
         }
     }

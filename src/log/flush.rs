@@ -1492,6 +1492,7 @@ mod tests {
             port: 9092,
             rack: None,
             endpoints: Vec::new(),
+            http_port: None,
         };
         let cluster = Arc::new(crate::cluster::ClusterView::new(0, me));
         let registry = TopicRegistry::new(meta.clone(), cluster, lease);
