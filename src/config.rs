@@ -355,6 +355,12 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_CONSOLE_WRITE", default_value_t = false, action = clap::ArgAction::Set)]
     pub console_write: bool,
 
+    /// Serve the HTTP listener (console, /metrics, /health, /ready) over TLS with the
+    /// broker's --tls-cert and --tls-key: needed before the console's basic authentication
+    /// crosses a network.
+    #[arg(long, env = "STRATO_HTTP_TLS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub http_tls: bool,
+
     /// host:port that Metadata responses give to clients (default: the bound listen address);
     /// with --listeners, use --advertised-listeners.
     #[arg(long, env = "STRATO_ADVERTISED_ADDRESS")]
@@ -583,6 +589,8 @@ pub struct Config {
     pub console_base_path: String,
     /// Whether the console may create and delete topics and reset offsets.
     pub console_write: bool,
+    /// Whether the HTTP listener speaks TLS (with `security.tls`).
+    pub http_tls: bool,
     /// Listeners, TLS, SASL, authorizer, connection limits.
     pub security: security::SecurityConfig,
     pub schema_registry: schema_registry::SchemaRegistryConfig,
@@ -701,6 +709,7 @@ fn apply_config_file(
         http_listen,
         console_base_path,
         console_write,
+        http_tls,
         advertised_address,
         metadata,
         object_store,
@@ -872,6 +881,9 @@ impl ServeArgs {
         }
         // A flush whose upload takes more than half the grace is not committed (see
         // log/gc.rs), so the grace must be well above upload times: seconds at least.
+        if self.http_tls && (self.security.tls_cert.is_none() || self.security.tls_key.is_none()) {
+            bail!("--http-tls needs --tls-cert and --tls-key");
+        }
         let console_base_path = self.console_base_path.trim_end_matches('/').to_string();
         if !console_base_path.is_empty()
             && (!console_base_path.starts_with('/')
@@ -964,6 +976,7 @@ impl ServeArgs {
             http_listen: self.http_listen,
             console_base_path,
             console_write: self.console_write,
+            http_tls: self.http_tls,
             security,
             schema_registry,
             metadata,
@@ -1049,6 +1062,8 @@ mod tests {
         for bad in ["strato", "/a//b", "/a b", "/<x>", "/a?b"] {
             assert!(base(bad).is_err(), "{bad}");
         }
+        let err = serve(&["--http-tls", "true"]).0.validate().unwrap_err();
+        assert!(err.to_string().contains("--tls-cert"), "{err}");
     }
 
     #[test]

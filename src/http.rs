@@ -56,7 +56,12 @@ pub async fn serve(listener: TcpListener, ctx: Arc<BrokerCtx>, shutdown: Cancell
         ctx,
         last_probe: Mutex::new(None),
     });
-    serve_connections(listener, shutdown, HTTP_CONNECTIONS_MAX, move |req| {
+    let tls = if state.ctx.config.http_tls {
+        state.ctx.tls.clone()
+    } else {
+        None
+    };
+    serve_connections(listener, shutdown, HTTP_CONNECTIONS_MAX, tls, move |req| {
         respond(state.clone(), req)
     })
     .await;
@@ -76,6 +81,7 @@ pub async fn serve_connections<H, F>(
     listener: TcpListener,
     shutdown: CancellationToken,
     connections_max: usize,
+    tls: Option<Arc<crate::security::tls::Tls>>,
     handler: H,
 ) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -100,23 +106,51 @@ pub async fn serve_connections<H, F>(
         };
         let handler = handler.clone();
         let peer = stream.peer_addr().ok().map(PeerAddr);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |mut req: Request<Incoming>| {
-                if let Some(peer) = peer {
-                    req.extensions_mut().insert(peer);
+            match tls {
+                None => serve_one(stream, peer, handler).await,
+                Some(tls) => {
+                    // The SASL_SSL acceptor: server authentication, no client certificate.
+                    let acceptor =
+                        tls.acceptor(crate::security::listener::SecurityProtocol::SaslSsl);
+                    match tokio::time::timeout(
+                        crate::security::tls::HANDSHAKE_TIMEOUT,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => serve_one(stream, peer, handler).await,
+                        Ok(Err(err)) => tracing::debug!("HTTPS handshake failed: {err}"),
+                        Err(_) => tracing::debug!("HTTPS handshake timed out"),
+                    }
                 }
-                handler(req)
-            });
-            let result = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(err) = result {
-                tracing::debug!("HTTP connection ended: {err}");
             }
             drop(permit);
         });
+    }
+}
+
+/// Serves one HTTP/1.1 connection over `io` (TCP or TLS).
+async fn serve_one<S, H, F>(io: S, peer: Option<PeerAddr>, handler: H)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        if let Some(peer) = peer {
+            req.extensions_mut().insert(peer);
+        }
+        handler(req)
+    });
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+    if let Err(err) = result {
+        tracing::debug!("HTTP connection ended: {err}");
     }
 }
 

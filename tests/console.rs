@@ -866,3 +866,77 @@ async fn any_broker_shows_the_members_of_a_group_another_coordinates() {
     });
     drop(consumer);
 }
+
+/// Goal: the console's passwords need not cross a network in the clear: with `--http-tls
+/// true` the HTTP listener speaks TLS with the broker's certificate. Method: a broker with
+/// a certificate from a test CA, the authorizer on and user admin; Python's urllib, trusting
+/// only that CA, logs in and reads `/api/v1/cluster` over HTTPS; plain HTTP to the same port
+/// gets no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let pki = common::pki::Pki::new(dir.path(), "console");
+    let cert = pki.broker();
+    tokio::task::block_in_place(|| common::add_user(&data, "admin", "admin-secret"));
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert.cert.to_str().unwrap(),
+            "--tls-key",
+            cert.key.to_str().unwrap(),
+            "--http-tls",
+            "true",
+            "--authorizer",
+            "true",
+            "--super-users",
+            "User:admin",
+        ],
+    );
+    let url = format!(
+        "https://127.0.0.1:{}/api/v1/cluster",
+        broker.http_addr.port()
+    );
+    let script = "import base64, json, ssl, sys, urllib.request\n\
+                  context = ssl.create_default_context(cafile=sys.argv[1])\n\
+                  login = base64.b64encode(b'admin:admin-secret').decode()\n\
+                  request = urllib.request.Request(sys.argv[2], headers={'Authorization': 'Basic ' + login})\n\
+                  print(json.dumps(json.load(urllib.request.urlopen(request, context=context, timeout=30))))\n";
+    let out = tokio::task::block_in_place(|| {
+        common::run_with_timeout(
+            std::process::Command::new(common::python())
+                .args(["-c", script])
+                .arg(pki.ca_file())
+                .arg(&url),
+            Duration::from_secs(60),
+        )
+    });
+    assert!(
+        out.status.success(),
+        "HTTPS request failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cluster: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(cluster["brokers"].as_array().unwrap().len(), 1, "{cluster}");
+    tokio::task::block_in_place(|| {
+        let mut stream = std::net::TcpStream::connect(broker.http_addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /api/v1/cluster HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        assert!(
+            !response.starts_with(b"HTTP/1.1"),
+            "plain HTTP is not answered: {:?}",
+            String::from_utf8_lossy(&response)
+        );
+    });
+    broker.stop();
+}

@@ -42,7 +42,7 @@ pub async fn serve(
     auth: Option<Arc<RegistryAuth>>,
     shutdown: CancellationToken,
 ) {
-    crate::http::serve_connections(listener, shutdown, CONNECTIONS_MAX, move |req| {
+    crate::http::serve_connections(listener, shutdown, CONNECTIONS_MAX, None, move |req| {
         respond(registry.clone(), auth.clone(), req)
     })
     .await;
