@@ -940,3 +940,44 @@ async fn the_console_is_served_over_tls() {
     });
     broker.stop();
 }
+
+/// Goal: the bucket page shows the garbage waiting for its grace period. Method: 20 sends
+/// make 20 small chunks; compaction (every 100 ms) merges them, leaving their objects
+/// unreferenced; collection passes (every 100 ms, 1 h grace) count them without deleting
+/// them: `/api/v1/bucket` reports them as waiting, and none deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bucket_shows_garbage_waiting_for_its_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "--compaction-interval-ms",
+            "100",
+            "--gc-interval-ms",
+            "100",
+            "--gc-grace-ms",
+            "3600000",
+        ],
+    );
+    create_topic(&broker.bootstrap(), "merged", 1).await;
+    let p = producer(&broker.bootstrap(), &[]);
+    for sends in orders()[..200].chunks(10) {
+        produce_all(&p, "merged", sends).await;
+    }
+    tokio::task::block_in_place(|| {
+        wait_until(
+            Duration::from_secs(60),
+            "merged chunks' objects wait",
+            || {
+                api(&broker, "/api/v1/bucket")["gc"]["waiting_objects"]
+                    .as_u64()
+                    .is_some_and(|n| n >= 10)
+            },
+        );
+        let bucket = api(&broker, "/api/v1/bucket");
+        assert_eq!(bucket["gc"]["deleted_objects"], 0, "{bucket}");
+        let page = broker.http_get("/ui/bucket").1;
+        assert!(page.contains("Garbage within its grace"));
+    });
+    broker.stop();
+}

@@ -671,6 +671,7 @@ pub async fn bucket(viewer: &Viewer<'_>) -> ApiResult {
         "gc": {
             "passes": ctx.gc.passes.load(std::sync::atomic::Ordering::Relaxed),
             "deleted_objects": ctx.gc.deleted.load(std::sync::atomic::Ordering::Relaxed),
+            "waiting_objects": ctx.gc.waiting.load(std::sync::atomic::Ordering::Relaxed),
             "grace_ms": ctx.config.gc_grace.as_millis() as u64,
         },
         "requests": {

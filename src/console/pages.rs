@@ -732,6 +732,10 @@ fn bucket_page(bucket: &Value) -> String {
         "Objects collected",
         &cell(&bucket["gc"]["deleted_objects"]),
     ));
+    out.push_str(&card(
+        "Garbage within its grace",
+        &cell(&bucket["gc"]["waiting_objects"]),
+    ));
     let _ = write!(
         out,
         "</div><p class=\"note\">Object store <span class=\"mono\">{}</span>; unreferenced objects are deleted {} ms after they became garbage.</p><h2>Per topic</h2>",

@@ -46,6 +46,17 @@ pub enum GcError {
 pub struct GcStats {
     pub passes: AtomicU64,
     pub deleted: AtomicU64,
+    /// Unreferenced objects the last pass left for their grace period (the backlog; 0 on
+    /// brokers that do not run the passes).
+    pub waiting: AtomicU64,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub deleted: usize,
+    /// Unreferenced objects seen that are still within the grace period.
+    pub waiting: usize,
 }
 
 /// Every object referenced by an index entry of any partition (read page by page: memory
@@ -65,12 +76,12 @@ async fn referenced_objects(meta: &dyn MetadataStore) -> Result<HashSet<String>,
     Ok(objects)
 }
 
-/// One pass: deletes unreferenced objects older than `grace`. Returns how many went.
+/// One pass: deletes unreferenced objects older than `grace`, and counts the younger ones.
 pub async fn collect(
     meta: &dyn MetadataStore,
     tier: &Tier,
     grace: Duration,
-) -> Result<usize, GcError> {
+) -> Result<Pass, GcError> {
     // Candidates were created a grace period before the index is read: see the module
     // comment.
     let oldest_candidate_ms = u64::try_from(now_ms())
@@ -79,6 +90,7 @@ pub async fn collect(
     let referenced = referenced_objects(meta).await?;
     let mut objects = tier.segment_keys();
     let mut deleted = 0;
+    let mut waiting = 0;
     while deleted < DELETES_PER_PASS_MAX {
         let next = tokio::time::timeout(tier.config().get_timeout, objects.next())
             .await
@@ -96,13 +108,14 @@ pub async fn collect(
             continue;
         };
         if created_ms > oldest_candidate_ms {
+            waiting += 1;
             continue;
         }
         tier.delete_object(&key).await?;
         tracing::debug!(object = %key, "deleted unreferenced segment");
         deleted += 1;
     }
-    Ok(deleted)
+    Ok(Pass { deleted, waiting })
 }
 
 /// Runs [`collect`] every `interval` on the broker that owns the task, until `shutdown`.
@@ -121,9 +134,10 @@ pub async fn run(
             continue;
         }
         match collect(meta.as_ref(), &tier, grace).await {
-            Ok(deleted) => {
+            Ok(Pass { deleted, waiting }) => {
                 stats.passes.fetch_add(1, Ordering::Relaxed);
                 stats.deleted.fetch_add(deleted as u64, Ordering::Relaxed);
+                stats.waiting.store(waiting as u64, Ordering::Relaxed);
                 if deleted > 0 {
                     tracing::info!(deleted, "garbage collection deleted unreferenced segments");
                 }
