@@ -134,6 +134,8 @@ async fn the_api_describes_topics_messages_groups_and_the_bucket() {
         assert_eq!(cluster["brokers"].as_array().unwrap().len(), 1, "{cluster}");
         assert_eq!(cluster["topics"], 2);
         assert_eq!(cluster["partitions"], 4);
+        assert_eq!(cluster["brokers"][0]["partitions_led"], 4, "{cluster}");
+        assert_eq!(cluster["brokers"][0]["lease"], "live");
         assert_eq!(cluster["metadata_store"]["ok"], true);
         assert_eq!(cluster["object_store"]["ok"], true);
 
@@ -854,6 +856,17 @@ async fn any_broker_shows_the_members_of_a_group_another_coordinates() {
         );
         let group = api(other, "/api/v1/groups/spread");
         assert_eq!(group["state"], "Stable", "{group}");
+        // Every broker's view counts the actual leaders of both partitions.
+        for broker in &brokers {
+            let cluster = api(broker, "/api/v1/cluster");
+            let led: i64 = cluster["brokers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["partitions_led"].as_i64().unwrap())
+                .sum();
+            assert_eq!(led, 2, "{cluster}");
+        }
         assert_eq!(
             group["members"][0]["assignment"]["spread"],
             serde_json::json!([0, 1])

@@ -241,8 +241,10 @@ pub async fn cluster(viewer: &Viewer<'_>, object_store: Result<(), String>) -> A
         Ok(()) => json!({"ok": true}),
         Err(error) => json!({"ok": false, "error": error}),
     };
-    // Partitions each broker should lead (rendezvous hashing over the live brokers).
+    // Partitions each broker should lead (rendezvous hashing over the live brokers), and
+    // those it leads now (its leader keys; the first PARTITIONS_LISTED_MAX partitions).
     let mut owned: BTreeMap<i32, usize> = BTreeMap::new();
+    let mut led: BTreeMap<i32, usize> = BTreeMap::new();
     let mut partitions = 0usize;
     for topic in ctx.topics.all() {
         for partition in &topic.partitions {
@@ -250,6 +252,21 @@ pub async fn cluster(viewer: &Viewer<'_>, object_store: Result<(), String>) -> A
                 .entry(ctx.cluster.partition_owner(partition.tp))
                 .or_default() += 1;
             partitions += 1;
+            if partitions > PARTITIONS_LISTED_MAX {
+                continue;
+            }
+            let leader = if partition.is_led() {
+                Some(ctx.broker_id)
+            } else {
+                let key = keys::partition_leader(partition.tp.topic_id, partition.tp.partition);
+                match ctx.meta.get(&key).await? {
+                    Some(v) => Some(LeaderRecord::decode(&key, &v.value)?.broker_id),
+                    None => None,
+                }
+            };
+            if let Some(leader) = leader {
+                *led.entry(leader).or_default() += 1;
+            }
         }
     }
     let brokers: Vec<Value> = ctx
@@ -263,6 +280,9 @@ pub async fn cluster(viewer: &Viewer<'_>, object_store: Result<(), String>) -> A
                 "port": b.port,
                 "rack": b.rack,
                 "partitions": owned.get(&id).copied().unwrap_or(0),
+                "partitions_led": led.get(&id).copied().unwrap_or(0),
+                // Listed brokers are registered under a lease that is alive.
+                "lease": "live",
                 "this": id == ctx.broker_id,
             })
         })

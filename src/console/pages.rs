@@ -286,13 +286,20 @@ fn overview(cluster: &Value, console: &Console) -> String {
                         format!("{}:{}", cell(&b["host"]), b["port"]),
                         cell(&b["rack"]),
                         cell(&b["partitions"]),
+                        cell(&b["partitions_led"]),
                     ]
                 })
                 .collect()
         })
         .unwrap_or_default();
     out.push_str(&table(
-        &["Broker", "Address", "Rack", "Partitions owned"],
+        &[
+            "Broker",
+            "Address",
+            "Rack",
+            "Partitions owned",
+            "Partitions led",
+        ],
         &rows,
     ));
     let _ = write!(
