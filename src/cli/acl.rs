@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use super::acl_api;
-use super::group::{connect, json_text};
+use super::common::{connect, json_text};
 use super::table::render_table;
 use crate::config::OutputFormat;
 use crate::config::acl::{

@@ -16,7 +16,7 @@ use kafka_protocol::error::ResponseError;
 use serde_json::json;
 
 use super::cluster::{Client, OffsetSpec, TopicPartition};
-use super::group::connect;
+use super::common::connect;
 use super::group_api;
 use super::kafka_client::ErrorCode;
 use super::record_api::{self, FetchOptions, InRecord};

@@ -9,7 +9,7 @@ use kafka_protocol::error::ResponseError;
 use serde_json::json;
 
 use super::cluster::{Client, OffsetSpec, TopicPartition};
-use super::group::{ACTIVE_MEMBERS_HINT, connect, json_text, or_dash};
+use super::common::{ACTIVE_MEMBERS_HINT, connect, json_text, or_dash};
 use super::group_api;
 use super::kafka_client::ErrorCode;
 use super::table::render_table;

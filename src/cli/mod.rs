@@ -18,6 +18,7 @@ mod bench_pipeline;
 mod bench_producer;
 pub mod cluster;
 pub mod cluster_status;
+mod common;
 pub mod consume;
 pub mod group;
 pub mod group_api;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
-use super::group::{connect, json_text};
+use super::common::{connect, json_text};
 use super::producer::{Landed, Producer};
 use super::record_api::OutRecord;
 use super::table::render_table;

@@ -226,7 +226,7 @@ async fn open_sink(args: &ReplayArgs, source_partitions: i32) -> anyhow::Result<
         return Ok(Sink::Count);
     }
     if let (Some(bootstrap), Some(topic)) = (&args.to_bootstrap, &args.to_topic) {
-        let client = super::group::connect(&KafkaClientArgs {
+        let client = super::common::connect(&KafkaClientArgs {
             bootstrap: bootstrap.clone(),
             request_timeout_ms: args.to_request_timeout_ms,
             security: args.to_security.clone(),

@@ -10,7 +10,7 @@ use kafka_protocol::error::ResponseError;
 use serde_json::{Value, json};
 
 use super::cluster::{Client, OffsetSpec, TopicPartition};
-use super::group::{connect, json_text, or_dash};
+use super::common::{connect, json_text, or_dash};
 use super::table::render_table;
 use super::topic_api::{self, NewTopic, TopicConfig};
 use crate::config::OutputFormat;

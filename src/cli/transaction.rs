@@ -12,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
 
 use super::cluster::KEY_TYPE_TRANSACTION;
-use super::group::connect;
+use super::common::connect;
 use super::kafka_client::{ClientError, ErrorCode};
 use super::table::render_table;
 use crate::config::OutputFormat;
