@@ -196,24 +196,9 @@ pub async fn partition_info(
             &entries,
         ));
     }
-    let state_key = keys::partition_state(topic.topic_id, p);
-    let state = match ctx.meta.get(&state_key).await? {
-        Some(v) => PartitionStateRecord::decode(&state_key, &v.value)?,
-        None => PartitionStateRecord::empty(),
-    };
-    let leader_key = keys::partition_leader(topic.topic_id, p);
-    let leader = match ctx.meta.get(&leader_key).await? {
-        Some(v) => Some(LeaderRecord::decode(&leader_key, &v.value)?.broker_id),
-        None => None,
-    };
-    let mut entries = Vec::new();
-    for (key, value) in ctx
-        .meta
-        .list_all(&keys::partition_index_prefix(topic.topic_id, p))
-        .await?
-    {
-        entries.push(IndexEntry::decode(&key, &value.value)?);
-    }
+    let state = committed_state(ctx, topic.topic_id, p).await?;
+    let leader = leader_of(ctx, topic.topic_id, p).await?;
+    let entries = index_entries(ctx, topic.topic_id, p).await?;
     Ok(summarize(
         p,
         leader,
@@ -222,6 +207,65 @@ pub async fn partition_info(
         &entries,
     ))
 }
+
+/// The committed state of partition `p` in the metadata store.
+async fn committed_state(
+    ctx: &BrokerCtx,
+    topic_id: uuid::Uuid,
+    p: i32,
+) -> Result<PartitionStateRecord, ApiError> {
+    let key = keys::partition_state(topic_id, p);
+    Ok(match ctx.meta.get(&key).await? {
+        Some(v) => PartitionStateRecord::decode(&key, &v.value)?,
+        None => PartitionStateRecord::empty(),
+    })
+}
+
+/// The broker whose leader key partition `p` holds, if any.
+async fn leader_of(ctx: &BrokerCtx, topic_id: uuid::Uuid, p: i32) -> Result<Option<i32>, ApiError> {
+    let key = keys::partition_leader(topic_id, p);
+    Ok(match ctx.meta.get(&key).await? {
+        Some(v) => Some(LeaderRecord::decode(&key, &v.value)?.broker_id),
+        None => None,
+    })
+}
+
+/// Partition `p`'s index entries in the metadata store, by base offset.
+async fn index_entries(
+    ctx: &BrokerCtx,
+    topic_id: uuid::Uuid,
+    p: i32,
+) -> Result<Vec<IndexEntry>, ApiError> {
+    let mut entries = Vec::new();
+    for (key, value) in ctx
+        .meta
+        .list_all(&keys::partition_index_prefix(topic_id, p))
+        .await?
+    {
+        entries.push(IndexEntry::decode(&key, &value.value)?);
+    }
+    entries.sort_by_key(|e| e.base_offset);
+    Ok(entries)
+}
+
+/// The end offset of each partition of `topic`: from memory when led here, else the
+/// committed state (no index listing: lag needs no more).
+async fn end_offsets(ctx: &BrokerCtx, topic: &Topic) -> Result<Vec<i64>, ApiError> {
+    let mut ends = Vec::with_capacity(topic.partitions.len());
+    for (p, partition) in (0..).zip(&topic.partitions) {
+        ends.push(if partition.is_led() {
+            partition.high_watermark()
+        } else {
+            committed_state(ctx, topic.topic_id, p)
+                .await?
+                .high_watermark
+        });
+    }
+    Ok(ends)
+}
+
+/// End offsets by topic, read once per answer however many groups consume a topic.
+type Ends = BTreeMap<String, Vec<i64>>;
 
 fn topic_named(ctx: &BrokerCtx, name: &str) -> Result<Arc<Topic>, ApiError> {
     ctx.topics
@@ -246,7 +290,8 @@ pub async fn cluster(viewer: &Viewer<'_>, object_store: Result<(), String>) -> A
     let mut owned: BTreeMap<i32, usize> = BTreeMap::new();
     let mut led: BTreeMap<i32, usize> = BTreeMap::new();
     let mut partitions = 0usize;
-    for topic in ctx.topics.all() {
+    let topics = ctx.topics.all();
+    for topic in &topics {
         for partition in &topic.partitions {
             *owned
                 .entry(ctx.cluster.partition_owner(partition.tp))
@@ -258,11 +303,7 @@ pub async fn cluster(viewer: &Viewer<'_>, object_store: Result<(), String>) -> A
             let leader = if partition.is_led() {
                 Some(ctx.broker_id)
             } else {
-                let key = keys::partition_leader(partition.tp.topic_id, partition.tp.partition);
-                match ctx.meta.get(&key).await? {
-                    Some(v) => Some(LeaderRecord::decode(&key, &v.value)?.broker_id),
-                    None => None,
-                }
+                leader_of(ctx, partition.tp.topic_id, partition.tp.partition).await?
             };
             if let Some(leader) = leader {
                 *led.entry(leader).or_default() += 1;
@@ -291,7 +332,7 @@ pub async fn cluster(viewer: &Viewer<'_>, object_store: Result<(), String>) -> A
         "cluster_id": ctx.cluster_id,
         "broker_id": ctx.broker_id,
         "brokers": brokers,
-        "topics": ctx.topics.all().len(),
+        "topics": topics.len(),
         "partitions": partitions,
         "lease_held": ctx.lease_held.load(std::sync::atomic::Ordering::Relaxed),
         "metadata_store": metadata,
@@ -493,38 +534,44 @@ pub fn shown(bytes: Option<&[u8]>) -> Value {
 
 /// Committed offsets of a group joined with the partitions' end offsets: per partition the
 /// lag, and the total.
-async fn group_offsets(viewer: &Viewer<'_>, group: &str) -> Result<(Vec<Value>, i64), ApiError> {
+async fn group_offsets(
+    viewer: &Viewer<'_>,
+    group: &str,
+    ends: &mut Ends,
+) -> Result<(Vec<Value>, i64), ApiError> {
     // Offsets of topics the viewer may not see are left out (as OffsetFetch does).
-    lag_rows(viewer.ctx, group, |topic| viewer.sees_topic(topic)).await
+    lag_rows(viewer.ctx, group, |topic| viewer.sees_topic(topic), ends).await
 }
 
 /// A group's total lag (every topic), for the lag history (`samples.rs`).
 pub async fn group_lag(ctx: &BrokerCtx, group: &str) -> Result<i64, ApiError> {
-    Ok(lag_rows(ctx, group, |_| true).await?.1)
+    Ok(lag_rows(ctx, group, |_| true, &mut Ends::new()).await?.1)
 }
 
 async fn lag_rows(
     ctx: &BrokerCtx,
     group: &str,
     shown: impl Fn(&str) -> bool,
+    ends: &mut Ends,
 ) -> Result<(Vec<Value>, i64), ApiError> {
     let mut committed = ctx.groups.offsets().fetch_all(group).await?;
     committed.retain(|(topic, _), _| shown(topic));
-    let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let names: BTreeSet<&str> = committed.keys().map(|(t, _)| t.as_str()).collect();
     for name in names {
-        if let Some(topic) = ctx.topics.get(name) {
-            for p in 0..topic.partitions.len() as i32 {
-                let info = partition_info(ctx, &topic, p).await?;
-                ends.insert((name.to_string(), p), info.end_offset);
-            }
+        if !ends.contains_key(name)
+            && let Some(topic) = ctx.topics.get(name)
+        {
+            ends.insert(name.to_string(), end_offsets(ctx, &topic).await?);
         }
     }
     let mut total = 0i64;
     let rows = committed
         .iter()
         .map(|((topic, partition), record)| {
-            let end = ends.get(&(topic.clone(), *partition)).copied();
+            let end = ends
+                .get(topic)
+                .and_then(|e| e.get(usize::try_from(*partition).ok()?))
+                .copied();
             let lag = end.map(|end| (end - record.offset).max(0));
             total += lag.unwrap_or(0);
             json!({
@@ -545,6 +592,7 @@ pub async fn groups(viewer: &Viewer<'_>) -> ApiResult {
     let ctx = viewer.ctx;
     let active = ctx.groups.active_groups();
     let mut out = Vec::new();
+    let mut ends = Ends::new();
     for (group, protocol_type) in ctx.groups.offsets().list_groups().await? {
         if !viewer.sees_group(&group) {
             continue;
@@ -554,7 +602,7 @@ pub async fn groups(viewer: &Viewer<'_>) -> ApiResult {
             .get(&group)
             .map(|(state, _)| format!("{state:?}"))
             .or_else(|| (coordinator == ctx.broker_id).then(|| "Empty".to_string()));
-        let (_, lag) = group_offsets(viewer, &group).await?;
+        let (_, lag) = group_offsets(viewer, &group, &mut ends).await?;
         out.push(json!({
             "group_id": group,
             "protocol_type": protocol_type,
@@ -581,7 +629,7 @@ pub async fn group(viewer: &Viewer<'_>, id: &str) -> ApiResult {
         return Err(ApiError::not_found(format!("no group {id:?}")));
     }
     let coordinator = ctx.cluster.group_owner(id);
-    let (offsets, lag) = group_offsets(viewer, id).await?;
+    let (offsets, lag) = group_offsets(viewer, id, &mut Ends::new()).await?;
     let members: Option<Vec<Value>> = summary.as_ref().map(|s| {
         s.members
             .iter()
@@ -655,15 +703,7 @@ pub async fn bucket(viewer: &Viewer<'_>) -> ApiResult {
         let mut objects: BTreeSet<String> = BTreeSet::new();
         let mut backlog = 0usize;
         for p in 0..topic.partitions.len() as i32 {
-            let mut entries = Vec::new();
-            for (key, value) in ctx
-                .meta
-                .list_all(&keys::partition_index_prefix(topic.topic_id, p))
-                .await?
-            {
-                entries.push(IndexEntry::decode(&key, &value.value)?);
-            }
-            entries.sort_by_key(|e| e.base_offset);
+            let entries = index_entries(ctx, topic.topic_id, p).await?;
             backlog +=
                 crate::log::compaction::backlog(&entries, ctx.config.compaction_target_bytes).0;
             bytes += entries.iter().map(|e| e.byte_length).sum::<u64>();

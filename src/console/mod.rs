@@ -192,12 +192,7 @@ impl Console {
             ["ui", rest @ ..] => {
                 let (status, body) =
                     pages::render(self, &req, &session, rest, &query, object_store).await;
-                // Every link of the pages starts with /ui/: behind a base path, with it.
-                let body = if self.base.is_empty() {
-                    body
-                } else {
-                    body.replace("=\"/ui/", &format!("=\"{}/ui/", self.base))
-                };
+                let body = self.under_base(body);
                 Response::builder()
                     .status(status)
                     .header("content-type", "text/html; charset=utf-8")
@@ -230,32 +225,26 @@ impl Console {
                 Err(_) => Err(api::ApiError::bad_request(format!("bad partition {p:?}"))),
             },
             ["groups"] => api::groups(&viewer).await,
-            ["groups", id] => match api::group(&viewer, id).await {
-                Ok(mut group) => {
-                    group["lag_history"] = serde_json::json!(self.samples.lag_history(id));
-                    self.ask_coordinator(&mut group, id, request).await;
-                    Ok(group)
-                }
-                Err(err) => Err(err),
-            },
+            ["groups", id] => self.group(&viewer, id, request).await,
             ["bucket"] => api::bucket(&viewer).await,
             ["traffic"] => viewer.cluster_access().map(|()| self.samples.json()),
             _ => Err(api::ApiError::not_found("no such API")),
         };
-        let (status, body) = match result {
-            Ok(value) => (StatusCode::OK, value),
-            Err(err) => (
-                StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                serde_json::json!({ "error": err.message }),
-            ),
-        };
-        Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(
-                serde_json::to_vec_pretty(&body).expect("JSON values serialize"),
-            )))
-            .expect("static response parts are valid")
+        json_response(result, StatusCode::OK)
+    }
+
+    /// `/api/v1/groups/{id}` and its page: the group, its lag history, and (coordinated
+    /// elsewhere) what its coordinator knows.
+    pub(crate) async fn group(
+        &self,
+        viewer: &api::Viewer<'_>,
+        id: &str,
+        request: &ConsoleRequest<'_>,
+    ) -> api::ApiResult {
+        let mut group = api::group(viewer, id).await?;
+        group["lag_history"] = serde_json::json!(self.samples.lag_history(id));
+        self.ask_coordinator(&mut group, id, request).await;
+        Ok(group)
     }
 }
 
@@ -263,7 +252,7 @@ impl Console {
     /// A group another broker coordinates: its members, state, protocol and lag history
     /// from that broker's console (left as they are, with `members_error`, if it cannot
     /// be asked).
-    pub(crate) async fn ask_coordinator(
+    async fn ask_coordinator(
         &self,
         group: &mut serde_json::Value,
         id: &str,
@@ -415,6 +404,15 @@ impl Console {
         }
     }
 
+    /// A page's HTML with its links under the base path (every link starts with /ui/).
+    fn under_base(&self, html: String) -> String {
+        if self.base.is_empty() {
+            html
+        } else {
+            html.replace("=\"/ui/", &format!("=\"{}/ui/", self.base))
+        }
+    }
+
     /// After a page's form: see the page (303), or an error page.
     fn after_form(&self, result: api::ApiResult, page: &str) -> Response<Full<Bytes>> {
         match result {
@@ -424,12 +422,7 @@ impl Console {
                 .body(Full::new(Bytes::new()))
                 .expect("static response parts are valid"),
             Err(err) => {
-                let body = pages::error_page(&self.ctx.cluster_id, &err.message);
-                let body = if self.base.is_empty() {
-                    body
-                } else {
-                    body.replace("=\"/ui/", &format!("=\"{}/ui/", self.base))
-                };
+                let body = self.under_base(pages::error_page(&self.ctx.cluster_id, &err.message));
                 Response::builder()
                     .status(StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST))
                     .header("content-type", "text/html; charset=utf-8")

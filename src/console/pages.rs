@@ -53,15 +53,7 @@ pub(super) async fn render(
         ["groups"] => api::groups(&viewer)
             .await
             .map(|groups| ("Consumer groups", "groups", groups_page(&groups))),
-        ["groups", id] => match api::group(&viewer, id).await {
-            Ok(mut group) => {
-                group["lag_history"] = serde_json::json!(console.samples.lag_history(id));
-                console.ask_coordinator(&mut group, id, request).await;
-                Ok(group)
-            }
-            Err(err) => Err(err),
-        }
-        .map(|group| {
+        ["groups", id] => console.group(&viewer, id, request).await.map(|group| {
             let history: Vec<(i64, f64)> = group["lag_history"]
                 .as_array()
                 .map(|h| {
