@@ -34,25 +34,46 @@ fn raw_as(
     login: Option<(&str, &str)>,
 ) -> (String, String) {
     use base64::Engine;
-    let mut stream = std::net::TcpStream::connect(broker.http_addr).expect("connect HTTP");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let authorization = login.map_or(String::new(), |(user, password)| {
+    let authorization = login.map(|(user, password)| {
         format!(
-            "Authorization: Basic {}\r\n",
+            "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         )
     });
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (head.to_string(), body.to_string())
+    let headers: Vec<(&str, &str)> = authorization
+        .iter()
+        .map(|a| ("Authorization", a.as_str()))
+        .collect();
+    request(broker, method, path, &headers, "")
+}
+
+/// A consumer of `topic` in `group` (from the earliest offsets) that has read `records`
+/// records and committed its position, still subscribed: an active member.
+fn group_member(bootstrap: &str, group: &str, topic: &str, records: usize) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    tokio::task::block_in_place(|| {
+        let mut read = 0;
+        wait_until(
+            Duration::from_secs(60),
+            &format!("the group reads {records} records"),
+            || {
+                if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(100)) {
+                    assert_eq!(msg.topic(), topic);
+                    read += 1;
+                }
+                read >= records
+            },
+        );
+        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    });
+    consumer
 }
 
 /// Records of the test topic: JSON values, text, binary, a tombstone, headers.
@@ -89,29 +110,7 @@ async fn the_api_describes_topics_messages_groups_and_the_bucket() {
     produce_all(&p, "audit", &orders()[..5]).await;
 
     // An active group that committed part of the topic.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "billing")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["orders"]).unwrap();
-    tokio::task::block_in_place(|| {
-        let mut read = 0;
-        wait_until(
-            Duration::from_secs(60),
-            "the group reads 150 records",
-            || {
-                if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(100)) {
-                    assert_eq!(msg.topic(), "orders");
-                    read += 1;
-                }
-                read >= 150
-            },
-        );
-        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
-    });
+    let consumer = group_member(&bootstrap, "billing", "orders", 150);
     // Lag counts the partitions with a committed offset (as kafka-consumer-groups.sh).
     let committed: Vec<(i32, i64)> = tokio::task::block_in_place(|| {
         consumer
@@ -291,28 +290,7 @@ async fn every_page_renders_and_links_and_the_console_is_read_only() {
     create_topic(&bootstrap, "orders", 2).await;
     let p = producer(&bootstrap, &[]);
     produce_all(&p, "orders", &orders()).await;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "shipping")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["orders"]).unwrap();
-    tokio::task::block_in_place(|| {
-        let mut read = 0;
-        wait_until(
-            Duration::from_secs(60),
-            "the group reads 100 records",
-            || {
-                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
-                    read += 1;
-                }
-                read >= 100
-            },
-        );
-        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
-    });
+    let consumer = group_member(&bootstrap, "shipping", "orders", 100);
 
     tokio::task::block_in_place(|| {
         let (head, _) = raw(&broker, "GET", "/");
@@ -391,28 +369,7 @@ async fn a_browser_walks_from_topics_to_messages_and_from_groups_to_lag() {
     create_topic(&bootstrap, "orders", 1).await;
     let p = producer(&bootstrap, &[]);
     produce_all(&p, "orders", &orders()).await;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "invoicing")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["orders"]).unwrap();
-    tokio::task::block_in_place(|| {
-        let mut read = 0;
-        wait_until(
-            Duration::from_secs(60),
-            "the group reads 120 records",
-            || {
-                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
-                    read += 1;
-                }
-                read >= 120
-            },
-        );
-        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
-    });
+    let consumer = group_member(&bootstrap, "invoicing", "orders", 120);
     drop(consumer);
     let screenshots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     let url = format!("http://{}", broker.http_addr);
@@ -681,27 +638,8 @@ async fn with_console_write_topics_are_created_and_deleted_and_offsets_reset() {
     let p = producer(&bootstrap, &[]);
     let landed = produce_all(&p, "made", &orders()[..100]).await;
     let end = |p: i32| landed.keys().filter(|(q, _)| *q == p).count() as i64;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "resettable")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["made"]).unwrap();
+    let consumer = group_member(&bootstrap, "resettable", "made", 30);
     tokio::task::block_in_place(|| {
-        let mut read = 0;
-        wait_until(
-            Duration::from_secs(60),
-            "the group reads 30 records",
-            || {
-                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
-                    read += 1;
-                }
-                read >= 30
-            },
-        );
-        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
         let reset = r#"{"topic":"made","to":"latest"}"#;
         let path = "/api/v1/groups/resettable/reset-offsets";
         let (head, body) = request(&broker, "POST", path, &[JSON], reset);
@@ -819,26 +757,8 @@ async fn any_broker_shows_the_members_of_a_group_another_coordinates() {
     create_topic(&bootstrap, "spread", 2).await;
     let p = producer(&bootstrap, &[]);
     produce_all(&p, "spread", &orders()[..20]).await;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "spread")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["spread"]).unwrap();
+    let consumer = group_member(&bootstrap, "spread", "spread", 20);
     tokio::task::block_in_place(|| {
-        let mut read = 0;
-        wait_until(
-            Duration::from_secs(60),
-            "the group reads 20 records",
-            || {
-                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
-                    read += 1;
-                }
-                read >= 20
-            },
-        );
-        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
         let brokers: Vec<&Broker> = cluster.brokers.values().collect();
         let group = api(brokers[0], "/api/v1/groups/spread");
         let coordinator = group["coordinator"].as_i64().unwrap();
