@@ -806,7 +806,7 @@ impl ServeArgs {
         };
         let object_store_url = match &self.object_store {
             Some(url) => url.clone(),
-            None => format!("file://{}", data_dir.join("objects").display()),
+            None => default_object_store_url(&data_dir),
         };
         let on_s3 = object_store_url.starts_with("s3://");
         let default_interval_ms = if on_s3 { 100 } else { 5 };
@@ -1030,6 +1030,11 @@ fn parse_host_port(addr: &str) -> anyhow::Result<(String, u16)> {
         bail!("address {addr:?} needs a host and a non-zero port");
     }
     Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+/// The object store of a data directory when `--object-store` is not given: its `objects/`.
+pub fn default_object_store_url(data_dir: &std::path::Path) -> String {
+    format!("file://{}", data_dir.join("objects").display())
 }
 
 #[cfg(test)]

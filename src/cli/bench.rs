@@ -276,7 +276,7 @@ async fn replay(config: &BenchReplayConfig) -> anyhow::Result<Report> {
         .serve
         .object_store
         .clone()
-        .unwrap_or_else(|| format!("file://{}", serve.data_dir.join("objects").display()));
+        .unwrap_or_else(|| crate::config::default_object_store_url(&serve.data_dir));
 
     let (write, write_peak_rss_bytes) = match config.records {
         Some(records) => {

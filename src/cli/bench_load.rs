@@ -239,7 +239,7 @@ impl OwnBroker {
         let object_store = serve
             .object_store
             .clone()
-            .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
+            .unwrap_or_else(|| crate::config::default_object_store_url(&data_dir));
         let process = BrokerProcess::start(&ServeOptions {
             data_dir,
             object_store: serve.object_store.clone(),

@@ -62,7 +62,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let store_url = args
         .object_store
         .clone()
-        .unwrap_or_else(|| format!("file://{}", args.data_dir.join("objects").display()));
+        .unwrap_or_else(|| crate::config::default_object_store_url(&args.data_dir));
     let store = strato_tiering::store::open_object_store(
         &store_url,
         &strato_tiering::store::StoreOptions {

@@ -14,7 +14,7 @@ pub async fn dump(args: SegmentDumpArgs) -> anyhow::Result<()> {
     } else {
         let url = args.object_store.clone().unwrap_or_else(|| {
             let dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
-            format!("file://{}", dir.join("objects").display())
+            crate::config::default_object_store_url(&dir)
         });
         let options = strato_tiering::store::StoreOptions {
             s3_endpoint: args.s3_endpoint.clone(),
