@@ -36,6 +36,9 @@ const LEADER_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Entries of the leader cache; it is emptied when full.
 const LEADER_CACHE_MAX: usize = 100_000;
 
+/// Balanced partition owners by (topic id, partition count).
+type Assignments = std::collections::HashMap<(uuid::Uuid, i32), Arc<Vec<i32>>>;
+
 /// The leader of a partition as another broker recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Leader {
@@ -46,7 +49,16 @@ pub struct Leader {
 
 pub struct ClusterView {
     broker_id: i32,
+    /// This broker's own registration as it should read (its state changes as it starts
+    /// and drains).
+    me: RwLock<BrokerRecord>,
     brokers: RwLock<BTreeMap<i32, BrokerRecord>>,
+    /// Partition counts of the topics this broker knows (kept by the topic registry): a
+    /// topic's partitions are balanced over the serving brokers.
+    topic_partitions: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, i32>>,
+    /// Balanced owners by topic and partition count, for the current live set (emptied on
+    /// every change of it).
+    assignments: std::sync::Mutex<Assignments>,
     /// Brokers that left the live set, and when (see [`DEPARTED_LISTED_FOR`]).
     departed: std::sync::Mutex<BTreeMap<i32, (std::time::Instant, BrokerRecord)>>,
     /// Bumped on every change of the live set; the leadership loop waits on it.
@@ -60,7 +72,10 @@ impl ClusterView {
         let (changes, _) = watch::channel(0);
         Self {
             broker_id,
+            me: RwLock::new(me.clone()),
             brokers: RwLock::new(BTreeMap::from([(broker_id, me)])),
+            topic_partitions: std::sync::Mutex::new(std::collections::HashMap::new()),
+            assignments: std::sync::Mutex::new(std::collections::HashMap::new()),
             departed: std::sync::Mutex::new(BTreeMap::new()),
             changes,
             leaders: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -101,12 +116,102 @@ impl ClusterView {
         self.changes.subscribe()
     }
 
-    /// The broker that should lead `tp`.
+    /// This broker's registration as it should read now.
+    pub fn me(&self) -> BrokerRecord {
+        self.me.read().expect("cluster lock").clone()
+    }
+
+    /// Changes this broker's state (the caller writes the registration to the store too):
+    /// a broker that does not serve gives what it owns to the serving ones at once.
+    pub fn set_my_state(&self, state: Option<strato_metadata::model::BrokerState>) {
+        let me = {
+            let mut me = self.me.write().expect("cluster lock");
+            me.state = state;
+            me.clone()
+        };
+        let mut live = self.live();
+        live.insert(self.broker_id, me);
+        self.set_live(live);
+    }
+
+    /// Remembers that `topic_id` has `partitions` partitions (its partitions are balanced
+    /// over the serving brokers as a whole).
+    pub fn set_topic_partitions(&self, topic_id: uuid::Uuid, partitions: i32) {
+        let mut counts = self.topic_partitions.lock().expect("topic counts lock");
+        if counts.len() >= LEADER_CACHE_MAX && !counts.contains_key(&topic_id) {
+            counts.clear();
+        }
+        counts.insert(topic_id, partitions);
+    }
+
+    pub fn forget_topic(&self, topic_id: uuid::Uuid) {
+        self.topic_partitions
+            .lock()
+            .expect("topic counts lock")
+            .remove(&topic_id);
+    }
+
+    /// The broker that should lead `tp`: the topic's partitions are spread over the
+    /// serving brokers within one of even (see [`balanced_owners`]); a partition of a topic
+    /// this broker does not know goes by its rendezvous score alone.
     pub fn partition_owner(&self, tp: TopicPartition) -> i32 {
-        let mut key = Vec::with_capacity(20);
-        key.extend_from_slice(tp.topic_id.as_bytes());
-        key.extend_from_slice(&tp.partition.to_be_bytes());
-        self.owner(&key)
+        let count = self
+            .topic_partitions
+            .lock()
+            .expect("topic counts lock")
+            .get(&tp.topic_id)
+            .copied();
+        match count {
+            Some(count) if tp.partition >= 0 && tp.partition < count => {
+                self.assignment(tp.topic_id, count)[tp.partition as usize]
+            }
+            _ => self.owner(&partition_key(tp)),
+        }
+    }
+
+    /// The balanced owners of the `count` partitions of `topic_id`, computed once per live
+    /// set.
+    fn assignment(&self, topic_id: uuid::Uuid, count: i32) -> Arc<Vec<i32>> {
+        if let Some(owners) = self
+            .assignments
+            .lock()
+            .expect("assignments lock")
+            .get(&(topic_id, count))
+        {
+            return owners.clone();
+        }
+        let owners = Arc::new(balanced_owners(&self.owners(), topic_id, count));
+        let mut assignments = self.assignments.lock().expect("assignments lock");
+        if assignments.len() >= LEADER_CACHE_MAX {
+            assignments.clear();
+        }
+        assignments.insert((topic_id, count), owners.clone());
+        owners
+    }
+
+    /// Whether a live broker other than this one serves (could take what this one owns).
+    pub fn others_serve(&self) -> bool {
+        self.brokers
+            .read()
+            .expect("cluster lock")
+            .values()
+            .any(|b| b.broker_id != self.broker_id && b.serving())
+    }
+
+    /// The brokers partitions and groups are given to: the serving ones, or, when none
+    /// serves (the last broker draining, or all starting), every live broker.
+    fn owners(&self) -> Vec<i32> {
+        let brokers = self.brokers.read().expect("cluster lock");
+        let serving: Vec<i32> = brokers
+            .values()
+            .filter(|b| b.serving())
+            .map(|b| b.broker_id)
+            .collect();
+        if serving.is_empty() {
+            brokers.keys().copied().collect()
+        } else {
+            serving
+        }
     }
 
     /// The broker a consumer in `rack` should read `tp` from (KIP-392), if a live broker
@@ -120,12 +225,10 @@ impl ClusterView {
         {
             return None;
         }
-        let mut key = Vec::with_capacity(20);
-        key.extend_from_slice(tp.topic_id.as_bytes());
-        key.extend_from_slice(&tp.partition.to_be_bytes());
+        let key = partition_key(tp);
         brokers
             .values()
-            .filter(|b| b.rack.as_deref() == Some(rack))
+            .filter(|b| b.rack.as_deref() == Some(rack) && b.serving())
             .map(|b| b.broker_id)
             .max_by_key(|id| (rendezvous_score(*id, &key), *id))
     }
@@ -145,10 +248,8 @@ impl ClusterView {
     }
 
     fn owner(&self, key: &[u8]) -> i32 {
-        let brokers = self.brokers.read().expect("cluster lock");
-        brokers
-            .keys()
-            .copied()
+        self.owners()
+            .into_iter()
             .max_by_key(|id| (rendezvous_score(*id, key), *id))
             .unwrap_or(self.broker_id)
     }
@@ -192,10 +293,11 @@ impl ClusterView {
     }
 
     /// Replaces the live set; `true` if it changed.
-    fn set_live(&self, mut brokers: BTreeMap<i32, BrokerRecord>, me: &BrokerRecord) -> bool {
+    fn set_live(&self, mut brokers: BTreeMap<i32, BrokerRecord>) -> bool {
         // We are live as long as we run: a registration we cannot see yet (or a lease
-        // being renewed) must not make us give everything away.
-        brokers.entry(self.broker_id).or_insert_with(|| me.clone());
+        // being renewed) must not make us give everything away. And we are in the state
+        // we say, even before the store's copy of our record caught up.
+        brokers.insert(self.broker_id, self.me());
         let mut current = self.brokers.write().expect("cluster lock");
         if *current == brokers {
             return false;
@@ -227,6 +329,7 @@ impl ClusterView {
         }
         *current = brokers;
         drop(current);
+        self.assignments.lock().expect("assignments lock").clear();
         tracing::info!(?before, ?after, "live brokers changed");
         self.changes.send_modify(|n| *n += 1);
         true
@@ -235,9 +338,6 @@ impl ClusterView {
     /// Follows `brokers/` in the metadata store until `shutdown`: a full read at start and
     /// after every missed event, single changes in between.
     pub async fn run(self: Arc<Self>, meta: Arc<dyn MetadataStore>, shutdown: CancellationToken) {
-        let me = self
-            .broker(self.broker_id)
-            .expect("the view always holds this broker");
         loop {
             let mut events = match meta.watch(keys::BROKERS_PREFIX).await {
                 Ok(events) => events,
@@ -249,7 +349,7 @@ impl ClusterView {
                     }
                 }
             };
-            if let Err(err) = self.reload(meta.as_ref(), &me).await {
+            if let Err(err) = self.reload(meta.as_ref()).await {
                 tracing::warn!("failed to read broker registrations: {err:#}");
             }
             loop {
@@ -264,7 +364,7 @@ impl ClusterView {
                             Ok(record) => {
                                 let mut live = self.live();
                                 live.insert(record.broker_id, record);
-                                self.set_live(live, &me);
+                                self.set_live(live);
                             }
                             Err(err) => {
                                 tracing::warn!(%key, "ignoring a bad broker record: {err:#}")
@@ -278,11 +378,11 @@ impl ClusterView {
                         {
                             let mut live = self.live();
                             live.remove(&id);
-                            self.set_live(live, &me);
+                            self.set_live(live);
                         }
                     }
                     WatchEvent::Resync => {
-                        if let Err(err) = self.reload(meta.as_ref(), &me).await {
+                        if let Err(err) = self.reload(meta.as_ref()).await {
                             tracing::warn!("failed to read broker registrations: {err:#}");
                         }
                     }
@@ -295,7 +395,6 @@ impl ClusterView {
     pub async fn reload(
         &self,
         meta: &dyn MetadataStore,
-        me: &BrokerRecord,
     ) -> Result<(), strato_metadata::MetadataError> {
         let mut live = BTreeMap::new();
         for (key, value) in meta.list_all(keys::BROKERS_PREFIX).await? {
@@ -306,9 +405,67 @@ impl ClusterView {
                 Err(err) => tracing::warn!(%key, "ignoring a bad broker record: {err:#}"),
             }
         }
-        self.set_live(live, me);
+        self.set_live(live);
         Ok(())
     }
+}
+
+/// The rendezvous key of a partition.
+fn partition_key(tp: TopicPartition) -> Vec<u8> {
+    let mut key = Vec::with_capacity(20);
+    key.extend_from_slice(tp.topic_id.as_bytes());
+    key.extend_from_slice(&tp.partition.to_be_bytes());
+    key
+}
+
+/// Owners of the `count` partitions of `topic_id` among `brokers`, each broker given
+/// `count / brokers` or one more: rendezvous with bounded loads. Every (partition, broker)
+/// pair is taken in order of its score, highest first, and a partition goes to the broker
+/// of its first pair that still has room. A broker's room is one more than the even share
+/// while fewer brokers than the remainder took that extra one. Most partitions thus stay
+/// with their highest-scoring broker, so a change of brokers moves few of them (measured in
+/// the tests), and every broker computes the same owners from the same serving brokers.
+fn balanced_owners(brokers: &[i32], topic_id: uuid::Uuid, count: i32) -> Vec<i32> {
+    let n = usize::try_from(count).unwrap_or(0);
+    if brokers.is_empty() {
+        return vec![-1; n];
+    }
+    let share = n / brokers.len();
+    let mut extra_left = n % brokers.len();
+    let mut pairs: Vec<(u64, i32, usize)> = Vec::with_capacity(n * brokers.len());
+    for partition in 0..n {
+        let key = partition_key(TopicPartition {
+            topic_id,
+            partition: partition as i32,
+        });
+        for broker in brokers {
+            pairs.push((rendezvous_score(*broker, &key), *broker, partition));
+        }
+    }
+    pairs.sort_unstable_by(|a, b| b.cmp(a));
+    let mut owners = vec![-1; n];
+    let mut load: BTreeMap<i32, usize> = brokers.iter().map(|b| (*b, 0)).collect();
+    let mut assigned = 0;
+    for (_, broker, partition) in pairs {
+        if owners[partition] != -1 {
+            continue;
+        }
+        let taken = load.get_mut(&broker).expect("every broker has a load");
+        if *taken < share {
+            *taken += 1;
+        } else if *taken == share && extra_left > 0 {
+            *taken += 1;
+            extra_left -= 1;
+        } else {
+            continue;
+        }
+        owners[partition] = broker;
+        assigned += 1;
+        if assigned == n {
+            break;
+        }
+    }
+    owners
 }
 
 /// Rendezvous (highest random weight) score of `broker` for `key`: FNV-1a over the key and
@@ -342,16 +499,35 @@ mod tests {
             rack: None,
             endpoints: Vec::new(),
             http_port: None,
+            state: None,
         }
     }
 
     fn view(ids: &[i32]) -> ClusterView {
         let view = ClusterView::new(ids[0], record(ids[0]));
-        view.set_live(
-            ids.iter().map(|id| (*id, record(*id))).collect(),
-            &record(ids[0]),
-        );
+        view.set_live(ids.iter().map(|id| (*id, record(*id))).collect());
         view
+    }
+
+    /// A view of `ids` that knows the topic of [`partitions`] with `n` partitions.
+    fn view_with_topic(ids: &[i32], n: i32) -> ClusterView {
+        let view = view(ids);
+        view.set_topic_partitions(partitions(1)[0].topic_id, n);
+        view
+    }
+
+    fn counts(view: &ClusterView, tps: &[TopicPartition]) -> BTreeMap<i32, usize> {
+        let mut counts = BTreeMap::new();
+        for tp in tps {
+            *counts.entry(view.partition_owner(*tp)).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    fn moved(a: &ClusterView, b: &ClusterView, tps: &[TopicPartition]) -> usize {
+        tps.iter()
+            .filter(|tp| a.partition_owner(**tp) != b.partition_owner(**tp))
+            .count()
     }
 
     fn partitions(n: i32) -> Vec<TopicPartition> {
@@ -376,10 +552,7 @@ mod tests {
     fn partitions_spread_over_brokers_and_move_minimally() {
         let three = view(&[0, 1, 2]);
         let tps = partitions(300);
-        let mut counts = BTreeMap::new();
-        for tp in &tps {
-            *counts.entry(three.partition_owner(*tp)).or_insert(0) += 1;
-        }
+        let counts = counts(&three, &tps);
         assert_eq!(counts.len(), 3);
         assert!(
             counts.values().all(|n| *n >= 70),
@@ -406,6 +579,84 @@ mod tests {
         }
     }
 
+    /// A known topic's partitions are spread within one of even, whatever the brokers,
+    /// and a change of brokers moves few more partitions than it must (the brokers that
+    /// come or go take or give their share; rendezvous alone moves exactly that, unevenly).
+    #[test]
+    fn a_topics_partitions_are_balanced_and_move_little() {
+        for n in [1, 2, 5, 12, 30, 100, 301] {
+            let tps = partitions(n);
+            for ids in [
+                &[0][..],
+                &[0, 1],
+                &[0, 1, 2],
+                &[3, 0, 1, 2],
+                &[0, 1, 2, 3, 4, 7, 9],
+            ] {
+                let v = view_with_topic(ids, n);
+                let counts = counts(&v, &tps);
+                let even = n as usize / ids.len();
+                assert!(
+                    ids.iter().all(|id| {
+                        let c = counts.get(id).copied().unwrap_or(0);
+                        c == even || c == even + 1
+                    }),
+                    "{n} partitions over {ids:?}: {counts:?}"
+                );
+            }
+        }
+        let mut report = Vec::new();
+        for n in [12, 30, 300] {
+            let tps = partitions(n);
+            let sizes = [1, 2, 3, 4, 3, 2, 1];
+            for step in sizes.windows(2) {
+                let ids = |k: i32| (0..k).collect::<Vec<_>>();
+                let a = view_with_topic(&ids(step[0]), n);
+                let b = view_with_topic(&ids(step[1]), n);
+                let moved = moved(&a, &b, &tps);
+                // The fewest moves: the partitions the broker that comes takes, or the
+                // broker that goes had.
+                let least = n as usize / step[0].max(step[1]) as usize;
+                report.push(format!(
+                    "{n}: {}->{} moved {moved} (least {least})",
+                    step[0], step[1]
+                ));
+                assert!(
+                    moved <= least + least / 2 + 2,
+                    "{n} partitions, {} -> {} brokers moved {moved}, least {least}",
+                    step[0],
+                    step[1]
+                );
+            }
+        }
+        eprintln!("{}", report.join("\n"));
+    }
+
+    /// Only serving brokers own partitions and groups: one that starts or drains gives its
+    /// share to the others, unless no broker serves.
+    #[test]
+    fn only_serving_brokers_own_anything() {
+        use strato_metadata::model::BrokerState;
+        let tps = partitions(30);
+        let v = view_with_topic(&[1, 2, 3], 30);
+        assert!(counts(&v, &tps).contains_key(&1));
+        for state in [BrokerState::Starting, BrokerState::Draining] {
+            v.set_my_state(Some(state));
+            let c = counts(&v, &tps);
+            assert!(!c.contains_key(&1), "{state:?}: {c:?}");
+            assert_eq!(c.values().sum::<usize>(), 30);
+            assert!(c.values().all(|n| *n == 15), "{c:?}");
+            assert_ne!(v.group_owner("g"), 1);
+            assert!(v.is_live(1), "still registered and listed");
+        }
+        v.set_my_state(None);
+        assert_eq!(counts(&v, &tps).get(&1), Some(&10));
+        // Alone and draining, it keeps what it has: nobody else could take it.
+        let alone = view_with_topic(&[1], 30);
+        alone.set_my_state(Some(BrokerState::Draining));
+        assert_eq!(counts(&alone, &tps).get(&1), Some(&30));
+    }
+
     #[test]
     fn every_view_of_the_same_brokers_agrees() {
         let a = view(&[2, 0, 1]);
@@ -419,7 +670,7 @@ mod tests {
     #[test]
     fn this_broker_stays_live_in_its_own_view() {
         let v = ClusterView::new(5, record(5));
-        assert!(!v.set_live(BTreeMap::new(), &record(5)));
+        assert!(!v.set_live(BTreeMap::new()));
         assert!(v.is_live(5));
         assert_eq!(v.group_owner("anything"), 5);
     }
@@ -429,17 +680,18 @@ mod tests {
     #[test]
     fn a_broker_that_left_is_still_listed_but_owns_nothing() {
         let v = view(&[1, 2, 3]);
-        v.set_live(BTreeMap::from([(1, record(1)), (3, record(3))]), &record(1));
+        v.set_live(BTreeMap::from([(1, record(1)), (3, record(3))]));
         assert!(!v.is_live(2));
         assert_eq!(v.live().keys().copied().collect::<Vec<_>>(), [1, 3]);
         assert_eq!(v.listed().keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
         for tp in partitions(50) {
             assert_ne!(v.partition_owner(tp), 2);
         }
-        v.set_live(
-            BTreeMap::from([(1, record(1)), (2, record(2)), (3, record(3))]),
-            &record(1),
-        );
+        v.set_live(BTreeMap::from([
+            (1, record(1)),
+            (2, record(2)),
+            (3, record(3)),
+        ]));
         assert!(v.is_live(2));
         assert!(v.departed.lock().unwrap().is_empty());
     }

@@ -16,7 +16,9 @@ use std::time::Duration;
 use anyhow::Context;
 use strato_metadata::embedded::EmbeddedStore;
 use strato_metadata::etcd::EtcdStore;
-use strato_metadata::model::{BrokerEndpoint, BrokerRecord, ClusterRecord, RECORD_FORMAT_V1};
+use strato_metadata::model::{
+    BrokerEndpoint, BrokerRecord, BrokerState, ClusterRecord, RECORD_FORMAT_V1,
+};
 use strato_metadata::{LeaseId, MetadataError, MetadataStore, Txn, keys};
 use strato_tiering::cache::{ChunkCache, ChunkCacheConfig, DiskCacheConfig};
 use strato_tiering::{Tier, TierConfig};
@@ -124,6 +126,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         rack: config.rack.clone(),
         endpoints,
         http_port: Some(http_bound.port()),
+        // Listed from now on, given partitions and groups once it serves (below).
+        state: Some(BrokerState::Starting),
     };
 
     let lease = meta
@@ -137,7 +141,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     };
     let cluster = Arc::new(ClusterView::new(broker_id, me.clone()));
     cluster
-        .reload(meta.as_ref(), &me)
+        .reload(meta.as_ref())
         .await
         .context("read broker registrations")?;
     let cluster_stop = CancellationToken::new();
@@ -309,6 +313,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .into_iter()
         .map(|(protocol, listener, _)| (protocol, listener))
         .collect();
+    // Ready: from now on the other brokers give this one its share.
+    publish_state(&ctx, None)
+        .await
+        .context("register as serving")?;
+    tracing::info!(
+        broker_id,
+        "serving: taking a share of partitions and groups"
+    );
 
     accept_loop(
         listeners,
@@ -422,6 +434,8 @@ async fn accept_loop(
             tracing::error!("accept task failed: {err}");
         }
     }
+    // A planned hand-over first, while connections still answer (with the new leaders).
+    hand_over(&ctx).await;
     // Connections stop taking requests and answer those they admitted; their produce
     // batches are made durable by the flusher, which keeps running until they are done.
     conn_shutdown.cancel();
@@ -441,6 +455,76 @@ async fn accept_loop(
     if drained.is_err() {
         tracing::warn!("connections still open after the drain timeout");
     }
+}
+
+/// How long a draining broker waits for its partitions to be released (each waits at most
+/// `RELEASE_FLUSH_WAIT` for its accepted batches) before it stops serving anyway.
+const HAND_OVER_WAIT: Duration = Duration::from_secs(10);
+
+/// The planned part of a drain: the broker says it is draining, so every broker (this one
+/// too) computes owners without it; it releases its partitions at once (each after its
+/// accepted batches committed), and the serving brokers take them, and its groups, while
+/// its connections still answer: produce gets NOT_LEADER_OR_FOLLOWER and Metadata the new
+/// leaders, which clients follow. A broker that cannot publish the state (the metadata
+/// store unreachable) or is the last one keeps its partitions: the lease revoke at the end
+/// of the drain hands them over as before.
+async fn hand_over(ctx: &Arc<BrokerCtx>) {
+    let started = tokio::time::Instant::now();
+    if let Err(err) = publish_state(ctx, Some(BrokerState::Draining)).await {
+        tracing::warn!(
+            "failed to register as draining; partitions move when the lease ends: {err:#}"
+        );
+        return;
+    }
+    let deadline = started + HAND_OVER_WAIT;
+    loop {
+        ctx.topics.reconcile().await;
+        let led = ctx
+            .topics
+            .all()
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|p| !p.lock().fenced)
+            .count();
+        if led == 0 {
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "draining: partitions handed over"
+            );
+            return;
+        }
+        if !ctx.cluster.others_serve() {
+            tracing::info!(led, "draining: no serving broker to hand partitions to");
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                led,
+                "draining: partitions still led after the hand-over wait"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Writes this broker's registration with `state` (under its current lease) and makes its
+/// own view follow.
+async fn publish_state(ctx: &BrokerCtx, state: Option<BrokerState>) -> anyhow::Result<()> {
+    let record = BrokerRecord {
+        state,
+        ..ctx.cluster.me()
+    };
+    ctx.meta
+        .txn(Txn::new().put_with_lease(
+            keys::broker(ctx.broker_id),
+            record.encode(),
+            ctx.topics.lease(),
+        ))
+        .await
+        .context("write the broker registration")?;
+    ctx.cluster.set_my_state(state);
+    Ok(())
 }
 
 /// Accepts the connections of one listener until shutdown, each under a permit of the
@@ -737,7 +821,7 @@ async fn regain_leadership(ctx: &BrokerCtx) -> anyhow::Result<LeaseId> {
         ctx.meta.as_ref(),
         Some(ctx.broker_id),
         lease,
-        &ctx.registration,
+        &ctx.cluster.me(),
     )
     .await?;
     ctx.topics

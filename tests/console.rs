@@ -135,6 +135,7 @@ async fn the_api_describes_topics_messages_groups_and_the_bucket() {
         assert_eq!(cluster["partitions"], 4);
         assert_eq!(cluster["brokers"][0]["partitions_led"], 4, "{cluster}");
         assert_eq!(cluster["brokers"][0]["lease"], "live");
+        assert_eq!(cluster["brokers"][0]["state"], "serving");
         assert_eq!(cluster["metadata_store"]["ok"], true);
         assert_eq!(cluster["object_store"]["ok"], true);
 

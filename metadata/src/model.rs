@@ -89,8 +89,30 @@ pub struct BrokerRecord {
     /// of brokers from before the console.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_port: Option<u16>,
+    /// Where the broker is in its life; absent once it serves (and in records of brokers
+    /// from before this field: they served as soon as they registered). Only serving
+    /// brokers are given partitions and groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<BrokerState>,
 }
 record_codec!(BrokerRecord);
+
+impl BrokerRecord {
+    /// Whether partitions and groups may be given to this broker.
+    pub fn serving(&self) -> bool {
+        self.state.is_none()
+    }
+}
+
+/// A broker that registered but does not serve (yet, or any more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerState {
+    /// Still starting: listed, but owns nothing until it is ready.
+    Starting,
+    /// Shutting down: hands what it owns over to the serving brokers, then leaves.
+    Draining,
+}
 
 /// One listener of a broker, as clients reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -608,10 +630,26 @@ mod tests {
             rack: None,
             endpoints: Vec::new(),
             http_port: None,
+            state: None,
         };
         // A record written before listeners existed: PLAINTEXT at host:port only.
         let old = br#"{"v":1,"broker_id":1,"host":"h","port":9092}"#;
         assert_eq!(BrokerRecord::decode("k", old).unwrap(), record);
+        assert!(
+            record.serving(),
+            "brokers from before states served at once"
+        );
+        let draining = BrokerRecord {
+            state: Some(BrokerState::Draining),
+            ..record.clone()
+        };
+        let text = String::from_utf8(draining.encode().to_vec()).unwrap();
+        assert!(text.contains(r#""state":"draining""#), "{text}");
+        assert_eq!(
+            BrokerRecord::decode("k", text.as_bytes()).unwrap(),
+            draining
+        );
+        assert!(!draining.serving());
         assert_eq!(record.endpoint("PLAINTEXT"), Some(("h", 9092)));
         assert_eq!(record.endpoint("SASL_SSL"), None);
         record.endpoints = vec![BrokerEndpoint {

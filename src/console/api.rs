@@ -285,7 +285,7 @@ pub async fn cluster(viewer: &Viewer<'_>, object_store: Result<(), String>) -> A
         Ok(()) => json!({"ok": true}),
         Err(error) => json!({"ok": false, "error": error}),
     };
-    // Partitions each broker should lead (rendezvous hashing over the live brokers), and
+    // Partitions each broker should lead (balanced over the serving brokers), and
     // those it leads now (its leader keys; the first PARTITIONS_LISTED_MAX partitions).
     let mut owned: BTreeMap<i32, usize> = BTreeMap::new();
     let mut led: BTreeMap<i32, usize> = BTreeMap::new();
@@ -320,6 +320,12 @@ pub async fn cluster(viewer: &Viewer<'_>, object_store: Result<(), String>) -> A
                 "host": b.host,
                 "port": b.port,
                 "rack": b.rack,
+                // `serving`, or `starting` / `draining` (listed, owning nothing).
+                "state": match b.state {
+                    None => "serving",
+                    Some(strato_metadata::model::BrokerState::Starting) => "starting",
+                    Some(strato_metadata::model::BrokerState::Draining) => "draining",
+                },
                 "partitions": owned.get(&id).copied().unwrap_or(0),
                 "partitions_led": led.get(&id).copied().unwrap_or(0),
                 // Listed brokers are registered under a lease that is alive.

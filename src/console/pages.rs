@@ -277,6 +277,7 @@ fn overview(cluster: &Value, console: &Console) -> String {
                         format!("{}{this}", cell(&b["id"])),
                         format!("{}:{}", cell(&b["host"]), b["port"]),
                         cell(&b["rack"]),
+                        cell(&b["state"]),
                         cell(&b["partitions"]),
                         cell(&b["partitions_led"]),
                     ]
@@ -289,6 +290,7 @@ fn overview(cluster: &Value, console: &Console) -> String {
             "Broker",
             "Address",
             "Rack",
+            "State",
             "Partitions owned",
             "Partitions led",
         ],

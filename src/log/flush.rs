@@ -1493,6 +1493,7 @@ mod tests {
             rack: None,
             endpoints: Vec::new(),
             http_port: None,
+            state: None,
         };
         let cluster = Arc::new(crate::cluster::ClusterView::new(0, me));
         let registry = TopicRegistry::new(meta.clone(), cluster, lease);

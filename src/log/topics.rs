@@ -152,7 +152,8 @@ impl TopicRegistry {
         self.leadership.subscribe()
     }
 
-    fn lease(&self) -> LeaseId {
+    /// The lease this broker's leader keys (and registration) are bound to.
+    pub fn lease(&self) -> LeaseId {
         *self.lease.lock().expect("lease lock")
     }
 
@@ -272,6 +273,7 @@ impl TopicRegistry {
                 .write()
                 .expect("topics lock")
                 .remove(&topic.topic_id);
+            self.cluster.forget_topic(topic.topic_id);
             for partition in &topic.partitions {
                 partition.lock().fenced = true;
             }
@@ -424,6 +426,9 @@ impl TopicRegistry {
             topic_id: record.topic_id,
             partition: index,
         };
+        // Owners are balanced over the topic's partitions: the count first.
+        self.cluster
+            .set_topic_partitions(record.topic_id, record.partitions);
         let owned = self.cluster.partition_owner(tp) == self.broker_id;
         Ok(
             if owned && (acquire_now || !self.held_by_other(tp).await?) {
@@ -442,6 +447,8 @@ impl TopicRegistry {
         version: Version,
         partitions: Vec<Arc<Partition>>,
     ) -> Arc<Topic> {
+        self.cluster
+            .set_topic_partitions(record.topic_id, record.partitions);
         let topic = Arc::new(Topic {
             name: record.name.clone(),
             topic_id: record.topic_id,

@@ -25,6 +25,8 @@ struct Observed {
     assignment: BTreeSet<i32>,
     /// Rebalance callbacks: ("assign" | "revoke", partitions).
     rebalances: Vec<(&'static str, Vec<i32>)>,
+    /// Errors `poll` returned (librdkafka goes on polling after each).
+    errors: Vec<rdkafka::error::KafkaError>,
 }
 
 struct RecordingContext {
@@ -93,7 +95,10 @@ impl Member {
                             .unwrap()
                             .records
                             .push((msg.partition(), msg.offset())),
-                        Some(Err(err)) => eprintln!("consumer error (retried): {err}"),
+                        Some(Err(err)) => {
+                            eprintln!("consumer error (retried): {err}");
+                            observed.lock().unwrap().errors.push(err);
+                        }
                         None => {}
                     }
                 }
@@ -115,6 +120,10 @@ impl Member {
 
     pub fn records(&self) -> Vec<(i32, i64)> {
         self.observed.lock().unwrap().records.clone()
+    }
+
+    pub fn errors(&self) -> Vec<rdkafka::error::KafkaError> {
+        self.observed.lock().unwrap().errors.clone()
     }
 
     pub fn rebalances(&self) -> Vec<(&'static str, Vec<i32>)> {

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cluster;
+pub mod elasticity;
 pub mod group;
 pub mod kafka;
 pub mod pki;

@@ -129,7 +129,8 @@ module "strato" {
   subnet_ids           = aws_subnet.private[*].id
   client_cidrs         = coalesce(var.client_cidrs, [var.vpc_cidr])
   strato_image         = var.strato_image
-  broker_count         = var.broker_count
+  broker_min           = var.broker_min
+  broker_max           = var.broker_max
   broker_instance_type = var.broker_instance_type
 
   # Kafka security (docs/DEPLOY.md, "Securing a cluster"); the defaults are plaintext, open.

@@ -43,10 +43,16 @@ variable "strato_image" {
   type        = string
 }
 
-variable "broker_count" {
-  description = "Number of brokers."
+variable "broker_min" {
+  description = "Fewest brokers."
   type        = number
   default     = 3
+}
+
+variable "broker_max" {
+  description = "Most brokers: above broker_min, the group scales on CPU and produced bytes per broker (docs/DEPLOY.md, \"Elasticity\")."
+  type        = number
+  default     = 6
 }
 
 variable "broker_instance_type" {

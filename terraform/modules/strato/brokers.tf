@@ -64,6 +64,11 @@ resource "aws_launch_template" "broker" {
     tls_files                 = local.tls_files
     admin_user                = var.admin_user == null ? "" : var.admin_user.name
     admin_password            = local.admin_password
+    # Elasticity: the drain hook and the produce-rate metric.
+    group_name          = local.broker_group_name
+    drain_hook          = local.broker_drain_hook
+    metric_namespace    = local.metric_namespace
+    produce_metric_name = local.produce_metric_name
   }))
 
   tag_specifications {
@@ -80,12 +85,27 @@ resource "aws_launch_template" "broker" {
 }
 
 resource "aws_autoscaling_group" "broker" {
-  name                = "${var.name}-strato-broker"
-  min_size            = var.broker_count
-  desired_capacity    = var.broker_count
-  max_size            = var.broker_count + 1
+  name     = local.broker_group_name
+  min_size = var.broker_min
+  # Scaling policies own the desired capacity when there is room to scale; a fixed-size
+  # group keeps one instance of room above it, for a replacement that starts before an old
+  # broker stops.
+  desired_capacity    = local.broker_autoscaling ? null : var.broker_min
+  max_size            = local.broker_autoscaling ? var.broker_max : var.broker_min + 1
   vpc_zone_identifier = var.subnet_ids
   target_group_arns   = [for tg in aws_lb_target_group.broker : tg.arn]
+
+  # A terminating instance (scale-in, instance refresh, a failed health check) waits in
+  # Terminating:Wait until its broker drained: strato-lifecycle.service on the instance sees
+  # the state in the instance metadata, stops the broker (SIGTERM: it hands its partitions and
+  # groups over, then flushes) and completes the action. CONTINUE after the timeout anyway:
+  # nothing acknowledged depends on the drain, only how long partitions are unavailable.
+  initial_lifecycle_hook {
+    name                 = local.broker_drain_hook
+    lifecycle_transition = "autoscaling:EC2_INSTANCE_TERMINATING"
+    heartbeat_timeout    = var.broker_drain_timeout_seconds
+    default_result       = "CONTINUE"
+  }
 
   # EC2 status checks, not the load balancer's: /ready fails on every broker while etcd is
   # unavailable, and replacing all brokers then would only make things worse. systemd restarts
@@ -100,7 +120,8 @@ resource "aws_autoscaling_group" "broker" {
     version = aws_launch_template.broker.latest_version
   }
 
-  # Launch a replacement before terminating an instance (never below broker_count in service).
+  # Launch a replacement before terminating an instance (never below the desired capacity in
+  # service).
   instance_maintenance_policy {
     min_healthy_percentage = 100
     max_healthy_percentage = 110
@@ -116,7 +137,7 @@ resource "aws_autoscaling_group" "broker" {
     }
   }
 
-  enabled_metrics = ["GroupDesiredCapacity", "GroupInServiceInstances", "GroupTotalInstances"]
+  enabled_metrics = ["GroupDesiredCapacity", "GroupInServiceInstances", "GroupTotalInstances", "GroupTerminatingInstances", "GroupPendingInstances"]
 
   dynamic "tag" {
     for_each = merge(local.tags, { Name = "${var.name}-strato-broker" })
@@ -129,4 +150,51 @@ resource "aws_autoscaling_group" "broker" {
   }
 
   depends_on = [terraform_data.preconditions, aws_volume_attachment.etcd]
+}
+
+# Elasticity (broker_max above broker_min): two target-tracking policies, and the group
+# takes the larger capacity either asks for. docs/DEPLOY.md, "Elasticity".
+resource "aws_autoscaling_policy" "broker_cpu" {
+  count = local.broker_autoscaling ? 1 : 0
+
+  name                      = "${var.name}-strato-broker-cpu"
+  autoscaling_group_name    = aws_autoscaling_group.broker.name
+  policy_type               = "TargetTrackingScaling"
+  estimated_instance_warmup = 120
+
+  target_tracking_configuration {
+    target_value = var.broker_cpu_target_percent
+
+    predefined_metric_specification {
+      predefined_metric_type = "ASGAverageCPUUtilization"
+    }
+  }
+}
+
+# Produced bytes per second per broker: every broker puts its own rate (the increase of
+# strato_produce_bytes_total over the last minute) under the group's name, so the average of
+# the group's data points is the rate per broker (strato-metrics-publish.timer).
+resource "aws_autoscaling_policy" "broker_produce_bytes" {
+  count = local.broker_autoscaling && var.broker_produce_target_bytes_per_second != null ? 1 : 0
+
+  name                      = "${var.name}-strato-broker-produce-bytes"
+  autoscaling_group_name    = aws_autoscaling_group.broker.name
+  policy_type               = "TargetTrackingScaling"
+  estimated_instance_warmup = 120
+
+  target_tracking_configuration {
+    target_value = var.broker_produce_target_bytes_per_second
+
+    customized_metric_specification {
+      metric_name = local.produce_metric_name
+      namespace   = local.metric_namespace
+      statistic   = "Average"
+      unit        = "Bytes/Second"
+
+      metric_dimension {
+        name  = "AutoScalingGroupName"
+        value = aws_autoscaling_group.broker.name
+      }
+    }
+  }
 }

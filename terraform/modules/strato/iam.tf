@@ -155,6 +155,35 @@ resource "aws_iam_role_policy" "broker_secrets" {
   policy = data.aws_iam_policy_document.broker_secrets[0].json
 }
 
+# Elasticity (brokers.tf): a broker completes the termination lifecycle action of its own group
+# once it drained, and publishes its produce rate for the scaling policy. PutMetricData has
+# no resource to scope it to; the condition limits it to the Strato namespace.
+data "aws_iam_policy_document" "broker_scaling" {
+  statement {
+    sid       = "CompleteDrain"
+    actions   = ["autoscaling:CompleteLifecycleAction"]
+    resources = ["arn:${local.partition}:autoscaling:${local.region}:${local.account_id}:autoScalingGroup:*:autoScalingGroupName/${local.broker_group_name}"]
+  }
+
+  statement {
+    sid       = "PublishProduceRate"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [local.metric_namespace]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "broker_scaling" {
+  name   = "scaling"
+  role   = aws_iam_role.instance["broker"].id
+  policy = data.aws_iam_policy_document.broker_scaling.json
+}
+
 # ---- etcd ----------------------------------------------------------------------------------------
 
 resource "aws_iam_role_policy" "etcd_snapshots" {

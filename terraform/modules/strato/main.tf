@@ -58,6 +58,14 @@ locals {
   ecr_repository = local.ecr_image == null ? null : "arn:${local.partition}:ecr:${local.ecr_image[2]}:${local.ecr_image[1]}:repository/${local.ecr_image[3]}"
 
   tags = merge(var.tags, { "strato:cluster" = var.name })
+
+  # Elasticity (brokers.tf): the group's name is fixed, so the brokers' user data and IAM
+  # policy can name it without depending on the group.
+  broker_group_name   = "${var.name}-strato-broker"
+  broker_autoscaling  = var.broker_max > var.broker_min
+  broker_drain_hook   = "drain"
+  metric_namespace    = "Strato"
+  produce_metric_name = "ProduceBytesPerSecond"
 }
 
 module "bucket" {
@@ -96,6 +104,10 @@ resource "terraform_data" "preconditions" {
     precondition {
       condition     = contains(data.aws_ec2_instance_type.broker.supported_architectures, var.architecture) && contains(data.aws_ec2_instance_type.etcd.supported_architectures, var.architecture)
       error_message = "broker_instance_type and etcd_instance_type must support var.architecture (e.g. m7i for x86_64, m7g for arm64)."
+    }
+    precondition {
+      condition     = var.broker_max >= var.broker_min
+      error_message = "broker_max must be at least broker_min."
     }
     precondition {
       condition     = var.broker_cache_disk_bytes <= (var.broker_root_volume_size_gib - 12) * 1073741824

@@ -85,14 +85,58 @@ variable "strato_image" {
   }
 }
 
-variable "broker_count" {
-  description = "Number of brokers (the Auto Scaling group's desired capacity). See docs/DEPLOY.md for sizing."
+variable "broker_min" {
+  description = "Fewest brokers: the Auto Scaling group's minimum (and its size when broker_max equals it). See docs/DEPLOY.md, \"Sizing\" and \"Elasticity\"."
   type        = number
   default     = 3
 
   validation {
-    condition     = var.broker_count >= 1 && var.broker_count <= 100 && floor(var.broker_count) == var.broker_count
-    error_message = "broker_count must be a whole number from 1 to 100."
+    condition     = var.broker_min >= 1 && var.broker_min <= 100 && floor(var.broker_min) == var.broker_min
+    error_message = "broker_min must be a whole number from 1 to 100."
+  }
+}
+
+variable "broker_max" {
+  description = "Most brokers. Above broker_min, target-tracking policies scale the group between the two on CPU and on produced bytes per broker (broker_cpu_target_percent, broker_produce_target_bytes_per_second). docs/DEPLOY.md, \"Elasticity\"."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.broker_max >= 1 && var.broker_max <= 100 && floor(var.broker_max) == var.broker_max
+    error_message = "broker_max must be a whole number from 1 to 100."
+  }
+}
+
+variable "broker_cpu_target_percent" {
+  description = "Average CPU utilization of the brokers the scaling policy keeps (with broker_max above broker_min)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.broker_cpu_target_percent >= 10 && var.broker_cpu_target_percent <= 90
+    error_message = "broker_cpu_target_percent must be from 10 to 90."
+  }
+}
+
+variable "broker_produce_target_bytes_per_second" {
+  description = "Produced bytes per second per broker the second scaling policy keeps, from the Strato/ProduceBytesPerSecond metric each broker publishes every minute (with broker_max above broker_min). Null: scale on CPU only."
+  type        = number
+  default     = 52428800
+
+  validation {
+    condition     = var.broker_produce_target_bytes_per_second == null ? true : var.broker_produce_target_bytes_per_second >= 1048576
+    error_message = "broker_produce_target_bytes_per_second must be at least 1 MiB/s (or null)."
+  }
+}
+
+variable "broker_drain_timeout_seconds" {
+  description = "How long a terminating broker may take to drain (hand its partitions and groups over, flush) before the instance goes: the termination lifecycle hook's heartbeat timeout."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.broker_drain_timeout_seconds >= 60 && var.broker_drain_timeout_seconds <= 7200
+    error_message = "broker_drain_timeout_seconds must be from 60 to 7200."
   }
 }
 
