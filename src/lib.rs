@@ -13,6 +13,7 @@ pub mod connection;
 pub mod console;
 pub mod group;
 pub mod http;
+pub mod http_server;
 pub mod log;
 pub mod metrics;
 pub mod producer_ids;

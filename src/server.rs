@@ -313,20 +313,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .into_iter()
         .map(|(protocol, listener, _)| (protocol, listener))
         .collect();
-    // Ready: from now on the other brokers give this one its share.
-    publish_state(&ctx, None)
-        .await
-        .context("register as serving")?;
-    tracing::info!(
-        broker_id,
-        "serving: taking a share of partitions and groups"
-    );
-
+    // Ready (its object store answers too): from then on the other brokers give this one
+    // its share. Connections are served meanwhile.
+    let serving_stop = CancellationToken::new();
+    let serving = tokio::spawn(become_serving(ctx.clone(), serving_stop.clone()));
     accept_loop(
         listeners,
         ctx.clone(),
         shutdown.clone(),
         leadership_stop.clone(),
+        (serving_stop, serving),
     )
     .await;
     retention_stop.cancel();
@@ -413,6 +409,7 @@ async fn accept_loop(
     ctx: Arc<BrokerCtx>,
     shutdown: CancellationToken,
     leadership_stop: CancellationToken,
+    (serving_stop, serving): (CancellationToken, tokio::task::JoinHandle<()>),
 ) {
     let connections = Arc::new(Semaphore::new(ctx.config.max_connections));
     let conn_shutdown = CancellationToken::new();
@@ -435,6 +432,10 @@ async fn accept_loop(
         }
     }
     // A planned hand-over first, while connections still answer (with the new leaders).
+    // A broker still waiting to serve stops waiting first, so that its last state write is
+    // the draining one.
+    serving_stop.cancel();
+    let _ = serving.await;
     hand_over(&ctx).await;
     // Connections stop taking requests and answer those they admitted; their produce
     // batches are made durable by the flusher, which keeps running until they are done.
@@ -505,6 +506,53 @@ async fn hand_over(ctx: &Arc<BrokerCtx>) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How long the object store may take to answer the start-up probe.
+const SERVING_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between failed attempts to become serving.
+const SERVING_RETRY: Duration = Duration::from_secs(1);
+
+/// Registers this broker as serving once it is ready as `/ready` means it (the metadata
+/// store takes the write, the object store answers a probe, the lease is held), retrying
+/// until then or until `stop`. Checked between attempts only, never in the middle of a
+/// write, so a drain that stops it knows no serving write lands after its own.
+async fn become_serving(ctx: Arc<BrokerCtx>, stop: CancellationToken) {
+    let mut warned = false;
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        let attempt = async {
+            ctx.tier
+                .probe(SERVING_PROBE_TIMEOUT)
+                .await
+                .context("probe the object store")?;
+            anyhow::ensure!(
+                ctx.lease_held.load(Ordering::Relaxed),
+                "the broker lease is not held"
+            );
+            publish_state(&ctx, None).await
+        };
+        match attempt.await {
+            Ok(()) => {
+                tracing::info!(
+                    broker_id = ctx.broker_id,
+                    "serving: taking a share of partitions and groups"
+                );
+                return;
+            }
+            Err(err) if !warned => {
+                warned = true;
+                tracing::warn!("not ready to serve yet, will retry: {err:#}");
+            }
+            Err(err) => tracing::debug!("not ready to serve yet: {err:#}"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(SERVING_RETRY) => {}
+        }
     }
 }
 

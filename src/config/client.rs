@@ -123,19 +123,7 @@ pub struct SaslCredentials {
     pub password: Password,
 }
 
-/// A client certificate chain and its private key (PEM files).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// The TLS files of a client (none: the system's CA certificates, no client certificate).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientTlsFiles {
-    pub ca: Option<PathBuf>,
-    pub client_cert: Option<CertificateFiles>,
-}
+pub use crate::security::tls::{CertificateFiles, ClientTlsFiles};
 
 /// The validated security settings of a CLI command: TLS settings exactly when the protocol
 /// uses TLS, SASL credentials exactly when it uses SASL.

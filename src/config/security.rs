@@ -84,13 +84,7 @@ pub struct SecurityArgs {
     pub connections_max_reauth_ms: u64,
 }
 
-/// The TLS files of SSL and SASL_SSL listeners.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub client_ca: Option<PathBuf>,
-}
+pub use crate::security::tls::TlsFiles;
 
 /// One listener to bind, and what to advertise for it (None: its bound address).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -42,7 +42,7 @@ pub async fn serve(
     auth: Option<Arc<RegistryAuth>>,
     shutdown: CancellationToken,
 ) {
-    crate::http::serve_connections(listener, shutdown, CONNECTIONS_MAX, None, move |req| {
+    crate::http_server::serve_connections(listener, shutdown, CONNECTIONS_MAX, None, move |req| {
         respond(registry.clone(), auth.clone(), req)
     })
     .await;
@@ -125,7 +125,7 @@ async fn handle(
         Some(auth) => {
             let peer = req
                 .extensions()
-                .get::<crate::http::PeerAddr>()
+                .get::<crate::http_server::PeerAddr>()
                 .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
             let header = req.headers().get(hyper::header::AUTHORIZATION);
             Some((auth, auth.authenticate(header, peer).await?))

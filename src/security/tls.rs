@@ -9,7 +9,7 @@
 //! certificate; until then the previous one stays in use. A client always verifies the
 //! broker's certificate and name; there is no switch to turn that off.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -23,8 +23,28 @@ use tokio_util::sync::CancellationToken;
 
 use super::listener::SecurityProtocol;
 use super::principal::Principal;
-use crate::config::client::{CertificateFiles, ClientTlsFiles};
-use crate::config::security::TlsFiles;
+
+/// The TLS files of SSL and SASL_SSL listeners (from `config::security`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// A client certificate chain and its private key (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The TLS files of a client (none: the system's CA certificates, no client certificate).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTlsFiles {
+    pub ca: Option<PathBuf>,
+    pub client_cert: Option<CertificateFiles>,
+}
 
 /// How often the TLS files are read to notice a rotation.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);

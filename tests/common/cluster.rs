@@ -37,9 +37,22 @@ impl Cluster {
 
     /// [`Cluster::start`] with extra `serve` flags for every broker it ever starts.
     pub fn start_with(n: usize, prefix: &str, extra: &[&str]) -> Cluster {
+        Self::start_with_store(n, prefix, None, extra)
+    }
+
+    /// [`Cluster::start_with`] on the object store `objects` (e.g. `s3://bucket/prefix`; each
+    /// broker's `--s3-endpoint` then comes with `add_with`) instead of a shared directory.
+    pub fn start_with_store(
+        n: usize,
+        prefix: &str,
+        objects: Option<&str>,
+        extra: &[&str],
+    ) -> Cluster {
         let etcd = EtcdServer::start();
         let root = tempfile::tempdir().unwrap();
-        let objects = format!("file://{}", root.path().join("objects").display());
+        let objects = objects
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("file://{}", root.path().join("objects").display()));
         let args = vec![
             "--metadata".to_string(),
             etcd.url(prefix),
