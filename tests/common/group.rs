@@ -130,10 +130,23 @@ impl Member {
         self.observed.lock().unwrap().rebalances.clone()
     }
 
-    /// Stops polling, commits and closes the consumer.
+    /// Stops polling, commits and closes the consumer. A close that does not end within
+    /// [`CLOSE_DEADLINE`] (librdkafka's commit or close blocked, e.g. on a rebalance that
+    /// waits for a member) fails the test with what the member saw, instead of hanging it.
     pub fn close(mut self) -> Vec<(i32, i64)> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            let deadline = std::time::Instant::now() + CLOSE_DEADLINE;
+            while !thread.is_finished() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the group member did not close within {CLOSE_DEADLINE:?}; assignment {:?}, rebalances {:?}, errors {:?}",
+                    self.assignment(),
+                    self.rebalances(),
+                    self.errors()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
             thread.join().expect("consumer thread");
         }
         self.records()
@@ -144,10 +157,23 @@ impl Drop for Member {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // Bounded like `close`: a thread still blocked after that fails the test (and is
+            // left behind) rather than hanging it.
+            let deadline = std::time::Instant::now() + CLOSE_DEADLINE;
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else if !std::thread::panicking() {
+                panic!("a group member did not close within {CLOSE_DEADLINE:?}");
+            }
         }
     }
 }
+
+/// How long a member's close (final commit, librdkafka's close) may take.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The group's committed offsets, read with a group-less consumer (OffsetFetch); -1 where
 /// the group committed none.
