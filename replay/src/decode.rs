@@ -2,13 +2,13 @@
 //! producer-compressed batches inflated (bounded), keys, values and headers sliced from the
 //! section without copying when the batch was not compressed.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
-use strato_metadata::model::Offset;
+use strato_metadata::model::{AbortedTxnRecord, Offset};
 use strato_tiering::batch::{self, BATCH_HEADER_LEN, BatchHeader};
 use strato_tiering::decompress::decompress;
 use strato_tiering::records::iter_records;
-
-use crate::snapshot::Aborted;
 
 /// Whose clock a record's timestamp is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,4 +129,67 @@ pub(crate) fn batch_records(
         });
     }
     Ok(records)
+}
+
+/// Aborted transactions by producer: (first offset, abort marker offset), sorted.
+#[derive(Debug, Default)]
+pub(crate) struct Aborted {
+    by_producer: HashMap<i64, Vec<(Offset, Offset)>>,
+}
+
+impl Aborted {
+    pub(crate) fn new(records: impl IntoIterator<Item = AbortedTxnRecord>) -> Self {
+        let mut by_producer: HashMap<i64, Vec<(Offset, Offset)>> = HashMap::new();
+        for r in records {
+            by_producer
+                .entry(r.producer_id)
+                .or_default()
+                .push((r.first_offset, r.last_offset));
+        }
+        for list in by_producer.values_mut() {
+            list.sort_unstable();
+        }
+        Self { by_producer }
+    }
+
+    /// Whether a transactional batch of `producer_id` at `offset` belongs to an aborted
+    /// transaction (it started at or before the batch, its abort marker comes after it).
+    pub(crate) fn covers(&self, producer_id: i64, offset: Offset) -> bool {
+        let Some(list) = self.by_producer.get(&producer_id) else {
+            return false;
+        };
+        // The transactions of one producer do not overlap: the last one starting at or
+        // before `offset` is the only candidate.
+        let at = list.partition_point(|(first, _)| *first <= offset);
+        at > 0 && offset < list[at - 1].1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aborted(producer_id: i64, first_offset: Offset, last_offset: Offset) -> AbortedTxnRecord {
+        AbortedTxnRecord {
+            v: 1,
+            producer_id,
+            first_offset,
+            last_offset,
+            last_stable_offset: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_aborted_between_its_transaction_start_and_marker() {
+        let a = Aborted::new([aborted(7, 10, 20), aborted(7, 30, 35), aborted(8, 0, 5)]);
+        assert!(!a.covers(7, 9));
+        assert!(a.covers(7, 10));
+        assert!(a.covers(7, 19));
+        assert!(!a.covers(7, 20));
+        assert!(!a.covers(7, 25));
+        assert!(a.covers(7, 34));
+        assert!(!a.covers(7, 36));
+        assert!(a.covers(8, 0));
+        assert!(!a.covers(9, 12));
+    }
 }

@@ -17,8 +17,8 @@ use strato_metadata::model::{IndexEntry, Offset};
 use strato_tiering::{Span, TieringError};
 use tokio::task::JoinHandle;
 
-use crate::decode::{Record, SpanFilter, span_records};
-use crate::snapshot::{self, Aborted, PartitionSnapshot};
+use crate::decode::{Aborted, Record, SpanFilter, span_records};
+use crate::snapshot::{self, PartitionSnapshot};
 use crate::{ReplayError, Shared};
 
 /// Index reloads in a row that find the object of the next offset gone without any record

@@ -20,11 +20,11 @@ use anyhow::{Context, bail};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::bench::{Throughput, client_options, create_topic, leaders, replay_topic};
 use super::bench_broker::{
     BrokerProcess, LatencyProxy, ServeOptions, clock_ticks_per_second, metric, process_cpu_seconds,
     scrape_metrics,
 };
+use super::bench_common::{Throughput, client_options, create_topic, leaders, replay_topic};
 use super::bench_latency::LatencyHistogram;
 use super::bench_producer::{self, ProduceOutcome, ProduceTarget, ValueSource, value_stamp};
 use super::cluster::{Client, OffsetSpec, TopicPartition};

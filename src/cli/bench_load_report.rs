@@ -12,7 +12,7 @@
 
 use serde_json::{Value, json};
 
-use super::bench::{Throughput, compression_name, per_gib, render_output, throughput_json};
+use super::bench_common::{Throughput, compression_name, per_gib, render_output, throughput_json};
 use super::bench_latency::{LatencyHistogram, LatencySummary};
 use super::bench_load::{LoadReport, PhaseCost};
 use super::bench_producer::ProduceOutcome;

@@ -18,10 +18,10 @@ use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::kafka_client::transport::Stream;
 use super::kafka_client::{
     ClientError, ClientOptions, ClientRequest, Connection, encode_frame, read_frame, response_body,
 };
-use super::transport::Stream;
 
 /// One connection with up to `in_flight_max` requests awaiting their responses.
 pub(super) struct Pipeline {

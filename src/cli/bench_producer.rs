@@ -26,7 +26,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::bench::{Throughput, bench_values, compression, now_ms, progress_bar};
+use super::bench_common::{Throughput, bench_values, compression, now_ms, progress_bar};
 use super::bench_latency::LatencyHistogram;
 use super::bench_pipeline::{PendingResponse, Pipeline};
 use super::kafka_client::{ClientError, ClientOptions, Connection, ErrorCode};

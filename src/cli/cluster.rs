@@ -16,8 +16,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::kafka_client::transport::host_port;
 use super::kafka_client::{ClientError, ClientOptions, ClientRequest, Connection, ErrorCode};
-use super::transport::host_port;
 
 /// FindCoordinator key types (Kafka `CoordinatorType`).
 pub const KEY_TYPE_GROUP: i8 = 0;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::cluster::Client;
 use super::kafka_client::ClientOptions;
-use super::transport::Security;
+use super::kafka_client::transport::Security;
 use crate::config::KafkaClientArgs;
 
 /// What `--execute` refuses and what the broker answers to a standalone commit while the

@@ -8,13 +8,13 @@
 //! value (`ps` and shell history show arguments), and it never reaches a log line, an error
 //! or `Debug` output.
 
-use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
 
+pub use super::command_config::Password;
 use super::command_config::{self, CommandConfig, FromFile};
 use crate::security::listener::SecurityProtocol;
 use crate::security::sasl::SaslMechanism;
@@ -94,27 +94,6 @@ fn parse_mechanism(text: &str) -> Result<SaslMechanism, String> {
     })
 }
 
-/// A password, kept out of `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(password: impl Into<String>) -> Self {
-        Password(password.into())
-    }
-
-    /// The password itself, for the SASL exchange only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
-
 /// Who to log in as, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaslCredentials {
@@ -151,7 +130,7 @@ impl ClientSecurityArgs {
     pub fn validate(&self) -> anyhow::Result<ClientSecurityConfig> {
         let env_password = match std::env::var(SASL_PASSWORD_ENV) {
             Ok(password) if password.is_empty() => None,
-            Ok(password) => Some(Password(password)),
+            Ok(password) => Some(Password::new(password)),
             Err(std::env::VarError::NotPresent) => None,
             Err(std::env::VarError::NotUnicode(_)) => bail!("{SASL_PASSWORD_ENV} is not UTF-8"),
         };
@@ -346,7 +325,7 @@ pub fn read_password(reader: impl Read, source: &str) -> anyhow::Result<Password
     // Both SCRAM (RFC 5802: a UTF-8 string) and Kafka's PLAIN take text.
     let password = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("the password in {source} is not UTF-8"))?;
-    Ok(Password(password))
+    Ok(Password::new(password))
 }
 
 fn read_password_file(path: &Path) -> anyhow::Result<Password> {

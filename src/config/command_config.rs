@@ -11,14 +11,35 @@
 //! **Invariant:** an error never quotes the value of a key that may hold a password.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::client::Password;
 use crate::security::listener::SecurityProtocol;
 use crate::security::sasl::SaslMechanism;
+
+/// A password, kept out of `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(password: impl Into<String>) -> Self {
+        Password(password.into())
+    }
+
+    /// The password itself, for the SASL exchange only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
 
 /// Largest properties file read (a client configuration is a few hundred bytes).
 const FILE_BYTES_MAX: u64 = 1024 * 1024;

@@ -29,8 +29,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use strato_metadata::model::{IndexEntry, Offset, PartitionStateRecord, TopicPartition};
-use strato_metadata::{MetadataError, MetadataStore, keys};
+use strato_metadata::model::{
+    AbortedTxnRecord, IndexEntry, Offset, PartitionStateRecord, RECORD_FORMAT_V1, TopicPartition,
+};
+use strato_metadata::{MetadataError, MetadataStore, Txn, keys};
 use strato_metrics::{Histogram, HistogramSnapshot};
 use strato_tiering::Tier;
 use strato_tiering::segment::{ChunkMeta, SegmentBuilder};
@@ -38,9 +40,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::markers::replay;
-use super::partition::{MARKERS_PENDING_MAX, Partition};
-use super::producer::IncomingBatch;
+use super::partition::{MARKERS_PENDING_MAX, Partition, last_stable_offset};
+use super::producer::{IncomingBatch, ProducerStates};
 
 /// zstd level of segment chunks: level 1 keeps a flush cheap on a 2-core node while still
 /// shrinking uncompressed client batches several times.
@@ -1431,6 +1432,69 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// What the markers of one partition's flush add to its commit.
+#[derive(Debug, Default)]
+pub(crate) struct MarkerCommit {
+    /// Producers whose marker is in the flush (their requests are deleted).
+    pub(crate) producers: Vec<i64>,
+    /// Aborted transactions ended by the flush's abort markers.
+    pub(crate) aborted: Vec<AbortedTxnRecord>,
+}
+
+impl MarkerCommit {
+    /// Adds the request deletions and aborted entries to the partition's commit `txn`.
+    pub(crate) fn add_to(&self, mut txn: Txn, tp: TopicPartition) -> Txn {
+        for producer_id in &self.producers {
+            txn = txn.delete(keys::txn_marker(tp.topic_id, tp.partition, *producer_id));
+        }
+        for aborted in &self.aborted {
+            txn = txn.put(
+                keys::partition_aborted(tp.topic_id, tp.partition, aborted.last_offset),
+                aborted.encode(),
+            );
+        }
+        txn
+    }
+}
+
+/// Applies a partition's flushed batches, in offset order, to its committed producer
+/// states (the flusher, before the commit): data batches as written (opening transactions),
+/// markers ending them; returns what the markers add to the commit.
+pub(crate) fn replay<'a>(
+    list: impl Iterator<Item = &'a PendingBatch>,
+    producers: &mut ProducerStates,
+    now_ms: i64,
+) -> MarkerCommit {
+    let mut markers = MarkerCommit::default();
+    for batch in list {
+        if let Some(p) = &batch.producer {
+            producers.record(p, batch.base_offset, batch.last_offset, now_ms);
+        }
+        if let Some(marker) = &batch.marker {
+            let first_offset = producers.end_txn(marker.producer_id, marker.producer_epoch, now_ms);
+            markers.producers.push(marker.producer_id);
+            // A producer that wrote nothing here in the transaction needs no entry: there is
+            // nothing for readers to drop.
+            if let (false, Some(first_offset)) = (marker.commit, first_offset) {
+                markers.aborted.push(AbortedTxnRecord {
+                    v: RECORD_FORMAT_V1,
+                    producer_id: marker.producer_id,
+                    first_offset,
+                    last_offset: batch.base_offset,
+                    // Not raised to the log start: it only bounds where readers look
+                    // for transactions aborted later.
+                    last_stable_offset: Some(last_stable_offset(
+                        producers,
+                        batch.last_offset + 1,
+                        0,
+                    )),
+                });
+            }
+        }
+    }
+    markers
 }
 
 #[cfg(test)]

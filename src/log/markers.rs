@@ -15,8 +15,8 @@
 //! read again just before its marker is appended, and a round waits for its markers'
 //! commits before the next starts, so a request already written is never written twice.
 //! A request for a topic or partition that does not exist is deleted by the partition's
-//! rendezvous owner. [`replay`] is what the flusher does with a partition's markers before
-//! their commit.
+//! rendezvous owner. `flush::replay` is what the flusher does with a partition's markers
+//! before their commit.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -24,17 +24,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use strato_metadata::model::{
-    AbortedTxnRecord, RECORD_FORMAT_V1, TopicPartition, TopicRecord, TxnMarkerRecord,
-};
+use strato_metadata::model::{TopicPartition, TopicRecord, TxnMarkerRecord};
 use strato_metadata::{MetadataError, Txn, WatchEvent, keys};
 use strato_tiering::batch::{TxnMarker, build_marker_batch};
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::flush::{FlushFailure, LogWriter, PendingBatch, PendingMarker, now_ms};
-use super::partition::{MARKERS_PENDING_MAX, Partition, last_stable_offset};
-use super::producer::ProducerStates;
+use super::partition::{MARKERS_PENDING_MAX, Partition};
 use crate::log::LogTasks;
 
 /// Marker requests queued on one broker; more are dropped and found again by listing the
@@ -477,69 +474,6 @@ async fn delete_if_unknown(ctx: &LogTasks, request: MarkerRequest) -> Step {
             Step::Retry
         }
     }
-}
-
-/// What the markers of one partition's flush add to its commit.
-#[derive(Debug, Default)]
-pub(super) struct MarkerCommit {
-    /// Producers whose marker is in the flush (their requests are deleted).
-    pub(super) producers: Vec<i64>,
-    /// Aborted transactions ended by the flush's abort markers.
-    pub(super) aborted: Vec<AbortedTxnRecord>,
-}
-
-impl MarkerCommit {
-    /// Adds the request deletions and aborted entries to the partition's commit `txn`.
-    pub(super) fn add_to(&self, mut txn: Txn, tp: TopicPartition) -> Txn {
-        for producer_id in &self.producers {
-            txn = txn.delete(keys::txn_marker(tp.topic_id, tp.partition, *producer_id));
-        }
-        for aborted in &self.aborted {
-            txn = txn.put(
-                keys::partition_aborted(tp.topic_id, tp.partition, aborted.last_offset),
-                aborted.encode(),
-            );
-        }
-        txn
-    }
-}
-
-/// Applies a partition's flushed batches, in offset order, to its committed producer
-/// states (the flusher, before the commit): data batches as written (opening transactions),
-/// markers ending them; returns what the markers add to the commit.
-pub(super) fn replay<'a>(
-    list: impl Iterator<Item = &'a PendingBatch>,
-    producers: &mut ProducerStates,
-    now_ms: i64,
-) -> MarkerCommit {
-    let mut markers = MarkerCommit::default();
-    for batch in list {
-        if let Some(p) = &batch.producer {
-            producers.record(p, batch.base_offset, batch.last_offset, now_ms);
-        }
-        if let Some(marker) = &batch.marker {
-            let first_offset = producers.end_txn(marker.producer_id, marker.producer_epoch, now_ms);
-            markers.producers.push(marker.producer_id);
-            // A producer that wrote nothing here in the transaction needs no entry: there is
-            // nothing for readers to drop.
-            if let (false, Some(first_offset)) = (marker.commit, first_offset) {
-                markers.aborted.push(AbortedTxnRecord {
-                    v: RECORD_FORMAT_V1,
-                    producer_id: marker.producer_id,
-                    first_offset,
-                    last_offset: batch.base_offset,
-                    // Not raised to the log start: it only bounds where readers look
-                    // for transactions aborted later.
-                    last_stable_offset: Some(last_stable_offset(
-                        producers,
-                        batch.last_offset + 1,
-                        0,
-                    )),
-                });
-            }
-        }
-    }
-    markers
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! high watermark moves only after the segment holding the records is in the object store
 //! and the partition commit (fenced by leader and state versions) is in the metadata store.
 
+mod chunk_rewrite;
 pub mod cleaner;
 pub mod compaction;
 pub mod flush;

@@ -7,13 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use strato_metadata::model::{AclRecord, RECORD_FORMAT_V1};
+use strato_metadata::model::AclRecord;
 use strato_metadata::{MetadataError, MetadataStore, Txn, keys};
 
-use super::acl::{
-    AccessControlEntry, AclBinding, AclBindingFilter, AclOperation, InvalidAcl, PatternType,
-    PermissionType, ResourcePattern, ResourceType,
-};
+use super::acl::{AclBinding, AclBindingFilter, InvalidAcl};
 use super::authorizer::{ACL_BINDINGS_MAX, Authorizer};
 
 /// Writes per transaction. etcd refuses transactions with more than `--max-txn-ops`
@@ -29,35 +26,6 @@ pub enum AclStoreError {
     TooMany { max: usize },
     #[error("metadata store: {0}")]
     Metadata(Arc<MetadataError>),
-}
-
-pub fn record(binding: &AclBinding) -> AclRecord {
-    AclRecord {
-        v: RECORD_FORMAT_V1,
-        resource_type: binding.pattern.resource_type.code(),
-        resource_name: binding.pattern.name.clone(),
-        pattern_type: binding.pattern.pattern_type.code(),
-        principal: binding.entry.principal.clone(),
-        host: binding.entry.host.clone(),
-        operation: binding.entry.operation.code(),
-        permission_type: binding.entry.permission.code(),
-    }
-}
-
-pub fn binding(record: &AclRecord) -> AclBinding {
-    AclBinding {
-        pattern: ResourcePattern {
-            resource_type: ResourceType::from_code(record.resource_type),
-            name: record.resource_name.clone(),
-            pattern_type: PatternType::from_code(record.pattern_type),
-        },
-        entry: AccessControlEntry {
-            principal: record.principal.clone(),
-            host: record.host.clone(),
-            operation: AclOperation::from_code(record.operation),
-            permission: PermissionType::from_code(record.permission_type),
-        },
-    }
 }
 
 /// Creates `bindings` (each validated first); one outcome per binding, in order. A binding
@@ -80,7 +48,7 @@ pub async fn create(
             outcomes.push(Err(err.into()));
             continue;
         }
-        let record = record(binding);
+        let record = binding.to_record();
         let key = record.key();
         if let Some(first) = first_by_key.get(&key) {
             repeats.push((outcomes.len(), *first));
@@ -107,7 +75,7 @@ pub async fn create(
         match meta.txn(txn).await {
             Ok(_) => {
                 for (_, key, record) in chunk {
-                    authorizer.apply_put(key.clone(), binding(record));
+                    authorizer.apply_put(key.clone(), AclBinding::from_record(record));
                 }
             }
             Err(err) => {
@@ -199,7 +167,7 @@ async fn stored_bindings(
     meta.for_each(keys::ACLS_PREFIX, None, &mut |key, value| {
         match AclRecord::decode(key, &value.value) {
             Ok(record) => {
-                stored.insert(key.to_string(), binding(&record));
+                stored.insert(key.to_string(), AclBinding::from_record(&record));
             }
             Err(err) => tracing::warn!(%key, "ignoring a bad ACL record: {err:#}"),
         }
@@ -207,31 +175,4 @@ async fn stored_bindings(
     })
     .await?;
     Ok(stored)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::security::acl::WILDCARD_HOST;
-
-    #[test]
-    fn records_round_trip_and_key_every_part() {
-        let original = AclBinding {
-            pattern: ResourcePattern {
-                resource_type: ResourceType::Group,
-                name: "team/a".into(),
-                pattern_type: PatternType::Prefixed,
-            },
-            entry: AccessControlEntry {
-                principal: "User:alice".into(),
-                host: WILDCARD_HOST.into(),
-                operation: AclOperation::Read,
-                permission: PermissionType::Deny,
-            },
-        };
-        let stored = record(&original);
-        let decoded = AclRecord::decode("k", &stored.encode()).unwrap();
-        assert_eq!(binding(&decoded), original);
-        assert_eq!(stored.key(), "acls/3/4/team%2Fa/User%3Aalice/%2A/3/2");
-    }
 }

@@ -26,7 +26,6 @@ use super::acl::{
     AclBinding, AclBindingFilter, AclIndex, AclOperation, CLUSTER_RESOURCE_NAME, Requester,
     ResourceType, operations_bitfield,
 };
-use super::acl_store;
 use super::principal::Principal;
 
 /// Most ACL bindings a cluster may hold (each broker keeps all of them in memory, a few
@@ -279,7 +278,7 @@ impl Authorizer {
                 return Ok(());
             }
             match AclRecord::decode(key, &value.value) {
-                Ok(record) => index.insert(key.to_string(), acl_store::binding(&record)),
+                Ok(record) => index.insert(key.to_string(), AclBinding::from_record(&record)),
                 Err(err) => tracing::warn!(%key, "ignoring a bad ACL record: {err:#}"),
             }
             Ok(())
@@ -321,7 +320,7 @@ impl Authorizer {
                 let Some(event) = event else { break };
                 match event {
                     WatchEvent::Put { key, value, .. } => match AclRecord::decode(&key, &value) {
-                        Ok(record) => self.apply_put(key, acl_store::binding(&record)),
+                        Ok(record) => self.apply_put(key, AclBinding::from_record(&record)),
                         Err(err) => tracing::warn!(%key, "ignoring a bad ACL record: {err:#}"),
                     },
                     WatchEvent::Delete { key, .. } => {

@@ -19,6 +19,8 @@ use std::ops::Range;
 
 use strato_metadata::model::Offset;
 
+use crate::varint::{Reader, RecordError, put_varint};
+
 /// Size of a v2 batch header, up to and including `recordsCount`.
 pub const BATCH_HEADER_LEN: usize = 61;
 /// The only record batch format Strato accepts.
@@ -468,7 +470,7 @@ pub fn parse_marker(batch: &[u8]) -> Result<TxnMarker, BatchError> {
     if header.records_count != 1 {
         return Err(bad("not exactly one record"));
     }
-    let mut reader = crate::records::Reader {
+    let mut reader = Reader {
         bytes: &batch[BATCH_HEADER_LEN..],
     };
     let record_len = reader.varint()?;
@@ -511,23 +513,9 @@ pub fn parse_marker(batch: &[u8]) -> Result<TxnMarker, BatchError> {
     })
 }
 
-/// Appends `value` as a zigzag varint (Kafka's record fields; `varlong` is the same encoding).
-pub(crate) fn put_varint(out: &mut Vec<u8>, value: i64) {
-    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
-    loop {
-        let byte = (zigzag & 0x7f) as u8;
-        zigzag >>= 7;
-        if zigzag == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 /// A marker record's fields are read like any record's; their errors are the marker's.
-impl From<crate::records::RecordError> for BatchError {
-    fn from(err: crate::records::RecordError) -> Self {
+impl From<RecordError> for BatchError {
+    fn from(err: RecordError) -> Self {
         BatchError::BadMarker { reason: err.reason }
     }
 }

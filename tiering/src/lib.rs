@@ -16,6 +16,7 @@ pub mod records;
 pub mod segment;
 pub mod store;
 mod tier;
+mod varint;
 
 // `error` and `tier` are private files of one public facade: each item has this one path.
 pub use error::{StoreError, TieringError, error_chain};

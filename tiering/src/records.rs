@@ -12,17 +12,8 @@
 //! Every input is untrusted: errors, never panics.
 
 use crate::batch::{BATCH_HEADER_LEN, BatchHeader};
-
-/// Why the records of a batch cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad record in batch: {reason}")]
-pub struct RecordError {
-    pub reason: &'static str,
-}
-
-fn bad(reason: &'static str) -> RecordError {
-    RecordError { reason }
-}
+pub use crate::varint::RecordError;
+use crate::varint::{Reader, bad};
 
 /// One record of a batch, borrowed from the records section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,36 +176,6 @@ fn next_record<'a>(rest: &mut &'a [u8]) -> Result<RawRecord<'a>, RecordError> {
     })
 }
 
-/// Reads record fields from untrusted bytes without panicking (also the transaction
-/// markers of `batch`).
-pub(crate) struct Reader<'a> {
-    pub(crate) bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
-        if n > self.bytes.len() {
-            return Err(bad("record truncated"));
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
-    }
-
-    /// A zigzag varint of at most 10 bytes (a varlong; varints are the same up to 5 bytes).
-    pub(crate) fn varint(&mut self) -> Result<i64, RecordError> {
-        let mut value = 0u64;
-        for index in 0..10 {
-            let byte = self.take(1)?[0];
-            value |= u64::from(byte & 0x7f) << (7 * index);
-            if byte & 0x80 == 0 {
-                return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
-            }
-        }
-        Err(bad("varint longer than 10 bytes"))
-    }
-}
-
 /// A batch like `original` (its header) holding only `kept` records (whole records as
 /// [`RawRecord::bytes`], in their order), uncompressed, with `max_timestamp` (the kept
 /// records' newest; for LogAppendTime batches the original's).
@@ -262,9 +223,9 @@ mod tests {
         value: Option<&[u8]>,
         headers: &[(&[u8], Option<&[u8]>)],
     ) -> Vec<u8> {
-        use crate::batch::put_varint as varint;
+        use crate::varint::put_varint as varint;
         fn field(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
-            use crate::batch::put_varint as varint;
+            use crate::varint::put_varint as varint;
             match bytes {
                 None => varint(out, -1),
                 Some(b) => {

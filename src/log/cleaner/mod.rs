@@ -38,7 +38,7 @@ use strato_metadata::keys;
 use strato_metadata::model::{CleanerRecord, IndexEntry, Offset, RECORD_FORMAT_V1};
 
 use self::filter::{Aborted, KEY_MAP_BYTES_PER_KEY, KeyMap, Retain, clean_chunk};
-use super::compaction::{ENTRIES_PER_STEP_MAX, WrittenChunk, read_chunk};
+use super::chunk_rewrite::{ENTRIES_PER_STEP_MAX, WrittenChunk, read_chunk};
 use super::flush::now_ms;
 use super::partition::Partition;
 use crate::log::LogTasks;

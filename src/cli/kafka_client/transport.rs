@@ -14,7 +14,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
-use super::kafka_client::ClientError;
+use super::ClientError;
 use crate::config::client::{ClientSecurityConfig, SaslCredentials};
 use crate::security::listener::SecurityProtocol;
 use crate::security::tls::{self, TlsError};

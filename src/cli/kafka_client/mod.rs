@@ -10,6 +10,9 @@
 //! producer's `bench_pipeline` takes over a connection's stream to keep several requests in
 //! flight.
 
+mod sasl_login;
+pub mod transport;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -29,8 +32,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, Message, Request, StrBytes,
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::sasl_login;
-use super::transport::{self, Security, Stream};
+use self::transport::{Security, Stream};
 use crate::security::sasl::SaslMechanism;
 use crate::security::scram::ScramError;
 

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{ApiKey, SaslAuthenticateRequest, SaslHandshakeReq
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
-use super::kafka_client::{ClientError, Connection, ErrorCode};
+use super::{ClientError, Connection, ErrorCode};
 use crate::config::client::SaslCredentials;
 use crate::security::sasl::SaslMechanism;
 use crate::security::scram::{ScramClient, ScramError};
