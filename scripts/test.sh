@@ -91,7 +91,7 @@ node_pins=(kafkajs@2.2.4 playwright-core@1.65.1)
 java_src="$repo_root/tests/clients/java"
 java_dir="$cache_dir/java-clients"
 java_jar="$java_dir/strato-java-clients.jar"
-# LocalStack (S3) runs on the host from a venv, only under Python 3.13 (../shared/SERVICES.md).
+# LocalStack (S3) runs on the host from a venv, only under Python 3.13 (its only supported one).
 # The three extra pins are needed: cbor2 6 and pyOpenSSL >= 24.3 break its start-up. Bump the
 # version here and the next run reinstalls.
 localstack_version=2026.3.0
@@ -538,7 +538,7 @@ start_localstack() {
     rm -rf "$localstack_s3_storage"
     localstack_dir="$(mktemp -d "${TMPDIR:-/tmp}/strato-localstack.XXXXXX")"
     localstack_port="$(free_port)"
-    # Why each setting (../shared/SERVICES.md): OVERRIDE_IN_DOCKER=0, or it believes it runs in
+    # Why each setting: OVERRIDE_IN_DOCKER=0, or it believes it runs in
     # a container and writes under /var/lib, /etc and /usr/lib; GATEWAY_SERVER=hypercorn, as
     # the default server ignores the host and binds 0.0.0.0; DNS_ADDRESS=0: no DNS server;
     # DISABLE_EVENTS=1: no analytics calls; EAGER_SERVICE_LOADING=1, or the first S3 call is

@@ -36,7 +36,7 @@ use crate::producer_ids::ProducerIdAllocator;
 use crate::security::authorizer::Authorizer;
 use crate::security::listener::SecurityProtocol;
 
-/// TTL of the broker's lease (DESIGN.md: 10 s); kept alive every third of it.
+/// TTL of the broker's lease (docs/DESIGN.md: 10 s); kept alive every third of it.
 const LEASE_TTL: Duration = Duration::from_secs(10);
 /// Most broker ids tried when generating one (ids taken by `--broker-id` are skipped).
 const BROKER_ID_TRIES: i32 = 1_000;

@@ -1,7 +1,7 @@
 //! Chaos scenarios (issue 7): brokers of a cluster are killed, restarted, added and stopped
 //! at random points of a producer stream, chosen by a seeded PRNG, while a consumer group
 //! reads the topic, and compaction and garbage collection run all along; afterwards the
-//! invariants of DESIGN.md hold. `STRATO_CHAOS_SEED`
+//! invariants of docs/DESIGN.md hold. `STRATO_CHAOS_SEED`
 //! replays a run (the seed is printed at the start and in every failure),
 //! `STRATO_CHAOS_STEPS` and `STRATO_CHAOS_SECONDS` make it longer.
 
@@ -263,7 +263,7 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// Goal: no acknowledged record is lost or duplicated, no committed group offset points
 /// past what the group consumed, and no broker crashes, whatever sequence of broker kills,
-/// restarts, additions and removals happens under load (DESIGN.md invariants 1-3, and 5
+/// restarts, additions and removals happens under load (docs/DESIGN.md invariants 1-3, and 5
 /// for crashes). Method: three brokers on one etcd and object store; an idempotent
 /// producer streams and a two-member group consumes throughout. Each step waits for a
 /// random amount of producer progress, then applies a random action to a random broker,

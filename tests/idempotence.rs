@@ -1,5 +1,5 @@
 //! Idempotent producers across lost responses, restarts and failover (issue 8): a retried
-//! batch is written once, always (DESIGN.md invariant 2). The client is librdkafka with
+//! batch is written once, always (docs/DESIGN.md invariant 2). The client is librdkafka with
 //! `enable.idempotence=true` behind a [`FaultProxy`] that holds back responses the broker
 //! already sent (so the broker committed the batch and the client must retry it) and then
 //! cuts the connections; producer ids are checked with raw InitProducerId requests.

@@ -1,4 +1,4 @@
-//! Key layout of the metadata store (see DESIGN.md "Metadata").
+//! Key layout of the metadata store (see docs/DESIGN.md "Metadata").
 
 use uuid::Uuid;
 

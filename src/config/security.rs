@@ -109,7 +109,7 @@ pub struct SecurityConfig {
     pub connections_max_reauth: Option<Duration>,
 }
 
-/// `--listen` when neither it nor --listeners is given (DESIGN.md).
+/// `--listen` when neither it nor --listeners is given (loopback only unless asked).
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:9092";
 
 impl SecurityArgs {

@@ -10,7 +10,7 @@ pub fn endpoint() -> String {
     std::env::var("STRATO_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
         panic!(
             "STRATO_TEST_S3_ENDPOINT is not set: run the tests through ./scripts/test.sh, \
-             which installs and starts LocalStack (see ../shared/SERVICES.md)"
+             which installs and starts LocalStack"
         )
     })
 }

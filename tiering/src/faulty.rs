@@ -1,5 +1,5 @@
 //! `FaultyObjectStore`: wraps a real `ObjectStore` and injects failures on demand, so tests
-//! can show what the broker does when the object store misbehaves (DESIGN.md: a failed PUT
+//! can show what the broker does when the object store misbehaves (docs/DESIGN.md: a failed PUT
 //! is never acked). Faults are armed at run time: `fail_next_puts(n)` fails the next `n`
 //! PUTs with a retryable-looking error, `fail_puts_after(n)` lets `n` more PUTs through and
 //! fails all later ones (until re-armed), `fail_next_gets(n)` fails the next `n` GETs with a
