@@ -11,6 +11,8 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod console;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod group;
 pub mod http;
 pub mod http_server;

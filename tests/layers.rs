@@ -83,6 +83,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "txn",
         ],
     ),
+    // Fuzz targets (`tests/fuzz.rs`, `fuzz/`): the decoders of untrusted bytes.
+    (
+        "fuzzing",
+        &["broker", "protocol", "schema_registry", "security"],
+    ),
     // The operator CLI talks to brokers over the wire only.
     ("cli", &["config", "protocol", "security"]),
 ];

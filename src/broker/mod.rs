@@ -41,7 +41,7 @@ mod metadata;
 pub mod metrics_page;
 mod offset_for_leader_epoch;
 mod produce;
-mod record_codec;
+pub(crate) mod record_codec;
 mod sasl;
 mod txn;
 mod users;

@@ -16,7 +16,7 @@ use kafka_protocol::records::{
 use strato_tiering::batch::{self, BatchHeader};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(super) enum CodecError {
+pub(crate) enum CodecError {
     #[error("cannot decode the records of a batch: {0}")]
     Corrupt(String),
     #[error("cannot encode a batch: {0}")]
@@ -49,7 +49,7 @@ pub(super) fn codec_of(id: u8) -> Option<Compression> {
 
 /// Decodes the records of `batch` (one whole v2 batch whose header is `header`),
 /// decompressing with a bound on size and record count.
-pub(super) fn decode(header: &BatchHeader, batch: &Bytes) -> Result<Vec<Record>, CodecError> {
+pub(crate) fn decode(header: &BatchHeader, batch: &Bytes) -> Result<Vec<Record>, CodecError> {
     if header.records_count > RECORDS_PER_BATCH_MAX {
         return Err(CodecError::Corrupt(format!(
             "{} records in one batch, at most {RECORDS_PER_BATCH_MAX} are accepted",
@@ -64,11 +64,22 @@ pub(super) fn decode(header: &BatchHeader, batch: &Bytes) -> Result<Vec<Record>,
             "{claimed} records cannot fit in {} bytes",
             data.len()
         );
+        check_records(header, &data, claimed)?;
         Ok(data)
     };
+    if header.compression() == 0 {
+        let section = batch.get(batch::BATCH_HEADER_LEN..).unwrap_or_default();
+        check_records(header, section, claimed)
+            .map_err(|err| CodecError::Corrupt(format!("{err:#}")))?;
+    }
     let mut buf = batch.clone();
-    let set = RecordBatchDecoder::decode_with_custom_compression(&mut buf, Some(decompress))
-        .map_err(|err| CodecError::Corrupt(format!("{err:#}")))?;
+    // A panic in the third-party decoder is a corrupt batch too (`check_records` rules out
+    // the ones tests/fuzz.rs found).
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        RecordBatchDecoder::decode_with_custom_compression(&mut buf, Some(decompress))
+    }))
+    .map_err(|_| CodecError::Corrupt("the records could not be decoded".into()))?;
+    let set = decoded.map_err(|err| CodecError::Corrupt(format!("{err:#}")))?;
     if set.records.len() != claimed {
         return Err(CodecError::Corrupt(format!(
             "the batch claims {claimed} records and holds {}",
@@ -76,6 +87,34 @@ pub(super) fn decode(header: &BatchHeader, batch: &Bytes) -> Result<Vec<Record>,
         )));
     }
     Ok(set.records)
+}
+
+/// Checks the records section of a batch with the broker's own parser before the
+/// `kafka-protocol` decoder reads it, which trusts what it reads: it reserves room for a
+/// record's claimed header count before reading them (a 242-byte produce claiming 2^29
+/// headers asked for 19 GB and aborted the process) and adds a record's timestamp delta
+/// to the batch's base timestamp unchecked (an overflow). Both found by tests/fuzz.rs.
+/// Here every record must be whole (so its header count is bounded by its bytes), exactly
+/// `claimed` of them, with a timestamp that does not overflow.
+fn check_records(header: &BatchHeader, section: &[u8], claimed: usize) -> anyhow::Result<()> {
+    let mut count = 0usize;
+    for record in strato_tiering::records::iter_records(section, claimed) {
+        let record = record?;
+        anyhow::ensure!(
+            header
+                .base_timestamp
+                .checked_add(record.timestamp_delta)
+                .is_some()
+                && i32::try_from(record.offset_delta).is_ok(),
+            "a record's timestamp or offset delta overflows the batch's base"
+        );
+        count += 1;
+    }
+    anyhow::ensure!(
+        count == claimed,
+        "the batch claims {claimed} records and holds {count}"
+    );
+    Ok(())
 }
 
 /// Decompresses a batch's records section, at most [`DECOMPRESSED_BATCH_BYTES_MAX`] (the
@@ -162,6 +201,70 @@ pub(super) fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Kafka's zigzag varint.
+    fn varint(out: &mut Vec<u8>, value: i64) {
+        let mut v = ((value << 1) ^ (value >> 63)) as u64;
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// One uncompressed batch holding `record` (a record's fields after its length).
+    fn batch_of_one(record: &[u8]) -> (BatchHeader, Bytes) {
+        let mut section = Vec::new();
+        varint(&mut section, record.len() as i64);
+        section.extend_from_slice(record);
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i64.to_be_bytes()); // base offset
+        b.extend_from_slice(&((49 + section.len()) as i32).to_be_bytes()); // batch length
+        b.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+        b.push(2); // magic
+        b.extend_from_slice(&[0; 4]); // crc, below
+        b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+        b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+        b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes()); // base timestamp
+        b.extend_from_slice(&1_700_000_000_000i64.to_be_bytes()); // max timestamp
+        b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+        b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+        b.extend_from_slice(&1i32.to_be_bytes()); // records count
+        b.extend_from_slice(&section);
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let header = batch::parse_header(&b).unwrap();
+        (header, Bytes::from(b))
+    }
+
+    /// attributes, timestamp delta, offset delta, no key, `value`, then `headers`.
+    fn record(timestamp_delta: i64, headers: i64) -> Vec<u8> {
+        let mut r = vec![0];
+        varint(&mut r, timestamp_delta);
+        varint(&mut r, 0);
+        varint(&mut r, -1);
+        varint(&mut r, 1);
+        r.push(b'v');
+        varint(&mut r, headers);
+        r
+    }
+
+    #[test]
+    fn a_claimed_header_count_is_checked_against_the_bytes_before_decoding() {
+        let (header, good) = batch_of_one(&record(5, 0));
+        assert_eq!(decode(&header, &good).unwrap().len(), 1);
+        // Found by tests/fuzz.rs: 2^29 headers claimed in a few bytes made the decoder
+        // reserve 19 GB and abort the process.
+        let (header, bad) = batch_of_one(&record(5, 1 << 29));
+        assert!(matches!(decode(&header, &bad), Err(CodecError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_timestamp_delta_that_overflows_is_corrupt() {
+        let (header, bad) = batch_of_one(&record(i64::MAX, 0));
+        assert!(matches!(decode(&header, &bad), Err(CodecError::Corrupt(_))));
+    }
 
     #[test]
     fn decompression_is_bounded() {

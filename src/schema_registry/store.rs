@@ -60,6 +60,23 @@ struct Prepared {
     parsed: Parsed,
 }
 
+/// For fuzzing (`crate::fuzzing::schema`): `text` (or its two halves, split at the first
+/// NUL: reader and writer) parsed as the schema type `kind` picks, normalized when its
+/// top bit is set, and the two checked for compatibility.
+pub(crate) fn fuzz_schema(kind: u8, text: &str) {
+    let types = [SchemaType::Avro, SchemaType::Json, SchemaType::Protobuf];
+    let schema_type = types[usize::from(kind & 0x7f) % types.len()];
+    let (reader, writer) = text.split_once('\0').unwrap_or((text, text));
+    let parse = |text: &str| {
+        Parsed::parse(schema_type, text, &[], kind & 0x80 != 0)
+            .ok()
+            .map(|(parsed, _)| parsed)
+    };
+    if let (Some(reader), Some(writer)) = (parse(reader), parse(writer)) {
+        let _ = reader.can_read(&writer);
+    }
+}
+
 /// A schema parsed by the rules of its type.
 enum Parsed {
     Avro(ParsedAvro),
