@@ -16,6 +16,7 @@ use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 pub mod frame;
+mod probe;
 use frame::{Frame, SplicingBuf};
 
 /// Error code UNSUPPORTED_VERSION (Kafka protocol).
@@ -176,6 +177,8 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, DecodeError> {
         reason: format!("{err:#}"),
     };
     let header_version = api_key.request_header_version(prefix.api_version);
+    // No array length the frame claims may reach the decoder's reservation unchecked.
+    probe::check(api_key, prefix.api_version, header_version, &frame).map_err(malformed)?;
     let header = RequestHeader::decode(&mut frame, header_version).map_err(malformed)?;
     let body = RequestKind::decode(api_key, &mut frame, prefix.api_version).map_err(malformed)?;
     Ok(Decoded::Request(Box::new(Request {
@@ -264,6 +267,69 @@ pub fn encode_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Fetch v4 frame (found by tests/fuzz.rs) whose topics array claims `count` topics
+    /// in the 30 bytes that follow.
+    fn fetch_claiming(count: i32) -> Bytes {
+        let mut frame = hex_bytes(
+            "0001000400000007000466757a7affffffff000001f40000000100100000000020000100066f7264656e72730000000100000000000000000000000500100000",
+        );
+        frame[31..35].copy_from_slice(&count.to_be_bytes());
+        Bytes::from(frame)
+    }
+
+    fn hex_bytes(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_claimed_array_length_over_the_frame_is_malformed_not_a_reservation() {
+        // Without the probe, 2^31 - 1 topics made the decoder ask for hundreds of GB and the
+        // allocator's refusal aborted the process.
+        for count in [i32::MAX, 2_097_153, 31] {
+            assert!(
+                matches!(
+                    decode_request(fetch_claiming(count)),
+                    Err(DecodeError::Malformed { .. })
+                ),
+                "{count} topics"
+            );
+        }
+        // A real request decodes, whatever its plain fields hold (a wait and sizes far over
+        // its length are not lengths).
+        let fetch = kafka_protocol::messages::FetchRequest::default()
+            .with_max_wait_ms(i32::MAX)
+            .with_max_bytes(i32::MAX)
+            .with_topics(vec![
+                kafka_protocol::messages::fetch_request::FetchTopic::default()
+                    .with_topic(kafka_protocol::messages::TopicName(
+                        kafka_protocol::protocol::StrBytes::from_static_str("t"),
+                    ))
+                    .with_partitions(vec![
+                        kafka_protocol::messages::fetch_request::FetchPartition::default()
+                            .with_fetch_offset(i64::MAX)
+                            .with_partition_max_bytes(i32::MAX),
+                    ]),
+            ]);
+        for version in [4, 12] {
+            let Ok(Decoded::Request(request)) =
+                decode_request(frame_of(ApiKey::Fetch, version, &fetch))
+            else {
+                panic!("fetch v{version} did not decode");
+            };
+            let RequestKind::Fetch(decoded) = request.body else {
+                panic!("not a fetch");
+            };
+            assert_eq!(decoded.max_wait_ms, i32::MAX);
+            assert_eq!(
+                decoded.topics[0].partitions[0].partition_max_bytes,
+                i32::MAX
+            );
+        }
+    }
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
 
     fn frame_of(key: ApiKey, version: i16, body: &impl Encodable) -> Bytes {
