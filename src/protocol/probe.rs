@@ -40,8 +40,18 @@ pub(super) fn check(
 pub(super) struct Probe {
     frame: Bytes,
     at: usize,
-    /// A varint being served rewritten: (start, bytes, length).
-    rewritten: Option<(usize, [u8; 5], usize)>,
+    /// The varint being served: where it starts, its bytes as served, its length, and how
+    /// many of them were served.
+    varint: Option<Varint>,
+}
+
+/// A varint as [`Probe`] serves it.
+#[derive(Clone, Copy)]
+struct Varint {
+    start: usize,
+    bytes: [u8; 5],
+    len: usize,
+    served: usize,
 }
 
 impl Probe {
@@ -49,7 +59,7 @@ impl Probe {
         Probe {
             frame,
             at: 0,
-            rewritten: None,
+            varint: None,
         }
     }
 }
@@ -83,9 +93,14 @@ impl Buf for Probe {
         Ok(bound(i64::from(value), self.remaining() + 1) as i32)
     }
 
-    /// Varints are read a byte at a time: at the first byte of one, the whole varint is
-    /// looked at and, when its value is over the bound, served rewritten with the same
-    /// length (a padded encoding of the bound), so the decoder stays aligned.
+    /// Varints are read a byte at a time. At the first byte of one, the whole varint is
+    /// looked at (as the decoder will read it: at most five bytes) and served with its value
+    /// bounded, in the same number of bytes (a padded encoding), so the decoder stays
+    /// aligned; its next bytes are served from that. A byte the decoder reads alone (a
+    /// boolean) may look like the start of a varint: the field after it, if a varint, then
+    /// lies inside the one looked at and ends where it ends, so its value is at most that
+    /// one's (shifted), which is bounded; the fifth byte is served without its
+    /// continuation bit so that nothing read from inside runs past the end.
     fn try_get_u8(&mut self) -> Result<u8, TryGetError> {
         if self.at >= self.frame.len() {
             return Err(TryGetError {
@@ -93,30 +108,46 @@ impl Buf for Probe {
                 available: 0,
             });
         }
-        if let Some((start, bytes, len)) = self.rewritten
-            && (start..start + len).contains(&self.at)
-        {
-            let byte = bytes[self.at - start];
-            self.at += 1;
-            return Ok(byte);
-        }
-        self.rewritten = None;
-        if let Some((value, len)) = peek_uvarint(&self.frame[self.at..])
-            && len > 1
-        {
-            // A compact array stores its length plus one: the bound is one more again.
-            let left = self.frame.len() - self.at - len;
-            let bounded = bound(i64::from(value), left + 2) as u32;
-            if bounded != value {
-                let bytes = padded_uvarint(bounded, len);
-                self.rewritten = Some((self.at, bytes, len));
-                self.at += 1;
-                return Ok(bytes[0]);
-            }
-        }
-        let byte = self.frame[self.at];
+        let varint = match self.varint {
+            Some(v) if v.start + v.served == self.at && v.served < v.len => v,
+            _ => self.look_at_varint(),
+        };
+        let byte = varint.bytes[varint.served];
+        let served = varint.served + 1;
+        self.varint = (served < varint.len).then_some(Varint { served, ..varint });
         self.at += 1;
         Ok(byte)
+    }
+}
+
+impl Probe {
+    /// The varint starting here, as it is to be served.
+    fn look_at_varint(&self) -> Varint {
+        let rest = &self.frame[self.at..];
+        let len = varint_len(rest);
+        let mut bytes = [0u8; 5];
+        bytes[..len].copy_from_slice(&rest[..len]);
+        // Computed without the decoder's truncation to 32 bits, so that a varint whose
+        // high bits fall off (and reads as small) still counts as large.
+        let value: u64 = bytes[..len]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| u64::from(b & 0x7f) << (7 * i))
+            .sum();
+        // A compact array stores its length plus one: the bound is one more again.
+        let left = self.frame.len() - self.at - len;
+        let max = u64::try_from(left + 2).unwrap_or(u64::MAX);
+        // One byte is at most 127: served as it is (booleans are single bytes too).
+        if len > 1 && value > max {
+            bytes = padded_uvarint(max as u32, len);
+        }
+        bytes[len - 1] &= 0x7f;
+        Varint {
+            start: self.at,
+            bytes,
+            len,
+            served: 0,
+        }
     }
 }
 
@@ -138,18 +169,15 @@ fn bound(value: i64, max: usize) -> i64 {
     if value > max { max } else { value }
 }
 
-/// The unsigned varint at the start of `bytes` as `kafka-protocol` reads it (at most five
-/// bytes, the fifth's high bits dropped): its value and length.
-fn peek_uvarint(bytes: &[u8]) -> Option<(u32, usize)> {
-    let mut value = 0u32;
-    for (i, byte) in bytes.iter().take(5).enumerate() {
-        value |= u32::from(byte & 0x7f).wrapping_shl(7 * i as u32);
-        if byte & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    // Five bytes with the high bit set: the decoder stops after five anyway.
-    (bytes.len() >= 5).then_some((value, 5))
+/// Length of the unsigned varint at the start of `bytes` (not empty) as `kafka-protocol`
+/// reads it: up to the first byte without the continuation bit, at most five bytes, at most
+/// what is there.
+fn varint_len(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .take(5)
+        .position(|b| b & 0x80 == 0)
+        .map_or(bytes.len().min(5), |at| at + 1)
 }
 
 /// `value` as an unsigned varint of exactly `len` bytes (continuation bits on all but the
@@ -259,11 +287,60 @@ mod tests {
         assert_eq!(probe.try_get_u8().unwrap(), 0x7f);
     }
 
+    /// kafka-protocol's unsigned varint, read from `probe`.
+    fn read_varint(probe: &mut Probe) -> u32 {
+        let mut value = 0u32;
+        for i in 0..5 {
+            let b = u32::from(probe.try_get_u8().unwrap());
+            value |= (b & 0x7f).wrapping_shl(7 * i);
+            if b < 0x80 {
+                break;
+            }
+        }
+        value
+    }
+
+    #[test]
+    fn no_varint_read_at_any_alignment_exceeds_the_bound() {
+        // Found by cargo-fuzz: a varint of five bytes whose first bytes were served while
+        // the probe looked at a new varint from its fifth, whose rewritten first byte
+        // became the fifth of the first: 0xC0000000 elements.
+        let frame: &[u8] = &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02, 0, 0];
+        for skip in 0..frame.len() - 1 {
+            // `skip` bytes read alone (booleans), then a varint.
+            let mut probe = Probe::new(Bytes::from_static(frame));
+            for _ in 0..skip {
+                probe.try_get_u8().unwrap();
+            }
+            let left_after_start = frame.len() - skip;
+            let value = read_varint(&mut probe);
+            assert!(
+                value as usize <= left_after_start + 2,
+                "skip {skip}: {value:#x}"
+            );
+        }
+        // High bits that fall off the decoder's 32 bits do not hide a large value inside.
+        let frame: &[u8] = &[0x80, 0x80, 0x80, 0x80, 0x70, 0x80, 0x80, 0x80, 0x7f, 0];
+        for skip in 0..4 {
+            let mut probe = Probe::new(Bytes::from_static(frame));
+            for _ in 0..skip {
+                probe.try_get_u8().unwrap();
+            }
+            let value = read_varint(&mut probe);
+            assert!(value as usize <= frame.len() + 2, "skip {skip}: {value:#x}");
+        }
+    }
+
     #[test]
     fn padded_varints_decode_to_their_value() {
         for (value, len) in [(0u32, 2usize), (3, 2), (200, 3), (1 << 20, 5)] {
             let bytes = padded_uvarint(value, len);
-            assert_eq!(peek_uvarint(&bytes[..len]), Some((value, len)));
+            assert_eq!(varint_len(&bytes[..len]), len);
+            // Followed by enough bytes for the value to stand.
+            let mut frame = bytes[..len].to_vec();
+            frame.resize(len + value as usize, 0);
+            let mut probe = Probe::new(Bytes::from(frame));
+            assert_eq!(read_varint(&mut probe), value);
         }
     }
 }
