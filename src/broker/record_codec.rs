@@ -202,15 +202,7 @@ pub(super) fn encode(
 mod tests {
     use super::*;
 
-    /// Kafka's zigzag varint.
-    fn varint(out: &mut Vec<u8>, value: i64) {
-        let mut v = ((value << 1) ^ (value >> 63)) as u64;
-        while v >= 0x80 {
-            out.push(v as u8 | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
+    use strato_tiering::batch::test_support::put_varint as varint;
 
     /// One uncompressed batch holding `record` (a record's fields after its length).
     fn batch_of_one(record: &[u8]) -> (BatchHeader, Bytes) {

@@ -552,6 +552,8 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 #[cfg(any(test, feature = "testing"))]
 pub mod test_support {
     use super::*;
+    /// Kafka's zigzag varint, for tests that write records by hand.
+    pub use crate::varint::put_varint;
 
     /// What a test batch looks like; `Default` is a plain batch of one record.
     #[derive(Debug, Clone)]

@@ -44,7 +44,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Appends `value` as a zigzag varint (Kafka's record fields; `varlong` is the same encoding).
-pub(crate) fn put_varint(out: &mut Vec<u8>, value: i64) {
+pub fn put_varint(out: &mut Vec<u8>, value: i64) {
     let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
     loop {
         let byte = (zigzag & 0x7f) as u8;

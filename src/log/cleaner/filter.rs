@@ -286,18 +286,7 @@ mod tests {
 
     /// An uncompressed batch of `(key, value)` records from `base` on, one offset each.
     fn batch(base: Offset, records: &[(Option<&str>, Option<&str>)]) -> Vec<u8> {
-        fn varint(out: &mut Vec<u8>, v: i64) {
-            let mut z = ((v << 1) ^ (v >> 63)) as u64;
-            loop {
-                let b = (z & 0x7f) as u8;
-                z >>= 7;
-                if z == 0 {
-                    out.push(b);
-                    return;
-                }
-                out.push(b | 0x80);
-            }
-        }
+        use strato_tiering::batch::test_support::put_varint as varint;
         let mut section = Vec::new();
         for (i, (key, value)) in records.iter().enumerate() {
             let mut r = vec![0u8];
