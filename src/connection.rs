@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::{self, BrokerCtx, Reply};
+use crate::metrics::limits::{Limit, LimitMetrics};
 use crate::protocol::frame::Frame;
 use crate::protocol::{self, Decoded};
 use crate::security::Session;
@@ -71,6 +72,7 @@ async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: u64,
     budget: &Arc<Semaphore>,
+    limits: &LimitMetrics,
 ) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
     let mut len_buf = [0u8; 4];
     match reader.read_exact(&mut len_buf).await {
@@ -83,15 +85,23 @@ async fn read_frame<R: AsyncRead + Unpin>(
         return Err(FrameError::Negative(len));
     }
     if len as u64 > max {
+        limits.reached(Limit::RequestBytes);
         return Err(FrameError::TooLarge(i64::from(len)));
     }
     let len = len as usize;
     // Validation guarantees max_request_bytes <= max_queued_request_bytes <= u32::MAX.
-    let permit = budget
-        .clone()
-        .acquire_many_owned(u32::try_from(len).unwrap_or(u32::MAX).max(1))
-        .await
-        .map_err(|_| std::io::Error::other("broker shutting down"))?;
+    let wanted = u32::try_from(len).unwrap_or(u32::MAX).max(1);
+    let permit = match budget.clone().try_acquire_many_owned(wanted) {
+        Ok(permit) => permit,
+        Err(_) => {
+            limits.reached(Limit::QueuedRequestBytes);
+            budget
+                .clone()
+                .acquire_many_owned(wanted)
+                .await
+                .map_err(|_| std::io::Error::other("broker shutting down"))?
+        }
+    };
     let mut frame = BytesMut::with_capacity(len.min(FRAME_PREALLOC_MAX));
     while frame.len() < len {
         if frame.len() == frame.capacity() {
@@ -149,15 +159,17 @@ async fn run(
     let authenticated = Arc::new(AtomicBool::new(!session.listener.uses_sasl()));
     let reader_authenticated = authenticated.clone();
     let (frames_tx, mut frames_rx) = mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(inflight_max);
+    let reader_ctx = ctx.clone();
     let mut reader_task = tokio::spawn(
         async move {
+            let limits = &reader_ctx.metrics.limits;
             loop {
                 let max = if reader_authenticated.load(Ordering::Acquire) {
                     max_request_bytes
                 } else {
                     UNAUTHENTICATED_REQUEST_BYTES_MAX.min(max_request_bytes)
                 };
-                match read_frame(&mut reader, max, &budget).await {
+                match read_frame(&mut reader, max, &budget, limits).await {
                     Ok(Some(frame)) => {
                         if frames_tx.send(frame).await.is_err() {
                             return;
@@ -221,7 +233,12 @@ async fn run(
                 // the log's unflushed-bytes limit from here on).
                 drop(permit);
                 match admitted {
-                    Ok(reply) => pending.push_back(reply),
+                    Ok(reply) => {
+                        pending.push_back(reply);
+                        if pending.len() == inflight_max {
+                            ctx.metrics.limits.reached(Limit::InflightRequests);
+                        }
+                    }
                     // `admit` logged why, with the request's id.
                     Err(()) => break,
                 }

@@ -24,6 +24,8 @@ use strato_tiering::cache::{ChunkCache, ChunkCacheConfig, DiskCacheConfig};
 use strato_tiering::{Tier, TierConfig};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+
+use crate::metrics::limits::Limit;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::BrokerCtx;
@@ -586,9 +588,16 @@ async fn accept_connections(
     conn_shutdown: CancellationToken,
 ) {
     loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => permit.expect("semaphore never closed"),
-            _ = shutdown.cancelled() => return,
+        let permit = match connections.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Every slot is taken: the next connection waits in the accept queue.
+                ctx.metrics.limits.reached(Limit::Connections);
+                tokio::select! {
+                    permit = connections.clone().acquire_owned() => permit.expect("semaphore never closed"),
+                    _ = shutdown.cancelled() => return,
+                }
+            }
         };
         let (stream, peer): (_, SocketAddr) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -605,6 +614,7 @@ async fn accept_connections(
         let _ = stream.set_nodelay(true);
         let Some(ip_permit) = ctx.connections_per_ip.try_acquire(peer.ip()) else {
             ctx.metrics.security.refused_per_ip();
+            ctx.metrics.limits.reached(Limit::ConnectionsPerIp);
             tracing::debug!(%peer, "connection refused: --max-connections-per-ip reached");
             continue;
         };

@@ -10,13 +10,19 @@ use strato_metrics::Encoder;
 use strato_tiering::StoreOperation;
 
 use super::BrokerCtx;
+use crate::metrics::limits::{Limit, LimitMetrics};
 use crate::metrics::metadata_store::{MetadataOperation, MetadataTimings};
 use crate::metrics::requests::RequestMetrics;
 
 /// The Prometheus text exposition of the broker's metrics.
 pub fn render(ctx: &BrokerCtx) -> String {
     let mut out = Encoder::new();
-    render_requests(&mut out, &ctx.metrics.requests);
+    render_requests(
+        &mut out,
+        &ctx.metrics.requests,
+        &ctx.metrics.limits,
+        ctx.log.stats().unflushed_waits,
+    );
     render_storage(&mut out, ctx);
     render_metadata(&mut out, &ctx.metrics.metadata);
     render_partitions(&mut out, ctx);
@@ -49,7 +55,12 @@ fn render_authorization(out: &mut Encoder, ctx: &BrokerCtx) {
     }
 }
 
-fn render_requests(out: &mut Encoder, requests: &RequestMetrics) {
+fn render_requests(
+    out: &mut Encoder,
+    requests: &RequestMetrics,
+    limits: &LimitMetrics,
+    unflushed_waits: u64,
+) {
     let apis = requests.snapshot();
     out.labelled(
         "strato_requests_total",
@@ -83,6 +94,23 @@ fn render_requests(out: &mut Encoder, requests: &RequestMetrics) {
         "counter",
         "Request frames that could not be decoded (the connection was closed).",
         &[(&[], requests.rejected_total())],
+    );
+    out.family(
+        "strato_limit_reached_total",
+        "counter",
+        "Times a configured bound was reached, per flag: the connection, frame or produce waited (max_connections, max_queued_request_bytes, max_inflight_requests, max_unflushed_bytes) or was refused and its connection closed (max_connections_per_ip, max_request_bytes).",
+    );
+    for (limit, count) in limits.snapshot() {
+        out.sample(
+            "strato_limit_reached_total",
+            &[("limit", limit.name())],
+            count as f64,
+        );
+    }
+    out.sample(
+        "strato_limit_reached_total",
+        &[("limit", Limit::UnflushedBytes.name())],
+        unflushed_waits as f64,
     );
     out.simple(
         "strato_produce_bytes_total",

@@ -377,6 +377,7 @@ pub struct LogWriter {
     failed_flushes: std::sync::atomic::AtomicU64,
     flushed_bytes: std::sync::atomic::AtomicU64,
     uploads_in_flight: std::sync::atomic::AtomicU64,
+    unflushed_waits: std::sync::atomic::AtomicU64,
     /// Segment object size of each committed flush.
     flush_size: Histogram,
     /// Build + upload + commit time of each committed flush.
@@ -395,6 +396,8 @@ pub struct LogStats {
     pub flushed_bytes: u64,
     /// Flushes built and not yet committed (uploading, or waiting to commit in order).
     pub uploads_in_flight: u64,
+    /// Produce requests that waited because `unflushed_max` bytes were already accepted.
+    pub unflushed_waits: u64,
 }
 
 impl LogWriter {
@@ -429,6 +432,7 @@ impl LogWriter {
             failed_flushes: std::sync::atomic::AtomicU64::new(0),
             flushed_bytes: std::sync::atomic::AtomicU64::new(0),
             uploads_in_flight: std::sync::atomic::AtomicU64::new(0),
+            unflushed_waits: std::sync::atomic::AtomicU64::new(0),
             flush_size: Histogram::bytes(),
             flush_duration: Histogram::durations(),
             flush_phases: std::array::from_fn(|_| Histogram::durations()),
@@ -442,6 +446,7 @@ impl LogWriter {
             failed_flushes: self.failed_flushes.load(Relaxed),
             flushed_bytes: self.flushed_bytes.load(Relaxed),
             uploads_in_flight: self.uploads_in_flight.load(Relaxed),
+            unflushed_waits: self.unflushed_waits.load(Relaxed),
         }
     }
 
@@ -470,6 +475,11 @@ impl LogWriter {
         let wanted = u32::try_from(bytes)
             .unwrap_or(u32::MAX)
             .clamp(1, self.unflushed_max);
+        if let Ok(permit) = self.unflushed.clone().try_acquire_many_owned(wanted) {
+            return Ok(permit);
+        }
+        self.unflushed_waits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.unflushed
             .clone()
             .acquire_many_owned(wanted)

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+pub mod limits;
 pub mod metadata_store;
 pub mod process;
 pub mod requests;
@@ -23,4 +24,5 @@ pub struct BrokerMetrics {
     pub compaction: Arc<crate::log::compaction::CompactionStats>,
     pub cleaner: Arc<crate::log::cleaner::CleanerStats>,
     pub security: security::SecurityMetrics,
+    pub limits: limits::LimitMetrics,
 }

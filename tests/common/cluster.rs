@@ -27,7 +27,10 @@ pub struct Cluster {
     args: Vec<String>,
     pub brokers: BTreeMap<usize, Broker>,
     next: usize,
-    _etcd: EtcdServer,
+    /// Environment variables of every broker started from now on ([`Cluster::set_env`]).
+    envs: Vec<(String, String)>,
+    etcd: EtcdServer,
+    prefix: String,
 }
 
 impl Cluster {
@@ -70,7 +73,9 @@ impl Cluster {
             args,
             brokers: BTreeMap::new(),
             next: 0,
-            _etcd: etcd,
+            envs: Vec::new(),
+            etcd,
+            prefix: prefix.to_string(),
         };
         for _ in 0..n {
             cluster.add();
@@ -91,9 +96,25 @@ impl Cluster {
         std::fs::create_dir_all(&dir).unwrap();
         let mut args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         args.extend_from_slice(extra);
+        let envs: Vec<(&str, &str)> = self
+            .envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         self.brokers
-            .insert(slot, Broker::start(Path::new(&dir), &args));
+            .insert(slot, Broker::start_with_env(Path::new(&dir), &args, &envs));
         slot
+    }
+
+    /// Sets `key` in the environment of every broker started from now on (restarts keep
+    /// the environment a broker started with).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.envs.push((key.to_string(), value.to_string()));
+    }
+
+    /// The brokers' `--metadata` URL (`etcd://host:port/prefix`).
+    pub fn metadata_url(&self) -> String {
+        self.etcd.url(&self.prefix)
     }
 
     pub fn bootstrap(&self) -> String {

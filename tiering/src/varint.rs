@@ -44,6 +44,9 @@ impl<'a> Reader<'a> {
 }
 
 /// Appends `value` as a zigzag varint (Kafka's record fields; `varlong` is the same encoding).
+/// Public for `batch::test_support` (tests of other crates write records by hand); without
+/// the `testing` feature nothing outside the crate reaches it.
+#[cfg_attr(not(any(test, feature = "testing")), allow(unreachable_pub))]
 pub fn put_varint(out: &mut Vec<u8>, value: i64) {
     let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
     loop {

@@ -1,0 +1,101 @@
+//! How often the broker's bounds were reached (`strato_limit_reached_total{limit}`): each
+//! time a connection, a frame, a request or a produce had to wait for, or was refused by,
+//! one of the configured limits. A limit reached is the broker protecting itself (the
+//! client waits, or its connection closes), not a failure; a steady rate of them is a
+//! sign of overload or of limits set too low.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A bound the broker enforces, by its flag's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `--max-connections`: an accepted connection waited for a free slot.
+    Connections,
+    /// `--max-connections-per-ip`: a connection was refused.
+    ConnectionsPerIp,
+    /// `--max-request-bytes` (or the pre-authentication bound): a frame's length was over
+    /// it and its connection closed.
+    RequestBytes,
+    /// `--max-queued-request-bytes`: a connection waited for request memory before reading
+    /// a frame.
+    QueuedRequestBytes,
+    /// `--max-inflight-requests`: a connection stopped reading until its oldest response
+    /// was written.
+    InflightRequests,
+    /// `--max-unflushed-bytes`: a produce waited for the flusher (counted by the log
+    /// writer, rendered with these).
+    UnflushedBytes,
+}
+
+impl Limit {
+    /// Every limit counted here (`UnflushedBytes` is the log writer's).
+    pub const COUNTED: [Limit; 5] = [
+        Limit::Connections,
+        Limit::ConnectionsPerIp,
+        Limit::RequestBytes,
+        Limit::QueuedRequestBytes,
+        Limit::InflightRequests,
+    ];
+
+    /// The `limit` label: the flag without its dashes' prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Connections => "max_connections",
+            Limit::ConnectionsPerIp => "max_connections_per_ip",
+            Limit::RequestBytes => "max_request_bytes",
+            Limit::QueuedRequestBytes => "max_queued_request_bytes",
+            Limit::InflightRequests => "max_inflight_requests",
+            Limit::UnflushedBytes => "max_unflushed_bytes",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::COUNTED
+            .iter()
+            .position(|l| *l == self)
+            .expect("a limit counted here")
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct LimitMetrics {
+    reached: [AtomicU64; 5],
+}
+
+impl LimitMetrics {
+    /// Counts one time `limit` was reached. `UnflushedBytes` is counted by the log writer.
+    pub fn reached(&self, limit: Limit) {
+        self.reached[limit.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (limit, times reached) of every limit counted here.
+    pub fn snapshot(&self) -> impl Iterator<Item = (Limit, u64)> + '_ {
+        Limit::COUNTED
+            .iter()
+            .map(|l| (*l, self.reached[l.index()].load(Ordering::Relaxed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_limit_counts_on_its_own() {
+        let metrics = LimitMetrics::default();
+        metrics.reached(Limit::Connections);
+        metrics.reached(Limit::InflightRequests);
+        metrics.reached(Limit::InflightRequests);
+        let counts: Vec<(&str, u64)> = metrics.snapshot().map(|(l, n)| (l.name(), n)).collect();
+        assert_eq!(
+            counts,
+            [
+                ("max_connections", 1),
+                ("max_connections_per_ip", 0),
+                ("max_request_bytes", 0),
+                ("max_queued_request_bytes", 0),
+                ("max_inflight_requests", 2),
+            ]
+        );
+    }
+}
