@@ -171,6 +171,14 @@ async fn run(
                 };
                 match read_frame(&mut reader, max, &budget, limits).await {
                     Ok(Some(frame)) => {
+                        let frame = match frames_tx.try_send(frame) {
+                            Ok(()) => continue,
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
+                            Err(mpsc::error::TrySendError::Full(frame)) => frame,
+                        };
+                        // `max_inflight_requests` frames wait for admission (their
+                        // responses are not being taken): stop reading until one is.
+                        limits.reached(Limit::InflightRequests);
                         if frames_tx.send(frame).await.is_err() {
                             return;
                         }
@@ -233,12 +241,7 @@ async fn run(
                 // the log's unflushed-bytes limit from here on).
                 drop(permit);
                 match admitted {
-                    Ok(reply) => {
-                        pending.push_back(reply);
-                        if pending.len() == inflight_max {
-                            ctx.metrics.limits.reached(Limit::InflightRequests);
-                        }
-                    }
+                    Ok(reply) => pending.push_back(reply),
                     // `admit` logged why, with the request's id.
                     Err(()) => break,
                 }

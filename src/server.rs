@@ -91,11 +91,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut endpoints = Vec::with_capacity(config.security.listeners.len());
     for listener_config in &config.security.listeners {
         let protocol = listener_config.protocol;
-        let listener = TcpListener::bind(listener_config.bind)
-            .await
-            .with_context(|| {
-                format!("bind Kafka listener {protocol}://{}", listener_config.bind)
-            })?;
+        let listener = bind_kafka_listener(listener_config.bind).with_context(|| {
+            format!("bind Kafka listener {protocol}://{}", listener_config.bind)
+        })?;
         let bound = listener.local_addr().context("read bound address")?;
         let (host, port) = listener_config
             .advertised
@@ -575,6 +573,24 @@ async fn publish_state(ctx: &BrokerCtx, state: Option<BrokerState>) -> anyhow::R
         .context("write the broker registration")?;
     ctx.cluster.set_my_state(state);
     Ok(())
+}
+
+/// Connections the kernel queues for a Kafka listener before the broker accepts them (capped
+/// by `net.core.somaxconn`). The standard library's 128 is too few: thousands of clients
+/// reconnecting at once (after a restart), or waiting while `--max-connections` is reached,
+/// would see their connection attempts dropped and retried seconds later.
+const KAFKA_LISTEN_BACKLOG: u32 = 4096;
+
+fn bind_kafka_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted broker binds its port again at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(KAFKA_LISTEN_BACKLOG)
 }
 
 /// Accepts the connections of one listener until shutdown, each under a permit of the

@@ -19,8 +19,8 @@ pub enum Limit {
     /// `--max-queued-request-bytes`: a connection waited for request memory before reading
     /// a frame.
     QueuedRequestBytes,
-    /// `--max-inflight-requests`: a connection stopped reading until its oldest response
-    /// was written.
+    /// `--max-inflight-requests`: a connection stopped reading because that many of its
+    /// requests were waiting (for admission, or behind responses the client is not taking).
     InflightRequests,
     /// `--max-unflushed-bytes`: a produce waited for the flusher (counted by the log
     /// writer, rendered with these).
