@@ -2,7 +2,8 @@
 //! console (`/`, `/ui/`, `/api/v1/`: `crate::console`),
 //! `/metrics` in Prometheus text format (`crate::broker::metrics_page::render`), `/health` (the process
 //! is up) and `/ready` (the metadata store answers, the object store answers, and the
-//! broker's registration lease is held; 503 with one line per failing check otherwise).
+//! broker's registration lease is held; 503 with one line per failing check otherwise; a
+//! ready broker whose dependencies answer slowly says so, one line each, still with 200).
 //! Served with hyper; one small task per connection.
 
 use std::convert::Infallible;
@@ -34,8 +35,14 @@ const OBJECT_STORE_PROBE_TTL: Duration = Duration::from_secs(5);
 /// HTTP connections served at once; more wait in the accept queue.
 const HTTP_CONNECTIONS_MAX: usize = 64;
 
-/// The last object store probe: when it ran and what it found (`Err`: why it failed).
-type ProbeOutcome = Option<(Instant, Result<(), String>)>;
+/// A metadata store answering `/ready`'s read slower than this is reported slow.
+const METADATA_SLOW: Duration = Duration::from_millis(100);
+/// An object store answering `/ready`'s probe slower than this is reported slow.
+const OBJECT_STORE_SLOW: Duration = Duration::from_millis(250);
+
+/// The last object store probe: when it ran and what it found (how long it took, or why it
+/// failed).
+type ProbeOutcome = Option<(Instant, Result<Duration, String>)>;
 
 struct HttpState {
     ctx: Arc<BrokerCtx>,
@@ -121,9 +128,16 @@ async fn respond(
         ),
         "/health" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
         "/ready" => {
-            let failures = state.not_ready().await;
+            let (failures, slow) = state.not_ready().await;
             if failures.is_empty() {
-                (StatusCode::OK, "text/plain", "ready\n".to_string())
+                // Slow dependencies cost latency, not correctness: the broker stays ready
+                // (taking every broker out of a load balancer because S3 is slow would turn
+                // latency into an outage) and says what is slow.
+                (
+                    StatusCode::OK,
+                    "text/plain",
+                    format!("ready\n{}", slow.concat()),
+                )
             } else {
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -147,27 +161,37 @@ async fn respond(
 }
 
 impl HttpState {
-    /// One line per failing readiness check; empty when the broker is ready. The checks run
-    /// concurrently, so `/ready` answers within the longest timeout.
-    async fn not_ready(&self) -> Vec<String> {
+    /// One line per failing readiness check (empty when the broker is ready), and one per
+    /// dependency answering slower than its `*_SLOW` bound. The checks run concurrently, so
+    /// `/ready` answers within the longest timeout.
+    async fn not_ready(&self) -> (Vec<String>, Vec<String>) {
         let (metadata, object_store) =
-            tokio::join!(self.metadata_check(), self.object_store_check());
+            tokio::join!(self.metadata_check(), self.object_store_probe());
         let mut failures = Vec::new();
-        if let Err(reason) = metadata {
-            failures.push(format!("metadata store: {reason}\n"));
-        }
-        if let Err(reason) = object_store {
-            failures.push(format!("object store: {reason}\n"));
-        }
+        let mut slow = Vec::new();
+        let mut note =
+            |what: &str, outcome: Result<Duration, String>, bound: Duration| match outcome {
+                Err(reason) => failures.push(format!("{what}: {reason}\n")),
+                Ok(took) if took > bound => slow.push(format!(
+                    "{what}: slow (answered in {} ms; slow above {} ms)\n",
+                    took.as_millis(),
+                    bound.as_millis()
+                )),
+                Ok(_) => {}
+            };
+        note("metadata store", metadata, METADATA_SLOW);
+        note("object store", object_store, OBJECT_STORE_SLOW);
         if !self.ctx.lease_held.load(Ordering::Relaxed) {
             failures.push("broker lease: not held (registration may have expired)\n".to_string());
         }
-        failures
+        (failures, slow)
     }
 
-    async fn metadata_check(&self) -> Result<(), String> {
+    /// How long the metadata store took to answer a read, or why it did not.
+    async fn metadata_check(&self) -> Result<Duration, String> {
+        let started = Instant::now();
         match tokio::time::timeout(READY_TIMEOUT, self.ctx.meta.get(keys::CLUSTER_ID)).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => Ok(started.elapsed()),
             Ok(Err(err)) => Err(error_chain(&err)),
             Err(_) => Err("timed out".to_string()),
         }
@@ -177,16 +201,23 @@ impl HttpState {
     /// [`OBJECT_STORE_PROBE_TTL`]. No lock is held across the probe: two probes that race
     /// both run (at most one per HTTP connection), and the later outcome is kept.
     async fn object_store_check(&self) -> Result<(), String> {
+        self.object_store_probe().await.map(|_| ())
+    }
+
+    /// [`Self::object_store_check`] with the probe's duration.
+    async fn object_store_probe(&self) -> Result<Duration, String> {
         if let Some((at, outcome)) = &*self.last_probe.lock().expect("probe lock")
             && at.elapsed() < OBJECT_STORE_PROBE_TTL
         {
             return outcome.clone();
         }
+        let started = Instant::now();
         let outcome = self
             .ctx
             .tier
             .probe(OBJECT_STORE_PROBE_TIMEOUT)
             .await
+            .map(|()| started.elapsed())
             .map_err(|err| error_chain(&err));
         *self.last_probe.lock().expect("probe lock") = Some((Instant::now(), outcome.clone()));
         outcome

@@ -12,8 +12,9 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Open connections the proxy tracks at once; more are refused (bounded, like everything).
 const CONNECTIONS_MAX: usize = 256;
@@ -39,6 +40,8 @@ struct Shared {
     holding: AtomicBool,
     /// Produce responses dropped while holding, since the proxy started.
     held_produce_responses: AtomicUsize,
+    /// Added to every byte going to the target, in milliseconds ([`FaultProxy::delay`]).
+    delay_ms: AtomicU64,
     open: Mutex<Vec<TcpStream>>,
 }
 
@@ -66,6 +69,7 @@ impl FaultProxy {
             stop: AtomicBool::new(false),
             holding: AtomicBool::new(false),
             held_produce_responses: AtomicUsize::new(0),
+            delay_ms: AtomicU64::new(0),
             open: Mutex::new(Vec::new()),
         });
         {
@@ -92,6 +96,15 @@ impl FaultProxy {
 
     pub fn up(&self) {
         self.shared.down.store(false, Ordering::SeqCst);
+    }
+
+    /// From now on every byte sent to the target arrives `delay` later (a latency, not a
+    /// bandwidth limit: bytes in flight overlap), as a distant or overloaded service's
+    /// requests would. Byte proxies only.
+    pub fn delay(&self, delay: Duration) {
+        assert!(!self.shared.kafka, "delays are for byte proxies");
+        let ms = u64::try_from(delay.as_millis()).expect("a delay in range");
+        self.shared.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     /// From now on responses are read from the target but not delivered (Kafka proxy only).
@@ -155,7 +168,11 @@ fn accept_loop(listener: TcpListener, shared: &Arc<Shared>) {
             let shared = shared.clone();
             std::thread::spawn(move || pipe_responses(server, client, &waiting, &shared));
         } else {
-            pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+            delayed_pipe(
+                client.try_clone().unwrap(),
+                server.try_clone().unwrap(),
+                shared.clone(),
+            );
             pipe(server, client);
         }
     }
@@ -172,6 +189,42 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
                         break;
                     }
                 }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+/// Chunks read but not yet delivered by a delayed pipe (bounded, like everything).
+const DELAYED_CHUNKS_MAX: usize = 1024;
+
+/// [`pipe`] through a delay line: each chunk read is written `shared.delay_ms` after it
+/// arrived, in order.
+fn delayed_pipe(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Instant, Vec<u8>)>(DELAYED_CHUNKS_MAX);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let delay = Duration::from_millis(shared.delay_ms.load(Ordering::SeqCst));
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for (due, chunk) in rx {
+            // The simulated latency itself, not a wait for another thread.
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if to.write_all(&chunk).is_err() {
+                break;
             }
         }
         let _ = to.shutdown(Shutdown::Write);
