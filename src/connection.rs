@@ -55,8 +55,9 @@ pub const UNAUTHENTICATED_REQUEST_BYTES_MAX: u64 = 512 * 1024;
 /// Either way the frame's whole length was reserved from the request-memory budget first.
 const FRAME_PREALLOC_MAX: usize = 4 * 1024 * 1024;
 
+/// Why a connection's frame reader stopped.
 #[derive(Debug, thiserror::Error)]
-enum FrameError {
+pub enum FrameError {
     #[error("frame of {0} bytes exceeds max_request_bytes")]
     TooLarge(i64),
     #[error("negative frame length {0}")]
@@ -68,7 +69,7 @@ enum FrameError {
 /// Reads one frame; `Ok(None)` at a clean end of stream. The frame's bytes are reserved
 /// from the broker-wide `budget` before they are read, so all connections together never
 /// hold more than `max_queued_request_bytes` of requests waiting for admission.
-async fn read_frame<R: AsyncRead + Unpin>(
+pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: u64,
     budget: &Arc<Semaphore>,

@@ -32,6 +32,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("segment", segment),
     ("metadata_record", metadata_record),
     ("sasl_scram", sasl_scram),
+    ("sasl_plain", sasl_plain),
+    ("connection_frames", connection_frames),
     ("schema", schema),
 ];
 
@@ -193,6 +195,28 @@ pub fn sasl_scram(data: &[u8]) {
     let _ = server_first.verify_client_final(last);
 }
 
+/// A SASL PLAIN token (RFC 4616) as the broker parses it before looking the user up.
+pub fn sasl_plain(data: &[u8]) {
+    let _ = crate::security::sasl::parse_plain(data);
+}
+
+/// What a client writes on a connection: length-prefixed frames cut by the connection's
+/// own reader (frames bounded, request memory reserved before a frame is read), each
+/// header peeked as a request's log span does, until the bytes end or a frame is refused.
+pub fn connection_frames(data: &[u8]) {
+    const FRAME_BYTES_MAX: u64 = 64 * 1024;
+    let budget = std::sync::Arc::new(tokio::sync::Semaphore::new(FRAME_BYTES_MAX as usize));
+    let limits = crate::metrics::limits::LimitMetrics::default();
+    let mut reader = data;
+    futures::executor::block_on(async {
+        while let Ok(Some((frame, _permit))) =
+            crate::connection::read_frame(&mut reader, FRAME_BYTES_MAX, &budget, &limits).await
+        {
+            let _ = protocol::peek_header(&frame);
+        }
+    });
+}
+
 /// A schema as `POST /subjects/<s>/versions` takes it: the first byte picks Avro,
 /// Protobuf or JSON Schema, the rest is the schema text.
 pub fn schema(data: &[u8]) {
@@ -292,6 +316,25 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
             first.push(0);
             first.extend_from_slice(b"c=biws,r=abcdefghijklmnop,p=dGhpcyBpcyBub3QgYSBwcm9vZg==");
             vec![first, b"n,,n=bob,r=rOprNGfwEbeRWgbNEkqO".to_vec()]
+        }
+        "sasl_plain" => vec![
+            b"\0alice\0alice-secret".to_vec(),
+            b"alice\0alice\0pw".to_vec(),
+            b"bob\0alice\0pw".to_vec(),
+        ],
+        "connection_frames" => {
+            // The request seeds one after another on one connection, then a frame over the
+            // bound and a negative length.
+            let mut stream = Vec::new();
+            for frame in request_seeds() {
+                stream.extend_from_slice(&(frame.len() as i32).to_be_bytes());
+                stream.extend_from_slice(&frame);
+            }
+            let mut too_large = stream.clone();
+            too_large.extend_from_slice(&(1i32 << 20).to_be_bytes());
+            let mut negative = stream.clone();
+            negative.extend_from_slice(&(-1i32).to_be_bytes());
+            vec![stream, too_large, negative]
         }
         "schema" => schema_seeds(),
         _ => Vec::new(),

@@ -416,6 +416,16 @@ fn fuzz_sasl_scram() {
 }
 
 #[test]
+fn fuzz_sasl_plain() {
+    fuzz("sasl_plain");
+}
+
+#[test]
+fn fuzz_connection_frames() {
+    fuzz("connection_frames");
+}
+
+#[test]
 fn fuzz_schema() {
     fuzz("schema");
 }

@@ -62,7 +62,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     // What serves the handlers: connections, the console, the operators' endpoint.
-    ("connection", &["broker", "protocol", "security"]),
+    ("connection", &["broker", "metrics", "protocol", "security"]),
     ("console", &["broker", "log", "security", "topic_config"]),
     ("http", &["broker", "console", "http_server"]),
     // The process: wires everything together.
@@ -86,7 +86,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Fuzz targets (`tests/fuzz.rs`, `fuzz/`): the decoders of untrusted bytes.
     (
         "fuzzing",
-        &["broker", "protocol", "schema_registry", "security"],
+        &[
+            "broker",
+            "connection",
+            "metrics",
+            "protocol",
+            "schema_registry",
+            "security",
+        ],
     ),
     // The operator CLI talks to brokers over the wire only.
     ("cli", &["config", "protocol", "security"]),

@@ -178,9 +178,9 @@ impl SaslExchange {
 /// Longest PLAIN token: user name, password and separators.
 const PLAIN_TOKEN_BYTES_MAX: usize = 4096;
 
-/// PLAIN (RFC 4616): `authzid NUL authcid NUL passwd`, checked against the user's stored
-/// SCRAM credentials (any mechanism).
-async fn plain(meta: &dyn MetadataStore, token: &[u8]) -> Result<Step, AuthFailure> {
+/// A PLAIN token's user and password (`authzid NUL authcid NUL passwd`; an authorization
+/// id, if any, must be the user). Pure: the fuzz target `sasl_plain` calls it.
+pub fn parse_plain(token: &[u8]) -> Result<(&str, &[u8]), AuthFailure> {
     if token.len() > PLAIN_TOKEN_BYTES_MAX {
         return Err(AuthFailure::MalformedPlain);
     }
@@ -197,6 +197,13 @@ async fn plain(meta: &dyn MetadataStore, token: &[u8]) -> Result<Step, AuthFailu
     if !authzid.is_empty() && authzid != user.as_bytes() {
         return Err(AuthFailure::AuthorizationId);
     }
+    Ok((user, password))
+}
+
+/// PLAIN (RFC 4616): `authzid NUL authcid NUL passwd`, checked against the user's stored
+/// SCRAM credentials (any mechanism).
+async fn plain(meta: &dyn MetadataStore, token: &[u8]) -> Result<Step, AuthFailure> {
+    let (user, password) = parse_plain(token)?;
     let mut stored = credentials::credentials(meta, user).await?;
     // An unknown user costs the same key derivation as a known one.
     if stored.is_empty() {
