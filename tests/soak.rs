@@ -8,8 +8,9 @@
 //! removed is read back exactly once where its acknowledgement said (and every one
 //! acknowledged in the last retention period minus a margin is among them); the compacted
 //! topic holds the latest acknowledged value of every key; the group committed the log end;
-//! no broker panicked. From samples every `SAMPLE_SECONDS`: etcd keys, bucket objects and
-//! slot 0's RSS stay flat after the warm-up (the last quarter's mean within a quarter, plus
+//! no broker panicked. From samples every `SAMPLE_SECONDS`: no broker's RSS is over its
+//! configured memory limits plus a constant ([`MEMORY_BOUND_KIB`]); etcd keys, bucket
+//! objects and slot 0's RSS stay flat after the warm-up (the last quarter's mean within a quarter, plus
 //! a constant, of the first quarter's), judged when the run is at least
 //! [`FLATNESS_MINUTES_MIN`] long. Every sample is printed, for docs/SOAK.md.
 //!
@@ -76,7 +77,16 @@ const BROKER_ARGS: &[&str] = &[
     "5000",
     "--cache-memory-bytes",
     "67108864",
+    "--max-unflushed-bytes",
+    "16777216",
+    "--max-queued-request-bytes",
+    "134217728",
 ];
+
+/// Peak RSS allowed to any broker at any sample: the limits above (cache 64 MiB, unflushed
+/// 16 MiB, queued requests 128 MiB) plus a constant of 128 MiB (binary, runtime,
+/// allocator, metadata, connections).
+const MEMORY_BOUND_KIB: u64 = (64 + 16 + 128 + 128) * 1024;
 
 /// Time for the end of the run: the group catching up, the reads back.
 const END_DEADLINE: Duration = Duration::from_secs(180);
@@ -434,6 +444,18 @@ fn soak() {
             "broker slot {slot} panicked:\n{log}"
         );
     }
+    let peak = samples.iter().map(|s| s.rss_max_kib).max().unwrap_or(0);
+    eprintln!(
+        "memory: the largest RSS sampled is {} MiB (bound {} MiB)",
+        peak / 1024,
+        MEMORY_BOUND_KIB / 1024
+    );
+    assert!(
+        peak <= MEMORY_BOUND_KIB,
+        "a broker's RSS reached {} MiB, over its configured limits plus a constant ({} MiB)",
+        peak / 1024,
+        MEMORY_BOUND_KIB / 1024
+    );
     check_flat(&samples, minutes);
 }
 
