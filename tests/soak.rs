@@ -655,6 +655,9 @@ fn check_compacted(bootstrap: &str, landed: &Landed) {
     }
 }
 
+/// A flat series: its name, how to read it from a sample, and the constant it may grow by.
+type Series<'a> = (&'a str, &'a dyn Fn(&Sample) -> f64, f64);
+
 /// After the warm-up, the last quarter's mean of each series stays within 25% plus a
 /// constant of the first quarter's.
 fn check_flat(samples: &[Sample], minutes: u64) {
@@ -677,7 +680,7 @@ fn check_flat(samples: &[Sample], minutes: u64) {
         part.iter().map(|s| f(s)).sum::<f64>() / part.len() as f64
     };
     let (head, tail) = (&steady[..quarter], &steady[steady.len() - quarter..]);
-    let series: [(&str, &dyn Fn(&Sample) -> f64, f64); 4] = [
+    let series: [Series<'_>; 4] = [
         ("etcd keys", &|s| s.etcd_keys as f64, 50.0),
         ("bucket objects", &|s| s.objects as f64, 50.0),
         ("bucket MiB", &|s| s.object_bytes as f64 / 1048576.0, 16.0),
