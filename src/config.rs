@@ -482,6 +482,13 @@ pub struct ServeArgs {
     )]
     pub group_max_session_timeout_ms: u64,
 
+    /// Longest time from SIGTERM to exit. A drain that has not finished by then (a
+    /// dependency unreachable: the final flush or a commit retrying) is abandoned and the
+    /// process exits with status 1; acknowledged records are durable already, and
+    /// producers retry what was not acknowledged. A second SIGTERM or SIGINT exits at once.
+    #[arg(long, env = "STRATO_SHUTDOWN_TIMEOUT_MS", default_value_t = 120_000)]
+    pub shutdown_timeout_ms: u64,
+
     /// How long a new group's first rebalance waits for more members (Kafka
     /// `group.initial.rebalance.delay.ms`); 0 completes it as soon as all have joined.
     #[arg(
@@ -584,6 +591,8 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// `--shutdown-timeout-ms`: from SIGTERM to a forced exit.
+    pub shutdown_timeout: Duration,
     pub http_listen: SocketAddr,
     /// The console's path prefix: empty, or `/a/b` (no trailing slash).
     pub console_base_path: String,
@@ -733,6 +742,7 @@ fn apply_config_file(
         group_min_session_timeout_ms,
         group_max_session_timeout_ms,
         group_initial_rebalance_delay_ms,
+        shutdown_timeout_ms,
         group_max_size,
         group_max_groups,
         producer_id_expiration_ms,
@@ -924,6 +934,9 @@ impl ServeArgs {
         if self.producer_id_expiration_ms < 1_000 {
             bail!("--producer-id-expiration-ms must be at least 1000");
         }
+        if !(1_000..=3_600_000).contains(&self.shutdown_timeout_ms) {
+            bail!("--shutdown-timeout-ms must be between 1000 and 3600000");
+        }
         if !(1..=100_000).contains(&self.group_max_size) {
             bail!("--group-max-size must be between 1 and 100000");
         }
@@ -973,6 +986,7 @@ impl ServeArgs {
         let cache_dir = data_dir.join("cache");
         Ok(Config {
             data_dir,
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             http_listen: self.http_listen,
             console_base_path,
             console_write: self.console_write,

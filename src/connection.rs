@@ -45,6 +45,12 @@ async fn sleep_until_deadline(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// Fetch requests of one connection processed at once. Kafka clients (librdkafka, Java,
+/// kafka-python, franz-go) keep one Fetch outstanding per broker; a connection pipelining
+/// more would otherwise hold up to `max_inflight_requests` responses of `max_fetch_bytes`
+/// each while it does not read them.
+const FETCHES_PENDING_MAX: usize = 1;
+
 /// Largest frame read before a SASL listener's client authenticated (Kafka's
 /// `sasl.server.max.receive.size` default): SASL tokens are small.
 pub const UNAUTHENTICATED_REQUEST_BYTES_MAX: u64 = 512 * 1024;
@@ -201,6 +207,11 @@ async fn run(
 
     type Pending = futures::future::BoxFuture<'static, Result<Option<Frame>, ()>>;
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+    // Whether each pending request is a Fetch, in the same order, and how many are.
+    let mut pending_is_fetch: std::collections::VecDeque<bool> = Default::default();
+    let mut fetches_pending = 0usize;
+    // A Fetch read while another is pending: admitted once that one is answered.
+    let mut deferred: Option<(Bytes, OwnedSemaphorePermit)> = None;
     let mut reading = true;
     // On shutdown the connection stops taking requests but answers the ones it admitted
     // (produce acks come with the final flush) for at most DRAIN_TIMEOUT.
@@ -216,6 +227,9 @@ async fn run(
         tokio::select! {
             biased;
             Some(response) = pending.next(), if !pending.is_empty() => {
+                if pending_is_fetch.pop_front() == Some(true) {
+                    fetches_pending -= 1;
+                }
                 let Ok(response) = response else { break };
                 // A TLS stream may keep written bytes in its buffer: flush so the response
                 // leaves now (a no-op on plain TCP).
@@ -230,19 +244,48 @@ async fn run(
                     }
                 }
                 idle_deadline = tokio::time::Instant::now() + idle_timeout;
+                let Some((frame, permit)) = deferred.take_if(|_| fetches_pending < FETCHES_PENDING_MAX && reading) else {
+                    continue;
+                };
+                // The deferred Fetch goes in now, ahead of any frame read after it.
+                let admitted = admit(&ctx, frame, &mut session, connection_id).await;
+                drop(permit);
+                match admitted {
+                    Ok(reply) => {
+                        pending.push_back(reply);
+                        pending_is_fetch.push_back(true);
+                        fetches_pending += 1;
+                    }
+                    Err(()) => break,
+                }
             }
-            frame = frames_rx.recv(), if reading && pending.len() < inflight_max => {
+            frame = frames_rx.recv(), if reading && deferred.is_none() && pending.len() < inflight_max => {
                 let Some((frame, permit)) = frame else {
                     reading = false;
                     continue;
                 };
                 idle_deadline = tokio::time::Instant::now() + idle_timeout;
+                let is_fetch = !session.expects_raw_token()
+                    && protocol::peek_header(&frame)
+                        .is_some_and(|h| h.api_key == kafka_protocol::messages::ApiKey::Fetch as i16);
+                if is_fetch && fetches_pending >= FETCHES_PENDING_MAX {
+                    // Clients keep one Fetch outstanding per broker; a second one waits
+                    // (and with it everything after it) until the first is answered, so a
+                    // connection pins at most one fetch response's bytes.
+                    ctx.metrics.limits.reached(Limit::FetchesPerConnection);
+                    deferred = Some((frame, permit));
+                    continue;
+                }
                 let admitted = admit(&ctx, frame, &mut session, connection_id).await;
                 // Admission copied what must outlive it (produce batches are accounted by
                 // the log's unflushed-bytes limit from here on).
                 drop(permit);
                 match admitted {
-                    Ok(reply) => pending.push_back(reply),
+                    Ok(reply) => {
+                        pending.push_back(reply);
+                        pending_is_fetch.push_back(is_fetch);
+                        fetches_pending += usize::from(is_fetch);
+                    }
                     // `admit` logged why, with the request's id.
                     Err(()) => break,
                 }

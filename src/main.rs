@@ -29,7 +29,7 @@ fn run() -> anyhow::Result<()> {
             Command::Serve(args) => {
                 let config = args.validate()?;
                 let shutdown = CancellationToken::new();
-                tokio::spawn(signal_shutdown(shutdown.clone()));
+                tokio::spawn(signal_shutdown(shutdown.clone(), config.shutdown_timeout));
                 strato::server::run(config, shutdown).await
             }
             Command::Segment(SegmentCommand::Dump(args)) => strato::cli::segment::dump(args).await,
@@ -88,7 +88,11 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-async fn signal_shutdown(shutdown: CancellationToken) {
+/// Cancels `shutdown` at the first SIGTERM or SIGINT, then bounds the drain: the process
+/// exits with status 1 at a second signal or once `timeout` has passed (a drain can wait
+/// on an unreachable metadata or object store for much longer: the flusher's reload of an
+/// uncertain commit retries for half an hour). Exiting loses nothing acknowledged.
+async fn signal_shutdown(shutdown: CancellationToken, timeout: std::time::Duration) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -102,4 +106,14 @@ async fn signal_shutdown(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
     shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => tracing::error!("second SIGTERM: exiting without finishing the drain"),
+        _ = int.recv() => tracing::error!("second SIGINT: exiting without finishing the drain"),
+        _ = tokio::time::sleep(timeout) => tracing::error!(
+            ?timeout,
+            "the drain did not finish within --shutdown-timeout-ms (a dependency unreachable?): \
+             exiting; acknowledged records are durable, producers retry the rest"
+        ),
+    }
+    std::process::exit(1);
 }

@@ -353,7 +353,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_name: "log.roll.ms",
         default: "604800000",
         kind: ConfigType::Long,
-        doc: "accepted, no effect: segments are cut by --flush-interval-ms",
+        doc: "chunk compaction merges only chunks whose newest records fall in one window of this length (and of retention.ms on deleting topics), so retention removes records at most this late",
         validate: non_negative_long,
     },
     TopicConfigDef {
@@ -548,6 +548,25 @@ pub fn cleaner_config(overrides: &BTreeMap<String, String>) -> CleanerConfig {
 pub fn retention_deletes(overrides: &BTreeMap<String, String>) -> bool {
     effective(overrides, "cleanup.policy")
         .is_some_and(|v| v.split(',').any(|p| p.trim() == "delete"))
+}
+
+/// The time window chunk compaction keeps a merged chunk within, in ms: chunks whose newest
+/// records fall in different windows of this length are never merged, so a chunk covers
+/// at most about one window and retention (which drops whole chunks by their newest record)
+/// removes a record at most one window after it expires. `segment.ms` (Kafka's roll time;
+/// a segment there is deleted only once rolled), and no more than `retention.ms` when the
+/// topic deletes by time: without this a quiet topic's merged chunk kept taking newer
+/// records, its newest record never aged, and nothing was ever removed (the soak found it,
+/// docs/SOAK.md).
+pub fn chunk_window_ms(overrides: &BTreeMap<String, String>) -> i64 {
+    let long = |name: &str| -> Option<i64> {
+        effective(overrides, name).and_then(|v| v.parse::<i64>().ok())
+    };
+    let segment = long("segment.ms").filter(|ms| *ms > 0).unwrap_or(i64::MAX);
+    let retention = long("retention.ms")
+        .filter(|ms| *ms > 0 && retention_deletes(overrides))
+        .unwrap_or(i64::MAX);
+    segment.min(retention)
 }
 
 /// Why a config change was refused: a bad config (INVALID_CONFIG) or a malformed request

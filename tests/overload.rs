@@ -367,8 +367,9 @@ fn produce_batches(
 }
 
 /// Goal: a client that sends requests and never reads the answers costs the broker a
-/// bounded amount of memory: the connection stops being read once `max_inflight_requests`
-/// answers wait, and other clients go on being served.
+/// bounded amount of memory: one Fetch of a connection is processed at a time (a second
+/// waits, and the requests behind it), the connection stops being read once
+/// `max_inflight_requests` requests wait, and other clients go on being served.
 /// Method: 16 MiB in partition 0 of a topic; a client pipelines Fetch requests of 1 MiB
 /// each from offset 0 without reading until its writes stall (the broker stopped reading
 /// it); the canary then runs; the client is dropped and its connection closes.
@@ -389,6 +390,15 @@ fn a_client_that_never_reads_its_responses() {
         1,
         &fetch_request("unread", 0, 1 << 20, 0),
     );
+    // First a long poll at the log end (it waits its full 10 s for data that never comes),
+    // so the fetches behind it wait for it rather than pile up.
+    let long_poll = frame(
+        ApiKey::Fetch,
+        12,
+        1,
+        &fetch_request("unread", 32 * 32, 1 << 20, 10_000),
+    );
+    reader.write_all(&long_poll).expect("send the long poll");
     let mut sent = 0usize;
     let stalled = loop {
         assert!(
@@ -409,6 +419,10 @@ fn a_client_that_never_reads_its_responses() {
     );
     eprintln!("{sent} fetches sent before the broker stopped reading");
     assert!(s.limit_reached("max_inflight_requests") >= 1.0);
+    assert!(
+        s.limit_reached("fetches_per_connection") >= 1.0,
+        "the second pipelined Fetch waited for the first"
+    );
     s.canary();
     s.check_memory();
     drop(reader);

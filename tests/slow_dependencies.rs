@@ -144,3 +144,62 @@ fn slow_object_store_and_etcd_cost_latency_not_correctness() {
     let puts = broker.metric("strato_object_store_requests_total{operation=\"put\"}");
     assert!(puts >= 1.0, "the broker uploaded through the slow store");
 }
+
+/// Goal: a SIGTERM'd broker whose etcd stopped answering still exits within
+/// `--shutdown-timeout-ms` (status 1: its drain could not finish) instead of retrying an
+/// uncertain commit for half an hour. Method: a broker on etcd behind the delaying proxy;
+/// records acknowledged; then etcd's answers are delayed by an hour and one more record is
+/// sent, so its commit never gets an answer; SIGTERM; the process is gone within the
+/// timeout plus a margin, and says why.
+#[test]
+fn a_broker_whose_etcd_stopped_answering_exits_after_sigterm() {
+    use rdkafka::producer::FutureRecord;
+
+    const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+    let etcd = EtcdServer::start();
+    let etcd_proxy = FaultProxy::start(etcd.endpoints()[0].trim_start_matches("http://"));
+    let dir = tempfile::tempdir().unwrap();
+    let metadata = format!("etcd://{}/strato/stuck", etcd_proxy.addr);
+    let timeout_ms = SHUTDOWN_TIMEOUT.as_millis().to_string();
+    let mut broker = Broker::start(
+        dir.path(),
+        &[
+            "--metadata",
+            &metadata,
+            "--shutdown-timeout-ms",
+            &timeout_ms,
+        ],
+    );
+    let bootstrap = broker.bootstrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(create_topic(&bootstrap, "stuck", 1));
+    let p = producer(&bootstrap, &[("message.timeout.ms", "120000")]);
+    let records: Vec<_> = (0..10).map(|i| record("stuck", i)).collect();
+    assert_eq!(rt.block_on(produce_all(&p, "stuck", &records)).len(), 10);
+
+    etcd_proxy.delay(Duration::from_secs(3600));
+    let produced = broker.metric("strato_produce_bytes_total");
+    let _unanswered = p
+        .send_result(FutureRecord::<(), str>::to("stuck").payload("never committed"))
+        .map_err(|(err, _)| err)
+        .expect("enqueue");
+    wait_until(
+        Duration::from_secs(30),
+        "the broker to take the record",
+        || broker.metric("strato_produce_bytes_total") > produced,
+    );
+    broker.terminate();
+    let stopping = Instant::now();
+    let status = broker.wait_exit(SHUTDOWN_TIMEOUT + Duration::from_secs(20));
+    eprintln!(
+        "exited with {status} {:.1} s after SIGTERM",
+        stopping.elapsed().as_secs_f64()
+    );
+    assert!(!status.success(), "an unfinished drain exits with status 1");
+    assert!(
+        broker
+            .log_text()
+            .contains("did not finish within --shutdown-timeout-ms"),
+        "the broker says why it exited"
+    );
+}

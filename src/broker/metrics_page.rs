@@ -389,8 +389,13 @@ fn render_partitions(out: &mut Encoder, ctx: &BrokerCtx) {
             }
             let entries: Vec<_> = state.index.values().cloned().collect();
             drop(state);
-            let (pending, oldest) =
-                crate::log::compaction::backlog(&entries, ctx.config.compaction_target_bytes);
+            let (pending, oldest) = crate::log::compaction::backlog(
+                &entries,
+                crate::log::compaction::MergeLimits::of(
+                    ctx.config.compaction_target_bytes,
+                    &topic.config,
+                ),
+            );
             backlog_entries += pending as u64;
             backlog_oldest_ms = match (backlog_oldest_ms, oldest) {
                 (Some(a), Some(b)) => Some(a.min(b)),

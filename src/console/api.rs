@@ -710,8 +710,14 @@ pub async fn bucket(viewer: &Viewer<'_>) -> ApiResult {
         let mut backlog = 0usize;
         for p in 0..topic.partitions.len() as i32 {
             let entries = index_entries(ctx, topic.topic_id, p).await?;
-            backlog +=
-                crate::log::compaction::backlog(&entries, ctx.config.compaction_target_bytes).0;
+            backlog += crate::log::compaction::backlog(
+                &entries,
+                crate::log::compaction::MergeLimits::of(
+                    ctx.config.compaction_target_bytes,
+                    &topic.config,
+                ),
+            )
+            .0;
             bytes += entries.iter().map(|e| e.byte_length).sum::<u64>();
             chunks += entries.len();
             objects.extend(entries.into_iter().map(|e| e.object));

@@ -28,16 +28,41 @@ const ENTRIES_PER_STEP_MIN: usize = 4;
 /// growing).
 pub const KEEP_NEWEST: usize = 2;
 
+/// How compaction may merge a partition's chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeLimits {
+    /// `--compaction-target-bytes`: a merged chunk's uncompressed size at most; a chunk of
+    /// half of it is "compacted enough".
+    pub target_bytes: u64,
+    /// `topic_config::chunk_window_ms`: chunks whose newest records fall in different
+    /// windows of this length are not merged.
+    pub window_ms: i64,
+}
+
+impl MergeLimits {
+    /// The limits of a topic with `config`.
+    pub fn of(target_bytes: u64, config: &std::collections::BTreeMap<String, String>) -> Self {
+        MergeLimits {
+            target_bytes,
+            window_ms: crate::topic_config::chunk_window_ms(config),
+        }
+    }
+
+    fn window(&self, entry: &IndexEntry) -> i64 {
+        entry.max_timestamp.div_euclid(self.window_ms.max(1))
+    }
+}
+
 /// The next run of index entries to merge: consecutive entries, each smaller than
 /// `target_bytes / 2` (a bigger chunk is already "compacted enough"), together at most
-/// `target_bytes` uncompressed, at least [`ENTRIES_PER_STEP_MIN`] of them; the newest
-/// `keep_newest` entries are left alone.
+/// `target_bytes` uncompressed, their newest records in one time window, at least
+/// [`ENTRIES_PER_STEP_MIN`] of them; the newest `keep_newest` entries are left alone.
 pub fn plan(
     entries: &[IndexEntry],
-    target_bytes: u64,
+    limits: MergeLimits,
     keep_newest: usize,
 ) -> Option<Vec<IndexEntry>> {
-    runs(entries, target_bytes, keep_newest)
+    runs(entries, limits, keep_newest)
         .first()
         .map(|run| entries[run.clone()].to_vec())
 }
@@ -45,9 +70,10 @@ pub fn plan(
 /// Every run [`plan`] would pick, one after another, as index ranges of `entries`.
 pub fn runs(
     entries: &[IndexEntry],
-    target_bytes: u64,
+    limits: MergeLimits,
     keep_newest: usize,
 ) -> Vec<std::ops::Range<usize>> {
+    let target_bytes = limits.target_bytes;
     let candidates = &entries[..entries.len().saturating_sub(keep_newest)];
     let small = target_bytes / 2;
     let mut runs = Vec::new();
@@ -57,7 +83,9 @@ pub fn runs(
         let fits = entry.uncompressed_length < small
             && run_bytes + entry.uncompressed_length <= target_bytes
             && run.len() < ENTRIES_PER_STEP_MAX
-            && (run.is_empty() || candidates[run.end - 1].last_offset < entry.base_offset);
+            && (run.is_empty()
+                || (candidates[run.end - 1].last_offset < entry.base_offset
+                    && limits.window(&candidates[run.start]) == limits.window(entry)));
         if fits {
             if run.is_empty() {
                 run = at..at;
@@ -84,8 +112,8 @@ pub fn runs(
 
 /// Compaction's backlog in `entries`: how many entries are in runs it would merge, and when
 /// the oldest of them was written (from its object key; `None` when there is nothing to do).
-pub fn backlog(entries: &[IndexEntry], target_bytes: u64) -> (usize, Option<u64>) {
-    let runs = runs(entries, target_bytes, KEEP_NEWEST);
+pub fn backlog(entries: &[IndexEntry], limits: MergeLimits) -> (usize, Option<u64>) {
+    let runs = runs(entries, limits, KEEP_NEWEST);
     let pending = runs.iter().map(|run| run.len()).sum();
     let oldest = runs
         .iter()
@@ -186,7 +214,8 @@ pub async fn run(
                     .await;
                 }
                 let (_, entries) = partition.index_snapshot();
-                let Some(run) = plan(&entries, target_bytes, KEEP_NEWEST) else {
+                let limits = MergeLimits::of(target_bytes, &topic.config);
+                let Some(run) = plan(&entries, limits, KEEP_NEWEST) else {
                     continue;
                 };
                 let merged = run.len();
@@ -266,6 +295,14 @@ mod tests {
         crate::log::test_entry(base, last, 0, bytes)
     }
 
+    /// Limits by size only (no time window).
+    fn bytes(target_bytes: u64) -> MergeLimits {
+        MergeLimits {
+            target_bytes,
+            window_ms: i64::MAX,
+        }
+    }
+
     fn run_bases(run: Option<Vec<IndexEntry>>) -> Vec<Offset> {
         run.unwrap_or_default()
             .iter()
@@ -278,28 +315,76 @@ mod tests {
         let entries: Vec<IndexEntry> = (0..10).map(|i| entry(i * 10, i * 10 + 9, 100)).collect();
         // The newest two stay; the rest merge.
         assert_eq!(
-            run_bases(plan(&entries, 10_000, 2)),
+            run_bases(plan(&entries, bytes(10_000), 2)),
             (0..8).map(|i| i * 10).collect::<Vec<_>>()
         );
         // The target bounds a run.
-        assert_eq!(run_bases(plan(&entries, 450, 0)), vec![0, 10, 20, 30]);
+        assert_eq!(
+            run_bases(plan(&entries, bytes(450), 0)),
+            vec![0, 10, 20, 30]
+        );
         // Too few small chunks: nothing to do.
-        assert_eq!(plan(&entries[..3], 10_000, 0), None);
+        assert_eq!(plan(&entries[..3], bytes(10_000), 0), None);
         // A big chunk splits runs; chunks already big are left alone.
         let mut mixed = entries.clone();
         mixed[4] = entry(40, 49, 9_000);
-        assert_eq!(run_bases(plan(&mixed, 10_000, 0)), vec![0, 10, 20, 30]);
+        assert_eq!(
+            run_bases(plan(&mixed, bytes(10_000), 0)),
+            vec![0, 10, 20, 30]
+        );
         let mut mixed = entries.clone();
         mixed[2] = entry(20, 29, 9_000);
         assert_eq!(
-            run_bases(plan(&mixed, 10_000, 0)),
+            run_bases(plan(&mixed, bytes(10_000), 0)),
             vec![30, 40, 50, 60, 70, 80, 90]
         );
         // At most one transaction's worth of entries per step.
         let many: Vec<IndexEntry> = (0..300).map(|i| entry(i, i, 10)).collect();
         assert_eq!(
-            plan(&many, u64::MAX, 0).unwrap().len(),
+            plan(&many, bytes(u64::MAX), 0).unwrap().len(),
             ENTRIES_PER_STEP_MAX
+        );
+    }
+
+    #[test]
+    fn chunks_are_merged_only_within_one_time_window() {
+        // Ten chunks a minute apart (newest record each), windows of five minutes.
+        let entries: Vec<IndexEntry> = (0..10)
+            .map(|i| {
+                let mut e = entry(i * 10, i * 10 + 9, 100);
+                e.max_timestamp = 60_000 * i;
+                e
+            })
+            .collect();
+        let limits = MergeLimits {
+            target_bytes: 10_000,
+            window_ms: 300_000,
+        };
+        assert_eq!(runs(&entries, limits, 0), vec![0..5, 5..10]);
+        // A merged chunk does not keep taking newer chunks: its newest record ages.
+        let mut merged = vec![entry(0, 49, 500)];
+        merged[0].max_timestamp = 240_000;
+        merged.extend_from_slice(&entries[5..]);
+        assert_eq!(runs(&merged, limits, 0), vec![1..6]);
+        // The window comes from segment.ms, capped by retention.ms on deleting topics.
+        let config = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let window = |pairs: &[(&str, &str)]| MergeLimits::of(1, &config(pairs)).window_ms;
+        assert_eq!(window(&[]), 604_800_000, "segment.ms's default, a week");
+        assert_eq!(window(&[("retention.ms", "300000")]), 300_000);
+        assert_eq!(window(&[("retention.ms", "-1")]), 604_800_000);
+        assert_eq!(
+            window(&[("segment.ms", "60000"), ("retention.ms", "300000")]),
+            60_000
+        );
+        assert_eq!(
+            window(&[("cleanup.policy", "compact"), ("retention.ms", "300000")]),
+            604_800_000,
+            "retention does not apply to a compact-only topic"
         );
     }
 
@@ -308,7 +393,7 @@ mod tests {
         let mut entries: Vec<IndexEntry> =
             (0..10).map(|i| entry(i * 10, i * 10 + 9, 100)).collect();
         assert_eq!(
-            backlog(&entries, 10_000),
+            backlog(&entries, bytes(10_000)),
             (8, None),
             "keys without a ULID have no date"
         );
@@ -324,9 +409,9 @@ mod tests {
             .min();
         assert!(oldest.is_some());
         // Two runs of four under a target of 450 bytes: both count.
-        assert_eq!(runs(&entries, 450, KEEP_NEWEST), vec![0..4, 4..8]);
-        assert_eq!(backlog(&entries, 450), (8, oldest));
+        assert_eq!(runs(&entries, bytes(450), KEEP_NEWEST), vec![0..4, 4..8]);
+        assert_eq!(backlog(&entries, bytes(450)), (8, oldest));
         // Nothing to merge: no backlog.
-        assert_eq!(backlog(&entries[..5], 10_000), (0, None));
+        assert_eq!(backlog(&entries[..5], bytes(10_000)), (0, None));
     }
 }

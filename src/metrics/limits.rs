@@ -22,6 +22,9 @@ pub enum Limit {
     /// `--max-inflight-requests`: a connection stopped reading because that many of its
     /// requests were waiting (for admission, or behind responses the client is not taking).
     InflightRequests,
+    /// One Fetch at a time per connection (`connection::FETCHES_PENDING_MAX`): a second
+    /// Fetch waited for the first one's answer.
+    FetchesPerConnection,
     /// `--max-unflushed-bytes`: a produce waited for the flusher (counted by the log
     /// writer, rendered with these).
     UnflushedBytes,
@@ -29,12 +32,13 @@ pub enum Limit {
 
 impl Limit {
     /// Every limit counted here (`UnflushedBytes` is the log writer's).
-    pub const COUNTED: [Limit; 5] = [
+    pub const COUNTED: [Limit; 6] = [
         Limit::Connections,
         Limit::ConnectionsPerIp,
         Limit::RequestBytes,
         Limit::QueuedRequestBytes,
         Limit::InflightRequests,
+        Limit::FetchesPerConnection,
     ];
 
     /// The `limit` label: the flag without its dashes' prefix.
@@ -45,6 +49,7 @@ impl Limit {
             Limit::RequestBytes => "max_request_bytes",
             Limit::QueuedRequestBytes => "max_queued_request_bytes",
             Limit::InflightRequests => "max_inflight_requests",
+            Limit::FetchesPerConnection => "fetches_per_connection",
             Limit::UnflushedBytes => "max_unflushed_bytes",
         }
     }
@@ -59,7 +64,7 @@ impl Limit {
 
 #[derive(Debug, Default)]
 pub struct LimitMetrics {
-    reached: [AtomicU64; 5],
+    reached: [AtomicU64; 6],
 }
 
 impl LimitMetrics {
@@ -95,6 +100,7 @@ mod tests {
                 ("max_request_bytes", 0),
                 ("max_queued_request_bytes", 0),
                 ("max_inflight_requests", 2),
+                ("fetches_per_connection", 0),
             ]
         );
     }

@@ -20,6 +20,9 @@ pub(super) struct ParsedAvro {
 /// Parses `text` with `references` (the texts of the referenced schemas, each a named type)
 /// in scope. Any failure is an invalid schema, described for the client.
 pub(super) fn parse(text: &str, references: &[String]) -> Result<ParsedAvro, String> {
+    for text in std::iter::once(text).chain(references.iter().map(String::as_str)) {
+        check_names(text)?;
+    }
     // The parser is a third-party library fed client input: a panic in it answers the
     // request with an error instead of ending the connection task.
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -33,6 +36,57 @@ pub(super) fn parse(text: &str, references: &[String]) -> Result<ParsedAvro, Str
         Ok(Ok((schema, referenced))) => Ok(ParsedAvro { schema, referenced }),
         Ok(Err(err)) => Err(err.to_string()),
         Err(_) => Err("the schema could not be parsed".to_string()),
+    }
+}
+
+/// Refuses a named type (record, error, enum, fixed) whose `name` the Avro specification
+/// does not allow: `apache-avro` 0.21 panics on one (an `unwrap` in `Name::parse`; found
+/// by cargo-fuzz, docs/FUZZING.md) where it should return an error. Text that is not JSON is
+/// left to the parser's own error.
+fn check_names(text: &str) -> Result<(), String> {
+    fn identifier(part: &str) -> bool {
+        let mut chars = part.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
+    // A full name: dot-separated identifiers, optionally after a leading dot (the null
+    // namespace), as apache-avro's own pattern reads it.
+    fn full_name(name: &str) -> bool {
+        let name = name.strip_prefix('.').unwrap_or(name);
+        name.split('.').all(identifier)
+    }
+    fn walk(value: &serde_json::Value, depth: usize) -> Result<(), String> {
+        // Deeper than any real schema: the parser refuses it (serde_json's own recursion
+        // limit is 128).
+        if depth > 256 {
+            return Ok(());
+        }
+        match value {
+            serde_json::Value::Object(map) => {
+                let named = map
+                    .get("type")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|t| matches!(t, "record" | "error" | "enum" | "fixed"));
+                if named
+                    && let Some(serde_json::Value::String(name)) = map.get("name")
+                    && !full_name(name)
+                {
+                    return Err(format!(
+                        "invalid name {name:?}: an Avro name is letters, digits and underscores, \
+                         not starting with a digit (dots separate a namespace)"
+                    ));
+                }
+                map.values().try_for_each(|v| walk(v, depth + 1))
+            }
+            serde_json::Value::Array(items) => items.iter().try_for_each(|v| walk(v, depth + 1)),
+            _ => Ok(()),
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value) => walk(&value, 0),
+        Err(_) => Ok(()),
     }
 }
 
@@ -76,6 +130,30 @@ mod tests {
             &"[".repeat(10_000),
         ] {
             assert!(parse(bad, &[]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn invalid_names_are_errors_not_panics() {
+        // apache-avro 0.21 panics on these (cargo-fuzz, schema target); each is refused
+        // before it reaches the parser, naming the name.
+        for (bad, name) in [
+            (r#"{"type":"record","name":"O-der","fields":[]}"#, "O-der"),
+            (r#"{"type":"enum","name":"1st","symbols":["A"]}"#, "1st"),
+            (
+                r#"{"type":"record","name":"R","fields":[{"name":"f","type":{"type":"fixed","name":"a..b","size":2}}]}"#,
+                "a..b",
+            ),
+        ] {
+            let err = parse(bad, &[]).unwrap_err();
+            assert!(err.contains(name), "{err}");
+        }
+        // Valid full names pass through.
+        for good in [
+            r#"{"type":"record","name":"shop.Order_2","fields":[]}"#,
+            r#"{"type":"record","name":".Order","fields":[]}"#,
+        ] {
+            assert!(parse(good, &[]).is_ok(), "{good}");
         }
     }
 

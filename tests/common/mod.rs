@@ -249,7 +249,8 @@ impl Broker {
         assert!(status.success(), "kill -{sig} failed");
     }
 
-    fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+    /// Waits at most `deadline` for the process to exit; its status.
+    pub fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
         let child = self.child.as_mut().expect("running");
         let end = Instant::now() + deadline;
         loop {
