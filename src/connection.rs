@@ -205,11 +205,7 @@ async fn run(
         .in_current_span(),
     );
 
-    type Pending = futures::future::BoxFuture<'static, Result<Option<Frame>, ()>>;
-    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
-    // Whether each pending request is a Fetch, in the same order, and how many are.
-    let mut pending_is_fetch: std::collections::VecDeque<bool> = Default::default();
-    let mut fetches_pending = 0usize;
+    let mut pending = Admitted::default();
     // A Fetch read while another is pending: admitted once that one is answered.
     let mut deferred: Option<(Bytes, OwnedSemaphorePermit)> = None;
     let mut reading = true;
@@ -226,10 +222,8 @@ async fn run(
         }
         tokio::select! {
             biased;
-            Some(response) = pending.next(), if !pending.is_empty() => {
-                if pending_is_fetch.pop_front() == Some(true) {
-                    fetches_pending -= 1;
-                }
+            Some(response) = pending.replies.next(), if !pending.is_empty() => {
+                pending.answered();
                 let Ok(response) = response else { break };
                 // A TLS stream may keep written bytes in its buffer: flush so the response
                 // leaves now (a no-op on plain TCP).
@@ -244,20 +238,16 @@ async fn run(
                     }
                 }
                 idle_deadline = tokio::time::Instant::now() + idle_timeout;
-                let Some((frame, permit)) = deferred.take_if(|_| fetches_pending < FETCHES_PENDING_MAX && reading) else {
+                let Some((frame, permit)) =
+                    deferred.take_if(|_| pending.fetches < FETCHES_PENDING_MAX && reading)
+                else {
                     continue;
                 };
                 // The deferred Fetch goes in now, ahead of any frame read after it.
                 let admitted = admit(&ctx, frame, &mut session, connection_id).await;
                 drop(permit);
-                match admitted {
-                    Ok(reply) => {
-                        pending.push_back(reply);
-                        pending_is_fetch.push_back(true);
-                        fetches_pending += 1;
-                    }
-                    Err(()) => break,
-                }
+                let Ok(reply) = admitted else { break };
+                pending.push(reply, true);
             }
             frame = frames_rx.recv(), if reading && deferred.is_none() && pending.len() < inflight_max => {
                 let Some((frame, permit)) = frame else {
@@ -268,7 +258,7 @@ async fn run(
                 let is_fetch = !session.expects_raw_token()
                     && protocol::peek_header(&frame)
                         .is_some_and(|h| h.api_key == kafka_protocol::messages::ApiKey::Fetch as i16);
-                if is_fetch && fetches_pending >= FETCHES_PENDING_MAX {
+                if is_fetch && pending.fetches >= FETCHES_PENDING_MAX {
                     // Clients keep one Fetch outstanding per broker; a second one waits
                     // (and with it everything after it) until the first is answered, so a
                     // connection pins at most one fetch response's bytes.
@@ -280,15 +270,9 @@ async fn run(
                 // Admission copied what must outlive it (produce batches are accounted by
                 // the log's unflushed-bytes limit from here on).
                 drop(permit);
-                match admitted {
-                    Ok(reply) => {
-                        pending.push_back(reply);
-                        pending_is_fetch.push_back(is_fetch);
-                        fetches_pending += usize::from(is_fetch);
-                    }
-                    // `admit` logged why, with the request's id.
-                    Err(()) => break,
-                }
+                // `admit` logged why it failed, with the request's id.
+                let Ok(reply) = admitted else { break };
+                pending.push(reply, is_fetch);
                 if session.close_after_response {
                     // A failed authentication: answer it, then close.
                     reading = false;
@@ -317,6 +301,41 @@ async fn run(
     }
     reader_task.abort();
     let _ = writer.shutdown().await;
+}
+
+/// A reply to be written: the framed response, `None` for none (acks=0), `Err` to close.
+type Pending = futures::future::BoxFuture<'static, Result<Option<Frame>, ()>>;
+
+/// The requests a connection admitted and has not answered yet, in order, and how many of
+/// them are Fetches.
+#[derive(Default)]
+struct Admitted {
+    replies: FuturesOrdered<Pending>,
+    is_fetch: std::collections::VecDeque<bool>,
+    fetches: usize,
+}
+
+impl Admitted {
+    fn push(&mut self, reply: Pending, is_fetch: bool) {
+        self.replies.push_back(reply);
+        self.is_fetch.push_back(is_fetch);
+        self.fetches += usize::from(is_fetch);
+    }
+
+    /// The oldest reply was taken from `replies`.
+    fn answered(&mut self) {
+        if self.is_fetch.pop_front() == Some(true) {
+            self.fetches -= 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.replies.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.replies.is_empty()
+    }
 }
 
 /// I/O vectors handed to one vectored write (Linux takes up to 1024).

@@ -16,11 +16,10 @@ use bytes::{BufMut, BytesMut};
 use common::kafka::{consumer, create_topic, producer};
 use common::wire::{self, connect};
 use common::{Broker, wait_until};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, TopicName,
+    ApiKey, ApiVersionsRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -39,20 +38,6 @@ const CACHE_BYTES: u64 = 32 * MIB;
 const UNFLUSHED_BYTES: u64 = 64 * MIB;
 /// How long the canary may take while the broker is under load.
 const CANARY_DEADLINE: Duration = Duration::from_secs(60);
-
-/// (VmRSS, VmHWM) of a process, bytes.
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .expect("a kB field")
-            * 1024
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
 
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -101,7 +86,7 @@ impl Scenario {
         };
         // The canary's connections are open before the load starts.
         scenario.canary();
-        let (rss, _) = memory(scenario.broker.pid());
+        let (rss, _) = common::memory_of(scenario.broker.pid());
         scenario.memory_bound = rss + CACHE_BYTES + UNFLUSHED_BYTES + queued + MEMORY_CONSTANT;
         scenario
     }
@@ -154,7 +139,7 @@ impl Scenario {
 
     /// The broker's peak RSS so far is within its bound; returns it.
     fn check_memory(&self) -> u64 {
-        let (_, peak) = memory(self.broker.pid());
+        let (_, peak) = common::memory_of(self.broker.pid());
         eprintln!(
             "peak RSS {} MiB (bound {} MiB)",
             peak / MIB,
@@ -177,23 +162,6 @@ impl Scenario {
     }
 }
 
-/// A request frame: the length, the header (`client_id` "overload") and the body.
-fn frame<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("overload")))
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    buf.to_vec()
-}
-
 /// Goal: 10,000 connections opened and dropped (1,250 at a time against a limit of 1,000)
 /// leave the broker serving, its memory bounded and every connection closed.
 /// Method: eight waves; half of each wave's connections send an ApiVersions request and
@@ -205,7 +173,7 @@ fn ten_thousand_connections_opened_and_dropped() {
     let mut s = Scenario::start(&["--max-connections", "1000"], 256 * MIB);
     let fds_before = open_fds(s.broker.pid());
     let connections_before = s.broker.metric("strato_connections");
-    let api_versions = frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default());
+    let api_versions = wire::request_frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default());
     for wave in 0..WAVES {
         let mut held = Vec::with_capacity(WAVE);
         for i in 0..WAVE {
@@ -312,24 +280,6 @@ fn frames_of_100_mib_are_bounded() {
     s.canary();
 }
 
-/// Fetch v12 of `topic` partition 0 from `offset`, at most `max_bytes`, no wait.
-fn fetch_request(topic: &str, offset: i64, max_bytes: i32, max_wait_ms: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(max_bytes)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(max_bytes),
-                ]),
-        ])
-}
-
 /// Produces `batches` batches of `records` records of `value_len` bytes to `topic`
 /// partition 0 over `stream` (acks=all); panics on an error.
 fn produce_batches(
@@ -384,19 +334,19 @@ fn a_client_that_never_reads_its_responses() {
     reader
         .set_write_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let request = frame(
+    let request = wire::request_frame(
         ApiKey::Fetch,
         12,
         1,
-        &fetch_request("unread", 0, 1 << 20, 0),
+        &wire::fetch_request("unread", 0, 1 << 20, 0),
     );
     // First a long poll at the log end (it waits its full 10 s for data that never comes),
     // so the fetches behind it wait for it rather than pile up.
-    let long_poll = frame(
+    let long_poll = wire::request_frame(
         ApiKey::Fetch,
         12,
         1,
-        &fetch_request("unread", 32 * 32, 1 << 20, 10_000),
+        &wire::fetch_request("unread", 32 * 32, 1 << 20, 10_000),
     );
     reader.write_all(&long_poll).expect("send the long poll");
     let mut sent = 0usize;
@@ -510,7 +460,7 @@ fn a_fetch_flood() {
                     start.wait();
                     let (offset, wait) = if i < READERS { (0, 0) } else { (end, 500) };
                     for n in 0..FETCHES {
-                        let request = fetch_request("flood", offset, 64 << 20, wait);
+                        let request = wire::fetch_request("flood", offset, 64 << 20, wait);
                         let correlation_id = n as i32 + 1;
                         wire::send(&mut stream, ApiKey::Fetch, 12, correlation_id, &request);
                         let response: FetchResponse =
@@ -533,6 +483,10 @@ fn a_fetch_flood() {
     for client in clients {
         client.join().expect("every fetch answered");
     }
+    assert!(
+        s.limit_reached("max_fetch_bytes") >= (READERS * FETCHES) as f64,
+        "every fetch asking for 64 MiB was held to the limit, and counted"
+    );
     s.check_memory();
     s.canary();
 }

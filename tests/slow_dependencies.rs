@@ -26,20 +26,6 @@ const MEMORY_CONSTANT: u64 = 192 * MIB;
 const PARTITIONS: i32 = 4;
 const RECORDS: usize = 20_000;
 
-/// (VmRSS, VmHWM) of a process, bytes.
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .expect("a kB field")
-            * 1024
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// Goal: with every object store request 500 ms late and every etcd request 200 ms late,
 /// produce, consume and a consumer group work, memory stays bounded and `/ready` says
 /// "ready" and that both are slow. Method: a broker on etcd and LocalStack through
@@ -78,7 +64,7 @@ fn slow_object_store_and_etcd_cost_latency_not_correctness() {
             &queued,
         ],
     );
-    let (rss_at_start, _) = memory(broker.pid());
+    let (rss_at_start, _) = common::memory_of(broker.pid());
     let bootstrap = broker.bootstrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(create_topic(&bootstrap, "slow", PARTITIONS));
@@ -132,7 +118,7 @@ fn slow_object_store_and_etcd_cost_latency_not_correctness() {
         "the group committed the log end through the slow etcd"
     );
 
-    let (_, peak) = memory(broker.pid());
+    let (_, peak) = common::memory_of(broker.pid());
     let bound = rss_at_start + CACHE_BYTES + QUEUED_BYTES + UNFLUSHED_BYTES + MEMORY_CONSTANT;
     eprintln!("peak RSS {} MiB (bound {} MiB)", peak / MIB, bound / MIB);
     assert!(

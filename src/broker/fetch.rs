@@ -148,11 +148,16 @@ async fn fetch(
         Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_LIMIT);
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
-    let max_bytes = usize::try_from(req.max_bytes)
+    let asked = usize::try_from(req.max_bytes)
         .ok()
         .filter(|b| *b > 0)
-        .unwrap_or(usize::MAX)
-        .min(ctx.config.max_fetch_bytes as usize);
+        .unwrap_or(usize::MAX);
+    let max_bytes = asked.min(ctx.config.max_fetch_bytes as usize);
+    if asked > max_bytes {
+        ctx.metrics
+            .limits
+            .reached(crate::metrics::limits::Limit::FetchBytes);
+    }
     let mut commits = ctx.log.subscribe_commits();
     // Commits of partitions led elsewhere are not announced here: look again periodically.
     let replica_reads = wanted

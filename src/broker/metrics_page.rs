@@ -98,7 +98,7 @@ fn render_requests(
     out.family(
         "strato_limit_reached_total",
         "counter",
-        "Times a configured bound was reached, per flag: the connection, frame or produce waited (max_connections, max_queued_request_bytes, max_inflight_requests, max_unflushed_bytes) or was refused and its connection closed (max_connections_per_ip, max_request_bytes).",
+        "Times a configured bound was reached, per flag: the connection, frame or produce waited (max_connections, max_queued_request_bytes, max_inflight_requests, max_unflushed_bytes) or was refused and its connection closed (max_connections_per_ip, max_request_bytes), or was held to a bound (max_fetch_bytes, fetches_per_connection).",
     );
     for (limit, count) in limits.snapshot() {
         out.sample(

@@ -22,6 +22,8 @@ pub enum Limit {
     /// `--max-inflight-requests`: a connection stopped reading because that many of its
     /// requests were waiting (for admission, or behind responses the client is not taking).
     InflightRequests,
+    /// `--max-fetch-bytes`: a Fetch asked for more; its response was held to the limit.
+    FetchBytes,
     /// One Fetch at a time per connection (`connection::FETCHES_PENDING_MAX`): a second
     /// Fetch waited for the first one's answer.
     FetchesPerConnection,
@@ -32,12 +34,13 @@ pub enum Limit {
 
 impl Limit {
     /// Every limit counted here (`UnflushedBytes` is the log writer's).
-    pub const COUNTED: [Limit; 6] = [
+    pub const COUNTED: [Limit; 7] = [
         Limit::Connections,
         Limit::ConnectionsPerIp,
         Limit::RequestBytes,
         Limit::QueuedRequestBytes,
         Limit::InflightRequests,
+        Limit::FetchBytes,
         Limit::FetchesPerConnection,
     ];
 
@@ -49,6 +52,7 @@ impl Limit {
             Limit::RequestBytes => "max_request_bytes",
             Limit::QueuedRequestBytes => "max_queued_request_bytes",
             Limit::InflightRequests => "max_inflight_requests",
+            Limit::FetchBytes => "max_fetch_bytes",
             Limit::FetchesPerConnection => "fetches_per_connection",
             Limit::UnflushedBytes => "max_unflushed_bytes",
         }
@@ -64,7 +68,7 @@ impl Limit {
 
 #[derive(Debug, Default)]
 pub struct LimitMetrics {
-    reached: [AtomicU64; 6],
+    reached: [AtomicU64; 7],
 }
 
 impl LimitMetrics {
@@ -100,6 +104,7 @@ mod tests {
                 ("max_request_bytes", 0),
                 ("max_queued_request_bytes", 0),
                 ("max_inflight_requests", 2),
+                ("max_fetch_bytes", 0),
                 ("fetches_per_connection", 0),
             ]
         );

@@ -393,6 +393,20 @@ impl Drop for Broker {
     }
 }
 
+/// (VmRSS, VmHWM: the peak) of process `pid`, in bytes, from `/proc/<pid>/status`.
+pub fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("a kB field")
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
 /// Makes `name` a SCRAM user (both mechanisms) in the embedded store of `data_dir`, with the
 /// broker stopped, as an operator makes the first admin.
 pub fn add_user(data_dir: &Path, name: &str, password: &str) {

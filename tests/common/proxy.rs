@@ -168,56 +168,36 @@ fn accept_loop(listener: TcpListener, shared: &Arc<Shared>) {
             let shared = shared.clone();
             std::thread::spawn(move || pipe_responses(server, client, &waiting, &shared));
         } else {
-            delayed_pipe(
+            pipe(
                 client.try_clone().unwrap(),
                 server.try_clone().unwrap(),
-                shared.clone(),
+                Some(shared.clone()),
             );
-            pipe(server, client);
+            pipe(server, client, None);
         }
     }
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = to.shutdown(Shutdown::Write);
-    });
 }
 
 /// Chunks read but not yet delivered by a delayed pipe (bounded, like everything).
 const DELAYED_CHUNKS_MAX: usize = 1024;
 
-/// [`pipe`] through a delay line: each chunk read is written `shared.delay_ms` after it
-/// arrived, in order.
-fn delayed_pipe(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
+/// Copies `from` to `to` until either ends. With `delayed`, through a delay line: each
+/// chunk is written `delay_ms` (of the shared state, read as it arrives) after it arrived,
+/// in order, so chunks in flight overlap.
+fn pipe(mut from: TcpStream, mut to: TcpStream, delayed: Option<Arc<Shared>>) {
+    let Some(shared) = delayed else {
+        std::thread::spawn(move || {
+            for_each_chunk(&mut from, |chunk| to.write_all(chunk).is_ok());
+            let _ = to.shutdown(Shutdown::Write);
+        });
+        return;
+    };
     let (tx, rx) = std::sync::mpsc::sync_channel::<(Instant, Vec<u8>)>(DELAYED_CHUNKS_MAX);
     std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let delay = Duration::from_millis(shared.delay_ms.load(Ordering::SeqCst));
-                    if tx
-                        .send((Instant::now() + delay, buf[..n].to_vec()))
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            }
-        }
+        for_each_chunk(&mut from, |chunk| {
+            let delay = Duration::from_millis(shared.delay_ms.load(Ordering::SeqCst));
+            tx.send((Instant::now() + delay, chunk.to_vec())).is_ok()
+        });
     });
     std::thread::spawn(move || {
         for (due, chunk) in rx {
@@ -229,6 +209,18 @@ fn delayed_pipe(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
         }
         let _ = to.shutdown(Shutdown::Write);
     });
+}
+
+/// Reads `from` in chunks, handing each to `f`, until the stream ends or `f` says stop.
+fn for_each_chunk(from: &mut TcpStream, mut f: impl FnMut(&[u8]) -> bool) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) if !f(&buf[..n]) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// One length-prefixed Kafka frame, prefix included; `None` at the end of the stream.

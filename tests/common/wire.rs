@@ -50,6 +50,17 @@ pub fn send<T: Encodable>(
     correlation_id: i32,
     body: &T,
 ) {
+    let frame = request_frame(key, version, correlation_id, body);
+    stream.write_all(&frame).expect("write request");
+}
+
+/// A request as it goes on the wire: length prefix, header, body.
+pub fn request_frame<T: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &T,
+) -> BytesMut {
     let mut buf = BytesMut::new();
     buf.put_i32(0);
     RequestHeader::default()
@@ -62,7 +73,33 @@ pub fn send<T: Encodable>(
     body.encode(&mut buf, version).unwrap();
     let len = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
-    stream.write_all(&buf).expect("write request");
+    buf
+}
+
+/// Fetch (v4 and later) of `topic` partition 0 from `offset`: at most `max_bytes`, waiting
+/// at most `max_wait_ms` for at least one byte.
+pub fn fetch_request(
+    topic: &str,
+    offset: i64,
+    max_bytes: i32,
+    max_wait_ms: i32,
+) -> kafka_protocol::messages::FetchRequest {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(max_bytes),
+                ]),
+        ])
 }
 
 /// Reads one response frame; `None` when the broker closed the connection.
