@@ -173,7 +173,8 @@ fn ten_thousand_connections_opened_and_dropped() {
     let mut s = Scenario::start(&["--max-connections", "1000"], 256 * MIB);
     let fds_before = open_fds(s.broker.pid());
     let connections_before = s.broker.metric("strato_connections");
-    let api_versions = wire::request_frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default());
+    let api_versions =
+        wire::request_frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default());
     for wave in 0..WAVES {
         let mut held = Vec::with_capacity(WAVE);
         for i in 0..WAVE {
