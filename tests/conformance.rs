@@ -16,10 +16,9 @@ use common::wire::Wire;
 use common::{Broker, run_client_script, wait_until};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    DescribeConfigsRequest, FetchRequest, ProduceRequest, ProduceResponse, TopicName,
+    DescribeConfigsRequest, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -553,20 +552,7 @@ fn stored_batches(broker: &Broker, topic: &str) -> Vec<batch::BatchHeader> {
     let mut headers: Vec<batch::BatchHeader> = Vec::new();
     loop {
         let next = headers.last().map_or(0, |h| h.last_offset() + 1);
-        let request = FetchRequest::default()
-            .with_max_wait_ms(0)
-            .with_min_bytes(1)
-            .with_max_bytes(16 << 20)
-            .with_topics(vec![
-                FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_partitions(vec![
-                        FetchPartition::default()
-                            .with_partition(0)
-                            .with_fetch_offset(next)
-                            .with_partition_max_bytes(16 << 20),
-                    ]),
-            ]);
+        let request = common::wire::fetch_request(topic, next, 16 << 20, 0);
         let response = wire.call(11, &request);
         let partition = &response.responses[0].partitions[0];
         assert_eq!(partition.error_code, 0, "{partition:?}");

@@ -368,20 +368,8 @@ fn fetch(
     max_bytes: i32,
     partition_max_bytes: i32,
 ) -> kafka_protocol::messages::fetch_response::PartitionData {
-    let request = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(max_bytes)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(partition_max_bytes),
-                ]),
-        ]);
+    let mut request = common::wire::fetch_request(topic, offset, max_bytes, 0);
+    request.topics[0].partitions[0].partition_max_bytes = partition_max_bytes;
     send(stream, ApiKey::Fetch, 11, correlation_id, &request);
     let response: FetchResponse = response(stream, ApiKey::Fetch, 11, correlation_id);
     response.responses[0].partitions[0].clone()
