@@ -281,6 +281,34 @@ fn frames_of_100_mib_are_bounded() {
     s.canary();
 }
 
+/// `n` client threads, each with its own connection to `addr`, run `client(i, stream)`
+/// together once all of them are connected; returns when they have started.
+fn start_clients(
+    n: usize,
+    addr: std::net::SocketAddr,
+    client: impl Fn(usize, &mut TcpStream) + Clone + Send + 'static,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let start = Arc::new(Barrier::new(n + 1));
+    let threads = (0..n)
+        .map(|i| {
+            let (start, client) = (start.clone(), client.clone());
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let mut stream = TcpStream::connect(addr).expect("connect");
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(120)))
+                        .unwrap();
+                    start.wait();
+                    client(i, &mut stream);
+                })
+                .expect("spawn client thread")
+        })
+        .collect();
+    start.wait();
+    threads
+}
+
 /// Produces `batches` batches of `records` records of `value_len` bytes to `topic`
 /// partition 0 over `stream` (acks=all); panics on an error.
 fn produce_batches(
@@ -397,25 +425,10 @@ fn a_thousand_producers_at_once() {
         256 * MIB,
     );
     s.rt.block_on(create_topic(&s.broker.bootstrap(), "many", PARTITIONS));
-    let start = Arc::new(Barrier::new(PRODUCERS + 1));
-    let producers: Vec<_> = (0..PRODUCERS)
-        .map(|i| {
-            let (start, addr) = (start.clone(), s.broker.addr);
-            std::thread::Builder::new()
-                .stack_size(256 * 1024)
-                .spawn(move || {
-                    let mut stream = TcpStream::connect(addr).expect("connect");
-                    stream
-                        .set_read_timeout(Some(Duration::from_secs(120)))
-                        .unwrap();
-                    start.wait();
-                    let partition = (i % PARTITIONS as usize) as i32;
-                    produce_batches(&mut stream, "many", partition, BATCHES, RECORDS, 100);
-                })
-                .expect("spawn producer thread")
-        })
-        .collect();
-    start.wait();
+    let producers = start_clients(PRODUCERS, s.broker.addr, |i, stream| {
+        let partition = (i % PARTITIONS as usize) as i32;
+        produce_batches(stream, "many", partition, BATCHES, RECORDS, 100);
+    });
     s.canary();
     for producer in producers {
         producer
@@ -447,38 +460,22 @@ fn a_fetch_flood() {
     let mut stream = connect(&s.broker);
     produce_batches(&mut stream, "flood", 0, 32, 32, 16 * 1024);
     let end = 32 * 32;
-    let start = Arc::new(Barrier::new(READERS + POLLERS + 1));
-    let clients: Vec<_> = (0..READERS + POLLERS)
-        .map(|i| {
-            let (start, addr) = (start.clone(), s.broker.addr);
-            std::thread::Builder::new()
-                .stack_size(256 * 1024)
-                .spawn(move || {
-                    let mut stream = TcpStream::connect(addr).expect("connect");
-                    stream
-                        .set_read_timeout(Some(Duration::from_secs(120)))
-                        .unwrap();
-                    start.wait();
-                    let (offset, wait) = if i < READERS { (0, 0) } else { (end, 500) };
-                    for n in 0..FETCHES {
-                        let request = wire::fetch_request("flood", offset, 64 << 20, wait);
-                        let correlation_id = n as i32 + 1;
-                        wire::send(&mut stream, ApiKey::Fetch, 12, correlation_id, &request);
-                        let response: FetchResponse =
-                            wire::response(&mut stream, ApiKey::Fetch, 12, correlation_id);
-                        let partition = &response.responses[0].partitions[0];
-                        assert_eq!(partition.error_code, 0, "{partition:?}");
-                        let bytes = partition.records.as_ref().map_or(0, |r| r.len());
-                        assert!(bytes <= 4 << 20, "a fetch answered {bytes} bytes");
-                        if i < READERS {
-                            assert!(bytes > 0, "a read from the start returns records");
-                        }
-                    }
-                })
-                .expect("spawn fetch thread")
-        })
-        .collect();
-    start.wait();
+    let clients = start_clients(READERS + POLLERS, s.broker.addr, move |i, stream| {
+        let (offset, wait) = if i < READERS { (0, 0) } else { (end, 500) };
+        for n in 0..FETCHES {
+            let request = wire::fetch_request("flood", offset, 64 << 20, wait);
+            let correlation_id = n as i32 + 1;
+            wire::send(stream, ApiKey::Fetch, 12, correlation_id, &request);
+            let response: FetchResponse = wire::response(stream, ApiKey::Fetch, 12, correlation_id);
+            let partition = &response.responses[0].partitions[0];
+            assert_eq!(partition.error_code, 0, "{partition:?}");
+            let bytes = partition.records.as_ref().map_or(0, |r| r.len());
+            assert!(bytes <= 4 << 20, "a fetch answered {bytes} bytes");
+            if i < READERS {
+                assert!(bytes > 0, "a read from the start returns records");
+            }
+        }
+    });
     s.canary();
     s.canary();
     for client in clients {

@@ -10,7 +10,7 @@ use strato_metrics::Encoder;
 use strato_tiering::StoreOperation;
 
 use super::BrokerCtx;
-use crate::metrics::limits::{Limit, LimitMetrics};
+use crate::metrics::limits::LimitMetrics;
 use crate::metrics::metadata_store::{MetadataOperation, MetadataTimings};
 use crate::metrics::requests::RequestMetrics;
 
@@ -100,18 +100,13 @@ fn render_requests(
         "counter",
         "Times a configured bound was reached, per flag: the connection, frame or produce waited (max_connections, max_queued_request_bytes, max_inflight_requests, max_unflushed_bytes) or was refused and its connection closed (max_connections_per_ip, max_request_bytes), or was held to a bound (max_fetch_bytes, fetches_per_connection).",
     );
-    for (limit, count) in limits.snapshot() {
+    for (limit, count) in limits.snapshot(unflushed_waits) {
         out.sample(
             "strato_limit_reached_total",
             &[("limit", limit.name())],
             count as f64,
         );
     }
-    out.sample(
-        "strato_limit_reached_total",
-        &[("limit", Limit::UnflushedBytes.name())],
-        unflushed_waits as f64,
-    );
     out.simple(
         "strato_produce_bytes_total",
         "counter",

@@ -33,8 +33,8 @@ pub enum Limit {
 }
 
 impl Limit {
-    /// Every limit counted here (`UnflushedBytes` is the log writer's).
-    pub const COUNTED: [Limit; 7] = [
+    /// Every limit, in the order `/metrics` lists them.
+    pub const ALL: [Limit; 8] = [
         Limit::Connections,
         Limit::ConnectionsPerIp,
         Limit::RequestBytes,
@@ -42,6 +42,7 @@ impl Limit {
         Limit::InflightRequests,
         Limit::FetchBytes,
         Limit::FetchesPerConnection,
+        Limit::UnflushedBytes,
     ];
 
     /// The `limit` label: the flag without its dashes' prefix.
@@ -57,31 +58,31 @@ impl Limit {
             Limit::UnflushedBytes => "max_unflushed_bytes",
         }
     }
-
-    fn index(self) -> usize {
-        Self::COUNTED
-            .iter()
-            .position(|l| *l == self)
-            .expect("a limit counted here")
-    }
 }
 
+/// Times each limit was reached, except `UnflushedBytes`: the log writer counts that one
+/// (the log is below the metrics) and [`LimitMetrics::snapshot`] is handed its count.
 #[derive(Debug, Default)]
 pub struct LimitMetrics {
-    reached: [AtomicU64; 7],
+    reached: [AtomicU64; Limit::ALL.len()],
 }
 
 impl LimitMetrics {
-    /// Counts one time `limit` was reached. `UnflushedBytes` is counted by the log writer.
+    /// Counts one time `limit` was reached.
     pub fn reached(&self, limit: Limit) {
-        self.reached[limit.index()].fetch_add(1, Ordering::Relaxed);
+        self.reached[limit as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// (limit, times reached) of every limit counted here.
-    pub fn snapshot(&self) -> impl Iterator<Item = (Limit, u64)> + '_ {
-        Limit::COUNTED
-            .iter()
-            .map(|l| (*l, self.reached[l.index()].load(Ordering::Relaxed)))
+    /// (limit, times reached) of every limit, `UnflushedBytes` being `unflushed_waits`
+    /// (`LogStats::unflushed_waits`).
+    pub fn snapshot(&self, unflushed_waits: u64) -> impl Iterator<Item = (Limit, u64)> + '_ {
+        Limit::ALL.into_iter().map(move |limit| {
+            let count = match limit {
+                Limit::UnflushedBytes => unflushed_waits,
+                _ => self.reached[limit as usize].load(Ordering::Relaxed),
+            };
+            (limit, count)
+        })
     }
 }
 
@@ -95,7 +96,7 @@ mod tests {
         metrics.reached(Limit::Connections);
         metrics.reached(Limit::InflightRequests);
         metrics.reached(Limit::InflightRequests);
-        let counts: Vec<(&str, u64)> = metrics.snapshot().map(|(l, n)| (l.name(), n)).collect();
+        let counts: Vec<(&str, u64)> = metrics.snapshot(3).map(|(l, n)| (l.name(), n)).collect();
         assert_eq!(
             counts,
             [
@@ -106,6 +107,7 @@ mod tests {
                 ("max_inflight_requests", 2),
                 ("max_fetch_bytes", 0),
                 ("fetches_per_connection", 0),
+                ("max_unflushed_bytes", 3),
             ]
         );
     }
