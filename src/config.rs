@@ -409,6 +409,13 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATO_FLUSH_BYTES")]
     pub flush_bytes: Option<u64>,
 
+    /// Flush at once (within a millisecond) when no flush is uploading or committing,
+    /// instead of waiting for the interval: batches wait for a flush only while another one
+    /// is under way (group commit), so a lightly loaded broker answers sooner (default: true
+    /// for file:// and memory://; false for s3://, where every flush is a paid PUT).
+    #[arg(long, env = "STRATO_FLUSH_WHEN_IDLE", action = clap::ArgAction::Set)]
+    pub flush_when_idle: Option<bool>,
+
     /// Segment uploads in flight at once: the next flush uploads while earlier ones are
     /// still on their way, so object store latency costs latency, not throughput (commits
     /// stay in flush order). All of them count in --max-unflushed-bytes.
@@ -610,6 +617,7 @@ pub struct Config {
     pub rack: Option<String>,
     pub flush_interval: Duration,
     pub flush_bytes: u64,
+    pub flush_when_idle: bool,
     pub flush_uploads_max: u32,
     pub auto_create_topics: bool,
     pub default_partitions: i32,
@@ -727,6 +735,7 @@ fn apply_config_file(
         rack,
         flush_interval_ms,
         flush_bytes,
+        flush_when_idle,
         flush_uploads_max,
         auto_create_topics,
         default_partitions,
@@ -1000,6 +1009,7 @@ impl ServeArgs {
             rack: self.rack.clone(),
             flush_interval: Duration::from_millis(flush_interval_ms),
             flush_bytes,
+            flush_when_idle: self.flush_when_idle.unwrap_or(!on_s3),
             flush_uploads_max: self.flush_uploads_max,
             auto_create_topics: self.auto_create_topics,
             default_partitions: self.default_partitions,
@@ -1097,6 +1107,7 @@ mod tests {
         assert!(!config.security.authorizer);
         assert_eq!(config.flush_interval, Duration::from_millis(5));
         assert_eq!(config.flush_bytes, 2 * MIB);
+        assert!(config.flush_when_idle, "local stores flush when idle");
         assert!(config.auto_create_topics);
         assert!(config.object_store_url.starts_with("file:///"));
         assert!(config.object_store_url.ends_with("strato-data/objects"));
@@ -1113,6 +1124,7 @@ mod tests {
         assert_eq!(config.cache_disk_bytes, 1024 * MIB);
         assert_eq!(config.flush_interval, Duration::from_millis(100));
         assert_eq!(config.flush_bytes, 8 * MIB);
+        assert!(!config.flush_when_idle, "every flush on S3 is a paid PUT");
         let (args, _) = serve(&["--object-store", "s3://bucket", "--cache-disk-bytes", "0"]);
         assert_eq!(args.validate().unwrap().cache_disk_bytes, 0);
         let (args, _) = serve(&["--cache-disk-bytes", "67108864"]);
@@ -1125,7 +1137,7 @@ mod tests {
         let path = dir.path().join("strato.toml");
         std::fs::write(
             &path,
-            "flush-interval-ms = 50\ndefault_partitions = 4\nauto-create-topics = false\nlisten = \"127.0.0.1:1234\"\n",
+            "flush-interval-ms = 50\nflush-when-idle = false\ndefault_partitions = 4\nauto-create-topics = false\nlisten = \"127.0.0.1:1234\"\n",
         )
         .unwrap();
         let path_str = path.to_str().unwrap();
@@ -1133,6 +1145,7 @@ mod tests {
         apply_config_file(&mut args, &matches, &path).unwrap();
         let config = args.validate().unwrap();
         assert_eq!(config.flush_interval, Duration::from_millis(50));
+        assert!(!config.flush_when_idle);
         assert_eq!(config.default_partitions, 4);
         assert!(!config.auto_create_topics);
         assert_eq!(

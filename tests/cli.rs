@@ -30,6 +30,7 @@ fn help_explains_every_serve_option() {
         "--broker-id",
         "--flush-interval-ms",
         "--flush-bytes",
+        "--flush-when-idle",
         "--auto-create-topics",
         "--default-partitions",
         "--max-request-bytes",

@@ -68,7 +68,7 @@ async fn produce_at_once(producer: &FutureProducer, records: &[Rec]) -> BTreeMap
 /// Goal: replaying 96 MiB of 12 partitions from a cold cache costs at most one GET per
 /// 4 MiB read (issue 19), the objects being read whole, and every record comes back as it
 /// was acknowledged. Method: flushes of at least 8 MiB (all records queued at once and a
-/// long flush interval, so they fill), no compaction; produce, restart the broker (its chunk cache starts empty), consume all 12
+/// long flush interval, no flush because the flusher is idle, so they fill), no compaction; produce, restart the broker (its chunk cache starts empty), consume all 12
 /// partitions from offset 0 with one librdkafka consumer and compare; then compare the
 /// broker's GETs with the record bytes its fetches returned (`/metrics`). Per-chunk reads
 /// would cost 12 GETs per object, about 1 per 0.7 MiB here.
@@ -83,6 +83,8 @@ async fn a_cold_replay_of_twelve_partitions_costs_one_get_per_four_mib() {
             // S3's flush size (file:// flushes at 2 MiB by default).
             "--flush-bytes",
             "8388608",
+            "--flush-when-idle",
+            "false",
             "--compaction-interval-ms",
             "3600000",
         ],

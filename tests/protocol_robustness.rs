@@ -483,12 +483,16 @@ fn idempotent_producer_sequences() {
 
 /// Goal: SIGTERM drains: a produce request admitted before the signal is answered with
 /// success (its batch goes out with the final flush), and the record is there after the
-/// restart. Method: a long flush interval keeps the batch pending; the test waits for the
+/// restart. Method: a long flush interval (and no flush because the flusher is idle) keeps
+/// the batch pending; the test waits for the
 /// broker's log to show the request before sending SIGTERM.
 #[test]
 fn sigterm_answers_admitted_produce_requests() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path(), &["--flush-interval-ms", "60000"]);
+    let broker = Broker::start(
+        dir.path(),
+        &["--flush-interval-ms", "60000", "--flush-when-idle", "false"],
+    );
     let mut conn = connect(&broker);
     let request = ProduceRequest::default()
         .with_acks(-1)

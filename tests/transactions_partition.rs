@@ -682,7 +682,8 @@ async fn etcd_client(url: &str, topic: &str) -> (EtcdStore, uuid::Uuid) {
 /// Goal: a marker survives the death of the leader that appended it but had not committed
 /// it: the request is still in the store, and the next leader writes the marker exactly
 /// once (and the next coordinator completes the transaction). Method: brokers on one etcd
-/// and object store; the first flushes only when 1 KiB is waiting (or after 60 s), so the
+/// and object store; the first flushes only when 1 KiB is waiting (or after 60 s; never
+/// because it is idle), so the
 /// transaction's 2 KiB batch is committed at once but the marker waits in its open segment;
 /// it is killed (-9) once it logged the marker appended, and a second broker takes the
 /// partition and the transactional id over when the first one's lease expires.
@@ -694,7 +695,14 @@ async fn a_marker_survives_kill_9_of_its_leader() {
     let objects = format!("file://{}", dir.path().join("objects").display());
     let shared = ["--metadata", &url, "--object-store", &objects];
     let mut first_args = shared.to_vec();
-    first_args.extend(["--flush-interval-ms", "60000", "--flush-bytes", "1024"]);
+    first_args.extend([
+        "--flush-interval-ms",
+        "60000",
+        "--flush-bytes",
+        "1024",
+        "--flush-when-idle",
+        "false",
+    ]);
     let (first, mut wire, producer) = start(
         &dir.path().join("first"),
         &first_args,

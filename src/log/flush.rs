@@ -2,7 +2,9 @@
 //! uploads it as one object and commits each partition's part to the metadata store.
 //!
 //! Group commit: a flush happens when the oldest batch has waited `flush_interval` or the
-//! segment reached `flush_bytes`. One PUT per flush whatever the number of partitions, then
+//! segment reached `flush_bytes`, or (`flush_when_idle`) as soon as no flush is under way:
+//! then a batch waits [`IDLE_GATHER`] at most, and under load batches gather while the
+//! flushes before them upload and commit. One PUT per flush whatever the number of partitions, then
 //! one fenced transaction per partition (sent together with `txn_many`). Only after the
 //! commit do high watermarks move, producers get their acks and parked fetches wake.
 //!
@@ -326,6 +328,9 @@ pub struct LogWriterConfig {
     pub flush_interval: Duration,
     /// Open segment size that starts a flush at once (`--flush-bytes`).
     pub flush_bytes: u64,
+    /// Flush after [`IDLE_GATHER`] when no flush is uploading or committing
+    /// (`--flush-when-idle`).
+    pub flush_when_idle: bool,
     /// Produced bytes accepted but not yet durable (`--max-unflushed-bytes`).
     pub unflushed_max: u32,
     /// Segment uploads in flight at once (`--flush-uploads-max`).
@@ -343,6 +348,10 @@ pub struct LogWriterConfig {
 const CHUNK_BUFFER_MIN: usize = 64 * 1024;
 /// Partitions whose last chunk size is remembered for sizing their next buffer.
 const CHUNK_SIZES_KEPT_MAX: usize = 100_000;
+/// How long the open segment gathers batches before an idle flusher takes it: a Produce
+/// request appends its partitions' batches one after another, and they should go in one
+/// flush (tokio's timers tick in milliseconds, so this is the shortest wait there is).
+pub const IDLE_GATHER: Duration = Duration::from_millis(1);
 
 pub struct LogWriter {
     open: Mutex<OpenSegment>,
@@ -353,6 +362,7 @@ pub struct LogWriter {
     meta: Arc<dyn MetadataStore>,
     flush_interval: Duration,
     flush_bytes: u64,
+    flush_when_idle: bool,
     uploads_max: usize,
     /// zstd worker threads of a flush's large chunks (counted once: reading the cores
     /// reads cgroup files).
@@ -416,6 +426,7 @@ impl LogWriter {
             meta,
             flush_interval: config.flush_interval,
             flush_bytes: config.flush_bytes,
+            flush_when_idle: config.flush_when_idle,
             uploads_max: config.uploads_max.max(1),
             compression_workers: compression_workers(),
             producer_expiration_ms: i64::try_from(config.producer_expiration.as_millis())
@@ -564,7 +575,8 @@ impl LogWriter {
                 }
             }
             let room = in_flight.len() < self.uploads_max;
-            let due = if room { self.flush_due() } else { None };
+            let idle = in_flight.is_empty() && committing.is_none();
+            let due = if room { self.flush_due(idle) } else { None };
             if due.is_some_and(|due| due <= Instant::now()) {
                 self.start_flush(&mut in_flight).await;
                 continue;
@@ -598,13 +610,17 @@ impl LogWriter {
         }
     }
 
-    /// When the open segment is due for a flush, if anything is open.
-    fn flush_due(&self) -> Option<Instant> {
+    /// When the open segment is due for a flush, if anything is open; `idle`: no flush is
+    /// uploading or committing.
+    fn flush_due(&self, idle: bool) -> Option<Instant> {
         let open = self.open.lock().expect("open segment lock");
         let draining = self.draining.load(std::sync::atomic::Ordering::Acquire);
         match open.opened_at {
             None => None,
             Some(_) if draining || open.bytes >= self.flush_bytes => Some(Instant::now()),
+            Some(at) if idle && self.flush_when_idle => {
+                Some(at + IDLE_GATHER.min(self.flush_interval))
+            }
             Some(at) => Some(at + self.flush_interval),
         }
     }
@@ -1566,6 +1582,7 @@ mod tests {
             flush_interval,
             flush_bytes,
             Duration::from_secs(3600),
+            false,
         )
         .await
     }
@@ -1575,6 +1592,7 @@ mod tests {
         flush_interval: Duration,
         flush_bytes: u64,
         gc_grace: Duration,
+        flush_when_idle: bool,
     ) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let embedded: Arc<dyn MetadataStore> =
@@ -1615,6 +1633,7 @@ mod tests {
             LogWriterConfig {
                 flush_interval,
                 flush_bytes,
+                flush_when_idle,
                 unflushed_max: 1 << 24,
                 uploads_max: UPLOADS_MAX_TEST,
                 producer_expiration: Duration::from_secs(86_400),
@@ -1979,6 +1998,53 @@ mod tests {
         s.shutdown.cancel();
     }
 
+    /// Goal: with `flush_when_idle`, a batch appended while no flush is under way is flushed
+    /// at once (the interval here is an hour), and batches appended while a flush uploads
+    /// gather and go together in one flush after it.
+    /// Method: the first PUT is held; two appends to two partitions meanwhile; once it is
+    /// released, all three are acknowledged, the later two from one object.
+    #[tokio::test]
+    async fn an_idle_flusher_flushes_at_once_and_gathers_while_busy() {
+        let s = setup_with(
+            2,
+            Duration::from_secs(3600),
+            8 << 20,
+            Duration::from_secs(3600),
+            true,
+        )
+        .await;
+        let (p0, p1) = (s.topic.partitions[0].clone(), s.topic.partitions[1].clone());
+        s.store.hold_next_puts(1);
+        let (_, a) = append(&s.log, &p0, 2).await;
+        wait_until("the first flush's upload", || s.store.puts_held() == 1).await;
+        let (_, b) = append(&s.log, &p0, 1).await;
+        let (_, c) = append(&s.log, &p1, 3).await;
+        s.store.release_held_puts(false);
+        for done in [a, b, c] {
+            let acked = tokio::time::timeout(Duration::from_secs(10), done).await;
+            assert_eq!(
+                acked.expect("acknowledged without the interval"),
+                Ok(Ok(()))
+            );
+        }
+        assert_eq!((p0.high_watermark(), p1.high_watermark()), (3, 3));
+        let objects = |p: &Arc<Partition>| {
+            p.lock()
+                .index
+                .values()
+                .map(|e| e.object.clone())
+                .collect::<Vec<_>>()
+        };
+        let (first, second) = (objects(&p0), objects(&p1));
+        assert_eq!(first.len(), 2, "p0: one chunk per flush");
+        assert_eq!(
+            second,
+            vec![first[1].clone()],
+            "the gathered batches share a flush"
+        );
+        s.shutdown.cancel();
+    }
+
     /// Goal: at most `uploads_max` flushes upload at once; a segment due meanwhile waits
     /// in the open segment, then goes when one of them commits.
     /// Method: every append fills the segment (flush at once); the first 4 PUTs are held;
@@ -2196,7 +2262,14 @@ mod tests {
     /// Method: a 1 s grace and 600 ms of latency on every object store request.
     #[tokio::test]
     async fn an_upload_slower_than_half_the_gc_grace_is_not_committed() {
-        let s = setup_with(1, Duration::from_millis(5), 8 << 20, Duration::from_secs(1)).await;
+        let s = setup_with(
+            1,
+            Duration::from_millis(5),
+            8 << 20,
+            Duration::from_secs(1),
+            false,
+        )
+        .await;
         let partition = s.topic.partitions[0].clone();
         s.store.set_latency(Duration::from_millis(600));
         let (_, a) = append(&s.log, &partition, 2).await;
@@ -2291,6 +2364,7 @@ mod tests {
             LogWriterConfig {
                 flush_interval: Duration::from_secs(3600),
                 flush_bytes: 1 << 20,
+                flush_when_idle: false,
                 unflushed_max: 4096,
                 uploads_max: UPLOADS_MAX_TEST,
                 producer_expiration: Duration::from_secs(86_400),
