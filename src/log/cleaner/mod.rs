@@ -210,11 +210,18 @@ pub async fn clean_partition(
         bytes_written: 0,
     };
     let rewrite: Vec<&IndexEntry> = entries.iter().filter(|e| e.base_offset < map.end).collect();
+    let window_ms = topic_config::chunk_window_ms(topic_config);
     let mut run = Run::default();
     let mut reads = read_ahead(ctx, rewrite.iter().map(|e| (*e).clone()).collect());
     for entry in &rewrite {
         let data = reads.next().await.expect("a read per entry")?;
         let cleaned = tokio::task::block_in_place(|| clean_chunk(&data, &retain))?;
+        if starts_a_new_run(run.old.last(), entry, window_ms) {
+            if !run.swap(ctx, partition, frame_bytes, &mut report).await? {
+                return Ok(None);
+            }
+            run = Run::default();
+        }
         run.push((*entry).clone(), cleaned, entry.uncompressed_length);
         if run.old.len() >= ENTRIES_PER_STEP_MAX || run.bytes >= target_bytes {
             if !run.swap(ctx, partition, frame_bytes, &mut report).await? {
@@ -268,6 +275,15 @@ pub async fn clean_partition(
         if remaining == 0 { 0.0 } else { ratio },
     );
     Ok(Some(report))
+}
+
+/// Whether `next` must start a new run after `last`, the run's newest chunk: a run stays in
+/// one time window of `window_ms` (`topic_config::chunk_window_ms`), as compaction's merges
+/// do, so that on a `compact,delete` topic a cleaned chunk's newest record does not keep
+/// older ones from retention.
+fn starts_a_new_run(last: Option<&IndexEntry>, next: &IndexEntry, window_ms: i64) -> bool {
+    let window = |e: &IndexEntry| e.max_timestamp.div_euclid(window_ms.max(1));
+    last.is_some_and(|last| window(last) != window(next))
 }
 
 /// Chunks read at once, ahead of the one being processed (a cold pass reads the log from
@@ -363,6 +379,25 @@ mod tests {
         assert_eq!(cleanable_len(&entries, 40, 10_000, 8_500), 1);
         assert_eq!(cleanable_len(&entries[..1], 40, 10_000, 0), 0);
         assert_eq!(cleanable_len(&[], 40, 10_000, 0), 0);
+    }
+
+    #[test]
+    fn a_cleaned_run_stays_in_one_time_window() {
+        let at = |base: i64, max_timestamp: i64| entry(base, base + 9, max_timestamp, 100);
+        let (minute, window) = (60_000, 300_000);
+        assert!(!starts_a_new_run(None, &at(0, 0), window), "an empty run");
+        assert!(!starts_a_new_run(
+            Some(&at(0, minute)),
+            &at(10, 4 * minute),
+            window
+        ));
+        assert!(starts_a_new_run(
+            Some(&at(0, 4 * minute)),
+            &at(10, 5 * minute),
+            window
+        ));
+        // Timestamps before 1970 (allowed in Kafka) fall in windows too.
+        assert!(starts_a_new_run(Some(&at(0, -1)), &at(10, 0), window));
     }
 
     #[test]
