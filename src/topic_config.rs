@@ -569,6 +569,12 @@ pub fn chunk_window_ms(overrides: &BTreeMap<String, String>) -> i64 {
     segment.min(retention)
 }
 
+/// The time window (of [`chunk_window_ms`] `window_ms`) a chunk whose newest record is at
+/// `max_timestamp` falls in; chunks of different windows are never merged.
+pub fn chunk_window(max_timestamp: i64, window_ms: i64) -> i64 {
+    max_timestamp.div_euclid(window_ms.max(1))
+}
+
 /// Why a config change was refused: a bad config (INVALID_CONFIG) or a malformed request
 /// (INVALID_REQUEST).
 #[derive(Debug, Clone, PartialEq, Eq)]

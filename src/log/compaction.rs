@@ -49,7 +49,7 @@ impl MergeLimits {
     }
 
     fn window(&self, entry: &IndexEntry) -> i64 {
-        entry.max_timestamp.div_euclid(self.window_ms.max(1))
+        crate::topic_config::chunk_window(entry.max_timestamp, self.window_ms)
     }
 }
 

@@ -351,7 +351,7 @@ const CHUNK_SIZES_KEPT_MAX: usize = 100_000;
 /// How long the open segment gathers batches before an idle flusher takes it: a Produce
 /// request appends its partitions' batches one after another, and they should go in one
 /// flush (tokio's timers tick in milliseconds, so this is the shortest wait there is).
-pub const IDLE_GATHER: Duration = Duration::from_millis(1);
+const IDLE_GATHER: Duration = Duration::from_millis(1);
 
 pub struct LogWriter {
     open: Mutex<OpenSegment>,

@@ -282,7 +282,7 @@ pub async fn clean_partition(
 /// do, so that on a `compact,delete` topic a cleaned chunk's newest record does not keep
 /// older ones from retention.
 fn starts_a_new_run(last: Option<&IndexEntry>, next: &IndexEntry, window_ms: i64) -> bool {
-    let window = |e: &IndexEntry| e.max_timestamp.div_euclid(window_ms.max(1));
+    let window = |e: &IndexEntry| topic_config::chunk_window(e.max_timestamp, window_ms);
     last.is_some_and(|last| window(last) != window(next))
 }
 
