@@ -37,7 +37,7 @@ use strato_metadata::model::{
 use strato_metadata::{MetadataError, MetadataStore, Txn, keys};
 use strato_metrics::{Histogram, HistogramSnapshot};
 use strato_tiering::Tier;
-use strato_tiering::segment::{ChunkMeta, SegmentBuilder};
+use strato_tiering::segment::{ChunkMeta, CompressorPool, SegmentBuilder};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -210,12 +210,15 @@ fn upload_outcome(
 async fn build_and_upload(
     tier: Arc<Tier>,
     compression_workers: u32,
+    compressors: Arc<CompressorPool>,
     key: String,
     inputs: Vec<(TopicPartition, BytesMut)>,
 ) -> Result<Uploaded, String> {
     let build_started = Instant::now();
     let built = tokio::task::spawn_blocking(move || {
-        let mut builder = SegmentBuilder::new(ZSTD_LEVEL).with_workers(compression_workers);
+        let mut builder = SegmentBuilder::new(ZSTD_LEVEL)
+            .with_workers(compression_workers)
+            .with_compressors(compressors);
         for (tp, chunk) in inputs {
             builder.add_chunk(tp, std::slice::from_ref(&fit(chunk)));
         }
@@ -302,6 +305,10 @@ fn compression_workers() -> u32 {
 /// Upper bound of [`compression_workers`].
 const COMPRESSION_WORKERS_MAX: u32 = 4;
 
+/// zstd contexts the flusher keeps between builds (about 4 MiB each with two worker
+/// threads): as many as builds that run at once on a small machine.
+const COMPRESSORS_KEPT: usize = 2;
+
 /// The phases of a committed flush: building its object (compression), its PUT, waiting
 /// for the earlier flushes' commits (commits are in flush order), and its metadata commit
 /// through the acknowledgements.
@@ -367,6 +374,8 @@ pub struct LogWriter {
     /// zstd worker threads of a flush's large chunks (counted once: reading the cores
     /// reads cgroup files).
     compression_workers: u32,
+    /// zstd contexts reused from one flush's build to the next.
+    compressors: Arc<CompressorPool>,
     /// Idle producer states are dropped after this (`--producer-id-expiration-ms`).
     producer_expiration_ms: i64,
     /// Oldest a segment object may be when a commit first references it: half the garbage
@@ -429,6 +438,7 @@ impl LogWriter {
             flush_when_idle: config.flush_when_idle,
             uploads_max: config.uploads_max.max(1),
             compression_workers: compression_workers(),
+            compressors: Arc::new(CompressorPool::new(COMPRESSORS_KEPT)),
             producer_expiration_ms: i64::try_from(config.producer_expiration.as_millis())
                 .unwrap_or(i64::MAX),
             reference_age_max_ms: u64::try_from(config.gc_grace.as_millis() / 2)
@@ -975,6 +985,7 @@ impl LogWriter {
         let upload = tokio::spawn(build_and_upload(
             self.tier.clone(),
             self.compression_workers,
+            self.compressors.clone(),
             key.clone(),
             inputs,
         ));

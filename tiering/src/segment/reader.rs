@@ -222,7 +222,9 @@ mod tests {
 
     use super::*;
     use crate::batch::test_support::{BatchSpec, XorShift, build_batch, simple_batch};
-    use crate::segment::{BuiltSegment, SegmentBuilder};
+    use std::sync::Arc;
+
+    use crate::segment::{BuiltSegment, CompressorPool, SegmentBuilder};
 
     fn tp(n: u8, partition: i32) -> TopicPartition {
         TopicPartition {
@@ -290,6 +292,62 @@ mod tests {
             &decode_chunk(stored, &ExpectedChunk::from(&chunk)).unwrap()[..],
             &batches[..]
         );
+    }
+
+    /// Goal: builds that share a `CompressorPool` reuse its zstd contexts (one without
+    /// worker threads, one with them for frames of several jobs; never more than the pool's
+    /// bound) and every segment they build reads back byte for byte.
+    #[test]
+    fn pooled_compressors_are_reused_and_bounded() {
+        let pool = Arc::new(CompressorPool::new(2));
+        // 60 batches: 1.8 MB, two worker jobs; 10 batches: 0.3 MB, one.
+        let build = |workers: u32, seed: i64, batch_count: i64| {
+            let data: Vec<u8> = (0..batch_count)
+                .flat_map(|i| {
+                    build_batch(&BatchSpec {
+                        base_offset: seed * 1000 + i * 10,
+                        records: 10,
+                        value_len: 3000 + seed as usize,
+                        ..BatchSpec::default()
+                    })
+                })
+                .collect();
+            let mut builder = SegmentBuilder::new(1)
+                .with_workers(workers)
+                .with_compressors(pool.clone());
+            builder.add_chunk(tp(1, 0), &[Bytes::from(data.clone())]);
+            let built = builder.finish().unwrap();
+            let chunk = built.chunks[0];
+            let stored = &built.bytes
+                [chunk.byte_offset as usize..(chunk.byte_offset + chunk.byte_length) as usize];
+            assert_eq!(
+                &decode_chunk(stored, &ExpectedChunk::from(&chunk)).unwrap()[..],
+                &data[..]
+            );
+        };
+        for seed in 0..3 {
+            build(0, seed, 60);
+            assert_eq!(pool.len(), 1, "one context, reused");
+        }
+        build(2, 3, 10);
+        assert_eq!(pool.len(), 1, "a one-job frame needs no worker threads");
+        build(2, 4, 60);
+        assert_eq!(
+            pool.len(),
+            2,
+            "a frame of several jobs adds a context with workers"
+        );
+        build(0, 5, 60);
+        build(2, 6, 60);
+        assert_eq!(pool.len(), 2);
+        // Builds at once take contexts the pool does not have; it keeps at most two.
+        std::thread::scope(|scope| {
+            for seed in 7..11 {
+                let build = &build;
+                scope.spawn(move || build(1, seed, 60));
+            }
+        });
+        assert!(pool.len() <= 2, "{}", pool.len());
     }
 
     /// Goal: a chunk of producer-compressed batches is stored as it came (no zstd pass,

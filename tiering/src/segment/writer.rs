@@ -5,6 +5,8 @@
 //! on the async runtime. `finish` compresses everything: callers run it inside
 //! `tokio::task::spawn_blocking`.
 
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 use strato_metadata::model::{Offset, TopicPartition};
 use zstd::zstd_safe::CParameter;
@@ -24,6 +26,10 @@ const RAW_WHEN_COMPRESSED_PERCENT: u64 = 90;
 /// over more threads and compress a little worse; zstd's own minimum is 512 KiB.
 const WORKER_JOB_BYTES: u32 = 1024 * 1024;
 
+/// Room kept per chunk beyond zstd's bound when sizing an object: its seek table (seekable
+/// chunks: one entry per frame) and footer entry; a larger table grows the object once.
+const CHUNK_SLACK_BYTES: usize = 1024;
+
 /// Whether batches the producer compressed make up (nearly) all of a chunk.
 fn mostly_compressed(headers: &[BatchHeader], chunk_len: usize) -> bool {
     let compressed: u64 = headers
@@ -32,6 +38,165 @@ fn mostly_compressed(headers: &[BatchHeader], chunk_len: usize) -> bool {
         .map(|h| h.total_len() as u64)
         .sum();
     compressed * 100 >= chunk_len as u64 * RAW_WHEN_COMPRESSED_PERCENT
+}
+
+/// zstd contexts kept between segment builds ([`SegmentBuilder::with_compressors`]). A fresh
+/// context allocates its tables (and, with worker threads, starts the threads and allocates
+/// their buffers) on every build; a kept one is reset and reused. At most `max` are kept, so
+/// the pool holds a bounded amount of memory (about 2 MiB per context at level 1, 4 MiB with
+/// two worker threads); builds beyond that many at once create and drop their own.
+#[derive(Default)]
+pub struct CompressorPool {
+    kept: Mutex<Vec<KeptCompressor>>,
+    max: usize,
+}
+
+struct KeptCompressor {
+    level: i32,
+    workers: u32,
+    compressor: zstd::bulk::Compressor<'static>,
+}
+
+impl std::fmt::Debug for CompressorPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompressorPool")
+            .field("kept", &self.kept().len())
+            .field("max", &self.max)
+            .finish()
+    }
+}
+
+impl CompressorPool {
+    /// A pool keeping at most `max` contexts.
+    pub fn new(max: usize) -> Self {
+        Self {
+            kept: Mutex::new(Vec::new()),
+            max,
+        }
+    }
+
+    /// Contexts kept now.
+    pub fn len(&self) -> usize {
+        self.kept().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Vec<KeptCompressor>> {
+        // A panic while holding the lock leaves the list as it was: usable.
+        self.kept
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A kept context with these settings, or a new one.
+    fn take(
+        &self,
+        level: i32,
+        workers: u32,
+    ) -> Result<zstd::bulk::Compressor<'static>, SegmentError> {
+        let found = {
+            let mut kept = self.kept();
+            kept.iter()
+                .position(|k| k.level == level && k.workers == workers)
+                .map(|at| kept.swap_remove(at).compressor)
+        };
+        match found {
+            Some(compressor) => Ok(compressor),
+            None => new_compressor(level, workers),
+        }
+    }
+
+    fn put(&self, level: i32, workers: u32, compressor: zstd::bulk::Compressor<'static>) {
+        let mut kept = self.kept();
+        if kept.len() < self.max {
+            kept.push(KeptCompressor {
+                level,
+                workers,
+                compressor,
+            });
+        }
+    }
+}
+
+/// The zstd contexts of one build, taken when first needed: worker threads only pay for
+/// themselves on a frame of several jobs, so smaller frames use a context without them (with
+/// workers, zstd copies a frame into and out of its jobs' buffers even when there is one job).
+struct ChunkCompressors<'a> {
+    level: i32,
+    workers: u32,
+    pool: Option<&'a CompressorPool>,
+    single: Option<zstd::bulk::Compressor<'static>>,
+    multi: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl ChunkCompressors<'_> {
+    /// The context for a frame of `len` uncompressed bytes.
+    fn for_len(
+        &mut self,
+        len: usize,
+    ) -> Result<&mut zstd::bulk::Compressor<'static>, SegmentError> {
+        let workers = if self.workers > 0 && len > WORKER_JOB_BYTES as usize {
+            self.workers
+        } else {
+            0
+        };
+        let (level, pool) = (self.level, self.pool);
+        let slot = if workers > 0 {
+            &mut self.multi
+        } else {
+            &mut self.single
+        };
+        if slot.is_none() {
+            *slot = Some(match pool {
+                Some(pool) => pool.take(level, workers)?,
+                None => new_compressor(level, workers)?,
+            });
+        }
+        Ok(slot.as_mut().expect("just filled"))
+    }
+
+    /// Returns the contexts to the pool (after a successful build: a failed one may leave a
+    /// context mid-frame).
+    fn give_back(self) {
+        let Some(pool) = self.pool else { return };
+        if let Some(single) = self.single {
+            pool.put(self.level, 0, single);
+        }
+        if let Some(multi) = self.multi {
+            pool.put(self.level, self.workers, multi);
+        }
+    }
+}
+
+/// A zstd context for segment chunks: `level`, a content checksum and size in every frame,
+/// and `workers` worker threads (0: none).
+fn new_compressor(
+    level: i32,
+    workers: u32,
+) -> Result<zstd::bulk::Compressor<'static>, SegmentError> {
+    let compress_error = |source| SegmentError::Compress { source };
+    let mut compressor = zstd::bulk::Compressor::new(level).map_err(compress_error)?;
+    // The content checksum lets the reader detect a corrupt chunk before parsing it; the
+    // content size lets it be sure the frame is complete.
+    let mut parameters = vec![
+        CParameter::ChecksumFlag(true),
+        CParameter::ContentSizeFlag(true),
+    ];
+    if workers > 0 {
+        parameters.extend([
+            CParameter::NbWorkers(workers),
+            CParameter::JobSize(WORKER_JOB_BYTES),
+        ]);
+    }
+    for parameter in parameters {
+        compressor
+            .set_parameter(parameter)
+            .map_err(compress_error)?;
+    }
+    Ok(compressor)
 }
 
 /// One partition's batches waiting for `finish`.
@@ -54,6 +219,8 @@ pub struct SegmentBuilder {
     frame_bytes: Option<u64>,
     /// zstd worker threads for one frame (0: compress on the calling thread).
     workers: u32,
+    /// Where the zstd context comes from and goes back to (none: a new one per build).
+    compressors: Option<Arc<CompressorPool>>,
     chunks: Vec<PendingChunk>,
     uncompressed_length: u64,
 }
@@ -88,17 +255,24 @@ impl SegmentBuilder {
             zstd_level,
             frame_bytes: None,
             workers: 0,
+            compressors: None,
             chunks: Vec::new(),
             uncompressed_length: 0,
         }
     }
 
     /// Compresses each frame of more than [`WORKER_JOB_BYTES`] with `workers` zstd worker
-    /// threads, a job of about that size each, so one large chunk does not take one core
+    /// threads (smaller frames without them), a job of about that size each, so one large chunk does not take one core
     /// for its whole compression (a flush of one busy partition is acknowledged sooner).
     /// The frames are ordinary zstd frames, read as any other.
     pub fn with_workers(mut self, workers: u32) -> Self {
         self.workers = workers;
+        self
+    }
+
+    /// Takes the zstd context from `pool` and gives it back after the build.
+    pub fn with_compressors(mut self, pool: Arc<CompressorPool>) -> Self {
+        self.compressors = Some(pool);
         self
     }
 
@@ -197,33 +371,37 @@ impl SegmentBuilder {
                 });
             }
         }
-        let compress_error = |source| SegmentError::Compress { source };
-        let mut compressor =
-            zstd::bulk::Compressor::new(self.zstd_level).map_err(compress_error)?;
-        // The content checksum lets the reader detect a corrupt chunk before parsing it; the
-        // content size lets it be sure the frame is complete.
-        compressor
-            .set_parameter(CParameter::ChecksumFlag(true))
-            .map_err(compress_error)?;
-        compressor
-            .set_parameter(CParameter::ContentSizeFlag(true))
-            .map_err(compress_error)?;
-        if self.workers > 0 {
-            compressor
-                .set_parameter(CParameter::NbWorkers(self.workers))
-                .map_err(compress_error)?;
-            compressor
-                .set_parameter(CParameter::JobSize(WORKER_JOB_BYTES))
-                .map_err(compress_error)?;
+        let mut compressors = ChunkCompressors {
+            level: self.zstd_level,
+            workers: self.workers,
+            pool: self.compressors.as_deref(),
+            single: None,
+            multi: None,
+        };
+        let built = self.build(&mut compressors);
+        if built.is_ok() {
+            compressors.give_back();
         }
+        built
+    }
 
-        // Assume zstd halves the data; the Vec grows if it does worse.
-        let mut object =
-            Vec::with_capacity(usize::try_from(self.uncompressed_length / 2).unwrap_or(0) + 4096);
+    fn build(&self, compressors: &mut ChunkCompressors<'_>) -> Result<BuiltSegment, SegmentError> {
+        // Room for the worst case of every chunk, so no chunk makes the object grow (a
+        // reallocation copies what it holds); the unused part is given back at the end.
+        let worst_case: usize = self
+            .chunks
+            .iter()
+            .map(|c| {
+                let length =
+                    usize::try_from(c.uncompressed_length).expect("checked against the limit");
+                zstd::zstd_safe::compress_bound(length) + CHUNK_SLACK_BYTES
+            })
+            .sum();
+        let mut object = Vec::with_capacity(SEGMENT_MAGIC.len() + worst_case + 4096);
         object.extend_from_slice(SEGMENT_MAGIC);
         let mut chunks = Vec::with_capacity(self.chunks.len());
         let mut uncompressed = Vec::with_capacity(self.chunks.len());
-        for pending in self.chunks {
+        for pending in &self.chunks {
             // One buffer (a flush's chunk) is used as it is; several are joined.
             let data = match pending.batches.as_slice() {
                 [one] => one.clone(),
@@ -270,7 +448,7 @@ impl SegmentBuilder {
                 let mut metas = Vec::with_capacity(frames.len());
                 for (range, mut meta) in frames {
                     let frame_start = object.len();
-                    compress_into(&mut compressor, &data[range], &mut object)?;
+                    compress_into(compressors.for_len(range.len())?, &data[range], &mut object)?;
                     meta.byte_offset = (frame_start as u64) - byte_offset;
                     meta.byte_length = (object.len() - frame_start) as u64;
                     metas.push(meta);
@@ -279,7 +457,7 @@ impl SegmentBuilder {
                 seek_table_length = table.len() as u64;
                 object.extend_from_slice(&table);
             } else {
-                compress_into(&mut compressor, &data, &mut object)?;
+                compress_into(compressors.for_len(data.len())?, &data, &mut object)?;
             }
             chunks.push(ChunkMeta {
                 topic_partition: pending.topic_partition,
@@ -298,6 +476,9 @@ impl SegmentBuilder {
         let footer = encode_footer(&chunks);
         object.extend_from_slice(&footer);
         object.extend_from_slice(&encode_trailer(&footer));
+        if object.capacity() > object.len() + object.len() / 4 {
+            object.shrink_to_fit();
+        }
         Ok(BuiltSegment {
             bytes: Bytes::from(object),
             chunks,
