@@ -42,6 +42,10 @@ struct Shared {
     held_produce_responses: AtomicUsize,
     /// Added to every byte going to the target, in milliseconds ([`FaultProxy::delay`]).
     delay_ms: AtomicU64,
+    /// Bytes looked for in what clients send (raw proxies), and the chunks that held them
+    /// ([`FaultProxy::look_for`]).
+    needle: Mutex<Option<Vec<u8>>>,
+    needle_chunks: AtomicUsize,
     open: Mutex<Vec<TcpStream>>,
 }
 
@@ -70,6 +74,8 @@ impl FaultProxy {
             holding: AtomicBool::new(false),
             held_produce_responses: AtomicUsize::new(0),
             delay_ms: AtomicU64::new(0),
+            needle: Mutex::new(None),
+            needle_chunks: AtomicUsize::new(0),
             open: Mutex::new(Vec::new()),
         });
         {
@@ -123,6 +129,17 @@ impl FaultProxy {
 
     /// Stops holding responses and breaks every open connection (the held responses are
     /// lost); new connections are served as before.
+    /// From now on, counts the chunks read from clients (of a raw proxy) that contain
+    /// `needle`, e.g. an HTTP header (a header split between two reads is not counted).
+    pub fn look_for(&self, needle: &[u8]) {
+        *self.shared.needle.lock().unwrap() = Some(needle.to_vec());
+    }
+
+    /// Chunks that contained the needle of [`FaultProxy::look_for`].
+    pub fn chunks_with_needle(&self) -> usize {
+        self.shared.needle_chunks.load(Ordering::SeqCst)
+    }
+
     pub fn cut(&self) {
         self.shared.holding.store(false, Ordering::SeqCst);
         self.shared.close_all();
@@ -195,6 +212,11 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, delayed: Option<Arc<Shared>>) {
     let (tx, rx) = std::sync::mpsc::sync_channel::<(Instant, Vec<u8>)>(DELAYED_CHUNKS_MAX);
     std::thread::spawn(move || {
         for_each_chunk(&mut from, |chunk| {
+            if let Some(needle) = shared.needle.lock().unwrap().as_deref()
+                && chunk.windows(needle.len()).any(|w| w == needle)
+            {
+                shared.needle_chunks.fetch_add(1, Ordering::SeqCst);
+            }
             let delay = Duration::from_millis(shared.delay_ms.load(Ordering::SeqCst));
             tx.send((Instant::now() + delay, chunk.to_vec())).is_ok()
         });

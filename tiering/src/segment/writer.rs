@@ -45,7 +45,6 @@ fn mostly_compressed(headers: &[BatchHeader], chunk_len: usize) -> bool {
 /// their buffers) on every build; a kept one is reset and reused. At most `max` are kept, so
 /// the pool holds a bounded amount of memory (about 2 MiB per context at level 1, 4 MiB with
 /// two worker threads); builds beyond that many at once create and drop their own.
-#[derive(Default)]
 pub struct CompressorPool {
     kept: Mutex<Vec<KeptCompressor>>,
     max: usize,
@@ -262,9 +261,9 @@ impl SegmentBuilder {
     }
 
     /// Compresses each frame of more than [`WORKER_JOB_BYTES`] with `workers` zstd worker
-    /// threads (smaller frames without them), a job of about that size each, so one large chunk does not take one core
-    /// for its whole compression (a flush of one busy partition is acknowledged sooner).
-    /// The frames are ordinary zstd frames, read as any other.
+    /// threads (smaller frames without them), a job of about that size each, so one large
+    /// chunk does not take one core for its whole compression (a flush of one busy partition
+    /// is acknowledged sooner). The frames are ordinary zstd frames, read as any other.
     pub fn with_workers(mut self, workers: u32) -> Self {
         self.workers = workers;
         self
