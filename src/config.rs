@@ -411,10 +411,17 @@ pub struct ServeArgs {
 
     /// Flush at once (within a millisecond) when no flush is uploading or committing,
     /// instead of waiting for the interval: batches wait for a flush only while another one
-    /// is under way (group commit), so a lightly loaded broker answers sooner (default: true
-    /// for file:// and memory://; false for s3://, where every flush is a paid PUT).
+    /// is under way (group commit), so a lightly loaded broker answers sooner, and a producer
+    /// waiting for acknowledgements is not left waiting for the interval (default: true)
     #[arg(long, env = "STRATO_FLUSH_WHEN_IDLE", action = clap::ArgAction::Set)]
     pub flush_when_idle: Option<bool>,
+
+    /// Open-segment size below which --flush-when-idle waits for the interval after all
+    /// (default: 0 for file:// and memory://; a quarter of --flush-bytes for s3://, where
+    /// every flush is a paid PUT: at most four times the PUTs of full flushes, and none more
+    /// at rates below that size per interval)
+    #[arg(long, env = "STRATO_FLUSH_WHEN_IDLE_MIN_BYTES")]
+    pub flush_when_idle_min_bytes: Option<u64>,
 
     /// Segment uploads in flight at once: the next flush uploads while earlier ones are
     /// still on their way, so object store latency costs latency, not throughput (commits
@@ -618,6 +625,7 @@ pub struct Config {
     pub flush_interval: Duration,
     pub flush_bytes: u64,
     pub flush_when_idle: bool,
+    pub flush_when_idle_min_bytes: u64,
     pub flush_uploads_max: u32,
     pub auto_create_topics: bool,
     pub default_partitions: i32,
@@ -736,6 +744,7 @@ fn apply_config_file(
         flush_interval_ms,
         flush_bytes,
         flush_when_idle,
+        flush_when_idle_min_bytes,
         flush_uploads_max,
         auto_create_topics,
         default_partitions,
@@ -1009,7 +1018,12 @@ impl ServeArgs {
             rack: self.rack.clone(),
             flush_interval: Duration::from_millis(flush_interval_ms),
             flush_bytes,
-            flush_when_idle: self.flush_when_idle.unwrap_or(!on_s3),
+            flush_when_idle: self.flush_when_idle.unwrap_or(true),
+            flush_when_idle_min_bytes: self.flush_when_idle_min_bytes.unwrap_or(if on_s3 {
+                flush_bytes / 4
+            } else {
+                0
+            }),
             flush_uploads_max: self.flush_uploads_max,
             auto_create_topics: self.auto_create_topics,
             default_partitions: self.default_partitions,
@@ -1108,6 +1122,7 @@ mod tests {
         assert_eq!(config.flush_interval, Duration::from_millis(5));
         assert_eq!(config.flush_bytes, 2 * MIB);
         assert!(config.flush_when_idle, "local stores flush when idle");
+        assert_eq!(config.flush_when_idle_min_bytes, 0);
         assert!(config.auto_create_topics);
         assert!(config.object_store_url.starts_with("file:///"));
         assert!(config.object_store_url.ends_with("strato-data/objects"));
@@ -1124,7 +1139,12 @@ mod tests {
         assert_eq!(config.cache_disk_bytes, 1024 * MIB);
         assert_eq!(config.flush_interval, Duration::from_millis(100));
         assert_eq!(config.flush_bytes, 8 * MIB);
-        assert!(!config.flush_when_idle, "every flush on S3 is a paid PUT");
+        assert!(config.flush_when_idle);
+        assert_eq!(
+            config.flush_when_idle_min_bytes,
+            2 * MIB,
+            "every flush on S3 is a paid PUT: idle flushes of at least a quarter of a full one"
+        );
         let (args, _) = serve(&["--object-store", "s3://bucket", "--cache-disk-bytes", "0"]);
         assert_eq!(args.validate().unwrap().cache_disk_bytes, 0);
         let (args, _) = serve(&["--cache-disk-bytes", "67108864"]);

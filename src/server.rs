@@ -155,6 +155,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             flush_interval: config.flush_interval,
             flush_bytes: config.flush_bytes,
             flush_when_idle: config.flush_when_idle,
+            flush_when_idle_min_bytes: config.flush_when_idle_min_bytes,
             unflushed_max: u32::try_from(config.max_unflushed_bytes).unwrap_or(u32::MAX),
             uploads_max: config.flush_uploads_max as usize,
             producer_expiration: config.producer_id_expiration,

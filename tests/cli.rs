@@ -31,6 +31,7 @@ fn help_explains_every_serve_option() {
         "--flush-interval-ms",
         "--flush-bytes",
         "--flush-when-idle",
+        "--flush-when-idle-min-bytes",
         "--auto-create-topics",
         "--default-partitions",
         "--max-request-bytes",

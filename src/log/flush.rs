@@ -2,8 +2,8 @@
 //! uploads it as one object and commits each partition's part to the metadata store.
 //!
 //! Group commit: a flush happens when the oldest batch has waited `flush_interval` or the
-//! segment reached `flush_bytes`, or (`flush_when_idle`) as soon as no flush is under way:
-//! then a batch waits [`IDLE_GATHER`] at most, and under load batches gather while the
+//! segment reached `flush_bytes`, or (`flush_when_idle`) as soon as no flush is under way and
+//! the segment holds `flush_when_idle_min_bytes`: then a batch waits [`IDLE_GATHER`] at most, and under load batches gather while the
 //! flushes before them upload and commit. One PUT per flush whatever the number of partitions, then
 //! one fenced transaction per partition (sent together with `txn_many`). Only after the
 //! commit do high watermarks move, producers get their acks and parked fetches wake.
@@ -336,8 +336,10 @@ pub struct LogWriterConfig {
     /// Open segment size that starts a flush at once (`--flush-bytes`).
     pub flush_bytes: u64,
     /// Flush after [`IDLE_GATHER`] when no flush is uploading or committing
-    /// (`--flush-when-idle`).
+    /// (`--flush-when-idle`)...
     pub flush_when_idle: bool,
+    /// ...and the open segment holds at least this (`--flush-when-idle-min-bytes`).
+    pub flush_when_idle_min_bytes: u64,
     /// Produced bytes accepted but not yet durable (`--max-unflushed-bytes`).
     pub unflushed_max: u32,
     /// Segment uploads in flight at once (`--flush-uploads-max`).
@@ -370,6 +372,7 @@ pub struct LogWriter {
     flush_interval: Duration,
     flush_bytes: u64,
     flush_when_idle: bool,
+    flush_when_idle_min_bytes: u64,
     uploads_max: usize,
     /// zstd worker threads of a flush's large chunks (counted once: reading the cores
     /// reads cgroup files).
@@ -436,6 +439,7 @@ impl LogWriter {
             flush_interval: config.flush_interval,
             flush_bytes: config.flush_bytes,
             flush_when_idle: config.flush_when_idle,
+            flush_when_idle_min_bytes: config.flush_when_idle_min_bytes,
             uploads_max: config.uploads_max.max(1),
             compression_workers: compression_workers(),
             compressors: Arc::new(CompressorPool::new(COMPRESSORS_KEPT)),
@@ -526,6 +530,7 @@ impl LogWriter {
         let tp = batch.partition.tp;
         let mut open = self.open.lock().expect("open segment lock");
         let was_empty = open.batches.is_empty();
+        let before = open.bytes;
         open.bytes += data.len() as u64;
         let chunk = match open.chunks.entry(tp) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
@@ -552,8 +557,11 @@ impl LogWriter {
             open.opened_at = Some(Instant::now());
         }
         let full = open.bytes >= self.flush_bytes;
+        // Reaching the idle minimum may make the segment due (when no flush is under way).
+        let idle_min = self.flush_when_idle_min_bytes;
+        let idle_ready = self.flush_when_idle && before < idle_min && open.bytes >= idle_min;
         drop(open);
-        if was_empty || full {
+        if was_empty || full || idle_ready {
             self.wake.notify_one();
         }
         Ok(())
@@ -628,7 +636,9 @@ impl LogWriter {
         match open.opened_at {
             None => None,
             Some(_) if draining || open.bytes >= self.flush_bytes => Some(Instant::now()),
-            Some(at) if idle && self.flush_when_idle => {
+            Some(at)
+                if idle && self.flush_when_idle && open.bytes >= self.flush_when_idle_min_bytes =>
+            {
                 Some(at + IDLE_GATHER.min(self.flush_interval))
             }
             Some(at) => Some(at + self.flush_interval),
@@ -1593,17 +1603,18 @@ mod tests {
             flush_interval,
             flush_bytes,
             Duration::from_secs(3600),
-            false,
+            None,
         )
         .await
     }
 
+    /// `idle_min`: `--flush-when-idle` with that `--flush-when-idle-min-bytes`, or off.
     async fn setup_with(
         partitions: i32,
         flush_interval: Duration,
         flush_bytes: u64,
         gc_grace: Duration,
-        flush_when_idle: bool,
+        idle_min: Option<u64>,
     ) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let embedded: Arc<dyn MetadataStore> =
@@ -1644,7 +1655,8 @@ mod tests {
             LogWriterConfig {
                 flush_interval,
                 flush_bytes,
-                flush_when_idle,
+                flush_when_idle: idle_min.is_some(),
+                flush_when_idle_min_bytes: idle_min.unwrap_or(0),
                 unflushed_max: 1 << 24,
                 uploads_max: UPLOADS_MAX_TEST,
                 producer_expiration: Duration::from_secs(86_400),
@@ -2021,7 +2033,7 @@ mod tests {
             Duration::from_secs(3600),
             8 << 20,
             Duration::from_secs(3600),
-            true,
+            Some(0),
         )
         .await;
         let (p0, p1) = (s.topic.partitions[0].clone(), s.topic.partitions[1].clone());
@@ -2053,6 +2065,42 @@ mod tests {
             vec![first[1].clone()],
             "the gathered batches share a flush"
         );
+        s.shutdown.cancel();
+    }
+
+    /// Goal: with a minimum for idle flushes (S3's default), an idle segment smaller than it
+    /// waits for the interval, and the append that brings it to the minimum flushes it at
+    /// once (with what was waiting).
+    /// Method: an hour's interval; a small batch is not acknowledged while the flusher is
+    /// idle; a batch that passes the minimum gets both acknowledged from one object.
+    #[tokio::test]
+    async fn an_idle_flush_waits_for_its_minimum_size() {
+        let first = simple_batch(0, 1).len() as u64;
+        let s = setup_with(
+            1,
+            Duration::from_secs(3600),
+            8 << 20,
+            Duration::from_secs(3600),
+            Some(first + 1),
+        )
+        .await;
+        let p0 = s.topic.partitions[0].clone();
+        let (_, mut small) = append(&s.log, &p0, 1).await;
+        // Nothing is under way, so the flusher would have flushed within IDLE_GATHER; give it
+        // a hundred times that (an interval of an hour cannot have elapsed).
+        let waited = tokio::time::timeout(IDLE_GATHER * 100, &mut small).await;
+        assert!(waited.is_err(), "flushed below the idle minimum");
+        assert_eq!(s.store.puts_completed(), 0);
+        let (_, larger) = append(&s.log, &p0, 2).await;
+        for done in [small, larger] {
+            let acked = tokio::time::timeout(Duration::from_secs(10), done).await;
+            assert_eq!(
+                acked.expect("acknowledged once the minimum was reached"),
+                Ok(Ok(()))
+            );
+        }
+        assert_eq!(p0.high_watermark(), 3);
+        assert_eq!(p0.lock().index.len(), 1, "both batches in one flush");
         s.shutdown.cancel();
     }
 
@@ -2278,7 +2326,7 @@ mod tests {
             Duration::from_millis(5),
             8 << 20,
             Duration::from_secs(1),
-            false,
+            None,
         )
         .await;
         let partition = s.topic.partitions[0].clone();
@@ -2376,6 +2424,7 @@ mod tests {
                 flush_interval: Duration::from_secs(3600),
                 flush_bytes: 1 << 20,
                 flush_when_idle: false,
+                flush_when_idle_min_bytes: 0,
                 unflushed_max: 4096,
                 uploads_max: UPLOADS_MAX_TEST,
                 producer_expiration: Duration::from_secs(86_400),
