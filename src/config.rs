@@ -417,9 +417,9 @@ pub struct ServeArgs {
     pub flush_when_idle: Option<bool>,
 
     /// Open-segment size below which --flush-when-idle waits for the interval after all
-    /// (default: 0 for file:// and memory://; a quarter of --flush-bytes for s3://, where
-    /// every flush is a paid PUT: at most four times the PUTs of full flushes, and none more
-    /// at rates below that size per interval)
+    /// (default: 0 for file:// and memory://; half of --flush-bytes for s3://, where every
+    /// flush is a paid PUT: at most twice the PUTs of full flushes, and none more at rates
+    /// below that size per interval)
     #[arg(long, env = "STRATO_FLUSH_WHEN_IDLE_MIN_BYTES")]
     pub flush_when_idle_min_bytes: Option<u64>,
 
@@ -1020,7 +1020,7 @@ impl ServeArgs {
             flush_bytes,
             flush_when_idle: self.flush_when_idle.unwrap_or(true),
             flush_when_idle_min_bytes: self.flush_when_idle_min_bytes.unwrap_or(if on_s3 {
-                flush_bytes / 4
+                flush_bytes / 2
             } else {
                 0
             }),
@@ -1142,8 +1142,8 @@ mod tests {
         assert!(config.flush_when_idle);
         assert_eq!(
             config.flush_when_idle_min_bytes,
-            2 * MIB,
-            "every flush on S3 is a paid PUT: idle flushes of at least a quarter of a full one"
+            4 * MIB,
+            "every flush on S3 is a paid PUT: idle flushes of at least half a full one"
         );
         let (args, _) = serve(&["--object-store", "s3://bucket", "--cache-disk-bytes", "0"]);
         assert_eq!(args.validate().unwrap().cache_disk_bytes, 0);
