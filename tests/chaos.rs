@@ -434,6 +434,16 @@ fn check_group(run: &mut Run, members: Vec<Member>, log_end: &BTreeMap<i32, i64>
                 m.assignment(),
                 rebalances.len()
             ));
+            for p in m.assignment() {
+                let end = log_end.get(&p).copied().unwrap_or(0);
+                let got = received.iter().filter(|(rp, _)| *rp == p).count() as i64;
+                if got < end {
+                    text.push_str(&format!(
+                        "  p{p} as librdkafka sees it: {}\n",
+                        m.partition_stats(p).unwrap_or_default()
+                    ));
+                }
+            }
         }
         text
     };

@@ -341,6 +341,68 @@ async fn consumers_read_from_the_broker_in_their_rack() {
     );
 }
 
+/// Goal: a consumer reading at the tail through another broker's replica view (its rack's
+/// broker, KIP-392) gets every record while the leader's compaction merges the newest
+/// chunks: a merge reaching past what the view knew must not leave a hole in it (records
+/// skipped, or a reader waiting below the high watermark for ever). Method: two brokers in
+/// two racks compacting every 20 ms, a group member in one rack reading both partitions
+/// while an idempotent producer streams small requests (a chunk per flush), then every
+/// acknowledged record must reach the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rack_reader_at_the_tail_misses_nothing_while_chunks_merge() {
+    const TOPIC: &str = "merging";
+    const TAIL_PARTITIONS: i32 = 2;
+    let mut cluster = Cluster::start(0, "/strato/cluster-tail-merge");
+    let fast_compaction = ["--compaction-interval-ms", "20"];
+    let a = cluster.add_with(&[&["--rack", "az-a"][..], &fast_compaction].concat());
+    let b = cluster.add_with(&[&["--rack", "az-b"][..], &fast_compaction].concat());
+    create_topic(&cluster.bootstrap(), TOPIC, TAIL_PARTITIONS).await;
+    tokio::task::block_in_place(|| cluster.wait_balanced(TAIL_PARTITIONS as u64));
+    let member = common::group::Member::start(
+        &cluster.bootstrap(),
+        TOPIC,
+        "tail-readers",
+        &[("client.rack", "az-a")],
+    );
+    let stream = Stream::start(cluster.bootstrap(), TOPIC);
+    tokio::task::block_in_place(|| stream.wait_progress(20_000));
+    let landed = stream.finish();
+    let expected: std::collections::BTreeSet<(i32, i64)> = landed.keys().copied().collect();
+    let missing = |member: &common::group::Member| -> Vec<(i32, i64)> {
+        let received: std::collections::BTreeSet<(i32, i64)> =
+            member.records().into_iter().collect();
+        expected.difference(&received).copied().collect()
+    };
+    tokio::task::block_in_place(|| {
+        let deadline = std::time::Instant::now() + SETTLE_DEADLINE;
+        loop {
+            let missing = missing(&member);
+            if missing.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {} acknowledged records never reached the reader, first {:?}",
+                missing.len(),
+                expected.len(),
+                &missing[..missing.len().min(10)]
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    let metric = |slot: usize, series: &str| cluster.brokers[&slot].metric(series);
+    assert!(
+        metric(a, "strato_replica_reads_total") > 0.0,
+        "the az-a broker served the partition az-b leads"
+    );
+    assert!(
+        metric(a, "strato_compacted_chunks_total") + metric(b, "strato_compacted_chunks_total")
+            > 0.0,
+        "chunks were merged while the reader read"
+    );
+    tokio::task::block_in_place(|| member.close());
+}
+
 /// Goal: a produce to a broker that does not lead the partition gets
 /// NOT_LEADER_OR_FOLLOWER and, from Produce v10 on, the current leader with its address
 /// (KIP-951), so clients retry there without another Metadata round trip.

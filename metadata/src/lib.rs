@@ -2,7 +2,8 @@
 //!
 //! Owns the [`MetadataStore`] trait (a small etcd-shaped key-value API: versioned get, prefix
 //! list, compare-and-set transactions, leases, watches), the persisted record formats in
-//! [`model`], the key layout in [`keys`], the embedded single-node implementation in
+//! [`model`], the key layout in [`keys`], consistent reads of a partition's chunk index in
+//! [`index`], the embedded single-node implementation in
 //! [`embedded`] and the conformance suite every implementation must pass in [`testing`].
 //!
 //! Promise: nothing here knows about Kafka wire types or object storage. Single-writer rules
@@ -12,6 +13,7 @@
 
 pub mod embedded;
 pub mod etcd;
+pub mod index;
 pub mod keys;
 pub mod model;
 pub mod store;

@@ -492,6 +492,28 @@ pub mod etcd_server {
     }
 }
 
+/// An index entry for tests of index readers: chunk `object`, offsets `base..=last`, one
+/// byte long.
+pub fn index_entry(
+    object: &str,
+    base: crate::model::Offset,
+    last: crate::model::Offset,
+) -> crate::model::IndexEntry {
+    crate::model::IndexEntry {
+        v: crate::model::RECORD_FORMAT_V1,
+        object: object.to_string(),
+        byte_offset: 0,
+        byte_length: 1,
+        uncompressed_length: 1,
+        base_offset: base,
+        last_offset: last,
+        max_timestamp: 0,
+        record_count: u64::try_from(last - base + 1).unwrap_or(0),
+        seek_table_length: 0,
+        raw: false,
+    }
+}
+
 /// `FaultyMetadataStore`: wraps a real store and makes transactions fail on demand, to test
 /// what callers do when a commit fails or its answer is lost.
 #[cfg(any(test, feature = "testing"))]
@@ -514,6 +536,9 @@ pub mod faulty {
         /// `true` lets held calls go on.
         released: tokio::sync::watch::Sender<bool>,
         txn_many_calls: AtomicU32,
+        /// A transaction applied right after a `list` call read its page: (calls to let by
+        /// first, the transaction).
+        txn_between_lists: std::sync::Mutex<Option<(u32, Txn)>>,
     }
 
     fn take_one(counter: &AtomicU32) -> bool {
@@ -532,7 +557,15 @@ pub mod faulty {
                 held_txn_manys: AtomicU32::new(0),
                 released: tokio::sync::watch::Sender::new(false),
                 txn_many_calls: AtomicU32::new(0),
+                txn_between_lists: std::sync::Mutex::new(None),
             }
+        }
+
+        /// Applies `txn` to the store right after the `(skip + 1)`-th `list` call from now
+        /// has read its page, before its caller sees it: another writer landing between
+        /// two pages of a listing (or between a listing and the next).
+        pub fn txn_after_list(&self, skip: u32, txn: Txn) {
+            *self.txn_between_lists.lock().unwrap() = Some((skip, txn));
         }
 
         /// The next `n` `txn_many` calls wait, before they are applied, until
@@ -595,7 +628,22 @@ pub mod faulty {
             after: Option<&str>,
             limit: usize,
         ) -> Result<Vec<(String, Versioned)>, MetadataError> {
-            self.inner.list(prefix, after, limit).await
+            let page = self.inner.list(prefix, after, limit).await;
+            let due = {
+                let mut pending = self.txn_between_lists.lock().unwrap();
+                match pending.as_mut() {
+                    Some((0, _)) => pending.take().map(|(_, txn)| txn),
+                    Some((skip, _)) => {
+                        *skip -= 1;
+                        None
+                    }
+                    None => None,
+                }
+            };
+            if let Some(txn) = due {
+                self.inner.txn(txn).await?;
+            }
+            page
         }
 
         async fn txn(&self, txn: Txn) -> Result<Version, MetadataError> {

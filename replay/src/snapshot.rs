@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use strato_metadata::keys;
 use strato_metadata::model::{AbortedTxnRecord, IndexEntry, Offset, PartitionStateRecord};
+use strato_metadata::{index, keys};
 use strato_tiering::batch;
 
 use crate::decode::{Aborted, batch_records};
@@ -103,15 +103,14 @@ pub(crate) async fn load_index(
     log_start: Offset,
     high_watermark: Offset,
 ) -> Result<Vec<IndexEntry>, ReplayError> {
-    let prefix = keys::partition_index_prefix(shared.topic.topic_id, partition);
-    let mut entries = Vec::new();
-    for (key, value) in shared.meta.list_all(&prefix).await? {
-        let entry = IndexEntry::decode(&key, &value.value)?;
-        if entry.last_offset >= log_start && entry.base_offset < high_watermark {
-            entries.push(entry);
-        }
-    }
-    entries.sort_unstable_by_key(|e| e.base_offset);
+    let mut entries = index::read_whole_index(
+        shared.meta.as_ref(),
+        shared.topic.topic_id,
+        partition,
+        high_watermark,
+    )
+    .await?;
+    entries.retain(|e| e.last_offset >= log_start);
     Ok(entries)
 }
 

@@ -27,13 +27,40 @@ struct Observed {
     rebalances: Vec<(&'static str, Vec<i32>)>,
     /// Errors `poll` returned (librdkafka goes on polling after each).
     errors: Vec<rdkafka::error::KafkaError>,
+    /// librdkafka's latest view of each partition of the topic it consumes (its statistics,
+    /// emitted every second): where it fetches from and at which offsets, for a report.
+    partitions: BTreeMap<i32, String>,
 }
 
 struct RecordingContext {
     observed: Arc<Mutex<Observed>>,
 }
 
-impl ClientContext for RecordingContext {}
+impl ClientContext for RecordingContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut observed = self.observed.lock().unwrap();
+        for topic in statistics.topics.values() {
+            for (p, s) in &topic.partitions {
+                if *p < 0 {
+                    continue; // librdkafka's internal UA partition
+                }
+                let line = format!(
+                    "leader {} broker {} {} next {} app {} committed {} hi {} fetchq {} rx {}",
+                    s.leader,
+                    s.broker,
+                    s.fetch_state,
+                    s.next_offset,
+                    s.app_offset,
+                    s.committed_offset,
+                    s.hi_offset,
+                    s.fetchq_cnt,
+                    s.rxmsgs
+                );
+                observed.partitions.insert(*p, line);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RecordingContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -74,7 +101,8 @@ impl Member {
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "500")
             .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "200");
+            .set("auto.commit.interval.ms", "200")
+            .set("statistics.interval.ms", "1000");
         for (k, v) in extra {
             config.set(*k, *v);
         }
@@ -124,6 +152,11 @@ impl Member {
 
     pub fn errors(&self) -> Vec<rdkafka::error::KafkaError> {
         self.observed.lock().unwrap().errors.clone()
+    }
+
+    /// librdkafka's latest statistics line for partition `p` (leader, fetch state, offsets).
+    pub fn partition_stats(&self, p: i32) -> Option<String> {
+        self.observed.lock().unwrap().partitions.get(&p).cloned()
     }
 
     pub fn rebalances(&self) -> Vec<(&'static str, Vec<i32>)> {
