@@ -32,6 +32,7 @@ fn help_explains_every_serve_option() {
         "--flush-bytes",
         "--flush-when-idle",
         "--flush-when-idle-min-bytes",
+        "--flush-compression",
         "--auto-create-topics",
         "--default-partitions",
         "--max-request-bytes",

@@ -209,6 +209,7 @@ fn upload_outcome(
 /// Builds the segment object of `inputs` (in the blocking pool) and uploads it as `key`.
 async fn build_and_upload(
     tier: Arc<Tier>,
+    compress: bool,
     compression_workers: u32,
     compressors: Arc<CompressorPool>,
     key: String,
@@ -219,6 +220,9 @@ async fn build_and_upload(
         let mut builder = SegmentBuilder::new(ZSTD_LEVEL)
             .with_workers(compression_workers)
             .with_compressors(compressors);
+        if !compress {
+            builder = builder.uncompressed();
+        }
         for (tp, chunk) in inputs {
             builder.add_chunk(tp, std::slice::from_ref(&fit(chunk)));
         }
@@ -340,6 +344,9 @@ pub struct LogWriterConfig {
     pub flush_when_idle: bool,
     /// ...and the open segment holds at least this (`--flush-when-idle-min-bytes`).
     pub flush_when_idle_min_bytes: u64,
+    /// Chunks are compressed (zstd level 1) in the flush; false: stored as the batches came,
+    /// compressed once, by compaction (`--flush-compression`).
+    pub flush_compress: bool,
     /// Produced bytes accepted but not yet durable (`--max-unflushed-bytes`).
     pub unflushed_max: u32,
     /// Segment uploads in flight at once (`--flush-uploads-max`).
@@ -373,6 +380,7 @@ pub struct LogWriter {
     flush_bytes: u64,
     flush_when_idle: bool,
     flush_when_idle_min_bytes: u64,
+    flush_compress: bool,
     uploads_max: usize,
     /// zstd worker threads of a flush's large chunks (counted once: reading the cores
     /// reads cgroup files).
@@ -440,6 +448,7 @@ impl LogWriter {
             flush_bytes: config.flush_bytes,
             flush_when_idle: config.flush_when_idle,
             flush_when_idle_min_bytes: config.flush_when_idle_min_bytes,
+            flush_compress: config.flush_compress,
             uploads_max: config.uploads_max.max(1),
             compression_workers: compression_workers(),
             compressors: Arc::new(CompressorPool::new(COMPRESSORS_KEPT)),
@@ -994,6 +1003,7 @@ impl LogWriter {
         // this loop goes on taking and committing meanwhile.
         let upload = tokio::spawn(build_and_upload(
             self.tier.clone(),
+            self.flush_compress,
             self.compression_workers,
             self.compressors.clone(),
             key.clone(),
@@ -1657,6 +1667,7 @@ mod tests {
                 flush_bytes,
                 flush_when_idle: idle_min.is_some(),
                 flush_when_idle_min_bytes: idle_min.unwrap_or(0),
+                flush_compress: true,
                 unflushed_max: 1 << 24,
                 uploads_max: UPLOADS_MAX_TEST,
                 producer_expiration: Duration::from_secs(86_400),
@@ -2425,6 +2436,7 @@ mod tests {
                 flush_bytes: 1 << 20,
                 flush_when_idle: false,
                 flush_when_idle_min_bytes: 0,
+                flush_compress: true,
                 unflushed_max: 4096,
                 uploads_max: UPLOADS_MAX_TEST,
                 producer_expiration: Duration::from_secs(86_400),

@@ -294,6 +294,43 @@ mod tests {
         );
     }
 
+    /// Goal: an `uncompressed` builder stores the chunks it does not cut into frames as
+    /// their batches (raw, for compaction to compress later), and they read back byte for
+    /// byte; frames are still compressed.
+    #[test]
+    fn an_uncompressed_builder_stores_batches_as_they_are() {
+        let data: Vec<u8> = (0..20)
+            .flat_map(|i| {
+                build_batch(&BatchSpec {
+                    base_offset: i * 10,
+                    records: 10,
+                    value_len: 500,
+                    ..BatchSpec::default()
+                })
+            })
+            .collect();
+        let mut builder = SegmentBuilder::new(1).uncompressed();
+        builder.add_chunk(tp(1, 0), &[Bytes::from(data.clone())]);
+        let built = builder.finish().unwrap();
+        let chunk = built.chunks[0];
+        assert_eq!(chunk.encoding, ChunkEncoding::Raw);
+        assert_eq!(chunk.byte_length, data.len() as u64);
+        let stored = &built.bytes
+            [chunk.byte_offset as usize..(chunk.byte_offset + chunk.byte_length) as usize];
+        assert_eq!(stored, &data[..]);
+        assert_eq!(
+            &decode_chunk(stored, &ExpectedChunk::from(&chunk)).unwrap()[..],
+            &data[..]
+        );
+
+        let mut builder = SegmentBuilder::new(1).uncompressed().with_frames(4096);
+        builder.add_chunk(tp(1, 0), &[Bytes::from(data.clone())]);
+        let built = builder.finish().unwrap();
+        let chunk = built.chunks[0];
+        assert_eq!(chunk.encoding, ChunkEncoding::Zstd, "frames are compressed");
+        assert!(chunk.byte_length < data.len() as u64);
+    }
+
     /// Goal: builds that share a `CompressorPool` reuse its zstd contexts (one without
     /// worker threads, one with them for frames of several jobs; never more than the pool's
     /// bound) and every segment they build reads back byte for byte.

@@ -220,6 +220,8 @@ pub struct SegmentBuilder {
     workers: u32,
     /// Where the zstd context comes from and goes back to (none: a new one per build).
     compressors: Option<Arc<CompressorPool>>,
+    /// Chunks without frames are stored as their batches ([`SegmentBuilder::uncompressed`]).
+    raw: bool,
     chunks: Vec<PendingChunk>,
     uncompressed_length: u64,
 }
@@ -255,6 +257,7 @@ impl SegmentBuilder {
             frame_bytes: None,
             workers: 0,
             compressors: None,
+            raw: false,
             chunks: Vec::new(),
             uncompressed_length: 0,
         }
@@ -272,6 +275,14 @@ impl SegmentBuilder {
     /// Takes the zstd context from `pool` and gives it back after the build.
     pub fn with_compressors(mut self, pool: Arc<CompressorPool>) -> Self {
         self.compressors = Some(pool);
+        self
+    }
+
+    /// Stores every chunk that is not cut into frames ([`Self::with_frames`]) as its batches
+    /// (`ChunkEncoding::Raw`), without zstd: for flushes whose chunks compaction compresses
+    /// later anyway (`--flush-compression none`), so the bytes are compressed once.
+    pub fn uncompressed(mut self) -> Self {
+        self.raw = true;
         self
     }
 
@@ -440,7 +451,7 @@ impl SegmentBuilder {
                 .unwrap_or_default();
             let mut seek_table_length = 0;
             let mut encoding = ChunkEncoding::Zstd;
-            if frames.len() <= 1 && mostly_compressed(&headers, data.len()) {
+            if frames.len() <= 1 && (self.raw || mostly_compressed(&headers, data.len())) {
                 encoding = ChunkEncoding::Raw;
                 object.extend_from_slice(&data);
             } else if frames.len() > 1 {
