@@ -22,7 +22,9 @@ use rdkafka::{Offset, TopicPartitionList};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_thousand_records_every_codec_survive_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path(), &[]);
+    // Flushes compress (the s3:// default), so both kinds of chunk are written and read;
+    // the local default stores both raw (compaction::flushes_store_batches_as_sent_...).
+    let broker = Broker::start(dir.path(), &["--flush-compression", "zstd"]);
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "codecs", 3).await;
 
@@ -59,7 +61,8 @@ async fn hundred_thousand_records_every_codec_survive_restarts() {
 }
 
 /// Batches the producer compressed are stored as they came (raw chunks, no zstd pass);
-/// uncompressed ones are zstd-compressed by the broker: both kinds are in the bucket.
+/// with `--flush-compression zstd` uncompressed ones are zstd-compressed by the broker: both
+/// kinds are in the bucket.
 fn assert_chunk_encodings(data_dir: &std::path::Path) {
     use strato_tiering::segment::{ChunkEncoding, parse_segment_footer};
     let (mut raw, mut zstd) = (0, 0);
