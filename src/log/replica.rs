@@ -143,17 +143,9 @@ impl ReplicaViews {
             let Some(entries) = read.await? else {
                 continue;
             };
+            // What the view held after the anchor was read again.
             match &anchor {
-                Some(anchor) => {
-                    let stale: Vec<Offset> = view
-                        .index
-                        .range(anchor.base_offset + 1..)
-                        .map(|(base, _)| *base)
-                        .collect();
-                    for base in stale {
-                        view.index.remove(&base);
-                    }
-                }
+                Some(anchor) => drop(view.index.split_off(&(anchor.base_offset + 1))),
                 None => view.index.clear(),
             }
             for entry in entries {
