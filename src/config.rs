@@ -765,6 +765,7 @@ fn apply_config_file(
         flush_bytes,
         flush_when_idle,
         flush_when_idle_min_bytes,
+        flush_compression,
         flush_uploads_max,
         auto_create_topics,
         default_partitions,
@@ -1188,7 +1189,7 @@ mod tests {
         let path = dir.path().join("strato.toml");
         std::fs::write(
             &path,
-            "flush-interval-ms = 50\nflush-when-idle = false\ndefault_partitions = 4\nauto-create-topics = false\nlisten = \"127.0.0.1:1234\"\n",
+            "flush-interval-ms = 50\nflush-when-idle = false\nflush-compression = \"zstd\"\ndefault_partitions = 4\nauto-create-topics = false\nlisten = \"127.0.0.1:1234\"\n",
         )
         .unwrap();
         let path_str = path.to_str().unwrap();
@@ -1197,6 +1198,7 @@ mod tests {
         let config = args.validate().unwrap();
         assert_eq!(config.flush_interval, Duration::from_millis(50));
         assert!(!config.flush_when_idle);
+        assert_eq!(config.flush_compression, FlushCompression::Zstd);
         assert_eq!(config.default_partitions, 4);
         assert!(!config.auto_create_topics);
         assert_eq!(

@@ -3,8 +3,8 @@
 //!
 //! Group commit: a flush happens when the oldest batch has waited `flush_interval` or the
 //! segment reached `flush_bytes`, or (`flush_when_idle`) as soon as no flush is under way and
-//! the segment holds `flush_when_idle_min_bytes`: then a batch waits [`IDLE_GATHER`] at most, and under load batches gather while the
-//! flushes before them upload and commit. One PUT per flush whatever the number of partitions, then
+//! the segment holds `flush_when_idle_min_bytes`: then a batch waits [`IDLE_GATHER`] at
+//! most, and under load batches gather while the flushes before them upload and commit. One PUT per flush whatever the number of partitions, then
 //! one fenced transaction per partition (sent together with `txn_many`). Only after the
 //! commit do high watermarks move, producers get their acks and parked fetches wake.
 //!
