@@ -21,6 +21,10 @@ const KEYS: usize = 1_000;
 /// Keys whose last update is a tombstone.
 const DELETED_KEYS: usize = 10;
 
+/// `max.compaction.lag.ms` of the tests that wait for a log cleaned to its end: a small
+/// dirty tail below `min.cleanable.dirty.ratio` is cleaned when it is this old.
+const MAX_LAG_MS: &str = "2000";
+
 async fn create_compacted(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -194,6 +198,9 @@ async fn changelog(mut broker: Broker, updates: usize, kills: Option<(u64, usize
         &[
             ("delete.retention.ms", "2000"),
             ("min.cleanable.dirty.ratio", "0.01"),
+            // The updates' last flush can be a few records, below 1% of the cleaned log
+            // once the sentinel makes it cleanable: the lag bound cleans it anyway.
+            ("max.compaction.lag.ms", MAX_LAG_MS),
         ],
     )
     .await;
@@ -404,7 +411,10 @@ async fn more_keys_than_the_map_holds_are_cleaned_over_several_passes() {
     create_compacted(
         &broker.bootstrap(),
         topic,
-        &[("min.cleanable.dirty.ratio", "0.01")],
+        &[
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("max.compaction.lag.ms", MAX_LAG_MS),
+        ],
     )
     .await;
     let keys = 5_000;
@@ -430,5 +440,70 @@ async fn more_keys_than_the_map_holds_are_cleaned_over_several_passes() {
         passes >= 5.0,
         "5,000 keys in maps of 1,024: {passes} passes"
     );
+    broker.stop();
+}
+
+/// Goal: a dirty tail far below `min.cleanable.dirty.ratio` is still cleaned once it is
+/// older than `max.compaction.lag.ms`. Method: 1,000 keys and a record alone (cleanable, so
+/// a first pass cleans them), then 10 updates of existing keys and a record alone (of keys
+/// of their own: the newest chunk is never cleaned): 11 dirty records of about 1,000 (1%,
+/// below the default ratio 0.5); with `max.compaction.lag.ms` 2 s, wait until a reader from
+/// offset 0 gets exactly the latest record of every key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_dirty_tail_is_cleaned_after_the_max_compaction_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["--compaction-interval-ms", "100"]);
+    let topic = "lagging";
+    create_compacted(
+        &broker.bootstrap(),
+        topic,
+        &[("max.compaction.lag.ms", MAX_LAG_MS)],
+    )
+    .await;
+    let p = producer(&broker.bootstrap(), &[("enable.idempotence", "true")]);
+    let first: Vec<Rec> = (0..KEYS)
+        .map(|k| keyed(format!("key-{k}"), "first"))
+        .collect();
+    let mut landed = produce_all(&p, topic, &first).await;
+    landed.extend(produce_all(&p, topic, &[keyed("alone-1", "x")]).await);
+    let completed = "strato_cleaner_passes_total{result=\"completed\"}";
+    tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(60), "a first cleaning pass", || {
+            broker.metric(completed) >= 1.0
+        })
+    });
+    let updates: Vec<Rec> = (0..10)
+        .map(|k| keyed(format!("key-{k}"), "second"))
+        .collect();
+    landed.extend(produce_all(&p, topic, &updates).await);
+    landed.extend(produce_all(&p, topic, &[keyed("alone-2", "x")]).await);
+    let expected = latest(&landed);
+    assert_eq!(expected.len(), KEYS + 2);
+    let bootstrap = broker.bootstrap();
+    let mut read = Vec::new();
+    let cleaned = tokio::task::block_in_place(|| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            read = read_all(&bootstrap, topic);
+            if holds_exactly(&read, &expected) {
+                return true;
+            }
+        }
+        false
+    });
+    if !cleaned {
+        let log = broker.log_text();
+        let cleaner: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("clean") || l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        panic!(
+            "not cleaned in 60 s: read {} records ({:?}), {} expected; log:\n{}",
+            read.len(),
+            &read[..read.len().min(3)],
+            expected.len(),
+            cleaner.join("\n")
+        );
+    }
     broker.stop();
 }
