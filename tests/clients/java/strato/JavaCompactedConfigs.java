@@ -66,7 +66,11 @@ public final class JavaCompactedConfigs {
         admin.put(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         try (Admin client = Admin.create(admin)) {
             NewTopic config = new NewTopic(topic, 1, (short) 1)
-                    .configs(Map.of("cleanup.policy", "compact", "min.cleanable.dirty.ratio", "0.01"));
+                    .configs(Map.of(
+                            "cleanup.policy", "compact",
+                            "min.cleanable.dirty.ratio", "0.01",
+                            // A dirty tail below the ratio is cleaned when 2 s old.
+                            "max.compaction.lag.ms", "2000"));
             client.createTopics(List.of(config)).all().get();
         }
         Properties props = new Properties();
