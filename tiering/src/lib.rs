@@ -9,6 +9,7 @@ mod aws_profile;
 pub mod batch;
 pub mod cache;
 pub mod decompress;
+pub mod direct_file;
 mod error;
 pub mod faulty;
 pub mod keys;

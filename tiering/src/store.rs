@@ -13,6 +13,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use url::Url;
 
+use crate::direct_file::DirectFileStore;
 use crate::error::{StoreError, TieringError};
 
 /// Opens the object store named by `url`.
@@ -81,7 +82,8 @@ pub fn open_object_store(
             let store = LocalFileSystem::new_with_prefix(&path)
                 .map_err(|err| TieringError::from_store("open object store directory", err))?
                 .with_fsync(true);
-            Ok(Arc::new(store))
+            // Whole-object PUTs (flushes, compaction) bypass the page cache.
+            Ok(Arc::new(DirectFileStore::new(store)))
         }
         "memory" => {
             if !matches!(parsed.path(), "" | "/")
