@@ -12,10 +12,11 @@
 //! A PUT here is durable and atomic as `LocalFileSystem`'s is: the bytes go to a staging file
 //! `<path>#<digits>` (hidden from listings, like `LocalFileSystem`'s own), are fsynced, and
 //! the file is renamed to `<path>` and its directory fsynced. Direct IO needs an aligned
-//! buffer and aligned lengths: the payload is copied once into a buffer aligned to
-//! [`ALIGN`] and padded to a multiple of it, the file is then cut to the payload's length.
-//! Buffers of at most [`POOL_BUFFER_BYTES`] are reused (at most [`POOL_BUFFERS`] kept) so a
-//! flush touches no fresh memory. Anything else (a missing directory, other put modes,
+//! buffer and aligned lengths: the payload is copied, [`POOL_BUFFER_BYTES`] at a time, into
+//! a buffer aligned to [`ALIGN`] and written from it; the last piece is padded to a multiple
+//! of [`ALIGN`] and the file then cut to the payload's length. The buffers are reused (at
+//! most [`POOL_BUFFERS`] kept), so a PUT of any size touches no fresh memory and holds at
+//! most one buffer beside its payload. Anything else (a missing directory, other put modes,
 //! attributes, a file system that refuses `O_DIRECT`) goes to `LocalFileSystem`.
 
 use std::fmt;
@@ -108,6 +109,7 @@ impl DirectFileStore {
 
 /// A buffer of `len` bytes rounded up to [`ALIGN`], whose usable part starts at an aligned
 /// address: the returned offset into the vector. Reuses a pooled one when it is big enough.
+/// PUTs ask for at most [`POOL_BUFFER_BYTES`], so every buffer they use can be pooled.
 fn aligned_buffer(pool: &Mutex<Vec<Vec<u8>>>, len: usize) -> (Vec<u8>, usize) {
     let padded = len.div_ceil(ALIGN) * ALIGN;
     let needed = padded + ALIGN;
@@ -169,20 +171,8 @@ fn put_direct(
     pool: &Mutex<Vec<Vec<u8>>>,
     suffix: &AtomicU64,
 ) -> std::io::Result<Written> {
-    let len = payload.content_length();
-    let padded = len.div_ceil(ALIGN) * ALIGN;
-    let (mut buf, offset) = aligned_buffer(pool, len);
-    let mut at = offset;
-    for part in payload.iter() {
-        buf[at..at + part.len()].copy_from_slice(part);
-        at += part.len();
-    }
-    // The padding is written and cut off again: zero it so no earlier object's bytes land in
-    // the file even for a moment.
-    buf[at..offset + padded].fill(0);
-
     let mut attempts = 0;
-    let (mut file, staging) = loop {
+    let (file, staging) = loop {
         let mut staging = path.as_os_str().to_owned();
         staging.push(format!("#{}", suffix.fetch_add(1, Ordering::Relaxed)));
         let staging = PathBuf::from(staging);
@@ -197,27 +187,47 @@ fn put_direct(
                 attempts += 1;
             }
             Err(err) if err.kind() == ErrorKind::NotFound => {
-                return_buffer(pool, buf);
                 return Ok(Written::Fallback {
                     direct_unsupported: false,
                 });
             }
             Err(err) if refuses_direct_io(&err) => {
-                return_buffer(pool, buf);
                 return Ok(Written::Fallback {
                     direct_unsupported: true,
                 });
             }
-            Err(err) => {
-                return_buffer(pool, buf);
-                return Err(err);
-            }
+            Err(err) => return Err(err),
         }
     };
+    let len = payload.content_length();
+    // Written through one buffer of at most POOL_BUFFER_BYTES, piece by piece.
+    let piece = (len.div_ceil(ALIGN) * ALIGN).clamp(ALIGN, POOL_BUFFER_BYTES);
+    let (mut buf, offset) = aligned_buffer(pool, piece);
     let written = (|| {
-        file.write_all(&buf[offset..offset + padded])?;
-        if padded != len {
-            file.set_len(len as u64)?;
+        let mut file = file;
+        let mut filled = 0;
+        for part in payload.iter() {
+            let mut part = &part[..];
+            while !part.is_empty() {
+                let n = part.len().min(piece - filled);
+                buf[offset + filled..offset + filled + n].copy_from_slice(&part[..n]);
+                filled += n;
+                part = &part[n..];
+                if filled == piece {
+                    file.write_all(&buf[offset..offset + piece])?;
+                    filled = 0;
+                }
+            }
+        }
+        if filled > 0 {
+            // The last piece is padded to the alignment and the file cut to `len` after:
+            // zeros, so no earlier object's bytes land in the file even for a moment.
+            let padded = filled.div_ceil(ALIGN) * ALIGN;
+            buf[offset + filled..offset + padded].fill(0);
+            file.write_all(&buf[offset..offset + padded])?;
+            if padded != filled {
+                file.set_len(len as u64)?;
+            }
         }
         file.sync_all()?;
         let metadata = file.metadata()?;
@@ -397,7 +407,20 @@ mod tests {
     async fn objects_of_every_length_read_back_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
-        let lengths = [0, 1, 511, 4095, 4096, 4097, 100_000, (2 << 20) + 3];
+        // Across one buffer (POOL_BUFFER_BYTES) too: written in pieces.
+        let lengths = [
+            0,
+            1,
+            511,
+            4095,
+            4096,
+            4097,
+            100_000,
+            (2 << 20) + 3,
+            POOL_BUFFER_BYTES,
+            POOL_BUFFER_BYTES + 1,
+            2 * POOL_BUFFER_BYTES + 4097,
+        ];
         for (i, len) in lengths.into_iter().enumerate() {
             let key = Path::from(format!("segments/{i}"));
             let (payload, bytes) = payload(len, i as u8);
@@ -413,6 +436,12 @@ mod tests {
             // The first PUT made the directory, through LocalFileSystem.
             if direct { lengths.len() as u64 - 1 } else { 0 },
             "direct IO used where the file system takes it"
+        );
+        let pooled: Vec<usize> = store.buffers.lock().unwrap().iter().map(Vec::len).collect();
+        assert!(pooled.len() <= POOL_BUFFERS);
+        assert!(
+            pooled.iter().all(|len| *len <= POOL_BUFFER_BYTES + ALIGN),
+            "objects bigger than a buffer went through one in pieces: {pooled:?}"
         );
         let listed: Vec<ObjectMeta> = store.list(None).map(Result::unwrap).collect().await;
         assert_eq!(
