@@ -156,6 +156,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             flush_bytes: config.flush_bytes,
             flush_when_idle: config.flush_when_idle,
             flush_when_idle_min_bytes: config.flush_when_idle_min_bytes,
+            idle_gather: crate::log::flush::IDLE_GATHER,
             flush_compress: config.flush_compression == crate::config::FlushCompression::Zstd,
             unflushed_max: u32::try_from(config.max_unflushed_bytes).unwrap_or(u32::MAX),
             uploads_max: config.flush_uploads_max as usize,

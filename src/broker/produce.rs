@@ -104,6 +104,8 @@ pub(super) async fn handle(
         None
     };
     let mut topics = Vec::with_capacity(req.topic_data.len());
+    // Until every batch is appended, an idle flusher waits for the rest (`IDLE_GATHER`).
+    let appending = ctx.log.appending();
     for topic_data in req.topic_data {
         let topic = if request_error.is_some() {
             Err(request_error.unwrap_or(NONE))
@@ -142,6 +144,7 @@ pub(super) async fn handle(
             partitions,
         });
     }
+    drop(appending);
     if acks == 0 {
         return Reply::Now(None);
     }

@@ -3,10 +3,12 @@
 //!
 //! Group commit: a flush happens when the oldest batch has waited `flush_interval` or the
 //! segment reached `flush_bytes`, or (`flush_when_idle`) as soon as no flush is under way and
-//! the segment holds `flush_when_idle_min_bytes`: then a batch waits [`IDLE_GATHER`] at
-//! most, and under load batches gather while the flushes before them upload and commit. One PUT per flush whatever the number of partitions, then
-//! one fenced transaction per partition (sent together with `txn_many`). Only after the
-//! commit do high watermarks move, producers get their acks and parked fetches wake.
+//! the segment holds `flush_when_idle_min_bytes`: then it is taken as soon as no Produce
+//! request is appending (a batch waits [`IDLE_GATHER`] at most), and under load batches
+//! gather while the flushes before them upload and commit. One PUT per flush whatever the
+//! number of partitions, then one fenced transaction per partition (sent together with
+//! `txn_many`). Only after the commit do high watermarks move, producers get their acks and
+//! parked fetches wake.
 //!
 //! Flushes are pipelined: while one segment uploads, the next can be built and uploaded
 //! (at most `uploads_max` uploads in flight, `--flush-uploads-max`), so object store
@@ -344,6 +346,9 @@ pub struct LogWriterConfig {
     pub flush_when_idle: bool,
     /// ...and the open segment holds at least this (`--flush-when-idle-min-bytes`).
     pub flush_when_idle_min_bytes: u64,
+    /// Longest an idle flusher waits for a Produce request still appending:
+    /// [`IDLE_GATHER`] (tests lengthen it).
+    pub idle_gather: Duration,
     /// Chunks are compressed (zstd level 1) in the flush; false: stored as the batches came,
     /// compressed once, by compaction (`--flush-compression`).
     pub flush_compress: bool,
@@ -364,10 +369,29 @@ pub struct LogWriterConfig {
 const CHUNK_BUFFER_MIN: usize = 64 * 1024;
 /// Partitions whose last chunk size is remembered for sizing their next buffer.
 const CHUNK_SIZES_KEPT_MAX: usize = 100_000;
-/// How long the open segment gathers batches before an idle flusher takes it: a Produce
-/// request appends its partitions' batches one after another, and they should go in one
-/// flush (tokio's timers tick in milliseconds, so this is the shortest wait there is).
-const IDLE_GATHER: Duration = Duration::from_millis(1);
+/// How long at most the open segment gathers batches before an idle flusher takes it
+/// while a Produce request is still appending (its partitions' batches, one after another,
+/// should go in one flush); with none appending it is taken at once (tokio's timers tick
+/// in milliseconds, so this is the shortest wait there is).
+pub const IDLE_GATHER: Duration = Duration::from_millis(1);
+
+/// A Produce request appending its batches ([`LogWriter::appending`]); the last one
+/// dropped wakes the flusher.
+pub struct Appending<'a> {
+    writer: &'a LogWriter,
+}
+
+impl Drop for Appending<'_> {
+    fn drop(&mut self) {
+        let before = self
+            .writer
+            .appending
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if before == 1 {
+            self.writer.wake.notify_one();
+        }
+    }
+}
 
 pub struct LogWriter {
     open: Mutex<OpenSegment>,
@@ -380,6 +404,7 @@ pub struct LogWriter {
     flush_bytes: u64,
     flush_when_idle: bool,
     flush_when_idle_min_bytes: u64,
+    idle_gather: Duration,
     flush_compress: bool,
     uploads_max: usize,
     /// zstd worker threads of a flush's large chunks (counted once: reading the cores
@@ -403,6 +428,8 @@ pub struct LogWriter {
     /// Set when the broker drains: flush whatever is open at once, without waiting for the
     /// interval, so connections can answer their admitted produce requests.
     draining: std::sync::atomic::AtomicBool,
+    /// Produce requests appending their batches now ([`LogWriter::appending`]).
+    appending: std::sync::atomic::AtomicUsize,
     flushes: std::sync::atomic::AtomicU64,
     failed_flushes: std::sync::atomic::AtomicU64,
     flushed_bytes: std::sync::atomic::AtomicU64,
@@ -448,6 +475,7 @@ impl LogWriter {
             flush_bytes: config.flush_bytes,
             flush_when_idle: config.flush_when_idle,
             flush_when_idle_min_bytes: config.flush_when_idle_min_bytes,
+            idle_gather: config.idle_gather,
             flush_compress: config.flush_compress,
             uploads_max: config.uploads_max.max(1),
             compression_workers: compression_workers(),
@@ -462,6 +490,7 @@ impl LogWriter {
             commits,
             closed: std::sync::atomic::AtomicBool::new(false),
             draining: std::sync::atomic::AtomicBool::new(false),
+            appending: std::sync::atomic::AtomicUsize::new(0),
             flushes: std::sync::atomic::AtomicU64::new(0),
             failed_flushes: std::sync::atomic::AtomicU64::new(0),
             flushed_bytes: std::sync::atomic::AtomicU64::new(0),
@@ -576,6 +605,15 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Marks a Produce request as appending its batches until the guard drops. An idle
+    /// flusher takes the open segment as soon as no request is appending (a request's
+    /// batches still go in one flush), rather than [`IDLE_GATHER`] after its first batch.
+    pub fn appending(&self) -> Appending<'_> {
+        self.appending
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Appending { writer: self }
+    }
+
     /// From now on, flush as soon as anything is open (used while the broker drains).
     pub fn start_draining(&self) {
         self.draining
@@ -648,7 +686,12 @@ impl LogWriter {
             Some(at)
                 if idle && self.flush_when_idle && open.bytes >= self.flush_when_idle_min_bytes =>
             {
-                Some(at + IDLE_GATHER.min(self.flush_interval))
+                let appending = self.appending.load(std::sync::atomic::Ordering::Acquire);
+                if appending == 0 {
+                    Some(Instant::now())
+                } else {
+                    Some(at + self.idle_gather.min(self.flush_interval))
+                }
             }
             Some(at) => Some(at + self.flush_interval),
         }
@@ -1626,6 +1669,25 @@ mod tests {
         gc_grace: Duration,
         idle_min: Option<u64>,
     ) -> Setup {
+        setup_gathering(
+            partitions,
+            flush_interval,
+            flush_bytes,
+            gc_grace,
+            idle_min,
+            IDLE_GATHER,
+        )
+        .await
+    }
+
+    async fn setup_gathering(
+        partitions: i32,
+        flush_interval: Duration,
+        flush_bytes: u64,
+        gc_grace: Duration,
+        idle_min: Option<u64>,
+        idle_gather: Duration,
+    ) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let embedded: Arc<dyn MetadataStore> =
             Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
@@ -1667,6 +1729,7 @@ mod tests {
                 flush_bytes,
                 flush_when_idle: idle_min.is_some(),
                 flush_when_idle_min_bytes: idle_min.unwrap_or(0),
+                idle_gather,
                 flush_compress: true,
                 unflushed_max: 1 << 24,
                 uploads_max: UPLOADS_MAX_TEST,
@@ -2079,6 +2142,37 @@ mod tests {
         s.shutdown.cancel();
     }
 
+    /// Goal: an idle flusher waits for a Produce request that is still appending (its
+    /// batches go in one flush) and flushes the moment the last one is done.
+    /// Method: an hour's interval and an hour's `idle_gather`; while a request's guard is
+    /// held, two batches of two partitions are appended; both are acknowledged once the
+    /// guard drops (not an hour later), from one object.
+    #[tokio::test]
+    async fn an_idle_flusher_waits_for_the_appending_request_and_no_longer() {
+        let hour = Duration::from_secs(3600);
+        let s = setup_gathering(2, hour, 8 << 20, hour, Some(0), hour).await;
+        let (p0, p1) = (s.topic.partitions[0].clone(), s.topic.partitions[1].clone());
+        let request = s.log.appending();
+        let (_, a) = append(&s.log, &p0, 2).await;
+        tokio::task::yield_now().await;
+        let (_, b) = append(&s.log, &p1, 3).await;
+        drop(request);
+        for done in [a, b] {
+            let acked = tokio::time::timeout(Duration::from_secs(10), done).await;
+            assert_eq!(acked.expect("acknowledged once appended"), Ok(Ok(())));
+        }
+        let object = |p: &Arc<Partition>| {
+            p.lock()
+                .index
+                .values()
+                .map(|e| e.object.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(object(&p0), object(&p1), "one request, one flush");
+        assert_eq!(s.store.puts_completed(), 1);
+        s.shutdown.cancel();
+    }
+
     /// Goal: with a minimum for idle flushes (S3's default), an idle segment smaller than it
     /// waits for the interval, and the append that brings it to the minimum flushes it at
     /// once (with what was waiting).
@@ -2436,6 +2530,7 @@ mod tests {
                 flush_bytes: 1 << 20,
                 flush_when_idle: false,
                 flush_when_idle_min_bytes: 0,
+                idle_gather: IDLE_GATHER,
                 flush_compress: true,
                 unflushed_max: 4096,
                 uploads_max: UPLOADS_MAX_TEST,
