@@ -696,6 +696,86 @@ impl Cli {
     }
 }
 
+/// The `ServeArgs` fields a config file sets, as three lists (`ServeArgs`, its `security`
+/// and its `schema_registry`) handed to the three macros named. One list serves both the
+/// file's application and the test that every flag is in it (a flag left out was accepted in
+/// a file and silently ignored).
+macro_rules! config_file_fields {
+    ($serve:ident, $security:ident, $schema_registry:ident) => {
+        $serve!(
+            data_dir,
+            listen,
+            http_listen,
+            console_base_path,
+            console_write,
+            http_tls,
+            advertised_address,
+            metadata,
+            object_store,
+            s3_endpoint,
+            broker_id,
+            rack,
+            flush_interval_ms,
+            flush_bytes,
+            flush_when_idle,
+            flush_when_idle_min_bytes,
+            flush_compression,
+            flush_uploads_max,
+            auto_create_topics,
+            default_partitions,
+            max_request_bytes,
+            max_queued_request_bytes,
+            max_unflushed_bytes,
+            cache_memory_bytes,
+            cache_disk_bytes,
+            max_connections,
+            max_inflight_requests,
+            max_fetch_bytes,
+            read_ahead_fetches,
+            group_min_session_timeout_ms,
+            group_max_session_timeout_ms,
+            group_initial_rebalance_delay_ms,
+            shutdown_timeout_ms,
+            group_max_size,
+            group_max_groups,
+            producer_id_expiration_ms,
+            retention_check_interval_ms,
+            gc_interval_ms,
+            gc_grace_ms,
+            compaction_interval_ms,
+            compaction_target_bytes,
+            compaction_frame_bytes,
+            cleaner_memory_bytes,
+            transaction_max_timeout_ms,
+            transaction_max_partitions,
+            transaction_max_open,
+            transactional_id_expiration_ms
+        );
+        $security!(
+            listeners,
+            advertised_listeners,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            sasl_mechanisms,
+            auth_failure_delay_ms,
+            authorizer,
+            super_users,
+            max_connections_per_ip,
+            connections_max_idle_ms,
+            connections_max_reauth_ms
+        );
+        $schema_registry!(
+            schema_registry_listen,
+            schema_registry_max_schema_bytes,
+            schema_registry_max_subjects,
+            schema_registry_max_versions,
+            schema_registry_max_schemas,
+            schema_registry_auth
+        );
+    };
+}
+
 /// Reads `path` and overrides every argument whose value came from clap's default.
 fn apply_config_file(
     args: &mut ServeArgs,
@@ -748,55 +828,6 @@ fn apply_config_file(
             }
         )*};
     }
-    take!(
-        data_dir,
-        listen,
-        http_listen,
-        console_base_path,
-        console_write,
-        http_tls,
-        advertised_address,
-        metadata,
-        object_store,
-        s3_endpoint,
-        broker_id,
-        rack,
-        flush_interval_ms,
-        flush_bytes,
-        flush_when_idle,
-        flush_when_idle_min_bytes,
-        flush_compression,
-        flush_uploads_max,
-        auto_create_topics,
-        default_partitions,
-        max_request_bytes,
-        max_queued_request_bytes,
-        max_unflushed_bytes,
-        cache_memory_bytes,
-        cache_disk_bytes,
-        max_connections,
-        max_inflight_requests,
-        max_fetch_bytes,
-        read_ahead_fetches,
-        group_min_session_timeout_ms,
-        group_max_session_timeout_ms,
-        group_initial_rebalance_delay_ms,
-        shutdown_timeout_ms,
-        group_max_size,
-        group_max_groups,
-        producer_id_expiration_ms,
-        retention_check_interval_ms,
-        gc_interval_ms,
-        gc_grace_ms,
-        compaction_interval_ms,
-        compaction_target_bytes,
-        compaction_frame_bytes,
-        cleaner_memory_bytes,
-        transaction_max_timeout_ms,
-        transaction_max_partitions,
-        transaction_max_open,
-        transactional_id_expiration_ms
-    );
     macro_rules! take_security {
         ($($field:ident),*) => {$(
             if overridden(stringify!($field)) {
@@ -804,20 +835,6 @@ fn apply_config_file(
             }
         )*};
     }
-    take_security!(
-        listeners,
-        advertised_listeners,
-        tls_cert,
-        tls_key,
-        tls_client_ca,
-        sasl_mechanisms,
-        auth_failure_delay_ms,
-        authorizer,
-        super_users,
-        max_connections_per_ip,
-        connections_max_idle_ms,
-        connections_max_reauth_ms
-    );
     macro_rules! take_schema_registry {
         ($($field:ident),*) => {$(
             if overridden(stringify!($field)) {
@@ -825,13 +842,7 @@ fn apply_config_file(
             }
         )*};
     }
-    take_schema_registry!(
-        schema_registry_listen,
-        schema_registry_max_schema_bytes,
-        schema_registry_max_subjects,
-        schema_registry_max_versions,
-        schema_registry_max_schemas
-    );
+    config_file_fields!(take, take_security, take_schema_registry);
     Ok(())
 }
 
@@ -1183,13 +1194,41 @@ mod tests {
         assert_eq!(args.validate().unwrap().cache_disk_bytes, 64 * MIB);
     }
 
+    /// Every `serve` flag can be set in a config file: a flag missing from
+    /// `config_file_fields!` was accepted there and silently ignored (it happened to
+    /// `--flush-compression`).
+    #[test]
+    fn a_config_file_can_set_every_serve_flag() {
+        let mut listed: Vec<&str> = Vec::new();
+        macro_rules! names {
+            ($($field:ident),*) => {
+                listed.extend([$(stringify!($field)),*]);
+            };
+        }
+        config_file_fields!(names, names, names);
+        let ids: Vec<String> = ServeArgs::augment_args(clap::Command::new("x"))
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .filter(|id| id != "config")
+            .collect();
+        assert!(ids.len() > 50, "the flags are listed: {ids:?}");
+        let missing: Vec<&String> = ids
+            .iter()
+            .filter(|id| !listed.contains(&id.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "flags a config file would accept and ignore: {missing:?}"
+        );
+    }
+
     #[test]
     fn config_file_fills_defaults_but_flags_win() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("strato.toml");
         std::fs::write(
             &path,
-            "flush-interval-ms = 50\nflush-when-idle = false\nflush-compression = \"zstd\"\ndefault_partitions = 4\nauto-create-topics = false\nlisten = \"127.0.0.1:1234\"\n",
+            "flush-interval-ms = 50\nflush-when-idle = false\nflush-compression = \"zstd\"\ndefault_partitions = 4\nauto-create-topics = false\nlisten = \"127.0.0.1:1234\"\nschema-registry-auth = \"basic\"\n",
         )
         .unwrap();
         let path_str = path.to_str().unwrap();
@@ -1201,6 +1240,10 @@ mod tests {
         assert_eq!(config.flush_compression, FlushCompression::Zstd);
         assert_eq!(config.default_partitions, 4);
         assert!(!config.auto_create_topics);
+        assert!(
+            config.schema_registry.basic_auth,
+            "the registry's authentication is not left off"
+        );
         assert_eq!(
             config.security.listeners[0].bind.to_string(),
             "127.0.0.1:999",
