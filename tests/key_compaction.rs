@@ -107,6 +107,17 @@ fn read_all(bootstrap: &str, topic: &str) -> Read {
     got
 }
 
+/// What the cleaner did (its lines, warnings and errors of the broker's log), to tell a slow
+/// pass from a stuck one in a failure message.
+fn cleaner_log(broker: &Broker) -> String {
+    broker
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("clean") || l.contains("WARN") || l.contains("ERROR"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The latest record of each key among `landed`: key → (offset, value).
 fn latest(landed: &BTreeMap<(i32, i64), Rec>) -> BTreeMap<Vec<u8>, (i64, Option<Vec<u8>>)> {
     let mut latest = BTreeMap::new();
@@ -276,16 +287,10 @@ async fn changelog(mut broker: Broker, updates: usize, kills: Option<(u64, usize
             .ok_or(read.len())
     });
     if let Err(records) = compacted {
-        // What the cleaner did, to tell a slow pass from a stuck one.
-        let log = broker.log_text();
-        let cleaner: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("clean") || l.contains("WARN") || l.contains("ERROR"))
-            .collect();
         panic!(
             "not compacted in 180 s: {records} records, {} expected; cleaner log:\n{}",
             expected.len(),
-            cleaner.join("\n")
+            cleaner_log(&broker)
         );
     }
 
@@ -492,17 +497,12 @@ async fn a_small_dirty_tail_is_cleaned_after_the_max_compaction_lag() {
         false
     });
     if !cleaned {
-        let log = broker.log_text();
-        let cleaner: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("clean") || l.contains("WARN") || l.contains("ERROR"))
-            .collect();
         panic!(
             "not cleaned in 60 s: read {} records ({:?}), {} expected; log:\n{}",
             read.len(),
             &read[..read.len().min(3)],
             expected.len(),
-            cleaner.join("\n")
+            cleaner_log(&broker)
         );
     }
     broker.stop();

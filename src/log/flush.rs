@@ -1750,6 +1750,16 @@ mod tests {
         }
     }
 
+    /// The objects of `partition`'s index entries, in offset order.
+    fn chunk_objects(partition: &Arc<Partition>) -> Vec<String> {
+        partition
+            .lock()
+            .index
+            .values()
+            .map(|e| e.object.clone())
+            .collect()
+    }
+
     /// What the produce handler does for one batch: assign offsets under the partition lock
     /// and append to the open segment.
     async fn append(
@@ -2081,16 +2091,7 @@ mod tests {
         assert_eq!(a.await.unwrap(), Ok(()));
         assert_eq!(b.await.unwrap(), Ok(()));
         assert_eq!((p0.high_watermark(), p1.high_watermark()), (2, 3));
-        let objects: HashSet<String> = [&p0, &p1]
-            .iter()
-            .flat_map(|p| {
-                p.lock()
-                    .index
-                    .values()
-                    .map(|e| e.object.clone())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let objects: HashSet<String> = [&p0, &p1].iter().flat_map(|p| chunk_objects(p)).collect();
         assert_eq!(objects.len(), 2, "two flushes, two objects");
         s.shutdown.cancel();
     }
@@ -2125,14 +2126,7 @@ mod tests {
             );
         }
         assert_eq!((p0.high_watermark(), p1.high_watermark()), (3, 3));
-        let objects = |p: &Arc<Partition>| {
-            p.lock()
-                .index
-                .values()
-                .map(|e| e.object.clone())
-                .collect::<Vec<_>>()
-        };
-        let (first, second) = (objects(&p0), objects(&p1));
+        let (first, second) = (chunk_objects(&p0), chunk_objects(&p1));
         assert_eq!(first.len(), 2, "p0: one chunk per flush");
         assert_eq!(
             second,
@@ -2161,14 +2155,11 @@ mod tests {
             let acked = tokio::time::timeout(Duration::from_secs(10), done).await;
             assert_eq!(acked.expect("acknowledged once appended"), Ok(Ok(())));
         }
-        let object = |p: &Arc<Partition>| {
-            p.lock()
-                .index
-                .values()
-                .map(|e| e.object.clone())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(object(&p0), object(&p1), "one request, one flush");
+        assert_eq!(
+            chunk_objects(&p0),
+            chunk_objects(&p1),
+            "one request, one flush"
+        );
         assert_eq!(s.store.puts_completed(), 1);
         s.shutdown.cancel();
     }
