@@ -571,12 +571,12 @@ fn segment_seeds() -> Vec<Vec<u8>> {
     flush.add_chunk(tp(0), &batches[..1]);
     flush.add_chunk(tp(1), &batches[1..2]);
     if let Ok(built) = flush.finish() {
-        seeds.push(built.bytes.to_vec());
+        seeds.push(built.bytes().to_vec());
     }
     let mut compacted = segment::SegmentBuilder::new(1).with_frames(64);
     compacted.add_chunk(tp(0), &batches[..1]);
     if let Ok(built) = compacted.finish() {
-        seeds.push(built.bytes.to_vec());
+        seeds.push(built.bytes().to_vec());
     }
     let mut chunk = Vec::new();
     for word in [0i64, 2, 1_700_000_000_002, batches[0].len() as i64, 3] {

@@ -53,7 +53,7 @@ impl WrittenChunk {
         let (meta, _) = cache.first().ok_or("built segment has no chunk")?;
         let entry = meta.to_index_entry(&key);
         ctx.tier
-            .upload(&key, built.bytes)
+            .upload_parts(&key, built.parts)
             .await
             .map_err(|err| format!("upload segment: {err:#}"))?;
         Ok(Self { key, entry, cache })

@@ -39,7 +39,8 @@ use strato_metadata::model::{
 use strato_metadata::{MetadataError, MetadataStore, Txn, keys};
 use strato_metrics::{Histogram, HistogramSnapshot};
 use strato_tiering::Tier;
-use strato_tiering::segment::{ChunkMeta, CompressorPool, SegmentBuilder};
+use strato_tiering::direct_file::ALIGN;
+use strato_tiering::segment::{ALIGNED_CHUNK_MIN, ChunkMeta, CompressorPool, SegmentBuilder};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -236,13 +237,13 @@ async fn build_and_upload(
     // failed upload (nothing acknowledged).
     .map_err(|err| format!("failed to build a segment from validated batches: {err:#}"))?;
     let upload_started = Instant::now();
-    tier.upload(&key, built.bytes.clone())
+    tier.upload_parts(&key, built.parts.clone())
         .await
         .map_err(|err| format!("{err:#}"))?;
     let uploaded_at = Instant::now();
     Ok(Uploaded {
         chunk_data: built.chunk_data(),
-        object_bytes: built.bytes.len(),
+        object_bytes: built.len,
         build: upload_started - build_started,
         upload: uploaded_at - upload_started,
         uploaded_at,
@@ -584,7 +585,7 @@ impl LogWriter {
                 let capacity = (last + last / 4)
                     .clamp(CHUNK_BUFFER_MIN, flush_bytes.max(CHUNK_BUFFER_MIN))
                     .max(data.len());
-                entry.insert(BytesMut::with_capacity(capacity))
+                entry.insert(chunk_buffer(capacity))
             }
         };
         let start = chunk.len();
@@ -1427,10 +1428,27 @@ impl LogWriter {
 /// hold gigabytes: the soak found it, docs/SOAK.md.)
 fn fit(chunk: BytesMut) -> Bytes {
     if chunk.capacity() > chunk.len() + chunk.len() / 2 {
-        Bytes::copy_from_slice(&chunk)
+        let mut fitted = chunk_buffer(chunk.len());
+        fitted.extend_from_slice(&chunk);
+        fitted.freeze()
     } else {
         chunk.freeze()
     }
+}
+
+/// A chunk buffer of at least `capacity` bytes. One that may hold a chunk of
+/// [`ALIGNED_CHUNK_MIN`] starts at an [`ALIGN`] boundary of memory (at most `ALIGN` bytes
+/// more are allocated): its chunk, laid at such a boundary of the flush object, is then
+/// written with direct IO from here, not copied (`DirectFileStore`).
+fn chunk_buffer(capacity: usize) -> BytesMut {
+    if capacity < ALIGNED_CHUNK_MIN {
+        return BytesMut::with_capacity(capacity);
+    }
+    let mut buffer = BytesMut::with_capacity(capacity + ALIGN);
+    let skip = (ALIGN - buffer.as_ptr() as usize % ALIGN) % ALIGN;
+    buffer.resize(skip, 0);
+    bytes::Buf::advance(&mut buffer, skip);
+    buffer
 }
 
 /// Backoff and bound of the reload after an uncertain commit (about 30 minutes in all).
@@ -1620,6 +1638,14 @@ mod tests {
         full.put_slice(&vec![1u8; super::CHUNK_BUFFER_MIN - 100]);
         let buffer = full.as_ptr();
         assert_eq!(super::fit(full).as_ptr(), buffer, "kept without a copy");
+        // A large chunk copied out of its buffer is aligned, as new chunk buffers are.
+        let mut large = super::chunk_buffer(4 * super::ALIGNED_CHUNK_MIN);
+        assert_eq!(large.as_ptr() as usize % super::ALIGN, 0);
+        assert!(large.capacity() >= 4 * super::ALIGNED_CHUNK_MIN);
+        large.put_slice(&vec![2u8; super::ALIGNED_CHUNK_MIN + 1]);
+        let fitted = super::fit(large);
+        assert_eq!(fitted.as_ptr() as usize % super::ALIGN, 0);
+        assert_eq!(&fitted[..], &vec![2u8; super::ALIGNED_CHUNK_MIN + 1][..]);
     }
 
     use std::collections::{BTreeMap, HashSet};
@@ -1688,6 +1714,37 @@ mod tests {
         idle_min: Option<u64>,
         idle_gather: Duration,
     ) -> Setup {
+        let objects = Objects {
+            store: Arc::new(InMemory::new()),
+            compress: true,
+        };
+        setup_on(
+            objects,
+            partitions,
+            flush_interval,
+            flush_bytes,
+            gc_grace,
+            idle_min,
+            idle_gather,
+        )
+        .await
+    }
+
+    /// The object store under the fault wrapper, and `flush_compress`.
+    struct Objects {
+        store: Arc<dyn object_store::ObjectStore>,
+        compress: bool,
+    }
+
+    async fn setup_on(
+        objects: Objects,
+        partitions: i32,
+        flush_interval: Duration,
+        flush_bytes: u64,
+        gc_grace: Duration,
+        idle_min: Option<u64>,
+        idle_gather: Duration,
+    ) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let embedded: Arc<dyn MetadataStore> =
             Arc::new(EmbeddedStore::open(dir.path()).await.unwrap());
@@ -1710,7 +1767,7 @@ mod tests {
             .create("t", partitions, BTreeMap::new(), false)
             .await
             .unwrap();
-        let store = Arc::new(FaultyObjectStore::new(Arc::new(InMemory::new())));
+        let store = Arc::new(FaultyObjectStore::new(objects.store));
         let config = TierConfig {
             put_retries_max: 2,
             retry_backoff_base: Duration::from_millis(1),
@@ -1730,7 +1787,7 @@ mod tests {
                 flush_when_idle: idle_min.is_some(),
                 flush_when_idle_min_bytes: idle_min.unwrap_or(0),
                 idle_gather,
-                flush_compress: true,
+                flush_compress: objects.compress,
                 unflushed_max: 1 << 24,
                 uploads_max: UPLOADS_MAX_TEST,
                 producer_expiration: Duration::from_secs(86_400),
@@ -2463,6 +2520,60 @@ mod tests {
                 10
             );
         }
+        s.shutdown.cancel();
+    }
+
+    /// Goal: with `--flush-compression none` on `file://`, a flush's large chunk goes from
+    /// the partition's chunk buffer to the disk (direct IO) without a copy: the buffer is
+    /// aligned, the builder lays the chunk at an aligned offset of the object, and the store
+    /// writes it from there; only its last partial block is copied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_uncompressed_chunk_is_written_from_its_buffer() {
+        let objects = tempfile::tempdir().unwrap();
+        // Every segment directory exists: a PUT into a missing one is not written direct.
+        for prefix in 0..=0xff {
+            let dir = objects.path().join(format!(
+                "{}/{prefix:02x}",
+                strato_tiering::keys::SEGMENTS_PREFIX
+            ));
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let direct = Arc::new(strato_tiering::direct_file::DirectFileStore::new(
+            object_store::local::LocalFileSystem::new_with_prefix(objects.path())
+                .unwrap()
+                .with_fsync(true),
+        ));
+        let objects_of = Objects {
+            store: direct.clone(),
+            compress: false,
+        };
+        let s = setup_on(
+            objects_of,
+            1,
+            Duration::from_millis(5),
+            8 << 20,
+            Duration::from_secs(3600),
+            None,
+            IDLE_GATHER,
+        )
+        .await;
+        let partition = s.topic.partitions[0].clone();
+        let chunk_len = simple_batch(0, 5000).len();
+        assert!(chunk_len > ALIGNED_CHUNK_MIN);
+        let (_, acked) = append(&s.log, &partition, 5000).await;
+        assert_eq!(acked.await.unwrap(), Ok(()));
+        assert!(
+            direct.writes_direct(),
+            "this test needs a file system taking O_DIRECT"
+        );
+        assert_eq!(direct.direct_puts(), 1);
+        assert_eq!(
+            direct.uncopied_bytes(),
+            (chunk_len / ALIGN * ALIGN) as u64,
+            "the chunk's whole blocks were written from its buffer"
+        );
+        let entry = partition.lock().index.values().next().cloned().unwrap();
+        assert_eq!(entry.byte_offset % ALIGN as u64, 0);
         s.shutdown.cancel();
     }
 

@@ -10,18 +10,21 @@
 //! write through it), so the page cache gained little.
 //!
 //! A PUT here is durable and atomic as `LocalFileSystem`'s is: the bytes go to a staging file
-//! `<path>#<digits>` (hidden from listings, like `LocalFileSystem`'s own), are fsynced, and
-//! the file is renamed to `<path>` and its directory fsynced. Direct IO needs an aligned
-//! buffer and aligned lengths: the payload is copied, [`POOL_BUFFER_BYTES`] at a time, into
-//! a buffer aligned to [`ALIGN`] and written from it; the last piece is padded to a multiple
-//! of [`ALIGN`] and the file then cut to the payload's length. The buffers are reused (at
-//! most [`POOL_BUFFERS`] kept), so a PUT of any size touches no fresh memory and holds at
-//! most one buffer beside its payload. Anything else (a missing directory, other put modes,
-//! attributes, a file system that refuses `O_DIRECT`) goes to `LocalFileSystem`.
+//! `<path>#<digits>` (hidden from listings, like `LocalFileSystem`'s own), are fsynced, and the
+//! file is renamed to `<path>` and its directory fsynced. Direct IO needs aligned memory,
+//! offsets and lengths: a part of the payload that starts at an aligned address and at an
+//! aligned offset of the object has its whole [`ALIGN`] pieces written from where it is (a
+//! flush's large chunks: `SegmentBuilder::uncompressed` lays them out so, and the flusher's
+//! chunk buffers are aligned); the rest is copied, [`POOL_BUFFER_BYTES`] at a time, into a
+//! buffer aligned to [`ALIGN`] and written from it; the last piece is padded to a multiple of
+//! [`ALIGN`] and the file then cut to the payload's length. The buffers are reused (at most
+//! [`POOL_BUFFERS`] kept), so a PUT of any size touches no fresh memory and holds at most one
+//! buffer beside its payload. Anything else (a missing directory, other put modes, attributes,
+//! a file system that refuses `O_DIRECT`) goes to `LocalFileSystem`.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, IoSlice, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +47,8 @@ pub const ALIGN: usize = 4096;
 pub const POOL_BUFFER_BYTES: usize = 8 << 20;
 /// Buffers kept for reuse: concurrent flush uploads each hold one.
 pub const POOL_BUFFERS: usize = 4;
+/// Most pieces one `writev` takes (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
 /// Attempts at a staging name not taken by a concurrent upload of the same object.
 const STAGING_ATTEMPTS: u32 = 100;
 
@@ -54,6 +59,7 @@ pub struct DirectFileStore {
     buffers: Arc<Mutex<Vec<Vec<u8>>>>,
     staging_suffix: Arc<AtomicU64>,
     direct_puts: AtomicU64,
+    uncopied_bytes: AtomicU64,
 }
 
 impl fmt::Debug for DirectFileStore {
@@ -73,11 +79,10 @@ impl fmt::Display for DirectFileStore {
 
 /// What a direct PUT did.
 enum Written {
-    Done(PutResult),
+    /// Written; `uncopied` bytes of it from the payload's own memory.
+    Done { result: PutResult, uncopied: usize },
     /// Not written; `LocalFileSystem` must (a missing directory, no direct IO here).
-    Fallback {
-        direct_unsupported: bool,
-    },
+    Fallback { direct_unsupported: bool },
 }
 
 impl DirectFileStore {
@@ -93,6 +98,7 @@ impl DirectFileStore {
             buffers: Arc::new(Mutex::new(Vec::new())),
             staging_suffix: Arc::new(AtomicU64::new(start)),
             direct_puts: AtomicU64::new(0),
+            uncopied_bytes: AtomicU64::new(0),
         }
     }
 
@@ -104,6 +110,11 @@ impl DirectFileStore {
     /// PUTs written with direct IO so far.
     pub fn direct_puts(&self) -> u64 {
         self.direct_puts.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of direct PUTs written from their payload's memory, not copied (aligned parts).
+    pub fn uncopied_bytes(&self) -> u64 {
+        self.uncopied_bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -138,6 +149,48 @@ fn return_buffer(pool: &Mutex<Vec<Vec<u8>>>, buf: Vec<u8>) {
     if pool.len() < POOL_BUFFERS {
         pool.push(buf);
     }
+}
+
+/// Bytes of `part` written with direct IO from where it is, `copied` bytes of the payload
+/// having gone through the buffer before it (the rest of what came before went from memory
+/// in multiples of [`ALIGN`]): its whole [`ALIGN`] pieces if it starts at an aligned address
+/// and the file at an aligned offset, else none.
+fn from_memory(copied: usize, part: &[u8]) -> usize {
+    if copied.is_multiple_of(ALIGN) && (part.as_ptr() as usize).is_multiple_of(ALIGN) {
+        part.len() / ALIGN * ALIGN
+    } else {
+        0
+    }
+}
+
+/// Something to write: bytes of the IO buffer (a range from its aligned start) or of the
+/// payload itself.
+enum Piece<'a> {
+    Buffer(std::ops::Range<usize>),
+    Memory(&'a [u8]),
+}
+
+/// Writes `pieces` (then empties the list) at the file's position with as few `writev`
+/// calls as it takes; `buf` starts at the IO buffer's aligned start.
+fn write_pieces(file: &mut File, buf: &[u8], pieces: &mut Vec<Piece<'_>>) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Buffer(range) => IoSlice::new(&buf[range.clone()]),
+            Piece::Memory(bytes) => IoSlice::new(bytes),
+        })
+        .collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    pieces.clear();
+    Ok(())
 }
 
 /// Whether `err` says the file system does not do direct IO (or not with these buffers).
@@ -200,34 +253,60 @@ fn put_direct(
         }
     };
     let len = payload.content_length();
-    // Written through one buffer of at most POOL_BUFFER_BYTES, piece by piece.
-    let piece = (len.div_ceil(ALIGN) * ALIGN).clamp(ALIGN, POOL_BUFFER_BYTES);
+    // Aligned parts go from where they are; the rest through one buffer of at most
+    // POOL_BUFFER_BYTES, piece by piece.
+    let to_copy = payload.iter().fold(0, |copied, part| {
+        copied + part.len() - from_memory(copied, part)
+    });
+    let piece = (to_copy.div_ceil(ALIGN) * ALIGN).clamp(ALIGN, POOL_BUFFER_BYTES);
     let (mut buf, offset) = aligned_buffer(pool, piece);
     let written = (|| {
         let mut file = file;
+        // What to write next, in order: ranges of the buffer and pieces of the payload,
+        // written by one `writev` when the buffer is full, at the end, or at IOV_MAX pieces.
+        let mut pieces: Vec<Piece<'_>> = Vec::new();
+        let mut copied = 0;
         let mut filled = 0;
+        let mut region = 0;
         for part in payload.iter() {
-            let mut part = &part[..];
+            let whole = from_memory(copied, part);
+            if whole > 0 {
+                // The buffer's open region is a multiple of ALIGN long here, as `copied` is.
+                if filled > region {
+                    pieces.push(Piece::Buffer(region..filled));
+                    region = filled;
+                }
+                pieces.push(Piece::Memory(&part[..whole]));
+                if pieces.len() >= IOV_MAX - 1 {
+                    write_pieces(&mut file, &buf[offset..], &mut pieces)?;
+                }
+            }
+            let mut part = &part[whole..];
+            copied += part.len();
             while !part.is_empty() {
                 let n = part.len().min(piece - filled);
                 buf[offset + filled..offset + filled + n].copy_from_slice(&part[..n]);
                 filled += n;
                 part = &part[n..];
                 if filled == piece {
-                    file.write_all(&buf[offset..offset + piece])?;
-                    filled = 0;
+                    pieces.push(Piece::Buffer(region..filled));
+                    write_pieces(&mut file, &buf[offset..], &mut pieces)?;
+                    (filled, region) = (0, 0);
                 }
             }
         }
-        if filled > 0 {
+        let mut cut = false;
+        if filled > region {
             // The last piece is padded to the alignment and the file cut to `len` after:
             // zeros, so no earlier object's bytes land in the file even for a moment.
             let padded = filled.div_ceil(ALIGN) * ALIGN;
             buf[offset + filled..offset + padded].fill(0);
-            file.write_all(&buf[offset..offset + padded])?;
-            if padded != filled {
-                file.set_len(len as u64)?;
-            }
+            pieces.push(Piece::Buffer(region..padded));
+            cut = padded != filled;
+        }
+        write_pieces(&mut file, &buf[offset..], &mut pieces)?;
+        if cut {
+            file.set_len(len as u64)?;
         }
         file.sync_all()?;
         let metadata = file.metadata()?;
@@ -238,11 +317,14 @@ fn put_direct(
     })();
     return_buffer(pool, buf);
     match written {
-        Ok(e_tag) => Ok(Written::Done(PutResult {
-            e_tag: Some(e_tag),
-            version: None,
-            extensions: Default::default(),
-        })),
+        Ok(e_tag) => Ok(Written::Done {
+            result: PutResult {
+                e_tag: Some(e_tag),
+                version: None,
+                extensions: Default::default(),
+            },
+            uncopied: len - to_copy,
+        }),
         Err(err) => {
             let _ = std::fs::remove_file(&staging);
             if refuses_direct_io(&err) {
@@ -281,8 +363,10 @@ impl ObjectStore for DirectFileStore {
                 })?
         };
         match written {
-            Ok(Written::Done(result)) => {
+            Ok(Written::Done { result, uncopied }) => {
                 self.direct_puts.fetch_add(1, Ordering::Relaxed);
+                self.uncopied_bytes
+                    .fetch_add(uncopied as u64, Ordering::Relaxed);
                 Ok(result)
             }
             Ok(Written::Fallback { direct_unsupported }) => {
@@ -401,6 +485,83 @@ mod tests {
             .collect();
         let parts: Vec<Bytes> = bytes.chunks(100_000).map(Bytes::copy_from_slice).collect();
         (PutPayload::from_iter(parts), bytes)
+    }
+
+    /// `len` bytes of `seed` starting `skew` bytes past an [`ALIGN`] boundary of memory.
+    fn placed(len: usize, skew: usize, seed: u8) -> Bytes {
+        let mut buffer: Vec<u8> = Vec::with_capacity(len + skew + ALIGN);
+        let start = buffer.as_ptr().align_offset(ALIGN) + skew;
+        buffer.resize(start, 0);
+        buffer.extend((0..len).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)));
+        Bytes::from(buffer).slice(start..)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aligned_parts_at_aligned_offsets_are_written_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        store
+            .put(&Path::from("made/dir"), PutPayload::new())
+            .await
+            .unwrap();
+        if !direct_io_here(dir.path()) {
+            panic!("this test needs a file system that takes O_DIRECT (tmpfs does not)");
+        }
+        // (parts, bytes expected from memory): aligned parts go direct (their whole ALIGN
+        // pieces) only where the object is at an aligned offset; a tail goes through the
+        // buffer, and padding there brings the offset back to a boundary.
+        let a = ALIGN;
+        let cases: Vec<(Vec<Bytes>, usize)> = vec![
+            (vec![placed(3 * a + 10, 0, 1)], 3 * a),
+            (vec![placed(100, 1, 2), placed(2 * a, 0, 3)], 0),
+            (
+                vec![
+                    placed(2 * a + 5, 0, 4),
+                    placed(a - 5, 1, 5),
+                    placed(2 * a, 0, 6),
+                ],
+                4 * a,
+            ),
+            (
+                vec![
+                    placed(8, 3, 7),
+                    placed(a - 8, 0, 8),
+                    placed(a, 0, 9),
+                    placed(9, 0, 10),
+                ],
+                a,
+            ),
+            (vec![placed(a - 1, 0, 11), placed(5 * a, 0, 12)], 0),
+            // More copied bytes than a buffer holds, between aligned parts.
+            (
+                vec![
+                    placed(2 * a, 0, 13),
+                    placed(POOL_BUFFER_BYTES + a, 1, 14),
+                    placed(a, 0, 15),
+                ],
+                3 * a,
+            ),
+            // More pieces than one writev takes.
+            (
+                (0..IOV_MAX)
+                    .flat_map(|i| [placed(a + 3, 0, i as u8), placed(a - 3, 1, 0)])
+                    .collect(),
+                IOV_MAX * a,
+            ),
+        ];
+        for (i, (parts, uncopied)) in cases.into_iter().enumerate() {
+            let key = Path::from(format!("made/{i}"));
+            let expected: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+            let before = store.uncopied_bytes();
+            store.put(&key, PutPayload::from_iter(parts)).await.unwrap();
+            assert_eq!(
+                store.uncopied_bytes() - before,
+                uncopied as u64,
+                "case {i}: bytes written from the payload's memory"
+            );
+            let got = store.get(&key).await.unwrap().bytes().await.unwrap();
+            assert_eq!(got, expected, "case {i} reads back exactly");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -406,12 +406,19 @@ impl Tier {
     /// Writes `bytes` as object `key`, retrying failed attempts (same key, so a retry that
     /// races an attempt which did land just writes the same bytes again).
     pub async fn upload(&self, key: &str, bytes: Bytes) -> Result<(), TieringError> {
+        self.upload_parts(key, vec![bytes]).await
+    }
+
+    /// [`Tier::upload`] of the object made of `parts` in order, none of them copied here
+    /// (`BuiltSegment::parts`; a store writing with direct IO writes aligned ones from
+    /// where they are).
+    pub async fn upload_parts(&self, key: &str, parts: Vec<Bytes>) -> Result<(), TieringError> {
         let path = parse_key(key)?;
-        let size = bytes.len() as u64;
+        let payload: PutPayload = parts.into_iter().collect();
+        let size = payload.content_length() as u64;
         let store = &self.store;
-        let multipart = bytes.len() > self.config.multipart_threshold_bytes;
+        let multipart = payload.content_length() > self.config.multipart_threshold_bytes;
         let part_bytes = self.config.multipart_part_bytes;
-        let payload = PutPayload::from(bytes.clone());
         self.retry(
             "put object",
             key,
@@ -420,11 +427,10 @@ impl Tier {
             StoreOperation::Put,
             || {
                 let payload = payload.clone();
-                let bytes = bytes.clone();
                 let path = &path;
                 async move {
                     if multipart {
-                        return put_multipart(store.as_ref(), path, bytes, part_bytes)
+                        return put_multipart(store.as_ref(), path, payload, part_bytes)
                             .await
                             .map_err(|err| store_error("put object", key, err));
                     }
@@ -921,12 +927,14 @@ impl Tier {
 async fn put_multipart(
     store: &dyn ObjectStore,
     path: &Path,
-    bytes: Bytes,
+    payload: PutPayload,
     part_bytes: usize,
 ) -> object_store::Result<()> {
     let upload = store.put_multipart(path).await?;
     let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, part_bytes);
-    writer.put(bytes);
+    for part in payload.iter() {
+        writer.put(part.clone());
+    }
     // `finish` aborts the upload itself when a part or the completion fails.
     writer.finish().await.map(|_| ())
 }

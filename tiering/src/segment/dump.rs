@@ -197,7 +197,7 @@ mod tests {
         builder.add_chunk(tp(1), &[Bytes::from(simple_batch(50, 1))]);
         let built = builder.finish().unwrap();
 
-        let dump = dump_segment(&built.bytes).unwrap();
+        let dump = dump_segment(&built.bytes()).unwrap();
         assert_eq!(dump.chunks.len(), 2);
         assert_eq!(dump.chunks[0].batches.as_ref().unwrap().len(), 3);
         let text = dump.to_string();
@@ -209,7 +209,7 @@ mod tests {
         assert!(text.contains("batch offsets 2..=4 count 3"), "{text}");
         assert!(text.contains("partition 1 offsets 50..=50"), "{text}");
 
-        let mut corrupt = built.bytes.to_vec();
+        let mut corrupt = built.bytes().to_vec();
         corrupt[built.chunks[0].byte_offset as usize + 5] ^= 0xff;
         let dump = dump_segment(&corrupt).unwrap();
         assert!(dump.chunks[0].batches.is_err());
@@ -230,7 +230,7 @@ mod tests {
             },
             &batches,
         );
-        let dump = dump_segment(&builder.finish().unwrap().bytes).unwrap();
+        let dump = dump_segment(&builder.finish().unwrap().bytes()).unwrap();
         let frames = dump.chunks[0].frames.as_ref().unwrap().as_ref().unwrap();
         assert_eq!(frames.len(), 2);
         assert_eq!(dump.chunks[0].batches.as_ref().unwrap().len(), 6);

@@ -12,6 +12,10 @@
 //!        | max_timestamp i64 | byte_offset u64 | byte_length u64 | uncompressed_length u64
 //!        | record_count u64 | seek_table_length u64 | encoding u8 (0 zstd, 1 raw)
 //! ```
+//! Chunks lie where their footer entries say, in footer order, without overlapping; there
+//! may be bytes between them (readers never look there): an uncompressed flush puts zeros
+//! before a large chunk so that it starts at a 4 KiB boundary (`writer::ALIGNED_CHUNK_MIN`),
+//! which any reader of version 1 objects reads as before.
 //! This is a persisted format: a change means a new footer version and a decoder for the old
 //! one. Version 1 (written before seek tables) has no `seek_table_length`; version 2 adds it;
 //! version 3 adds `encoding` (older chunks are all zstd).

@@ -22,7 +22,7 @@ pub use format::{
 };
 pub use reader::{decode_chunk, parse_segment_footer};
 pub use seek::{FrameMeta, SEEK_TABLE_BYTES_MAX, decode_seek_table};
-pub use writer::{BuiltSegment, CompressorPool, SegmentBuilder};
+pub use writer::{ALIGNED_CHUNK_MIN, BuiltSegment, CompressorPool, SegmentBuilder};
 
 /// Why a segment could not be built or read.
 #[derive(Debug, thiserror::Error)]

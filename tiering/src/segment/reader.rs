@@ -286,7 +286,7 @@ mod tests {
         let built = builder.finish().unwrap();
         let chunk = built.chunks[0];
         assert_eq!(chunk.encoding, ChunkEncoding::Zstd);
-        let stored = &built.bytes
+        let stored = &built.bytes()
             [chunk.byte_offset as usize..(chunk.byte_offset + chunk.byte_length) as usize];
         assert_eq!(
             &decode_chunk(stored, &ExpectedChunk::from(&chunk)).unwrap()[..],
@@ -315,7 +315,7 @@ mod tests {
         let chunk = built.chunks[0];
         assert_eq!(chunk.encoding, ChunkEncoding::Raw);
         assert_eq!(chunk.byte_length, data.len() as u64);
-        let stored = &built.bytes
+        let stored = &built.bytes()
             [chunk.byte_offset as usize..(chunk.byte_offset + chunk.byte_length) as usize];
         assert_eq!(stored, &data[..]);
         assert_eq!(
@@ -329,6 +329,78 @@ mod tests {
         let chunk = built.chunks[0];
         assert_eq!(chunk.encoding, ChunkEncoding::Zstd, "frames are compressed");
         assert!(chunk.byte_length < data.len() as u64);
+    }
+
+    /// Goal: an uncompressed build copies no chunk: each is a part of the object of its
+    /// own (the very buffer it was added as), a large one at an `ALIGN` boundary with zeros
+    /// before it, a small one right after what precedes it; the object reads back whole.
+    #[test]
+    fn an_uncompressed_build_puts_each_chunk_in_a_part_of_its_own() {
+        use crate::direct_file::ALIGN;
+        use crate::segment::ALIGNED_CHUNK_MIN;
+        let chunk_of = |base: i64, batches: i64| -> Bytes {
+            (0..batches)
+                .flat_map(|i| {
+                    build_batch(&BatchSpec {
+                        base_offset: base + i * 10,
+                        records: 10,
+                        value_len: 500,
+                        ..BatchSpec::default()
+                    })
+                })
+                .collect::<Vec<u8>>()
+                .into()
+        };
+        let small = chunk_of(0, 3);
+        let large = chunk_of(0, 20);
+        let other_small = chunk_of(100, 2);
+        let other_large = chunk_of(100, 30);
+        assert!(small.len() < ALIGNED_CHUNK_MIN && large.len() >= ALIGNED_CHUNK_MIN);
+        let inputs = [
+            (tp(1, 0), small.clone()),
+            (tp(1, 1), large.clone()),
+            (tp(1, 2), other_small.clone()),
+            (tp(1, 3), other_large.clone()),
+        ];
+        let mut builder = SegmentBuilder::new(1).uncompressed();
+        for (tp, data) in &inputs {
+            builder.add_chunk(*tp, std::slice::from_ref(data));
+        }
+        let built = builder.finish().unwrap();
+        let object = built.bytes();
+        assert_eq!(object.len(), built.len);
+        assert_eq!(built.len, built.parts.iter().map(Bytes::len).sum::<usize>());
+        assert_eq!(parse_segment_footer(&object).unwrap(), built.chunks);
+        let mut previous_end = SEGMENT_MAGIC.len() as u64;
+        for ((_, data), chunk) in inputs.iter().zip(&built.chunks) {
+            assert_eq!(chunk.encoding, ChunkEncoding::Raw);
+            assert!(
+                built
+                    .parts
+                    .iter()
+                    .any(|part| part.as_ptr() == data.as_ptr()),
+                "chunk {chunk:?} not copied"
+            );
+            if data.len() >= ALIGNED_CHUNK_MIN {
+                assert_eq!(chunk.byte_offset % ALIGN as u64, 0, "{chunk:?}");
+                assert!(chunk.byte_offset - previous_end < ALIGN as u64);
+                assert!(
+                    object[previous_end as usize..chunk.byte_offset as usize]
+                        .iter()
+                        .all(|b| *b == 0),
+                    "zeros before an aligned chunk"
+                );
+            } else {
+                assert_eq!(
+                    chunk.byte_offset, previous_end,
+                    "no padding before a small chunk"
+                );
+            }
+            let stored = &object
+                [chunk.byte_offset as usize..(chunk.byte_offset + chunk.byte_length) as usize];
+            assert_eq!(stored, &data[..]);
+            previous_end = chunk.byte_offset + chunk.byte_length;
+        }
     }
 
     /// Goal: builds that share a `CompressorPool` reuse its zstd contexts (one without
@@ -355,7 +427,7 @@ mod tests {
             builder.add_chunk(tp(1, 0), &[Bytes::from(data.clone())]);
             let built = builder.finish().unwrap();
             let chunk = built.chunks[0];
-            let stored = &built.bytes
+            let stored = &built.bytes()
                 [chunk.byte_offset as usize..(chunk.byte_offset + chunk.byte_length) as usize];
             assert_eq!(
                 &decode_chunk(stored, &ExpectedChunk::from(&chunk)).unwrap()[..],
@@ -416,13 +488,13 @@ mod tests {
         builder.add_chunk(tp(1, 0), &[Bytes::from(compressed.clone())]);
         builder.add_chunk(tp(1, 1), &[Bytes::from(mixed.clone())]);
         let built = builder.finish().unwrap();
-        let chunks = parse_segment_footer(&built.bytes).unwrap();
+        let chunks = parse_segment_footer(&built.bytes()).unwrap();
         assert_eq!(chunks, built.chunks);
         assert_eq!(chunks[0].encoding, ChunkEncoding::Raw);
         assert_eq!(chunks[1].encoding, ChunkEncoding::Zstd);
         let range =
             |c: &ChunkMeta| c.byte_offset as usize..(c.byte_offset + c.byte_length) as usize;
-        let stored = &built.bytes[range(&chunks[0])];
+        let stored = &built.bytes()[range(&chunks[0])];
         assert_eq!(stored, &compressed[..], "stored as it came");
         let entry = chunks[0].to_index_entry("segments/00/x.seg");
         assert!(entry.raw);
@@ -433,7 +505,7 @@ mod tests {
         );
         assert_eq!(
             &decode_chunk(
-                &built.bytes[range(&chunks[1])],
+                &built.bytes()[range(&chunks[1])],
                 &ExpectedChunk::from(&chunks[1])
             )
             .unwrap()[..],
@@ -456,7 +528,7 @@ mod tests {
     #[test]
     fn segments_round_trip() {
         let (built, inputs) = three_partition_segment();
-        let chunks = parse_segment_footer(&built.bytes).unwrap();
+        let chunks = parse_segment_footer(&built.bytes()).unwrap();
         assert_eq!(chunks, built.chunks);
         assert_eq!(chunks.len(), 3);
 
@@ -469,7 +541,7 @@ mod tests {
             assert_eq!(chunk.uncompressed_length, raw.len() as u64);
             let range =
                 chunk.byte_offset as usize..(chunk.byte_offset + chunk.byte_length) as usize;
-            let data = decode_chunk(&built.bytes[range], &ExpectedChunk::from(chunk)).unwrap();
+            let data = decode_chunk(&built.bytes()[range], &ExpectedChunk::from(chunk)).unwrap();
             assert_eq!(&data[..], &raw[..]);
             assert_eq!(built.uncompressed[index], data);
         }
@@ -480,13 +552,13 @@ mod tests {
     #[test]
     fn empty_segment_round_trips() {
         let built = SegmentBuilder::new(1).finish().unwrap();
-        assert!(parse_segment_footer(&built.bytes).unwrap().is_empty());
+        assert!(parse_segment_footer(&built.bytes()).unwrap().is_empty());
     }
 
     #[test]
     fn footer_corruption_is_detected() {
         let (built, _) = three_partition_segment();
-        let object = built.bytes.to_vec();
+        let object = built.bytes().to_vec();
         let footer_byte = object.len() - TRAILER_LEN - 10;
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("flipped footer byte", flip(&object, footer_byte)),
@@ -527,7 +599,7 @@ mod tests {
                 .last()
                 .map(|c| c.byte_offset + c.byte_length)
                 .unwrap();
-            let mut object = built.bytes[..footer_start as usize].to_vec();
+            let mut object = built.bytes()[..footer_start as usize].to_vec();
             let footer = super::super::format::encode_footer(&chunks);
             object.extend_from_slice(&footer);
             object.extend_from_slice(&super::super::format::encode_trailer(&footer));
@@ -560,7 +632,7 @@ mod tests {
         let (built, _) = three_partition_segment();
         let chunk = built.chunks[0];
         let range = chunk.byte_offset as usize..(chunk.byte_offset + chunk.byte_length) as usize;
-        let compressed = built.bytes[range].to_vec();
+        let compressed = built.bytes()[range].to_vec();
         let expected = ExpectedChunk::from(&chunk);
         let original = decode_chunk(&compressed, &expected).unwrap();
         let mut detected = 0;
@@ -603,7 +675,7 @@ mod tests {
         let (built, _) = three_partition_segment();
         let chunk = built.chunks[1];
         let range = chunk.byte_offset as usize..(chunk.byte_offset + chunk.byte_length) as usize;
-        let compressed = &built.bytes[range];
+        let compressed = &built.bytes()[range];
         let good = ExpectedChunk::from(&chunk);
         assert!(decode_chunk(compressed, &good).is_ok());
         let wrong = [
@@ -665,7 +737,7 @@ mod tests {
     #[test]
     fn random_objects_never_panic() {
         let (built, _) = three_partition_segment();
-        let valid = built.bytes.to_vec();
+        let valid = built.bytes().to_vec();
         let expected = ExpectedChunk::from(&built.chunks[0]);
         let mut rng = XorShift(0xdead_beef_cafe_f00d);
         for _ in 0..3_000 {

@@ -227,7 +227,7 @@ mod tests {
         builder.add_chunk(tp, &buffers);
         let built = builder.finish().unwrap();
         let entry = built.chunks[0].to_index_entry("segments/x.seg");
-        (built.bytes, entry, batches.concat())
+        (built.bytes(), entry, batches.concat())
     }
 
     fn chunk_bytes<'a>(object: &'a [u8], entry: &IndexEntry) -> &'a [u8] {

@@ -17,6 +17,7 @@ use super::format::{
 };
 use super::seek::{FrameMeta, encode_seek_table};
 use crate::batch::{BatchHeader, iter_batches, validate_stored_batches};
+use crate::direct_file::ALIGN;
 
 /// A chunk whose bytes are at least this share (in percent) of producer-compressed batches
 /// is stored raw: zstd would spend CPU to gain next to nothing on them.
@@ -25,6 +26,13 @@ const RAW_WHEN_COMPRESSED_PERCENT: u64 = 90;
 /// Bytes of one zstd job with worker threads (`with_workers`): smaller jobs spread a chunk
 /// over more threads and compress a little worse; zstd's own minimum is 512 KiB.
 const WORKER_JOB_BYTES: u32 = 1024 * 1024;
+
+/// An uncompressed builder's chunk of at least this many bytes starts at an [`ALIGN`]
+/// boundary of its object, zero bytes before it, so a store writing with direct IO
+/// (`DirectFileStore`) writes it from where it is rather than copying it, if it is aligned in
+/// memory too (the flusher's chunk buffers are). At most `ALIGN - 1` bytes of padding a
+/// chunk: a small share of one this large.
+pub const ALIGNED_CHUNK_MIN: usize = 64 * 1024;
 
 /// Room kept per chunk beyond zstd's bound when sizing an object: its seek table (seekable
 /// chunks: one entry per frame) and footer entry; a larger table grows the object once.
@@ -229,8 +237,12 @@ pub struct SegmentBuilder {
 /// A finished segment: the object bytes and what its footer says.
 #[derive(Debug, Clone)]
 pub struct BuiltSegment {
-    /// The whole object, ready to PUT.
-    pub bytes: Bytes,
+    /// The object, ready to PUT, in parts (one, unless the builder was
+    /// [`SegmentBuilder::uncompressed`]: then each chunk is a part, its batches as they
+    /// were added, not copied).
+    pub parts: Vec<Bytes>,
+    /// Bytes in all parts.
+    pub len: usize,
     /// Footer entries, in object order.
     pub chunks: Vec<ChunkMeta>,
     /// Uncompressed batches of each chunk, same order as `chunks`: what a read of the chunk
@@ -239,6 +251,20 @@ pub struct BuiltSegment {
 }
 
 impl BuiltSegment {
+    /// The whole object in one buffer (copied when it is in several parts).
+    pub fn bytes(&self) -> Bytes {
+        match self.parts.as_slice() {
+            [one] => one.clone(),
+            parts => {
+                let mut object = Vec::with_capacity(self.len);
+                for part in parts {
+                    object.extend_from_slice(part);
+                }
+                Bytes::from(object)
+            }
+        }
+    }
+
     /// `(footer entry, uncompressed batches)` pairs, the shape `Tier::cache_chunks` takes.
     pub fn chunk_data(&self) -> Vec<(ChunkMeta, Bytes)> {
         self.chunks
@@ -280,7 +306,9 @@ impl SegmentBuilder {
 
     /// Stores every chunk that is not cut into frames ([`Self::with_frames`]) as its batches
     /// (`ChunkEncoding::Raw`), without zstd: for flushes whose chunks compaction compresses
-    /// later anyway (`--flush-compression none`), so the bytes are compressed once.
+    /// later anyway (`--flush-compression none`), so the bytes are compressed once. Such a
+    /// chunk is not copied into the object: it is a part of [`BuiltSegment::parts`] of its
+    /// own, at an [`ALIGN`] boundary when it has at least [`ALIGNED_CHUNK_MIN`] bytes.
     pub fn uncompressed(mut self) -> Self {
         self.raw = true;
         self
@@ -396,19 +424,28 @@ impl SegmentBuilder {
     }
 
     fn build(&self, compressors: &mut ChunkCompressors<'_>) -> Result<BuiltSegment, SegmentError> {
-        // Room for the worst case of every chunk, so no chunk makes the object grow (a
-        // reallocation copies what it holds); the unused part is given back at the end.
+        // Room for the worst case of every chunk that goes into `object`, so no chunk makes
+        // it grow (a reallocation copies what it holds); the unused part is given back at
+        // the end. An uncompressed builder's chunks are parts of their own (not copied).
         let worst_case: usize = self
             .chunks
             .iter()
             .map(|c| {
                 let length =
                     usize::try_from(c.uncompressed_length).expect("checked against the limit");
-                zstd::zstd_safe::compress_bound(length) + CHUNK_SLACK_BYTES
+                if self.raw && self.frame_bytes.is_none_or(|f| c.uncompressed_length <= f) {
+                    CHUNK_SLACK_BYTES
+                } else {
+                    zstd::zstd_safe::compress_bound(length) + CHUNK_SLACK_BYTES
+                }
             })
             .sum();
-        let mut object = Vec::with_capacity(SEGMENT_MAGIC.len() + worst_case + 4096);
-        object.extend_from_slice(SEGMENT_MAGIC);
+        let mut layout = Layout {
+            parts: Vec::new(),
+            before: 0,
+            object: Vec::with_capacity(SEGMENT_MAGIC.len() + worst_case + ALIGN),
+        };
+        layout.object.extend_from_slice(SEGMENT_MAGIC);
         let mut chunks = Vec::with_capacity(self.chunks.len());
         let mut uncompressed = Vec::with_capacity(self.chunks.len());
         for pending in &self.chunks {
@@ -444,30 +481,37 @@ impl SegmentBuilder {
                 Some(pending.last_offset)
             );
 
-            let byte_offset = object.len() as u64;
             let frames = self
                 .frame_bytes
                 .map(|frame_bytes| split_frames(&data, frame_bytes))
                 .unwrap_or_default();
+            let mut byte_offset = layout.position();
             let mut seek_table_length = 0;
             let mut encoding = ChunkEncoding::Zstd;
-            if frames.len() <= 1 && (self.raw || mostly_compressed(&headers, data.len())) {
+            if frames.len() <= 1 && self.raw {
                 encoding = ChunkEncoding::Raw;
-                object.extend_from_slice(&data);
+                byte_offset = layout.push_part(data.clone(), data.len() >= ALIGNED_CHUNK_MIN);
+            } else if frames.len() <= 1 && mostly_compressed(&headers, data.len()) {
+                encoding = ChunkEncoding::Raw;
+                layout.object.extend_from_slice(&data);
             } else if frames.len() > 1 {
                 let mut metas = Vec::with_capacity(frames.len());
                 for (range, mut meta) in frames {
-                    let frame_start = object.len();
-                    compress_into(compressors.for_len(range.len())?, &data[range], &mut object)?;
-                    meta.byte_offset = (frame_start as u64) - byte_offset;
-                    meta.byte_length = (object.len() - frame_start) as u64;
+                    let frame_start = layout.position();
+                    compress_into(
+                        compressors.for_len(range.len())?,
+                        &data[range],
+                        &mut layout.object,
+                    )?;
+                    meta.byte_offset = frame_start - byte_offset;
+                    meta.byte_length = layout.position() - frame_start;
                     metas.push(meta);
                 }
                 let table = encode_seek_table(&metas);
                 seek_table_length = table.len() as u64;
-                object.extend_from_slice(&table);
+                layout.object.extend_from_slice(&table);
             } else {
-                compress_into(compressors.for_len(data.len())?, &data, &mut object)?;
+                compress_into(compressors.for_len(data.len())?, &data, &mut layout.object)?;
             }
             chunks.push(ChunkMeta {
                 topic_partition: pending.topic_partition,
@@ -475,7 +519,7 @@ impl SegmentBuilder {
                 last_offset: pending.last_offset,
                 max_timestamp: pending.max_timestamp,
                 byte_offset,
-                byte_length: object.len() as u64 - byte_offset,
+                byte_length: layout.position() - byte_offset,
                 uncompressed_length: pending.uncompressed_length,
                 record_count: pending.record_count,
                 seek_table_length,
@@ -484,16 +528,58 @@ impl SegmentBuilder {
             uncompressed.push(data);
         }
         let footer = encode_footer(&chunks);
-        object.extend_from_slice(&footer);
-        object.extend_from_slice(&encode_trailer(&footer));
+        layout.object.extend_from_slice(&footer);
+        layout.object.extend_from_slice(&encode_trailer(&footer));
+        let Layout {
+            mut parts,
+            before,
+            mut object,
+        } = layout;
         if object.capacity() > object.len() + object.len() / 4 {
             object.shrink_to_fit();
         }
+        let len = before + object.len();
+        parts.push(Bytes::from(object));
         Ok(BuiltSegment {
-            bytes: Bytes::from(object),
+            parts,
+            len,
             chunks,
             uncompressed,
         })
+    }
+}
+
+/// An object being laid out: `parts` (in order, `before` bytes in all), then `object`.
+struct Layout {
+    parts: Vec<Bytes>,
+    before: usize,
+    object: Vec<u8>,
+}
+
+impl Layout {
+    /// Where the next byte goes in the object.
+    fn position(&self) -> u64 {
+        (self.before + self.object.len()) as u64
+    }
+
+    /// Puts `data` into the object as a part of its own (not copied), at an [`ALIGN`]
+    /// boundary (zero bytes before it) when `aligned`; returns its offset.
+    fn push_part(&mut self, data: Bytes, aligned: bool) -> u64 {
+        if aligned {
+            let end = self.before + self.object.len();
+            self.object
+                .resize(self.object.len() + (end.next_multiple_of(ALIGN) - end), 0);
+        }
+        if !self.object.is_empty() {
+            let capacity = self.object.capacity() - self.object.len();
+            let object = std::mem::replace(&mut self.object, Vec::with_capacity(capacity));
+            self.before += object.len();
+            self.parts.push(Bytes::from(object));
+        }
+        let offset = self.before as u64;
+        self.before += data.len();
+        self.parts.push(data);
+        offset
     }
 }
 

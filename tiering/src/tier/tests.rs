@@ -51,7 +51,7 @@ async fn round_trip(store: Arc<dyn ObjectStore>) {
     let tier = Tier::new(store, memory_cache().await, TierConfig::default());
     let built = two_partition_segment();
     let key = new_segment_key();
-    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.upload(&key, built.bytes()).await.unwrap();
     assert_eq!(tier.stats().puts, 1);
 
     for (meta, data) in built.chunk_data() {
@@ -76,7 +76,7 @@ async fn round_trip(store: Arc<dyn ObjectStore>) {
     let cached: u64 = built.chunks.iter().map(|c| c.uncompressed_length).sum();
     assert_eq!(stats.cache_bytes, cached);
 
-    assert_eq!(tier.read_object(&key).await.unwrap(), built.bytes);
+    assert_eq!(tier.read_object(&key).await.unwrap(), built.bytes());
 }
 
 #[tokio::test]
@@ -96,7 +96,7 @@ async fn cached_chunks_are_served_without_a_get() {
     let tier = memory_tier().await;
     let built = two_partition_segment();
     let key = new_segment_key();
-    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.upload(&key, built.bytes()).await.unwrap();
     tier.cache_chunks(&key, &built.chunk_data());
     for (meta, data) in built.chunk_data() {
         assert_eq!(
@@ -135,7 +135,7 @@ async fn chunks_evicted_from_memory_are_served_from_disk_without_a_get() {
     .unwrap();
     let tier = Tier::new(Arc::new(InMemory::new()), cache, TierConfig::default());
     let key = new_segment_key();
-    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.upload(&key, built.bytes()).await.unwrap();
     tier.cache_chunks(&key, &built.chunk_data());
     tier.cache.wait_for_disk_writes().await;
 
@@ -167,7 +167,7 @@ async fn misses_are_counted_apart_from_hits() {
     let tier = memory_tier().await;
     let built = two_partition_segment();
     let key = new_segment_key();
-    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.upload(&key, built.bytes()).await.unwrap();
     let entry = built.chunks[0].to_index_entry(&key);
     tier.read_chunk(&entry).await.unwrap();
     tier.read_chunk(&entry).await.unwrap();
@@ -204,7 +204,7 @@ async fn index_entries_that_disagree_with_the_data_are_corrupt_and_not_cached() 
     let tier = memory_tier().await;
     let built = two_partition_segment();
     let key = new_segment_key();
-    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.upload(&key, built.bytes()).await.unwrap();
 
     let mut wrong_offsets = built.chunks[0].to_index_entry(&key);
     wrong_offsets.base_offset += 1;
@@ -283,7 +283,7 @@ async fn hanging_gets_time_out_and_are_retried() {
     let entry = built.chunks[1].to_index_entry(key);
 
     let tier = flaky_tier(0, 2).await;
-    tier.upload(key, built.bytes.clone()).await.unwrap();
+    tier.upload(key, built.bytes()).await.unwrap();
     assert_eq!(
         tier.read_chunk(&entry).await.unwrap(),
         built.uncompressed[1]
@@ -291,7 +291,7 @@ async fn hanging_gets_time_out_and_are_retried() {
     assert_eq!(tier.stats().gets, 3);
 
     let tier = flaky_tier(0, 3).await;
-    tier.upload(key, built.bytes.clone()).await.unwrap();
+    tier.upload(key, built.bytes()).await.unwrap();
     let err = tier.read_chunk(&entry).await.unwrap_err();
     assert!(matches!(err, TieringError::Timeout { .. }), "{err}");
     assert!(err.is_retryable());
@@ -347,7 +347,7 @@ async fn eight_concurrent_readers(built: &BuiltSegment) -> (Vec<Bytes>, IndexEnt
         TierConfig::default(),
     ));
     let key = new_segment_key();
-    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.upload(&key, built.bytes()).await.unwrap();
     let entry = built.chunks[0].to_index_entry(&key);
     let readers: Vec<_> = (0..8)
         .map(|_| {
@@ -394,7 +394,7 @@ async fn read_ahead_fills_the_cache() {
     ));
     let built = two_partition_segment();
     let key = new_segment_key();
-    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.upload(&key, built.bytes()).await.unwrap();
     let entries: Vec<_> = built
         .chunks
         .iter()
@@ -433,7 +433,7 @@ async fn a_cancelled_leader_does_not_block_later_readers() {
     let store = FaultyObjectStore::new(Arc::new(InMemory::new()));
     store.hang_next_gets(1);
     let tier = Tier::new(Arc::new(store), memory_cache().await, TierConfig::default());
-    tier.upload(key, built.bytes.clone()).await.unwrap();
+    tier.upload(key, built.bytes()).await.unwrap();
 
     let cancelled = tokio::time::timeout(Duration::from_millis(10), tier.read_chunk(&entry)).await;
     assert!(cancelled.is_err(), "the first read hangs and is cancelled");
@@ -470,7 +470,7 @@ async fn seekable_chunks_are_read_frame_by_frame() {
     let tier = memory_tier().await;
     let built = seekable_segment();
     let key = new_segment_key();
-    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.upload(&key, built.bytes()).await.unwrap();
     let entry = built.chunks[0].to_index_entry(&key);
     assert!(entry.seek_table_length > 0);
 
@@ -510,7 +510,7 @@ async fn a_seek_table_that_disagrees_with_its_entry_is_refused() {
     let tier = memory_tier().await;
     let built = seekable_segment();
     let key = new_segment_key();
-    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.upload(&key, built.bytes()).await.unwrap();
     let mut entry = built.chunks[0].to_index_entry(&key);
     entry.record_count += 1;
     let err = tier.spans(&entry, 0).await.unwrap_err();

@@ -36,7 +36,7 @@ async fn upload_objects(tier: &Tier, count: usize) -> Vec<(String, BuiltSegment)
     for _ in 0..count {
         let built = flush_segment();
         let key = new_segment_key();
-        tier.upload(&key, built.bytes.clone()).await.unwrap();
+        tier.upload(&key, built.bytes()).await.unwrap();
         objects.push((key, built));
     }
     objects
@@ -70,7 +70,7 @@ async fn every_chunk_of_a_flush_object_costs_one_get_for_many_partition_readers(
     assert_eq!(stats.whole_object_reads, 10);
     // Objects 1-4: 10 chunks cached besides the asked-for one; 5-10: 11.
     assert_eq!(stats.whole_object_chunks, 4 * 10 + 6 * 11);
-    let object_bytes: u64 = objects.iter().map(|(_, b)| b.bytes.len() as u64).sum();
+    let object_bytes: u64 = objects.iter().map(|(_, b)| b.len as u64).sum();
     let first_chunks: u64 = objects[..4]
         .iter()
         .map(|(_, b)| b.chunks[0].byte_length)
@@ -134,10 +134,7 @@ async fn concurrent_readers_of_different_chunks_share_one_get() {
     let stats = tier.stats();
     assert_eq!((stats.gets, stats.whole_object_reads), (2, 1));
     assert_eq!(store.gets_seen(), 2);
-    assert_eq!(
-        stats.get_bytes,
-        chunks[0].0.byte_length + built.bytes.len() as u64
-    );
+    assert_eq!(stats.get_bytes, chunks[0].0.byte_length + built.len as u64);
 }
 
 /// Goal: a whole read whose GET fails reports the error to its reader and leaves nothing
@@ -183,7 +180,7 @@ async fn seekable_chunks_are_not_read_whole() {
     let tier = tier_over(Arc::new(InMemory::new()), 64 << 20, TierConfig::default()).await;
     let built = seekable_segment();
     let key = new_segment_key();
-    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.upload(&key, built.bytes()).await.unwrap();
     let entry = built.chunks[0].to_index_entry(&key);
     assert_eq!(
         tier.read_chunk(&entry).await.unwrap(),
@@ -202,14 +199,14 @@ async fn seekable_chunks_are_not_read_whole() {
 async fn objects_over_the_bound_are_not_read_whole() {
     let built = flush_segment();
     let bound = built.chunks[1].byte_offset + built.chunks[1].byte_length;
-    assert!(bound < built.bytes.len() as u64);
+    assert!(bound < built.len as u64);
     let config = TierConfig {
         whole_object_bytes_max: bound,
         ..TierConfig::default()
     };
     let tier = tier_over(Arc::new(InMemory::new()), 64 << 20, config).await;
     let key = new_segment_key();
-    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.upload(&key, built.bytes()).await.unwrap();
     let chunks = built.chunk_data();
     let entries: Vec<_> = built
         .chunks
@@ -252,7 +249,7 @@ async fn whole_reads_decode_within_their_share_of_the_cache() {
     )
     .await;
     let key = new_segment_key();
-    tier.upload(&key, built.bytes.clone()).await.unwrap();
+    tier.upload(&key, built.bytes()).await.unwrap();
     read_every_chunk(&tier, &key, &built).await;
     let stats = tier.stats();
     assert_eq!(
