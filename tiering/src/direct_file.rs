@@ -29,7 +29,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -51,6 +51,10 @@ pub const POOL_BUFFERS: usize = 4;
 const IOV_MAX: usize = 1024;
 /// Attempts at a staging name not taken by a concurrent upload of the same object.
 const STAGING_ATTEMPTS: u32 = 100;
+/// A staging file this much older than its last write was left by a PUT that never ended
+/// (the process died in it): a PUT takes milliseconds. Such files are invisible to listings,
+/// so garbage collection never sees them; [`sweep_stale_staging`] removes them.
+pub const STAGING_STALE_AFTER: Duration = Duration::from_secs(600);
 
 pub struct DirectFileStore {
     inner: LocalFileSystem,
@@ -450,6 +454,70 @@ impl ObjectStore for DirectFileStore {
     }
 }
 
+/// Whether `name` is a staging file's, `<name>#<digits>` (ours and `LocalFileSystem`'s):
+/// exactly the names `LocalFileSystem` leaves out of listings.
+fn is_staging_name(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .and_then(|name| name.split_once('#'))
+        .is_some_and(|(_, digits)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the staging files under `root` last written before `written_before`: what PUTs
+/// interrupted by a crash left (each up to an object's size). Walks the tree once, one
+/// directory at a time (the pending ones on a list: a store's tree is shallow), not
+/// following symbolic links; what cannot be read or removed is skipped. Returns the number
+/// removed.
+pub fn sweep_stale_staging(root: &FsPath, written_before: SystemTime) -> u64 {
+    let mut removed = 0;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file()
+                && is_staging_name(&entry.file_name())
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| modified < written_before)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// [`sweep_stale_staging`] of what was written over [`STAGING_STALE_AFTER`] ago, on a
+/// thread of its own (a large store's walk takes a while; nothing waits for it).
+pub fn sweep_stale_staging_in_background(root: PathBuf) {
+    let spawned = std::thread::Builder::new()
+        .name("staging-sweep".into())
+        .spawn(move || {
+            let Some(written_before) = SystemTime::now().checked_sub(STAGING_STALE_AFTER) else {
+                return;
+            };
+            let removed = sweep_stale_staging(&root, written_before);
+            if removed > 0 {
+                tracing::info!(
+                    removed,
+                    root = %root.display(),
+                    "removed staging files of PUTs a crash interrupted"
+                );
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!("staging files not swept: {err}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
@@ -494,6 +562,51 @@ mod tests {
         buffer.resize(start, 0);
         buffer.extend((0..len).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)));
         Bytes::from(buffer).slice(start..)
+    }
+
+    #[test]
+    fn stale_staging_files_are_swept_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let old = SystemTime::now() - STAGING_STALE_AFTER - Duration::from_secs(60);
+        let write = |path: &str, modified: SystemTime| {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let file = File::create(&path).unwrap();
+            file.set_modified(modified).unwrap();
+        };
+        let stale = [
+            "segments/0a/A.seg#9223372036854775809",
+            "segments/ff/B.seg#1",
+            "x#42",
+        ];
+        let kept = [
+            // A PUT under way (fresh), objects, and names that only look like staging ones.
+            "segments/0a/C.seg#9223372036854775810",
+            "segments/0a/A.seg",
+            "segments/0a/D.seg#",
+            "segments/0a/E.seg#1a",
+            "segments/0b/#notdigits",
+            "segments/0b/F#G.seg#12",
+        ];
+        for path in stale {
+            write(path, old);
+        }
+        for (i, path) in kept.iter().enumerate() {
+            write(path, if i == 0 { SystemTime::now() } else { old });
+        }
+        let written_before = SystemTime::now() - STAGING_STALE_AFTER;
+        assert_eq!(
+            sweep_stale_staging(root, written_before),
+            stale.len() as u64
+        );
+        for path in stale {
+            assert!(!root.join(path).exists(), "{path} swept");
+        }
+        for path in kept {
+            assert!(root.join(path).exists(), "{path} kept");
+        }
+        assert_eq!(sweep_stale_staging(root, written_before), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,6 +82,8 @@ pub fn open_object_store(
             let store = LocalFileSystem::new_with_prefix(&path)
                 .map_err(|err| TieringError::from_store("open object store directory", err))?
                 .with_fsync(true);
+            // What PUTs cut short by a crash left behind, listings never show.
+            crate::direct_file::sweep_stale_staging_in_background(path);
             // Whole-object PUTs (flushes, compaction) bypass the page cache.
             Ok(Arc::new(DirectFileStore::new(store)))
         }
@@ -218,6 +220,31 @@ mod tests {
             std::fs::read(root.join("segments/ab/x.seg")).unwrap(),
             b"hello"
         );
+    }
+
+    #[tokio::test]
+    async fn opening_a_file_store_sweeps_stale_staging_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join("segments/ab/x.seg#9223372036854775809");
+        std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+        let file = std::fs::File::create(&stale).unwrap();
+        file.set_modified(
+            std::time::SystemTime::now()
+                - crate::direct_file::STAGING_STALE_AFTER
+                - std::time::Duration::from_secs(1),
+        )
+        .unwrap();
+        drop(file);
+        let url = Url::from_file_path(dir.path()).unwrap().to_string();
+        let _store = object_store_from_url(&url).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while stale.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stale staging file still there after 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]
