@@ -262,6 +262,12 @@ fn bench_produce_reports_every_record_acknowledged_and_the_broker_cost() {
         "{report}"
     );
     assert_latencies_ordered(produce, "latency_");
+    // Each record waited for its request's answer, and maybe in the queue before.
+    assert_latencies_ordered(produce, "request_latency_");
+    assert!(
+        produce["request_latency_max_ms"].as_f64() <= produce["latency_max_ms"].as_f64(),
+        "no request took longer than its records: {report}"
+    );
     assert_own_broker_measured(produce);
 }
 

@@ -83,6 +83,11 @@ fn report_json(config: &BenchLoadConfig, report: &LoadReport) -> Value {
         let mut value = throughput_json(&phase.outcome.acked);
         add_producer_counts(&mut value, &phase.outcome);
         add_latency(&mut value, "latency_", &phase.outcome.latency);
+        add_latency(
+            &mut value,
+            "request_latency_",
+            &phase.outcome.request_latency,
+        );
         add_cost(&mut value, &phase.cost, phase.outcome.acked.value_bytes);
         value
     });
@@ -216,6 +221,14 @@ fn report_table(config: &BenchLoadConfig, report: &LoadReport) -> String {
         ],
         &costs,
     ));
+    if let Some(p) = &report.produce
+        && let Some(s) = p.outcome.request_latency.summary()
+    {
+        out.push_str(&format!(
+            "\nproduce requests, written to answered: p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms\n",
+            s.p50_ms, s.p99_ms, s.p999_ms, s.max_ms
+        ));
+    }
     if let Some(e) = &report.e2e
         && let Some(s) = e.produce.latency.summary()
     {

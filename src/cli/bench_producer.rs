@@ -112,6 +112,9 @@ pub(super) struct ProduceOutcome {
     pub(super) batches: u64,
     /// Append to acknowledgement, per acknowledged record.
     pub(super) latency: LatencyHistogram,
+    /// Request written to response read, per answered Produce request (librdkafka's `rtt`):
+    /// the broker's part of `latency`, without the time records waited in the queue.
+    pub(super) request_latency: LatencyHistogram,
 }
 
 impl ProduceOutcome {
@@ -126,6 +129,7 @@ impl ProduceOutcome {
         self.requests += other.requests;
         self.batches += other.batches;
         self.latency.merge(&other.latency);
+        self.request_latency.merge(&other.request_latency);
     }
 }
 
@@ -478,6 +482,7 @@ struct SenderTotals {
     requests: u64,
     batches: u64,
     latency: LatencyHistogram,
+    request_latency: LatencyHistogram,
 }
 
 impl SenderTotals {
@@ -507,6 +512,7 @@ type InFlight = FuturesOrdered<
         'static,
         (
             Vec<SentBatch>,
+            Instant,
             Result<(Instant, ProduceResponse), ClientError>,
         ),
     >,
@@ -543,12 +549,15 @@ async fn run_sender(
                 release(&ctx, &sent);
                 continue;
             }
+            let sent_at = Instant::now();
             let pending: PendingResponse<ProduceRequest> =
                 pipeline
                     .send(version, &request)
                     .await
                     .with_context(|| format!("produce to {}", queues.addr))?;
-            in_flight.push_back(Box::pin(async move { (sent, pending.wait().await) }));
+            in_flight.push_back(Box::pin(
+                async move { (sent, sent_at, pending.wait().await) },
+            ));
         }
         let (deadline, over) = queues.next_deadline(config.linger);
         if over && in_flight.is_empty() {
@@ -556,9 +565,12 @@ async fn run_sender(
         }
         let room = in_flight.len() < config.in_flight;
         tokio::select! {
-            Some((sent, answer)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((sent, sent_at, answer)) = in_flight.next(), if !in_flight.is_empty() => {
                 let (received_at, response) =
                     answer.with_context(|| format!("produce to {}", queues.addr))?;
+                totals
+                    .request_latency
+                    .record(received_at.saturating_duration_since(sent_at));
                 let partitions: Vec<i32> = sent.iter().map(|b| b.partition).collect();
                 let answers = record_api::produce_answers(&queues.addr, &partitions, &response)?;
                 for (batch, (_, answer)) in sent.iter().zip(answers) {
