@@ -243,7 +243,7 @@ async fn build_and_upload(
     let uploaded_at = Instant::now();
     Ok(Uploaded {
         chunk_data: built.chunk_data(),
-        object_bytes: built.len,
+        object_bytes: built.object_len(),
         build: upload_started - build_started,
         upload: uploaded_at - upload_started,
         uploaded_at,
@@ -1695,7 +1695,8 @@ mod tests {
         gc_grace: Duration,
         idle_min: Option<u64>,
     ) -> Setup {
-        setup_gathering(
+        setup_on(
+            Objects::in_memory(),
             partitions,
             flush_interval,
             flush_bytes,
@@ -1706,34 +1707,20 @@ mod tests {
         .await
     }
 
-    async fn setup_gathering(
-        partitions: i32,
-        flush_interval: Duration,
-        flush_bytes: u64,
-        gc_grace: Duration,
-        idle_min: Option<u64>,
-        idle_gather: Duration,
-    ) -> Setup {
-        let objects = Objects {
-            store: Arc::new(InMemory::new()),
-            compress: true,
-        };
-        setup_on(
-            objects,
-            partitions,
-            flush_interval,
-            flush_bytes,
-            gc_grace,
-            idle_min,
-            idle_gather,
-        )
-        .await
-    }
-
     /// The object store under the fault wrapper, and `flush_compress`.
     struct Objects {
         store: Arc<dyn object_store::ObjectStore>,
         compress: bool,
+    }
+
+    impl Objects {
+        /// What most tests flush to: memory, zstd-compressed.
+        fn in_memory() -> Self {
+            Self {
+                store: Arc::new(InMemory::new()),
+                compress: true,
+            }
+        }
     }
 
     async fn setup_on(
@@ -2201,7 +2188,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_flusher_waits_for_the_appending_request_and_no_longer() {
         let hour = Duration::from_secs(3600);
-        let s = setup_gathering(2, hour, 8 << 20, hour, Some(0), hour).await;
+        let s = setup_on(Objects::in_memory(), 2, hour, 8 << 20, hour, Some(0), hour).await;
         let (p0, p1) = (s.topic.partitions[0].clone(), s.topic.partitions[1].clone());
         let request = s.log.appending();
         let (_, a) = append(&s.log, &p0, 2).await;

@@ -368,8 +368,7 @@ mod tests {
         }
         let built = builder.finish().unwrap();
         let object = built.bytes();
-        assert_eq!(object.len(), built.len);
-        assert_eq!(built.len, built.parts.iter().map(Bytes::len).sum::<usize>());
+        assert_eq!(object.len(), built.object_len());
         assert_eq!(parse_segment_footer(&object).unwrap(), built.chunks);
         let mut previous_end = SEGMENT_MAGIC.len() as u64;
         for ((_, data), chunk) in inputs.iter().zip(&built.chunks) {

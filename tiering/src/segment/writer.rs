@@ -241,8 +241,6 @@ pub struct BuiltSegment {
     /// [`SegmentBuilder::uncompressed`]: then each chunk is a part, its batches as they
     /// were added, not copied).
     pub parts: Vec<Bytes>,
-    /// Bytes in all parts.
-    pub len: usize,
     /// Footer entries, in object order.
     pub chunks: Vec<ChunkMeta>,
     /// Uncompressed batches of each chunk, same order as `chunks`: what a read of the chunk
@@ -251,12 +249,17 @@ pub struct BuiltSegment {
 }
 
 impl BuiltSegment {
+    /// Bytes in all parts: the object's length.
+    pub fn object_len(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum()
+    }
+
     /// The whole object in one buffer (copied when it is in several parts).
     pub fn bytes(&self) -> Bytes {
         match self.parts.as_slice() {
             [one] => one.clone(),
             parts => {
-                let mut object = Vec::with_capacity(self.len);
+                let mut object = Vec::with_capacity(self.object_len());
                 for part in parts {
                     object.extend_from_slice(part);
                 }
@@ -532,17 +535,15 @@ impl SegmentBuilder {
         layout.object.extend_from_slice(&encode_trailer(&footer));
         let Layout {
             mut parts,
-            before,
             mut object,
+            ..
         } = layout;
         if object.capacity() > object.len() + object.len() / 4 {
             object.shrink_to_fit();
         }
-        let len = before + object.len();
         parts.push(Bytes::from(object));
         Ok(BuiltSegment {
             parts,
-            len,
             chunks,
             uncompressed,
         })

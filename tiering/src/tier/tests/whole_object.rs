@@ -70,7 +70,7 @@ async fn every_chunk_of_a_flush_object_costs_one_get_for_many_partition_readers(
     assert_eq!(stats.whole_object_reads, 10);
     // Objects 1-4: 10 chunks cached besides the asked-for one; 5-10: 11.
     assert_eq!(stats.whole_object_chunks, 4 * 10 + 6 * 11);
-    let object_bytes: u64 = objects.iter().map(|(_, b)| b.len as u64).sum();
+    let object_bytes: u64 = objects.iter().map(|(_, b)| b.object_len() as u64).sum();
     let first_chunks: u64 = objects[..4]
         .iter()
         .map(|(_, b)| b.chunks[0].byte_length)
@@ -134,7 +134,10 @@ async fn concurrent_readers_of_different_chunks_share_one_get() {
     let stats = tier.stats();
     assert_eq!((stats.gets, stats.whole_object_reads), (2, 1));
     assert_eq!(store.gets_seen(), 2);
-    assert_eq!(stats.get_bytes, chunks[0].0.byte_length + built.len as u64);
+    assert_eq!(
+        stats.get_bytes,
+        chunks[0].0.byte_length + built.object_len() as u64
+    );
 }
 
 /// Goal: a whole read whose GET fails reports the error to its reader and leaves nothing
@@ -199,7 +202,7 @@ async fn seekable_chunks_are_not_read_whole() {
 async fn objects_over_the_bound_are_not_read_whole() {
     let built = flush_segment();
     let bound = built.chunks[1].byte_offset + built.chunks[1].byte_length;
-    assert!(bound < built.len as u64);
+    assert!(bound < built.object_len() as u64);
     let config = TierConfig {
         whole_object_bytes_max: bound,
         ..TierConfig::default()
