@@ -34,6 +34,9 @@ struct Observed {
 
 struct RecordingContext {
     observed: Arc<Mutex<Observed>>,
+    /// The member uses the cooperative protocol: a callback's partitions are added to or
+    /// taken from the assignment instead of replacing it.
+    cooperative: bool,
 }
 
 impl ClientContext for RecordingContext {
@@ -63,20 +66,37 @@ impl ClientContext for RecordingContext {
 }
 
 impl ConsumerContext for RecordingContext {
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    // The assignment is derived from the callback's own list, never asked of librdkafka
+    // (`consumer.assignment()` waits without a deadline for librdkafka's group thread, which
+    // during a close may never answer) and never with `observed` locked across a call into
+    // librdkafka: the test thread reads `observed` and must not be blocked by the client.
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let partitions = |tpl: &TopicPartitionList| -> Vec<i32> {
             tpl.elements().iter().map(|e| e.partition()).collect()
         };
         let mut observed = self.observed.lock().unwrap();
         match rebalance {
-            Rebalance::Assign(tpl) => observed.rebalances.push(("assign", partitions(tpl))),
-            Rebalance::Revoke(tpl) => observed.rebalances.push(("revoke", partitions(tpl))),
+            Rebalance::Assign(tpl) => {
+                let assigned = partitions(tpl);
+                if !self.cooperative {
+                    observed.assignment.clear();
+                }
+                observed.assignment.extend(assigned.iter().copied());
+                observed.rebalances.push(("assign", assigned));
+            }
+            Rebalance::Revoke(tpl) => {
+                let revoked = partitions(tpl);
+                if self.cooperative {
+                    for p in &revoked {
+                        observed.assignment.remove(p);
+                    }
+                } else {
+                    observed.assignment.clear();
+                }
+                observed.rebalances.push(("revoke", revoked));
+            }
             Rebalance::Error(_) => {}
         }
-        observed.assignment = consumer
-            .assignment()
-            .map(|tpl| partitions(&tpl).into_iter().collect())
-            .unwrap_or_default();
     }
 }
 
@@ -109,6 +129,9 @@ impl Member {
         let consumer: BaseConsumer<RecordingContext> = config
             .create_with_context(RecordingContext {
                 observed: observed.clone(),
+                cooperative: extra.iter().any(|(k, v)| {
+                    *k == "partition.assignment.strategy" && v.contains("cooperative")
+                }),
             })
             .expect("create group consumer");
         consumer.subscribe(&[topic]).expect("subscribe");
