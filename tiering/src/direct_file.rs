@@ -21,6 +21,15 @@
 //! [`POOL_BUFFERS`] kept), so a PUT of any size touches no fresh memory and holds at most one
 //! buffer beside its payload. Anything else (a missing directory, other put modes, attributes,
 //! a file system that refuses `O_DIRECT`) goes to `LocalFileSystem`.
+//!
+//! Reads of at least [`DIRECT_READ_MIN`] bytes (chunks and whole flush objects, read when
+//! they are not in the chunk cache) go direct too: the covering aligned range is read into a
+//! fresh aligned buffer and the caller gets a slice of it. Through the page cache the disk
+//! filled kernel pages and the kernel then copied them into the caller's buffer: that copy
+//! was half of the broker's CPU while a consumer read older data (docs/BENCHMARKS.md,
+//! session 18). `LocalFileSystem` still opens the object and answers everything else
+//! (preconditions, ranges, errors, metadata); the direct read opens the path again and
+//! leaves the read to that first file if the path now holds another object.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -32,6 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -47,6 +57,9 @@ pub const ALIGN: usize = 4096;
 pub const POOL_BUFFER_BYTES: usize = 8 << 20;
 /// Buffers kept for reuse: concurrent flush uploads each hold one.
 pub const POOL_BUFFERS: usize = 4;
+/// Reads of at least this many bytes go direct; smaller ones (footers, seek tables) through
+/// the page cache, where rounding them up to [`ALIGN`] would cost more than the copy saves.
+pub const DIRECT_READ_MIN: usize = 64 << 10;
 /// Most pieces one `writev` takes (Linux's `IOV_MAX`).
 const IOV_MAX: usize = 1024;
 /// Attempts at a staging name not taken by a concurrent upload of the same object.
@@ -64,6 +77,9 @@ pub struct DirectFileStore {
     staging_suffix: Arc<AtomicU64>,
     direct_puts: AtomicU64,
     uncopied_bytes: AtomicU64,
+    /// Cleared for good when the file system refuses direct IO for a read.
+    direct_reads: AtomicBool,
+    direct_reads_done: AtomicU64,
 }
 
 impl fmt::Debug for DirectFileStore {
@@ -103,6 +119,8 @@ impl DirectFileStore {
             staging_suffix: Arc::new(AtomicU64::new(start)),
             direct_puts: AtomicU64::new(0),
             uncopied_bytes: AtomicU64::new(0),
+            direct_reads: AtomicBool::new(true),
+            direct_reads_done: AtomicU64::new(0),
         }
     }
 
@@ -114,6 +132,11 @@ impl DirectFileStore {
     /// PUTs written with direct IO so far.
     pub fn direct_puts(&self) -> u64 {
         self.direct_puts.load(Ordering::Relaxed)
+    }
+
+    /// Ranges read with direct IO so far (those of at least [`DIRECT_READ_MIN`] bytes).
+    pub fn direct_reads(&self) -> u64 {
+        self.direct_reads_done.load(Ordering::Relaxed)
     }
 
     /// Bytes of direct PUTs written from their payload's memory, not copied (aligned parts).
@@ -401,7 +424,68 @@ impl ObjectStore for DirectFileStore {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
+        // `LocalFileSystem` resolves everything (preconditions, range, metadata, errors);
+        // only the reading of a large range is ours (a head request reads nothing).
+        let head = options.head;
+        let result = self.inner.get_opts(location, options).await?;
+        let large = result.range.end - result.range.start >= DIRECT_READ_MIN as u64;
+        if head || !large || !self.direct_reads.load(Ordering::Relaxed) {
+            return Ok(result);
+        }
+        let GetResult {
+            payload,
+            meta,
+            range,
+            attributes,
+            extensions,
+        } = result;
+        let object_store::GetResultPayload::File(file, path) = payload else {
+            return Ok(GetResult {
+                payload,
+                meta,
+                range,
+                attributes,
+                extensions,
+            });
+        };
+        let read = {
+            let (path, range, e_tag) = (path.clone(), range.clone(), meta.e_tag.clone());
+            tokio::task::spawn_blocking(move || read_direct(&path, range, e_tag.as_deref()))
+                .await
+                .map_err(|err| object_store::Error::Generic {
+                    store: "DirectFileStore",
+                    source: Box::new(err),
+                })?
+        };
+        let payload = match read {
+            Ok(Read::Done(bytes)) => {
+                self.direct_reads_done.fetch_add(1, Ordering::Relaxed);
+                object_store::GetResultPayload::Stream(
+                    futures::stream::once(futures::future::ready(Ok(bytes))).boxed(),
+                )
+            }
+            Ok(Read::Fallback { direct_unsupported }) => {
+                if direct_unsupported && self.direct_reads.swap(false, Ordering::Relaxed) {
+                    tracing::info!(
+                        "object reads go through the page cache: the file system refuses direct IO"
+                    );
+                }
+                object_store::GetResultPayload::File(file, path)
+            }
+            Err(err) => {
+                return Err(object_store::Error::Generic {
+                    store: "DirectFileStore",
+                    source: Box::new(err),
+                });
+            }
+        };
+        Ok(GetResult {
+            payload,
+            meta,
+            range,
+            attributes,
+            extensions,
+        })
     }
 
     async fn get_ranges(
@@ -452,6 +536,79 @@ impl ObjectStore for DirectFileStore {
     ) -> object_store::Result<()> {
         self.inner.rename_opts(from, to, options).await
     }
+}
+
+/// What a direct read did.
+enum Read {
+    /// The range's bytes (a slice of the aligned buffer they were read into).
+    Done(bytes::Bytes),
+    /// Not read; the caller reads through the page cache (the object was replaced since it
+    /// was opened, or the file system refuses direct IO).
+    Fallback { direct_unsupported: bool },
+}
+
+/// Reads `range` of the object at `path` with direct IO: the covering aligned range into a
+/// fresh aligned buffer, returned as a slice of it (no copy: the disk writes into the memory
+/// the caller gets). `e_tag`: the tag of the object the caller opened; another file at the
+/// path now (a PUT replaced it) is left to the caller's open file.
+fn read_direct(
+    path: &FsPath,
+    range: std::ops::Range<u64>,
+    e_tag: Option<&str>,
+) -> std::io::Result<Read> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(err) if refuses_direct_io(&err) => {
+            return Ok(Read::Fallback {
+                direct_unsupported: true,
+            });
+        }
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            return Ok(Read::Fallback {
+                direct_unsupported: false,
+            });
+        }
+        Err(err) => return Err(err),
+    };
+    if e_tag != Some(etag(&file.metadata()?).as_str()) {
+        return Ok(Read::Fallback {
+            direct_unsupported: false,
+        });
+    }
+    let align = ALIGN as u64;
+    let start = range.start / align * align;
+    let wanted = usize::try_from(range.end - start).map_err(|_| ErrorKind::InvalidInput)?;
+    let padded = wanted.div_ceil(ALIGN) * ALIGN;
+    // Zeroed, not uninitialised (no unsafe code): for a large read `calloc` maps fresh
+    // zero pages, which the read then fills.
+    let mut buf = vec![0_u8; padded + ALIGN];
+    let offset = buf.as_ptr().align_offset(ALIGN);
+    let mut filled = 0;
+    while filled < wanted {
+        // `filled` stays a multiple of ALIGN until the end of the file cuts a read short.
+        if !filled.is_multiple_of(ALIGN) {
+            return Err(ErrorKind::UnexpectedEof.into());
+        }
+        let into = &mut buf[offset + filled..offset + padded];
+        match std::os::unix::fs::FileExt::read_at(&file, into, start + filled as u64) {
+            Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) if refuses_direct_io(&err) => {
+                return Ok(Read::Fallback {
+                    direct_unsupported: true,
+                });
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let head = offset + (range.start - start) as usize;
+    let len = (range.end - range.start) as usize;
+    Ok(Read::Done(bytes::Bytes::from(buf).slice(head..head + len)))
 }
 
 /// Whether `name` is a staging file's, `<name>#<digits>` (ours and `LocalFileSystem`'s):
@@ -553,6 +710,12 @@ mod tests {
             .collect();
         let parts: Vec<Bytes> = bytes.chunks(100_000).map(Bytes::copy_from_slice).collect();
         (PutPayload::from_iter(parts), bytes)
+    }
+
+    /// `bytes` again as a payload of parts of at most 100,000 bytes.
+    fn payload_again(bytes: &[u8]) -> PutPayload {
+        let parts: Vec<Bytes> = bytes.chunks(100_000).map(Bytes::copy_from_slice).collect();
+        PutPayload::from_iter(parts)
     }
 
     /// `len` bytes of `seed` starting `skew` bytes past an [`ALIGN`] boundary of memory.
@@ -727,6 +890,115 @@ mod tests {
             .unwrap()
             .count();
         assert_eq!(files, lengths.len(), "staging files were renamed");
+    }
+
+    /// Goal: a large range is read with direct IO into memory the caller gets, whatever its
+    /// alignment (start, end, an object whose length is no multiple of [`ALIGN`]), and
+    /// returns exactly its bytes; small ranges and `LocalFileSystem`'s answers (missing
+    /// objects, ranges past the end, failed preconditions, head requests) are as before.
+    #[tokio::test]
+    async fn large_ranges_are_read_direct_and_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        assert!(
+            direct_io_here(dir.path()),
+            "the test directory's file system refuses O_DIRECT: run the tests on ext4 or xfs"
+        );
+        let len = (3 << 20) + 1234;
+        let key = Path::from("segments/00/big.seg");
+        let (payload, bytes) = payload(len, 9);
+        store.put(&key, payload).await.unwrap(); // makes the directory
+        store.put(&key, payload_again(&bytes)).await.unwrap();
+        let len = len as u64;
+        let large = DIRECT_READ_MIN as u64;
+        let ranges = [
+            0..len,
+            0..large,
+            1..large + 1,
+            4095..4096 + large,
+            (1 << 20) + 17..(2 << 20) + 4099,
+            len - large - 5..len,
+            len - large - 1..len - 1,
+        ];
+        for range in ranges.clone() {
+            let got = store.get_range(&key, range.clone()).await.unwrap();
+            assert_eq!(
+                got,
+                bytes[range.start as usize..range.end as usize],
+                "range {range:?}"
+            );
+            let buffer_start = got.as_ptr() as usize - (range.start as usize % ALIGN);
+            assert!(
+                buffer_start.is_multiple_of(ALIGN),
+                "read into an aligned buffer: {range:?}"
+            );
+        }
+        assert_eq!(store.direct_reads(), ranges.len() as u64);
+        // The whole object through get() too.
+        let whole = store.get(&key).await.unwrap().bytes().await.unwrap();
+        assert_eq!(whole, bytes);
+        assert_eq!(store.direct_reads(), ranges.len() as u64 + 1);
+
+        // Small ranges go through the page cache.
+        let small = store.get_range(&key, 10..large - 1).await.unwrap();
+        assert_eq!(small, bytes[10..large as usize - 1]);
+        assert_eq!(store.direct_reads(), ranges.len() as u64 + 1);
+
+        // LocalFileSystem's answers stay.
+        let missing = store
+            .get_range(&Path::from("segments/00/none"), 0..large)
+            .await;
+        assert!(
+            matches!(missing, Err(object_store::Error::NotFound { .. })),
+            "{missing:?}"
+        );
+        // A range past the end is cut to it (and the rest still read direct).
+        let past_end = store
+            .get_range(&key, len - large - 10..len + large)
+            .await
+            .unwrap();
+        assert_eq!(past_end, bytes[(len - large - 10) as usize..]);
+        let stale = GetOptions {
+            if_match: Some("\"not-the-tag\"".to_string()),
+            ..GetOptions::default()
+        };
+        let refused = store.get_opts(&key, stale).await;
+        assert!(
+            matches!(refused, Err(object_store::Error::Precondition { .. })),
+            "{refused:?}"
+        );
+        let head = store.head(&key).await.unwrap();
+        assert_eq!(head.size, len);
+        assert_eq!(store.direct_reads(), ranges.len() as u64 + 2);
+    }
+
+    /// Goal: a direct read of a path that holds another object than the one opened (a PUT
+    /// replaced it in between) or none leaves the read to the opened file.
+    #[test]
+    fn a_replaced_object_is_not_read_direct() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("object");
+        std::fs::write(&path, vec![7_u8; 3 * DIRECT_READ_MIN]).unwrap();
+        let tag = etag(&std::fs::metadata(&path).unwrap());
+        let range = 0..2 * DIRECT_READ_MIN as u64;
+        let another = read_direct(&path, range.clone(), Some("\"another-object\"")).unwrap();
+        assert!(matches!(
+            another,
+            Read::Fallback {
+                direct_unsupported: false
+            }
+        ));
+        let gone = read_direct(&dir.path().join("gone"), range.clone(), Some(&tag)).unwrap();
+        assert!(matches!(
+            gone,
+            Read::Fallback {
+                direct_unsupported: false
+            }
+        ));
+        match read_direct(&path, range, Some(&tag)).unwrap() {
+            Read::Done(bytes) => assert_eq!(bytes, vec![7_u8; 2 * DIRECT_READ_MIN]),
+            Read::Fallback { .. } => panic!("the opened object itself was not read direct"),
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
