@@ -384,10 +384,7 @@ impl ObjectStore for DirectFileStore {
             let payload = payload.clone();
             tokio::task::spawn_blocking(move || put_direct(&path, &payload, &pool, &suffix))
                 .await
-                .map_err(|err| object_store::Error::Generic {
-                    store: "DirectFileStore",
-                    source: Box::new(err),
-                })?
+                .map_err(generic_error)?
         };
         match written {
             Ok(Written::Done { result, uncopied }) => {
@@ -404,10 +401,7 @@ impl ObjectStore for DirectFileStore {
                 }
                 self.inner.put_opts(location, payload, opts).await
             }
-            Err(err) => Err(object_store::Error::Generic {
-                store: "DirectFileStore",
-                source: Box::new(err),
-            }),
+            Err(err) => Err(generic_error(err)),
         }
     }
 
@@ -427,65 +421,40 @@ impl ObjectStore for DirectFileStore {
         // `LocalFileSystem` resolves everything (preconditions, range, metadata, errors);
         // only the reading of a large range is ours (a head request reads nothing).
         let head = options.head;
-        let result = self.inner.get_opts(location, options).await?;
+        let mut result = self.inner.get_opts(location, options).await?;
         let large = result.range.end - result.range.start >= DIRECT_READ_MIN as u64;
+        let object_store::GetResultPayload::File(_, path) = &result.payload else {
+            return Ok(result);
+        };
         if head || !large || !self.direct_reads.load(Ordering::Relaxed) {
             return Ok(result);
         }
-        let GetResult {
-            payload,
-            meta,
-            range,
-            attributes,
-            extensions,
-        } = result;
-        let object_store::GetResultPayload::File(file, path) = payload else {
-            return Ok(GetResult {
-                payload,
-                meta,
-                range,
-                attributes,
-                extensions,
-            });
-        };
-        let read = {
-            let (path, range, e_tag) = (path.clone(), range.clone(), meta.e_tag.clone());
-            tokio::task::spawn_blocking(move || read_direct(&path, range, e_tag.as_deref()))
-                .await
-                .map_err(|err| object_store::Error::Generic {
-                    store: "DirectFileStore",
-                    source: Box::new(err),
-                })?
-        };
-        let payload = match read {
-            Ok(Read::Done(bytes)) => {
+        let (path, range, e_tag) = (
+            path.clone(),
+            result.range.clone(),
+            result.meta.e_tag.clone(),
+        );
+        let read = tokio::task::spawn_blocking(move || read_direct(&path, range, e_tag.as_deref()))
+            .await
+            .map_err(generic_error)?
+            .map_err(generic_error)?;
+        match read {
+            Read::Done(bytes) => {
                 self.direct_reads_done.fetch_add(1, Ordering::Relaxed);
-                object_store::GetResultPayload::Stream(
+                // Replaces (and closes) the file `LocalFileSystem` opened.
+                result.payload = object_store::GetResultPayload::Stream(
                     futures::stream::once(futures::future::ready(Ok(bytes))).boxed(),
-                )
+                );
             }
-            Ok(Read::Fallback { direct_unsupported }) => {
+            Read::Fallback { direct_unsupported } => {
                 if direct_unsupported && self.direct_reads.swap(false, Ordering::Relaxed) {
                     tracing::info!(
                         "object reads go through the page cache: the file system refuses direct IO"
                     );
                 }
-                object_store::GetResultPayload::File(file, path)
             }
-            Err(err) => {
-                return Err(object_store::Error::Generic {
-                    store: "DirectFileStore",
-                    source: Box::new(err),
-                });
-            }
-        };
-        Ok(GetResult {
-            payload,
-            meta,
-            range,
-            attributes,
-            extensions,
-        })
+        }
+        Ok(result)
     }
 
     async fn get_ranges(
@@ -535,6 +504,14 @@ impl ObjectStore for DirectFileStore {
         options: object_store::RenameOptions,
     ) -> object_store::Result<()> {
         self.inner.rename_opts(from, to, options).await
+    }
+}
+
+/// An error of this store's own IO (or of its blocking task) as `object_store` reports it.
+fn generic_error(err: impl std::error::Error + Send + Sync + 'static) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "DirectFileStore",
+        source: Box::new(err),
     }
 }
 
@@ -710,12 +687,6 @@ mod tests {
             .collect();
         let parts: Vec<Bytes> = bytes.chunks(100_000).map(Bytes::copy_from_slice).collect();
         (PutPayload::from_iter(parts), bytes)
-    }
-
-    /// `bytes` again as a payload of parts of at most 100,000 bytes.
-    fn payload_again(bytes: &[u8]) -> PutPayload {
-        let parts: Vec<Bytes> = bytes.chunks(100_000).map(Bytes::copy_from_slice).collect();
-        PutPayload::from_iter(parts)
     }
 
     /// `len` bytes of `seed` starting `skew` bytes past an [`ALIGN`] boundary of memory.
@@ -906,9 +877,9 @@ mod tests {
         );
         let len = (3 << 20) + 1234;
         let key = Path::from("segments/00/big.seg");
+        store.put(&key, payload(len, 9).0).await.unwrap(); // makes the directory
         let (payload, bytes) = payload(len, 9);
-        store.put(&key, payload).await.unwrap(); // makes the directory
-        store.put(&key, payload_again(&bytes)).await.unwrap();
+        store.put(&key, payload).await.unwrap();
         let len = len as u64;
         let large = DIRECT_READ_MIN as u64;
         let ranges = [
